@@ -1,0 +1,310 @@
+// Thin koffi bindings to the libc calls guestplane needs. No policy here: every call
+// either returns its result or throws a SysError that names the call, the object it
+// was applied to and the errno symbol, so a caller never sees a bare -1.
+import koffi from 'koffi';
+import { constants as osConstants } from 'node:os';
+
+export const libc = koffi.load('libc.so.6');
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.errno)) {
+  if (!errnoNames.has(value)) errnoNames.set(value, name);
+}
+
+/** Symbolic name of an errno value (`EINVAL`), or `errno N` when unknown. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
+/** A failed system call. `code` is the errno symbol, as Node's own errors carry it. */
+export class SysError extends Error {
+  readonly call: string;
+  readonly object: string;
+  readonly errno: number;
+  readonly code: string;
+  constructor(call: string, object: string, errno: number, hint?: string) {
+    const code = errnoName(errno);
+    super(`${call}(${object}) failed: ${code}${hint ? ` (${hint})` : ''}`);
+    this.name = 'SysError';
+    this.call = call;
+    this.object = object;
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+export const errno = {
+  EPERM: osConstants.errno.EPERM,
+  ENOENT: osConstants.errno.ENOENT,
+  EINTR: osConstants.errno.EINTR,
+  EIO: osConstants.errno.EIO,
+  ENXIO: osConstants.errno.ENXIO,
+  EBADF: osConstants.errno.EBADF,
+  EAGAIN: osConstants.errno.EAGAIN,
+  ENOMEM: osConstants.errno.ENOMEM,
+  EACCES: osConstants.errno.EACCES,
+  EFAULT: osConstants.errno.EFAULT,
+  EBUSY: osConstants.errno.EBUSY,
+  ENODEV: osConstants.errno.ENODEV,
+  ENOTDIR: osConstants.errno.ENOTDIR,
+  EINVAL: osConstants.errno.EINVAL,
+  ENOTTY: osConstants.errno.ENOTTY,
+  ENOSPC: osConstants.errno.ENOSPC,
+  ERANGE: osConstants.errno.ERANGE,
+  ENOSYS: osConstants.errno.ENOSYS,
+  EOPNOTSUPP: osConstants.errno.EOPNOTSUPP,
+} as const;
+
+/** Reads the calling thread's errno (koffi saves it right after each native call). */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+/** Throws a SysError when a libc-style call returned a negative value. */
+export function check(ret: number, call: string, object: string): number {
+  if (ret < 0) throw new SysError(call, object, koffi.errno());
+  return ret;
+}
+
+/** Throws a SysError for libdrm-style calls that return -errno instead of setting errno. */
+export function checkNeg(ret: number, call: string, object: string): number {
+  if (ret < 0) throw new SysError(call, object, ret === -1 ? koffi.errno() : -ret);
+  return ret;
+}
+
+// open(2) flags and friends (x86_64 / generic values; checked by test/unit/abi.test.ts).
+export const O_RDONLY = 0o0;
+export const O_WRONLY = 0o1;
+export const O_RDWR = 0o2;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+export const MAP_SHARED = 0x01;
+export const MAP_FAILED = -1n;
+export const SEEK_SET = 0;
+export const SEEK_END = 2;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const F_GETFD = 1;
+export const F_DUPFD_CLOEXEC = 1030;
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 0x0001;
+export const F_SEAL_SHRINK = 0x0002;
+export const F_SEAL_GROW = 0x0004;
+export const MFD_CLOEXEC = 0x0001;
+export const MFD_ALLOW_SEALING = 0x0002;
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+
+const c_open = libc.func('int open(const char *path, int flags, ...)');
+const c_close = libc.func('int close(int fd)');
+const c_ioctl = libc.func('int ioctl(int fd, unsigned long request, ...)');
+const c_poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
+const c_mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+const c_munmap = libc.func('int munmap(void *addr, size_t len)');
+const c_lseek = libc.func('int64_t lseek(int fd, int64_t off, int whence)');
+const c_fcntl = libc.func('int fcntl(int fd, int cmd, ...)');
+const c_memfd_create = libc.func('int memfd_create(const char *name, unsigned int flags)');
+const c_ftruncate = libc.func('int ftruncate(int fd, int64_t len)');
+const c_read = libc.func('long read(int fd, _Out_ void *buf, size_t len)');
+const c_write = libc.func('long write(int fd, const void *buf, size_t len)');
+const c_pread = libc.func('long pread(int fd, _Out_ void *buf, size_t len, int64_t off)');
+const c_pwrite = libc.func('long pwrite(int fd, const void *buf, size_t len, int64_t off)');
+const c_eventfd = libc.func('int eventfd(unsigned int initval, int flags)');
+const c_getpid = libc.func('int getpid(void)');
+
+export function open(path: string, flags: number): number {
+  return check(c_open(path, flags | O_CLOEXEC), 'open', path);
+}
+
+export function close(fd: number, what = `fd ${fd}`): void {
+  check(c_close(fd), 'close', what);
+}
+
+/**
+ * ioctl(2) with a pointer argument. `arg` is the struct's bytes (in/out) or null.
+ * `what` names the object for the error (e.g. "/dev/dri/card1").
+ * EINTR and EAGAIN are retried here, as libdrm's drmIoctl does, because the kernel
+ * asks for exactly that and no caller wants to see them.
+ */
+export function ioctl(fd: number, request: number, arg: Buffer | null, name: string, what = `fd ${fd}`): number {
+  for (;;) {
+    const ret = c_ioctl(fd, request, 'void *', arg) as number;
+    if (ret >= 0) return ret;
+    const e = koffi.errno();
+    if (e === errno.EINTR || e === errno.EAGAIN) continue;
+    throw new SysError(`ioctl ${name}`, what, e);
+  }
+}
+
+/** ioctl(2) with an integer argument (e.g. VFIO_GROUP_SET_CONTAINER takes int *, not this). */
+export function ioctlInt(fd: number, request: number, arg: number, name: string, what = `fd ${fd}`): number {
+  for (;;) {
+    const ret = c_ioctl(fd, request, 'unsigned long', arg) as number;
+    if (ret >= 0) return ret;
+    const e = koffi.errno();
+    if (e === errno.EINTR || e === errno.EAGAIN) continue;
+    throw new SysError(`ioctl ${name}`, what, e);
+  }
+}
+
+/** ioctl returning errno instead of throwing: for probes where failure is an answer. */
+export function ioctlTry(fd: number, request: number, arg: Buffer | null): number {
+  for (;;) {
+    const ret = c_ioctl(fd, request, 'void *', arg) as number;
+    if (ret >= 0) return 0;
+    const e = koffi.errno();
+    if (e === errno.EINTR || e === errno.EAGAIN) continue;
+    return e;
+  }
+}
+
+export interface PollRequest {
+  fd: number;
+  events: number;
+}
+
+function pollBuffer(fds: PollRequest[]): Buffer {
+  // struct pollfd { int fd; short events; short revents; } = 8 bytes
+  const buf = Buffer.alloc(8 * fds.length);
+  fds.forEach((p, i) => {
+    buf.writeInt32LE(p.fd, 8 * i);
+    buf.writeInt16LE(p.events, 8 * i + 4);
+  });
+  return buf;
+}
+function revents(buf: Buffer, n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(buf.readUInt16LE(8 * i + 6));
+  return out;
+}
+
+/** poll(2), synchronous. Returns revents per request. timeout in ms (-1 = forever). */
+export function poll(fds: PollRequest[], timeoutMs: number): number[] {
+  const buf = pollBuffer(fds);
+  const ret = c_poll(buf, fds.length, timeoutMs) as number;
+  if (ret < 0) {
+    const e = koffi.errno();
+    if (e === errno.EINTR) return fds.map(() => 0);
+    throw new SysError('poll', fds.map((f) => f.fd).join(','), e);
+  }
+  return revents(buf, fds.length);
+}
+
+/**
+ * poll(2) on a libuv worker thread (koffi's async call), so the Node event loop keeps
+ * running while the kernel has nothing for us. Resolves with revents per request.
+ */
+export function pollAsync(fds: PollRequest[], timeoutMs: number): Promise<number[]> {
+  const buf = pollBuffer(fds);
+  return new Promise((resolve, reject) => {
+    c_poll.async(buf, fds.length, timeoutMs, (err: unknown, ret: number) => {
+      if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+      // errno is not carried across threads by koffi's async calls; EINTR is the only
+      // failure poll() can have on valid fds, so a negative result means "nothing ready".
+      if (ret < 0) return resolve(fds.map(() => 0));
+      resolve(revents(buf, fds.length));
+    });
+  });
+}
+
+/** A mapping of a file's pages. `bytes` is only valid until unmap(). */
+export interface Mapping {
+  readonly address: bigint;
+  readonly length: number;
+  readonly bytes: Uint8Array;
+  unmap(): void;
+}
+
+export function mmap(fd: number, length: number, prot: number, offset: bigint | number, what = `fd ${fd}`): Mapping {
+  if (!Number.isSafeInteger(length) || length <= 0) {
+    throw new RangeError(`mmap(${what}): length ${length} is not a positive size`);
+  }
+  const ptr = c_mmap(null, length, prot, MAP_SHARED, fd, BigInt(offset));
+  const addr = ptr === null ? 0n : koffi.address(ptr);
+  if (addr === 0n || addr === 0xffffffffffffffffn) throw new SysError('mmap', what, koffi.errno());
+  const bytes = new Uint8Array(koffi.view(ptr, length));
+  let mapped = true;
+  return {
+    address: addr,
+    length,
+    bytes,
+    unmap() {
+      if (!mapped) return;
+      mapped = false;
+      check(c_munmap(ptr, length), 'munmap', what);
+    },
+  };
+}
+
+export function lseek(fd: number, offset: number | bigint, whence: number, what = `fd ${fd}`): bigint {
+  const ret = BigInt(c_lseek(fd, BigInt(offset), whence));
+  if (ret < 0n) throw new SysError('lseek', what, koffi.errno());
+  return ret;
+}
+
+export function fcntl(fd: number, cmd: number, arg = 0, what = `fd ${fd}`): number {
+  return check(c_fcntl(fd, cmd, 'int', arg), 'fcntl', what);
+}
+
+export function dup(fd: number, what = `fd ${fd}`): number {
+  // F_DUPFD_CLOEXEC rather than dup(): our fds must not leak into children (qemu, modetest).
+  return check(c_fcntl(fd, F_DUPFD_CLOEXEC, 'int', 0), 'dup', what);
+}
+
+export function memfdCreate(name: string, flags: number): number {
+  return check(c_memfd_create(name, flags | MFD_CLOEXEC), 'memfd_create', name);
+}
+
+export function ftruncate(fd: number, length: number, what = `fd ${fd}`): void {
+  check(c_ftruncate(fd, BigInt(length)), 'ftruncate', what);
+}
+
+export function read(fd: number, buf: Buffer, what = `fd ${fd}`): number {
+  for (;;) {
+    const ret = Number(c_read(fd, buf, buf.length));
+    if (ret >= 0) return ret;
+    const e = koffi.errno();
+    if (e === errno.EINTR) continue;
+    throw new SysError('read', what, e);
+  }
+}
+
+export function write(fd: number, buf: Buffer | Uint8Array, what = `fd ${fd}`): number {
+  return check(Number(c_write(fd, buf, buf.length)), 'write', what);
+}
+
+export function pread(fd: number, buf: Buffer, offset: bigint | number, what = `fd ${fd}`): number {
+  return check(Number(c_pread(fd, buf, buf.length, BigInt(offset))), 'pread', what);
+}
+
+export function pwrite(fd: number, buf: Buffer | Uint8Array, offset: bigint | number, what = `fd ${fd}`): number {
+  return check(Number(c_pwrite(fd, buf, buf.length, BigInt(offset))), 'pwrite', what);
+}
+
+export function eventfd(initval: number, flags: number): number {
+  return check(c_eventfd(initval, flags | EFD_CLOEXEC), 'eventfd', 'new eventfd');
+}
+
+export function getpid(): number {
+  return c_getpid() as number;
+}
+
+// ioctl request encoding (asm-generic/ioctl.h, used by x86_64).
+const IOC_NONE = 0;
+const IOC_WRITE = 1;
+const IOC_READ = 2;
+function ioc(dir: number, type: number, nr: number, size: number): number {
+  return ((dir << 30) | (size << 16) | (type << 8) | nr) >>> 0;
+}
+export const IO = (type: number, nr: number): number => ioc(IOC_NONE, type, nr, 0);
+export const IOR = (type: number, nr: number, size: number): number => ioc(IOC_READ, type, nr, size);
+export const IOW = (type: number, nr: number, size: number): number => ioc(IOC_WRITE, type, nr, size);
+export const IOWR = (type: number, nr: number, size: number): number => ioc(IOC_READ | IOC_WRITE, type, nr, size);
