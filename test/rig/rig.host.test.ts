@@ -1,0 +1,91 @@
+// Host side of the rig: boot the VM, run the `rig` vitest project inside it, and replay
+// every inner result here as a test of its own, so a failing integration test fails
+// `npm test` with its own file and name.
+//
+// GUESTPLANE_RIG_FILTER   extra vitest filters for the inner run (e.g. "writeback")
+// GUESTPLANE_RIG_VERBOSE  stream the VM console to stderr while it runs
+import { describe, it, expect } from 'vitest';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+// @ts-expect-error plain JS module without types
+import { buildKernel, runInVm, projectDir } from './vm.mjs';
+
+interface AssertionResult {
+  ancestorTitles: string[];
+  title: string;
+  status: 'passed' | 'failed' | 'skipped' | 'pending' | 'todo';
+  failureMessages: string[];
+  duration?: number;
+}
+interface FileResult {
+  name: string;
+  status: string;
+  message?: string;
+  assertionResults: AssertionResult[];
+}
+
+const verbose = !!process.env.GUESTPLANE_RIG_VERBOSE;
+const filter = process.env.GUESTPLANE_RIG_FILTER ?? '';
+const resultsDir = join(projectDir, 'test', 'rig', '.results');
+mkdirSync(resultsDir, { recursive: true });
+
+let bootError = '';
+let fileResults: FileResult[] = [];
+let kernelVersion = 'unknown';
+let consoleTail = '';
+let duration = 0;
+try {
+  const kernel = await buildKernel({ log: (l: string) => process.stderr.write(l + '\n') });
+  kernelVersion = kernel.version;
+  const inner = [
+    'node node_modules/vitest/vitest.mjs run --project rig',
+    '--reporter=default --reporter=json --outputFile.json=/mnt/rig/results.json',
+    filter,
+  ].join(' ');
+  process.stderr.write(`[rig] booting ${kernel.bzImage} (${kernelVersion}) and running the integration suite\n`);
+  const res = await runInVm({
+    bzImage: kernel.bzImage,
+    command: inner,
+    timeoutMs: 45 * 60_000,
+    onConsole: verbose ? (s: string) => process.stderr.write(s) : undefined,
+  });
+  duration = res.durationMs;
+  writeFileSync(join(resultsDir, 'console.log'), res.console);
+  consoleTail = res.console.split('\n').slice(-60).join('\n');
+  const resultsFile = join(res.outDir, 'results.json');
+  if (res.timedOut) bootError = `the VM did not finish within 45 min`;
+  else if (!existsSync(resultsFile)) bootError = `the VM wrote no results (exit code ${res.exitCode})`;
+  else {
+    const json = JSON.parse(readFileSync(resultsFile, 'utf8')) as { testResults: FileResult[] };
+    fileResults = json.testResults;
+    writeFileSync(join(resultsDir, 'results.json'), JSON.stringify(json, null, 1));
+  }
+  process.stderr.write(`[rig] VM run took ${(duration / 1000).toFixed(1)} s; console in test/rig/.results/console.log\n`);
+} catch (e) {
+  bootError = e instanceof Error ? e.message : String(e);
+}
+
+describe(`rig (${kernelVersion})`, () => {
+  it('boots the VM and runs the integration suite', () => {
+    if (bootError) throw new Error(`${bootError}\n--- console tail ---\n${consoleTail}`);
+    expect(fileResults.length).toBeGreaterThan(0);
+  });
+  for (const file of fileResults) {
+    const name = relative(projectDir, file.name);
+    describe(name, () => {
+      if (file.assertionResults.length === 0) {
+        it('loads', () => {
+          throw new Error(file.message || `${name} reported no tests (status ${file.status})`);
+        });
+      }
+      for (const t of file.assertionResults) {
+        const title = [...t.ancestorTitles, t.title].join(' > ');
+        if (t.status === 'skipped' || t.status === 'pending' || t.status === 'todo') it.skip(title, () => {});
+        else
+          it(title, () => {
+            if (t.status !== 'passed') throw new Error(t.failureMessages.join('\n') || `status ${t.status}`);
+          });
+      }
+    });
+  }
+});

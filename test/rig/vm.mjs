@@ -1,0 +1,123 @@
+// The VM rig runner: builds (or reuses) the rig kernel and boots it under QEMU with the
+// host root shared read-only, runs one shell command inside, and returns its exit code,
+// the console and the files it wrote. Used by `npm test`, `npm run demo` and the bench.
+// Plain JS (ESM) so that node can run it before anything is compiled.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const projectDir = resolve(here, '..', '..');
+
+/** Kernel parameters every rig boot gets: vkms with all plane types and writeback. */
+export const RIG_KERNEL_ARGS = [
+  'vkms.enable_overlay=1',
+  'vkms.enable_cursor=1',
+  'vkms.enable_writeback=1',
+];
+
+const live = new Set();
+function killAll() {
+  for (const p of live) {
+    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => { killAll(); process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1)); });
+}
+
+function need(cmd, pkg) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`]);
+  if (r.status !== 0) throw new Error(`rig: '${cmd}' not found: install the Debian package ${pkg} (apt-get install ${pkg})`);
+}
+
+/**
+ * Builds the rig kernel if its cache key changed; returns the bzImage path.
+ * Progress lines go to `log` (stderr by default): the first build takes ~11 min.
+ */
+export function buildKernel({ log = (l) => process.stderr.write(l + '\n') } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn('bash', [join(here, 'build-kernel.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => {
+      err += d;
+      for (const line of String(d).split('\n')) if (line.startsWith('[kernel]')) log(line);
+    });
+    p.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`rig kernel build failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
+      const path = out.trim().split('\n').pop();
+      if (!path || !existsSync(path)) return reject(new Error(`rig kernel build printed no bzImage path`));
+      const info = join(dirname(path), 'version');
+      resolvePromise({ bzImage: path, version: existsSync(info) ? readFileSync(info, 'utf8').trim() : 'unknown' });
+    });
+  });
+}
+
+/**
+ * Boots the rig and runs `command` (a shell snippet) inside, in `cwd` (default: the
+ * project directory, seen at the same path inside). Resolves when the VM is gone.
+ * @param {{ command: string, bzImage: string, cwd?: string, env?: Record<string,string>,
+ *   timeoutMs?: number, kernelArgs?: string[], outDir?: string, memoryMb?: number,
+ *   onConsole?: (chunk: string) => void, interactive?: boolean }} opts
+ */
+export function runInVm(opts) {
+  need('qemu-system-x86_64', 'qemu-system-x86');
+  const outDir = opts.outDir ?? mkdtempSync(join(tmpdir(), 'guestplane-rig-'));
+  mkdirSync(outDir, { recursive: true });
+  rmSync(join(outDir, 'exit-code'), { force: true });
+  const env = { ...(opts.env ?? {}) };
+  const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
+  writeFileSync(join(outDir, 'cmd.sh'), `${exports}\ncd ${shellQuote(opts.cwd ?? projectDir)} || exit 99\n${opts.command}\n`);
+  chmodSync(join(outDir, 'cmd.sh'), 0o755);
+
+  const append = [
+    'console=ttyS0', 'loglevel=4', 'panic=-1',
+    'root=hostroot', 'rootfstype=9p', 'rootflags=trans=virtio,version=9p2000.L,msize=512000,cache=loose', 'ro',
+    `init=${join(here, 'init.sh')}`,
+    ...RIG_KERNEL_ARGS,
+    ...(opts.kernelArgs ?? []),
+  ].join(' ');
+  const bios = existsSync('/usr/share/qemu/qboot.rom') ? ['-bios', '/usr/share/qemu/qboot.rom'] : [];
+  const args = [
+    '-machine', 'q35', '-cpu', 'max', '-smp', '2', '-m', `${opts.memoryMb ?? 2048}M`,
+    ...bios, '-vga', 'none', '-nic', 'none', '-no-reboot',
+    '-kernel', opts.bzImage, '-append', append,
+    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs', `local,path=${outDir},mount_tag=rigout,security_model=none,multidevs=remap`,
+  ];
+  if (opts.interactive) args.push('-nographic');
+  else args.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio');
+
+  const started = Date.now();
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn('qemu-system-x86_64', args, { stdio: opts.interactive ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
+    live.add(p);
+    let consoleText = '';
+    let timedOut = false;
+    const onData = (d) => {
+      const s = String(d);
+      consoleText += s;
+      opts.onConsole?.(s);
+    };
+    p.stdout?.on('data', onData);
+    p.stderr?.on('data', onData);
+    const timer = setTimeout(() => { timedOut = true; p.kill('SIGKILL'); }, opts.timeoutMs ?? 20 * 60_000);
+    p.on('error', (e) => { clearTimeout(timer); live.delete(p); reject(e); });
+    p.on('close', () => {
+      clearTimeout(timer);
+      live.delete(p);
+      const codeFile = join(outDir, 'exit-code');
+      const exitCode = existsSync(codeFile) ? Number(readFileSync(codeFile, 'utf8').trim()) : null;
+      resolvePromise({ exitCode, timedOut, outDir, console: consoleText, durationMs: Date.now() - started });
+    });
+  });
+}
+
+export function shellQuote(s) {
+  return `'${String(s).replace(/'/g, `'\\''`)}'`;
+}
