@@ -3,6 +3,7 @@
 // was applied to and the errno symbol, so a caller never sees a bare -1.
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
+import type { AbiManifest } from './abi.js';
 
 export const libc = koffi.load('libc.so.6');
 
@@ -131,15 +132,16 @@ export function close(fd: number, what = `fd ${fd}`): void {
 /**
  * ioctl(2) with a pointer argument. `arg` is the struct's bytes (in/out) or null.
  * `what` names the object for the error (e.g. "/dev/dri/card1").
- * EINTR and EAGAIN are retried here, as libdrm's drmIoctl does, because the kernel
- * asks for exactly that and no caller wants to see them.
+ * EINTR is retried here: it only means a signal arrived. EAGAIN is not (libdrm's
+ * drmIoctl retries it for DRM, where it means "busy, again"; for VFIO and others it
+ * can be a real answer, and a retry loop on it could spin forever): drm.ts handles it.
  */
 export function ioctl(fd: number, request: number, arg: Buffer | null, name: string, what = `fd ${fd}`): number {
   for (;;) {
     const ret = c_ioctl(fd, request, 'void *', arg) as number;
     if (ret >= 0) return ret;
     const e = koffi.errno();
-    if (e === errno.EINTR || e === errno.EAGAIN) continue;
+    if (e === errno.EINTR) continue;
     throw new SysError(`ioctl ${name}`, what, e);
   }
 }
@@ -150,7 +152,7 @@ export function ioctlInt(fd: number, request: number, arg: number, name: string,
     const ret = c_ioctl(fd, request, 'unsigned long', arg) as number;
     if (ret >= 0) return ret;
     const e = koffi.errno();
-    if (e === errno.EINTR || e === errno.EAGAIN) continue;
+    if (e === errno.EINTR) continue;
     throw new SysError(`ioctl ${name}`, what, e);
   }
 }
@@ -161,7 +163,7 @@ export function ioctlTry(fd: number, request: number, arg: Buffer | null): numbe
     const ret = c_ioctl(fd, request, 'void *', arg) as number;
     if (ret >= 0) return 0;
     const e = koffi.errno();
-    if (e === errno.EINTR || e === errno.EAGAIN) continue;
+    if (e === errno.EINTR) continue;
     return e;
   }
 }
@@ -308,3 +310,40 @@ export const IO = (type: number, nr: number): number => ioc(IOC_NONE, type, nr, 
 export const IOR = (type: number, nr: number, size: number): number => ioc(IOC_READ, type, nr, size);
 export const IOW = (type: number, nr: number, size: number): number => ioc(IOC_WRITE, type, nr, size);
 export const IOWR = (type: number, nr: number, size: number): number => ioc(IOC_READ | IOC_WRITE, type, nr, size);
+
+/** The libc constants above, checked against the C headers by test/unit/abi.test.ts. */
+export const ABI: AbiManifest = {
+  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h'],
+  structs: {},
+  constants: {
+    O_RDONLY,
+    O_WRONLY,
+    O_RDWR,
+    O_NONBLOCK,
+    O_CLOEXEC,
+    PROT_READ,
+    PROT_WRITE,
+    MAP_SHARED,
+    MAP_FAILED,
+    SEEK_SET,
+    SEEK_END,
+    F_GETFL,
+    F_SETFL,
+    F_GETFD,
+    F_DUPFD_CLOEXEC,
+    F_ADD_SEALS,
+    F_GET_SEALS,
+    F_SEAL_SEAL,
+    F_SEAL_SHRINK,
+    F_SEAL_GROW,
+    MFD_CLOEXEC,
+    MFD_ALLOW_SEALING,
+    POLLIN,
+    POLLOUT,
+    POLLERR,
+    POLLHUP,
+    POLLNVAL,
+    EFD_CLOEXEC,
+    EFD_NONBLOCK,
+  },
+};

@@ -1,0 +1,79 @@
+// What the presentation loop needs from a guest display, whatever produces it.
+import type { EventEmitter } from 'node:events';
+
+export type GuestPlaneKind = 'primary' | 'cursor';
+
+/** One guest plane as the guest described it. Untrusted until validated (validate.ts). */
+export interface GuestPlaneInfo {
+  kind: GuestPlaneKind;
+  /** Stable id of the buffer within its source (VFIO dmabuf_id, udmabuf buffer index). */
+  bufferId: number;
+  /** How the pixels are reached: a dma-buf to import, or a mapped region to copy from. */
+  transport: 'dmabuf' | 'region';
+  format: number;
+  modifier: bigint;
+  width: number;
+  height: number;
+  stride: number;
+  /** Offset of the first pixel within the buffer. */
+  offset: number;
+  /** Size the guest claims for the buffer, 0 if it says nothing. */
+  size: number;
+  /** Position on the guest screen (cursor) and hotspot; -1 = none. */
+  x: number;
+  y: number;
+  hotX: number;
+  hotY: number;
+  /**
+   * Bumped by the source when the guest changed mode or re-created its buffers: every
+   * cached import of this source with an older generation is stale.
+   */
+  generation: number;
+  /** CLOCK_MONOTONIC ns at which the guest flipped to this buffer, if the source knows. */
+  flipTimeNs?: bigint;
+  /** Guest frame counter, if the source knows (the test guests do). */
+  frame?: number;
+}
+
+export type PlaneQuery =
+  | { state: 'ok'; plane: GuestPlaneInfo }
+  /** The guest has no plane enabled: show the "no signal" frame. */
+  | { state: 'disabled' }
+  /** Nothing to show yet (mbochs' first ENOMEM after a mode change, GVT-g's unfilled reply): retry next refresh. */
+  | { state: 'not-ready'; reason: string }
+  /** The source is gone or broken: stop using it. */
+  | { state: 'lost'; error: Error };
+
+export interface GuestSourceEvents {
+  /** The guest flipped or changed something: a refresh is worth doing now. */
+  changed: [];
+  /** The source went away (device removed, fd closed): it will answer 'lost' from now on. */
+  lost: [Error];
+}
+
+/** CPU-readable pixels of a plane, valid until the next query of that plane. */
+export interface CpuView {
+  bytes: Uint8Array;
+  /** Offset of the plane's first pixel in `bytes`. */
+  offset: number;
+}
+
+export interface GuestSource extends EventEmitter<GuestSourceEvents> {
+  /** A human name for errors and stats, e.g. "mbochs 1a2b…" or "udmabuf 1024x768". */
+  readonly name: string;
+  /** Asks the guest for a plane's current state. Must be cheap when nothing changed. */
+  query(kind: GuestPlaneKind): PlaneQuery;
+  /**
+   * A new dma-buf fd for a buffer the last query returned. The caller owns the fd and
+   * closes it (after importing it; the import holds its own reference).
+   */
+  exportDmabuf(plane: GuestPlaneInfo): number;
+  /**
+   * The plane's pixels for the CPU copy path: required for 'region' planes; for dma-buf
+   * planes only where the dma-buf itself cannot be mapped (mbochs exports read-only
+   * dma-bufs without mmap, but its VRAM BAR can be mapped). Null when not possible.
+   */
+  cpuView?(plane: GuestPlaneInfo): CpuView | null;
+  /** Releases everything the source holds. */
+  close(): void;
+}
