@@ -38,7 +38,8 @@ try {
   const kernel = await buildKernel({ log: (l: string) => process.stderr.write(l + '\n') });
   kernelVersion = kernel.version;
   const inner = [
-    'node node_modules/vitest/vitest.mjs run --project rig',
+    // --configLoader runner: the default bundler writes next to the (read-only) config.
+    'node node_modules/vitest/vitest.mjs run --configLoader runner --project rig',
     '--reporter=default --reporter=json --outputFile.json=/mnt/rig/results.json',
     filter,
   ].join(' ');
