@@ -342,6 +342,15 @@ export const DRM_IOCTL_MODE_DESTROY_DUMB = IOWR(DRM_IOCTL_BASE, 0xb4, koffi.size
 /** Linux ≥ 6.8. Older kernels answer EINVAL (unknown core DRM ioctl). */
 export const DRM_IOCTL_MODE_CLOSEFB = IOWR(DRM_IOCTL_BASE, 0xd0, koffi.sizeof(drm_mode_closefb));
 
+/** union drm_wait_vblank: request { type, sequence, signal } / reply { type, sequence, tval_sec, tval_usec }. */
+export const drm_wait_vblank_request = koffi.struct({ type: u32, sequence: u32, signal: 'unsigned long' });
+export const drm_wait_vblank_reply = koffi.struct({ type: u32, sequence: u32, tval_sec: 'long', tval_usec: 'long' });
+export const DRM_VBLANK_RELATIVE = 0x1;
+export const DRM_VBLANK_EVENT = 0x4000000;
+export const DRM_VBLANK_HIGH_CRTC_SHIFT = 1;
+export const DRM_VBLANK_HIGH_CRTC_MASK = 0x0000003e;
+export const DRM_IOCTL_WAIT_VBLANK = IOWR(DRM_IOCTL_BASE, 0x3a, koffi.sizeof(drm_wait_vblank_reply));
+
 // ---------------------------------------------------------------------------------------
 // Formats: fourcc codes and the per-format layout callers need to validate stride/size
 // ---------------------------------------------------------------------------------------
@@ -1403,6 +1412,22 @@ export function destroyDumb(fd: number, handle: number): void {
   ioctl(fd, DRM_IOCTL_MODE_DESTROY_DUMB, arg, 'DRM_IOCTL_MODE_DESTROY_DUMB', fdName(fd, `handle ${handle}`));
 }
 
+// --- Vblank events ------------------------------------------------------------------------
+
+/**
+ * Asks for a DRM_EVENT_VBLANK at the next vblank of the CRTC with index `crtcIndex`
+ * (DRM_IOCTL_WAIT_VBLANK with DRM_VBLANK_EVENT: returns at once, the event is read from
+ * the fd). `userData` comes back in the event.
+ */
+export function requestVblankEvent(fd: number, crtcIndex: number, userData: bigint): void {
+  const arg = Buffer.alloc(koffi.sizeof(drm_wait_vblank_reply));
+  const type = DRM_VBLANK_RELATIVE | DRM_VBLANK_EVENT | ((crtcIndex << DRM_VBLANK_HIGH_CRTC_SHIFT) & DRM_VBLANK_HIGH_CRTC_MASK);
+  arg.writeUInt32LE(type >>> 0, 0);
+  arg.writeUInt32LE(1, 4);
+  arg.writeBigUInt64LE(BigInt.asUintN(64, userData), 8);
+  ioctl(fd, DRM_IOCTL_WAIT_VBLANK, arg, 'DRM_IOCTL_WAIT_VBLANK', fdName(fd, `crtc index ${crtcIndex}`));
+}
+
 // --- Leases --------------------------------------------------------------------------------
 
 export interface DrmLease {
@@ -1454,6 +1479,8 @@ export const ABI: AbiManifest = {
     'struct drm_event': { type: drm_event },
     'struct drm_event_vblank': { type: drm_event_vblank },
     'struct drm_event_crtc_sequence': { type: drm_event_crtc_sequence },
+    'struct drm_wait_vblank_request': { type: drm_wait_vblank_request },
+    'struct drm_wait_vblank_reply': { type: drm_wait_vblank_reply },
     'struct drm_format_modifier_blob': { type: drm_format_modifier_blob },
     'struct drm_format_modifier': { type: drm_format_modifier },
     'struct drm_mode_property_enum': { type: drm_mode_property_enum },
@@ -1477,6 +1504,11 @@ export const ABI: AbiManifest = {
     },
   },
   constants: {
+    DRM_VBLANK_RELATIVE,
+    DRM_VBLANK_EVENT,
+    DRM_VBLANK_HIGH_CRTC_SHIFT,
+    DRM_VBLANK_HIGH_CRTC_MASK,
+    DRM_IOCTL_WAIT_VBLANK,
     DRM_CAP_DUMB_BUFFER,
     DRM_CAP_VBLANK_HIGH_CRTC,
     DRM_CAP_DUMB_PREFERRED_DEPTH,

@@ -12,6 +12,8 @@ import * as libc from '../../ffi/libc.js';
 import { parseDrmEvents, DRM_EVENT_FLIP_COMPLETE, DRM_EVENT_VBLANK } from '../../ffi/drm.js';
 
 export interface FlipEvent {
+  /** 'flip': a commit with PAGE_FLIP_EVENT completed; 'vblank': a requested vblank event. */
+  kind: 'flip' | 'vblank';
   crtcId: number;
   sequence: number;
   /** CLOCK_MONOTONIC time of the flip (the device has DRM_CAP_TIMESTAMP_MONOTONIC). */
@@ -62,6 +64,7 @@ export class DrmEventReader extends EventEmitter<DrmEventReaderEvents> {
       if (ev.type !== DRM_EVENT_FLIP_COMPLETE && ev.type !== DRM_EVENT_VBLANK) continue;
       count++;
       this.emit('flip', {
+        kind: ev.type === DRM_EVENT_FLIP_COMPLETE ? 'flip' : 'vblank',
         crtcId: ev.crtcId,
         sequence: ev.sequence,
         timestampNs: BigInt(ev.tvSec) * 1_000_000_000n + BigInt(ev.tvUsec) * 1000n,

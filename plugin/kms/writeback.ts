@@ -27,8 +27,9 @@ export class WritebackCapture {
   private readonly fenceAddr: bigint;
   private armed = false;
 
-  constructor(private readonly dev: KmsDevice) {
-    const c = dev.connectors.find((x) => x.writeback);
+  /** Uses the writeback connector that can serve `crtc` (any, if not given). */
+  constructor(private readonly dev: KmsDevice, crtc?: KmsCrtc) {
+    const c = dev.connectors.find((x) => x.writeback && (!crtc || (x.possibleCrtcs & (1 << crtc.index)) !== 0));
     if (!c) {
       throw new Error(
         `${dev.path}: no writeback connector${dev.caps.writebackConnectors ? '' : ' (the kernel refused DRM_CLIENT_CAP_WRITEBACK_CONNECTORS)'}; for vkms boot with vkms.enable_writeback=1`,
@@ -76,7 +77,11 @@ export class WritebackCapture {
     return { width: fb.width, height: fb.height, stride: fb.pitch, format: fb.format, pixels: fb.bytes.slice(0, fb.pitch * fb.height) };
   }
 
-  /** Detaches the writeback connector (a later modeset won't need to route it) and frees the buffer. */
+  get isArmed(): boolean {
+    return this.armed;
+  }
+
+  /** Frees the capture buffer and the fence slot. */
   close(): void {
     this.fb?.close();
     this.fb = null;

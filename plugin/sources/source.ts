@@ -61,6 +61,11 @@ export interface CpuView {
 export interface GuestSource extends EventEmitter<GuestSourceEvents> {
   /** A human name for errors and stats, e.g. "mbochs 1a2b…" or "udmabuf 1024x768". */
   readonly name: string;
+  /**
+   * True when the source emits 'changed' on every guest flip. Otherwise (VFIO: the kernel
+   * has no flip notification) the output polls it once per host vblank.
+   */
+  readonly changeEvents: boolean;
   /** Asks the guest for a plane's current state. Must be cheap when nothing changed. */
   query(kind: GuestPlaneKind): PlaneQuery;
   /**

@@ -33,6 +33,7 @@ interface Slot {
 
 export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
   readonly name: string;
+  readonly changeEvents = true;
   private devFd: number;
   private memfd = -1;
   private map: libc.Mapping | null = null;

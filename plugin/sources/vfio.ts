@@ -133,6 +133,7 @@ interface ShapeKey {
 
 export class VfioSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
   readonly name: string;
+  readonly changeEvents = false;
   readonly transport: GfxTransport;
   private readonly queryBuf = Buffer.alloc(vfio.GFX_PLANE_INFO_SIZE);
   private readonly shapes: Record<GuestPlaneKind, ShapeKey | null> = { primary: null, cursor: null };

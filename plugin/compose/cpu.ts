@@ -1,0 +1,84 @@
+// CPU copy path: the last resort when neither a plane nor the GPU can take a buffer.
+// Copies (and if needed scales, nearest-neighbour) 32-bit pixels into a dumb buffer.
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+export interface CpuImage {
+  bytes: Uint8Array;
+  offset: number;
+  stride: number;
+  width: number;
+  height: number;
+}
+
+/** Bytes per pixel the copy path handles: every 32-bit RGB format copies as-is. */
+export const CPU_BPP = 4;
+
+/**
+ * Copies `src` (rect `from`, in source pixels) into `dst` (rect `to`). Same size: one
+ * row copy per line (TypedArray.set, a memmove). Different size: nearest neighbour.
+ * Returns the bytes written. Rectangles must already be clipped to both images.
+ */
+export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number {
+  if (to.w <= 0 || to.h <= 0) return 0;
+  if (from.w === to.w && from.h === to.h) {
+    const rowBytes = to.w * CPU_BPP;
+    for (let y = 0; y < to.h; y++) {
+      const s = src.offset + (from.y + y) * src.stride + from.x * CPU_BPP;
+      const d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
+      dst.bytes.set(src.bytes.subarray(s, s + rowBytes), d);
+    }
+    return rowBytes * to.h;
+  }
+  const s32 = new Uint32Array(src.bytes.buffer, src.bytes.byteOffset, Math.floor(src.bytes.byteLength / 4));
+  const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
+  if ((src.offset | src.stride | dst.offset | dst.stride) % 4 !== 0) throw new RangeError('blit: scaled copies need 4-byte aligned rows');
+  const xmap = new Int32Array(to.w);
+  for (let x = 0; x < to.w; x++) xmap[x] = from.x + Math.min(from.w - 1, Math.floor(((x + 0.5) * from.w) / to.w));
+  for (let y = 0; y < to.h; y++) {
+    const sy = from.y + Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h));
+    const srow = (src.offset + sy * src.stride) / 4;
+    const drow = (dst.offset + (to.y + y) * dst.stride) / 4 + to.x;
+    for (let x = 0; x < to.w; x++) d32[drow + x] = s32[srow + xmap[x]];
+  }
+  return to.w * to.h * CPU_BPP;
+}
+
+/** Fills a rectangle of a 32-bit image with one pixel value. */
+export function fill(dst: CpuImage, r: Rect, pixel: number): void {
+  const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
+  for (let y = r.y; y < r.y + r.h; y++) {
+    const row = (dst.offset + y * dst.stride) / 4;
+    d32.fill(pixel >>> 0, row + r.x, row + r.x + r.w);
+  }
+}
+
+export type FitMode = 'native' | 'fit' | 'fill';
+
+/**
+ * Where a guest of size gw×gh goes on a screen of sw×sh: returns the source rect (in
+ * guest pixels) and the destination rect (screen pixels).
+ *  native: 1:1, centred, cropped if larger than the screen
+ *  fit:    scaled to fit, aspect kept, centred (letterbox)
+ *  fill:   scaled to cover the whole screen (aspect not kept)
+ */
+export function placement(fit: FitMode, gw: number, gh: number, sw: number, sh: number): { src: Rect; dst: Rect } {
+  if (fit === 'fill') return { src: { x: 0, y: 0, w: gw, h: gh }, dst: { x: 0, y: 0, w: sw, h: sh } };
+  if (fit === 'fit') {
+    const scale = Math.min(sw / gw, sh / gh);
+    const w = Math.max(1, Math.round(gw * scale));
+    const h = Math.max(1, Math.round(gh * scale));
+    return { src: { x: 0, y: 0, w: gw, h: gh }, dst: { x: Math.floor((sw - w) / 2), y: Math.floor((sh - h) / 2), w, h } };
+  }
+  const w = Math.min(gw, sw);
+  const h = Math.min(gh, sh);
+  return {
+    src: { x: Math.floor((gw - w) / 2), y: Math.floor((gh - h) / 2), w, h },
+    dst: { x: Math.floor((sw - w) / 2), y: Math.floor((sh - h) / 2), w, h },
+  };
+}

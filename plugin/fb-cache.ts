@@ -1,0 +1,222 @@
+// Framebuffer cache: each guest dma-buf is imported once (PRIME fd → GEM handle → KMS FB)
+// and every later flip to it reuses the FB. Keyed by (KMS plane id, source, buffer id):
+// the buffer id is the guest's own (VFIO dmabuf_id, udmabuf index), never an fd, because
+// VFIO_DEVICE_GET_GFX_DMABUF hands out a new fd for the same buffer on every call.
+//
+// GEM handles: closed right after AddFB2, the FB holds its own reference to the buffer.
+// The kernel does not reference-count handles and drmPrimeFDToHandle returns the
+// existing handle for an object already imported on this fd, so a handle kept open
+// here could be closed under another user's feet (wlroots' lesson). Closing at once
+// keeps exactly one owner per handle, for microseconds. Consequence: nothing else may
+// hold GEM handles of guest buffers on the KMS fd (the GLES path opens its own fd).
+//
+// Bounded: at most `maxPerSource` entries per (plane, source), least recently used
+// evicted first. 8 because guests flip between 2-3 buffers, mbochs makes one buffer per
+// scanout offset (3 for triple buffering) and a mode change briefly has old and new
+// sets alive; more than 8 live buffers means the guest allocates per frame, and then
+// caching would only pin memory. Entries not used for `idleRefreshes` are released.
+//
+// A buffer whose import failed is remembered with its reason and not retried (no retry
+// storm) until its source's generation changes.
+import * as libc from '../ffi/libc.js';
+import * as drm from '../ffi/drm.js';
+import { dmabufSize } from '../ffi/dmabuf.js';
+import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
+import { validatePlane } from './validate.js';
+
+export interface FbEntry {
+  readonly key: string;
+  readonly planeId: number;
+  readonly sourceId: number;
+  readonly bufferId: number;
+  readonly generation: number;
+  readonly fbId: number;
+  readonly format: number;
+  readonly modifier: bigint;
+  readonly width: number;
+  readonly height: number;
+  readonly stride: number;
+  lastUsed: number;
+}
+
+export type FbLookup =
+  | { ok: true; entry: FbEntry; imported: boolean }
+  | { ok: false; cause: string; message: string; remembered: boolean };
+
+export interface FbCacheStats {
+  imports: number;
+  hits: number;
+  misses: number;
+  importFailures: number;
+  released: number;
+  live: number;
+}
+
+interface Failed {
+  generation: number;
+  cause: string;
+  message: string;
+}
+
+export class FramebufferCache {
+  private readonly entries = new Map<string, FbEntry>();
+  private readonly failed = new Map<string, Failed>();
+  private readonly sourceIds = new WeakMap<GuestSource, number>();
+  private nextSourceId = 1;
+  private clock = 0;
+  private closeFbWorks: boolean | null = null;
+  readonly stats: FbCacheStats = { imports: 0, hits: 0, misses: 0, importFailures: 0, released: 0, live: 0 };
+
+  constructor(
+    private readonly fd: number,
+    readonly maxPerSource = 8,
+    readonly idleRefreshes = 600,
+  ) {}
+
+  sourceId(source: GuestSource): number {
+    let id = this.sourceIds.get(source);
+    if (id === undefined) {
+      id = this.nextSourceId++;
+      this.sourceIds.set(source, id);
+    }
+    return id;
+  }
+
+  private key(planeId: number, sourceId: number, bufferId: number): string {
+    return `${planeId}/${sourceId}/${bufferId}`;
+  }
+
+  /** Advances the cache's clock (one tick per refresh) and releases idle entries. */
+  tick(onScreen: ReadonlySet<number>): void {
+    this.clock++;
+    for (const e of [...this.entries.values()]) {
+      if (this.clock - e.lastUsed > this.idleRefreshes && !onScreen.has(e.fbId)) this.release(e);
+    }
+  }
+
+  /** The FB for a guest buffer on a plane; imports it on first sight. */
+  get(planeId: number, source: GuestSource, plane: GuestPlaneInfo, onScreen: ReadonlySet<number>): FbLookup {
+    const sid = this.sourceId(source);
+    const key = this.key(planeId, sid, plane.bufferId);
+    const hit = this.entries.get(key);
+    if (hit && hit.generation === plane.generation) {
+      hit.lastUsed = this.clock;
+      this.stats.hits++;
+      return { ok: true, entry: hit, imported: false };
+    }
+    if (hit) this.release(hit); // same id, older guest mode: stale
+    const bad = this.failed.get(key);
+    if (bad && bad.generation === plane.generation) return { ok: false, cause: bad.cause, message: bad.message, remembered: true };
+    this.stats.misses++;
+    const r = this.importBuffer(planeId, sid, key, source, plane);
+    if (!r.ok) {
+      this.stats.importFailures++;
+      this.failed.set(key, { generation: plane.generation, cause: r.cause, message: r.message });
+      return r;
+    }
+    this.entries.set(key, r.entry);
+    this.stats.live = this.entries.size;
+    this.evict(planeId, sid, onScreen);
+    return r;
+  }
+
+  private importBuffer(planeId: number, sourceId: number, key: string, source: GuestSource, plane: GuestPlaneInfo): FbLookup {
+    let fd: number;
+    try {
+      fd = source.exportDmabuf(plane);
+    } catch (e) {
+      return { ok: false, cause: 'export-failed', message: `${source.name}: ${(e as Error).message}`, remembered: false };
+    }
+    try {
+      const size = dmabufSize(fd, `${source.name} buffer ${plane.bufferId}`);
+      const v = validatePlane(plane, size);
+      if (!v.ok) return { ok: false, cause: v.cause, message: `${source.name}: ${v.message}`, remembered: false };
+      let handle: number;
+      try {
+        handle = drm.primeFDToHandle(this.fd, fd);
+      } catch (e) {
+        return { ok: false, cause: 'prime-import-failed', message: `${source.name}: ${(e as Error).message}`, remembered: false };
+      }
+      let fbId: number;
+      try {
+        const mods = plane.modifier === drm.DRM_FORMAT_MOD_INVALID ? null : [plane.modifier];
+        fbId = drm.addFB2WithModifiers(this.fd, plane.width, plane.height, plane.format, [handle], [plane.stride], [plane.offset], mods);
+      } catch (e) {
+        return { ok: false, cause: 'addfb-failed', message: `${source.name}: ${(e as Error).message}`, remembered: false };
+      } finally {
+        drm.gemClose(this.fd, handle);
+      }
+      this.stats.imports++;
+      return {
+        ok: true,
+        imported: true,
+        entry: {
+          key,
+          planeId,
+          sourceId,
+          bufferId: plane.bufferId,
+          generation: plane.generation,
+          fbId,
+          format: plane.format,
+          modifier: plane.modifier,
+          width: plane.width,
+          height: plane.height,
+          stride: plane.stride,
+          lastUsed: this.clock,
+        },
+      };
+    } catch (e) {
+      return { ok: false, cause: 'import-failed', message: `${source.name}: ${(e as Error).message}`, remembered: false };
+    } finally {
+      libc.close(fd, `${source.name} dma-buf`);
+    }
+  }
+
+  private evict(planeId: number, sourceId: number, onScreen: ReadonlySet<number>): void {
+    const mine = [...this.entries.values()].filter((e) => e.planeId === planeId && e.sourceId === sourceId);
+    let excess = mine.length - this.maxPerSource;
+    mine.sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const e of mine) {
+      if (excess <= 0) break;
+      if (onScreen.has(e.fbId)) continue;
+      this.release(e);
+      excess--;
+    }
+  }
+
+  /**
+   * Frees an entry's FB. CLOSEFB (Linux 6.8+) drops our reference without switching off
+   * a plane that still shows it; RmFB would blank that plane, so where CLOSEFB is missing
+   * the caller must only release FBs that are not on screen (tick/evict check that).
+   */
+  private release(e: FbEntry): void {
+    this.entries.delete(e.key);
+    this.stats.live = this.entries.size;
+    this.stats.released++;
+    if (this.closeFbWorks === null) this.closeFbWorks = drm.probeCloseFB(this.fd);
+    try {
+      if (this.closeFbWorks) drm.closeFB(this.fd, e.fbId);
+      else drm.rmFB(this.fd, e.fbId);
+    } catch {
+      // The device is gone or the FB already is: nothing left to free.
+    }
+  }
+
+  /** Drops every entry (and failure memory) of a source: mode change, removal. */
+  invalidateSource(source: GuestSource): void {
+    const sid = this.sourceIds.get(source);
+    if (sid === undefined) return;
+    for (const e of [...this.entries.values()]) if (e.sourceId === sid) this.release(e);
+    for (const k of [...this.failed.keys()]) if (k.split('/')[1] === String(sid)) this.failed.delete(k);
+  }
+
+  /** FB ids alive in the cache (for leak checks). */
+  liveFbIds(): number[] {
+    return [...this.entries.values()].map((e) => e.fbId);
+  }
+
+  close(): void {
+    for (const e of [...this.entries.values()]) this.release(e);
+    this.failed.clear();
+  }
+}

@@ -1,0 +1,71 @@
+// Per-output presentation statistics, readable from the API and printed by the CLI.
+
+export type PresentPath = 'scanout' | 'gles' | 'copy' | 'no-signal';
+
+/** A bounded window of samples with percentiles (the last `capacity` values). */
+export class SampleWindow {
+  private readonly buf: Float64Array;
+  private n = 0;
+  private pos = 0;
+
+  constructor(readonly capacity = 2048) {
+    this.buf = new Float64Array(capacity);
+  }
+
+  add(v: number): void {
+    this.buf[this.pos] = v;
+    this.pos = (this.pos + 1) % this.capacity;
+    if (this.n < this.capacity) this.n++;
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** Nearest-rank percentile (p in 0..100); NaN when empty. */
+  percentile(p: number): number {
+    if (this.n === 0) return NaN;
+    const sorted = Array.from(this.buf.subarray(0, this.n)).sort((a, b) => a - b);
+    const rank = Math.min(this.n - 1, Math.max(0, Math.ceil((p / 100) * this.n) - 1));
+    return sorted[rank];
+  }
+
+  values(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.n; i++) out.push(this.buf[(this.pos - this.n + i + this.capacity) % this.capacity]);
+    return out;
+  }
+
+  reset(): void {
+    this.n = 0;
+    this.pos = 0;
+  }
+}
+
+export interface OutputStatsSnapshot {
+  framesPresented: number;
+  paths: Record<PresentPath, number>;
+  imports: number;
+  cacheHits: number;
+  cacheMisses: number;
+  bytesCopied: number;
+  commits: number;
+  testOnlyCommits: number;
+  failedCommits: number;
+  refreshes: number;
+  latencyMs: { p50: number; p95: number; p99: number; samples: number };
+  errors: Record<string, number>;
+}
+
+export class OutputStats {
+  framesPresented = 0;
+  readonly paths: Record<PresentPath, number> = { scanout: 0, gles: 0, copy: 0, 'no-signal': 0 };
+  bytesCopied = 0;
+  refreshes = 0;
+  readonly latencyMs = new SampleWindow();
+  readonly errors: Record<string, number> = {};
+
+  error(cause: string): void {
+    this.errors[cause] = (this.errors[cause] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,68 @@
+// Validation of untrusted guest plane descriptions before anything is imported, mapped
+// or copied. A guest (or a buggy mediated driver) can claim any format, size, stride and
+// offset; every number is checked against the format table and the dma-buf's real size
+// (lseek SEEK_END), in integers that cannot overflow: every product below is bounded by
+// the range checks before it (16384 × 2^20 < 2^35, far inside 2^53).
+import * as drm from '../ffi/drm.js';
+import type { GuestPlaneInfo } from './sources/source.js';
+
+export const MAX_DIMENSION = 16384;
+export const MAX_STRIDE = 1 << 20;
+export const MAX_POSITION = 65535;
+
+export type ValidationCause =
+  | 'format-unknown'
+  | 'format-multiplanar'
+  | 'size-range'
+  | 'stride-range'
+  | 'stride-too-small'
+  | 'offset-range'
+  | 'buffer-too-small'
+  | 'claimed-size'
+  | 'position-range'
+  | 'hotspot-range';
+
+export type Validation =
+  | { ok: true; format: drm.DrmFormatInfo; /** bytes the plane's pixels span from offset 0 */ span: number }
+  | { ok: false; cause: ValidationCause; message: string };
+
+function fail(p: GuestPlaneInfo, cause: ValidationCause, what: string): Validation {
+  return { ok: false, cause, message: `guest ${p.kind} plane (buffer ${p.bufferId}): ${what}` };
+}
+
+const isUint = (n: number, max: number) => Number.isInteger(n) && n >= 0 && n <= max;
+
+/**
+ * Checks a plane description. `bufferSize` is the real size of the dma-buf or region
+ * (null when unknown yet: then only the description's own consistency is checked).
+ */
+export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Validation {
+  const info = drm.formatInfo(p.format);
+  if (!info) return fail(p, 'format-unknown', `unknown pixel format 0x${(p.format >>> 0).toString(16)} (${drm.fourccName(p.format)})`);
+  if (info.planes !== 1) {
+    return fail(p, 'format-multiplanar', `format ${info.code} has ${info.planes} planes; guest planes carry one stride, so only single-plane formats are accepted`);
+  }
+  if (!isUint(p.width, MAX_DIMENSION) || !isUint(p.height, MAX_DIMENSION) || p.width === 0 || p.height === 0) {
+    return fail(p, 'size-range', `size ${p.width}x${p.height} outside 1..${MAX_DIMENSION}`);
+  }
+  if (!isUint(p.stride, MAX_STRIDE)) return fail(p, 'stride-range', `stride ${p.stride} outside 0..${MAX_STRIDE}`);
+  const rowBytes = p.width * info.cpp[0];
+  if (p.stride < rowBytes) return fail(p, 'stride-too-small', `stride ${p.stride} < width ${p.width} × ${info.cpp[0]} bytes`);
+  if (!isUint(p.offset, 2 ** 40)) return fail(p, 'offset-range', `offset ${p.offset} out of range`);
+  const span = p.offset + p.stride * (p.height - 1) + rowBytes;
+  if (!isUint(p.size, 2 ** 40)) return fail(p, 'claimed-size', `claimed size ${p.size} out of range`);
+  if (p.size !== 0 && p.size < span) {
+    return fail(p, 'claimed-size', `claims ${p.size} bytes but ${p.width}x${p.height} with stride ${p.stride} at offset ${p.offset} spans ${span}`);
+  }
+  if (bufferSize !== null && span > bufferSize) {
+    return fail(p, 'buffer-too-small', `spans ${span} bytes (stride ${p.stride} × ${p.height} rows from offset ${p.offset}) but the buffer has only ${bufferSize}`);
+  }
+  if (!Number.isInteger(p.x) || !Number.isInteger(p.y) || Math.abs(p.x) > MAX_POSITION || Math.abs(p.y) > MAX_POSITION) {
+    return fail(p, 'position-range', `position ${p.x},${p.y} outside ±${MAX_POSITION}`);
+  }
+  const hotOk = (h: number, lim: number) => h === -1 || (Number.isInteger(h) && h >= 0 && h < lim);
+  if (!hotOk(p.hotX, p.width) || !hotOk(p.hotY, p.height)) {
+    return fail(p, 'hotspot-range', `hotspot ${p.hotX},${p.hotY} outside the ${p.width}x${p.height} plane`);
+  }
+  return { ok: true, format: info, span };
+}
