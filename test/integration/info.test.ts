@@ -1,0 +1,265 @@
+// `guestplane info` (the compiled CLI, run as a child process) held against modetest, an
+// independent reader of the same device, on the default vkms device and on a 2-CRTC
+// ConfigFS device with a lit head, overlays, a cursor and an unplugged connector.
+//
+// The CLI runs from dist/: `npm run build` (tsc on the host) must have run before the rig
+// booted; the project tree is read-only inside the rig, so the test cannot build it.
+import { describe, it, expect, afterAll, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
+import { DumbFramebuffer } from '../../plugin/kms/dumb.js';
+import { COMMIT } from '../../plugin/kms/atomic.js';
+import * as drm from '../../ffi/drm.js';
+import type { DeviceDescription } from '../../plugin/info.js';
+import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
+import { modetestDump, type ModetestDump, type ModetestProp } from './helpers/modetest.js';
+import { readDebugfsName } from './helpers/debugfs.js';
+
+const projectDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(projectDir, 'dist', 'plugin', 'cli.js');
+const PREFIX = `gpinfo${process.pid}`;
+
+interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): CliRun {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: projectDir, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function infoJson(card: string): DeviceDescription {
+  const r = cli('info', '--device', card, '--json');
+  expect(r.status, `guestplane info --device ${card} --json failed:\n${r.stderr}`).toBe(0);
+  return JSON.parse(r.stdout) as DeviceDescription;
+}
+
+beforeAll(() => {
+  if (!existsSync(CLI)) {
+    throw new Error(`${CLI} is missing: run 'npm run build' on the host before the rig (the project tree is read-only inside it)`);
+  }
+  const built = statSync(CLI).mtimeMs;
+  const stale = ['plugin/cli.ts', 'plugin/info.ts', 'plugin/kms/device.ts']
+    .map((f) => join(projectDir, f))
+    .filter((f) => existsSync(f) && statSync(f).mtimeMs > built);
+  if (stale.length) throw new Error(`dist is older than ${stale.join(', ')}: run 'npm run build' on the host before the rig`);
+});
+
+const cleanups: Array<() => unknown> = [];
+afterAll(async () => {
+  const errors: string[] = [];
+  while (cleanups.length) {
+    try {
+      await cleanups.pop()!();
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  try {
+    removeVkmsDevicesWithPrefix(PREFIX);
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
+  if (errors.length) throw new Error(`cleanup failed:\n${errors.join('\n')}`);
+});
+
+const names = (props: ModetestProp[]) => props.map((p) => p.name).sort();
+
+/** Holds a `guestplane info --json` description against modetest's dump of the same device. */
+function expectSameAsModetest(info: DeviceDescription, dump: ModetestDump): void {
+  // CRTCs: ids, current mode, properties.
+  expect(info.crtcs.map((c) => c.id)).toEqual(dump.crtcs.map((c) => c.id));
+  for (const mc of dump.crtcs) {
+    const c = info.crtcs.find((x) => x.id === mc.id)!;
+    expect(c.fbId, `CRTC ${c.id} fb`).toBe(mc.fb);
+    if (mc.mode) {
+      expect(c.mode, `CRTC ${c.id} mode`).not.toBeNull();
+      expect([c.mode!.name, c.mode!.width, c.mode!.height, c.mode!.clock, c.mode!.refresh.toFixed(2)]).toEqual([
+        mc.mode.name, mc.mode.hdisplay, mc.mode.vdisplay, mc.mode.clock, mc.mode.refresh.toFixed(2),
+      ]);
+    } else {
+      expect(c.mode, `CRTC ${c.id} has no mode in modetest`).toBeNull();
+    }
+    expect(c.props.slice().sort(), `CRTC ${c.id} props`).toEqual(names(mc.props));
+  }
+
+  // Encoders: modetest lists the writeback connectors' encoders too.
+  expect(info.encoders.map((e) => [e.id, e.crtcId, e.type, e.possibleCrtcsMask, e.possibleClonesMask])).toEqual(
+    dump.encoders.map((e) => [e.id, e.crtc, e.type, e.possibleCrtcs, e.possibleClones]),
+  );
+
+  // Connectors: modetest never shows writeback connectors.
+  const outputs = info.connectors.filter((c) => !c.writeback);
+  expect(outputs.map((c) => [c.id, c.name, c.status, c.encoders])).toEqual(dump.connectors.map((c) => [c.id, c.name, c.status, c.encoders]));
+  for (const mc of dump.connectors) {
+    const c = outputs.find((x) => x.id === mc.id)!;
+    expect(c.modes.length, `${c.name} mode count`).toBe(mc.modeCount);
+    expect(
+      c.modes.map((m) => [m.name, m.refresh.toFixed(2), m.width, m.hsyncStart, m.hsyncEnd, m.htotal, m.height, m.vsyncStart, m.vsyncEnd, m.vtotal, m.clock, m.flags, m.type]),
+      `${c.name} modes`,
+    ).toEqual(mc.modes.map((m) => [m.name, m.refresh.toFixed(2), m.hdisplay, m.hsyncStart, m.hsyncEnd, m.htotal, m.vdisplay, m.vsyncStart, m.vsyncEnd, m.vtotal, m.clock, m.flags, m.type]));
+    expect([c.mmWidth, c.mmHeight]).toEqual([mc.mmWidth, mc.mmHeight]);
+    expect(c.props.slice().sort(), `${c.name} props`).toEqual(names(mc.props));
+    const routed = mc.props.find((p) => p.name === 'CRTC_ID');
+    if (routed) expect(c.crtcId, `${c.name} CRTC_ID`).toBe(Number(routed.value));
+  }
+
+  // Planes: ids, possible CRTCs, where they are, formats with modifiers, properties.
+  expect(info.planes.map((p) => [p.id, p.possibleCrtcsMask, p.crtcId, p.fbId])).toEqual(dump.planes.map((p) => [p.id, p.possibleCrtcs, p.crtc, p.fb]));
+  for (const mp of dump.planes) {
+    const p = info.planes.find((x) => x.id === mp.id)!;
+    expect(p.formats.map((f) => f.format), `plane ${p.id} formats`).toEqual(mp.formats);
+    expect(p.inFormats).toBe(mp.inFormats !== null);
+    if (mp.inFormats) {
+      expect(Object.fromEntries(p.formats.map((f) => [f.format, f.modifiers.map((m) => m.name)])), `plane ${p.id} IN_FORMATS`).toEqual(mp.inFormats);
+    }
+    const typeProp = mp.props.find((q) => q.name === 'type');
+    const typeName = Object.entries(typeProp?.enums ?? {}).find(([, v]) => v === typeProp?.value)?.[0]?.toLowerCase();
+    expect(p.type, `plane ${p.id} type`).toBe(typeName);
+    expect(p.props.slice().sort(), `plane ${p.id} props`).toEqual(names(mp.props));
+    const rotation = mp.props.find((q) => q.name === 'rotation');
+    expect(p.rotations).toEqual(rotation ? Object.keys(rotation.enums) : []);
+  }
+}
+
+describe('guestplane info: command line', () => {
+  it('rejects unknown commands and options with the usage and exit code 2', () => {
+    for (const args of [['frobnicate'], ['info', '--bogus'], ['info', 'extra'], ['info', '--device'], ['--json'], []]) {
+      const r = cli(...args);
+      expect(r.status, `guestplane ${args.join(' ')}`).toBe(2);
+      expect(r.stderr).toMatch(/^guestplane: .+\n\nusage: guestplane <command>/);
+      expect(r.stdout).toBe('');
+    }
+    const help = cli('help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/usage: guestplane <command>/);
+  });
+
+  it('names what is wrong with a bad --device and exits 1', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['/dev/dri/card99', /^guestplane: \/dev\/dri\/card99 does not exist/],
+      ['/dev/null', /^guestplane: \/dev\/null is not a DRM device/],
+      ['/etc/hostname', /is not a device node/],
+      ['/dev/dri/renderD128', /no atomic modesetting.*render node/],
+    ];
+    for (const [path, re] of cases) {
+      const r = cli('info', '--device', path);
+      expect(r.status, path).toBe(1);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    }
+  });
+
+  it('without --device picks the first card with atomic KMS and says which', () => {
+    const vkms = findCardByDriver('vkms')!;
+    const r = cli('info', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    // vgem (card0 in the rig) has no KMS at all and is skipped.
+    expect(r.stderr).toMatch(new RegExp(`^guestplane: using ${vkms} \\(vkms\\) \\(skipped /dev/dri/card0: no atomic KMS\\)`));
+    const d = JSON.parse(r.stdout) as DeviceDescription;
+    expect(d.path).toBe(vkms);
+    expect(d.driver.name).toBe('vkms');
+  });
+});
+
+describe('guestplane info agrees with modetest', () => {
+  it('on the default vkms device', () => {
+    const card = findCardByDriver('vkms');
+    expect(card).not.toBeNull();
+    const info = infoJson(card!);
+    expect(info.busid).toBe('vkms');
+    expect(info.busid).toBe(readDebugfsName(card!).unique);
+    const { dump } = modetestDump('vkms', info.busid!);
+    expect(dump.crtcs).toHaveLength(1);
+    expect(dump.planes).toHaveLength(10);
+    expectSameAsModetest(info, dump);
+    // What modetest cannot show: the writeback connector and its formats.
+    const wb = info.connectors.filter((c) => c.writeback);
+    expect(wb.map((c) => c.name)).toEqual(['Writeback-1']);
+    expect(wb[0].writebackFormats).toEqual(expect.arrayContaining(['XR24', 'AR24']));
+    expect(wb[0].possibleCrtcs).toEqual([info.crtcs[0].id]);
+    expect(info.caps.writebackConnectors).toBe(true);
+    expect(info.planes.every((p) => p.zpos === null && p.blendModes.length === 0)).toBe(true);
+  });
+
+  it('on a 2-CRTC ConfigFS device with a lit head, overlays, a cursor and an unplugged connector', async () => {
+    const vd: VkmsConfigfsDevice = createVkmsDevice({
+      name: `${PREFIX}-a`,
+      crtcs: [
+        { writeback: true, overlays: 1, cursor: true },
+        { writeback: true, connected: false },
+      ],
+      sharedOverlays: 1,
+    });
+    cleanups.push(() => vd.remove());
+    // Light head 0 (its connector is connected, head 1's is not) and keep it lit while we look.
+    const dev = KmsDevice.open(vd.cardPath);
+    cleanups.push(() => dev.close());
+    const crtc = dev.crtcs[0];
+    const conn = dev.connectors.find((c) => !c.writeback && c.connection === 'connected')!;
+    const mode = conn.modes.find((m) => m.hdisplay === 640 && m.vdisplay === 480)!;
+    const fb = new DumbFramebuffer(dev.fd, 640, 480);
+    cleanups.push(() => fb.close());
+    const blob = dev.createModeBlob(mode);
+    cleanups.push(() => dev.destroyBlob(blob));
+    const primary = dev.planesFor(crtc, 'primary')[0];
+    dev
+      .request()
+      .set(conn, 'CRTC_ID', crtc.id)
+      .set(crtc, 'MODE_ID', blob)
+      .set(crtc, 'ACTIVE', 1)
+      .set(primary, 'FB_ID', fb.fbId)
+      .set(primary, 'CRTC_ID', crtc.id)
+      .set(primary, 'SRC_X', 0).set(primary, 'SRC_Y', 0)
+      .set(primary, 'SRC_W', 640 << 16).set(primary, 'SRC_H', 480 << 16)
+      .set(primary, 'CRTC_X', 0).set(primary, 'CRTC_Y', 0)
+      .set(primary, 'CRTC_W', 640).set(primary, 'CRTC_H', 480)
+      .commit(COMMIT.ALLOW_MODESET);
+    // modetest finds `-D <busid>` by GET_UNIQUE, which answers the master's unique name,
+    // set only when a master calls SET_VERSION (drmSetInterfaceVersion; we never do). While
+    // we are master modetest would not find the device and -M would fall back to the
+    // default vkms device. Dropping master keeps the head lit and lets modetest become it.
+    drm.dropMaster(dev.fd);
+
+    const info = infoJson(vd.cardPath);
+    expect(info.busid).toBe(vd.busid);
+    const { dump } = modetestDump('vkms', vd.busid);
+    // modetest -D falls back to the first vkms device for an unknown busid: make sure it read ours.
+    expect(dump.crtcs).toHaveLength(2);
+    expect(dump.connectors.map((c) => c.name)).toEqual(vd.connectorNames);
+    expectSameAsModetest(info, dump);
+
+    expect(info.crtcs.map((c) => c.active)).toEqual([true, false]);
+    expect(info.crtcs[0].mode?.summary).toBe('640x480@59.94');
+    expect(info.connectors.filter((c) => !c.writeback).map((c) => c.status)).toEqual(['connected', 'disconnected']);
+    expect(info.connectors.filter((c) => c.writeback)).toHaveLength(2);
+    const [c0, c1] = info.crtcs.map((c) => c.id);
+    const planes = info.planes.map((p) => [p.type, p.possibleCrtcs]);
+    expect(planes).toEqual([
+      ['primary', [c0]],
+      ['primary', [c1]],
+      ['overlay', [c0]],
+      ['overlay', [c0, c1]],
+      ['cursor', [c0]],
+    ]);
+    expect(info.planes[0]).toMatchObject({ crtcId: c0, fbId: fb.fbId });
+
+    // The text form names the same objects.
+    const text = cli('info', '--device', vd.cardPath);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`${vd.cardPath}: vkms`);
+    expect(text.stdout).toContain(`CRTC ${c0} (index 0): active, mode 640x480@59.94`);
+    for (const c of info.connectors) expect(text.stdout).toContain(`Connector ${c.id} ${c.name}: ${c.writeback ? 'writeback' : c.status}`);
+    for (const p of info.planes) expect(text.stdout).toContain(`Plane ${p.id}: ${p.type}`);
+    expect(text.stdout).toMatch(/\.\.\. 29 more \(--all-modes\)/);
+    const all = cli('info', '--device', vd.cardPath, '--all-modes');
+    expect(all.stdout).not.toMatch(/more \(--all-modes\)/);
+    expect(all.stdout).toContain('640x480@59.94');
+  });
+});
