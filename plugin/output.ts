@@ -183,7 +183,11 @@ export class Output extends EventEmitter<OutputEvents> {
     this.scheduleRefresh();
   }
 
+  private lostFrom: GuestSource | null = null;
   private readonly onLost = (e: Error) => {
+    // Sources say it through an event and again through the next query: report once.
+    if (this.lostFrom === this.source) return;
+    this.lostFrom = this.source;
     this.report('source-lost', e.message);
     this.emit('source-lost', e);
   };
@@ -334,9 +338,11 @@ export class Output extends EventEmitter<OutputEvents> {
     const q = src.query('primary');
     switch (q.state) {
       case 'lost':
+        // A frozen last frame would look like a live guest; a monitor whose source went away
+        // shows "no signal", and so do we (the source-lost event says why).
         this.onLost(q.error);
         this.detach();
-        return null; // the last frame stays on screen
+        return noSignal();
       case 'disabled':
         return noSignal();
       case 'not-ready':

@@ -101,13 +101,20 @@ export class BochsTestGuest {
 
   constructor(readonly dispi: BochsDispi, readonly buffers = 3) {}
 
+  /** Lines between buffer starts: a whole number of pages, as a real bochs-drm guest lays
+   * its framebuffers out (mbochs refuses to export a dma-buf at an unaligned offset, EINVAL). */
+  linesPerBuffer = 0;
+
   get stride(): number {
     return this.width * 4;
   }
 
   setMode(width: number, height: number): void {
     const vramBytes = this.dispi.read(DISPI.VIDEO_MEMORY_64K) * 65536;
-    if (width * 4 * height * this.buffers > vramBytes) {
+    const stride = width * 4;
+    let lines = height;
+    while ((lines * stride) % 4096 !== 0) lines++;
+    if (lines * stride * this.buffers > vramBytes) {
       throw new RangeError(`bochs guest: ${this.buffers} buffers of ${width}x${height} need more than the ${vramBytes} bytes of VRAM`);
     }
     const d = this.dispi;
@@ -116,12 +123,13 @@ export class BochsTestGuest {
     d.write(DISPI.XRES, width);
     d.write(DISPI.YRES, height);
     d.write(DISPI.VIRT_WIDTH, width);
-    d.write(DISPI.VIRT_HEIGHT, height * this.buffers);
+    d.write(DISPI.VIRT_HEIGHT, lines * this.buffers);
     d.write(DISPI.X_OFFSET, 0);
     d.write(DISPI.Y_OFFSET, 0);
     d.write(DISPI.ENABLE, DISPI_ENABLED | DISPI_LFB_ENABLED);
     this.width = width;
     this.height = height;
+    this.linesPerBuffer = lines;
     this.current = 0;
   }
 
@@ -132,12 +140,12 @@ export class BochsTestGuest {
   /** Draws frame n into buffer i (not yet visible). */
   render(i: number, n: number): void {
     const vram = this.dispi.vramMap();
-    drawPattern({ bytes: vram.bytes, offset: i * this.stride * this.height, width: this.width, height: this.height, stride: this.stride }, n);
+    drawPattern({ bytes: vram.bytes, offset: i * this.stride * this.linesPerBuffer, width: this.width, height: this.height, stride: this.stride }, n);
   }
 
   /** Makes buffer i visible (the guest's page flip). */
   flip(i: number, n: number): void {
-    this.dispi.write(DISPI.Y_OFFSET, i * this.height);
+    this.dispi.write(DISPI.Y_OFFSET, i * this.linesPerBuffer);
     this.current = i;
     this.frame = n;
     this.flipTimeNs = process.hrtime.bigint();

@@ -122,6 +122,8 @@ export type DmabufCpuReader = (plane: GuestPlaneInfo) => CpuView | null;
 export interface VfioSourceOptions {
   /** Copy-path reader for dma-buf planes that cannot be mapped (e.g. bochsVramReader). */
   cpuReader?: DmabufCpuReader;
+  /** Things the source owns and closes with itself (the device, a BochsDispi). */
+  owned?: { close(): void }[];
 }
 
 interface ShapeKey {
@@ -244,6 +246,7 @@ export class VfioSource extends EventEmitter<GuestSourceEvents> implements Guest
     this.closed = true;
     for (const m of this.regionMaps.values()) m.unmap();
     this.regionMaps.clear();
+    for (const o of this.opts.owned ?? []) o.close();
   }
 }
 
