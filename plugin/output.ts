@@ -25,6 +25,8 @@ import { validatePlane } from './validate.js';
 import { blit, fill, placement, type FitMode, type Rect } from './compose/cpu.js';
 import { DmabufMaps } from './compose/dmabuf-map.js';
 import { OutputStats, type OutputStatsSnapshot, type PresentPath } from './stats.js';
+import { GlesCompositor, type GlesImage, type GlesTarget, type TargetRing } from './compose/gles.js';
+import * as libc from '../ffi/libc.js';
 import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
 
 export interface ModeRequest {
@@ -33,10 +35,20 @@ export interface ModeRequest {
   refresh?: number;
 }
 
+/** Paths a frame may take; 'no-signal' is always allowed. */
+export type FramePath = Exclude<PresentPath, 'no-signal'>;
+export const DEFAULT_PATHS: readonly FramePath[] = ['scanout', 'gles', 'copy'];
+
 export interface OutputOptions {
   connector: string;
   mode?: ModeRequest;
   crtcId?: number;
+  /**
+   * Paths frames may take, in the fixed order of preference scanout → gles → copy
+   * (default all three). Restricting them forces a path on the same stream, for
+   * benchmarks and tests: ['gles'] composes every frame on the GPU, ['copy'] copies.
+   */
+  paths?: readonly FramePath[];
 }
 
 export interface PresentEvent {
@@ -52,6 +64,12 @@ export interface PresentEvent {
   latencyNs?: number;
   /** Why the frame was not scanned out, when it was not. */
   reason?: string;
+  /**
+   * GLES frames: bytes copied into textures because the driver could not sample the
+   * dma-buf itself (kms_swrast with foreign dma-bufs), and the compose time. A frame with
+   * uploadedBytes > 0 went through a CPU copy on its way to the GPU.
+   */
+  gles?: { uploadedBytes: number; composeMs: number; imagePath: 'dmabuf' | 'upload'; uploadReason: string | null };
 }
 
 export interface OutputErrorEvent {
@@ -81,6 +99,8 @@ interface Content {
   flipTimeNs?: bigint;
   reason?: string;
   copyIndex?: number;
+  glesTarget?: GlesTarget;
+  gles?: PresentEvent['gles'];
 }
 
 interface Saved {
@@ -119,6 +139,11 @@ export class Output extends EventEmitter<OutputEvents> {
   private copyBuffers: DumbFramebuffer[] = [];
   private noSignal: DumbFramebuffer | null = null;
   private writeback: WritebackCapture | null = null;
+  readonly paths: ReadonlySet<FramePath>;
+  /** undefined: not tried yet; a string: why GPU composition is unavailable. */
+  private gles: GlesCompositor | string | undefined;
+  private glesRing: TargetRing<GlesTarget> | null = null;
+  private readonly glesImages = new Map<string, { image: GlesImage; generation: number }>();
   private writebackRouted = false;
   private captureWaiters: { resolve: (c: Capture & { content: Content | null }) => void; reject: (e: Error) => void }[] = [];
   private readonly onFlip = (ev: FlipEvent) => this.handleEvent(ev);
@@ -142,6 +167,7 @@ export class Output extends EventEmitter<OutputEvents> {
     if (!primary) throw new Error(`CRTC ${crtc.id} has no free primary plane`);
     this.primary = primary;
     this.cache = new FramebufferCache(dev.fd);
+    this.paths = checkPaths(opts.paths);
     this.refreshNs = Math.round(1e9 * (this.mode.htotal * this.mode.vtotal) / (this.mode.clock * 1000)) || Math.round(1e9 / (this.mode.vrefresh || 60));
     claimed.add(crtc.id);
     claimedPlanes.add(primary.id);
@@ -223,6 +249,7 @@ export class Output extends EventEmitter<OutputEvents> {
       cacheHits: c.hits,
       cacheMisses: c.misses,
       bytesCopied: this.stats.bytesCopied,
+      bytesUploaded: this.stats.bytesUploaded,
       commits: this.dev.counters.commits,
       testOnlyCommits: this.dev.counters.testOnly,
       failedCommits: this.dev.counters.failed,
@@ -258,6 +285,7 @@ export class Output extends EventEmitter<OutputEvents> {
     const f = this.inflight;
     if (!f || ev.userData !== f.cookie) return;
     this.inflight = null;
+    if (f.content.glesTarget) this.glesRing?.displayed(f.content.glesTarget);
     this.onScreen = f.content;
     this.stats.framesPresented++;
     this.stats.paths[f.content.path]++;
@@ -277,6 +305,7 @@ export class Output extends EventEmitter<OutputEvents> {
       frame: f.content.frame,
       latencyNs,
       reason: f.content.reason,
+      gles: f.content.gles,
     });
     this.refresh();
   }
@@ -362,7 +391,8 @@ export class Output extends EventEmitter<OutputEvents> {
     const base = { contentKey, bufferId: p.bufferId, frame: p.frame, flipTimeNs: p.flipTimeNs };
     const shape = `${this.primary.id}/${sid}/${p.format}/${p.modifier}/${p.width}x${p.height}/${p.stride}/${this.fit}`;
     let reason = '';
-    if (p.transport !== 'dmabuf') reason = 'region plane (no dma-buf)';
+    if (!this.paths.has('scanout')) reason = 'scanout is not among options.paths';
+    else if (p.transport !== 'dmabuf') reason = 'region plane (no dma-buf)';
     else if (!this.dev.caps.prime.import) reason = 'the KMS device cannot import dma-bufs (no PRIME import)';
     else if (!Kms.planeTakes(this.primary, p.format, p.modifier)) {
       reason = `plane ${this.primary.id} does not list ${drm.fourccName(p.format)} with modifier ${drm.formatModifierName(p.modifier)} (IN_FORMATS)`;
@@ -396,7 +426,84 @@ export class Output extends EventEmitter<OutputEvents> {
         }
       }
     }
-    return this.planCopy(src, sid, p, place, base, reason);
+    return this.planFallback(src, sid, p, place, base, reason);
+  }
+
+  /** GPU composition, else the CPU copy, as options.paths allow. */
+  private planFallback(src: GuestSource, sid: number, p: GuestPlaneInfo, place: { src: Rect; dst: Rect }, base: Omit<Content, 'path' | 'fbId' | 'src' | 'dst'>, reason: string): Content | null {
+    let why = reason;
+    if (this.paths.has('gles')) {
+      const g = this.planGles(src, sid, p, place, base, reason);
+      if ('content' in g) return g.content;
+      why = `${reason}; GPU composition: ${g.error}`;
+      this.report(g.cause, g.error);
+    }
+    if (this.paths.has('copy')) return this.planCopy(src, sid, p, place, base, why);
+    this.report('no-path', `no allowed path can show ${src.name}: ${why} (options.paths: ${[...this.paths].join(', ')})`);
+    return null;
+  }
+
+  private glesCompositor(): GlesCompositor | string {
+    if (this.gles === undefined) {
+      const c = GlesCompositor.create(this.dev);
+      this.gles = 'unavailable' in c ? c.unavailable : c;
+    }
+    return this.gles;
+  }
+
+  private glesImage(comp: GlesCompositor, src: GuestSource, sid: number, p: GuestPlaneInfo): GlesImage {
+    const key = `${sid}/${p.bufferId}`;
+    const hit = this.glesImages.get(key);
+    if (hit && hit.generation === p.generation && !hit.image.closed) return hit.image;
+    hit?.image.close();
+    this.glesImages.delete(key);
+    const fd = src.exportDmabuf(p);
+    try {
+      const image = comp.importDmabuf({ fd, format: p.format, modifier: p.modifier, width: p.width, height: p.height, stride: p.stride, offset: p.offset });
+      this.glesImages.set(key, { image, generation: p.generation });
+      return image;
+    } finally {
+      libc.close(fd, `${src.name} dma-buf`);
+    }
+  }
+
+  private planGles(src: GuestSource, sid: number, p: GuestPlaneInfo, place: { src: Rect; dst: Rect }, base: Omit<Content, 'path' | 'fbId' | 'src' | 'dst'>, reason: string): { content: Content } | { cause: string; error: string } {
+    if (p.transport !== 'dmabuf') return { cause: 'gles-no-dmabuf', error: 'the plane is a region, not a dma-buf' };
+    const comp = this.glesCompositor();
+    if (typeof comp === 'string') return { cause: 'gles-unavailable', error: comp };
+    let image: GlesImage;
+    try {
+      image = this.glesImage(comp, src, sid, p);
+    } catch (e) {
+      return { cause: 'gles-import-failed', error: (e as Error).message };
+    }
+    let target: GlesTarget;
+    try {
+      this.glesRing ??= comp.createRing(this.width, this.height, { count: 3 });
+      target = this.glesRing.acquire();
+    } catch (e) {
+      return { cause: 'gles-target-failed', error: (e as Error).message };
+    }
+    try {
+      const r = comp.compose(target, [{ image, src: place.src, dst: place.dst }]);
+      this.stats.bytesUploaded += r.uploadedBytes;
+      const full = { x: 0, y: 0, w: this.width, h: this.height };
+      return {
+        content: {
+          ...base,
+          path: 'gles',
+          fbId: target.fbId,
+          src: full,
+          dst: full,
+          reason: reason || undefined,
+          glesTarget: target,
+          gles: { uploadedBytes: r.uploadedBytes, composeMs: r.ms, imagePath: image.path, uploadReason: image.uploadReason },
+        },
+      };
+    } catch (e) {
+      this.glesRing.release(target);
+      return { cause: 'gles-compose-failed', error: (e as Error).message };
+    }
   }
 
   private planCopy(src: GuestSource, sid: number, p: GuestPlaneInfo, place: { src: Rect; dst: Rect }, base: Omit<Content, 'path' | 'fbId' | 'src' | 'dst'>, reason: string): Content | null {
@@ -477,6 +584,7 @@ export class Output extends EventEmitter<OutputEvents> {
     try {
       attempt(content);
     } catch (e) {
+      if (content.glesTarget) this.glesRing?.release(content.glesTarget);
       if (content.path !== 'scanout') throw e;
       // The kernel refused the real commit although TEST_ONLY (or memory) said yes: remember
       // the shape as not scannable and show this very frame through the copy path now.
@@ -488,7 +596,7 @@ export class Output extends EventEmitter<OutputEvents> {
       const shape = `${this.primary.id}/${this.cache.sourceId(src)}/${q.plane.format}/${q.plane.modifier}/${q.plane.width}x${q.plane.height}/${q.plane.stride}/${this.fit}`;
       this.scanoutMemo.set(shape, { ok: false, reason });
       const place = placement(this.fit, q.plane.width, q.plane.height, this.width, this.height);
-      const copy = this.planCopy(src, this.cache.sourceId(src), q.plane, place, { contentKey: content.contentKey, bufferId: content.bufferId, frame: content.frame, flipTimeNs: content.flipTimeNs }, reason);
+      const copy = this.planFallback(src, this.cache.sourceId(src), q.plane, place, { contentKey: content.contentKey, bufferId: content.bufferId, frame: content.frame, flipTimeNs: content.flipTimeNs }, reason);
       if (!copy) throw e;
       content = copy;
       attempt(content);
@@ -581,6 +689,12 @@ export class Output extends EventEmitter<OutputEvents> {
     this.copyBuffers = [];
     this.noSignal?.close(true);
     this.writeback?.close();
+    if (this.gles instanceof GlesCompositor) {
+      // CLOSEFB: a target still on screen stays lit until restore()/the next owner moves on.
+      this.gles.close({ keepOnScreen: true });
+    }
+    this.glesImages.clear();
+    this.glesRing = null;
     if (this.modeBlob) {
       try {
         this.dev.destroyBlob(this.modeBlob);
@@ -591,6 +705,14 @@ export class Output extends EventEmitter<OutputEvents> {
     claimed.delete(this.crtc.id);
     claimedPlanes.delete(this.primary.id);
   }
+}
+
+function checkPaths(paths: readonly FramePath[] | undefined): ReadonlySet<FramePath> {
+  if (paths === undefined) return new Set(DEFAULT_PATHS);
+  const bad = paths.filter((p) => !DEFAULT_PATHS.includes(p));
+  if (bad.length > 0) throw new Error(`options.paths: unknown path(s) ${bad.map((b) => JSON.stringify(b)).join(', ')}; allowed: ${DEFAULT_PATHS.join(', ')}`);
+  if (paths.length === 0) throw new Error(`options.paths is empty: allow at least one of ${DEFAULT_PATHS.join(', ')}`);
+  return new Set(paths);
 }
 
 const claimed = new Set<number>();

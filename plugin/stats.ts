@@ -49,6 +49,8 @@ export interface OutputStatsSnapshot {
   cacheHits: number;
   cacheMisses: number;
   bytesCopied: number;
+  /** Bytes copied into GL textures (GLES path on drivers that cannot sample the dma-buf). */
+  bytesUploaded: number;
   commits: number;
   testOnlyCommits: number;
   failedCommits: number;
@@ -61,6 +63,7 @@ export class OutputStats {
   framesPresented = 0;
   readonly paths: Record<PresentPath, number> = { scanout: 0, gles: 0, copy: 0, 'no-signal': 0 };
   bytesCopied = 0;
+  bytesUploaded = 0;
   refreshes = 0;
   readonly latencyMs = new SampleWindow();
   readonly errors: Record<string, number> = {};
