@@ -20,7 +20,8 @@ export type ValidationCause =
   | 'buffer-too-small'
   | 'claimed-size'
   | 'position-range'
-  | 'hotspot-range';
+  | 'hotspot-range'
+  | 'modifier-range';
 
 export type Validation =
   | { ok: true; format: drm.DrmFormatInfo; /** bytes the plane's pixels span from offset 0 */ span: number }
@@ -37,6 +38,12 @@ const isUint = (n: number, max: number) => Number.isInteger(n) && n >= 0 && n <=
  * (null when unknown yet: then only the description's own consistency is checked).
  */
 export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Validation {
+  // formatInfo() truncates to u32: 0x34325258 + 0.5 or + 2^32 must not pass as XR24.
+  if (!isUint(p.format, 0xffffffff)) return fail(p, 'format-unknown', `pixel format ${p.format} is not a 32-bit fourcc`);
+  // The kernel takes a u64; a wider or negative bigint would wrap into another modifier.
+  if (typeof p.modifier !== 'bigint' || p.modifier < 0n || p.modifier > 0xffffffffffffffffn) {
+    return fail(p, 'modifier-range', `format modifier ${String(p.modifier)} is not a 64-bit unsigned value`);
+  }
   const info = drm.formatInfo(p.format);
   if (!info) return fail(p, 'format-unknown', `unknown pixel format 0x${(p.format >>> 0).toString(16)} (${drm.fourccName(p.format)})`);
   if (info.planes !== 1) {

@@ -35,11 +35,24 @@ export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number
     }
     return rowBytes * to.h;
   }
-  const s32 = new Uint32Array(src.bytes.buffer, src.bytes.byteOffset, Math.floor(src.bytes.byteLength / 4));
-  const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
-  if ((src.offset | src.stride | dst.offset | dst.stride) % 4 !== 0) throw new RangeError('blit: scaled copies need 4-byte aligned rows');
   const xmap = new Int32Array(to.w);
   for (let x = 0; x < to.w; x++) xmap[x] = from.x + Math.min(from.w - 1, Math.floor(((x + 0.5) * from.w) / to.w));
+  if ((src.offset | src.stride | dst.offset | dst.stride | src.bytes.byteOffset | dst.bytes.byteOffset) % 4 !== 0) {
+    // The guest chose an unaligned offset or stride (the kernel allows it for linear
+    // buffers): no 32-bit view fits, copy each pixel's 4 bytes instead of refusing.
+    for (let y = 0; y < to.h; y++) {
+      const sy = from.y + Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h));
+      const srow = src.offset + sy * src.stride;
+      const drow = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
+      for (let x = 0; x < to.w; x++) {
+        const s = srow + xmap[x] * CPU_BPP;
+        dst.bytes.set(src.bytes.subarray(s, s + CPU_BPP), drow + x * CPU_BPP);
+      }
+    }
+    return to.w * to.h * CPU_BPP;
+  }
+  const s32 = new Uint32Array(src.bytes.buffer, src.bytes.byteOffset, Math.floor(src.bytes.byteLength / 4));
+  const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
   for (let y = 0; y < to.h; y++) {
     const sy = from.y + Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h));
     const srow = (src.offset + sy * src.stride) / 4;
