@@ -382,7 +382,10 @@ function decodeArgs(res: Resource, msg: MessageInfo, spec: RequestSpec, args: Po
       case 'n': {
         const id = koffi.decode(args, off, 'uint32_t') as number;
         const cls = spec.newIds[k];
-        out.push(cls ? new NewId(cls() as ResourceClass, res.client, id, res.version) : id);
+        // The new object inherits the parent's version, capped at its own interface's
+        // (zwp_linux_buffer_params_v1 v4 makes wl_buffers, which only have version 1).
+        const c = cls?.() as ResourceClass | undefined;
+        out.push(c ? new NewId(c, res.client, id, Math.min(res.version, c.interface.version)) : id);
         break;
       }
       case 'a': {
@@ -804,7 +807,7 @@ export class NewId<R extends Resource> {
   readonly cls: ResourceClass<R>;
   readonly client: Client;
   readonly id: number;
-  /** Version of the new object: the parent's (or, for a bind, the one the client asked for). */
+  /** Version of the new object: the parent's capped at its interface's (for a bind, the one the client asked for). */
   readonly version: number;
   constructor(cls: ResourceClass<R>, client: Client, id: number, version: number) {
     this.cls = cls;

@@ -1,0 +1,240 @@
+// The kiosk compositor (`guestplane compositor`): cage-like, one fullscreen toplevel on
+// one output, shown through the plugin's Output like a VM display: a client's dma-buf
+// straight on the primary plane when the kernel takes it, wl_shm through the copy path.
+// Clients learn what scans out (linux-dmabuf feedback), when frames hit the screen
+// (presentation-time, from the page-flip events) and can lease the connectors the kiosk
+// does not use (drm-lease).
+//
+// The Wayland display runs inside the Node event loop (protocols/runtime.ts: its
+// epoll fd is awaited on a libuv worker, requests are dispatched on the main thread).
+import { fstatSync, readdirSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import * as drm from '../../ffi/drm.js';
+import { Display, type Global } from '../../protocols/runtime.js';
+import { WlOutput, WlOutputMode, WlOutputSubpixel, WlOutputTransform } from '../../protocols/generated/wayland.js';
+import { KmsDevice } from '../kms/device.js';
+import { Output, type ModeRequest, type PresentEvent } from '../output.js';
+import type { FitMode } from '../compose/cpu.js';
+import { createCompositorGlobal, type Surface } from './surface.js';
+import { createShmGlobal } from './shm.js';
+import { createXdgShellGlobal, type Toplevel } from './xdg-shell.js';
+import { createPresentationGlobal } from './presentation.js';
+import { LinuxDmabuf } from './linux-dmabuf.js';
+import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, type TrancheSpec } from './dmabuf-feedback.js';
+import { DrmLeaseDevice } from './drm-lease.js';
+import { SurfaceSource } from './surface-source.js';
+
+export interface CompositorOptions {
+  /** KMS card node; default: the first /dev/dri/card* with a connected display. */
+  device?: string;
+  /** Connector to show the toplevel on; default: the first connected one. */
+  connector?: string;
+  /** Socket name in $XDG_RUNTIME_DIR (or absolute path); default: the first free wayland-N. */
+  socket?: string;
+  mode?: ModeRequest;
+  /** How a buffer that is not the output's size is placed; default 'native' (1:1, centred). */
+  fit?: FitMode;
+  /** Offer unused connectors through wp_drm_lease_device_v1 (default true). */
+  leasing?: boolean;
+  /** Diagnostics (default: stderr). */
+  log?: (message: string) => void;
+}
+
+export interface CompositorEvents {
+  /** A frame of the shown toplevel reached the screen (or was superseded). */
+  present: [PresentEvent];
+  toplevel: [Toplevel];
+}
+
+function defaultDevice(): string {
+  const cards = readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+  const tried: string[] = [];
+  for (const c of cards) {
+    const path = `/dev/dri/${c}`;
+    let dev: KmsDevice | null = null;
+    try {
+      dev = KmsDevice.open(path, { master: false });
+      if (dev.connectors.some((x) => !x.writeback && x.connection === 'connected')) return path;
+      tried.push(`${path}: nothing connected`);
+    } catch (e) {
+      tried.push(`${path}: ${(e as Error).message}`);
+    } finally {
+      void dev?.close();
+    }
+  }
+  throw new Error(`no KMS device with a connected display (${tried.join('; ') || 'no /dev/dri/card*'}); pass --device`);
+}
+
+export class KioskCompositor extends EventEmitter<CompositorEvents> {
+  readonly display: Display;
+  readonly dev: KmsDevice;
+  readonly output: Output;
+  readonly socket: string;
+  readonly dmabuf: LinuxDmabuf;
+  readonly leases: DrmLeaseDevice | null;
+  readonly mainDevice: bigint;
+  readonly #log: (m: string) => void;
+  readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: import('./surface.js').SurfaceCommit) => void }[] = [];
+  readonly #idle = new SurfaceSource('no client');
+  #shown: SurfaceSource;
+  readonly #wlOutputs = new Set<WlOutput>();
+  #closed = false;
+
+  private constructor(opts: CompositorOptions) {
+    super();
+    this.#log = opts.log ?? ((m) => process.stderr.write(`guestplane compositor: ${m}\n`));
+    const devicePath = opts.device ?? defaultDevice();
+    this.dev = KmsDevice.open(devicePath);
+    const fit = opts.fit ?? 'native';
+    let display: Display | null = null;
+    let output: Output | null = null;
+    try {
+      const connector = opts.connector ?? this.dev.connectors.find((c) => !c.writeback && c.connection === 'connected')?.name;
+      if (!connector) throw new Error(`${devicePath}: no connected connector; pass --connector (connectors: ${this.dev.connectors.map((c) => `${c.name} ${c.connection}`).join(', ')})`);
+      output = new Output(this.dev, { connector, mode: opts.mode });
+      this.output = output;
+      this.mainDevice = BigInt(fstatSync(this.dev.fd).rdev);
+      display = Display.create();
+      this.display = display;
+
+      const scanout = scanoutFormats([this.output.primary]);
+      const main: TrancheSpec = { device: this.mainDevice, flags: 0, formats: unionFormats(scanout, COPY_FORMATS) };
+      const scanoutTranche: TrancheSpec = { device: this.mainDevice, flags: TRANCHE_FLAG_SCANOUT, formats: scanout };
+      this.dmabuf = new LinuxDmabuf(display, {
+        mainDevice: this.mainDevice,
+        // One output, one fullscreen surface: the default feedback is the surface's.
+        defaultTranches: () => [scanoutTranche, main],
+        surfaceTranches: () => [scanoutTranche, main],
+        importCheck: (b) => {
+          if (!this.dev.caps.prime.import) return `${devicePath} cannot import dma-bufs (no PRIME import)`;
+          try {
+            const handle = drm.primeFDToHandle(this.dev.fd, b.planes[0]!.fd);
+            drm.gemClose(this.dev.fd, handle);
+            return null;
+          } catch (e) {
+            return `${devicePath} cannot import the dma-buf: ${(e as Error).message}`;
+          }
+        },
+      });
+      createCompositorGlobal(display, (s) => this.#onSurface(s));
+      createShmGlobal(display);
+      createXdgShellGlobal(display, {
+          size: () => ({ width: this.output.width, height: this.output.height }),
+          onToplevel: (t) => this.#addToplevel(t),
+          onToplevelDestroyed: (t) => this.#removeToplevel(t),
+        });
+      createPresentationGlobal(display);
+      this.#outputGlobal(display);
+      this.leases =
+        opts.leasing === false
+          ? null
+          : new DrmLeaseDevice(display, this.dev, {
+              inUse: () => new Set([this.output.connector.id, this.output.crtc.id, this.output.primary.id]),
+              onLease: (l) => this.#log(`leased objects ${l.objects.join(',')} (lessee ${l.lesseeId})`),
+              onRevoke: (l, why) => this.#log(`lease of lessee ${l.lesseeId} ended: ${why}`),
+            });
+
+      this.socket = opts.socket ?? display.addSocketAuto();
+      if (opts.socket) display.addSocket(opts.socket);
+
+      this.#shown = this.#idle;
+      this.output.on('error', (e) => this.#log(`output: ${e.cause}: ${e.message}`));
+      this.output.on('present', (ev) => {
+        this.#shown.presented({ frame: ev.frame, timestampNs: ev.timestampNs, refreshNs: ev.refreshNs, sequence: ev.sequence, zeroCopy: ev.zeroCopy });
+        this.emit('present', ev);
+      });
+      this.output.enable();
+      this.output.attach(this.#idle, fit);
+      this.#fit = fit;
+      display.start({ onError: (e) => this.#log(`client request failed: ${e instanceof Error ? e.message : String(e)}`) });
+    } catch (e) {
+      if (display && !display.destroyed) display.destroy();
+      void output?.close();
+      void this.dev.close();
+      throw e;
+    }
+  }
+  #fit: FitMode = 'native';
+
+  static start(opts: CompositorOptions = {}): KioskCompositor {
+    return new KioskCompositor(opts);
+  }
+
+  /** The source of the toplevel on screen (an empty one when there is none). */
+  get shown(): SurfaceSource {
+    return this.#shown;
+  }
+  get toplevels(): readonly Toplevel[] {
+    return this.#toplevels.map((x) => x.t);
+  }
+
+  #onSurface(_s: Surface): void {
+    // Surfaces get a role (and so a place on screen) through xdg_wm_base.
+  }
+
+  #addToplevel(t: Toplevel): void {
+    const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
+    source.outputs = () => [...this.#wlOutputs];
+    const onCommit = (c: import('./surface.js').SurfaceCommit) => source.commit(c);
+    t.surface.on('commit', onCommit);
+    this.#toplevels.push({ t, source, onCommit });
+    this.#show(source);
+    this.emit('toplevel', t);
+  }
+
+  #removeToplevel(t: Toplevel): void {
+    const i = this.#toplevels.findIndex((x) => x.t === t);
+    if (i < 0) return;
+    const [x] = this.#toplevels.splice(i, 1);
+    x!.t.surface.off('commit', x!.onCommit);
+    if (this.#shown === x!.source) this.#show(this.#toplevels.at(-1)?.source ?? this.#idle);
+    x!.source.close();
+  }
+
+  /** Kiosk policy: the newest toplevel is the one on screen. */
+  #show(source: SurfaceSource): void {
+    if (this.#shown === source || this.#closed) return;
+    this.#shown = source;
+    this.output.attach(source, this.#fit);
+  }
+
+  #outputGlobal(display: Display): Global<WlOutput> {
+    const o = this.output;
+    return WlOutput.global(display, 4, (id) => {
+      const r = id.create({});
+      this.#wlOutputs.add(r);
+      r.onDestroy(() => this.#wlOutputs.delete(r));
+      const c = o.connector;
+      r.sendGeometry(0, 0, c.mmWidth, c.mmHeight, WlOutputSubpixel.UNKNOWN, 'guestplane', c.name, WlOutputTransform.NORMAL);
+      r.sendMode(WlOutputMode.CURRENT | WlOutputMode.PREFERRED, o.width, o.height, Math.round(1e12 / o.refreshNs));
+      if (r.version >= 2) r.sendScale(1);
+      if (r.version >= 4) {
+        r.sendName(c.name);
+        r.sendDescription(`${c.name} on ${this.dev.path} (${this.dev.driver.name})`);
+      }
+      if (r.version >= 2) r.sendDone();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.leases?.close();
+    await this.display.stop();
+    await this.output.close();
+    this.display.destroy();
+    for (const x of this.#toplevels.splice(0)) x.source.close();
+    this.#idle.close();
+    this.dmabuf.close();
+    await this.dev.close();
+  }
+}
+
+/**
+ * Runs the kiosk compositor until close(). The lead wires it as `guestplane compositor`;
+ * WAYLAND_DISPLAY for clients is `socket`.
+ */
+export async function runCompositor(opts: CompositorOptions = {}): Promise<{ socket: string; compositor: KioskCompositor; close(): Promise<void> }> {
+  const compositor = KioskCompositor.start(opts);
+  return { socket: compositor.socket, compositor, close: () => compositor.close() };
+}

@@ -1,0 +1,180 @@
+// A client's surface as a GuestSource, so the kiosk shows it through the same Output as
+// a VM's display: dma-buf wl_buffers go the dmabuf transport (scanned out zero-copy when
+// the plane takes them), wl_shm buffers the region transport (copied by the CPU).
+//
+// Buffer lifetime: a committed buffer stays held (no wl_buffer.release) until a later
+// commit of the surface has been presented. The output may read a buffer at any refresh
+// up to then: a dma-buf is on the plane until the next flip completes, and a region
+// plane is copied again on every refresh.
+//
+// Frame numbers: every commit with a buffer is a new frame (its compositor-wide seq),
+// even when the same wl_buffer is committed again, so the output commits it and the
+// page-flip event that follows completes exactly that commit's callbacks and feedback.
+// Commits superseded before they reached the screen are discarded at that flip.
+import { EventEmitter } from 'node:events';
+import * as libc from '../../ffi/libc.js';
+import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
+import type { WlOutput } from '../../protocols/generated/wayland.js';
+import type { ClientBuffer } from './buffer.js';
+import { completeCallbacks, finishUnshown, type SurfaceCommit } from './surface.js';
+import { sendDiscarded, sendPresented, type Presented } from './presentation.js';
+
+export interface SurfacePresent extends Presented {
+  /** The frame (commit seq) the output put on screen; undefined: not ours (no-signal). */
+  frame?: number;
+}
+
+/** When no flip completes a commit in this time, its callbacks fire anyway (the client must not stall). */
+const STALL_MS = 250;
+
+export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
+  readonly name: string;
+  readonly changeEvents = true;
+  #current: SurfaceCommit | null = null;
+  #commitTimeNs = 0n;
+  #pending: SurfaceCommit[] = [];
+  readonly #committedAt = new WeakMap<SurfaceCommit, bigint>();
+  readonly #held = new Map<number, ClientBuffer>();
+  #onScreen: ClientBuffer | null = null;
+  #stallTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  /** wl_output resources of the output, for wp_presentation_feedback.sync_output. */
+  outputs: () => readonly WlOutput[] = () => [];
+
+  constructor(name: string) {
+    super();
+    this.name = name;
+  }
+
+  /** A commit of the shown surface. */
+  commit(c: SurfaceCommit): void {
+    if (this.#closed) return finishUnshown(c);
+    if (!c.buffer) {
+      // Unmapped: nothing of it will be presented.
+      this.#current = null;
+      finishUnshown(c);
+      this.emit('changed');
+      return;
+    }
+    this.#current = c;
+    this.#commitTimeNs = process.hrtime.bigint();
+    this.#committedAt.set(c, this.#commitTimeNs);
+    this.#held.set(c.buffer.id, c.buffer);
+    this.#pending.push(c);
+    this.#armStallTimer();
+    this.emit('changed');
+  }
+
+  /** The output presented something: complete the commits it covers, release what left the screen. */
+  presented(p: SurfacePresent): void {
+    if (p.frame === undefined) {
+      if (!this.#current) this.#releaseUnused(null);
+      return;
+    }
+    const idx = this.#pending.findIndex((c) => c.seq === p.frame);
+    if (idx < 0) return; // a repeat of a frame already completed (the copy path refreshes)
+    const done = this.#pending.splice(0, idx + 1);
+    const shown = done[done.length - 1]!;
+    for (const c of done) {
+      completeCallbacks(c.frameCallbacks, p.timestampNs);
+      for (const fb of c.feedbacks) {
+        if (c === shown) sendPresented(fb, p, this.outputs());
+        else sendDiscarded(fb);
+      }
+    }
+    this.#releaseUnused(shown.buffer);
+    if (this.#pending.length === 0) this.#clearStallTimer();
+  }
+
+  #releaseUnused(onScreen: ClientBuffer | null): void {
+    this.#onScreen = onScreen;
+    const keep = new Set<number>(this.#pending.map((c) => c.buffer!.id));
+    if (onScreen) keep.add(onScreen.id);
+    if (this.#current?.buffer) keep.add(this.#current.buffer.id);
+    for (const [id, b] of this.#held) {
+      if (keep.has(id)) continue;
+      this.#held.delete(id);
+      if (!b.resource.destroyed) b.resource.sendRelease();
+    }
+  }
+
+  #armStallTimer(): void {
+    if (this.#stallTimer) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      // Commits the output never turned into a flip (it refused the buffer and keeps the
+      // last good frame): their callbacks fire so the client keeps drawing; no feedback.
+      const limit = process.hrtime.bigint() - BigInt(STALL_MS) * 1_000_000n;
+      while (this.#pending.length && this.#committedAt.get(this.#pending[0]!)! <= limit) finishUnshown(this.#pending.shift()!);
+      if (this.#pending.length) this.#armStallTimer();
+    }, STALL_MS);
+    this.#stallTimer.unref?.();
+  }
+  #clearStallTimer(): void {
+    if (this.#stallTimer) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
+  }
+
+  get onScreen(): ClientBuffer | null {
+    return this.#onScreen;
+  }
+
+  /** The buffer of a frame still held (on screen or pending), for tests and screenshots. */
+  heldBuffer(id: number): ClientBuffer | null {
+    return this.#held.get(id) ?? null;
+  }
+
+  query(kind: GuestPlaneKind): PlaneQuery {
+    if (this.#closed) return { state: 'lost', error: new Error(`${this.name} is closed`) };
+    const c = this.#current;
+    if (kind !== 'primary' || !c?.buffer) return { state: 'disabled' };
+    const b = c.buffer;
+    // The client destroyed the buffer it shows: its content is undefined, show nothing.
+    if (b.resource.destroyed) return { state: 'disabled' };
+    const base = {
+      kind,
+      bufferId: b.id,
+      format: b.format,
+      width: b.width,
+      height: b.height,
+      x: 0,
+      y: 0,
+      hotX: -1,
+      hotY: -1,
+      generation: 1,
+      flipTimeNs: this.#commitTimeNs,
+      frame: c.seq,
+    };
+    if (b.kind === 'dmabuf') {
+      const p0 = b.planes[0]!;
+      return { state: 'ok', plane: { ...base, transport: 'dmabuf', modifier: b.modifier, stride: p0.stride, offset: p0.offset, size: 0 } };
+    }
+    return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: b.stride, offset: b.offset, size: b.pool.size - b.offset } };
+  }
+
+  exportDmabuf(plane: GuestPlaneInfo): number {
+    const b = this.#held.get(plane.bufferId);
+    if (!b || b.kind !== 'dmabuf' || b.resource.destroyed) {
+      throw new Error(`${this.name}: wl_buffer ${plane.bufferId} is not a live dma-buf buffer of this surface`);
+    }
+    return libc.dup(b.planes[0]!.fd, `dma-buf of wl_buffer ${b.id}`);
+  }
+
+  cpuView(plane: GuestPlaneInfo): CpuView | null {
+    const b = this.#held.get(plane.bufferId);
+    if (!b || b.kind !== 'shm' || b.resource.destroyed) return null;
+    // A client that shrank its pool file would make our reads fault (SIGBUS): refuse.
+    if (b.pool.fileSize() < b.offset + b.stride * b.height) return null;
+    return { bytes: b.pool.bytes, offset: b.offset };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearStallTimer();
+    for (const c of this.#pending.splice(0)) finishUnshown(c);
+    for (const b of this.#held.values()) if (!b.resource.destroyed) b.resource.sendRelease();
+    this.#held.clear();
+    this.#current = null;
+  }
+}

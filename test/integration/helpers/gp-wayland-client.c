@@ -1,0 +1,517 @@
+/*
+ * A small real Wayland client (libwayland-client + wayland-scanner headers) for the
+ * kiosk compositor's tests. One line of output per fact, for the test to parse.
+ *
+ *   gp-wayland-client dmabuf N   fullscreen client drawing N frames into udmabuf
+ *                                dma-bufs (3 buffers), with frame callbacks and
+ *                                presentation feedback; prints the surface's dma-buf
+ *                                feedback first and a roundtrip-latency measurement last
+ *   gp-wayland-client shm N      the same with wl_shm buffers
+ *   gp-wayland-client lease      leases the first offered connector, modesets it with a
+ *                                dumb buffer, then waits for "exit" on stdin or
+ *                                for wp_drm_lease_v1.finished
+ *   gp-wayland-client error CASE sends one kind of bad request and prints the protocol
+ *                                error it gets back (memfds stand in for dma-bufs:
+ *                                every check it exercises comes before any import)
+ *
+ * Pixels of frame n at (x, y): 0xff000000 | (x & 255) << 16 | (y & 255) << 8 | (n & 255).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/udmabuf.h>
+#include <drm_fourcc.h>
+#include <xf86drm.h>
+#include <xf86drmMode.h>
+#include <wayland-client.h>
+#include "xdg-shell-client-protocol.h"
+#include "linux-dmabuf-unstable-v1-client-protocol.h"
+#include "presentation-time-client-protocol.h"
+#include "drm-lease-v1-client-protocol.h"
+
+#define NBUF 3
+
+static struct wl_display *display;
+static struct wl_compositor *compositor;
+static struct wl_shm *shm;
+static struct xdg_wm_base *wm_base;
+static struct zwp_linux_dmabuf_v1 *dmabuf;
+static uint32_t dmabuf_version;
+static struct wp_presentation *presentation;
+static struct wp_drm_lease_device_v1 *lease_device;
+static int32_t width, height;
+static bool configured;
+
+static void die(const char *msg) {
+	fprintf(stderr, "gp-wayland-client: %s\n", msg);
+	exit(2);
+}
+
+static uint64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* ---- registry */
+static void registry_global(void *data, struct wl_registry *r, uint32_t name, const char *iface, uint32_t version) {
+	if (!strcmp(iface, "wl_compositor"))
+		compositor = wl_registry_bind(r, name, &wl_compositor_interface, version < 4 ? version : 4);
+	else if (!strcmp(iface, "wl_shm"))
+		shm = wl_registry_bind(r, name, &wl_shm_interface, 1);
+	else if (!strcmp(iface, "xdg_wm_base"))
+		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, 1);
+	else if (!strcmp(iface, "zwp_linux_dmabuf_v1")) {
+		const char *want = getenv("GP_DMABUF_VERSION");
+		dmabuf_version = want ? (uint32_t)atoi(want) : (version < 4 ? version : 4);
+		dmabuf = wl_registry_bind(r, name, &zwp_linux_dmabuf_v1_interface, dmabuf_version);
+	} else if (!strcmp(iface, "wp_presentation"))
+		presentation = wl_registry_bind(r, name, &wp_presentation_interface, 1);
+	else if (!strcmp(iface, "wp_drm_lease_device_v1"))
+		lease_device = wl_registry_bind(r, name, &wp_drm_lease_device_v1_interface, 1);
+}
+static void registry_remove(void *data, struct wl_registry *r, uint32_t name) {}
+static const struct wl_registry_listener registry_listener = { registry_global, registry_remove };
+
+static void wm_ping(void *data, struct xdg_wm_base *wm, uint32_t serial) { xdg_wm_base_pong(wm, serial); }
+static const struct xdg_wm_base_listener wm_listener = { wm_ping };
+
+static void xdg_surface_configure(void *data, struct xdg_surface *s, uint32_t serial) {
+	xdg_surface_ack_configure(s, serial);
+	configured = true;
+}
+static const struct xdg_surface_listener xdg_surface_listener = { xdg_surface_configure };
+static void toplevel_configure(void *data, struct xdg_toplevel *t, int32_t w, int32_t h, struct wl_array *states) {
+	if (w > 0 && h > 0) {
+		width = w;
+		height = h;
+	}
+	printf("CONFIGURE %d %d\n", w, h);
+}
+static void toplevel_close(void *data, struct xdg_toplevel *t) {}
+static const struct xdg_toplevel_listener toplevel_listener = { toplevel_configure, toplevel_close };
+
+/* ---- dma-buf feedback: printed as it arrives */
+static struct { uint32_t format, pad; uint64_t modifier; } *table;
+static uint32_t table_size;
+static bool feedback_done;
+static void fb_done(void *d, struct zwp_linux_dmabuf_feedback_v1 *f) { printf("FEEDBACK_DONE\n"); feedback_done = true; }
+static void fb_table(void *d, struct zwp_linux_dmabuf_feedback_v1 *f, int32_t fd, uint32_t size) {
+	table = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (table == MAP_FAILED) die("cannot map the format table");
+	table_size = size;
+	close(fd);
+	printf("FORMAT_TABLE entries=%u\n", size / 16);
+}
+static void fb_main_device(void *d, struct zwp_linux_dmabuf_feedback_v1 *f, struct wl_array *dev) {
+	dev_t dv;
+	memcpy(&dv, dev->data, sizeof dv);
+	printf("MAIN_DEVICE %u:%u\n", major(dv), minor(dv));
+}
+static void fb_tranche_done(void *d, struct zwp_linux_dmabuf_feedback_v1 *f) { printf("TRANCHE_DONE\n"); }
+static void fb_tranche_device(void *d, struct zwp_linux_dmabuf_feedback_v1 *f, struct wl_array *dev) {
+	dev_t dv;
+	memcpy(&dv, dev->data, sizeof dv);
+	printf("TRANCHE_DEVICE %u:%u\n", major(dv), minor(dv));
+}
+static void fb_tranche_formats(void *d, struct zwp_linux_dmabuf_feedback_v1 *f, struct wl_array *idx) {
+	uint16_t *i;
+	printf("TRANCHE_FORMATS");
+	wl_array_for_each(i, idx) {
+		if (*i * 16u >= table_size) die("tranche index out of the format table");
+		printf(" %.4s:0x%016llx", (char *)&table[*i].format, (unsigned long long)table[*i].modifier);
+	}
+	printf("\n");
+}
+static void fb_tranche_flags(void *d, struct zwp_linux_dmabuf_feedback_v1 *f, uint32_t flags) { printf("TRANCHE_FLAGS %u\n", flags); }
+static const struct zwp_linux_dmabuf_feedback_v1_listener feedback_listener = {
+	fb_done, fb_table, fb_main_device, fb_tranche_done, fb_tranche_device, fb_tranche_formats, fb_tranche_flags,
+};
+
+/* ---- buffers */
+struct buffer {
+	struct wl_buffer *wl;
+	uint32_t *pixels;
+	int stride;
+	bool busy;
+};
+static struct buffer buffers[NBUF];
+
+static void buffer_release(void *data, struct wl_buffer *b) { ((struct buffer *)data)->busy = false; }
+static const struct wl_buffer_listener buffer_listener = { buffer_release };
+
+static int make_memfd(size_t size, void **map) {
+	int fd = memfd_create("gp-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, size) < 0) die("memfd");
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
+	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (*map == MAP_FAILED) die("mmap memfd");
+	return fd;
+}
+
+static int created_ok = -1;
+static void params_created(void *d, struct zwp_linux_buffer_params_v1 *p, struct wl_buffer *b) {
+	((struct buffer *)d)->wl = b;
+	created_ok = 1;
+}
+static void params_failed(void *d, struct zwp_linux_buffer_params_v1 *p) { created_ok = 0; }
+static const struct zwp_linux_buffer_params_v1_listener params_listener = { params_created, params_failed };
+
+static void make_dmabuf_buffer(struct buffer *b, int i) {
+	int stride = width * 4;
+	size_t size = ((size_t)stride * height + 4095) & ~(size_t)4095;
+	void *map;
+	int memfd = make_memfd(size, &map);
+	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	if (dev < 0) die("open /dev/udmabuf");
+	struct udmabuf_create c = { .memfd = memfd, .flags = UDMABUF_FLAGS_CLOEXEC, .offset = 0, .size = size };
+	int dmabuf_fd = ioctl(dev, UDMABUF_CREATE, &c);
+	if (dmabuf_fd < 0) die("UDMABUF_CREATE");
+	close(dev);
+	close(memfd);
+	b->pixels = map;
+	b->stride = stride;
+	struct zwp_linux_buffer_params_v1 *p = zwp_linux_dmabuf_v1_create_params(dmabuf);
+	zwp_linux_buffer_params_v1_add(p, dmabuf_fd, 0, 0, stride, DRM_FORMAT_MOD_LINEAR >> 32, DRM_FORMAT_MOD_LINEAR & 0xffffffff);
+	if (i == 0) {
+		/* one buffer through create_immed, the others through create + created */
+		b->wl = zwp_linux_buffer_params_v1_create_immed(p, width, height, DRM_FORMAT_XRGB8888, 0);
+	} else {
+		created_ok = -1;
+		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, b);
+		zwp_linux_buffer_params_v1_create(p, width, height, DRM_FORMAT_XRGB8888, 0);
+		while (created_ok < 0)
+			if (wl_display_dispatch(display) < 0) die("display error while creating a buffer");
+		if (!created_ok) die("zwp_linux_buffer_params_v1.failed");
+	}
+	zwp_linux_buffer_params_v1_destroy(p);
+	close(dmabuf_fd);
+	wl_buffer_add_listener(b->wl, &buffer_listener, b);
+}
+
+static void make_shm_buffer(struct buffer *b) {
+	int stride = width * 4;
+	size_t size = (size_t)stride * height;
+	void *map;
+	int fd = make_memfd(size, &map);
+	struct wl_shm_pool *pool = wl_shm_create_pool(shm, fd, size);
+	b->wl = wl_shm_pool_create_buffer(pool, 0, width, height, stride, WL_SHM_FORMAT_XRGB8888);
+	wl_shm_pool_destroy(pool);
+	close(fd);
+	b->pixels = map;
+	b->stride = stride;
+	wl_buffer_add_listener(b->wl, &buffer_listener, b);
+}
+
+static void draw(struct buffer *b, uint32_t n) {
+	for (int y = 0; y < height; y++) {
+		uint32_t *row = b->pixels + (size_t)y * (b->stride / 4);
+		uint32_t base = 0xff000000u | ((uint32_t)(y & 255) << 8) | (n & 255);
+		for (int x = 0; x < width; x++) row[x] = base | ((uint32_t)(x & 255) << 16);
+	}
+}
+
+/* ---- presentation feedback */
+static int presented, discarded, zero_copy_count, frames_done;
+static void pf_sync_output(void *d, struct wp_presentation_feedback *f, struct wl_output *o) {}
+static void pf_presented(void *d, struct wp_presentation_feedback *f, uint32_t sec_hi, uint32_t sec_lo, uint32_t nsec,
+			 uint32_t refresh, uint32_t seq_hi, uint32_t seq_lo, uint32_t flags) {
+	uint64_t t = (((uint64_t)sec_hi << 32 | sec_lo) * 1000000000ull) + nsec;
+	presented++;
+	if (flags & WP_PRESENTATION_FEEDBACK_KIND_ZERO_COPY) zero_copy_count++;
+	printf("PRESENTED frame=%u seq=%llu refresh=%u flags=0x%x t=%llu now=%llu\n", (uint32_t)(uintptr_t)d,
+	       (unsigned long long)((uint64_t)seq_hi << 32 | seq_lo), refresh, flags, (unsigned long long)t, (unsigned long long)now_ns());
+	wp_presentation_feedback_destroy(f);
+}
+static void pf_discarded(void *d, struct wp_presentation_feedback *f) {
+	discarded++;
+	printf("DISCARDED frame=%u\n", (uint32_t)(uintptr_t)d);
+	wp_presentation_feedback_destroy(f);
+}
+static const struct wp_presentation_feedback_listener pf_listener = { pf_sync_output, pf_presented, pf_discarded };
+
+static bool frame_done;
+static void frame_cb(void *d, struct wl_callback *cb, uint32_t t) {
+	frame_done = true;
+	frames_done++;
+	wl_callback_destroy(cb);
+}
+static const struct wl_callback_listener frame_listener = { frame_cb };
+
+static void connect_and_bind(void) {
+	display = wl_display_connect(NULL);
+	if (!display) die("cannot connect (WAYLAND_DISPLAY / XDG_RUNTIME_DIR?)");
+	struct wl_registry *reg = wl_display_get_registry(display);
+	wl_registry_add_listener(reg, &registry_listener, NULL);
+	wl_display_roundtrip(display);
+}
+
+static int run_frames(bool use_dmabuf, int n) {
+	if (!compositor || !wm_base || (use_dmabuf ? !dmabuf : !shm)) die("missing globals");
+	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
+	struct wl_surface *surface = wl_compositor_create_surface(compositor);
+	if (use_dmabuf && dmabuf_version >= 4) {
+		struct zwp_linux_dmabuf_feedback_v1 *fb = zwp_linux_dmabuf_v1_get_surface_feedback(dmabuf, surface);
+		zwp_linux_dmabuf_feedback_v1_add_listener(fb, &feedback_listener, NULL);
+		while (!feedback_done)
+			if (wl_display_dispatch(display) < 0) die("display error while reading feedback");
+	}
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
+	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
+	xdg_toplevel_set_title(tl, "gp-wayland-client");
+	wl_surface_commit(surface);
+	while (!configured)
+		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	if (width <= 0 || height <= 0) {
+		width = 640;
+		height = 480;
+	}
+	for (int i = 0; i < NBUF; i++) {
+		if (use_dmabuf) make_dmabuf_buffer(&buffers[i], i);
+		else make_shm_buffer(&buffers[i]);
+	}
+	printf("BUFFERS %d x %dx%d %s\n", NBUF, width, height, use_dmabuf ? "dmabuf" : "shm");
+	fflush(stdout);
+	for (int f = 1; f <= n; f++) {
+		struct buffer *b = NULL;
+		while (!b) {
+			for (int i = 0; i < NBUF && !b; i++)
+				if (!buffers[i].busy) b = &buffers[i];
+			if (!b && wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
+		}
+		draw(b, (uint32_t)f);
+		wl_surface_attach(surface, b->wl, 0, 0);
+		wl_surface_damage(surface, 0, 0, width, height);
+		struct wl_callback *cb = wl_surface_frame(surface);
+		wl_callback_add_listener(cb, &frame_listener, NULL);
+		if (presentation) {
+			struct wp_presentation_feedback *pf = wp_presentation_feedback(presentation, surface);
+			wp_presentation_feedback_add_listener(pf, &pf_listener, (void *)(uintptr_t)f);
+		}
+		b->busy = true;
+		frame_done = false;
+		wl_surface_commit(surface);
+		while (!frame_done)
+			if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+		fflush(stdout);
+	}
+	/* the last frames' feedback */
+	for (int i = 0; i < 10 && presented + discarded < n; i++) wl_display_roundtrip(display);
+
+	/* event-loop latency seen by a client: wl_display_sync round trips */
+	enum { R = 200 };
+	static uint64_t rt[R];
+	for (int i = 0; i < R; i++) {
+		uint64_t t0 = now_ns();
+		wl_display_roundtrip(display);
+		rt[i] = now_ns() - t0;
+	}
+	for (int i = 1; i < R; i++)
+		for (int j = i; j > 0 && rt[j - 1] > rt[j]; j--) { uint64_t t = rt[j]; rt[j] = rt[j - 1]; rt[j - 1] = t; }
+	printf("ROUNDTRIP_US p50=%llu p95=%llu max=%llu\n", (unsigned long long)rt[R / 2] / 1000,
+	       (unsigned long long)rt[R * 95 / 100] / 1000, (unsigned long long)rt[R - 1] / 1000);
+	printf("SUMMARY frames=%d callbacks=%d presented=%d discarded=%d zero_copy=%d\n", n, frames_done, presented, discarded, zero_copy_count);
+	fflush(stdout);
+	return 0;
+}
+
+/* ---- lease */
+struct offered { struct wp_drm_lease_connector_v1 *c; char name[64]; uint32_t id; bool withdrawn; };
+static struct offered offers[8];
+static int n_offers;
+static bool lease_device_done;
+static int lease_fd = -1;
+static bool lease_finished;
+static void lc_name(void *d, struct wp_drm_lease_connector_v1 *c, const char *name) { snprintf(((struct offered *)d)->name, 64, "%s", name); }
+static void lc_desc(void *d, struct wp_drm_lease_connector_v1 *c, const char *desc) {}
+static void lc_id(void *d, struct wp_drm_lease_connector_v1 *c, uint32_t id) { ((struct offered *)d)->id = id; }
+static void lc_done(void *d, struct wp_drm_lease_connector_v1 *c) {}
+static void lc_withdrawn(void *d, struct wp_drm_lease_connector_v1 *c) { ((struct offered *)d)->withdrawn = true; }
+static const struct wp_drm_lease_connector_v1_listener lc_listener = { lc_name, lc_desc, lc_id, lc_done, lc_withdrawn };
+static void ld_fd(void *d, struct wp_drm_lease_device_v1 *dev, int32_t fd) {
+	drmVersionPtr v = drmGetVersion(fd);
+	printf("DEVICE_FD driver=%s master=%d\n", v ? v->name : "?", drmIsMaster(fd));
+	if (v) drmFreeVersion(v);
+	close(fd);
+}
+static void ld_connector(void *d, struct wp_drm_lease_device_v1 *dev, struct wp_drm_lease_connector_v1 *c) {
+	if (n_offers >= 8) return;
+	offers[n_offers].c = c;
+	wp_drm_lease_connector_v1_add_listener(c, &lc_listener, &offers[n_offers]);
+	n_offers++;
+}
+static void ld_done(void *d, struct wp_drm_lease_device_v1 *dev) {
+	lease_device_done = true;
+	for (int i = 0; i < n_offers; i++)
+		if (!offers[i].withdrawn) printf("OFFERED %s id=%u\n", offers[i].name, offers[i].id);
+	printf("OFFER_DONE\n");
+	fflush(stdout);
+}
+static void ld_released(void *d, struct wp_drm_lease_device_v1 *dev) {}
+static const struct wp_drm_lease_device_v1_listener ld_listener = { ld_fd, ld_connector, ld_done, ld_released };
+static void l_fd(void *d, struct wp_drm_lease_v1 *l, int32_t fd) { lease_fd = fd; }
+static void l_finished(void *d, struct wp_drm_lease_v1 *l) { lease_finished = true; printf("LEASE_FINISHED\n"); fflush(stdout); }
+static const struct wp_drm_lease_v1_listener l_listener = { l_fd, l_finished };
+
+static int modeset_leased(int fd) {
+	drmModeResPtr res = drmModeGetResources(fd);
+	if (!res) { printf("MODESET_FAIL no resources: %s\n", strerror(errno)); return 1; }
+	printf("LEASED connectors=%d crtcs=%d\n", res->count_connectors, res->count_crtcs);
+	if (res->count_connectors < 1 || res->count_crtcs < 1) return 1;
+	drmModeConnectorPtr conn = drmModeGetConnector(fd, res->connectors[0]);
+	if (!conn || conn->count_modes < 1) { printf("MODESET_FAIL no modes\n"); return 1; }
+	drmModeModeInfo mode = conn->modes[0];
+	for (int i = 0; i < conn->count_modes; i++)
+		if (conn->modes[i].type & DRM_MODE_TYPE_PREFERRED) mode = conn->modes[i];
+	struct drm_mode_create_dumb cd = { .width = mode.hdisplay, .height = mode.vdisplay, .bpp = 32 };
+	if (drmIoctl(fd, DRM_IOCTL_MODE_CREATE_DUMB, &cd)) { printf("MODESET_FAIL dumb: %s\n", strerror(errno)); return 1; }
+	uint32_t fb;
+	if (drmModeAddFB(fd, mode.hdisplay, mode.vdisplay, 24, 32, cd.pitch, cd.handle, &fb)) { printf("MODESET_FAIL addfb: %s\n", strerror(errno)); return 1; }
+	uint32_t cid = conn->connector_id;
+	if (drmModeSetCrtc(fd, res->crtcs[0], fb, 0, 0, &cid, 1, &mode)) { printf("MODESET_FAIL setcrtc: %s\n", strerror(errno)); return 1; }
+	drmModeCrtcPtr crtc = drmModeGetCrtc(fd, res->crtcs[0]);
+	printf("MODESET_OK connector=%u crtc=%u mode=%ux%u active=%d\n", cid, res->crtcs[0], mode.hdisplay, mode.vdisplay, crtc && crtc->mode_valid);
+	fflush(stdout);
+	return 0;
+}
+
+static int run_lease(void) {
+	if (!lease_device) die("no wp_drm_lease_device_v1");
+	wp_drm_lease_device_v1_add_listener(lease_device, &ld_listener, NULL);
+	while (!lease_device_done)
+		if (wl_display_dispatch(display) < 0) die("display error before the offer");
+	struct offered *o = NULL;
+	for (int i = 0; i < n_offers && !o; i++)
+		if (!offers[i].withdrawn) o = &offers[i];
+	if (!o) { printf("NO_OFFER\n"); return 1; }
+	struct wp_drm_lease_request_v1 *req = wp_drm_lease_device_v1_create_lease_request(lease_device);
+	wp_drm_lease_request_v1_request_connector(req, o->c);
+	struct wp_drm_lease_v1 *lease = wp_drm_lease_request_v1_submit(req);
+	wp_drm_lease_v1_add_listener(lease, &l_listener, NULL);
+	while (lease_fd < 0 && !lease_finished)
+		if (wl_display_dispatch(display) < 0) die("display error waiting for the lease");
+	if (lease_fd < 0) return 1;
+	printf("LEASE_FD ok connector=%s\n", o->name);
+	int r = modeset_leased(lease_fd);
+	printf("WAITING\n");
+	fflush(stdout);
+	/* Wait for "exit"/"destroy" on stdin (or EOF) while dispatching events. */
+	struct pollfd p[2] = { { wl_display_get_fd(display), POLLIN, 0 }, { 0, POLLIN, 0 } };
+	char line[64];
+	for (;;) {
+		wl_display_flush(display);
+		if (poll(p, 2, -1) < 0) break;
+		if (p[0].revents & POLLIN) {
+			if (wl_display_dispatch(display) < 0) break;
+			if (lease_finished) {
+				/* the lease fd no longer drives anything */
+				drmModeResPtr res = drmModeGetResources(lease_fd);
+				printf("AFTER_REVOKE connectors=%d\n", res ? res->count_connectors : -1);
+				fflush(stdout);
+				lease_finished = false;
+			}
+		}
+		if (p[1].revents & (POLLIN | POLLHUP)) {
+			ssize_t k = read(0, line, sizeof line - 1);
+			if (k <= 0) break;
+			line[k] = 0;
+			if (!strncmp(line, "destroy", 7)) {
+				wp_drm_lease_v1_destroy(lease);
+				wl_display_roundtrip(display);
+				printf("DESTROYED\n");
+				fflush(stdout);
+			} else
+				break;
+		}
+	}
+	return r;
+}
+
+/* ---- protocol errors */
+static int run_error(const char *what) {
+	if (!dmabuf) die("no zwp_linux_dmabuf_v1");
+	void *map;
+	int fd = make_memfd(4096, &map);
+	struct zwp_linux_buffer_params_v1 *p = zwp_linux_dmabuf_v1_create_params(dmabuf);
+	uint32_t lo = DRM_FORMAT_MOD_LINEAR & 0xffffffff, hi = DRM_FORMAT_MOD_LINEAR >> 32;
+	if (!strcmp(what, "plane-idx")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 4, 0, 64, hi, lo);
+	} else if (!strcmp(what, "plane-set")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+	} else if (!strcmp(what, "incomplete")) {
+		zwp_linux_buffer_params_v1_create(p, 16, 16, DRM_FORMAT_XRGB8888, 0);
+	} else if (!strcmp(what, "incomplete-gap")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 1, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create(p, 16, 16, DRM_FORMAT_XRGB8888, 0);
+	} else if (!strcmp(what, "invalid-format")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create(p, 16, 16, 0x20203059 /* 'Y0  ' unknown */, 0);
+	} else if (!strcmp(what, "invalid-modifier")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, 0x01000000, 2); /* I915_Y_TILED: not advertised */
+		zwp_linux_buffer_params_v1_create(p, 16, 16, DRM_FORMAT_XRGB8888, 0);
+	} else if (!strcmp(what, "invalid-dimensions")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create(p, 0, 16, DRM_FORMAT_XRGB8888, 0);
+	} else if (!strcmp(what, "out-of-bounds")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 256, hi, lo);
+		zwp_linux_buffer_params_v1_create(p, 64, 64, DRM_FORMAT_XRGB8888, 0); /* 16 KiB > 4 KiB */
+	} else if (!strcmp(what, "already-used")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create_immed(p, 16, 16, DRM_FORMAT_XRGB8888, 0);
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+	} else if (!strcmp(what, "immed-flags")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create_immed(p, 16, 16, DRM_FORMAT_XRGB8888, ZWP_LINUX_BUFFER_PARAMS_V1_FLAGS_INTERLACED);
+	} else if (!strcmp(what, "create-flags")) {
+		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, &buffers[0]);
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create(p, 16, 16, DRM_FORMAT_XRGB8888, ZWP_LINUX_BUFFER_PARAMS_V1_FLAGS_INTERLACED);
+		wl_display_roundtrip(display);
+		printf("CREATE_RESULT %s\n", created_ok == 1 ? "created" : created_ok == 0 ? "failed" : "none");
+	} else if (!strcmp(what, "ok")) {
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		struct wl_buffer *b = zwp_linux_buffer_params_v1_create_immed(p, 16, 16, DRM_FORMAT_XRGB8888, 0);
+		(void)b;
+	} else if (!strcmp(what, "feedback-v3")) {
+		/* get_default_feedback is since 4: a version-3 object must not send it */
+		zwp_linux_dmabuf_v1_get_default_feedback(dmabuf);
+	} else
+		die("unknown error case");
+	close(fd);
+	wl_display_roundtrip(display);
+	int err = wl_display_get_error(display);
+	if (err == EPROTO) {
+		const struct wl_interface *iface = NULL;
+		uint32_t id = 0;
+		uint32_t code = wl_display_get_protocol_error(display, &iface, &id);
+		printf("PROTOCOL_ERROR interface=%s code=%u\n", iface ? iface->name : "?", code);
+	} else
+		printf("NO_ERROR err=%d\n", err);
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv) {
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2) die("usage: gp-wayland-client dmabuf N | shm N | lease | error CASE");
+	connect_and_bind();
+	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "shm")) return run_frames(false, argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "lease")) return run_lease();
+	if (!strcmp(argv[1], "error") && argc > 2) return run_error(argv[2]);
+	die("unknown mode");
+}
