@@ -36,6 +36,7 @@ export interface FbEntry {
   readonly width: number;
   readonly height: number;
   readonly stride: number;
+  readonly offset: number;
   lastUsed: number;
 }
 
@@ -54,13 +55,36 @@ export interface FbCacheStats {
 
 interface Failed {
   generation: number;
+  /** FB imports: the layout that failed (another layout of the same buffer may work). */
+  layout?: string;
   cause: string;
   message: string;
+}
+
+/** Something made from a guest dma-buf other than an FB (an EGLImage texture), owned by the cache. */
+export interface Imported {
+  close(): void;
+}
+
+interface ImageEntry {
+  key: string;
+  sourceId: number;
+  generation: number;
+  value: Imported;
+  lastUsed: number;
+}
+
+export type ImageLookup<T> = { ok: true; value: T; imported: boolean } | { ok: false; cause: string; message: string; remembered: boolean };
+
+/** What an FB fixes about a buffer: a description differing in any of these needs its own FB. */
+function layoutOf(p: Pick<FbEntry, 'format' | 'modifier' | 'width' | 'height' | 'stride' | 'offset'>): string {
+  return `${p.format}/${p.modifier}/${p.width}x${p.height}/${p.stride}/${p.offset}`;
 }
 
 export class FramebufferCache {
   private readonly entries = new Map<string, FbEntry>();
   private readonly failed = new Map<string, Failed>();
+  private readonly images = new Map<string, ImageEntry>();
   private readonly sourceIds = new WeakMap<GuestSource, number>();
   private nextSourceId = 1;
   private clock = 0;
@@ -92,6 +116,54 @@ export class FramebufferCache {
     for (const e of [...this.entries.values()]) {
       if (this.clock - e.lastUsed > this.idleRefreshes && !onScreen.has(e.fbId)) this.release(e);
     }
+    for (const e of [...this.images.values()]) if (this.clock - e.lastUsed > this.idleRefreshes) this.releaseImage(e);
+  }
+
+  /**
+   * A non-FB import of a guest buffer (the GLES path's EGLImage textures), under the same
+   * rules as the FBs: keyed by (kind, source, buffer id), stale when the generation moves,
+   * bounded per source, failures remembered and not retried until the generation moves.
+   * `make` gets a dma-buf fd it must not keep (the cache closes it).
+   */
+  image<T extends Imported>(kind: string, source: GuestSource, plane: GuestPlaneInfo, make: (fd: number) => T): ImageLookup<T> {
+    const sid = this.sourceId(source);
+    const key = `${kind}/${sid}/${plane.bufferId}`;
+    const hit = this.images.get(key);
+    if (hit && hit.generation === plane.generation) {
+      hit.lastUsed = this.clock;
+      this.stats.hits++;
+      return { ok: true, value: hit.value as T, imported: false };
+    }
+    if (hit) this.releaseImage(hit);
+    const bad = this.failed.get(key);
+    if (bad && bad.generation === plane.generation) return { ok: false, cause: bad.cause, message: bad.message, remembered: true };
+    this.stats.misses++;
+    let fd = -1;
+    try {
+      fd = source.exportDmabuf(plane);
+      const value = make(fd);
+      this.images.set(key, { key, sourceId: sid, generation: plane.generation, value, lastUsed: this.clock });
+      this.stats.imports++;
+      const mine = [...this.images.values()].filter((e) => e.sourceId === sid && e.key.startsWith(`${kind}/`)).sort((a, b) => a.lastUsed - b.lastUsed);
+      for (let i = 0; i < mine.length - this.maxPerSource; i++) this.releaseImage(mine[i]);
+      return { ok: true, value, imported: true };
+    } catch (e) {
+      this.stats.importFailures++;
+      const message = `${source.name}: ${(e as Error).message}`;
+      this.failed.set(key, { generation: plane.generation, cause: `${kind}-import-failed`, message });
+      return { ok: false, cause: `${kind}-import-failed`, message, remembered: false };
+    } finally {
+      if (fd >= 0) libc.close(fd, `${source.name} dma-buf`);
+    }
+  }
+
+  private releaseImage(e: ImageEntry): void {
+    this.images.delete(e.key);
+    try {
+      e.value.close();
+    } catch {
+      // Its owner (the compositor) is already closed and took it along.
+    }
   }
 
   /** The FB for a guest buffer on a plane; imports it on first sight. */
@@ -99,19 +171,22 @@ export class FramebufferCache {
     const sid = this.sourceId(source);
     const key = this.key(planeId, sid, plane.bufferId);
     const hit = this.entries.get(key);
-    if (hit && hit.generation === plane.generation) {
+    // Same id and generation but another layout: the FB would show the buffer as it was
+    // described at import, not as now (a source that forgot to bump its generation, a
+    // guest moving its offset within one dma-buf). Only a matching FB is a hit.
+    if (hit && hit.generation === plane.generation && layoutOf(hit) === layoutOf(plane)) {
       hit.lastUsed = this.clock;
       this.stats.hits++;
       return { ok: true, entry: hit, imported: false };
     }
     if (hit) this.release(hit); // same id, older guest mode: stale
     const bad = this.failed.get(key);
-    if (bad && bad.generation === plane.generation) return { ok: false, cause: bad.cause, message: bad.message, remembered: true };
+    if (bad && bad.generation === plane.generation && bad.layout === layoutOf(plane)) return { ok: false, cause: bad.cause, message: bad.message, remembered: true };
     this.stats.misses++;
     const r = this.importBuffer(planeId, sid, key, source, plane);
     if (!r.ok) {
       this.stats.importFailures++;
-      this.failed.set(key, { generation: plane.generation, cause: r.cause, message: r.message });
+      this.failed.set(key, { generation: plane.generation, layout: layoutOf(plane), cause: r.cause, message: r.message });
       return r;
     }
     this.entries.set(key, r.entry);
@@ -162,6 +237,7 @@ export class FramebufferCache {
           width: plane.width,
           height: plane.height,
           stride: plane.stride,
+          offset: plane.offset,
           lastUsed: this.clock,
         },
       };
@@ -207,6 +283,8 @@ export class FramebufferCache {
     const sid = this.sourceIds.get(source);
     if (sid === undefined) return;
     for (const e of [...this.entries.values()]) if (e.sourceId === sid) this.release(e);
+    for (const e of [...this.images.values()]) if (e.sourceId === sid) this.releaseImage(e);
+    // FB keys are plane/source/buffer, image keys kind/source/buffer: the source is field 1 in both.
     for (const k of [...this.failed.keys()]) if (k.split('/')[1] === String(sid)) this.failed.delete(k);
   }
 
@@ -215,7 +293,13 @@ export class FramebufferCache {
     return [...this.entries.values()].map((e) => e.fbId);
   }
 
+  /** Live non-FB imports (for leak checks). */
+  get liveImages(): number {
+    return this.images.size;
+  }
+
   close(): void {
+    for (const e of [...this.images.values()]) this.releaseImage(e);
     for (const e of [...this.entries.values()]) this.release(e);
     this.failed.clear();
   }

@@ -1,32 +1,36 @@
-// One host output (connector + CRTC + primary plane) showing one guest source.
+// One host output (connector + CRTC + its planes) showing one guest source.
 //
 // Refresh is driven by the host's page-flip events, not a timer: after each flip
 // completes (or when the guest says it flipped, or at the next vblank for sources that
 // cannot say), the guest is queried; a new buffer becomes one atomic commit of its cached
 // FB; an unchanged guest costs no commit at all. One commit is in flight per CRTC.
 //
-// Path per frame, in order of preference: scanout (zero-copy, the guest buffer itself on
-// the plane) → copy (CPU into a dumb buffer). Whether a buffer shape can be scanned out
-// is learnt from the kernel (IN_FORMATS, then one TEST_ONLY the first time a shape is
-// seen, then the real commit) and remembered per (plane, source, shape).
+// A frame is a stack of layers: a host background where the guest does not cover the
+// screen, the guest's primary, the guest's cursor. The plane allocator (allocator.ts)
+// puts them on KMS planes (zero-copy), checked by TEST_ONLY only when the frame's shape
+// is new; layers without a plane are composed into one buffer on the primary plane, by
+// the GPU (GLES) and else the CPU (compose/composer.ts). Order of preference for the
+// guest's pixels: scanout → gles → copy, restricted by options.paths. Commits carry only
+// the plane properties that changed, so a cursor move is a commit of CRTC_X/CRTC_Y.
 //
-// Ownership: the output owns its FB cache, copy buffers, no-signal buffer, mode blob and
-// writeback capture; the device and the sources belong to the caller.
+// Ownership: the output owns its FB cache (FBs and EGLImages), composer, cursor buffers,
+// background and no-signal buffers, mode blob and writeback capture, and the planes it
+// lit (released when it stops using them); the device and the sources are the caller's.
 import { EventEmitter } from 'node:events';
 import * as drm from '../ffi/drm.js';
 import type { KmsConnector, KmsCrtc, KmsDevice, KmsPlane } from './kms/device.js';
-import { KmsDevice as Kms } from './kms/device.js';
 import { COMMIT, type AtomicRequest } from './kms/atomic.js';
 import type { FlipEvent } from './kms/events.js';
 import { DumbFramebuffer } from './kms/dumb.js';
 import { WritebackCapture, type Capture } from './kms/writeback.js';
 import { FramebufferCache } from './fb-cache.js';
 import { validatePlane } from './validate.js';
-import { blit, fill, placement, type FitMode, type Rect } from './compose/cpu.js';
+import { fill, placement, type FitMode, type Rect } from './compose/cpu.js';
 import { DmabufMaps } from './compose/dmabuf-map.js';
+import { Composer, type ComposeInput, type Composed } from './compose/composer.js';
 import { OutputStats, type OutputStatsSnapshot, type PresentPath } from './stats.js';
-import { GlesCompositor, type GlesImage, type GlesTarget, type TargetRing } from './compose/gles.js';
-import * as libc from '../ffi/libc.js';
+import { PlaneAllocator, type Allocation, type Layer, type LayerReport, type PlaneUse } from './allocator.js';
+import { CursorBuffers } from './cursor.js';
 import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
 
 export interface ModeRequest {
@@ -49,6 +53,10 @@ export interface OutputOptions {
    * benchmarks and tests: ['gles'] composes every frame on the GPU, ['copy'] copies.
    */
   paths?: readonly FramePath[];
+  /** Host background where the guest does not cover the screen (XRGB8888), default black. */
+  background?: number;
+  /** Plane allocation search budget, ms (default 4). */
+  allocatorBudgetMs?: number;
 }
 
 export interface PresentEvent {
@@ -56,6 +64,7 @@ export interface PresentEvent {
   timestampNs: bigint;
   /** Refresh period of the mode, ns. */
   refreshNs: number;
+  /** How the guest's primary got on screen. */
   path: PresentPath;
   zeroCopy: boolean;
   bufferId?: number;
@@ -70,6 +79,10 @@ export interface PresentEvent {
    * uploadedBytes > 0 went through a CPU copy on its way to the GPU.
    */
   gles?: { uploadedBytes: number; composeMs: number; imagePath: 'dmabuf' | 'upload'; uploadReason: string | null };
+  /** Each layer: on which plane, or composed and why. */
+  layers?: LayerReport[];
+  /** The plane assignment: reused (no TEST_ONLY) or searched (with how many). */
+  allocation?: { reused: boolean; tests: number; searchMs: number };
 }
 
 export interface OutputErrorEvent {
@@ -88,8 +101,22 @@ export interface OutputEvents {
 export const NO_SIGNAL_PIXEL = 0xff182030;
 const NO_SIGNAL_MARK = 0xff5a6a80;
 
+/** FB-cache plane tag of guest primary buffers (FBs are not tied to a plane). */
+const GUEST_PRIMARY_TAG = -1;
+
+/** One plane's configuration. */
+export interface PlaneState {
+  fbId: number;
+  src: Rect;
+  dst: Rect;
+  zpos?: number;
+  hotX?: number;
+  hotY?: number;
+}
+
 interface Content {
   path: PresentPath;
+  /** The guest primary's FB (or the composition's) and where it is. */
   fbId: number;
   src: Rect;
   dst: Rect;
@@ -98,9 +125,13 @@ interface Content {
   frame?: number;
   flipTimeNs?: bigint;
   reason?: string;
-  copyIndex?: number;
-  glesTarget?: GlesTarget;
   gles?: PresentEvent['gles'];
+  /** Wanted state of every plane this output touches (null = off). */
+  planes: Map<number, PlaneState | null>;
+  layers?: LayerReport[];
+  alloc?: Allocation;
+  allocLayers?: Layer[];
+  composed?: Composed;
 }
 
 interface Saved {
@@ -111,6 +142,8 @@ interface Saved {
 }
 
 const PLANE_RECT_PROPS = ['FB_ID', 'CRTC_ID', 'SRC_X', 'SRC_Y', 'SRC_W', 'SRC_H', 'CRTC_X', 'CRTC_Y', 'CRTC_W', 'CRTC_H'];
+const GUEST_Z = 0;
+const BACKGROUND_Z = -1_000_000;
 
 let nextCookie = 1n;
 
@@ -121,7 +154,12 @@ export class Output extends EventEmitter<OutputEvents> {
   readonly mode: drm.DrmModeInfo;
   readonly stats = new OutputStats();
   readonly cache: FramebufferCache;
+  readonly paths: ReadonlySet<FramePath>;
+  readonly allocator: PlaneAllocator;
   private readonly maps = new DmabufMaps();
+  private readonly composer: Composer;
+  private readonly cursor: CursorBuffers;
+  private readonly backgroundPixel: number;
   private modeBlob = 0;
   private saved: Saved | null = null;
   private enabled = false;
@@ -131,23 +169,23 @@ export class Output extends EventEmitter<OutputEvents> {
   private onChanged = () => this.scheduleRefresh();
   private inflight: { cookie: bigint; content: Content } | null = null;
   private onScreen: Content | null = null;
+  /** What the last successful commit set on each plane this output has lit. */
+  private committed = new Map<number, PlaneState>();
+  /** Cursor hotspots of this frame's layers, for the planes that take them. */
+  private hotspots = new Map<string, { x: number; y: number }>();
   private dirty = false;
   private vblankPending = false;
   private refreshQueued = false;
-  private readonly scanoutMemo = new Map<string, { ok: boolean; reason: string }>();
   private readonly reported = new Set<string>();
-  private copyBuffers: DumbFramebuffer[] = [];
   private noSignal: DumbFramebuffer | null = null;
+  private background: DumbFramebuffer | null = null;
   private writeback: WritebackCapture | null = null;
-  readonly paths: ReadonlySet<FramePath>;
-  /** undefined: not tried yet; a string: why GPU composition is unavailable. */
-  private gles: GlesCompositor | string | undefined;
-  private glesRing: TargetRing<GlesTarget> | null = null;
-  private readonly glesImages = new Map<string, { image: GlesImage; generation: number }>();
   private writebackRouted = false;
   private captureWaiters: { resolve: (c: Capture & { content: Content | null }) => void; reject: (e: Error) => void }[] = [];
   private readonly onFlip = (ev: FlipEvent) => this.handleEvent(ev);
   private readonly onDeviceError = (e: Error) => this.report('device-lost', e.message);
+  /** Properties set by the last real commit ("plane 42.CRTC_X=10" …), for tests and debugging. */
+  lastCommit: string[] = [];
   readonly refreshNs: number;
 
   constructor(
@@ -160,17 +198,28 @@ export class Output extends EventEmitter<OutputEvents> {
     if (conn.connection !== 'connected') throw new Error(`connector ${conn.name} is ${conn.connection}; plug a display in or pick another (connected: ${dev.connectors.filter((c) => c.connection === 'connected' && !c.writeback).map((c) => c.name).join(', ') || 'none'})`);
     this.connector = conn;
     this.mode = pickMode(conn, opts.mode);
+    this.paths = checkPaths(opts.paths);
     const crtc = opts.crtcId !== undefined ? dev.crtc(opts.crtcId) : dev.crtcs.find((c) => (conn.possibleCrtcs & (1 << c.index)) !== 0 && (conn.crtcId === 0 || conn.crtcId === c.id) && !claimed.has(c.id)) ?? dev.crtcs.find((c) => (conn.possibleCrtcs & (1 << c.index)) !== 0 && !claimed.has(c.id));
     if (!crtc) throw new Error(`no free CRTC can drive ${conn.name}`);
     this.crtc = crtc;
-    const primary = dev.planesFor(crtc, 'primary').find((p) => !claimedPlanes.has(p.id));
+    const primary = dev.planesFor(crtc, 'primary').find((p) => !claimedPlanes.has(p.id) && (planeOwner.get(p.id) ?? null) === null);
     if (!primary) throw new Error(`CRTC ${crtc.id} has no free primary plane`);
     this.primary = primary;
     this.cache = new FramebufferCache(dev.fd);
-    this.paths = checkPaths(opts.paths);
     this.refreshNs = Math.round(1e9 * (this.mode.htotal * this.mode.vtotal) / (this.mode.clock * 1000)) || Math.round(1e9 / (this.mode.vrefresh || 60));
+    this.backgroundPixel = (opts.background ?? 0xff000000) | 0xff000000;
+    this.composer = new Composer(dev, this.width, this.height, this.cache, this.maps);
+    this.cursor = new CursorBuffers(dev);
+    this.allocator = new PlaneAllocator(
+      {
+        planes: () => this.usablePlanes(),
+        test: (uses, layers) => this.testUses(uses, layers),
+      },
+      { crtcIndex: crtc.index, width: this.width, height: this.height, cursorWidth: dev.caps.cursorWidth, cursorHeight: dev.caps.cursorHeight, budgetMs: opts.allocatorBudgetMs },
+    );
     claimed.add(crtc.id);
     claimedPlanes.add(primary.id);
+    planeOwner.set(primary.id, this);
   }
 
   get width(): number {
@@ -190,9 +239,11 @@ export class Output extends EventEmitter<OutputEvents> {
     this.modeBlob = d.createModeBlob(this.mode);
     const full = { x: 0, y: 0, w: this.width, h: this.height };
     const req = d.request().set(this.connector, 'CRTC_ID', this.crtc.id).set(this.crtc, 'MODE_ID', this.modeBlob).set(this.crtc, 'ACTIVE', 1);
-    this.setPlane(req, this.noSignal.fbId, full, full);
+    const planes = new Map<number, PlaneState | null>([[this.primary.id, { fbId: this.noSignal.fbId, src: full, dst: full }]]);
+    this.applyPlanes(req, planes, true);
     req.commit(COMMIT.ALLOW_MODESET);
-    this.onScreen = { path: 'no-signal', fbId: this.noSignal.fbId, src: full, dst: full, contentKey: 'no-signal' };
+    this.committed = new Map([[this.primary.id, planes.get(this.primary.id)!]]);
+    this.onScreen = { path: 'no-signal', fbId: this.noSignal.fbId, src: full, dst: full, contentKey: 'no-signal', planes };
     d.events.on('flip', this.onFlip);
     d.events.on('error', this.onDeviceError);
     this.enabled = true;
@@ -242,6 +293,7 @@ export class Output extends EventEmitter<OutputEvents> {
   statsSnapshot(): OutputStatsSnapshot {
     const c = this.cache.stats;
     const lat = this.stats.latencyMs;
+    const a = this.allocator.stats;
     return {
       framesPresented: this.stats.framesPresented,
       paths: { ...this.stats.paths },
@@ -256,10 +308,12 @@ export class Output extends EventEmitter<OutputEvents> {
       refreshes: this.stats.refreshes,
       latencyMs: { p50: lat.percentile(50), p95: lat.percentile(95), p99: lat.percentile(99), samples: lat.count },
       errors: { ...this.stats.errors },
+      layers: { ...this.stats.layers },
+      allocator: { allocations: a.allocations, reuses: a.reuses, searches: a.searches, tests: a.tests, testCacheHits: a.testCacheHits, commitFailures: a.commitFailures, lastSearchMs: a.lastSearchMs, maxSearchMs: a.maxSearchMs },
     };
   }
 
-  /** What is on screen now (path, buffer, frame). */
+  /** What is on screen now (path, buffer, frame, planes). */
   get current(): Readonly<Content> | null {
     return this.onScreen;
   }
@@ -285,16 +339,21 @@ export class Output extends EventEmitter<OutputEvents> {
     const f = this.inflight;
     if (!f || ev.userData !== f.cookie) return;
     this.inflight = null;
-    if (f.content.glesTarget) this.glesRing?.displayed(f.content.glesTarget);
+    if (f.content.composed) this.composer.displayed(f.content.composed);
     this.onScreen = f.content;
     this.stats.framesPresented++;
     this.stats.paths[f.content.path]++;
+    for (const l of f.content.layers ?? []) {
+      const k = l.how === 'composed' ? `composed:${l.reason?.code ?? '?'}` : l.how === 'plane' ? `plane:${l.planeType}` : 'hidden';
+      this.stats.layers[k] = (this.stats.layers[k] ?? 0) + 1;
+    }
     let latencyNs: number | undefined;
     if (f.content.flipTimeNs && f.content.flipTimeNs > 0n && ev.timestampNs > 0n) {
       latencyNs = Number(ev.timestampNs - f.content.flipTimeNs);
       if (latencyNs >= 0) this.stats.latencyMs.add(latencyNs / 1e6);
     }
     if (this.writeback?.isArmed) this.finishCapture(f.content);
+    const a = f.content.alloc;
     this.emit('present', {
       sequence: ev.sequence,
       timestampNs: ev.timestampNs,
@@ -306,6 +365,8 @@ export class Output extends EventEmitter<OutputEvents> {
       latencyNs,
       reason: f.content.reason,
       gles: f.content.gles,
+      layers: f.content.layers,
+      allocation: a ? { reused: a.reused, tests: a.tests, searchMs: a.searchMs } : undefined,
     });
     this.refresh();
   }
@@ -313,7 +374,7 @@ export class Output extends EventEmitter<OutputEvents> {
   private async finishCapture(content: Content): Promise<void> {
     const waiters = this.captureWaiters.splice(0);
     try {
-      const cap = await this.writeback!.wait(3000);
+      const cap = await this.writeback!.wait(10_000); // a composed frame costs ~0.1 s under TCG, far more on a loaded host
       for (const w of waiters) w.resolve({ ...cap, content });
     } catch (e) {
       for (const w of waiters) w.reject(e as Error);
@@ -341,9 +402,8 @@ export class Output extends EventEmitter<OutputEvents> {
     const force = this.dirty || this.captureWaiters.length > 0;
     this.dirty = false;
     this.stats.refreshes++;
-    const onScreenIds = new Set<number>(this.onScreen ? [this.onScreen.fbId] : []);
-    this.cache.tick(onScreenIds);
-    const next = this.plan(onScreenIds);
+    this.cache.tick(this.fbsOnScreen());
+    const next = this.plan(false);
     let content = next;
     if (!content && force && this.onScreen && this.captureWaiters.length > 0) content = this.onScreen;
     if (content) {
@@ -357,13 +417,33 @@ export class Output extends EventEmitter<OutputEvents> {
     if (!this.inflight && this.source && !this.source.changeEvents) this.requestVblank();
   }
 
-  /** Decides what the next frame shows; null = nothing to change. */
-  private plan(onScreenIds: ReadonlySet<number>): Content | null {
-    const src = this.source;
+  private fbsOnScreen(): Set<number> {
+    const ids = new Set<number>();
+    for (const st of this.committed.values()) ids.add(st.fbId);
+    for (const st of this.onScreen?.planes.values() ?? []) if (st) ids.add(st.fbId);
+    return ids;
+  }
+
+  /** Planes the allocator may use: this CRTC's, minus other outputs' primaries and planes in use elsewhere. */
+  private usablePlanes(): KmsPlane[] {
+    return this.dev.planesFor(this.crtc).filter((p) => {
+      if (p.type === 'primary' && p.id !== this.primary.id) return false;
+      const owner = planeOwner.get(p.id);
+      return owner === undefined || owner === this;
+    });
+  }
+
+  private noSignalContent(): Content | null {
+    if (this.onScreen?.path === 'no-signal' || !this.noSignal) return null;
     const full = { x: 0, y: 0, w: this.width, h: this.height };
-    const noSignal = (): Content | null =>
-      this.onScreen?.path === 'no-signal' || !this.noSignal ? null : { path: 'no-signal', fbId: this.noSignal.fbId, src: full, dst: full, contentKey: 'no-signal' };
-    if (!src) return noSignal();
+    const planes = new Map<number, PlaneState | null>([[this.primary.id, { fbId: this.noSignal.fbId, src: full, dst: full }]]);
+    return { path: 'no-signal', fbId: this.noSignal.fbId, src: full, dst: full, contentKey: 'no-signal', planes };
+  }
+
+  /** Decides what the next frame shows; null = nothing to change. `force` ignores "unchanged". */
+  private plan(force: boolean): Content | null {
+    const src = this.source;
+    if (!src) return this.noSignalContent();
     const q = src.query('primary');
     switch (q.state) {
       case 'lost':
@@ -371,208 +451,193 @@ export class Output extends EventEmitter<OutputEvents> {
         // shows "no signal", and so do we (the source-lost event says why).
         this.onLost(q.error);
         this.detach();
-        return noSignal();
+        return this.noSignalContent();
       case 'disabled':
-        return noSignal();
+        return this.noSignalContent();
       case 'not-ready':
         this.stats.error('not-ready');
         return null;
     }
     const p = q.plane;
+    const cq = src.query('cursor');
+    const cur = cq.state === 'ok' ? cq.plane : null;
     const sid = this.cache.sourceId(src);
-    const contentKey = `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}/${p.transport}`;
-    if (this.onScreen?.contentKey === contentKey && p.transport !== 'region') return null;
+    const cursorKey = cur ? `${cur.bufferId}/${cur.generation}/${cur.frame ?? ''}/${cur.x},${cur.y}/${cur.hotX},${cur.hotY}` : '-';
+    const contentKey = `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}/${p.transport}|${cursorKey}`;
+    if (!force && this.onScreen?.contentKey === contentKey && p.transport !== 'region') return null;
     const pre = validatePlane(p, null);
     if (!pre.ok) {
       this.report(pre.cause, pre.message);
       return null; // keep the last good frame
     }
+    const onScreenIds = this.fbsOnScreen();
     const place = placement(this.fit, p.width, p.height, this.width, this.height);
-    const base = { contentKey, bufferId: p.bufferId, frame: p.frame, flipTimeNs: p.flipTimeNs };
-    const shape = `${this.primary.id}/${sid}/${p.format}/${p.modifier}/${p.width}x${p.height}/${p.stride}/${this.fit}`;
-    let reason = '';
-    if (!this.paths.has('scanout')) reason = 'scanout is not among options.paths';
-    else if (p.transport !== 'dmabuf') reason = 'region plane (no dma-buf)';
-    else if (!this.dev.caps.prime.import) reason = 'the KMS device cannot import dma-bufs (no PRIME import)';
-    else if (!Kms.planeTakes(this.primary, p.format, p.modifier)) {
-      reason = `plane ${this.primary.id} does not list ${drm.fourccName(p.format)} with modifier ${drm.formatModifierName(p.modifier)} (IN_FORMATS)`;
-    } else {
-      const memo = this.scanoutMemo.get(shape);
-      if (memo && !memo.ok) reason = memo.reason;
-      else {
-        const fb = this.cache.get(this.primary.id, src, p, onScreenIds);
-        if (fb.ok) {
-          const content: Content = { ...base, path: 'scanout', fbId: fb.entry.fbId, src: place.src, dst: place.dst };
-          if (!memo) {
-            const req = this.dev.request();
-            this.setPlane(req, content.fbId, content.src, content.dst);
-            const err = req.test(COMMIT.NONBLOCK);
-            req.dispose();
-            if (err) {
-              reason = `TEST_ONLY refused the buffer on plane ${this.primary.id}: ${err.message}`;
-              this.scanoutMemo.set(shape, { ok: false, reason });
-            } else {
-              this.scanoutMemo.set(shape, { ok: true, reason: '' });
-              return content;
-            }
-          } else return content;
-        } else if (['buffer-too-small', 'claimed-size', 'export-failed'].includes(fb.cause) || fb.cause.startsWith('format') || fb.cause.endsWith('range')) {
-          if (!fb.remembered) this.report(fb.cause, fb.message);
-          return null; // invalid guest data: keep the last good frame
-        } else {
-          reason = `import failed: ${fb.message}`;
-          if (!fb.remembered) this.report(fb.cause, fb.message);
-          this.scanoutMemo.set(shape, { ok: false, reason });
-        }
+    const full = { x: 0, y: 0, w: this.width, h: this.height };
+    const scanout = this.paths.has('scanout');
+    const layers: Layer[] = [];
+    const inputs = new Map<string, ComposeInput>();
+    this.hotspots.clear();
+
+    // The host background, where the guest leaves screen uncovered (or may be see-through).
+    const covers = place.dst.x <= 0 && place.dst.y <= 0 && place.dst.x + place.dst.w >= this.width && place.dst.y + place.dst.h >= this.height;
+    if (!covers || pre.format.hasAlpha) {
+      this.background ??= this.makeBackground();
+      layers.push({ id: 'background', zIndex: BACKGROUND_Z, buffer: { fbId: this.background.fbId, format: this.background.format, modifier: drm.DRM_FORMAT_MOD_LINEAR, width: this.width, height: this.height }, src: full, dst: full, hostBuffer: true });
+      inputs.set('background', { kind: 'solid', id: 'background', pixel: this.backgroundPixel, dst: full });
+    }
+
+    // The guest's primary.
+    const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: place.src, dst: place.dst, changesOften: true };
+    if (!scanout) guest.noBufferReason = 'scanout is not among options.paths';
+    else if (p.transport !== 'dmabuf') guest.noBufferReason = 'region plane (no dma-buf)';
+    else if (!this.dev.caps.prime.import) guest.noBufferReason = 'the KMS device cannot import dma-bufs (no PRIME import)';
+    else {
+      const fb = this.cache.get(GUEST_PRIMARY_TAG, src, p, onScreenIds);
+      if (fb.ok) {
+        const e = fb.entry;
+        guest.buffer = { fbId: e.fbId, format: e.format, modifier: e.modifier, width: e.width, height: e.height };
+      } else if (['buffer-too-small', 'claimed-size', 'export-failed'].includes(fb.cause) || fb.cause.startsWith('format') || fb.cause.endsWith('range')) {
+        if (!fb.remembered) this.report(fb.cause, fb.message);
+        return null; // invalid guest data: keep the last good frame
+      } else {
+        guest.noBufferReason = `import failed: ${fb.message}`;
+        if (!fb.remembered) this.report(fb.cause, fb.message);
       }
     }
-    return this.planFallback(src, sid, p, place, base, reason);
+    layers.push(guest);
+    inputs.set('guest', { kind: 'guest', id: 'guest', source: src, sourceId: sid, plane: p, src: place.src, dst: place.dst, key: `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}` });
+
+    // The guest's cursor.
+    if (cur) {
+      const c = this.cursor.frame(src, sid, cur, place, this.cache, this.maps, scanout, onScreenIds);
+      if ('error' in c) this.report(`cursor-${c.cause}`, c.error);
+      else {
+        layers.push(c.layer);
+        inputs.set('cursor', c.input);
+        this.hotspots.set('cursor', { x: c.hotX, y: c.hotY });
+        if (c.copied) this.report('cursor-copied', `the guest cursor is copied into a cursor-sized buffer: ${c.copied}`);
+      }
+    }
+
+    const alloc = this.allocator.allocate(layers, scanout ? {} : { composeOnly: 'scanout is not among options.paths' });
+    const base = { contentKey, bufferId: p.bufferId, frame: p.frame, flipTimeNs: p.flipTimeNs };
+    const planes = new Map<number, PlaneState | null>();
+    for (const id of this.committed.keys()) planes.set(id, null);
+    let composed: Composed | undefined;
+    if (alloc.composition) {
+      const ins = alloc.composed.map((id) => inputs.get(id)!);
+      const c = this.composer.compose(ins, this.committed.get(this.primary.id)?.fbId ?? 0, this.paths.has('gles'), this.paths.has('copy'));
+      if ('error' in c) {
+        this.report(c.cause, c.error);
+        return null; // nothing can show it: keep the last frame
+      }
+      composed = c;
+      if (c.fallback) this.report('gles-fallback', `GPU composition failed, the CPU composed: ${c.fallback}`);
+      this.stats.bytesCopied += c.bytesCopied;
+      this.stats.bytesUploaded += c.gles?.uploadedBytes ?? 0;
+    }
+    const byId = new Map(layers.map((l) => [l.id, l]));
+    for (const u of alloc.uses) planes.set(u.planeId, this.stateFor(u, byId, composed?.fbId));
+    const g = alloc.layers.find((l) => l.id === 'guest')!;
+    const onPlane = g.how === 'plane';
+    const path: PresentPath = onPlane ? 'scanout' : composed!.path;
+    let reason = g.reason?.message;
+    if (composed?.fallback && !onPlane) reason = `${reason}; GPU composition: ${composed.fallback}`;
+    return {
+      ...base,
+      path,
+      fbId: onPlane ? guest.buffer!.fbId : composed!.fbId,
+      src: onPlane ? place.src : full,
+      dst: onPlane ? place.dst : full,
+      reason: onPlane ? undefined : reason,
+      gles: !onPlane && composed?.path === 'gles' ? composed.gles : undefined,
+      planes,
+      layers: alloc.layers,
+      alloc,
+      allocLayers: layers,
+      composed,
+    };
   }
 
-  /** GPU composition, else the CPU copy, as options.paths allow. */
-  private planFallback(src: GuestSource, sid: number, p: GuestPlaneInfo, place: { src: Rect; dst: Rect }, base: Omit<Content, 'path' | 'fbId' | 'src' | 'dst'>, reason: string): Content | null {
-    let why = reason;
-    if (this.paths.has('gles')) {
-      const g = this.planGles(src, sid, p, place, base, reason);
-      if ('content' in g) return g.content;
-      why = `${reason}; GPU composition: ${g.error}`;
-      this.report(g.cause, g.error);
-    }
-    if (this.paths.has('copy')) return this.planCopy(src, sid, p, place, base, why);
-    this.report('no-path', `no allowed path can show ${src.name}: ${why} (options.paths: ${[...this.paths].join(', ')})`);
-    return null;
+  private makeBackground(): DumbFramebuffer {
+    const b = new DumbFramebuffer(this.dev.fd, this.width, this.height);
+    fill({ bytes: b.bytes, offset: 0, stride: b.pitch, width: b.width, height: b.height }, { x: 0, y: 0, w: b.width, h: b.height }, this.backgroundPixel);
+    return b;
   }
 
-  private glesCompositor(): GlesCompositor | string {
-    if (this.gles === undefined) {
-      const c = GlesCompositor.create(this.dev);
-      this.gles = 'unavailable' in c ? c.unavailable : c;
-    }
-    return this.gles;
-  }
-
-  private glesImage(comp: GlesCompositor, src: GuestSource, sid: number, p: GuestPlaneInfo): GlesImage {
-    const key = `${sid}/${p.bufferId}`;
-    const hit = this.glesImages.get(key);
-    if (hit && hit.generation === p.generation && !hit.image.closed) return hit.image;
-    hit?.image.close();
-    this.glesImages.delete(key);
-    const fd = src.exportDmabuf(p);
-    try {
-      const image = comp.importDmabuf({ fd, format: p.format, modifier: p.modifier, width: p.width, height: p.height, stride: p.stride, offset: p.offset });
-      this.glesImages.set(key, { image, generation: p.generation });
-      return image;
-    } finally {
-      libc.close(fd, `${src.name} dma-buf`);
-    }
-  }
-
-  private planGles(src: GuestSource, sid: number, p: GuestPlaneInfo, place: { src: Rect; dst: Rect }, base: Omit<Content, 'path' | 'fbId' | 'src' | 'dst'>, reason: string): { content: Content } | { cause: string; error: string } {
-    if (p.transport !== 'dmabuf') return { cause: 'gles-no-dmabuf', error: 'the plane is a region, not a dma-buf' };
-    const comp = this.glesCompositor();
-    if (typeof comp === 'string') return { cause: 'gles-unavailable', error: comp };
-    let image: GlesImage;
-    try {
-      image = this.glesImage(comp, src, sid, p);
-    } catch (e) {
-      return { cause: 'gles-import-failed', error: (e as Error).message };
-    }
-    let target: GlesTarget;
-    try {
-      this.glesRing ??= comp.createRing(this.width, this.height, { count: 3 });
-      target = this.glesRing.acquire();
-    } catch (e) {
-      return { cause: 'gles-target-failed', error: (e as Error).message };
-    }
-    try {
-      const r = comp.compose(target, [{ image, src: place.src, dst: place.dst }]);
-      this.stats.bytesUploaded += r.uploadedBytes;
-      const full = { x: 0, y: 0, w: this.width, h: this.height };
-      return {
-        content: {
-          ...base,
-          path: 'gles',
-          fbId: target.fbId,
-          src: full,
-          dst: full,
-          reason: reason || undefined,
-          glesTarget: target,
-          gles: { uploadedBytes: r.uploadedBytes, composeMs: r.ms, imagePath: image.path, uploadReason: image.uploadReason },
-        },
-      };
-    } catch (e) {
-      this.glesRing.release(target);
-      return { cause: 'gles-compose-failed', error: (e as Error).message };
-    }
-  }
-
-  private planCopy(src: GuestSource, sid: number, p: GuestPlaneInfo, place: { src: Rect; dst: Rect }, base: Omit<Content, 'path' | 'fbId' | 'src' | 'dst'>, reason: string): Content | null {
-    const acc = this.maps.access(src, sid, p);
-    if ('error' in acc) {
-      this.report('no-cpu-access', acc.error);
-      return null;
-    }
-    const v = validatePlane(p, acc.view.bytes.byteLength - acc.view.offset + p.offset);
-    if (!v.ok) {
-      this.report(v.cause, v.message);
-      return null;
-    }
-    if (v.format.cpp[0] !== 4) {
-      this.report('copy-format', `the copy path handles 32-bit formats only, not ${v.format.code}`);
-      return null;
-    }
-    if (this.copyBuffers.length === 0) {
-      for (let i = 0; i < 2; i++) this.copyBuffers.push(new DumbFramebuffer(this.dev.fd, this.width, this.height, drm.fourcc('XR24')));
-    }
-    // The buffer not on screen (one commit in flight at most, so two suffice).
-    const idx = this.onScreen?.copyIndex === 0 ? 1 : 0;
-    const target = this.copyBuffers[idx];
-    const dstImg = { bytes: target.bytes, offset: 0, stride: target.pitch, width: target.width, height: target.height };
-    const d = place.dst;
-    if (d.x > 0 || d.y > 0 || d.w < this.width || d.h < this.height) {
-      // Borders: black, as a monitor shows outside the picture.
-      fill(dstImg, { x: 0, y: 0, w: this.width, h: d.y }, 0xff000000);
-      fill(dstImg, { x: 0, y: d.y + d.h, w: this.width, h: this.height - d.y - d.h }, 0xff000000);
-      fill(dstImg, { x: 0, y: d.y, w: d.x, h: d.h }, 0xff000000);
-      fill(dstImg, { x: d.x + d.w, y: d.y, w: this.width - d.x - d.w, h: d.h }, 0xff000000);
-    }
-    acc.begin();
-    try {
-      const srcImg = { bytes: acc.view.bytes, offset: acc.view.offset, stride: p.stride, width: p.width, height: p.height };
-      this.stats.bytesCopied += blit(srcImg, place.src, dstImg, place.dst);
-    } finally {
-      acc.end();
-    }
+  /** A plane's state for one use of an assignment; `compositionFb` for the composition buffer. */
+  private stateFor(u: PlaneUse, layers: ReadonlyMap<string, Layer>, compositionFb: number | undefined): PlaneState {
     const full = { x: 0, y: 0, w: this.width, h: this.height };
-    return { ...base, path: 'copy', fbId: target.fbId, src: full, dst: full, reason: reason || undefined, copyIndex: idx };
+    if (u.layer === null) return { fbId: compositionFb ?? this.composer.standIn(), src: full, dst: full, zpos: u.zpos };
+    const l = layers.get(u.layer)!;
+    const hot = this.hotspots.get(u.layer);
+    return { fbId: l.buffer!.fbId, src: l.src, dst: l.dst, zpos: u.zpos, hotX: hot?.x, hotY: hot?.y };
   }
 
-  private setPlane(req: AtomicRequest, fbId: number, src: Rect, dst: Rect): void {
-    const pl = this.primary;
-    req
-      .set(pl, 'FB_ID', fbId)
-      .set(pl, 'CRTC_ID', this.crtc.id)
-      .set(pl, 'SRC_X', src.x * 65536)
-      .set(pl, 'SRC_Y', src.y * 65536)
-      .set(pl, 'SRC_W', src.w * 65536)
-      .set(pl, 'SRC_H', src.h * 65536)
-      .set(pl, 'CRTC_X', dst.x)
-      .set(pl, 'CRTC_Y', dst.y)
-      .set(pl, 'CRTC_W', dst.w)
-      .set(pl, 'CRTC_H', dst.h);
+  /** TEST_ONLY of an assignment (allocator callback): the committed state changed to `uses`. */
+  private testUses(uses: readonly PlaneUse[], layers: ReadonlyMap<string, Layer>): Error | null {
+    const planes = new Map<number, PlaneState | null>();
+    for (const id of this.committed.keys()) planes.set(id, null);
+    for (const u of uses) planes.set(u.planeId, this.stateFor(u, layers, undefined));
+    const req = this.dev.request();
+    try {
+      this.applyPlanes(req, planes, false);
+      return req.test(COMMIT.NONBLOCK);
+    } finally {
+      req.dispose();
+    }
+  }
+
+  private planeById(id: number): KmsPlane {
+    const p = this.dev.planes.find((x) => x.id === id);
+    if (!p) throw new Error(`${this.dev.path}: no plane ${id}`);
+    return p;
+  }
+
+  /** Sets on `req` what differs between the committed planes and `want` (everything if `full`). */
+  private applyPlanes(req: AtomicRequest, want: ReadonlyMap<number, PlaneState | null>, full: boolean): void {
+    const ids = new Set([...this.committed.keys(), ...want.keys()]);
+    for (const id of ids) {
+      const w = want.has(id) ? want.get(id)! : (this.committed.get(id) ?? null);
+      const have = full ? null : (this.committed.get(id) ?? null);
+      const pl = this.planeById(id);
+      if (!w) {
+        if (have || full) req.set(pl, 'FB_ID', 0).set(pl, 'CRTC_ID', 0);
+        continue;
+      }
+      const put = (name: string, v: number, old: number | undefined) => {
+        if (!have || old !== v) req.set(pl, name, v);
+      };
+      put('FB_ID', w.fbId, have?.fbId);
+      if (!have) req.set(pl, 'CRTC_ID', this.crtc.id);
+      put('SRC_X', w.src.x * 65536, have ? have.src.x * 65536 : undefined);
+      put('SRC_Y', w.src.y * 65536, have ? have.src.y * 65536 : undefined);
+      put('SRC_W', w.src.w * 65536, have ? have.src.w * 65536 : undefined);
+      put('SRC_H', w.src.h * 65536, have ? have.src.h * 65536 : undefined);
+      put('CRTC_X', w.dst.x, have?.dst.x);
+      put('CRTC_Y', w.dst.y, have?.dst.y);
+      put('CRTC_W', w.dst.w, have?.dst.w);
+      put('CRTC_H', w.dst.h, have?.dst.h);
+      if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put('zpos', w.zpos, have?.zpos);
+      if (w.hotX !== undefined && pl.props.has('HOTSPOT_X')) put('HOTSPOT_X', w.hotX, have?.hotX);
+      if (w.hotY !== undefined && pl.props.has('HOTSPOT_Y')) put('HOTSPOT_Y', w.hotY, have?.hotY);
+    }
   }
 
   private commit(content: Content): void {
     const cookie = nextCookie++;
     const attempt = (c: Content) => {
       const req = this.dev.request();
-      this.setPlane(req, c.fbId, c.src, c.dst);
+      this.applyPlanes(req, c.planes, false);
+      // A capture of an unchanged screen still needs the CRTC in the commit.
+      if (req.size === 0) req.set(this.primary, 'FB_ID', this.committed.get(this.primary.id)?.fbId ?? c.fbId);
       let flags = COMMIT.NONBLOCK | COMMIT.PAGE_FLIP_EVENT;
       if (this.writeback && this.captureWaiters.length > 0 && !this.writeback.isArmed) {
         this.writeback.attach(req, this.crtc, this.width, this.height);
         // Routing the writeback connector to the CRTC the first time is a modeset.
         if (!this.writebackRouted) flags |= COMMIT.ALLOW_MODESET;
       }
+      const described = req.describe().split(' ');
       try {
         req.commit(flags, cookie);
         if (this.writeback?.isArmed) this.writebackRouted = true;
@@ -580,28 +645,45 @@ export class Output extends EventEmitter<OutputEvents> {
         this.writeback?.disarm();
         throw e;
       }
+      this.lastCommit = described;
+      this.adopt(c.planes);
     };
     try {
       attempt(content);
     } catch (e) {
-      if (content.glesTarget) this.glesRing?.release(content.glesTarget);
-      if (content.path !== 'scanout') throw e;
-      // The kernel refused the real commit although TEST_ONLY (or memory) said yes: remember
-      // the shape as not scannable and show this very frame through the copy path now.
-      const src = this.source!;
-      const q = src.query('primary');
-      const reason = `the kernel refused the commit on plane ${this.primary.id}: ${(e as Error).message}`;
+      if (content.composed) this.composer.abandon(content.composed);
+      const placedGuest = content.alloc?.uses.some((u) => u.layer !== null && !content.allocLayers?.find((l) => l.id === u.layer)?.hostBuffer);
+      if (!content.alloc || !placedGuest) throw e;
+      // The kernel refused the real commit although TEST_ONLY (or memory) said yes: the
+      // allocator distrusts the guest buffers it placed, and this very frame is planned
+      // again (those layers composed) and committed now.
+      const reason = `the kernel refused the commit: ${(e as Error).message}`;
       this.report('scanout-commit-refused', reason);
-      if (q.state !== 'ok') throw e;
-      const shape = `${this.primary.id}/${this.cache.sourceId(src)}/${q.plane.format}/${q.plane.modifier}/${q.plane.width}x${q.plane.height}/${q.plane.stride}/${this.fit}`;
-      this.scanoutMemo.set(shape, { ok: false, reason });
-      const place = placement(this.fit, q.plane.width, q.plane.height, this.width, this.height);
-      const copy = this.planFallback(src, this.cache.sourceId(src), q.plane, place, { contentKey: content.contentKey, bufferId: content.bufferId, frame: content.frame, flipTimeNs: content.flipTimeNs }, reason);
-      if (!copy) throw e;
-      content = copy;
-      attempt(content);
+      this.allocator.commitFailed(content.alloc, content.allocLayers ?? [], e as Error);
+      const again = this.plan(true);
+      if (!again) throw e;
+      content = again;
+      try {
+        attempt(content);
+      } catch (e2) {
+        if (content.composed) this.composer.abandon(content.composed);
+        throw e2;
+      }
     }
     this.inflight = { cookie, content };
+  }
+
+  /** After a successful commit: remember what the planes show; take and give back planes. */
+  private adopt(planes: ReadonlyMap<number, PlaneState | null>): void {
+    for (const [id, st] of planes) {
+      if (st) {
+        this.committed.set(id, st);
+        planeOwner.set(id, this);
+      } else {
+        this.committed.delete(id);
+        if (id !== this.primary.id && planeOwner.get(id) === this) planeOwner.delete(id);
+      }
+    }
   }
 
   /** Reports an error once per cause (counted every time). */
@@ -645,11 +727,13 @@ export class Output extends EventEmitter<OutputEvents> {
       if (s.modeBlob && s.active !== 0n) blob = drm.createPropertyBlob(d.fd, s.modeBlob);
       req.set(this.crtc, 'MODE_ID', blob).set(this.crtc, 'ACTIVE', s.active).set(this.connector, 'CRTC_ID', s.connectorCrtc);
       for (const n of PLANE_RECT_PROPS) req.set(this.primary, n, s.plane[n]);
+      this.offOthers(req);
       if (wbConn) req.set(wbConn, 'CRTC_ID', 0);
       return req;
     };
     const off = () => {
       const req = d.request().set(this.crtc, 'MODE_ID', 0).set(this.crtc, 'ACTIVE', 0).set(this.connector, 'CRTC_ID', 0).set(this.primary, 'FB_ID', 0).set(this.primary, 'CRTC_ID', 0);
+      this.offOthers(req);
       if (wbConn) req.set(wbConn, 'CRTC_ID', 0);
       return req;
     };
@@ -664,6 +748,15 @@ export class Output extends EventEmitter<OutputEvents> {
       }
     } finally {
       if (blob) drm.destroyPropertyBlob(d.fd, blob);
+    }
+  }
+
+  /** Switches off the planes other than the primary that this output lit. */
+  private offOthers(req: AtomicRequest): void {
+    for (const id of this.committed.keys()) {
+      if (id === this.primary.id) continue;
+      const pl = this.planeById(id);
+      req.set(pl, 'FB_ID', 0).set(pl, 'CRTC_ID', 0);
     }
   }
 
@@ -683,18 +776,13 @@ export class Output extends EventEmitter<OutputEvents> {
     this.dev.events.off('error', this.onDeviceError);
     for (const w of this.captureWaiters.splice(0)) w.reject(new Error('output closed'));
     if (this.enabled && restore && !this.dev.isClosed) this.restore();
+    this.composer.close();
+    this.cursor.close();
     this.cache.close();
     this.maps.close();
-    for (const b of this.copyBuffers) b.close(true);
-    this.copyBuffers = [];
     this.noSignal?.close(true);
+    this.background?.close(true);
     this.writeback?.close();
-    if (this.gles instanceof GlesCompositor) {
-      // CLOSEFB: a target still on screen stays lit until restore()/the next owner moves on.
-      this.gles.close({ keepOnScreen: true });
-    }
-    this.glesImages.clear();
-    this.glesRing = null;
     if (this.modeBlob) {
       try {
         this.dev.destroyBlob(this.modeBlob);
@@ -704,6 +792,8 @@ export class Output extends EventEmitter<OutputEvents> {
     }
     claimed.delete(this.crtc.id);
     claimedPlanes.delete(this.primary.id);
+    for (const [id, o] of [...planeOwner]) if (o === this) planeOwner.delete(id);
+    this.committed.clear();
   }
 }
 
@@ -717,6 +807,8 @@ function checkPaths(paths: readonly FramePath[] | undefined): ReadonlySet<FrameP
 
 const claimed = new Set<number>();
 const claimedPlanes = new Set<number>();
+/** Which output uses a plane now (planes that several CRTCs can take are shared). */
+const planeOwner = new Map<number, Output>();
 
 /** The connector mode matching a request (or the preferred one). */
 export function pickMode(conn: KmsConnector, want?: ModeRequest): drm.DrmModeInfo {

@@ -57,6 +57,10 @@ export interface OutputStatsSnapshot {
   refreshes: number;
   latencyMs: { p50: number; p95: number; p99: number; samples: number };
   errors: Record<string, number>;
+  /** Layer placements per presented frame: 'plane:overlay', 'composed:format'… */
+  layers?: Record<string, number>;
+  /** Plane allocation: assignments reused without TEST_ONLY vs searched, TEST_ONLY issued. */
+  allocator?: { allocations: number; reuses: number; searches: number; tests: number; testCacheHits: number; commitFailures: number; lastSearchMs: number; maxSearchMs: number };
 }
 
 export class OutputStats {
@@ -67,6 +71,7 @@ export class OutputStats {
   refreshes = 0;
   readonly latencyMs = new SampleWindow();
   readonly errors: Record<string, number> = {};
+  readonly layers: Record<string, number> = {};
 
   error(cause: string): void {
     this.errors[cause] = (this.errors[cause] ?? 0) + 1;

@@ -95,3 +95,45 @@ export function placement(fit: FitMode, gw: number, gh: number, sw: number, sh: 
     dst: { x: Math.floor((sw - w) / 2), y: Math.floor((sh - h) / 2), w, h },
   };
 }
+
+/**
+ * Premultiplied "over" of an unscaled 32-bit ARGB image (AR24 as the guest's cursor is)
+ * onto an XRGB image: what a cursor plane does, for when the cursor must be composed.
+ * Rectangles must be clipped to both images and of equal size. Returns the bytes read.
+ */
+export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number {
+  if (to.w <= 0 || to.h <= 0) return 0;
+  if (from.w !== to.w || from.h !== to.h) throw new RangeError('blendOver: scaled blending is not supported');
+  const sb = src.bytes;
+  const db = dst.bytes;
+  for (let y = 0; y < to.h; y++) {
+    let s = src.offset + (from.y + y) * src.stride + from.x * CPU_BPP;
+    let d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
+    for (let x = 0; x < to.w; x++, s += 4, d += 4) {
+      const a = sb[s + 3];
+      if (a === 0) continue;
+      if (a === 255) {
+        db[d] = sb[s];
+        db[d + 1] = sb[s + 1];
+        db[d + 2] = sb[s + 2];
+      } else {
+        const k = 255 - a;
+        db[d] = Math.min(255, sb[s] + Math.round((db[d] * k) / 255));
+        db[d + 1] = Math.min(255, sb[s + 1] + Math.round((db[d + 1] * k) / 255));
+        db[d + 2] = Math.min(255, sb[s + 2] + Math.round((db[d + 2] * k) / 255));
+      }
+      db[d + 3] = 255;
+    }
+  }
+  return to.w * to.h * CPU_BPP;
+}
+
+/** The part of `dst` (and the matching part of `src`, unscaled) inside a w×h image. */
+export function clipUnscaled(src: Rect, dst: Rect, w: number, h: number): { src: Rect; dst: Rect } | null {
+  const x0 = Math.max(0, dst.x);
+  const y0 = Math.max(0, dst.y);
+  const x1 = Math.min(w, dst.x + dst.w);
+  const y1 = Math.min(h, dst.y + dst.h);
+  if (x1 <= x0 || y1 <= y0) return null;
+  return { src: { x: src.x + (x0 - dst.x), y: src.y + (y0 - dst.y), w: x1 - x0, h: y1 - y0 }, dst: { x: x0, y: y0, w: x1 - x0, h: y1 - y0 } };
+}

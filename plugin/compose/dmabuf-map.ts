@@ -35,7 +35,7 @@ export class DmabufMaps {
       const v = source.cpuView?.(plane) ?? null;
       return v ? { view: v, begin() {}, end() {} } : { error: `${source.name} cannot map its region plane` };
     }
-    const key = `${sourceId}/${plane.bufferId}`;
+    const key = `${sourceId}/${plane.kind}/${plane.bufferId}`;
     let m = this.maps.get(key);
     if (m && m.generation !== plane.generation) {
       this.drop(key);

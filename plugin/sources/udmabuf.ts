@@ -31,6 +31,35 @@ interface Slot {
   dmabufFd: number;
 }
 
+export interface UdmabufCursorOptions {
+  width: number;
+  height: number;
+  /** Pointer position within the image; default 0,0. */
+  hotX?: number;
+  hotY?: number;
+  /** Default AR24 (premultiplied ARGB, as cursors are). */
+  format?: number;
+}
+
+/** The guest's hardware cursor: its own buffer, moved without touching the primary. */
+interface Cursor {
+  memfd: number;
+  map: libc.Mapping;
+  dmabufFd: number;
+  width: number;
+  height: number;
+  stride: number;
+  size: number;
+  format: number;
+  hotX: number;
+  hotY: number;
+  x: number;
+  y: number;
+  visible: boolean;
+  /** Bumped by cursorUpdated(): the image changed in place. */
+  serial: number;
+}
+
 export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
   readonly name: string;
   readonly changeEvents = true;
@@ -45,6 +74,8 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
   private enabled = true;
   private generation = 0;
   private closed = false;
+  private cursor: Cursor | null = null;
+  private cursorGeneration = 0;
   width = 0;
   height = 0;
   stride = 0;
@@ -141,8 +172,101 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
     this.emit('changed');
   }
 
+  /** Gives the guest a hardware cursor image (hidden until moveCursor). Replaces any earlier one. */
+  setCursor(opts: UdmabufCursorOptions): void {
+    const { width, height } = opts;
+    if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0 && width <= 512 && height <= 512)) {
+      throw new RangeError(`udmabuf source: cursor size ${width}x${height} out of range 1..512`);
+    }
+    this.releaseCursor();
+    const stride = width * 4;
+    const size = alignUp(stride * height, PAGE);
+    const memfd = libc.memfdCreate('guestplane-guest-cursor', libc.MFD_ALLOW_SEALING);
+    let map: libc.Mapping | null = null;
+    try {
+      libc.ftruncate(memfd, size, 'guest cursor memfd');
+      libc.fcntl(memfd, libc.F_ADD_SEALS, libc.F_SEAL_SHRINK, 'guest cursor memfd');
+      map = libc.mmap(memfd, size, libc.PROT_READ | libc.PROT_WRITE, 0, 'guest cursor memfd');
+      const dmabufFd = udmabufCreate(this.devFd, memfd, 0, size);
+      this.cursorGeneration++;
+      this.cursor = { memfd, map, dmabufFd, width, height, stride, size, format: opts.format ?? fourcc('AR24'), hotX: opts.hotX ?? 0, hotY: opts.hotY ?? 0, x: 0, y: 0, visible: false, serial: 0 };
+    } catch (e) {
+      map?.unmap();
+      libc.close(memfd, 'guest cursor memfd');
+      throw e;
+    }
+  }
+
+  /** The cursor image's bytes (stride width*4), for the guest to draw into; then cursorUpdated(). */
+  cursorPixels(): Uint8Array {
+    if (!this.cursor) throw new Error('udmabuf source: no cursor; call setCursor first');
+    return this.cursor.map.bytes.subarray(0, this.cursor.stride * this.cursor.height);
+  }
+
+  get cursorStride(): number {
+    return this.cursor?.stride ?? 0;
+  }
+
+  /** The guest redrew its cursor image in place. */
+  cursorUpdated(): void {
+    if (!this.cursor) return;
+    this.cursor.serial++;
+    this.emit('changed');
+  }
+
+  /** The guest moves its cursor: (x, y) is the image's top-left on the guest screen. */
+  moveCursor(x: number, y: number): void {
+    if (!this.cursor) throw new Error('udmabuf source: no cursor; call setCursor first');
+    this.cursor.x = x;
+    this.cursor.y = y;
+    this.cursor.visible = true;
+    this.emit('changed');
+  }
+
+  hideCursor(): void {
+    if (!this.cursor) return;
+    this.cursor.visible = false;
+    this.emit('changed');
+  }
+
+  private releaseCursor(): void {
+    const c = this.cursor;
+    if (!c) return;
+    this.cursor = null;
+    libc.close(c.dmabufFd, 'udmabuf cursor dma-buf');
+    c.map.unmap();
+    libc.close(c.memfd, 'guest cursor memfd');
+  }
+
+  private queryCursor(): PlaneQuery {
+    const c = this.cursor;
+    if (!c || !c.visible) return { state: 'disabled' };
+    return {
+      state: 'ok',
+      plane: {
+        kind: 'cursor',
+        bufferId: 0,
+        transport: 'dmabuf',
+        format: c.format,
+        modifier: 0n,
+        width: c.width,
+        height: c.height,
+        stride: c.stride,
+        offset: 0,
+        size: c.size,
+        x: c.x,
+        y: c.y,
+        hotX: c.hotX,
+        hotY: c.hotY,
+        generation: this.cursorGeneration,
+        frame: c.serial,
+      },
+    };
+  }
+
   query(kind: GuestPlaneKind): PlaneQuery {
     if (this.closed) return { state: 'lost', error: new Error(`${this.name} is closed`) };
+    if (kind === 'cursor') return this.queryCursor();
     if (kind !== 'primary' || !this.enabled) return { state: 'disabled' };
     if (this.front < 0) return { state: 'not-ready', reason: 'the guest has not flipped yet' };
     return {
@@ -170,6 +294,10 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
   }
 
   exportDmabuf(plane: GuestPlaneInfo): number {
+    if (plane.kind === 'cursor') {
+      if (!this.cursor || plane.generation !== this.cursorGeneration) throw new Error(`${this.name}: cursor buffer of generation ${plane.generation} no longer exists`);
+      return libc.dup(this.cursor.dmabufFd, 'udmabuf cursor dma-buf');
+    }
     const slot = this.slots[plane.bufferId];
     if (!slot || plane.generation !== this.generation) {
       throw new Error(`${this.name}: buffer ${plane.bufferId} of generation ${plane.generation} no longer exists`);
@@ -180,6 +308,7 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.releaseCursor();
     this.releaseBuffers();
     if (this.devFd >= 0) libc.close(this.devFd, '/dev/udmabuf');
     this.devFd = -1;
