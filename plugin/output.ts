@@ -637,7 +637,7 @@ export class Output extends EventEmitter<OutputEvents> {
         // Routing the writeback connector to the CRTC the first time is a modeset.
         if (!this.writebackRouted) flags |= COMMIT.ALLOW_MODESET;
       }
-      const described = req.describe().split(' ');
+      const described = req.describe().split(/ (?=[a-z]+ \d+\.)/);
       try {
         req.commit(flags, cookie);
         if (this.writeback?.isArmed) this.writebackRouted = true;
