@@ -164,6 +164,10 @@ export class Output extends EventEmitter<OutputEvents> {
   private saved: Saved | null = null;
   private enabled = false;
   private closed = false;
+  /** Set when the DRM device went away: nothing more is committed. */
+  private deviceGone = false;
+  /** Polls for DRM master to come back while another process holds it. */
+  private masterWait: NodeJS.Timeout | null = null;
   private source: GuestSource | null = null;
   private fit: FitMode = 'fit';
   private onChanged = () => this.scheduleRefresh();
@@ -394,7 +398,12 @@ export class Output extends EventEmitter<OutputEvents> {
   }
 
   private refresh(): void {
-    if (this.closed || !this.enabled) return;
+    if (this.closed || !this.enabled || this.deviceGone) return;
+    if (this.masterWait) {
+      // Not master: no commit (not even TEST_ONLY, whose EACCES would read as a refusal).
+      this.dirty = true;
+      return;
+    }
     if (this.inflight) {
       this.dirty = true;
       return;
@@ -411,7 +420,7 @@ export class Output extends EventEmitter<OutputEvents> {
         this.commit(content);
       } catch (e) {
         // Commit errors on the copy/no-signal path: keep the last frame, say why once.
-        this.report('commit-failed', (e as Error).message);
+        if (!this.commitFault(e)) this.report('commit-failed', (e as Error).message);
       }
     }
     if (!this.inflight && this.source && !this.source.changeEvents) this.requestVblank();
@@ -653,7 +662,8 @@ export class Output extends EventEmitter<OutputEvents> {
     } catch (e) {
       if (content.composed) this.composer.abandon(content.composed);
       const placedGuest = content.alloc?.uses.some((u) => u.layer !== null && !content.allocLayers?.find((l) => l.id === u.layer)?.hostBuffer);
-      if (!content.alloc || !placedGuest) throw e;
+      // Lost master or a vanished device say nothing about the buffers: don't distrust them.
+      if (!content.alloc || !placedGuest || this.dev.commitFailure(e)) throw e;
       // The kernel refused the real commit although TEST_ONLY (or memory) said yes: the
       // allocator distrusts the guest buffers it placed, and this very frame is planned
       // again (those layers composed) and committed now.
@@ -671,6 +681,42 @@ export class Output extends EventEmitter<OutputEvents> {
       }
     }
     this.inflight = { cookie, content };
+  }
+
+  /** Commit failures that are not about the frame (device gone, master lost); true if handled. */
+  private commitFault(e: unknown): boolean {
+    const kind = this.dev.commitFailure(e);
+    if (kind === 'device-gone') {
+      this.deviceGone = true;
+      this.report('device-lost', `${this.dev.path} is gone (${(e as Error).message}); close this output, and open the device again once it is back`);
+    } else if (kind === 'not-master') {
+      this.report('master-lost', `${this.dev.path}: another process is DRM master (a VT switch, another compositor), so frames cannot be shown (${(e as Error).message}); the guest is shown again as soon as master comes back`);
+      this.masterWait ??= setInterval(() => this.masterBack(), 50);
+    }
+    return kind !== null;
+  }
+
+  /**
+   * Master is ours again. The other master may have changed anything (switched the CRTC
+   * off, unrouted connectors), so re-light with a full modeset of what we last committed,
+   * then show the guest's current frame.
+   */
+  private masterBack(): void {
+    if (!this.closed && !this.deviceGone && !drm.isMaster(this.dev.fd)) return;
+    clearInterval(this.masterWait!);
+    this.masterWait = null;
+    if (this.closed || this.deviceGone) return;
+    const req = this.dev.request().set(this.connector, 'CRTC_ID', this.crtc.id).set(this.crtc, 'MODE_ID', this.modeBlob).set(this.crtc, 'ACTIVE', 1);
+    this.applyPlanes(req, new Map(), true);
+    this.writebackRouted = false;
+    try {
+      req.commit(COMMIT.ALLOW_MODESET);
+    } catch (e) {
+      if (!this.commitFault(e)) this.report('relight-failed', `could not light ${this.connector.name} again after regaining DRM master: ${(e as Error).message}`);
+      return;
+    }
+    this.dirty = true;
+    this.scheduleRefresh();
   }
 
   /** After a successful commit: remember what the planes show; take and give back planes. */
@@ -771,11 +817,13 @@ export class Output extends EventEmitter<OutputEvents> {
     if (this.closed) return;
     await this.idle();
     this.closed = true;
+    if (this.masterWait) clearInterval(this.masterWait);
+    this.masterWait = null;
     this.detach();
     this.dev.events.off('flip', this.onFlip);
     this.dev.events.off('error', this.onDeviceError);
     for (const w of this.captureWaiters.splice(0)) w.reject(new Error('output closed'));
-    if (this.enabled && restore && !this.dev.isClosed) this.restore();
+    if (this.enabled && restore && !this.dev.isClosed && this.dev.present) this.restore();
     this.composer.close();
     this.cursor.close();
     this.cache.close();

@@ -501,6 +501,16 @@ export class GlesCompositor {
       try {
         core.fd = libc.open(nodePath, libc.O_RDWR);
         core.ownsFd = true;
+        // Opening a card node while nobody is master makes the opener master (the kernel's
+        // drm_master_open): during a VT switch this private fd would take master and keep
+        // the KMS fd, or the next session, from getting it back. It never commits: give it up.
+        if (/\/card\d+$/.test(nodePath) && drm.isMaster(core.fd)) {
+          try {
+            drm.dropMaster(core.fd);
+          } catch {
+            /* not master after all */
+          }
+        }
       } catch {
         core.fd = dev.fd;
         core.ownsFd = false;

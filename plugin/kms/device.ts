@@ -3,7 +3,7 @@
 //
 // Ownership: a device opened by path owns its fd and closes it in close(); an adopted fd
 // (a DRM lease, a compositor's fd) stays its owner's unless `takeOwnership` is set.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, fstatSync, statSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import * as drm from '../../ffi/drm.js';
 import { PropertySet } from './properties.js';
@@ -330,6 +330,34 @@ export class KmsDevice {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * Whether the DRM device behind the fd still exists. An unregistered device (a vkms
+   * ConfigFS device disabled, a GPU unbound) keeps answering GETVERSION and GETRESOURCES
+   * on open fds and never signals poll(); only its commits fail (EINVAL, ENODEV), and its
+   * /sys/dev/char/<major>:<minor> entry is gone.
+   */
+  get present(): boolean {
+    if (this.closed) return false;
+    try {
+      const rdev = fstatSync(this.fd).rdev;
+      return existsSync(`/sys/dev/char/${Math.floor(rdev / 256) & 0xfff}:${(rdev & 0xff) | ((rdev >>> 12) & 0xfff00)}`);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Why a commit failed when it is not about what was committed: 'not-master' (another
+   * process is DRM master: a VT switch, a second compositor), 'device-gone'. Null means
+   * the kernel refused the request itself.
+   */
+  commitFailure(e: unknown): 'not-master' | 'device-gone' | null {
+    const code = e instanceof libc.SysError ? e.code : '';
+    if ((code === 'EACCES' || code === 'EPERM') && !drm.isMaster(this.fd)) return 'not-master';
+    if (code === 'ENODEV' || !this.present) return 'device-gone';
+    return null;
   }
 
   async close(): Promise<void> {

@@ -66,3 +66,59 @@ export function baseline(cardPath: string | null): Baseline {
     rssGrowthMiB: () => rssMiB() - rss,
   };
 }
+
+/** Something that renders numbered frames into N buffers and flips them (a UdmabufSource). */
+export interface FlippingGuest {
+  readonly bufferCount: number;
+  render(i: number, frame: number): void;
+  flip(i: number, frame?: number): void;
+}
+
+/**
+ * Drives a test guest at its own pace: every `periodMs` it renders the next numbered frame
+ * into the next buffer and flips. Errors stop it and are kept (a fault must not make the
+ * guest's side throw either).
+ */
+export class GuestDriver {
+  frame = 0;
+  error: Error | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  constructor(
+    private readonly guest: FlippingGuest,
+    private readonly periodMs = 16,
+    private readonly render = true,
+  ) {}
+  step(): number {
+    const n = ++this.frame;
+    const i = n % this.guest.bufferCount;
+    if (this.render) this.guest.render(i, n);
+    this.guest.flip(i, n);
+    return n;
+  }
+  start(): this {
+    this.timer = setInterval(() => {
+      try {
+        this.step();
+      } catch (e) {
+        this.error = e as Error;
+        this.stop();
+      }
+    }, this.periodMs);
+    return this;
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Counts pixels of a capture that differ (RGB) from the numbered pattern of `frame` at (ox, oy). */
+export function patternMismatches(cap: { pixels: Uint8Array; stride: number }, frame: number, w: number, h: number, draw: (t: { bytes: Uint8Array; offset: number; width: number; height: number; stride: number }, frame: number) => void, ox = 0, oy = 0): number {
+  const ref = new Uint8Array(w * 4 * h);
+  draw({ bytes: ref, offset: 0, width: w, height: h, stride: w * 4 }, frame);
+  const a = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4);
+  const b = new Uint32Array(ref.buffer);
+  let bad = 0;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if ((a[((y + oy) * cap.stride) / 4 + x + ox] & 0xffffff) !== (b[y * w + x] & 0xffffff)) bad++;
+  return bad;
+}
