@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // The `guestplane` command. Subcommands:
 //   info [--device PATH] [--json] [--all-modes]   what a KMS device offers
+//   kiosk (--vfio UUID|PATH | --udmabuf WxH) [...]  one guest full screen
 // Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KmsDevice, KmsOpenError } from './kms/device.js';
 import { describeDevice, renderInfo } from './info.js';
+import { startKiosk, type KioskSourceSpec } from './kiosk.js';
+import type { FitMode } from './compose/cpu.js';
+import type { ModeRequest } from './output.js';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -27,6 +31,22 @@ commands:
       --device PATH   the card node (default: the first /dev/dri/card* with atomic KMS)
       --json          machine-readable output on stdout
       --all-modes     list every mode (text output shows 5 per connector otherwise)
+
+  kiosk (--vfio UUID|SYSFS-PATH | --udmabuf WxH) [options]
+      Show one guest full screen on one connector, zero-copy where the planes take its
+      buffers; "no signal" while the guest has no plane; one stats line per second.
+      SIGINT/SIGTERM restore the previous screen configuration.
+      --vfio ID        a mediated device (UUID under /sys/bus/mdev/devices, or its sysfs path)
+      --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size
+      --fps N          frame rate of the built-in test guest (default 60)
+      --test-guest N   with --vfio on an mbochs device: also animate it at N fps (no VM needed)
+      --device PATH    the card node (default: the first with atomic KMS)
+      --connector NAME e.g. HDMI-A-1, Virtual-1 (default: the first connected one)
+      --mode WxH[@Hz]  display mode (default: the connector's preferred mode)
+      --fit MODE       native (1:1, centred) | fit (keep aspect) | fill (default fit)
+      --stats FORMAT   text | json | none (default text)
+      --vfio-fd N      a VFIO device fd handed over by the VMM (inherited as fd N)
+      --capture-dir D  on SIGUSR1, write the next frame (from the writeback connector) to D as PNG
 
   help                this text
 `;
@@ -105,13 +125,109 @@ async function info(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+const FITS: readonly FitMode[] = ['native', 'fit', 'fill'];
+
+export function parseMode(s: string, what = '--mode'): ModeRequest {
+  const m = /^(\d{2,5})x(\d{2,5})(?:@(\d{1,3}(?:\.\d+)?))?$/.exec(s);
+  if (!m) throw new UsageError(`${what} '${s}' is not WxH or WxH@Hz (e.g. 1920x1080@60)`);
+  return { width: Number(m[1]), height: Number(m[2]), ...(m[3] ? { refresh: Number(m[3]) } : {}) };
+}
+
+function parseRate(s: string, what: string): number {
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0 || n > 1000) throw new UsageError(`${what} '${s}' is not a frame rate in (0, 1000]`);
+  return n;
+}
+
+export interface RunningCommand {
+  stop(reason: string): Promise<number>;
+  done: Promise<number>;
+  /** SIGUSR1: capture the screen (where the command was given a capture directory). */
+  onUsr1?: () => void;
+}
+
+async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        vfio: { type: 'string' },
+        'vfio-fd': { type: 'string' },
+        'capture-dir': { type: 'string' },
+        udmabuf: { type: 'string' },
+        fps: { type: 'string' },
+        'test-guest': { type: 'string' },
+        device: { type: 'string', short: 'd' },
+        connector: { type: 'string', short: 'c' },
+        mode: { type: 'string', short: 'm' },
+        fit: { type: 'string' },
+        stats: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (e) {
+    throw new UsageError(`kiosk: ${(e as Error).message}`);
+  }
+  if (values.help) {
+    io.stdout(USAGE);
+    return 0;
+  }
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  if ([str('vfio'), str('vfio-fd'), str('udmabuf')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd or --udmabuf');
+  let source: KioskSourceSpec;
+  const fps = str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60;
+  if (str('vfio') !== undefined) {
+    if (!str('vfio')) throw new UsageError('kiosk: --vfio needs a mediated device UUID or sysfs path');
+    source = { kind: 'vfio', spec: str('vfio')! };
+  } else if (str('vfio-fd') !== undefined) {
+    const fd = Number(str('vfio-fd'));
+    if (!Number.isInteger(fd) || fd < 3) throw new UsageError(`kiosk: --vfio-fd '${str('vfio-fd')}' is not an inherited file descriptor number (3 or above)`);
+    source = { kind: 'vfio-fd', fd };
+  } else if (str('udmabuf') !== undefined) {
+    const m = parseMode(str('udmabuf')!, '--udmabuf');
+    source = { kind: 'udmabuf', width: m.width, height: m.height, fps };
+  } else throw new UsageError('kiosk: which guest? give --vfio UUID|PATH or --udmabuf WxH');
+  const fit = str('fit') ?? 'fit';
+  if (!FITS.includes(fit as FitMode)) throw new UsageError(`kiosk: --fit '${fit}' is not one of ${FITS.join(', ')}`);
+  const stats = str('stats') ?? 'text';
+  if (!['text', 'json', 'none'].includes(stats)) throw new UsageError(`kiosk: --stats '${stats}' is not text, json or none`);
+  if (str('test-guest') !== undefined && source.kind === 'udmabuf') throw new UsageError('kiosk: --test-guest animates an mbochs device; use it with --vfio');
+  const k = startKiosk({
+    source,
+    device: str('device'),
+    connector: str('connector'),
+    mode: str('mode') !== undefined ? parseMode(str('mode')!) : undefined,
+    fit: fit as FitMode,
+    statsIntervalMs: stats === 'none' ? 0 : 1000,
+    statsFormat: stats === 'json' ? 'json' : 'text',
+    vfioTestGuestFps: str('test-guest') !== undefined ? parseRate(str('test-guest')!, '--test-guest') : undefined,
+    log: (line) => io.stderr(line + '\n'),
+  });
+  const what = source.kind === 'vfio' ? `mediated device ${source.spec}` : source.kind === 'vfio-fd' ? `VFIO device fd ${source.fd}` : `udmabuf test guest ${source.width}x${source.height}@${fps}`;
+  io.stderr(`guestplane kiosk: showing ${what} on ${k.connector} (${k.output.width}x${k.output.height}), fit ${fit}; Ctrl-C to stop\n`);
+  const dir = str('capture-dir');
+  onStart?.({
+    stop: k.stop,
+    done: k.done,
+    onUsr1: dir
+      ? () => k.capture(dir).then((p) => io.stderr(`guestplane kiosk: captured ${p}\n`), (e: Error) => io.stderr(`guestplane kiosk: capture failed: ${e.message}\n`))
+      : undefined,
+  });
+  return k.done;
+}
+
 /** Runs the CLI with `argv` (without node and the script). Resolves to the exit code. */
-export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+export async function main(argv: string[], io: CliIo = defaultIo, onStart?: (k: RunningCommand) => void): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'info':
         return await info(rest, io);
+      case 'kiosk':
+        return await kiosk(rest, io, onStart);
       case 'help':
       case '--help':
       case '-h':
@@ -144,7 +260,18 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
+  let running: RunningCommand | null = null;
+  let signalled = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled++;
+    if (signalled > 2) process.exit(130); // a third Ctrl-C: the user insists
+    if (running) void running.stop(`${sig} received`);
+    else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGUSR1', () => running?.onUsr1?.());
+  main(process.argv.slice(2), defaultIo, (k) => (running = k)).then(
     (code) => {
       process.exitCode = code;
     },

@@ -1,0 +1,209 @@
+// The public API a host compositor imports: `import { Backend } from 'guestplane'`.
+//
+// Ownership, in one place:
+// - Backend owns the DRM fd it opened (not one it was handed, unless takeOwnership), the
+//   event reader on it, and every Output it enabled; Backend.close() closes those outputs
+//   (restoring what was on screen before) and then the fd.
+// - An Output owns its framebuffer cache (FBs, GEM handles), copy and no-signal buffers,
+//   mode blob and writeback capture. Output.close() releases them; closing twice is a no-op.
+// - Sources (openVfio, createUdmabufGuest, your own GuestSource) belong to the caller:
+//   detach or close the output first, then source.close().
+import { EventEmitter } from 'node:events';
+import { KmsDevice, findCardByDriver, type KmsConnector } from './kms/device.js';
+import { Output, pickMode, type ModeRequest } from './output.js';
+import type { FitMode } from './compose/cpu.js';
+import type { GuestSource } from './sources/source.js';
+import { openVfioSource } from './sources/open.js';
+import { UdmabufSource, type UdmabufSourceOptions } from './sources/udmabuf.js';
+import * as drm from '../ffi/drm.js';
+
+export { Output, NO_SIGNAL_PIXEL, pickMode } from './output.js';
+export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, OutputEvents } from './output.js';
+export type { OutputStatsSnapshot, PresentPath } from './stats.js';
+export type { FitMode } from './compose/cpu.js';
+export type { GuestSource, GuestPlaneInfo, GuestPlaneKind, PlaneQuery, CpuView } from './sources/source.js';
+export { UdmabufSource } from './sources/udmabuf.js';
+export { VfioSource, VfioDevice, listMdevs } from './sources/vfio.js';
+export { KmsDevice, KmsOpenError, findCardByDriver } from './kms/device.js';
+export { animate, udmabufStep, bochsStep, type Animation } from './sources/test-guest.js';
+export { encodePng } from './png.js';
+export { startKiosk, type Kiosk, type KioskOptions } from './kiosk.js';
+
+export interface BackendOptions {
+  /** DRM card node; default: the first /dev/dri/card* with atomic KMS. */
+  device?: string;
+  /**
+   * A DRM fd to drive instead of opening a node: a lease fd from wp_drm_lease_device_v1 or
+   * the host compositor's own device fd. It stays the caller's unless takeOwnership.
+   */
+  fd?: number;
+  takeOwnership?: boolean;
+  /** Take DRM master when opening a node (default true; a lease fd is already master of its objects). */
+  master?: boolean;
+}
+
+export interface OutputMode {
+  width: number;
+  height: number;
+  refresh: number;
+  preferred: boolean;
+}
+
+/** A connector as a compositor sees it. */
+export interface OutputDescription {
+  name: string;
+  connected: boolean;
+  modes: OutputMode[];
+  physicalMm: { width: number; height: number };
+  /** Enabled by this backend. */
+  enabled: boolean;
+}
+
+export interface BackendEvents {
+  'output-added': [OutputDescription];
+  'output-removed': [OutputDescription];
+}
+
+function describe(c: KmsConnector, enabled: boolean): OutputDescription {
+  return {
+    name: c.name,
+    connected: c.connection === 'connected',
+    modes: c.modes.map((m) => ({
+      width: m.hdisplay,
+      height: m.vdisplay,
+      refresh: m.vrefresh,
+      preferred: (m.type & drm.DRM_MODE_TYPE_PREFERRED) !== 0,
+    })),
+    physicalMm: { width: c.mmWidth, height: c.mmHeight },
+    enabled,
+  };
+}
+
+function firstAtomicCard(master: boolean): KmsDevice {
+  const tried: string[] = [];
+  for (let i = 0; i < 64; i++) {
+    const path = `/dev/dri/card${i}`;
+    try {
+      return KmsDevice.open(path, { master });
+    } catch (e) {
+      if ((e as { reason?: string }).reason !== 'not-found') tried.push(`${path}: ${(e as Error).message}`);
+    }
+  }
+  const vkms = findCardByDriver('vkms');
+  if (vkms) return KmsDevice.open(vkms, { master });
+  throw new Error(`no KMS device with atomic modesetting could be opened${tried.length ? `:\n  ${tried.join('\n  ')}` : ' (no /dev/dri/card* nodes)'}; pass { device: "/dev/dri/cardN" }`);
+}
+
+export class Backend extends EventEmitter<BackendEvents> {
+  private readonly outputs = new Map<string, Output>();
+  private known = new Map<string, OutputDescription>();
+  private closed = false;
+
+  private constructor(readonly device: KmsDevice) {
+    super();
+    for (const c of this.displayConnectors()) this.known.set(c.name, describe(c, false));
+  }
+
+  static open(opts: BackendOptions = {}): Backend {
+    if (opts.fd !== undefined) {
+      return new Backend(KmsDevice.adopt(opts.fd, { takeOwnership: opts.takeOwnership, master: false }));
+    }
+    const master = opts.master ?? true;
+    return new Backend(opts.device ? KmsDevice.open(opts.device, { master }) : firstAtomicCard(master));
+  }
+
+  private displayConnectors(): KmsConnector[] {
+    return this.device.connectors.filter((c) => !c.writeback);
+  }
+
+  /** Every display connector (writeback connectors are the backend's own business). */
+  listOutputs(): OutputDescription[] {
+    return this.displayConnectors().map((c) => describe(c, this.outputs.has(c.name)));
+  }
+
+  /**
+   * Re-reads the connectors (call on a hotplug uevent) and emits output-added /
+   * output-removed for connectors that became connected / disconnected. An enabled
+   * output whose connector went away is closed (its guest source is left running).
+   */
+  rescan(): void {
+    this.device.probe();
+    const now = new Map<string, OutputDescription>();
+    for (const c of this.displayConnectors()) now.set(c.name, describe(c, this.outputs.has(c.name)));
+    for (const [name, d] of now) {
+      const was = this.known.get(name);
+      if (d.connected && !was?.connected) this.emit('output-added', d);
+    }
+    for (const [name, was] of this.known) {
+      const d = now.get(name);
+      if (was.connected && !d?.connected) {
+        const out = this.outputs.get(name);
+        if (out) {
+          this.outputs.delete(name);
+          void out.close(false);
+        }
+        this.emit('output-removed', { ...was, connected: false, enabled: false });
+      }
+    }
+    this.known = now;
+  }
+
+  /** Lights a connector (with the "no signal" frame until something is attached). */
+  enableOutput(name: string, opts: { mode?: ModeRequest; crtcId?: number } = {}): Output {
+    if (this.closed) throw new Error('backend is closed');
+    if (this.outputs.has(name)) throw new Error(`output ${name} is already enabled; use the Output you got, or close it first`);
+    const out = new Output(this.device, { connector: name, mode: opts.mode, crtcId: opts.crtcId });
+    try {
+      out.enable();
+    } catch (e) {
+      void out.close(false);
+      throw e;
+    }
+    this.outputs.set(name, out);
+    const origClose = out.close.bind(out);
+    // Closing the output directly must also forget it here.
+    out.close = async (restore = true) => {
+      this.outputs.delete(name);
+      await origClose(restore);
+    };
+    return out;
+  }
+
+  output(name: string): Output | undefined {
+    return this.outputs.get(name);
+  }
+
+  /** Shows a guest on an output: zero-copy where the planes take its buffers. */
+  attach(output: Output, source: GuestSource, fit: FitMode = 'fit'): void {
+    output.attach(source, fit);
+  }
+
+  /**
+   * Opens a mediated device's display (UUID or sysfs path, or a VFIO device fd a VMM
+   * handed over, which stays the VMM's). The source is the caller's to close.
+   */
+  openVfio(spec: string | { fd: number; name?: string }): GuestSource {
+    return openVfioSource(spec);
+  }
+
+  /** Guest memory as dma-bufs (/dev/udmabuf), as QEMU does for virtio-gpu blob scanouts. */
+  createUdmabufGuest(opts: UdmabufSourceOptions): UdmabufSource {
+    return new UdmabufSource(opts);
+  }
+
+  /** Closes every output (restoring what was on screen unless restore=false), then the device. */
+  async close(restore = true): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const outs = [...this.outputs.values()];
+    this.outputs.clear();
+    for (const o of outs) await o.close(restore);
+    await this.device.close();
+  }
+}
+
+/** Mode lookup without enabling anything (for UIs listing what an output can do). */
+export function preferredMode(backend: Backend, name: string, want?: ModeRequest): OutputMode {
+  const m = pickMode(backend.device.connectorByName(name), want);
+  return { width: m.hdisplay, height: m.vdisplay, refresh: m.vrefresh, preferred: (m.type & drm.DRM_MODE_TYPE_PREFERRED) !== 0 };
+}

@@ -1,0 +1,201 @@
+// Direct-scanout kiosk: one guest, one screen, no desktop.
+//
+// Takes DRM master, shows the guest full screen (zero-copy where the planes take its
+// buffers), shows the defined "no signal" frame while the guest has no plane, prints one
+// stats line per second, and on stop (SIGINT/SIGTERM in the CLI) waits for the flip in
+// flight, restores the CRTC configuration and framebuffer that were there before, and
+// releases every kernel object. When the device or the guest goes away it stops with a
+// message that says which and what to do.
+import { Backend } from './backend.js';
+import type { Output, ModeRequest, OutputErrorEvent } from './output.js';
+import type { FitMode } from './compose/cpu.js';
+import type { GuestSource } from './sources/source.js';
+import { UdmabufSource } from './sources/udmabuf.js';
+import { BochsDispi, BochsTestGuest } from './sources/bochs.js';
+import { openVfioSource } from './sources/open.js';
+import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
+import type { OutputStatsSnapshot } from './stats.js';
+import { encodePng } from './png.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type KioskSourceSpec =
+  | { kind: 'vfio'; spec: string }
+  /** A VFIO device fd the VMM handed over (inherited); it stays the VMM's. */
+  | { kind: 'vfio-fd'; fd: number }
+  /** Built-in udmabuf test guest animating the numbered pattern at `fps`. */
+  | { kind: 'udmabuf'; width: number; height: number; fps: number; buffers?: number };
+
+export interface KioskOptions {
+  source: KioskSourceSpec;
+  device?: string;
+  connector?: string;
+  mode?: ModeRequest;
+  fit?: FitMode;
+  /** Stats line interval; 0 = none. */
+  statsIntervalMs?: number;
+  statsFormat?: 'text' | 'json';
+  /**
+   * For an mbochs/bochs-compatible mdev only: also run the built-in test guest on it
+   * (programs the VBE registers and animates frames), for demos and tests without a VM.
+   */
+  vfioTestGuestFps?: number;
+  log: (line: string) => void;
+}
+
+export interface KioskStatsLine {
+  t: number;
+  fps: number;
+  paths: Record<string, number>;
+  latencyMs: { p50: number; p99: number };
+  bytesCopiedPerSec: number;
+  imports: number;
+  testOnlyCommits: number;
+  commits: number;
+  errors: Record<string, number>;
+}
+
+export interface Kiosk {
+  readonly output: Output;
+  readonly connector: string;
+  /** Resolves with the exit code once the kiosk has stopped and restored the screen. */
+  readonly done: Promise<number>;
+  /** Stops, restores the previous screen configuration. */
+  stop(reason?: string): Promise<number>;
+  /** Captures the next frame through the writeback connector into `dir`; returns the PNG path. */
+  capture(dir: string): Promise<string>;
+}
+
+function pickConnector(backend: Backend, name?: string): string {
+  const outs = backend.listOutputs();
+  if (name) {
+    const o = outs.find((x) => x.name === name);
+    if (!o) throw new Error(`no connector named ${name}; connectors: ${outs.map((x) => `${x.name} (${x.connected ? 'connected' : 'disconnected'})`).join(', ')}`);
+    return name;
+  }
+  const c = outs.find((x) => x.connected);
+  if (!c) throw new Error(`no connected display on ${backend.device.path}; plug one in or pass --connector`);
+  return c.name;
+}
+
+export function formatStatsLine(s: KioskStatsLine): string {
+  const paths = Object.entries(s.paths)
+    .filter(([, n]) => n > 0)
+    .map(([p, n]) => `${p} ${n}`)
+    .join(', ');
+  const errs = Object.entries(s.errors)
+    .map(([c, n]) => `${c}×${n}`)
+    .join(' ');
+  return (
+    `${s.fps.toFixed(1)} fps [${paths || 'no frames'}]  latency p50 ${s.latencyMs.p50.toFixed(1)} ms p99 ${s.latencyMs.p99.toFixed(1)} ms` +
+    `  copied ${(s.bytesCopiedPerSec / 1e6).toFixed(1)} MB/s  imports ${s.imports}  test-only ${s.testOnlyCommits}${errs ? `  errors ${errs}` : ''}`
+  );
+}
+
+export function startKiosk(opts: KioskOptions): Kiosk {
+  const backend = Backend.open({ device: opts.device });
+  let source: GuestSource | null = null;
+  let animation: Animation | null = null;
+  let out: Output;
+  let connector: string;
+  try {
+    connector = pickConnector(backend, opts.connector);
+    out = backend.enableOutput(connector, { mode: opts.mode });
+    if (opts.source.kind === 'udmabuf') {
+      const u = new UdmabufSource({ width: opts.source.width, height: opts.source.height, buffers: opts.source.buffers ?? 3 });
+      source = u;
+      animation = animate(udmabufStep(u), opts.source.fps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
+    } else {
+      const vfio = openVfioSource(opts.source.kind === 'vfio' ? opts.source.spec : { fd: opts.source.fd, name: `vfio fd ${opts.source.fd}` });
+      source = vfio;
+      if (opts.vfioTestGuestFps) {
+        const dispi = new BochsDispi(vfio.device);
+        const g = new BochsTestGuest(dispi, 3);
+        g.setMode(out.width >= 1024 ? 1024 : out.width, out.height >= 768 ? 768 : out.height);
+        const a = animate(() => g.step(), opts.vfioTestGuestFps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
+        animation = { get frames() { return a.frames; }, stop: () => { a.stop(); dispi.close(); } };
+      }
+    }
+    out.attach(source, opts.fit ?? 'fit');
+  } catch (e) {
+    animation?.stop();
+    source?.close();
+    void backend.close();
+    throw e;
+  }
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping: Promise<number> | null = null;
+  let last: OutputStatsSnapshot = out.statsSnapshot();
+  let lastT = Date.now();
+  const started = lastT;
+  const statsTimer =
+    opts.statsIntervalMs === 0
+      ? null
+      : setInterval(() => {
+          const s = out.statsSnapshot();
+          const now = Date.now();
+          const dt = (now - lastT) / 1000;
+          const paths: Record<string, number> = {};
+          for (const k of Object.keys(s.paths) as (keyof typeof s.paths)[]) paths[k] = s.paths[k] - last.paths[k];
+          const line: KioskStatsLine = {
+            t: (now - started) / 1000,
+            fps: (s.framesPresented - last.framesPresented) / dt,
+            paths,
+            latencyMs: { p50: s.latencyMs.p50, p99: s.latencyMs.p99 },
+            bytesCopiedPerSec: (s.bytesCopied - last.bytesCopied) / dt,
+            imports: s.imports,
+            testOnlyCommits: s.testOnlyCommits,
+            commits: s.commits,
+            errors: s.errors,
+          };
+          opts.log(opts.statsFormat === 'json' ? JSON.stringify({ stats: line }) : `guestplane kiosk: ${formatStatsLine(line)}`);
+          last = s;
+          lastT = now;
+        }, opts.statsIntervalMs ?? 1000);
+
+  const onError = (e: OutputErrorEvent) => {
+    if (e.cause === 'device-lost') void stop(`the display device went away (${e.message}); check the GPU/driver and start the kiosk again`, 1);
+    else opts.log(`guestplane kiosk: ${e.cause}: ${e.message}`);
+  };
+  const onLost = (e: Error) => void stop(`the guest display went away (${e.message}); restart the VM or re-create the mediated device, then start the kiosk again`, 1);
+  out.on('error', onError);
+  out.on('source-lost', onLost);
+
+  async function stop(reason = 'stopped', code = 0): Promise<number> {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      if (statsTimer) clearInterval(statsTimer);
+      animation?.stop();
+      out.off('error', onError);
+      out.off('source-lost', onLost);
+      const s = out.statsSnapshot();
+      try {
+        await backend.close(true); // waits for the flip in flight, restores the CRTC
+      } catch (e) {
+        opts.log(`guestplane kiosk: restoring the screen failed: ${(e as Error).message}`);
+        code = code || 1;
+      }
+      source?.close();
+      opts.log(`guestplane kiosk: ${reason}; ${s.framesPresented} frames presented (${Object.entries(s.paths).filter(([, n]) => n > 0).map(([p, n]) => `${p} ${n}`).join(', ') || 'none'}), screen restored`);
+      resolveDone(code);
+      return code;
+    })();
+    return stopping;
+  }
+
+  let captures = 0;
+  async function capture(dir: string): Promise<string> {
+    const c = await out.captureNext();
+    mkdirSync(dir, { recursive: true });
+    const n = ++captures;
+    const path = join(dir, `capture-${String(n).padStart(3, '0')}.png`);
+    writeFileSync(path, encodePng(c));
+    const content = c.content ? { path: c.content.path, bufferId: c.content.bufferId, frame: c.content.frame, reason: c.content.reason } : null;
+    writeFileSync(join(dir, `capture-${String(n).padStart(3, '0')}.json`), JSON.stringify({ width: c.width, height: c.height, content }) + '\n');
+    return path;
+  }
+
+  return { output: out, connector, done, stop: (reason?: string) => stop(reason ?? 'stopped', 0), capture };
+}

@@ -1,0 +1,152 @@
+// The demo's inside half: runs where a KMS device is (the rig VM, or a real host with
+// --here). Shows two guests, one after the other, on one output through the public API:
+// the udmabuf test guest (guest RAM as dma-bufs) and an mbochs mediated device driven
+// like a VMM drives it. Captures PNGs through the writeback connector and writes a report
+// whose figures come from the run's own present events and stats.
+//
+// usage: node test/demo-inside.mjs OUT_DIR [--device PATH] [--connector NAME] [--seconds N]
+import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { Backend, UdmabufSource, VfioDevice, VfioSource, animate, udmabufStep, findCardByDriver } from '../dist/plugin/backend.js';
+import { BochsDispi, BochsTestGuest, bochsVramReader } from '../dist/plugin/sources/bochs.js';
+import { decodeFrameNumber } from '../dist/plugin/sources/pattern.js';
+import { placement } from '../dist/plugin/compose/cpu.js';
+import { encodePng } from '../dist/plugin/png.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { device: { type: 'string' }, connector: { type: 'string' }, seconds: { type: 'string' } },
+});
+const outDir = positionals[0];
+if (!outDir) {
+  console.error('usage: node test/demo-inside.mjs OUT_DIR [--device PATH] [--connector NAME] [--seconds N]');
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+const seconds = Number(values.seconds ?? 4);
+const log = (s) => process.stderr.write(`[demo] ${s}\n`);
+const device = values.device ?? findCardByDriver('vkms') ?? undefined;
+const backend = Backend.open({ device });
+const connector = values.connector ?? backend.listOutputs().find((o) => o.connected)?.name;
+if (!connector) throw new Error(`no connected display on ${backend.device.path}`);
+log(`device ${backend.device.path} (${backend.device.driver.name}), output ${connector}`);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs one guest for `seconds`, capturing `shots` PNGs; returns its report section. */
+async function showGuest(name, source, guestSize, startGuest, shots) {
+  const out = backend.enableOutput(connector, { mode: { width: 1024, height: 768 } });
+  const perPath = {};
+  const latencies = [];
+  const reasons = new Set();
+  let presents = 0;
+  out.on('present', (p) => {
+    presents++;
+    if (p.reason) reasons.add(`${p.path}: ${p.reason}`);
+    perPath[p.path] = (perPath[p.path] ?? 0) + 1;
+    if (p.latencyNs !== undefined) latencies.push(p.latencyNs / 1e6);
+  });
+  const errors = [];
+  out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+  out.attach(source, 'native');
+  const guest = startGuest();
+  const captures = [];
+  const t0 = Date.now();
+  for (let i = 1; i <= shots; i++) {
+    await sleep((seconds * 1000) / shots);
+    const c = await out.captureNext();
+    const file = `${name}-${i}.png`;
+    writeFileSync(join(outDir, file), encodePng(c));
+    const pl = placement('native', guestSize.width, guestSize.height, c.width, c.height);
+    const frameInPixels = decodeFrameNumber({ bytes: c.pixels, offset: 0, width: c.width, height: c.height, stride: c.stride }, pl.dst.x, pl.dst.y);
+    captures.push({ file, path: c.content?.path ?? null, frameShown: c.content?.frame ?? null, frameInPixels });
+    log(`${name}: ${file} shows guest frame ${frameInPixels} (${c.content?.path})`);
+  }
+  guest.stop();
+  const elapsed = (Date.now() - t0) / 1000;
+  const s = out.statsSnapshot();
+  await out.close();
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : null);
+  return {
+    guest: name,
+    guestSize: `${guestSize.width}x${guestSize.height}`,
+    seconds: Number(elapsed.toFixed(2)),
+    guestFrames: guest.frames,
+    framesPresented: presents,
+    paths: perPath,
+    latencyMs: { p50: pct(50), p95: pct(95), p99: pct(99), samples: latencies.length },
+    refreshMs: out.refreshNs / 1e6,
+    bytesCopied: s.bytesCopied,
+    imports: s.imports,
+    commits: s.commits,
+    testOnlyCommits: s.testOnlyCommits,
+    errors: s.errors,
+    whyNotZeroCopy: [...reasons],
+    firstErrors: errors,
+    captures,
+  };
+}
+
+const sections = [];
+
+// 1. udmabuf: guest memory exported as dma-bufs, triple-buffered, 60 Hz.
+{
+  const src = new UdmabufSource({ width: 800, height: 600, buffers: 3 });
+  try {
+    sections.push(await showGuest('udmabuf', src, { width: 800, height: 600 }, () => animate(udmabufStep(src), 60), 3));
+  } finally {
+    src.close();
+  }
+}
+
+// 2. mbochs: a VFIO mediated device; this script plays the VMM and the guest driver.
+if (existsSync('/sys/class/mdev_bus/mbochs')) {
+  const uuid = randomUUID();
+  writeFileSync('/sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-medium/create', uuid);
+  const vdev = VfioDevice.open(uuid);
+  const dispi = new BochsDispi(vdev);
+  const src = new VfioSource(vdev, { cpuReader: bochsVramReader(dispi) });
+  try {
+    const g = new BochsTestGuest(dispi, 3);
+    g.setMode(800, 600);
+    sections.push(await showGuest('mbochs', src, { width: 800, height: 600 }, () => animate(() => g.step(), 30), 2));
+  } finally {
+    src.close();
+    dispi.close();
+    vdev.close();
+    writeFileSync(`/sys/bus/mdev/devices/${uuid}/remove`, '1');
+  }
+} else {
+  log('no mbochs parent (/sys/class/mdev_bus/mbochs): the mbochs part is skipped');
+  sections.push({ guest: 'mbochs', skipped: 'no mbochs parent device on this machine (modprobe mbochs, or run the demo in the rig)' });
+}
+await backend.close();
+
+const report = {
+  date: new Date().toISOString(),
+  device: `${backend.device.path} (${backend.device.driver.name})`,
+  connector,
+  kernel: (await import('node:os')).release(),
+  sections,
+};
+writeFileSync(join(outDir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+
+const fmt = (x) => (x === null || x === undefined ? '–' : typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(2)) : String(x));
+let md = `# guestplane demo report\n\n${report.date} · ${report.device} · output ${connector} · kernel ${report.kernel}\n\n`;
+md += `| guest | size | s | guest frames | presented | paths | latency p50 / p95 / p99 ms (refresh ${fmt(sections[0].refreshMs)} ms) | bytes copied | imports | TEST_ONLY | commits |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
+for (const s of sections) {
+  if (s.skipped) {
+    md += `| ${s.guest} | skipped: ${s.skipped} |||||||||\n`;
+    continue;
+  }
+  const paths = Object.entries(s.paths).map(([p, n]) => `${p} ${n}`).join(', ');
+  md += `| ${s.guest} | ${s.guestSize} | ${fmt(s.seconds)} | ${s.guestFrames} | ${s.framesPresented} | ${paths} | ${fmt(s.latencyMs.p50)} / ${fmt(s.latencyMs.p95)} / ${fmt(s.latencyMs.p99)} | ${s.bytesCopied} | ${s.imports} | ${s.testOnlyCommits} | ${s.commits} |\n`;
+}
+md += `\nCaptures (writeback connector; the frame number is readable in the digits and decoded from the bit row):\n\n`;
+for (const s of sections) for (const c of s.captures ?? []) md += `- ${c.file}: ${c.path}, guest frame ${fmt(c.frameInPixels)}\n`;
+for (const s of sections) for (const r of s.whyNotZeroCopy ?? []) md += `\n${s.guest} not zero-copy because: ${r}\n`;
+writeFileSync(join(outDir, 'report.md'), md);
+log(`report written to ${join(outDir, 'report.md')}`);

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// `npm run demo`: shows guest displays on KMS planes and leaves PNG captures and a report.
+//
+// Where there is no KMS device to use (a server, CI, this kind of machine) it builds the
+// project's VM rig kernel (first time only: several minutes, progress shown), boots it
+// under QEMU, and runs test/demo-inside.mjs there on vkms. With --here it runs on this
+// machine's own KMS device instead (it takes DRM master: not from inside a desktop).
+//
+// usage: npm run demo [-- --out DIR] [--here [--device PATH] [--connector NAME]] [--seconds N]
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildKernel, runInVm, projectDir, shellQuote } from './rig/vm.mjs';
+
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string' },
+    here: { type: 'boolean' },
+    device: { type: 'string' },
+    connector: { type: 'string' },
+    seconds: { type: 'string' },
+  },
+});
+const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+const outDir = resolve(values.out ?? join(projectDir, 'demo-output', stamp));
+mkdirSync(outDir, { recursive: true });
+const say = (s) => process.stderr.write(`[demo] ${s}\n`);
+
+say('compiling (tsc)…');
+const tsc = spawnSync(process.execPath, [join(projectDir, 'node_modules/typescript/bin/tsc'), '-p', join(projectDir, 'tsconfig.json')], { stdio: 'inherit' });
+if (tsc.status !== 0) {
+  say('the TypeScript build failed; run `npm ci` first');
+  process.exit(1);
+}
+
+const passthrough = [];
+if (values.seconds) passthrough.push('--seconds', values.seconds);
+
+let code;
+if (values.here) {
+  const cards = existsSync('/dev/dri') ? readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n)) : [];
+  if (!cards.length && !values.device) {
+    say('--here: this machine has no /dev/dri/card* node; drop --here to use the VM rig');
+    process.exit(1);
+  }
+  const args = [join(projectDir, 'test/demo-inside.mjs'), outDir, ...passthrough];
+  if (values.device) args.push('--device', values.device);
+  if (values.connector) args.push('--connector', values.connector);
+  code = await new Promise((r) => spawn(process.execPath, args, { stdio: 'inherit' }).on('close', r));
+} else {
+  if (existsSync('/dev/dri')) say('this machine has /dev/dri, but the demo uses the VM rig unless you pass --here (it would take over the screen)');
+  say('preparing the rig kernel (the first build takes several minutes on 2 cores; later runs reuse the cache)…');
+  const t0 = Date.now();
+  const kernel = await buildKernel({ log: (l) => say(l) });
+  say(`kernel ready (${kernel.version}) after ${((Date.now() - t0) / 1000).toFixed(0)} s; booting the VM (QEMU, software emulation)…`);
+  const res = await runInVm({
+    bzImage: kernel.bzImage,
+    outDir,
+    command: `node test/demo-inside.mjs /mnt/rig ${passthrough.map(shellQuote).join(' ')}`,
+    timeoutMs: 15 * 60_000,
+    onConsole: (s) => {
+      for (const line of s.split('\n')) if (line.startsWith('[demo]') || line.startsWith('rig-init')) process.stderr.write(line + '\n');
+    },
+  });
+  code = res.timedOut ? 124 : res.exitCode ?? 1;
+  if (code !== 0) say(`the demo failed inside the VM (exit ${code}); the console is in ${join(outDir, 'console.log')}`);
+  (await import('node:fs')).writeFileSync(join(outDir, 'console.log'), res.console);
+}
+const md = join(outDir, 'report.md');
+if (existsSync(md)) {
+  process.stdout.write('\n' + readFileSync(md, 'utf8'));
+  say(`PNG captures and report.{md,json} are in ${outDir}`);
+}
+process.exit(code ?? 1);
