@@ -104,7 +104,7 @@ export function startKiosk(opts: KioskOptions): Kiosk {
     if (opts.source.kind === 'udmabuf') {
       const u = new UdmabufSource({ width: opts.source.width, height: opts.source.height, buffers: opts.source.buffers ?? 3 });
       source = u;
-      animation = animate(udmabufStep(u), opts.source.fps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
+      animation = animate(udmabufStep(u, () => out.buffersInUse()), opts.source.fps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
     } else {
       const vfio = openVfioSource(opts.source.kind === 'vfio' ? opts.source.spec : { fd: opts.source.fd, name: `vfio fd ${opts.source.fd}` });
       source = vfio;

@@ -51,11 +51,17 @@ async function showGuest(name, source, guestSize, startGuest, shots) {
   const errors = [];
   out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
   out.attach(source, 'native');
-  const guest = startGuest();
-  const captures = [];
+  const guest = startGuest(out);
+  // Measure first, capture after: a writeback capture pauses presentation until vkms has
+  // composed the frame (~0.1 s under TCG), which would show up as latency.
   const t0 = Date.now();
+  await sleep(seconds * 1000);
+  const elapsed = (Date.now() - t0) / 1000;
+  const s = out.statsSnapshot();
+  const measured = { presents, perPath: { ...perPath }, latencies: latencies.slice(), guestFrames: guest.frames };
+  const captures = [];
   for (let i = 1; i <= shots; i++) {
-    await sleep((seconds * 1000) / shots);
+    await sleep(300);
     const c = await out.captureNext();
     const file = `${name}-${i}.png`;
     writeFileSync(join(outDir, file), encodePng(c));
@@ -65,19 +71,17 @@ async function showGuest(name, source, guestSize, startGuest, shots) {
     log(`${name}: ${file} shows guest frame ${frameInPixels} (${c.content?.path})`);
   }
   guest.stop();
-  const elapsed = (Date.now() - t0) / 1000;
-  const s = out.statsSnapshot();
   await out.close();
-  latencies.sort((a, b) => a - b);
-  const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] : null);
+  const lat = measured.latencies.sort((a, b) => a - b);
+  const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : null);
   return {
     guest: name,
     guestSize: `${guestSize.width}x${guestSize.height}`,
     seconds: Number(elapsed.toFixed(2)),
-    guestFrames: guest.frames,
-    framesPresented: presents,
-    paths: perPath,
-    latencyMs: { p50: pct(50), p95: pct(95), p99: pct(99), samples: latencies.length },
+    guestFrames: measured.guestFrames,
+    framesPresented: measured.presents,
+    paths: measured.perPath,
+    latencyMs: { p50: pct(50), p95: pct(95), p99: pct(99), samples: lat.length },
     refreshMs: out.refreshNs / 1e6,
     bytesCopied: s.bytesCopied,
     imports: s.imports,
@@ -96,7 +100,7 @@ const sections = [];
 {
   const src = new UdmabufSource({ width: 800, height: 600, buffers: 3 });
   try {
-    sections.push(await showGuest('udmabuf', src, { width: 800, height: 600 }, () => animate(udmabufStep(src), 60), 3));
+    sections.push(await showGuest('udmabuf', src, { width: 800, height: 600 }, (out) => animate(udmabufStep(src, () => out.buffersInUse()), 60), 3));
   } finally {
     src.close();
   }

@@ -54,13 +54,18 @@ if (values.here) {
   const t0 = Date.now();
   const kernel = await buildKernel({ log: (l) => say(l) });
   say(`kernel ready (${kernel.version}) after ${((Date.now() - t0) / 1000).toFixed(0)} s; booting the VM (QEMU, software emulation)…`);
+  let pending = '';
   const res = await runInVm({
     bzImage: kernel.bzImage,
     outDir,
     command: `node test/demo-inside.mjs /mnt/rig ${passthrough.map(shellQuote).join(' ')}`,
     timeoutMs: 15 * 60_000,
     onConsole: (s) => {
-      for (const line of s.split('\n')) if (line.startsWith('[demo]') || line.startsWith('rig-init')) process.stderr.write(line + '\n');
+      // The console arrives in arbitrary chunks: show whole lines only.
+      pending += s;
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      for (const line of lines) if (line.startsWith('[demo]') || line.startsWith('rig-init')) process.stderr.write(line.replace(/\r$/, '') + '\n');
     },
   });
   code = res.timedOut ? 124 : res.exitCode ?? 1;

@@ -13,14 +13,23 @@ export interface Animation {
 /** One guest frame: render into the back buffer and flip to it. Returns the frame number. */
 export type GuestStep = () => number;
 
-export function udmabufStep(source: UdmabufSource): GuestStep {
+/**
+ * `inUse` says which buffers the host still holds (Output.buffersInUse): the guest then
+ * renders only into a free one and, when none is free, drops the frame — as a guest whose
+ * flush the VMM blocks until the host lets go. Without it the guest round-robins blindly.
+ */
+export function udmabufStep(source: UdmabufSource, inUse?: () => ReadonlySet<number>): GuestStep {
   let frame = 0;
   let next = 0;
   return () => {
     frame++;
-    source.render(next, frame);
-    source.flip(next, frame);
-    next = (next + 1) % source.bufferCount;
+    const busy = inUse?.();
+    let i = next;
+    for (let tries = 0; busy?.has(i) && tries < source.bufferCount; tries++) i = (i + 1) % source.bufferCount;
+    if (busy?.has(i)) return frame; // every buffer is held by the host: this frame is dropped
+    source.render(i, frame);
+    source.flip(i, frame);
+    next = (i + 1) % source.bufferCount;
     return frame;
   };
 }
