@@ -322,6 +322,18 @@ export class Output extends EventEmitter<OutputEvents> {
     return this.onScreen;
   }
 
+  /**
+   * Guest primary buffers the host still needs: the one on screen and the one in flight. A
+   * guest must not draw into these (a real VMM blocks the guest's flush until the host
+   * lets go; the test guests ask this), or the screen shows a half-drawn frame.
+   */
+  buffersInUse(): Set<number> {
+    const ids = new Set<number>();
+    if (this.onScreen?.bufferId !== undefined) ids.add(this.onScreen.bufferId);
+    if (this.inflight?.content.bufferId !== undefined) ids.add(this.inflight.content.bufferId);
+    return ids;
+  }
+
   scheduleRefresh(): void {
     if (this.refreshQueued || this.closed) return;
     this.refreshQueued = true;
@@ -377,13 +389,23 @@ export class Output extends EventEmitter<OutputEvents> {
 
   private async finishCapture(content: Content): Promise<void> {
     const waiters = this.captureWaiters.splice(0);
+    // vkms composes a writeback frame in a worker that reads the CRTC's *current* state: a
+    // commit landing before that worker ran (a guest flipping every vblank while a frame
+    // takes ~110 ms to compose under TCG) loses the job and its fence never signals
+    // (measured: 0 of 3 captures at 60 guest fps, 3 of 3 at 20). So presentation pauses
+    // until the captured frame is written; captures are a diagnostic, not a video path.
+    this.captureHold = true;
     try {
       const cap = await this.writeback!.wait(10_000); // a composed frame costs ~0.1 s under TCG, far more on a loaded host
       for (const w of waiters) w.resolve({ ...cap, content });
     } catch (e) {
       for (const w of waiters) w.reject(e as Error);
+    } finally {
+      this.captureHold = false;
+      this.scheduleRefresh();
     }
   }
+  private captureHold = false;
 
   private readonly vblankCookie = nextCookie++ | (1n << 62n);
 
@@ -404,7 +426,7 @@ export class Output extends EventEmitter<OutputEvents> {
       this.dirty = true;
       return;
     }
-    if (this.inflight) {
+    if (this.inflight || this.captureHold) {
       this.dirty = true;
       return;
     }
