@@ -1,0 +1,214 @@
+// The benchmark as it runs inside the rig VM (started by test/bench/run.mjs on the host).
+// Every scenario runs in this one process, one after the other, on the same kernel, so
+// the rows of a table are comparable with each other; the absolute numbers are those of
+// QEMU TCG (a slow emulated CPU) and mean little on their own.
+//
+//   node --expose-gc dist/test/bench/inner.js --out FILE --floor BINARY [--quick]
+import { release } from 'node:os';
+import { findCardByDriver } from '../../plugin/kms/device.js';
+import { Sink, latencyRows, percentile, summarizeLatency } from './measure.js';
+import { pool, runFloor, runGuestOnly, runStream, type StreamResult } from './stream.js';
+import { runScale, type ScaleResult } from './scale.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const outFile = arg('--out');
+const floorBin = arg('--floor');
+if (!outFile || !floorBin) {
+  console.error('usage: inner.js --out FILE --floor BINARY [--quick]');
+  process.exit(2);
+}
+const quick = process.argv.includes('--quick');
+const warmupMs = quick ? 600 : 1500;
+/** Each path runs `rounds` windows of `ms`, interleaved with the other paths' (see below). */
+const rounds = quick ? 1 : 3;
+const ms = quick ? 2500 : 4000;
+/** GLES under TCG presents a frame or two a second: one longer window, not rounds. */
+const glesMs = quick ? 2500 : 8000;
+const scaleMs = quick ? 2500 : 8000;
+const sink = new Sink(outFile);
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+const card = findCardByDriver('vkms');
+if (!card) {
+  console.error('bench: no vkms card in this kernel (the rig boots with vkms built in: is this the rig?)');
+  process.exit(1);
+}
+sink.row('meta', '-', [
+  ['vm_kernel', release(), ''],
+  ['node', process.version, ''],
+  ['rounds', rounds, 'count'],
+  ['window_ms', ms, 'ms'],
+  ['gles_window_ms', glesMs, 'ms'],
+  ['scale_window_ms', scaleMs, 'ms'],
+  ['warmup_ms', warmupMs, 'ms'],
+]);
+
+type Row = Array<[string, number | string | null, string]>;
+
+function processRows(r: { start: { fds: number; rssMiB: number }; end: { fds: number; rssMiB: number } }): Row {
+  return [
+    ['rss_start', r.start.rssMiB, 'MiB'],
+    ['rss_end', r.end.rssMiB, 'MiB'],
+    ['fds_start', r.start.fds, 'count'],
+    ['fds_end', r.end.fds, 'count'],
+  ];
+}
+
+/**
+ * CPU per guest frame of the Node guest alone (baseline row), once measured: the Node rows'
+ * CPU includes their guest's timer and flips, the floor's guest is one timerfd read.
+ */
+let guestCostMs: number | null = null;
+
+function streamRows(r: StreamResult, floorCpuPerFrameMs: number | null, isFloor: boolean): Row {
+  const flips = Math.max(1, r.presented);
+  const cpuPerFrame = r.cpuUs / 1000 / flips;
+  const hostOnly = isFloor ? cpuPerFrame : guestCostMs === null ? null : (r.cpuUs / 1000 - guestCostMs * r.guestFrames) / flips;
+  const compose = [...r.composeMs].sort((a, b) => a - b);
+  return [
+    ['windows', r.runs, 'count'],
+    ['guest_frames', r.guestFrames, 'count'],
+    ['presented', r.presented, 'count'],
+    ['missed_frames', r.guestFrames - r.presented, 'count'],
+    ['bytes_copied_per_frame', r.bytesCopied / flips, 'B'],
+    ['imports_per_flip', r.imports === null ? null : r.imports / flips, 'count'],
+    ['test_only_per_flip', r.testOnly / flips, 'count'],
+    ['commits_per_guest_frame', r.commits / Math.max(1, r.guestFrames), 'count'],
+    ['failed_commits', r.failedCommits, 'count'],
+    ...latencyRows(summarizeLatency(r.latencyMs, r.refreshMs), r.refreshMs),
+    ...(compose.length ? ([['gles_compose_p50', percentile(compose, 50), 'ms']] as Row) : []),
+    ['cpu_per_frame', cpuPerFrame, 'ms'],
+    ['cpu_vs_floor', floorCpuPerFrameMs ? cpuPerFrame / floorCpuPerFrameMs : null, 'x'],
+    ['cpu_per_frame_excl_guest', hostOnly, 'ms'],
+    ['cpu_excl_guest_vs_floor', floorCpuPerFrameMs && hostOnly !== null ? hostOnly / floorCpuPerFrameMs : null, 'x'],
+    ['cpu_load', r.cpuUs / 10 / r.windowMs, '%'],
+    ...processRows(r),
+    ['errors', r.errors.length ? r.errors.join(' | ') : '', ''],
+  ];
+}
+
+function scaleRows(r: ScaleResult): Row {
+  const flips = Math.max(1, r.presented);
+  return [
+    ['outputs', r.outputs, 'count'],
+    ['guest_frames', r.guestFrames, 'count'],
+    ['expected', r.expected, 'count'],
+    ['presented', r.presented, 'count'],
+    ['missed_frames', r.missed, 'count'],
+    ['presented_vs_expected', (100 * r.presented) / Math.max(1, r.expected), '%'],
+    ['switches', r.switches, 'count'],
+    ['imports_per_flip', r.imports / flips, 'count'],
+    ['test_only_per_flip', r.testOnly / flips, 'count'],
+    ['commits_per_flip', r.commits / flips, 'count'],
+    ...latencyRows(r.latency, r.refreshMs),
+    ['cpu_per_frame', r.cpuUs / 1000 / flips, 'ms'],
+    ['cpu_load', r.cpuUs / 10 / scaleMs, '%'],
+    ...processRows(r),
+    ['errors', r.errors.length ? r.errors.join(' | ') : '', ''],
+  ];
+}
+
+async function attempt(bench: string, path: string, run: () => Promise<Row>): Promise<void> {
+  log(`${bench} ${path}`);
+  const t = Date.now();
+  try {
+    sink.row(bench, path, await run());
+  } catch (e) {
+    sink.row(bench, path, [['note', `failed: ${(e as Error).message}`, '']]);
+  }
+  log(`${bench} ${path}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+}
+
+// Contention on the host (other VMs on the same cores) comes and goes and TCG charges it to
+// whatever the guest was running: a path measured in one long window could be lucky or
+// unlucky. So the paths take turns in short windows, round after round, and each row pools
+// its windows.
+const MODES: Array<[number, number]> = [
+  [1024, 768],
+  [1920, 1080],
+];
+const windows = new Map<string, StreamResult[]>();
+const failures = new Map<string, string>();
+const key = (bench: string, path: string) => `${bench}\u0000${path}`;
+
+async function measure(bench: string, path: string, run: () => Promise<StreamResult>): Promise<void> {
+  const k = key(bench, path);
+  if (failures.has(k)) return;
+  const t = Date.now();
+  try {
+    const r = await run();
+    windows.set(k, [...(windows.get(k) ?? []), r]);
+    log(`${bench} ${path}: ${r.presented} frames, ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  } catch (e) {
+    failures.set(k, (e as Error).message);
+    log(`${bench} ${path}: failed: ${(e as Error).message}`);
+  }
+}
+
+function emit(bench: string, path: string, floorCpu: number | null): void {
+  const k = key(bench, path);
+  const failed = failures.get(k);
+  const rs = windows.get(k) ?? [];
+  if (failed || rs.length === 0) {
+    sink.row(bench, path, [['note', `failed: ${failed ?? 'no result'}`, '']]);
+    return;
+  }
+  const r = pool(rs);
+  if (r.unavailable) sink.row(bench, path, [['note', `not measured: ${r.unavailable}`, '']]);
+  else sink.row(bench, path, streamRows(r, floorCpu, path === 'c-floor'));
+}
+
+const cpuPerFrame = (bench: string, path: string): number | null => {
+  const rs = windows.get(key(bench, path));
+  if (!rs?.length) return null;
+  const r = pool(rs);
+  return r.presented ? r.cpuUs / 1000 / r.presented : null;
+};
+
+const REFRESH = 'refresh-1024x768';
+const guestOnly = { guestFrames: 0, cpuUs: 0, windowMs: 0 };
+for (let round = 1; round <= rounds; round++) {
+  log(`round ${round}/${rounds}`);
+  try {
+    const g = await runGuestOnly({ width: 1024, height: 768, warmupMs, ms });
+    guestOnly.guestFrames += g.guestFrames;
+    guestOnly.cpuUs += g.cpuUs;
+    guestOnly.windowMs += g.windowMs;
+  } catch (e) {
+    log(`guest-only baseline failed: ${(e as Error).message}`);
+  }
+  for (const [w, h] of MODES) {
+    const bench = `stream-${w}x${h}`;
+    await measure(bench, 'c-floor', () => runFloor({ binary: floorBin, card, connector: 'Virtual-1', width: w, height: h, warmupMs, ms }));
+    for (const path of ['scanout', 'copy'] as const) {
+      await measure(bench, path, () => runStream({ card, connector: 'Virtual-1', width: w, height: h, path, warmupMs, ms }));
+    }
+  }
+  // QEMU-style polling vs our flip-driven refresh, same guest stream, scanout both times.
+  await measure(REFRESH, 'flip-driven', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, warmupMs, ms }));
+  await measure(REFRESH, 'poll-30ms', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, pollMs: 30, warmupMs, ms }));
+}
+for (const [w, h] of MODES) {
+  await measure(`stream-${w}x${h}`, 'gles', () => runStream({ card, connector: 'Virtual-1', width: w, height: h, path: 'gles', warmupMs, ms: glesMs }));
+}
+guestCostMs = guestOnly.guestFrames ? guestOnly.cpuUs / 1000 / guestOnly.guestFrames : null;
+for (const [w, h] of MODES) {
+  const bench = `stream-${w}x${h}`;
+  const floor = cpuPerFrame(bench, 'c-floor');
+  for (const path of ['c-floor', 'scanout', 'gles', 'copy']) emit(bench, path, floor);
+}
+for (const path of ['flip-driven', 'poll-30ms']) emit(REFRESH, path, cpuPerFrame('stream-1024x768', 'c-floor'));
+sink.row('baseline-1024x768', 'node-guest-only', [
+  ['guest_frames', guestOnly.guestFrames, 'count'],
+  ['cpu_per_guest_frame', guestOnly.guestFrames ? guestOnly.cpuUs / 1000 / guestOnly.guestFrames : null, 'ms'],
+  ['cpu_load', guestOnly.windowMs ? guestOnly.cpuUs / 10 / guestOnly.windowMs : null, '%'],
+]);
+
+for (const guests of [1, 2, 4, 8]) {
+  await attempt('scale-640x480', `${guests}-guests`, async () => scaleRows(await runScale({ guests, width: 640, height: 480, warmupMs, ms: scaleMs, switchMs: 500 })));
+}
+log('done');
