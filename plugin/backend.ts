@@ -16,6 +16,7 @@ import type { GuestSource } from './sources/source.js';
 import { openVfioSource } from './sources/open.js';
 import { UdmabufSource, type UdmabufSourceOptions } from './sources/udmabuf.js';
 import * as drm from '../ffi/drm.js';
+import { HotplugMonitor, type HotplugOptions } from './hotplug.js';
 
 export { Output, NO_SIGNAL_PIXEL, pickMode } from './output.js';
 export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, OutputEvents } from './output.js';
@@ -40,6 +41,12 @@ export interface BackendOptions {
   takeOwnership?: boolean;
   /** Take DRM master when opening a node (default true; a lease fd is already master of its objects). */
   master?: boolean;
+  /**
+   * Watch for connectors coming and going (kernel uevents, else polling) and call rescan()
+   * by itself. Default true for a node we opened; false for an fd we were handed (its
+   * owner knows about hotplug and should call rescan()).
+   */
+  hotplug?: boolean | HotplugOptions;
 }
 
 export interface OutputMode {
@@ -98,18 +105,30 @@ export class Backend extends EventEmitter<BackendEvents> {
   private readonly outputs = new Map<string, Output>();
   private known = new Map<string, OutputDescription>();
   private closed = false;
+  private hotplug: HotplugMonitor | null = null;
 
-  private constructor(readonly device: KmsDevice) {
+  private constructor(readonly device: KmsDevice, hotplug: boolean | HotplugOptions) {
     super();
     for (const c of this.displayConnectors()) this.known.set(c.name, describe(c, false));
+    if (hotplug) {
+      this.hotplug = new HotplugMonitor(device.path, hotplug === true ? {} : hotplug).start();
+      this.hotplug.on('hotplug', () => {
+        if (this.closed) return;
+        try {
+          this.rescan();
+        } catch {
+          // The device itself went away: its outputs report device-lost themselves.
+        }
+      });
+    }
   }
 
   static open(opts: BackendOptions = {}): Backend {
     if (opts.fd !== undefined) {
-      return new Backend(KmsDevice.adopt(opts.fd, { takeOwnership: opts.takeOwnership, master: false }));
+      return new Backend(KmsDevice.adopt(opts.fd, { takeOwnership: opts.takeOwnership, master: false }), opts.hotplug ?? false);
     }
     const master = opts.master ?? true;
-    return new Backend(opts.device ? KmsDevice.open(opts.device, { master }) : firstAtomicCard(master));
+    return new Backend(opts.device ? KmsDevice.open(opts.device, { master }) : firstAtomicCard(master), opts.hotplug ?? true);
   }
 
   private displayConnectors(): KmsConnector[] {
@@ -122,7 +141,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   }
 
   /**
-   * Re-reads the connectors (call on a hotplug uevent) and emits output-added /
+   * Re-reads the connectors (done by itself on hotplug uevents unless hotplug: false) and emits output-added /
    * output-removed for connectors that became connected / disconnected. An enabled
    * output whose connector went away is closed (its guest source is left running).
    */
@@ -195,6 +214,8 @@ export class Backend extends EventEmitter<BackendEvents> {
   async close(restore = true): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.hotplug?.close();
+    this.hotplug = null;
     const outs = [...this.outputs.values()];
     this.outputs.clear();
     for (const o of outs) await o.close(restore);

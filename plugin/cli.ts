@@ -2,6 +2,8 @@
 // The `guestplane` command. Subcommands:
 //   info [--device PATH] [--json] [--all-modes]   what a KMS device offers
 //   kiosk (--vfio UUID|PATH | --udmabuf WxH) [...]  one guest full screen
+//   kiosk --config heads.json                        several guests/heads on several connectors
+//   compositor [...]                                 a cage-like Wayland kiosk compositor
 // Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,9 @@ import { describeDevice, renderInfo } from './info.js';
 import { startKiosk, type KioskSourceSpec } from './kiosk.js';
 import type { FitMode } from './compose/cpu.js';
 import type { ModeRequest } from './output.js';
+import { loadHeadsConfig } from './config.js';
+import { runHeads } from './heads.js';
+import { runCompositor } from './wayland/compositor.js';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -47,6 +52,15 @@ commands:
       --stats FORMAT   text | json | none (default text)
       --vfio-fd N      a VFIO device fd handed over by the VMM (inherited as fd N)
       --capture-dir D  on SIGUSR1, write the next frame (from the writeback connector) to D as PNG
+
+  kiosk --config FILE [--device PATH] [--stats text|json|none]
+      Multi-head: the guests and heads described in FILE (JSON; the format is in the
+      README and at the top of plugin/config.ts). Connectors may come and go (hotplug).
+
+  compositor [--device PATH] [--connector NAME] [--mode WxH[@Hz]] [--socket NAME] [--fit MODE] [--no-lease]
+      A kiosk Wayland compositor: one full-screen toplevel, its dma-buf buffers scanned
+      out when the planes take them, wl_shm through the copy path; linux-dmabuf v4 with
+      scanout tranches, presentation-time, drm-lease. Prints WAYLAND_DISPLAY for clients.
 
   help                this text
 `;
@@ -155,6 +169,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
         vfio: { type: 'string' },
         'vfio-fd': { type: 'string' },
         'capture-dir': { type: 'string' },
+        config: { type: 'string' },
         udmabuf: { type: 'string' },
         fps: { type: 'string' },
         'test-guest': { type: 'string' },
@@ -176,6 +191,12 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     return 0;
   }
   const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  if (str('config') !== undefined) {
+    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
+      if (values[k] !== undefined) throw new UsageError(`kiosk: --${k} does not go with --config (the config file says it per head)`);
+    }
+    return heads(str('config')!, str('device'), str('stats') ?? 'text', io, onStart);
+  }
   if ([str('vfio'), str('vfio-fd'), str('udmabuf')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd or --udmabuf');
   let source: KioskSourceSpec;
   const fps = str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60;
@@ -219,6 +240,103 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   return k.done;
 }
 
+async function heads(configPath: string, device: string | undefined, stats: string, io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
+  if (!['text', 'json', 'none'].includes(stats)) throw new UsageError(`kiosk: --stats '${stats}' is not text, json or none`);
+  const config = loadHeadsConfig(configPath); // ConfigError names the field, the value and the fix
+  if (device) config.device = device;
+  const log = (line: string) => io.stderr(line + '\n');
+  const mgr = await runHeads(config, { log: (l) => log(`guestplane heads: ${l}`) });
+  mgr.on('screen-up', (e) => log(`guestplane heads: ${e.connector} up (heads ${e.heads.join(', ')})`));
+  mgr.on('screen-down', (e) => log(`guestplane heads: ${e.connector} down (heads ${e.heads.join(', ')})${e.reason ? `: ${e.reason}` : ''}`));
+  mgr.on('output-error', (e) => log(`guestplane heads: ${e.connector}: ${e.cause}: ${e.message}`));
+  for (const h of mgr.status()) log(`guestplane heads: head ${h.index} (${h.guest}) on ${h.connector}: ${h.state}${h.reason ? ` (${h.reason})` : ''}`);
+  let last = new Map<string, number>();
+  const timer =
+    stats === 'none'
+      ? null
+      : setInterval(() => {
+          const rows = mgr.status().map((h) => {
+            const out = mgr.output(h.connector);
+            const s = out?.statsSnapshot();
+            const key = `${h.connector}`;
+            const fps = s ? s.framesPresented - (last.get(key) ?? s.framesPresented) : 0;
+            if (s) last.set(key, s.framesPresented);
+            return { head: h.index, guest: h.guest, connector: h.connector, state: h.state, fps, paths: s?.paths ?? {}, bytesCopied: s?.bytesCopied ?? 0, latencyP99Ms: s?.latencyMs.p99 ?? null };
+          });
+          if (stats === 'json') log(JSON.stringify({ heads: rows }));
+          else log(`guestplane heads: ${rows.map((r) => `${r.connector}/${r.guest} ${r.state} ${r.fps} fps`).join('  ')}`);
+        }, 1000);
+  let resolveDone!: (c: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping = false;
+  const stop = async (reason: string) => {
+    if (stopping) return done;
+    stopping = true;
+    if (timer) clearInterval(timer);
+    await mgr.close();
+    log(`guestplane heads: ${reason}; screens restored`);
+    resolveDone(0);
+    return done;
+  };
+  onStart?.({ stop, done });
+  return done;
+}
+
+async function compositor(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        device: { type: 'string', short: 'd' },
+        connector: { type: 'string', short: 'c' },
+        mode: { type: 'string', short: 'm' },
+        socket: { type: 'string' },
+        fit: { type: 'string' },
+        'no-lease': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }));
+  } catch (e) {
+    throw new UsageError(`compositor: ${(e as Error).message}`);
+  }
+  if (values.help) {
+    io.stdout(USAGE);
+    return 0;
+  }
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const fit = str('fit') ?? 'native';
+  if (!FITS.includes(fit as FitMode)) throw new UsageError(`compositor: --fit '${fit}' is not one of ${FITS.join(', ')}`);
+  const c = await runCompositor({
+    device: str('device'),
+    connector: str('connector'),
+    mode: str('mode') !== undefined ? parseMode(str('mode')!) : undefined,
+    socket: str('socket'),
+    fit: fit as FitMode,
+    leasing: !values['no-lease'],
+    log: (m) => io.stderr(`guestplane compositor: ${m}\n`),
+  });
+  io.stdout(`WAYLAND_DISPLAY=${c.socket}\n`);
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let stopping = false;
+  onStart?.({
+    done,
+    stop: async (reason) => {
+      if (!stopping) {
+        stopping = true;
+        await c.close();
+        io.stderr(`guestplane compositor: ${reason}; screen restored\n`);
+        resolveDone(0);
+      }
+      return done;
+    },
+  });
+  return done;
+}
+
 /** Runs the CLI with `argv` (without node and the script). Resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = defaultIo, onStart?: (k: RunningCommand) => void): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -228,6 +346,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, onStart?: (k: 
         return await info(rest, io);
       case 'kiosk':
         return await kiosk(rest, io, onStart);
+      case 'compositor':
+        return await compositor(rest, io, onStart);
       case 'help':
       case '--help':
       case '-h':

@@ -105,16 +105,17 @@ function drawNumber(px: Uint32Array, pitch: number, w: number, h: number, frame:
 /**
  * Reads the frame number back from 32-bit pixels (any of XR24/AR24/XB24: the blocks are
  * black or white, so channel order does not matter). Samples each block's centre.
- * Returns null when the marker is not there (no pattern on screen).
+ * Returns null when the marker is not there (no pattern on screen). `scale` is how much the
+ * pattern was scaled on its way to these pixels (a 'fit' output), so block centres move.
  */
-export function decodeFrameNumber(t: PatternTarget, originX = 0, originY = 0): number | null {
+export function decodeFrameNumber(t: PatternTarget, originX = 0, originY = 0, scale = 1): number | null {
   const px = rows32(t);
   const pitch = t.stride / 4;
-  const cy = originY + BIT_BLOCK / 2;
+  const cy = Math.floor(originY + (BIT_BLOCK / 2) * scale);
   if (cy >= t.height) return null;
   const bits: number[] = [];
   for (let i = 0; i < 4 + FRAME_BITS; i++) {
-    const cx = originX + i * BIT_BLOCK + BIT_BLOCK / 2;
+    const cx = Math.floor(originX + (i * BIT_BLOCK + BIT_BLOCK / 2) * scale);
     if (cx >= t.width) return null;
     const p = px[cy * pitch + cx] & 0xffffff;
     const lum = ((p >> 16) & 0xff) + ((p >> 8) & 0xff) + (p & 0xff);
