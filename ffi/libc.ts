@@ -103,6 +103,20 @@ export const POLLHUP = 0x010;
 export const POLLNVAL = 0x020;
 export const EFD_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
+// Netlink sockets (for kernel uevents: connector hotplug).
+export const AF_NETLINK = 16;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const NETLINK_KOBJECT_UEVENT = 15;
+export const MSG_DONTWAIT = 0x40;
+export const sockaddr_nl = koffi.struct('sockaddr_nl', {
+  nl_family: 'uint16_t',
+  nl_pad: 'uint16_t',
+  nl_pid: 'uint32_t',
+  nl_groups: 'uint32_t',
+});
+export const SOCKADDR_NL_SIZE = koffi.sizeof(sockaddr_nl);
 
 const c_open = libc.func('int open(const char *path, int flags, ...)');
 const c_close = libc.func('int close(int fd)');
@@ -120,6 +134,9 @@ const c_pread = libc.func('long pread(int fd, _Out_ void *buf, size_t len, int64
 const c_pwrite = libc.func('long pwrite(int fd, const void *buf, size_t len, int64_t off)');
 const c_eventfd = libc.func('int eventfd(unsigned int initval, int flags)');
 const c_getpid = libc.func('int getpid(void)');
+const c_socket = libc.func('int socket(int domain, int type, int protocol)');
+const c_bind = libc.func('int bind(int fd, const void *addr, uint32_t len)');
+const c_recv = libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
 
 export function open(path: string, flags: number): number {
   return check(c_open(path, flags | O_CLOEXEC), 'open', path);
@@ -299,6 +316,31 @@ export function getpid(): number {
   return c_getpid() as number;
 }
 
+export function socket(domain: number, type: number, protocol: number, what = `socket(${domain}, ${type}, ${protocol})`): number {
+  return check(c_socket(domain, type | SOCK_CLOEXEC, protocol), 'socket', what);
+}
+
+/** bind(2) of a netlink socket to multicast `groups` (pid 0: the kernel picks our port id). */
+export function bindNetlink(fd: number, groups: number, what = `netlink fd ${fd}`): void {
+  const addr = Buffer.alloc(SOCKADDR_NL_SIZE);
+  addr.writeUInt16LE(AF_NETLINK, koffi.offsetof(sockaddr_nl, 'nl_family'));
+  addr.writeUInt32LE(0, koffi.offsetof(sockaddr_nl, 'nl_pid'));
+  addr.writeUInt32LE(groups >>> 0, koffi.offsetof(sockaddr_nl, 'nl_groups'));
+  check(c_bind(fd, addr, SOCKADDR_NL_SIZE), 'bind', what);
+}
+
+/** recv(2); returns the byte count, or -1 with EAGAIN when nothing is queued (non-blocking). */
+export function recv(fd: number, buf: Buffer, flags: number, what = `fd ${fd}`): number {
+  for (;;) {
+    const ret = Number(c_recv(fd, buf, buf.length, flags));
+    if (ret >= 0) return ret;
+    const e = koffi.errno();
+    if (e === errno.EINTR) continue;
+    if (e === errno.EAGAIN) return -1;
+    throw new SysError('recv', what, e);
+  }
+}
+
 // ioctl request encoding (asm-generic/ioctl.h, used by x86_64).
 const IOC_NONE = 0;
 const IOC_WRITE = 1;
@@ -313,8 +355,8 @@ export const IOWR = (type: number, nr: number, size: number): number => ioc(IOC_
 
 /** The libc constants above, checked against the C headers by test/unit/abi.test.ts. */
 export const ABI: AbiManifest = {
-  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h'],
-  structs: {},
+  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h', 'sys/socket.h', 'linux/netlink.h'],
+  structs: { 'struct sockaddr_nl': { type: sockaddr_nl } },
   constants: {
     O_RDONLY,
     O_WRONLY,
@@ -345,5 +387,11 @@ export const ABI: AbiManifest = {
     POLLNVAL,
     EFD_CLOEXEC,
     EFD_NONBLOCK,
+    AF_NETLINK,
+    SOCK_DGRAM,
+    SOCK_NONBLOCK,
+    SOCK_CLOEXEC,
+    NETLINK_KOBJECT_UEVENT,
+    MSG_DONTWAIT,
   },
 };
