@@ -9,6 +9,7 @@ import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
 import { Backend, UdmabufSource, VfioDevice, VfioSource, animate, udmabufStep, findCardByDriver } from '../dist/plugin/backend.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../dist/plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../dist/plugin/sources/pattern.js';
@@ -121,7 +122,10 @@ if (existsSync('/sys/class/mdev_bus/mbochs')) {
     src.close();
     dispi.close();
     vdev.close();
-    writeFileSync(`/sys/bus/mdev/devices/${uuid}/remove`, '1');
+    // The kernel's removal waits for every user of the device: never block on it here.
+    const rm = spawn('sh', ['-c', `echo 1 > /sys/bus/mdev/devices/${uuid}/remove`], { stdio: 'ignore' });
+    const removed = await new Promise((r) => { const t = setTimeout(() => r(false), 10_000); rm.on('close', () => { clearTimeout(t); r(true); }); });
+    if (!removed) { log(`mbochs ${uuid}: removal still blocked after 10 s (something holds the device)`); rm.unref(); }
   }
 } else {
   log('no mbochs parent (/sys/class/mdev_bus/mbochs): the mbochs part is skipped');

@@ -16,6 +16,7 @@ import { VfioDevice } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest } from '../../plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { readPng } from './helpers/png.js';
+import { removeMdevAsync } from './helpers/mdev.js';
 
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
 const card = findCardByDriver('vkms')!;
@@ -252,7 +253,7 @@ describe('guestplane kiosk on vkms', { timeout: 180_000 }, () => {
       await k.kill();
       dispi.close();
       vdev.close();
-      if (existsSync(`/sys/bus/mdev/devices/${uuid}`)) writeFileSync(`/sys/bus/mdev/devices/${uuid}/remove`, '1');
+      await removeMdevAsync(uuid);
     }
   });
 

@@ -9,6 +9,7 @@ import { Output, NO_SIGNAL_PIXEL, type PresentEvent } from '../../plugin/output.
 import { VfioDevice, VfioSource } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../../plugin/sources/bochs.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
+import { removeMdevAsync } from './helpers/mdev.js';
 
 let uuid = '';
 const MDEV = '/sys/bus/mdev/devices';
@@ -16,8 +17,8 @@ beforeAll(() => {
   uuid = randomUUID();
   writeFileSync('/sys/class/mdev_bus/mbochs/mdev_supported_types/mbochs-medium/create', uuid);
 });
-afterAll(() => {
-  if (uuid && existsSync(`${MDEV}/${uuid}`)) writeFileSync(`${MDEV}/${uuid}/remove`, '1');
+afterAll(async () => {
+  if (uuid) await removeMdevAsync(uuid);
 });
 
 function nextPresent(out: Output, pred: (p: PresentEvent) => boolean = () => true, timeoutMs = 5000): Promise<PresentEvent> {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { spawn } from 'node:child_process';
 
 export const MDEV_BUS = '/sys/class/mdev_bus';
 export const MDEV_DEVICES = '/sys/bus/mdev/devices';
@@ -87,6 +88,50 @@ export function removeMdev(uuid: string): void {
     if (!existsSync(path)) return; // removed meanwhile
     throw new Error(`mdev ${uuid}: remove failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** Processes holding a VFIO fd or mapping (what blocks an mdev's removal), for error messages. */
+export function vfioHolders(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let held = 0;
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (/vfio/.test(readlinkSync(`/proc/${pid}/fd/${fd}`))) held++;
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+      const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => /vfio/.test(l)).length;
+      if (held || maps) out.push(`pid ${pid} (${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()}): ${held} fds, ${maps} mappings`);
+    } catch {
+      /* process gone */
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes an mdev without blocking this process: the kernel's removal waits until every
+ * user has let go of the device, and a test that hangs there hides the failure that left a
+ * user behind. Rejects after `timeoutMs` naming the holders; the removal then completes
+ * by itself whenever they let go.
+ */
+export function removeMdevAsync(uuid: string, timeoutMs = 10_000): Promise<void> {
+  const path = join(MDEV_DEVICES, uuid.toLowerCase());
+  if (!existsSync(path)) return Promise.resolve();
+  const p = spawn('sh', ['-c', `echo 1 > ${path}/remove`], { stdio: 'ignore' });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      p.unref();
+      reject(new Error(`mdev ${uuid}: removal still blocked after ${timeoutMs} ms; holders: ${vfioHolders().join('; ') || 'none found (a dma-buf or the kernel?)'}`));
+    }, timeoutMs);
+    p.on('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }
 
 /**
