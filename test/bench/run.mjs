@@ -2,7 +2,8 @@
 // `npm run bench` — the benchmarks, in the VM rig, one run, every path side by side.
 //
 //   npm run bench                   human tables on stdout (progress on stderr)
-//   npm run bench -- --json         one JSON object per line: {bench, path, metric, value, unit}
+//   npm run -s bench -- --json      one JSON object per line: {bench, path, metric, value, unit}
+//                                   (-s: without npm's banner on stdout)
 //   npm run bench -- --markdown     the tables as Markdown (for BENCHMARKS.md)
 //   npm run bench -- --quick        shorter windows (a smoke run, ~1 min; numbers are noisier)
 //   npm run bench -- --from FILE    re-render a results.jsonl of an earlier run (no VM)
