@@ -105,6 +105,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         // One output, one fullscreen surface: the default feedback is the surface's.
         defaultTranches: () => [scanoutTranche, main],
         surfaceTranches: () => [scanoutTranche, main],
+        log: (m) => this.#log(m),
         importCheck: (b) => {
           if (!this.dev.caps.prime.import) return `${devicePath} cannot import dma-bufs (no PRIME import)`;
           try {

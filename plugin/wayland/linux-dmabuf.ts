@@ -19,7 +19,7 @@ import {
 } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
 import { WlBuffer, type WlSurface } from '../../protocols/generated/wayland.js';
 import * as libc from '../../ffi/libc.js';
-import { formatInfo, fourccName } from '../../ffi/drm.js';
+import { formatInfo, fourccName, DRM_FORMAT_MOD_INVALID } from '../../ffi/drm.js';
 import { bindBuffer, newBufferId, type DmabufBuffer, type DmabufPlane } from './buffer.js';
 import { devTBytes, indicesBytes, FormatTable, type Feedback, type FormatModifier, type TrancheSpec } from './dmabuf-feedback.js';
 import { Surface } from './surface.js';
@@ -38,6 +38,8 @@ export interface LinuxDmabufOptions {
   importCheck?: (b: { width: number; height: number; format: number; modifier: bigint; planes: readonly DmabufPlane[] }) => string | null;
   /** Highest version advertised (1..4, default 4). */
   version?: number;
+  /** Why a create failed (the client only learns "failed"). */
+  log?: (message: string) => void;
 }
 
 const ALLOWED_FLAGS = ZwpLinuxBufferParamsV1Flags.Y_INVERT | ZwpLinuxBufferParamsV1Flags.INTERLACED | ZwpLinuxBufferParamsV1Flags.BOTTOM_FIRST;
@@ -131,7 +133,11 @@ export class LinuxDmabuf {
       for (let i = 0; i < count; i++) if (!planes[i]) throw new ProtocolViolation(res, E.INCOMPLETE, `plane ${i} was not set (planes must be 0..n-1)`);
       const info = formatInfo(format);
       const modifier = planes[0]!.modifier;
-      const advertised = this.accepted().some((f) => f.format === format >>> 0 && f.modifier === modifier);
+      // DRM_FORMAT_MOD_INVALID is the "implicit modifier" of clients before version 4
+      // (GBM without modifier support gives it): taken for a format we advertise, and
+      // the import check then asks the device.
+      const implicit = modifier === DRM_FORMAT_MOD_INVALID && res.version < 4;
+      const advertised = this.accepted().some((f) => f.format === format >>> 0 && (implicit || f.modifier === modifier));
       if (!info || (res.version >= 4 && !advertised)) {
         throw new ProtocolViolation(res, E.INVALID_FORMAT, `format ${fourccName(format)} with modifier 0x${modifier.toString(16)} was not advertised`);
       }
@@ -170,6 +176,7 @@ export class LinuxDmabuf {
       planes.length = 0; // the fds now belong to the buffer
       bindBuffer(b);
     };
+    const log = this.#opts.log;
     const params = pid.create({
       add(res, fd, planeIdx, offset, stride, modHi, modLo) {
         const modifier = (BigInt(modHi >>> 0) << 32n) | BigInt(modLo >>> 0);
@@ -189,6 +196,7 @@ export class LinuxDmabuf {
       create(res, width, height, format, flags) {
         const r = create(res, width, height, format, flags);
         if (typeof r === 'string') {
+          log?.(`${res}: create ${width}x${height} ${fourccName(format)} failed: ${r}`);
           res.sendFailed();
           return;
         }

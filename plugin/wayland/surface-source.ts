@@ -24,8 +24,8 @@ export interface SurfacePresent extends Presented {
   frame?: number;
 }
 
-/** When no flip completes a commit in this time, its callbacks fire anyway (the client must not stall). */
-const STALL_MS = 250;
+/** A superseded commit no flip completed in this time is finished anyway (the client must not stall). */
+const STALL_MS = 1000;
 
 export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
   readonly name: string;
@@ -61,7 +61,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     this.#committedAt.set(c, this.#commitTimeNs);
     this.#held.set(c.buffer.id, c.buffer);
     this.#pending.push(c);
-    this.#armStallTimer();
+    if (this.#pending.length > 1) this.#armStallTimer();
     this.emit('changed');
   }
 
@@ -75,6 +75,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     if (idx < 0) return; // a repeat of a frame already completed (the copy path refreshes)
     const done = this.#pending.splice(0, idx + 1);
     const shown = done[done.length - 1]!;
+    // Releases go out before the frame callbacks: a client redraws from its callback and
+    // needs the buffer that just left the screen (weston-simple-shm has only two).
+    this.#releaseUnused(shown.buffer);
     for (const c of done) {
       completeCallbacks(c.frameCallbacks, p.timestampNs);
       for (const fb of c.feedbacks) {
@@ -82,7 +85,6 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
         else sendDiscarded(fb);
       }
     }
-    this.#releaseUnused(shown.buffer);
     if (this.#pending.length === 0) this.#clearStallTimer();
   }
 
@@ -102,11 +104,18 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     if (this.#stallTimer) return;
     this.#stallTimer = setTimeout(() => {
       this.#stallTimer = null;
-      // Commits the output never turned into a flip (it refused the buffer and keeps the
-      // last good frame): their callbacks fire so the client keeps drawing; no feedback.
+      // Superseded commits the output never turned into a flip (it skipped or refused
+      // them): their callbacks fire and their buffers go back, no feedback. The newest
+      // commit always waits for its flip: completing it early would make a client with
+      // two buffers draw while both are still held.
       const limit = process.hrtime.bigint() - BigInt(STALL_MS) * 1_000_000n;
-      while (this.#pending.length && this.#committedAt.get(this.#pending[0]!)! <= limit) finishUnshown(this.#pending.shift()!);
-      if (this.#pending.length) this.#armStallTimer();
+      let n = 0;
+      while (this.#pending.length > 1 && this.#committedAt.get(this.#pending[0]!)! <= limit) {
+        finishUnshown(this.#pending.shift()!);
+        n++;
+      }
+      if (n) this.#releaseUnused(this.#onScreen);
+      if (this.#pending.length > 1) this.#armStallTimer();
     }, STALL_MS);
     this.#stallTimer.unref?.();
   }
