@@ -15,7 +15,7 @@ import { WlOutput, WlOutputMode, WlOutputSubpixel, WlOutputTransform } from '../
 import { KmsDevice } from '../kms/device.js';
 import { Output, type ModeRequest, type PresentEvent } from '../output.js';
 import type { FitMode } from '../compose/cpu.js';
-import { createCompositorGlobal, type Surface } from './surface.js';
+import { createCompositorGlobal, type Surface, type SurfaceCommit } from './surface.js';
 import { createShmGlobal } from './shm.js';
 import { createXdgShellGlobal, type Toplevel } from './xdg-shell.js';
 import { createPresentationGlobal } from './presentation.js';
@@ -74,7 +74,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly leases: DrmLeaseDevice | null;
   readonly mainDevice: bigint;
   readonly #log: (m: string) => void;
-  readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: import('./surface.js').SurfaceCommit) => void }[] = [];
+  readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: SurfaceCommit) => void }[] = [];
   readonly #idle = new SurfaceSource('no client');
   #shown: SurfaceSource;
   readonly #wlOutputs = new Set<WlOutput>();
@@ -120,10 +120,10 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       createCompositorGlobal(display, (s) => this.#onSurface(s));
       createShmGlobal(display);
       createXdgShellGlobal(display, {
-          size: () => ({ width: this.output.width, height: this.output.height }),
-          onToplevel: (t) => this.#addToplevel(t),
-          onToplevelDestroyed: (t) => this.#removeToplevel(t),
-        });
+        size: () => ({ width: this.output.width, height: this.output.height }),
+        onToplevel: (t) => this.#addToplevel(t),
+        onToplevelDestroyed: (t) => this.#removeToplevel(t),
+      });
       createPresentationGlobal(display);
       this.#outputGlobal(display);
       this.leases =
@@ -176,7 +176,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #addToplevel(t: Toplevel): void {
     const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
     source.outputs = () => [...this.#wlOutputs];
-    const onCommit = (c: import('./surface.js').SurfaceCommit) => source.commit(c);
+    const onCommit = (c: SurfaceCommit) => source.commit(c);
     t.surface.on('commit', onCommit);
     this.#toplevels.push({ t, source, onCommit });
     this.#show(source);

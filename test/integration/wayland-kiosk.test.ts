@@ -69,21 +69,27 @@ function parsePresented(lines: string[]): Presented[] {
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ frame: +m[1]!, seq: +m[2]!, refresh: +m[3]!, flags: parseInt(m[4]!, 16), t: BigInt(m[5]!), now: BigInt(m[6]!) }));
 }
-function checkFeedbackTimeline(p: Presented[], refreshNs: number): void {
+/**
+ * The client's feedback is the kernel's page-flip events, unchanged: each (seq, t) pair
+ * is one the output reported for a flip (`flips`: sequence → timestamp).
+ */
+function checkFeedbackTimeline(p: Presented[], refreshNs: number, flips: Map<number, bigint>): void {
+  for (const x of p) expect(flips.get(x.seq), `flip ${x.seq}`).toBe(x.t);
   for (let i = 1; i < p.length; i++) {
     expect(p[i]!.seq).toBeGreaterThan(p[i - 1]!.seq);
     expect(p[i]!.t).toBeGreaterThan(p[i - 1]!.t);
-    // Timestamps and sequence numbers come from the same vblanks: the time between two
-    // presents is their sequence difference in refresh periods (vkms' hrtimer under TCG
-    // jitters by a few ms, so within half a period).
+    // Roughly a period per vblank (vkms' hrtimer under TCG drifts by up to a period
+    // while writeback composition keeps the CPU busy).
     const periods = Number(p[i]!.t - p[i - 1]!.t) / refreshNs;
-    expect(Math.abs(periods - (p[i]!.seq - p[i - 1]!.seq))).toBeLessThan(0.5);
+    expect(Math.abs(periods - (p[i]!.seq - p[i - 1]!.seq))).toBeLessThan(2);
   }
   for (const x of p) {
     expect(x.refresh).toBe(refreshNs);
-    // The event arrives after the flip it reports, and not long after (TCG: < 1 s).
+    // The event arrives after the flip it reports. (Not bounded tightly: the output's
+    // first GLES initialisation on the copy path blocks the main thread for seconds
+    // under TCG, measured 2.5 s between a flip and its feedback.)
     expect(x.now).toBeGreaterThanOrEqual(x.t);
-    expect(Number(x.now - x.t)).toBeLessThan(1e9);
+    expect(Number(x.now - x.t)).toBeLessThan(10e9);
   }
 }
 
@@ -118,8 +124,8 @@ describe('kiosk compositor on vkms, real clients', () => {
 
   it('a dma-buf client is scanned out zero-copy, gets feedback from the page flips, and its pixels reach the screen', async () => {
     const before = kiosk.output.statsSnapshot();
-    const presents: PresentEvent[] = [];
-    const onPresent = (p: PresentEvent) => presents.push(p);
+    const flips = new Map<number, bigint>();
+    const onPresent = (p: PresentEvent) => flips.set(p.sequence, p.timestampNs);
     kiosk.on('present', onPresent);
     const c = startClient(client, ['dmabuf', '150'], env());
     try {
@@ -151,12 +157,15 @@ describe('kiosk compositor on vkms, real clients', () => {
       expect(p.length).toBe(presented);
       // vsync | hw_clock | hw_completion | zero_copy
       expect(new Set(p.map((x) => x.flags))).toEqual(new Set([0xf]));
-      checkFeedbackTimeline(p, kiosk.output.refreshNs);
+      checkFeedbackTimeline(p, kiosk.output.refreshNs, flips);
       const after = kiosk.output.statsSnapshot();
       expect(after.paths.scanout - before.paths.scanout).toBeGreaterThanOrEqual(presented!);
       expect(after.bytesCopied).toBe(before.bytesCopied);
-      // 3 wl_buffers → 3 imports, every later flip reuses a cached FB.
-      expect(after.imports - before.imports).toBe(3);
+      // One import per wl_buffer the client used (it has 3; with releases coming before
+      // the frame callbacks it gets by with 2), every later flip reuses a cached FB.
+      expect(after.imports - before.imports).toBeGreaterThanOrEqual(1);
+      expect(after.imports - before.imports).toBeLessThanOrEqual(3);
+      expect(after.cacheHits - before.cacheHits).toBeGreaterThanOrEqual(presented! - 3);
       const rt = c.lines.find((l) => l.startsWith('ROUNDTRIP_US'));
       console.log(`dma-buf client: ${summary}; ${rt}`);
     } finally {
@@ -166,6 +175,9 @@ describe('kiosk compositor on vkms, real clients', () => {
   });
 
   it('a wl_shm client goes through the copy path: no zero_copy flag, pixels checked', async () => {
+    const flips = new Map<number, bigint>();
+    const onPresent = (p: PresentEvent) => flips.set(p.sequence, p.timestampNs);
+    kiosk.on('present', onPresent);
     const c = startClient(client, ['shm', '60'], env());
     try {
       await c.waitFor(/^BUFFERS 3 x 1024x768 shm$/);
@@ -181,10 +193,11 @@ describe('kiosk compositor on vkms, real clients', () => {
       expect(p.length).toBeGreaterThan(30);
       // vsync | hw_clock | hw_completion, never zero_copy
       expect(new Set(p.map((x) => x.flags))).toEqual(new Set([0x7]));
-      checkFeedbackTimeline(p, kiosk.output.refreshNs);
+      checkFeedbackTimeline(p, kiosk.output.refreshNs, flips);
       expect(summary).toMatch(/zero_copy=0$/);
       console.log(`shm client: ${summary}; ${c.lines.find((l) => l.startsWith('ROUNDTRIP_US'))}`);
     } finally {
+      kiosk.off('present', onPresent);
       c.child.kill('SIGKILL');
     }
   });

@@ -10,6 +10,7 @@
  *   gp-wayland-client lease      leases the first offered connector, modesets it with a
  *                                dumb buffer, then waits for "exit" on stdin or
  *                                for wp_drm_lease_v1.finished
+ *   gp-wayland-client roundtrip N  N wl_display_sync round trips: p50/p95/max latency
  *   gp-wayland-client error CASE sends one kind of bad request and prints the protocol
  *                                error it gets back (memfds stand in for dma-bufs:
  *                                every check it exercises comes before any import)
@@ -257,6 +258,21 @@ static void connect_and_bind(void) {
 	wl_display_roundtrip(display);
 }
 
+/* Event-loop latency seen by a client: wl_display_sync round trips. */
+static void print_roundtrips(int r) {
+	uint64_t *rt = calloc(r, sizeof *rt);
+	for (int i = 0; i < r; i++) {
+		uint64_t t0 = now_ns();
+		wl_display_roundtrip(display);
+		rt[i] = now_ns() - t0;
+	}
+	for (int i = 1; i < r; i++)
+		for (int j = i; j > 0 && rt[j - 1] > rt[j]; j--) { uint64_t t = rt[j]; rt[j] = rt[j - 1]; rt[j - 1] = t; }
+	printf("ROUNDTRIP_US p50=%llu p95=%llu max=%llu\n", (unsigned long long)rt[r / 2] / 1000,
+	       (unsigned long long)rt[r * 95 / 100] / 1000, (unsigned long long)rt[r - 1] / 1000);
+	free(rt);
+}
+
 static int run_frames(bool use_dmabuf, int n) {
 	if (!compositor || !wm_base || (use_dmabuf ? !dmabuf : !shm)) die("missing globals");
 	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
@@ -311,18 +327,7 @@ static int run_frames(bool use_dmabuf, int n) {
 	/* the last frames' feedback */
 	for (int i = 0; i < 10 && presented + discarded < n; i++) wl_display_roundtrip(display);
 
-	/* event-loop latency seen by a client: wl_display_sync round trips */
-	enum { R = 200 };
-	static uint64_t rt[R];
-	for (int i = 0; i < R; i++) {
-		uint64_t t0 = now_ns();
-		wl_display_roundtrip(display);
-		rt[i] = now_ns() - t0;
-	}
-	for (int i = 1; i < R; i++)
-		for (int j = i; j > 0 && rt[j - 1] > rt[j]; j--) { uint64_t t = rt[j]; rt[j] = rt[j - 1]; rt[j - 1] = t; }
-	printf("ROUNDTRIP_US p50=%llu p95=%llu max=%llu\n", (unsigned long long)rt[R / 2] / 1000,
-	       (unsigned long long)rt[R * 95 / 100] / 1000, (unsigned long long)rt[R - 1] / 1000);
+	print_roundtrips(200);
 	printf("SUMMARY frames=%d callbacks=%d presented=%d discarded=%d zero_copy=%d\n", n, frames_done, presented, discarded, zero_copy_count);
 	fflush(stdout);
 	return 0;
@@ -440,8 +445,58 @@ static int run_lease(void) {
 	return r;
 }
 
-/* ---- protocol errors */
+static void print_error(void) {
+	int err = wl_display_get_error(display);
+	if (err == EPROTO) {
+		const struct wl_interface *iface = NULL;
+		uint32_t id = 0;
+		uint32_t code = wl_display_get_protocol_error(display, &iface, &id);
+		printf("PROTOCOL_ERROR interface=%s code=%u\n", iface ? iface->name : "?", code);
+	} else
+		printf("NO_ERROR err=%d\n", err);
+	fflush(stdout);
+}
+
+/* ---- protocol errors of wl_shm and xdg_wm_base */
+static int run_shell_error(const char *what) {
+	if (!compositor || !shm || !wm_base) die("missing wl_compositor, wl_shm or xdg_wm_base");
+	void *map;
+	int fd = make_memfd(64 * 64 * 4, &map);
+	struct wl_shm_pool *pool = wl_shm_create_pool(shm, fd, 64 * 64 * 4);
+	struct wl_surface *surface = wl_compositor_create_surface(compositor);
+	if (!strcmp(what, "shm-stride")) {
+		wl_shm_pool_create_buffer(pool, 0, 64, 64, 128, WL_SHM_FORMAT_XRGB8888); /* stride < 64*4 */
+	} else if (!strcmp(what, "shm-format")) {
+		wl_shm_pool_create_buffer(pool, 0, 64, 64, 256, WL_SHM_FORMAT_NV12);
+	} else if (!strcmp(what, "shm-too-big")) {
+		wl_shm_pool_create_buffer(pool, 0, 64, 65, 256, WL_SHM_FORMAT_XRGB8888);
+	} else if (!strcmp(what, "xdg-unconfigured")) {
+		struct wl_buffer *b = wl_shm_pool_create_buffer(pool, 0, 64, 64, 256, WL_SHM_FORMAT_XRGB8888);
+		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+		xdg_surface_get_toplevel(xs);
+		wl_surface_commit(surface); /* initial commit: we get a configure but do not ack it */
+		wl_display_roundtrip(display);
+		wl_surface_attach(surface, b, 0, 0);
+		wl_surface_commit(surface);
+	} else if (!strcmp(what, "xdg-role")) {
+		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+		xdg_surface_get_toplevel(xs);
+		xdg_surface_get_toplevel(xs);
+	} else if (!strcmp(what, "xdg-serial")) {
+		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+		xdg_surface_get_toplevel(xs);
+		xdg_surface_ack_configure(xs, 0xdead);
+	} else
+		die("unknown error case");
+	close(fd);
+	wl_display_roundtrip(display);
+	print_error();
+	return 0;
+}
+
+/* ---- protocol errors of linux-dmabuf */
 static int run_error(const char *what) {
+	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4)) return run_shell_error(what);
 	if (!dmabuf) die("no zwp_linux_dmabuf_v1");
 	void *map;
 	int fd = make_memfd(4096, &map);
@@ -493,15 +548,7 @@ static int run_error(const char *what) {
 		die("unknown error case");
 	close(fd);
 	wl_display_roundtrip(display);
-	int err = wl_display_get_error(display);
-	if (err == EPROTO) {
-		const struct wl_interface *iface = NULL;
-		uint32_t id = 0;
-		uint32_t code = wl_display_get_protocol_error(display, &iface, &id);
-		printf("PROTOCOL_ERROR interface=%s code=%u\n", iface ? iface->name : "?", code);
-	} else
-		printf("NO_ERROR err=%d\n", err);
-	fflush(stdout);
+	print_error();
 	return 0;
 }
 
@@ -512,6 +559,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm")) return run_frames(false, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "lease")) return run_lease();
+	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;
 	if (!strcmp(argv[1], "error") && argc > 2) return run_error(argv[2]);
 	die("unknown mode");
 }
