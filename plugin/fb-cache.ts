@@ -298,6 +298,11 @@ export class FramebufferCache {
     return this.images.size;
   }
 
+  /** Releases every non-FB import (before the GLES compositor that made them goes away). */
+  releaseImages(): void {
+    for (const e of [...this.images.values()]) this.releaseImage(e);
+  }
+
   close(): void {
     for (const e of [...this.images.values()]) this.releaseImage(e);
     for (const e of [...this.entries.values()]) this.release(e);
