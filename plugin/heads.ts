@@ -190,7 +190,9 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
       } else if (s.state !== 'up' && present && conn) {
         if (s.state === 'failed' && !probe) continue;
         this.bringUp(s, conn);
-      } else if (!present && s.state !== 'up') {
+      } else if (!present && s.state !== 'up' && (s.reason === 'not started' || s.state === 'failed')) {
+        // First look (or after a failure): say why it is not up. A screen taken down by a
+        // hotplug keeps the reason it went down with.
         s.state = 'down';
         s.reason = conn
           ? `${s.connector} is ${conn.connection}; waiting for it to be connected`

@@ -80,7 +80,7 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
       try {
         this.sock = libc.socket(libc.AF_NETLINK, libc.SOCK_DGRAM | libc.SOCK_NONBLOCK, libc.NETLINK_KOBJECT_UEVENT, 'netlink uevent socket');
         libc.bindNetlink(this.sock, KERNEL_UEVENT_GROUP, 'netlink uevent socket');
-        this.loop = this.listen();
+        this.loop = this.listen().catch((e: unknown) => this.fallBack(`the uevent listener failed (${(e as Error).message})`));
       } catch (e) {
         if (this.sock >= 0) libc.close(this.sock, 'netlink uevent socket');
         this.sock = -1;
@@ -99,6 +99,20 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
       this.timer.unref?.();
     }
     return this;
+  }
+
+  /** Switches to re-probing on a timer when the uevent socket stops working. */
+  private fallBack(why: string): void {
+    if (this.closed) return;
+    this.ueventUnavailable = `${why}; re-probing connectors every ${this.opts.pollMs || 1000} ms instead`;
+    this.emit('degraded', this.ueventUnavailable);
+    if (!this.timer) {
+      this.timer = setInterval(() => {
+        this.counts.polls++;
+        this.emit('hotplug', { source: 'poll' });
+      }, this.opts.pollMs || 1000);
+      this.timer.unref?.();
+    }
   }
 
   get usingUevents(): boolean {
