@@ -121,6 +121,7 @@ describe('guest plane descriptions that lie, over real dma-bufs', () => {
     const reported: { cause: string; message: string }[] = [];
     out.on('error', (e) => reported.push(e));
     let uncaught: unknown = null;
+    let leftFbs: number[] = [];
     const onUncaught = (e: unknown) => (uncaught = e);
     process.on('uncaughtException', onUncaught);
     let n = 0;
@@ -156,7 +157,9 @@ describe('guest plane descriptions that lie, over real dma-bufs', () => {
       out.enable();
       out.attach(guest, fit);
       await goodFrame();
-      const rnd = fc.sample(fc.record({ w: fc.integer({ min: 1, max: 1024 }), h: fc.integer({ min: 1, max: 768 }), pad: fc.integer({ min: 0, max: 300 }) }), { numRuns: CASES, seed: 8 });
+      // Real modes from vkms' smallest FB (32x32; below it AddFB2 says EINVAL and the frame
+      // must be composed instead, which is not what this test is about) to the screen size.
+      const rnd = fc.sample(fc.record({ w: fc.integer({ min: 32, max: 1024 }), h: fc.integer({ min: 32, max: 768 }), pad: fc.integer({ min: 0, max: 300 }) }), { numRuns: CASES, seed: 8 });
       const seed = Number(process.env.GUESTPLANE_FUZZ_SEED ?? Date.now() % 1e6);
       console.log(`guest-input fuzz (${fit}, ${paths}): ${CASES} cases, seed ${seed} (GUESTPLANE_FUZZ_SEED to replay)`);
       for (let i = 0; i < CASES; i++) {
@@ -244,10 +247,12 @@ describe('guest plane descriptions that lie, over real dma-bufs', () => {
     } finally {
       process.off('uncaughtException', onUncaught);
       await out.close();
+      // Checked with the DRM fd still open: closing it would free every FB anyway.
+      leftFbs = base.newFbs();
       guest.close();
       await dev.close();
     }
-    expect(base.newFbs()).toEqual([]);
+    expect(leftFbs).toEqual([]);
     expect(base.leakedFds()).toEqual([]);
     const growth = base.rssGrowthMiB();
     console.log(`guest-input fuzz: RSS growth ${growth.toFixed(1)} MiB`);

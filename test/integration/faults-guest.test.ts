@@ -86,10 +86,11 @@ describe('guest faults', () => {
     console.log(
       `fast guest: ${frame - 1} flips in ${secs.toFixed(1)} s (${((frame - 1) / secs).toFixed(0)}/s), ${presented.length} presented (${(presented.length / secs).toFixed(1)}/s at ${refreshHz.toFixed(1)} Hz), ${commits} commits, max lag behind the newest frame at the previous flip ${maxLag}, imports +${out.cache.stats.imports - imports0}, RSS +${(rssMiB() - rss0).toFixed(1)} MiB`,
     );
-    expect(frame - 1).toBeGreaterThan(refreshHz * secs * 10);
+    // The premise: the guest outran the host at least tenfold (how far depends on the load).
+    expect(presented.length).toBeGreaterThan(10);
+    expect((frame - 1) / presented.length).toBeGreaterThan(10);
     // At most one commit per refresh, one per presented frame (nothing queued, nothing dropped silently).
     expect(presented.length).toBeLessThanOrEqual(Math.ceil(secs * refreshHz) + 2);
-    expect(presented.length).toBeGreaterThan(secs * 10);
     expect(commits).toBeLessThanOrEqual(presented.length + 1);
     // Never an older frame than the newest one at the previous flip.
     expect(maxLag).toBeLessThanOrEqual(0);
@@ -99,8 +100,11 @@ describe('guest faults', () => {
     // Then the guest slows down: its last frame is on screen, exact.
     await showAndCheck(out, guest, frame + 1, (frame + 1) % 3);
     expect(errors.filter((e) => e.cause !== 'not-ready')).toEqual([]);
-    for (const f of cleanup.splice(0).reverse()) await f();
+    // The output's own leak check: with the DRM fd still open (closing it would free
+    // everything anyway), closing the output must leave none of its FBs behind.
+    await out.close();
     expect(base.newFbs()).toEqual([]);
+    for (const f of cleanup.splice(0).reverse()) await f();
     expect(base.leakedFds()).toEqual([]);
   });
 
@@ -140,11 +144,17 @@ describe('guest faults', () => {
       `mode storm: 100 modes in ${stormMs} ms, ${presented} frames presented, imports ${s.imports}, paths ${JSON.stringify(s.paths)}, live cache FBs ${live}, device FBs of ours ${fbsBefore} before / ${fbsAfter} after, errors ${JSON.stringify(s.errors)}`,
     );
     console.log(`mode storm: our FBs now ${JSON.stringify(readFramebuffers(card).filter((f) => !new Set(fbsBeforeIds).has(f.id)).map((f) => `${f.id}:${f.width}x${f.height}:${f.refcount}`))}`);
-    // Stale generations are released as the same buffer ids come back: only the final mode's.
+    // Stale generations are released as the same buffer ids come back: only the final mode's
+    // remain, in the cache and on the device (FBs closed while still on a plane linger
+    // until the next flips replace them).
     expect(live).toBeLessThanOrEqual(3);
+    // Measured: 3 before (no-signal, one cached FB, writeback), 7 after (+ background, the
+    // final mode's buffers); 94 when stale generations were not released.
+    await waitFor(() => base.newFbs().length <= fbsBefore + 6, `our FBs on the device to settle near ${fbsBefore} (now ${base.newFbs().length})`, 3000);
     expect(errors.filter((e) => e.cause !== 'not-ready')).toEqual([]);
-    for (const f of cleanup.splice(0).reverse()) await f();
+    await out.close();
     expect(base.newFbs()).toEqual([]);
+    for (const f of cleanup.splice(0).reverse()) await f();
     expect(base.leakedFds()).toEqual([]);
   });
 
@@ -229,8 +239,8 @@ describe('guest faults', () => {
     const p = await back;
     console.log(`mdev removal: pending removal blocked ${removedCode === undefined ? '' : 'until close'}, ${out.statsSnapshot().framesPresented - framesAtRemoval} frames after the removal request; new mdev shown via ${p.path}; errors ${JSON.stringify(out.statsSnapshot().errors)}`);
     await out.close();
-    for (const f of cleanup.splice(0).reverse()) await f();
     expect(base.newFbs()).toEqual([]);
+    for (const f of cleanup.splice(0).reverse()) await f();
     expect(base.leakedFds()).toEqual([]);
   });
 });

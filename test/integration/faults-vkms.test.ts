@@ -12,7 +12,7 @@ import { Output, type OutputErrorEvent } from '../../plugin/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
-import { baseline, GuestDriver, nextPresent, patternMismatches, sleep, waitFor, ourClients } from './helpers/faults.js';
+import { baseline, fbIds, GuestDriver, nextPresent, patternMismatches, sleep, waitFor, ourClients } from './helpers/faults.js';
 
 const W = 640;
 const H = 480;
@@ -115,6 +115,9 @@ describe('host display faults (vkms ConfigFS)', () => {
     r.driver.stop();
     await r.out.idle();
     expect(base.newFbs().length).toBeLessThanOrEqual(2); // the writeback target(s)
+    await r.out.close();
+    // A fresh device: with our fd still open, none of its FBs may remain.
+    expect(fbIds(r.vd.cardPath)).toEqual([]);
     for (const f of cleanup.splice(0).reverse()) await f();
     expect(base0.leakedFds()).toEqual([]);
   });
@@ -213,6 +216,9 @@ describe('host display faults (vkms ConfigFS)', () => {
     r.driver.stop();
     await r.out.idle();
     expect(base.newFbs().length).toBeLessThanOrEqual(2);
+    await r.out.close();
+    // A fresh device: with our fd still open, none of its FBs may remain.
+    expect(fbIds(r.vd.cardPath)).toEqual([]);
     for (const f of cleanup.splice(0).reverse()) await f();
     expect(base0.leakedFds()).toEqual([]);
   });
