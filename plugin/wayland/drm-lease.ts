@@ -2,7 +2,8 @@
 // primary plane free for them) are offered to clients such as VR compositors; a lease
 // hands over connector + CRTC + primary plane (+ the CRTC's cursor plane) through
 // DRM_IOCTL_MODE_CREATE_LEASE. A lease ends when the client destroys it or disconnects,
-// or when the compositor revokes it; its connectors are then offered again.
+// when the compositor revokes it, or when its connector is unplugged (hotplug()); its
+// connectors are then offered again (once plugged back in).
 import * as libc from '../../ffi/libc.js';
 import * as drm from '../../ffi/drm.js';
 import type { Display, Global, Client } from '../../protocols/runtime.js';
@@ -224,6 +225,33 @@ export class DrmLeaseDevice {
       this.#opts.onRevoke?.(l, why);
       this.refresh();
     }
+  }
+
+  /**
+   * After a hotplug (the caller learns of it from udev, or polls): re-reads the connectors'
+   * status, revokes the leases of connectors that were unplugged (the client gets
+   * finished) and brings every client's offer up to date. Returns the revoked lessee ids.
+   */
+  hotplug(): number[] {
+    for (const c of this.#dev.connectors) {
+      if (c.writeback) continue;
+      try {
+        const now = drm.getConnector(this.#dev.fd, c.id).connection;
+        c.connection = now === drm.DRM_MODE_CONNECTED ? 'connected' : now === drm.DRM_MODE_DISCONNECTED ? 'disconnected' : 'unknown';
+      } catch {
+        c.connection = 'disconnected'; // the connector is gone (MST unplug)
+      }
+    }
+    const revoked: number[] = [];
+    for (const l of [...this.#leases]) {
+      if (l.revoked) continue;
+      const gone = l.connectors.find((id) => this.#dev.connectors.find((c) => c.id === id)?.connection !== 'connected');
+      if (gone === undefined) continue;
+      revoked.push(l.lesseeId);
+      this.revoke(l.lesseeId, `connector ${gone} was disconnected`);
+    }
+    this.refresh();
+    return revoked;
   }
 
   /** Revokes every lease (compositor shutdown). */

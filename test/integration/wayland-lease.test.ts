@@ -1,8 +1,9 @@
 // Issue 7, wp_drm_lease_device_v1 on a two-head vkms device (ConfigFS): the kiosk drives
 // head 0 and offers head 1; gp-wayland-client (libwayland-client) leases it, gets a lease
 // fd on which it modesets the connector, and the lease ends when the client destroys it,
-// when the client disconnects, or when the compositor revokes it -- each time the kernel's
-// lessee list is checked and the connector is offered again.
+// when the client disconnects, when the compositor revokes it, or when the connector is
+// unplugged (ConfigFS status) -- each time the kernel's lessee list is checked and the
+// connector is offered again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,8 +88,9 @@ describe('DRM leases from the kiosk compositor', () => {
     await c2.waitFor(/^MODESET_OK/);
     expect(lessees()).toHaveLength(1);
     c2.child.kill('SIGKILL');
-    await until(() => lessees().length === 0, 'the lease of a disconnected client to be revoked');
-    expect(kiosk.leases!.leases).toHaveLength(0);
+    // The kernel ends the lease when the lessee's fd closes with its process; the
+    // compositor drops it when libwayland reports the disconnect (a moment later).
+    await until(() => lessees().length === 0 && kiosk.leases!.leases.length === 0, 'the lease of a disconnected client to be revoked');
 
     const c3 = startClient(client, ['lease'], env());
     try {
@@ -103,6 +105,31 @@ describe('DRM leases from the kiosk compositor', () => {
       expect(lessees()).toHaveLength(0);
     } finally {
       c3.child.kill('SIGKILL');
+    }
+  });
+
+  it('unplugging the leased connector revokes the lease; plugging it back offers it again', async () => {
+    const head1 = vk.connectorNames[1]!;
+    const c4 = startClient(client, ['lease'], env());
+    try {
+      await c4.waitFor(/^MODESET_OK/);
+      expect(lessees()).toHaveLength(1);
+      vk.setConnectorStatus(1, 'disconnected');
+      const revoked = kiosk.leases!.hotplug();
+      expect(revoked).toHaveLength(1);
+      await c4.waitFor(/^LEASE_FINISHED$/);
+      expect(lessees()).toHaveLength(0);
+      // Nothing to offer while it is unplugged...
+      const none = await runClient(client, ['lease'], env(), 20_000);
+      expect(none.stdout).toContain('NO_OFFER');
+      // ...and offered again once it is back.
+      vk.setConnectorStatus(1, 'connected');
+      expect(kiosk.leases!.hotplug()).toEqual([]);
+      const again = await runClient(client, ['lease'], env(), 20_000);
+      expect(again.stdout).toContain(`OFFERED ${head1} id=${vk.connectors[1]!.id}`);
+      expect(again.stdout).toMatch(/MODESET_OK/);
+    } finally {
+      c4.child.kill('SIGKILL');
     }
   });
 });
