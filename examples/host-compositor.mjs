@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A host compositor in a few dozen lines, using only guestplane's public API: it shows a
-// guest on every connected output, follows hotplug, logs what each frame cost, and on
-// Ctrl-C puts the screens back as it found them.
+// guest on every connected output with a host panel layer over it, follows hotplug, logs
+// what each frame cost, and on Ctrl-C puts the screens back as it found them.
 //
 //   node examples/host-compositor.mjs [--vfio UUID] [--device /dev/dri/cardN] [--seconds N] [--capture FILE.png]
 import { writeFileSync } from 'node:fs';
@@ -19,9 +19,15 @@ else {
   animation = animate(udmabufStep(guest), 60);
 }
 
+// The host's own layer: a small panel (any dma-buf works; here a udmabuf test pattern).
+const panel = backend.createUdmabufGuest({ width: 256, height: 48, buffers: 1 });
+panel.render(0, 1);
+panel.flip(0, 1);
+
 const show = (name) => {
   const out = backend.enableOutput(name);
-  out.attach(guest, 'fit');
+  out.attach(guest, 'fit'); // the guest is layer 0; host layers stack below (<0) and above (>0)
+  out.present([{ id: 'panel', buffer: { source: panel }, dst: { x: out.width - 272, y: out.height - 64, w: 256, h: 48 }, zIndex: 1 }]);
   let frames = 0, zeroCopy = 0;
   out.on('present', (p) => { frames++; if (p.zeroCopy) zeroCopy++; });
   out.on('error', (e) => console.error(`${name}: ${e.cause}: ${e.message}`));
@@ -36,6 +42,7 @@ async function quit() {
   animation?.stop();
   await backend.close(); // restores every output, then closes the device
   guest.close();
+  panel.close();
   process.exit(0);
 }
 process.on('SIGINT', quit);

@@ -8,6 +8,10 @@
 //   mode blob and writeback capture. Output.close() releases them; closing twice is a no-op.
 // - Sources (openVfio, createUdmabufGuest, your own GuestSource) belong to the caller:
 //   detach or close the output first, then source.close().
+// - Host layers (Output.present): the dma-buf fds stay the caller's (the output imports
+//   dups and closes them). Keep each fd open and its pixels unchanged from present() until
+//   the output emits 'release' for its bufferId; after that, draw into it or close it.
+//   Output.close() lets go of every buffer at once (no 'release' events after it).
 import { EventEmitter } from 'node:events';
 import { KmsDevice, findCardByDriver, type KmsConnector } from './kms/device.js';
 import { Output, pickMode, type ModeRequest } from './output.js';
@@ -20,6 +24,19 @@ import { HotplugMonitor, type HotplugOptions } from './hotplug.js';
 
 export { Output, NO_SIGNAL_PIXEL, pickMode } from './output.js';
 export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, OutputEvents } from './output.js';
+/**
+ * A frame of host layers for {@link Output.present}: dma-bufs (or guest sources) with
+ * rectangles and z order, around the attached guest at zIndex 0.
+ *
+ * Ownership: `HostBuffer.fd` stays the caller's: the output imports a dup (cached by
+ * bufferId + generation, so a buffer presented again costs no import) and never closes
+ * the caller's fd. A buffer may be drawn into or closed once the output emits
+ * `'release'` ({@link HostBufferRelease}) for its bufferId, and not before: until then it
+ * is on screen, about to be, or part of the newest frame. The 'present' event's `layers`
+ * say per layer which plane took it (or that it was composed, by which path and why) and
+ * whether it was zero-copy; `frameId` is the id present() returned.
+ */
+export type { HostLayer, HostBuffer, HostBufferRelease, PresentedLayer } from './output.js';
 export type { OutputStatsSnapshot, PresentPath } from './stats.js';
 export type { FitMode } from './compose/cpu.js';
 export type { GuestSource, GuestPlaneInfo, GuestPlaneKind, PlaneQuery, CpuView } from './sources/source.js';

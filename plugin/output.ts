@@ -18,6 +18,7 @@
 // lit (released when it stops using them); the device and the sources are the caller's.
 import { EventEmitter } from 'node:events';
 import * as drm from '../ffi/drm.js';
+import * as libc from '../ffi/libc.js';
 import type { KmsConnector, KmsCrtc, KmsDevice, KmsPlane } from './kms/device.js';
 import { COMMIT, type AtomicRequest } from './kms/atomic.js';
 import type { FlipEvent } from './kms/events.js';
@@ -31,7 +32,10 @@ import { Composer, type ComposeInput, type Composed } from './compose/composer.j
 import { OutputStats, type OutputStatsSnapshot, type PresentPath } from './stats.js';
 import { PlaneAllocator, type Allocation, type Layer, type LayerReport, type PlaneUse } from './allocator.js';
 import { CursorBuffers } from './cursor.js';
-import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
+import type { GuestPlaneInfo, GuestSource, PlaneQuery } from './sources/source.js';
+import { checkHostLayers, hasAlpha, HostLayerSource, isHostBuffer, toPlane, type CheckedLayer, type HostBufferRelease, type HostLayer } from './host-layers.js';
+
+export type { HostBuffer, HostLayer, HostBufferRelease } from './host-layers.js';
 
 export interface ModeRequest {
   width: number;
@@ -79,11 +83,21 @@ export interface PresentEvent {
    * uploadedBytes > 0 went through a CPU copy on its way to the GPU.
    */
   gles?: { uploadedBytes: number; composeMs: number; imagePath: 'dmabuf' | 'upload'; uploadReason: string | null };
-  /** Each layer: on which plane, or composed and why. */
-  layers?: LayerReport[];
+  /** Each layer: on which plane, or composed and why; its path, and whether it was zero-copy. */
+  layers?: PresentedLayer[];
+  /** The present() frame this flip showed (the newest presented before the commit). */
+  frameId?: number;
   /** The plane assignment: reused (no TEST_ONLY) or searched (with how many). */
   allocation?: { reused: boolean; tests: number; searchMs: number };
 }
+
+/** One layer of a presented frame. */
+export type PresentedLayer = LayerReport & {
+  /** 'scanout' on a plane; the composition's path when composed; null when hidden. */
+  path: 'scanout' | 'gles' | 'copy' | null;
+  /** On a plane, with the layer's own buffer (not a copy of it). */
+  zeroCopy: boolean;
+};
 
 export interface OutputErrorEvent {
   cause: string;
@@ -95,6 +109,8 @@ export interface OutputEvents {
   /** Once per distinct cause (repeats are only counted in stats.errors). */
   error: [OutputErrorEvent];
   'source-lost': [Error];
+  /** A host buffer given to present() is no longer on screen nor about to be: reuse or close it. */
+  release: [HostBufferRelease];
 }
 
 /** Pixel of the defined "no signal" frame (XRGB8888): tests and users can recognise it. */
@@ -103,6 +119,13 @@ const NO_SIGNAL_MARK = 0xff5a6a80;
 
 /** FB-cache plane tag of guest primary buffers (FBs are not tied to a plane). */
 const GUEST_PRIMARY_TAG = -1;
+/** FB-cache plane tag of host layers' buffers (cursor.ts has -2). */
+const HOST_LAYER_TAG = -3;
+
+/** FB-cache failures that mean the guest described its buffer wrongly (not that the device refused it). */
+function isInvalidGuestData(cause: string): boolean {
+  return ['buffer-too-small', 'claimed-size', 'export-failed'].includes(cause) || cause.startsWith('format') || cause.endsWith('range');
+}
 
 /** One plane's configuration. */
 export interface PlaneState {
@@ -128,7 +151,11 @@ interface Content {
   gles?: PresentEvent['gles'];
   /** Wanted state of every plane this output touches (null = off). */
   planes: Map<number, PlaneState | null>;
-  layers?: LayerReport[];
+  layers?: PresentedLayer[];
+  /** present() frame shown, its host buffers and layer ids. */
+  frameId?: number;
+  hostBufferIds?: number[];
+  hostLayerIds?: string[];
   alloc?: Allocation;
   allocLayers?: Layer[];
   composed?: Composed;
@@ -188,6 +215,21 @@ export class Output extends EventEmitter<OutputEvents> {
   private captureWaiters: { resolve: (c: Capture & { content: Content | null }) => void; reject: (e: Error) => void }[] = [];
   private readonly onFlip = (ev: FlipEvent) => this.handleEvent(ev);
   private readonly onDeviceError = (e: Error) => this.report('device-lost', e.message);
+  /** The newest present() frame (shown, in flight or waiting for the next refresh). */
+  private hostFrame: { id: number; layers: CheckedLayer[] } | null = null;
+  private nextFrameId = 1;
+  /** One buffer adapter per host layer id (the FB cache keys and evicts per source). */
+  private readonly hostSources = new Map<string, HostLayerSource>();
+  /** Guest sources shown as host layers, listened to for 'changed'. */
+  private readonly layerSources = new Set<GuestSource>();
+  /** Host buffer ids the output holds (on screen, in flight, or in the newest frame). */
+  private held = new Set<number>();
+  /**
+   * Per host buffer, bumped when it is presented again after its release: only then may
+   * its pixels have changed (the caller owns them again), so only then is a composition of
+   * it stale.
+   */
+  private readonly contentSerial = new Map<number, number>();
   /** Properties set by the last real commit ("plane 42.CRTC_X=10" …), for tests and debugging. */
   lastCommit: string[] = [];
   readonly refreshNs: number;
@@ -282,6 +324,81 @@ export class Output extends EventEmitter<OutputEvents> {
     this.maps.invalidateSource(this.cache.sourceId(s));
     // FBs of this source may be on screen: CLOSEFB keeps them lit until replaced.
     this.cache.invalidateSource(s);
+    this.composer.dropGpu();
+  }
+
+  /**
+   * Presents a frame of host layers (dma-bufs, or guest sources, with rectangles and z
+   * order) around the attached guest (zIndex 0). Returns the frame id the 'present' event
+   * will carry. Frames coalesce: at most one commit per refresh, and the newest present()
+   * wins (a superseded frame is never shown, and its buffers are released).
+   *
+   * Buffers: the fds stay yours; keep each open and its pixels unchanged until the
+   * 'release' event for its bufferId (a buffer presented again in the next frame is simply
+   * kept). Reuse a bufferId for another buffer only with a new generation. Throws (naming
+   * the layer and field) on an invalid description; nothing is changed then.
+   */
+  present(layers: readonly HostLayer[]): number {
+    if (this.closed) throw new Error('present(): this output is closed; enable a new one');
+    const checked = checkHostLayers(layers);
+    const id = this.nextFrameId++;
+    for (const l of checked) {
+      if (!isHostBuffer(l.buffer)) continue;
+      const b = l.buffer.bufferId;
+      if (!this.held.has(b)) this.contentSerial.set(b, (this.contentSerial.get(b) ?? 0) + 1);
+      this.hostSourceFor(l.id).update(l.buffer);
+    }
+    this.hostFrame = { id, layers: checked };
+    this.watchLayerSources();
+    // The frame it supersedes may never reach the screen: its buffers go back now.
+    this.updateHeld(id);
+    this.scheduleRefresh();
+    return id;
+  }
+
+  private hostSourceFor(layerId: string): HostLayerSource {
+    let s = this.hostSources.get(layerId);
+    if (!s) {
+      s = new HostLayerSource(layerId);
+      this.hostSources.set(layerId, s);
+    }
+    return s;
+  }
+
+  /** Listens to the guest sources of the newest frame, and only those. */
+  private watchLayerSources(): void {
+    const want = new Set<GuestSource>();
+    for (const l of this.hostFrame?.layers ?? []) if (!isHostBuffer(l.buffer)) want.add(l.buffer.source);
+    for (const s of this.layerSources) if (!want.has(s)) s.off('changed', this.onChanged);
+    for (const s of want) if (!this.layerSources.has(s)) s.on('changed', this.onChanged);
+    this.layerSources.clear();
+    for (const s of want) this.layerSources.add(s);
+  }
+
+  /**
+   * Recomputes which host buffers are held and emits 'release' for those let go; drops the
+   * buffer adapters (and their FBs) of layers that are on screen nowhere any more.
+   */
+  private updateHeld(frameId: number): void {
+    const frames = [this.onScreen, this.inflight?.content];
+    const now = new Set<number>();
+    for (const c of frames) for (const b of c?.hostBufferIds ?? []) now.add(b);
+    for (const l of this.hostFrame?.layers ?? []) if (isHostBuffer(l.buffer)) now.add(l.buffer.bufferId);
+    const gone = [...this.held].filter((b) => !now.has(b));
+    this.held = now;
+    const liveLayers = new Set<string>(this.hostFrame?.layers.map((l) => l.id));
+    for (const c of frames) for (const id of c?.hostLayerIds ?? []) liveLayers.add(id);
+    for (const [id, src] of this.hostSources) {
+      if (liveLayers.has(id)) continue;
+      this.hostSources.delete(id);
+      this.maps.invalidateSource(this.cache.sourceId(src));
+      this.cache.invalidateSource(src);
+      src.close();
+    }
+    for (const b of gone) {
+      for (const src of this.hostSources.values()) src.forget(b);
+      this.emit('release', { bufferId: b, frameId });
+    }
   }
 
   /** The next presented frame, captured through the writeback connector. */
@@ -369,6 +486,7 @@ export class Output extends EventEmitter<OutputEvents> {
       if (latencyNs >= 0) this.stats.latencyMs.add(latencyNs / 1e6);
     }
     if (this.writeback?.isArmed) this.finishCapture(f.content);
+    if (this.held.size > 0 || this.hostSources.size > 0) this.updateHeld(f.content.frameId ?? 0);
     const a = f.content.alloc;
     this.emit('present', {
       sequence: ev.sequence,
@@ -382,6 +500,7 @@ export class Output extends EventEmitter<OutputEvents> {
       reason: f.content.reason,
       gles: f.content.gles,
       layers: f.content.layers,
+      frameId: f.content.frameId,
       allocation: a ? { reused: a.reused, tests: a.tests, searchMs: a.searchMs } : undefined,
     });
     this.refresh();
@@ -445,7 +564,7 @@ export class Output extends EventEmitter<OutputEvents> {
         if (!this.commitFault(e)) this.report('commit-failed', (e as Error).message);
       }
     }
-    if (!this.inflight && this.source && !this.source.changeEvents) this.requestVblank();
+    if (!this.inflight && ((this.source && !this.source.changeEvents) || [...this.layerSources].some((s) => !s.changeEvents))) this.requestVblank();
   }
 
   private fbsOnScreen(): Set<number> {
@@ -473,85 +592,187 @@ export class Output extends EventEmitter<OutputEvents> {
 
   /** Decides what the next frame shows; null = nothing to change. `force` ignores "unchanged". */
   private plan(force: boolean): Content | null {
+    const host = this.hostFrame;
     const src = this.source;
-    if (!src) return this.noSignalContent();
-    const q = src.query('primary');
-    switch (q.state) {
-      case 'lost':
-        // A frozen last frame would look like a live guest; a monitor whose source went away
-        // shows "no signal", and so do we (the source-lost event says why).
-        this.onLost(q.error);
-        this.detach();
-        return this.noSignalContent();
-      case 'disabled':
-        return this.noSignalContent();
-      case 'not-ready':
-        this.stats.error('not-ready');
-        return null;
+    if (!src && !host) return this.noSignalContent();
+    let p: GuestPlaneInfo | null = null;
+    if (src) {
+      const q = src.query('primary');
+      switch (q.state) {
+        case 'lost':
+          // A frozen last frame would look like a live guest; a monitor whose source went away
+          // shows "no signal", and so do we (the source-lost event says why). With host
+          // layers, the host's frame goes on without the guest.
+          this.onLost(q.error);
+          this.detach();
+          if (!host) return this.noSignalContent();
+          break;
+        case 'disabled':
+          if (!host) return this.noSignalContent();
+          break;
+        case 'not-ready':
+          this.stats.error('not-ready');
+          return null;
+        case 'ok':
+          p = q.plane;
+      }
     }
-    const p = q.plane;
-    const cq = src.query('cursor');
-    const cur = cq.state === 'ok' ? cq.plane : null;
-    const sid = this.cache.sourceId(src);
-    const cursorKey = cur ? `${cur.bufferId}/${cur.generation}/${cur.frame ?? ''}/${cur.x},${cur.y}/${cur.hotX},${cur.hotY}` : '-';
-    const contentKey = `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}/${p.transport}|${cursorKey}`;
-    if (!force && this.onScreen?.contentKey === contentKey && p.transport !== 'region') return null;
-    const pre = validatePlane(p, null);
-    if (!pre.ok) {
+    const cq = p && src ? src.query('cursor') : null;
+    const cur = cq?.state === 'ok' ? cq.plane : null;
+    const sid = src ? this.cache.sourceId(src) : 0;
+    // Guest sources shown as host layers: asked once per frame, like the attached guest.
+    const sourced = new Map<string, PlaneQuery>();
+    for (const l of host?.layers ?? []) if (!isHostBuffer(l.buffer)) sourced.set(l.id, l.buffer.source.query('primary'));
+    let region = p?.transport === 'region';
+    const keys: string[] = [];
+    if (p) {
+      const cursorKey = cur ? `${cur.bufferId}/${cur.generation}/${cur.frame ?? ''}/${cur.x},${cur.y}/${cur.hotX},${cur.hotY}` : '-';
+      keys.push(`${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}/${p.transport}|${cursorKey}`);
+    }
+    if (host) {
+      keys.push(`host:${host.id}`);
+      for (const [id, q] of sourced) {
+        if (q.state !== 'ok') keys.push(`${id}:${q.state}`);
+        else {
+          const s = (host.layers.find((l) => l.id === id)!.buffer as { source: GuestSource }).source;
+          keys.push(`${id}:${this.cache.sourceId(s)}/${q.plane.bufferId}/${q.plane.generation}/${q.plane.frame ?? ''}`);
+          region ||= q.plane.transport === 'region';
+        }
+      }
+    }
+    const contentKey = keys.join('|');
+    if (!force && this.onScreen?.contentKey === contentKey && !region) return null;
+    const pre = p ? validatePlane(p, null) : null;
+    if (pre && !pre.ok) {
       this.report(pre.cause, pre.message);
       return null; // keep the last good frame
     }
     const onScreenIds = this.fbsOnScreen();
-    const place = placement(this.fit, p.width, p.height, this.width, this.height);
     const full = { x: 0, y: 0, w: this.width, h: this.height };
     const scanout = this.paths.has('scanout');
     const layers: Layer[] = [];
     const inputs = new Map<string, ComposeInput>();
+    const copied = new Set<string>();
+    const hiddenReports: PresentedLayer[] = [];
     this.hotspots.clear();
+    let covered = false;
+    const coversScreen = (r: Rect) => r.x <= 0 && r.y <= 0 && r.x + r.w >= this.width && r.y + r.h >= this.height;
+    const noScanout = (plane: GuestPlaneInfo): string | undefined => {
+      if (!scanout) return 'scanout is not among options.paths';
+      if (plane.transport !== 'dmabuf') return 'region plane (no dma-buf)';
+      if (!this.dev.caps.prime.import) return 'the KMS device cannot import dma-bufs (no PRIME import)';
+      return undefined;
+    };
 
-    // The host background, where the guest leaves screen uncovered (or may be see-through).
-    const covers = place.dst.x <= 0 && place.dst.y <= 0 && place.dst.x + place.dst.w >= this.width && place.dst.y + place.dst.h >= this.height;
-    if (!covers || pre.format.hasAlpha) {
+    // The guest's primary.
+    const place = p ? placement(this.fit, p.width, p.height, this.width, this.height) : null;
+    if (p && src && place && pre?.ok) {
+      covered ||= coversScreen(place.dst) && !pre.format.hasAlpha;
+      const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: place.src, dst: place.dst, changesOften: true };
+      guest.noBufferReason = noScanout(p);
+      if (!guest.noBufferReason) {
+        const fb = this.cache.get(GUEST_PRIMARY_TAG, src, p, onScreenIds);
+        if (fb.ok) {
+          const e = fb.entry;
+          guest.buffer = { fbId: e.fbId, format: e.format, modifier: e.modifier, width: e.width, height: e.height };
+        } else if (isInvalidGuestData(fb.cause)) {
+          if (!fb.remembered) this.report(fb.cause, fb.message);
+          return null; // invalid guest data: keep the last good frame
+        } else {
+          guest.noBufferReason = `import failed: ${fb.message}`;
+          if (!fb.remembered) this.report(fb.cause, fb.message);
+        }
+      }
+      layers.push(guest);
+      inputs.set('guest', { kind: 'guest', id: 'guest', source: src, sourceId: sid, plane: p, src: place.src, dst: place.dst, key: `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}` });
+    }
+
+    // The host's layers.
+    const hostBufferIds: number[] = [];
+    for (const l of host?.layers ?? []) {
+      const alpha = l.alpha ?? 1;
+      if (isHostBuffer(l.buffer)) {
+        const b = l.buffer;
+        const hs = this.hostSourceFor(l.id);
+        const plane: GuestPlaneInfo = { ...toPlane(b), frame: this.contentSerial.get(b.bufferId) ?? 0 };
+        hostBufferIds.push(b.bufferId);
+        covered ||= coversScreen(l.dst) && !hasAlpha(b.format) && alpha >= 1;
+        const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: l.src, dst: l.dst, alpha };
+        layer.noBufferReason = scanout ? (this.dev.caps.prime.import ? undefined : 'the KMS device cannot import dma-bufs (no PRIME import)') : 'scanout is not among options.paths';
+        if (!layer.noBufferReason) {
+          const fb = this.cache.get(HOST_LAYER_TAG, hs, plane, onScreenIds);
+          if (fb.ok) layer.buffer = { fbId: fb.entry.fbId, format: fb.entry.format, modifier: fb.entry.modifier, width: fb.entry.width, height: fb.entry.height };
+          else {
+            layer.noBufferReason = `import failed: ${fb.message}`;
+            if (!fb.remembered) this.report(`host-${fb.cause}`, `${hs.name}: ${fb.message}`);
+          }
+        }
+        layers.push(layer);
+        const hsid = this.cache.sourceId(hs);
+        inputs.set(l.id, { kind: 'guest', id: l.id, source: hs, sourceId: hsid, plane, src: l.src, dst: l.dst, alpha, key: `${hsid}/${b.bufferId}/${plane.generation}/${plane.frame}` });
+        continue;
+      }
+      const s = l.buffer.source;
+      const q = sourced.get(l.id)!;
+      if (q.state !== 'ok') {
+        const why = q.state === 'lost' ? `its source is lost: ${q.error.message}` : q.state === 'not-ready' ? `its source is not ready: ${q.reason}` : 'its source has no plane enabled';
+        if (q.state === 'lost') this.report('layer-source-lost', `layer "${l.id}" (${s.name}): ${q.error.message}`);
+        hiddenReports.push({ id: l.id, planeId: null, planeType: null, how: 'hidden', reason: { code: 'no-buffer', message: why }, path: null, zeroCopy: false });
+        continue;
+      }
+      const gp = q.plane;
+      const v = validatePlane(gp, null);
+      if (!v.ok) {
+        this.report(v.cause, `layer "${l.id}" (${s.name}): ${v.message}`);
+        return null;
+      }
+      const lsrc = l.src.w > 0 ? l.src : { x: 0, y: 0, w: gp.width, h: gp.height };
+      if (lsrc.x + lsrc.w > gp.width || lsrc.y + lsrc.h > gp.height) {
+        this.report('layer-src-range', `layer "${l.id}": src ${lsrc.w}x${lsrc.h}+${lsrc.x}+${lsrc.y} reaches outside ${s.name}'s ${gp.width}x${gp.height} plane`);
+        return null;
+      }
+      covered ||= coversScreen(l.dst) && !v.format.hasAlpha && alpha >= 1;
+      const ssid = this.cache.sourceId(s);
+      const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: lsrc, dst: l.dst, alpha, changesOften: true };
+      layer.noBufferReason = noScanout(gp);
+      if (!layer.noBufferReason) {
+        const fb = this.cache.get(GUEST_PRIMARY_TAG, s, gp, onScreenIds);
+        if (fb.ok) layer.buffer = { fbId: fb.entry.fbId, format: fb.entry.format, modifier: fb.entry.modifier, width: fb.entry.width, height: fb.entry.height };
+        else if (isInvalidGuestData(fb.cause)) {
+          if (!fb.remembered) this.report(fb.cause, `layer "${l.id}": ${fb.message}`);
+          return null;
+        } else {
+          layer.noBufferReason = `import failed: ${fb.message}`;
+          if (!fb.remembered) this.report(fb.cause, fb.message);
+        }
+      }
+      layers.push(layer);
+      inputs.set(l.id, { kind: 'guest', id: l.id, source: s, sourceId: ssid, plane: gp, src: lsrc, dst: l.dst, alpha, key: `${ssid}/${gp.bufferId}/${gp.generation}/${gp.frame ?? ''}` });
+    }
+
+    // The host background, where nothing opaque covers the screen.
+    if (!covered) {
       this.background ??= this.makeBackground();
       layers.push({ id: 'background', zIndex: BACKGROUND_Z, buffer: { fbId: this.background.fbId, format: this.background.format, modifier: drm.DRM_FORMAT_MOD_LINEAR, width: this.width, height: this.height }, src: full, dst: full, hostBuffer: true });
       inputs.set('background', { kind: 'solid', id: 'background', pixel: this.backgroundPixel, dst: full });
     }
 
-    // The guest's primary.
-    const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: place.src, dst: place.dst, changesOften: true };
-    if (!scanout) guest.noBufferReason = 'scanout is not among options.paths';
-    else if (p.transport !== 'dmabuf') guest.noBufferReason = 'region plane (no dma-buf)';
-    else if (!this.dev.caps.prime.import) guest.noBufferReason = 'the KMS device cannot import dma-bufs (no PRIME import)';
-    else {
-      const fb = this.cache.get(GUEST_PRIMARY_TAG, src, p, onScreenIds);
-      if (fb.ok) {
-        const e = fb.entry;
-        guest.buffer = { fbId: e.fbId, format: e.format, modifier: e.modifier, width: e.width, height: e.height };
-      } else if (['buffer-too-small', 'claimed-size', 'export-failed'].includes(fb.cause) || fb.cause.startsWith('format') || fb.cause.endsWith('range')) {
-        if (!fb.remembered) this.report(fb.cause, fb.message);
-        return null; // invalid guest data: keep the last good frame
-      } else {
-        guest.noBufferReason = `import failed: ${fb.message}`;
-        if (!fb.remembered) this.report(fb.cause, fb.message);
-      }
-    }
-    layers.push(guest);
-    inputs.set('guest', { kind: 'guest', id: 'guest', source: src, sourceId: sid, plane: p, src: place.src, dst: place.dst, key: `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}` });
-
     // The guest's cursor.
-    if (cur) {
+    if (cur && src && place) {
       const c = this.cursor.frame(src, sid, cur, place, this.cache, this.maps, scanout, onScreenIds);
       if ('error' in c) this.report(`cursor-${c.cause}`, c.error);
       else {
         layers.push(c.layer);
         inputs.set('cursor', c.input);
         this.hotspots.set('cursor', { x: c.hotX, y: c.hotY });
-        if (c.copied) this.report('cursor-copied', `the guest cursor is copied into a cursor-sized buffer: ${c.copied}`);
+        if (c.copied) {
+          copied.add('cursor');
+          this.report('cursor-copied', `the guest cursor is copied into a cursor-sized buffer: ${c.copied}`);
+        }
       }
     }
 
     const alloc = this.allocator.allocate(layers, scanout ? {} : { composeOnly: 'scanout is not among options.paths' });
-    const base = { contentKey, bufferId: p.bufferId, frame: p.frame, flipTimeNs: p.flipTimeNs };
     const planes = new Map<number, PlaneState | null>();
     for (const id of this.committed.keys()) planes.set(id, null);
     let composed: Composed | undefined;
@@ -569,24 +790,36 @@ export class Output extends EventEmitter<OutputEvents> {
     }
     const byId = new Map(layers.map((l) => [l.id, l]));
     for (const u of alloc.uses) planes.set(u.planeId, this.stateFor(u, byId, composed?.fbId));
-    const g = alloc.layers.find((l) => l.id === 'guest')!;
+    const reports: PresentedLayer[] = [
+      ...alloc.layers.map((r): PresentedLayer => {
+        if (r.how === 'plane') return { ...r, path: 'scanout', zeroCopy: !copied.has(r.id) };
+        if (r.how === 'composed') return { ...r, path: composed!.path, zeroCopy: false };
+        return { ...r, path: null, zeroCopy: false };
+      }),
+      ...hiddenReports,
+    ];
+    const frameInfo = { contentKey, frameId: host?.id, hostBufferIds, hostLayerIds: (host?.layers ?? []).map((l) => l.id), planes, layers: reports, alloc, allocLayers: layers, composed };
+    const g = p ? alloc.layers.find((l) => l.id === 'guest') : undefined;
+    if (!p || !g || !place) {
+      // No guest in this frame: the frame's path is composition's if anything was composed.
+      const path: PresentPath = composed ? composed.path : 'scanout';
+      return { ...frameInfo, path, fbId: planes.get(this.primary.id)?.fbId ?? 0, src: full, dst: full, gles: composed?.path === 'gles' ? composed.gles : undefined };
+    }
     const onPlane = g.how === 'plane';
     const path: PresentPath = onPlane ? 'scanout' : composed!.path;
     let reason = g.reason?.message;
     if (composed?.fallback && !onPlane) reason = `${reason}; GPU composition: ${composed.fallback}`;
     return {
-      ...base,
+      ...frameInfo,
+      bufferId: p.bufferId,
+      frame: p.frame,
+      flipTimeNs: p.flipTimeNs,
       path,
-      fbId: onPlane ? guest.buffer!.fbId : composed!.fbId,
+      fbId: onPlane ? byId.get('guest')!.buffer!.fbId : composed!.fbId,
       src: onPlane ? place.src : full,
       dst: onPlane ? place.dst : full,
       reason: onPlane ? undefined : reason,
       gles: !onPlane && composed?.path === 'gles' ? composed.gles : undefined,
-      planes,
-      layers: alloc.layers,
-      alloc,
-      allocLayers: layers,
-      composed,
     };
   }
 
@@ -784,7 +1017,14 @@ export class Output extends EventEmitter<OutputEvents> {
   }
 
   /** Puts back the CRTC configuration found at enable(); falls back to switching it off. */
-  private restore(): void {
+  /**
+   * Puts back what was on screen before enable(). Non-blocking: a blocking modeset waits
+   * for the hardware inside the ioctl, which froze the event loop of whoever loaded us for
+   * 7–19 s after a connector was unplugged (the kernel's flip_done timeouts). The kernel
+   * swaps the state during the ioctl, so the configuration is in place when this returns;
+   * EBUSY (our last flip still pending) is retried briefly before a blocking commit.
+   */
+  private async restore(): Promise<void> {
     const s = this.saved;
     if (!s) return;
     const d = this.dev;
@@ -792,8 +1032,8 @@ export class Output extends EventEmitter<OutputEvents> {
     const wbConn = this.writebackRouted ? this.writeback?.connector : undefined;
     const full = () => {
       const req = d.request();
-      if (s.modeBlob && s.active !== 0n) blob = drm.createPropertyBlob(d.fd, s.modeBlob);
-      req.set(this.crtc, 'MODE_ID', blob).set(this.crtc, 'ACTIVE', s.active).set(this.connector, 'CRTC_ID', s.connectorCrtc);
+      if (s.modeBlob && s.active !== 0n && !blob) blob = drm.createPropertyBlob(d.fd, s.modeBlob);
+      req.set(this.crtc, 'MODE_ID', s.active !== 0n ? blob : 0).set(this.crtc, 'ACTIVE', s.active).set(this.connector, 'CRTC_ID', s.connectorCrtc);
       for (const n of PLANE_RECT_PROPS) req.set(this.primary, n, s.plane[n]);
       this.offOthers(req);
       if (wbConn) req.set(wbConn, 'CRTC_ID', 0);
@@ -805,12 +1045,23 @@ export class Output extends EventEmitter<OutputEvents> {
       if (wbConn) req.set(wbConn, 'CRTC_ID', 0);
       return req;
     };
+    const commit = async (make: () => AtomicRequest) => {
+      for (let i = 0; ; i++) {
+        try {
+          make().commit(COMMIT.ALLOW_MODESET | (i < 25 ? COMMIT.NONBLOCK : 0));
+          return;
+        } catch (e) {
+          if (!(e instanceof libc.SysError && e.code === 'EBUSY') || i >= 25) throw e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    };
     try {
-      full().commit(COMMIT.ALLOW_MODESET);
+      await commit(full);
     } catch (e) {
       this.report('restore-failed', `could not restore the previous configuration (${(e as Error).message}); switching ${this.connector.name} off`);
       try {
-        off().commit(COMMIT.ALLOW_MODESET);
+        await commit(off);
       } catch {
         /* device gone */
       }
@@ -842,10 +1093,17 @@ export class Output extends EventEmitter<OutputEvents> {
     if (this.masterWait) clearInterval(this.masterWait);
     this.masterWait = null;
     this.detach();
+    for (const s of this.layerSources) s.off('changed', this.onChanged);
+    this.layerSources.clear();
+    // Everything is let go at once (no 'release' events after close).
+    for (const s of this.hostSources.values()) s.close();
+    this.hostSources.clear();
+    this.held.clear();
+    this.hostFrame = null;
     this.dev.events.off('flip', this.onFlip);
     this.dev.events.off('error', this.onDeviceError);
     for (const w of this.captureWaiters.splice(0)) w.reject(new Error('output closed'));
-    if (this.enabled && restore && !this.dev.isClosed && this.dev.present) this.restore();
+    if (this.enabled && restore && !this.dev.isClosed && this.dev.present) await this.restore();
     this.composer.close();
     this.cursor.close();
     this.cache.close();

@@ -18,7 +18,8 @@ import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
 /** What one composed layer shows. */
 export type ComposeInput =
   | { kind: 'solid'; id: string; pixel: number; dst: Rect }
-  | { kind: 'guest'; id: string; source: GuestSource; sourceId: number; plane: GuestPlaneInfo; src: Rect; dst: Rect; key: string };
+  /** A dma-buf layer (a guest's plane, or a host layer's buffer through its adapter source); alpha 0..1, default 1. */
+  | { kind: 'guest'; id: string; source: GuestSource; sourceId: number; plane: GuestPlaneInfo; src: Rect; dst: Rect; key: string; alpha?: number };
 
 export interface Composed {
   key: string;
@@ -71,7 +72,7 @@ export class Composer {
    * buffer must not be drawn into). `allowGles`/`allowCopy`: the output's paths.
    */
   compose(layers: readonly ComposeInput[], onScreenFb: number, allowGles: boolean, allowCopy: boolean): Composed | ComposeFailure {
-    const key = layers.map((l) => (l.kind === 'solid' ? `${l.id}:${l.pixel}:${rk(l.dst)}` : `${l.id}:${l.key}:${rk(l.src)}>${rk(l.dst)}`)).join(';');
+    const key = layers.map((l) => (l.kind === 'solid' ? `${l.id}:${l.pixel}:${rk(l.dst)}` : `${l.id}:${l.key}:${rk(l.src)}>${rk(l.dst)}@${l.alpha ?? 1}`)).join(';');
     if (this.last && this.last.key === key && this.last.fbId === onScreenFb) {
       return { ...this.last, bytesCopied: 0, gles: this.last.gles && { ...this.last.gles, uploadedBytes: 0, composeMs: 0 } };
     }
@@ -129,7 +130,7 @@ export class Composer {
         imagePath = 'upload';
         uploadReason = r.value.uploadReason;
       }
-      gl.push({ image: r.value, src: l.src, dst: l.dst });
+      gl.push({ image: r.value, src: l.src, dst: l.dst, alpha: l.alpha });
     }
     let target: GlesTarget;
     try {
@@ -159,7 +160,7 @@ export class Composer {
         const c = clipUnscaled(l.dst, l.dst, this.width, this.height);
         if (!c) continue;
         // Only what an opaque guest layer will not cover: the borders around it.
-        const hole = layers.find((x) => x.kind === 'guest' && !drm.formatInfo(x.plane.format)?.hasAlpha && inside(x.dst, c.dst));
+        const hole = layers.find((x) => x.kind === 'guest' && !drm.formatInfo(x.plane.format)?.hasAlpha && (x.alpha ?? 1) >= 1 && inside(x.dst, c.dst));
         if (hole) fillAround(dstImg, c.dst, hole.dst, l.pixel);
         else fill(dstImg, c.dst, l.pixel);
         continue;
@@ -174,7 +175,12 @@ export class Composer {
       acc.begin();
       try {
         const scaled = l.src.w !== l.dst.w || l.src.h !== l.dst.h;
-        if (v.format.hasAlpha && !scaled) {
+        const alpha = l.alpha ?? 1;
+        if (alpha < 1) {
+          if (scaled) return { cause: 'copy-alpha-scaled', error: `${l.id}: the CPU copy cannot blend a scaled layer with alpha ${alpha}; allow the gles path or do not scale it` };
+          const c = clipUnscaled(l.src, l.dst, this.width, this.height);
+          if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst, { alpha, opaque: !v.format.hasAlpha });
+        } else if (v.format.hasAlpha && !scaled) {
           const c = clipUnscaled(l.src, l.dst, this.width, this.height);
           if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst);
         } else if (!scaled) {
@@ -198,6 +204,23 @@ export class Composer {
   /** `c` will not be shown (its commit failed). */
   abandon(c: Composed): void {
     if (c.target) this.ring?.release(c.target);
+  }
+
+  /**
+   * Forgets the GPU side (the GLES compositor, its targets and its private DRM fd); it is
+   * made again when next needed. Called when a source goes: Mesa's kms_swrast keeps GEM
+   * imports of dma-bufs it failed to read (measured: both mbochs buffers stayed alive,
+   * attached to vkms, after their EGLImages were destroyed), and only closing its fd lets
+   * them go — which matters, since an mbochs dma-buf outliving its mdev is a kernel
+   * use-after-free.
+   */
+  dropGpu(): void {
+    if (!(this.gles instanceof GlesCompositor)) return;
+    this.cache.releaseImages(); // every EGLImage belongs to the compositor about to close
+    this.gles.close({ keepOnScreen: true });
+    this.gles = undefined;
+    this.ring = null;
+    this.last = null;
   }
 
   close(): void {

@@ -101,26 +101,30 @@ export function placement(fit: FitMode, gw: number, gh: number, sw: number, sh: 
  * onto an XRGB image: what a cursor plane does, for when the cursor must be composed.
  * Rectangles must be clipped to both images and of equal size. Returns the bytes read.
  */
-export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number {
+export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, opts: { alpha?: number; opaque?: boolean } = {}): number {
   if (to.w <= 0 || to.h <= 0) return 0;
   if (from.w !== to.w || from.h !== to.h) throw new RangeError('blendOver: scaled blending is not supported');
   const sb = src.bytes;
   const db = dst.bytes;
+  // Plane alpha scales the premultiplied source (colour and alpha alike), as KMS and GLES do.
+  const ga = opts.alpha ?? 1;
+  const opaque = opts.opaque ?? false;
   for (let y = 0; y < to.h; y++) {
     let s = src.offset + (from.y + y) * src.stride + from.x * CPU_BPP;
     let d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
     for (let x = 0; x < to.w; x++, s += 4, d += 4) {
-      const a = sb[s + 3];
-      if (a === 0) continue;
-      if (a === 255) {
+      const a0 = opaque ? 255 : sb[s + 3];
+      if (a0 === 0) continue;
+      if (a0 === 255 && ga >= 1) {
         db[d] = sb[s];
         db[d + 1] = sb[s + 1];
         db[d + 2] = sb[s + 2];
       } else {
+        const a = a0 * ga;
         const k = 255 - a;
-        db[d] = Math.min(255, sb[s] + Math.round((db[d] * k) / 255));
-        db[d + 1] = Math.min(255, sb[s + 1] + Math.round((db[d + 1] * k) / 255));
-        db[d + 2] = Math.min(255, sb[s + 2] + Math.round((db[d + 2] * k) / 255));
+        db[d] = Math.min(255, Math.round(sb[s] * ga + (db[d] * k) / 255));
+        db[d + 1] = Math.min(255, Math.round(sb[s + 1] * ga + (db[d + 1] * k) / 255));
+        db[d + 2] = Math.min(255, Math.round(sb[s + 2] * ga + (db[d + 2] * k) / 255));
       }
       db[d + 3] = 255;
     }
