@@ -16,7 +16,7 @@ import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 import { readFramebuffers, readState } from './helpers/debugfs.js';
-import { baseline, nextPresent, waitFor } from './helpers/faults.js';
+import { baseline, lowestFreeGemHandle, nextPresent, waitFor } from './helpers/faults.js';
 
 const CASES = Number(process.env.GUESTPLANE_FUZZ_RUNS ?? 300);
 const U64 = 1n << 64n;
@@ -122,6 +122,7 @@ describe('guest plane descriptions that lie, over real dma-bufs', () => {
     out.on('error', (e) => reported.push(e));
     let uncaught: unknown = null;
     let leftFbs: number[] = [];
+    let gemProbe = 0;
     const onUncaught = (e: unknown) => (uncaught = e);
     process.on('uncaughtException', onUncaught);
     let n = 0;
@@ -247,12 +248,14 @@ describe('guest plane descriptions that lie, over real dma-bufs', () => {
     } finally {
       process.off('uncaughtException', onUncaught);
       await out.close();
-      // Checked with the DRM fd still open: closing it would free every FB anyway.
+      // Checked with the DRM fd still open: closing it would free every FB and handle anyway.
       leftFbs = base.newFbs();
+      gemProbe = lowestFreeGemHandle(dev.fd);
       guest.close();
       await dev.close();
     }
     expect(leftFbs).toEqual([]);
+    expect(gemProbe, 'a GEM handle is still open on the DRM fd').toBe(1);
     expect(base.leakedFds()).toEqual([]);
     const growth = base.rssGrowthMiB();
     console.log(`guest-input fuzz: RSS growth ${growth.toFixed(1)} MiB`);

@@ -13,7 +13,7 @@ import { VfioDevice, VfioSource } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../../plugin/sources/bochs.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { createMdev, type MdevInstance } from './helpers/mdev.js';
-import { baseline, nextPresent, patternMismatches, sleep, waitFor, rssMiB } from './helpers/faults.js';
+import { baseline, lowestFreeGemHandle, nextPresent, patternMismatches, sleep, waitFor, rssMiB } from './helpers/faults.js';
 import { readFramebuffers } from './helpers/debugfs.js';
 
 const cleanup: (() => unknown)[] = [];
@@ -104,6 +104,7 @@ describe('guest faults', () => {
     // everything anyway), closing the output must leave none of its FBs behind.
     await out.close();
     expect(base.newFbs()).toEqual([]);
+    expect(lowestFreeGemHandle(dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
     for (const f of cleanup.splice(0).reverse()) await f();
     expect(base.leakedFds()).toEqual([]);
   });
@@ -112,7 +113,7 @@ describe('guest faults', () => {
     const errors: OutputErrorEvent[] = [];
     const card = findCardByDriver('vkms')!;
     const base = baseline(card);
-    const { out } = vkmsOutput(640, 480, errors);
+    const { dev, out } = vkmsOutput(640, 480, errors);
     const guest = new UdmabufSource({ width: 640, height: 480, buffers: 3 });
     cleanup.push(() => guest.close());
     out.enable();
@@ -154,6 +155,7 @@ describe('guest faults', () => {
     expect(errors.filter((e) => e.cause !== 'not-ready')).toEqual([]);
     await out.close();
     expect(base.newFbs()).toEqual([]);
+    expect(lowestFreeGemHandle(dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
     for (const f of cleanup.splice(0).reverse()) await f();
     expect(base.leakedFds()).toEqual([]);
   });

@@ -12,7 +12,7 @@ import { Output, type OutputErrorEvent } from '../../plugin/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
-import { baseline, fbIds, GuestDriver, nextPresent, patternMismatches, sleep, waitFor, ourClients } from './helpers/faults.js';
+import { baseline, fbIds, lowestFreeGemHandle, GuestDriver, nextPresent, patternMismatches, sleep, waitFor, ourClients } from './helpers/faults.js';
 
 const W = 640;
 const H = 480;
@@ -116,8 +116,9 @@ describe('host display faults (vkms ConfigFS)', () => {
     await r.out.idle();
     expect(base.newFbs().length).toBeLessThanOrEqual(2); // the writeback target(s)
     await r.out.close();
-    // A fresh device: with our fd still open, none of its FBs may remain.
+    // A fresh device: with our fd still open, none of its FBs or GEM handles may remain.
     expect(fbIds(r.vd.cardPath)).toEqual([]);
+    expect(lowestFreeGemHandle(r.dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
     for (const f of cleanup.splice(0).reverse()) await f();
     expect(base0.leakedFds()).toEqual([]);
   });
@@ -217,8 +218,9 @@ describe('host display faults (vkms ConfigFS)', () => {
     await r.out.idle();
     expect(base.newFbs().length).toBeLessThanOrEqual(2);
     await r.out.close();
-    // A fresh device: with our fd still open, none of its FBs may remain.
+    // A fresh device: with our fd still open, none of its FBs or GEM handles may remain.
     expect(fbIds(r.vd.cardPath)).toEqual([]);
+    expect(lowestFreeGemHandle(r.dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
     for (const f of cleanup.splice(0).reverse()) await f();
     expect(base0.leakedFds()).toEqual([]);
   });

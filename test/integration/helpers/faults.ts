@@ -1,6 +1,7 @@
 // Shared pieces of the fault and guest-input tests (test/integration/faults-*.test.ts):
 // waiting for output events with a timeout, and resource snapshots that say what leaked.
 import { readFileSync } from 'node:fs';
+import * as drm from '../../../ffi/drm.js';
 import type { Output, PresentEvent } from '../../../plugin/output.js';
 import { fdSnapshot, readFramebuffers, readClients, type OpenFd } from './debugfs.js';
 
@@ -121,4 +122,16 @@ export function patternMismatches(cap: { pixels: Uint8Array; stride: number }, f
   let bad = 0;
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if ((a[((y + oy) * cap.stride) / 4 + x + ox] & 0xffffff) !== (b[y * w + x] & 0xffffff)) bad++;
   return bad;
+}
+
+/**
+ * GEM handles this DRM file still holds, or rather whether it holds any: the kernel hands
+ * out the lowest free handle from 1 (drm_gem_handle_create_tail: idr_alloc(.., 1, 0)), so a
+ * fresh dumb buffer gets handle 1 exactly when no handle is open. vkms has no fdinfo memory
+ * stats to count them otherwise. Returns the probe's handle (1 = none held).
+ */
+export function lowestFreeGemHandle(fd: number): number {
+  const d = drm.createDumb(fd, 16, 16, 32);
+  drm.destroyDumb(fd, d.handle);
+  return d.handle;
 }
