@@ -202,7 +202,7 @@ describe('validatePlane under arbitrary guest input', () => {
 
 /** A Uint8Array whose views refuse to reach outside it (subarray clamps silently otherwise). */
 class Fenced extends Uint8Array {
-  override subarray(begin = 0, end = this.length): Uint8Array {
+  override subarray(begin = 0, end = this.length): Uint8Array<ArrayBuffer> {
     if (begin < 0 || end > this.length || begin > end) throw new RangeError(`read of bytes ${begin}..${end} outside a ${this.length}-byte guest buffer`);
     return super.subarray(begin, end);
   }
