@@ -1,9 +1,9 @@
 // Issue 6, the kiosk as an operator runs it: a separate process (`guestplane kiosk`) on
 // vkms, stopped by signals, its screen read back through the writeback connector, and the
 // CRTC configuration it found compared with the one it leaves (device model, not guesses).
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import * as drm from '../../ffi/drm.js';

@@ -47,7 +47,7 @@ function patternImage(w: number, h: number, frame: number): Image {
 }
 
 /** Shows `frame` on the guest and captures what `out` presents once it shows it. */
-async function showAndCapture(out: Output, g: UdmabufSource, buffer: number, frame: number): Promise<Capture> {
+async function showAndCapture(out: Output, g: UdmabufSource, buffer: number, frame: number): ReturnType<Output["captureNext"]> {
   g.render(buffer, frame);
   g.flip(buffer, frame);
   for (let tries = 0; tries < 10; tries++) {
@@ -58,7 +58,7 @@ async function showAndCapture(out: Output, g: UdmabufSource, buffer: number, fra
 }
 
 /** Waits until the composer has composed a frame for which `ready()` holds, then captures until that frame is on screen. */
-async function captureComposed(out: Output, comp: RegionComposer, ready: () => boolean): Promise<Capture> {
+async function captureComposed(out: Output, comp: RegionComposer, ready: () => boolean): ReturnType<Output["captureNext"]> {
   for (let i = 0; i < 200 && !ready(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!ready()) throw new Error(`${out.connector.name}: the composer never composed the awaited frame (problems: ${JSON.stringify(comp.stats.problems)})`);
   const q = comp.query('primary');
