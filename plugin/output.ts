@@ -1022,7 +1022,7 @@ export class Output extends EventEmitter<OutputEvents> {
    * for the hardware inside the ioctl, which froze the event loop of whoever loaded us for
    * 7–19 s after a connector was unplugged (the kernel's flip_done timeouts). The kernel
    * swaps the state during the ioctl, so the configuration is in place when this returns;
-   * EBUSY (our last flip still pending) is retried briefly before a blocking commit.
+   * EBUSY (our last flip still pending) is retried asynchronously for up to 12 s.
    */
   private async restore(): Promise<void> {
     const s = this.saved;
@@ -1045,13 +1045,15 @@ export class Output extends EventEmitter<OutputEvents> {
       if (wbConn) req.set(wbConn, 'CRTC_ID', 0);
       return req;
     };
+    // EBUSY means our last commit has not completed; after an unplug vkms may hold it
+    // until the kernel's 10 s flip_done timeout. Wait for it without blocking the loop.
     const commit = async (make: () => AtomicRequest) => {
       for (let i = 0; ; i++) {
         try {
-          make().commit(COMMIT.ALLOW_MODESET | (i < 25 ? COMMIT.NONBLOCK : 0));
+          make().commit(COMMIT.ALLOW_MODESET | COMMIT.NONBLOCK);
           return;
         } catch (e) {
-          if (!(e instanceof libc.SysError && e.code === 'EBUSY') || i >= 25) throw e;
+          if (!(e instanceof libc.SysError && e.code === 'EBUSY') || i >= 600) throw e;
           await new Promise((r) => setTimeout(r, 20));
         }
       }
