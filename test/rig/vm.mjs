@@ -72,7 +72,12 @@ export function runInVm(opts) {
   rmSync(join(outDir, 'exit-code'), { force: true });
   const env = { ...(opts.env ?? {}) };
   const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
-  writeFileSync(join(outDir, 'cmd.sh'), `${exports}\ncd ${shellQuote(opts.cwd ?? projectDir)} || exit 99\n${opts.command}\n`);
+  // The VM mounts tmpfs over /tmp, /root, /run, /var/tmp and /mnt, hiding a clone there
+  // (CI checkouts often live in one): the project also comes as its own share, mounted at
+  // the same path when the host root does not show it.
+  const dir = shellQuote(projectDir);
+  const mountProject = `[ -e ${dir}/package.json ] || { /bin/busybox mkdir -p ${dir} && /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro project ${dir}; } || { echo "rig: cannot see the project at ${projectDir} inside the VM"; exit 99; }`;
+  writeFileSync(join(outDir, 'cmd.sh'), `${exports}\n${mountProject}\ncd ${shellQuote(opts.cwd ?? projectDir)} || exit 99\n${opts.command}\n`);
   chmodSync(join(outDir, 'cmd.sh'), 0o755);
 
   const append = [
@@ -89,6 +94,7 @@ export function runInVm(opts) {
     '-kernel', opts.bzImage, '-append', append,
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${outDir},mount_tag=rigout,security_model=none,multidevs=remap`,
+    '-virtfs', `local,path=${projectDir},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
   ];
   if (opts.interactive) args.push('-nographic');
   else args.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio');
