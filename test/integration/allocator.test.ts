@@ -2,27 +2,18 @@
 // guest smaller than the screen goes on an overlay over the host background on the
 // primary, pixel-exact on the writeback connector; steady-state flips issue no TEST_ONLY;
 // the same stream forced through GLES and the CPU gives the same pixels.
-import { describe, it, expect, afterEach } from 'vitest';
-import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
+import { describe, it, expect } from 'vitest';
+import type { KmsDevice } from '../../plugin/kms/device.js';
 import { Output, type OutputOptions, type PresentEvent } from '../../plugin/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
+import { cleanupAfterEach, openVkms as openVkmsFor } from './helpers/cleanup.js';
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
 
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-function openVkms(): KmsDevice {
-  const path = findCardByDriver('vkms');
-  if (!path) throw new Error('no vkms card');
-  const d = KmsDevice.open(path);
-  cleanup.push(() => d.close());
-  return d;
-}
+const cleanup = cleanupAfterEach();
+const openVkms = (): KmsDevice => openVkmsFor(cleanup);
 
 function nextPresent(out: Output, pred: (p: PresentEvent) => boolean): Promise<PresentEvent> {
   return new Promise((resolve) => {

@@ -1,27 +1,18 @@
 // Issue 5, fallback order on real vkms: the same udmabuf guest stream shown through each
 // path (scanout, GPU composition on kms_swrast, CPU copy), forced with options.paths,
 // each checked pixel-exact on the writeback connector and reported as the path it took.
-import { describe, it, expect, afterEach } from 'vitest';
-import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
+import { describe, it, expect } from 'vitest';
+import type { KmsDevice } from '../../plugin/kms/device.js';
 import { Output, type OutputOptions, type PresentEvent } from '../../plugin/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
+import { cleanupAfterEach, openVkms as openVkmsFor } from './helpers/cleanup.js';
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
 
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-function openVkms(): KmsDevice {
-  const path = findCardByDriver('vkms');
-  if (!path) throw new Error('no vkms card');
-  const d = KmsDevice.open(path);
-  cleanup.push(() => d.close());
-  return d;
-}
+const cleanup = cleanupAfterEach();
+const openVkms = (): KmsDevice => openVkmsFor(cleanup);
 
 function nextPresent(out: Output, pred: (p: PresentEvent) => boolean = () => true): Promise<PresentEvent> {
   return new Promise((resolve) => {

@@ -1,24 +1,15 @@
 // Issue 4, udmabuf guest: guest page flips become host atomic flips of cached FBs,
 // zero-copy, pixel-exact on the writeback connector; no leaks over many flips.
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
 import { Output, type PresentEvent } from '../../plugin/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
+import { cleanupAfterEach, openVkms as openVkmsFor } from './helpers/cleanup.js';
 
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-function openVkms(): KmsDevice {
-  const path = findCardByDriver('vkms');
-  if (!path) throw new Error('no vkms card');
-  const d = KmsDevice.open(path);
-  cleanup.push(() => d.close());
-  return d;
-}
+const cleanup = cleanupAfterEach();
+const openVkms = (): KmsDevice => openVkmsFor(cleanup);
 function minorOf(dev: KmsDevice): string {
   return dev.path.replace('/dev/dri/card', '');
 }
