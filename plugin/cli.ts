@@ -99,31 +99,46 @@ export function openFirstKmsDevice(): { dev: KmsDevice; note: string } {
   throw new Error(`no KMS device with atomic modesetting found${seen}`);
 }
 
-async function info(args: string[], io: CliIo): Promise<number> {
-  let values: { device?: string; json?: boolean; 'all-modes'?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        device: { type: 'string', short: 'd' },
-        json: { type: 'boolean' },
-        'all-modes': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (e) {
-    throw new UsageError(`info: ${(e as Error).message}`);
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+/** A subcommand's options: strict (unknown ones are usage errors naming the command). */
+class Options {
+  private constructor(private readonly values: Record<string, string | boolean | undefined>) {}
+
+  static parse(cmd: string, args: string[], options: OptionSpec): Options {
+    try {
+      const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+      return new Options(values as Record<string, string | boolean | undefined>);
+    } catch (e) {
+      throw new UsageError(`${cmd}: ${(e as Error).message}`);
+    }
   }
-  if (values.help) {
+
+  str(k: string): string | undefined {
+    const v = this.values[k];
+    return typeof v === 'string' ? v : undefined;
+  }
+
+  flag(k: string): boolean {
+    return this.values[k] === true;
+  }
+
+  given(k: string): boolean {
+    return this.values[k] !== undefined;
+  }
+}
+
+async function info(args: string[], io: CliIo): Promise<number> {
+  const o = Options.parse('info', args, { device: { type: 'string', short: 'd' }, json: { type: 'boolean' }, 'all-modes': { type: 'boolean' } });
+  if (o.flag('help')) {
     io.stdout(USAGE);
     return 0;
   }
   let dev: KmsDevice;
-  if (values.device !== undefined) {
-    if (values.device === '') throw new UsageError('info: --device needs a path, e.g. --device /dev/dri/card0');
-    dev = KmsDevice.open(values.device, { master: false });
+  const device = o.str('device');
+  if (device !== undefined) {
+    if (device === '') throw new UsageError('info: --device needs a path, e.g. --device /dev/dri/card0');
+    dev = KmsDevice.open(device, { master: false });
   } else {
     const r = openFirstKmsDevice();
     dev = r.dev;
@@ -131,8 +146,8 @@ async function info(args: string[], io: CliIo): Promise<number> {
   }
   try {
     const d = describeDevice(dev);
-    if (values.json) io.stdout(JSON.stringify(d, null, 2) + '\n');
-    else io.stdout(renderInfo(d, { allModes: values['all-modes'] }));
+    if (o.flag('json')) io.stdout(JSON.stringify(d, null, 2) + '\n');
+    else io.stdout(renderInfo(d, { allModes: o.flag('all-modes') }));
   } finally {
     await dev.close();
   }
@@ -161,39 +176,28 @@ export interface RunningCommand {
 }
 
 async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        vfio: { type: 'string' },
-        'vfio-fd': { type: 'string' },
-        'capture-dir': { type: 'string' },
-        config: { type: 'string' },
-        udmabuf: { type: 'string' },
-        fps: { type: 'string' },
-        'test-guest': { type: 'string' },
-        device: { type: 'string', short: 'd' },
-        connector: { type: 'string', short: 'c' },
-        mode: { type: 'string', short: 'm' },
-        fit: { type: 'string' },
-        stats: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (e) {
-    throw new UsageError(`kiosk: ${(e as Error).message}`);
-  }
-  if (values.help) {
+  const o = Options.parse('kiosk', args, {
+    vfio: { type: 'string' },
+    'vfio-fd': { type: 'string' },
+    'capture-dir': { type: 'string' },
+    config: { type: 'string' },
+    udmabuf: { type: 'string' },
+    fps: { type: 'string' },
+    'test-guest': { type: 'string' },
+    device: { type: 'string', short: 'd' },
+    connector: { type: 'string', short: 'c' },
+    mode: { type: 'string', short: 'm' },
+    fit: { type: 'string' },
+    stats: { type: 'string' },
+  });
+  if (o.flag('help')) {
     io.stdout(USAGE);
     return 0;
   }
-  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const str = (k: string) => o.str(k);
   if (str('config') !== undefined) {
     for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
-      if (values[k] !== undefined) throw new UsageError(`kiosk: --${k} does not go with --config (the config file says it per head)`);
+      if (o.given(k)) throw new UsageError(`kiosk: --${k} does not go with --config (the config file says it per head)`);
     }
     return heads(str('config')!, str('device'), str('stats') ?? 'text', io, onStart);
   }
@@ -283,30 +287,19 @@ async function heads(configPath: string, device: string | undefined, stats: stri
 }
 
 async function compositor(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        device: { type: 'string', short: 'd' },
-        connector: { type: 'string', short: 'c' },
-        mode: { type: 'string', short: 'm' },
-        socket: { type: 'string' },
-        fit: { type: 'string' },
-        'no-lease': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-      strict: true,
-    }));
-  } catch (e) {
-    throw new UsageError(`compositor: ${(e as Error).message}`);
-  }
-  if (values.help) {
+  const o = Options.parse('compositor', args, {
+    device: { type: 'string', short: 'd' },
+    connector: { type: 'string', short: 'c' },
+    mode: { type: 'string', short: 'm' },
+    socket: { type: 'string' },
+    fit: { type: 'string' },
+    'no-lease': { type: 'boolean' },
+  });
+  if (o.flag('help')) {
     io.stdout(USAGE);
     return 0;
   }
-  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const str = (k: string) => o.str(k);
   const fit = str('fit') ?? 'native';
   if (!FITS.includes(fit as FitMode)) throw new UsageError(`compositor: --fit '${fit}' is not one of ${FITS.join(', ')}`);
   const c = await runCompositor({
@@ -315,7 +308,7 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
     mode: str('mode') !== undefined ? parseMode(str('mode')!) : undefined,
     socket: str('socket'),
     fit: fit as FitMode,
-    leasing: !values['no-lease'],
+    leasing: !o.flag('no-lease'),
     log: (m) => io.stderr(`guestplane compositor: ${m}\n`),
   });
   io.stdout(`WAYLAND_DISPLAY=${c.socket}\n`);
