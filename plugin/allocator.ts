@@ -40,8 +40,13 @@ export interface Layer {
   buffer: LayerBuffer | null;
   /** Why `buffer` is null (import failed, region plane…), for the report. */
   noBufferReason?: string;
-  /** Source rectangle in buffer pixels. */
+  /** Source rectangle in buffer pixels (memory order: row 0 is the buffer's first row). */
   src: Rect;
+  /**
+   * Show `src` reflected vertically (a y-inverted buffer): only planes whose rotation
+   * property offers reflect-y can take it.
+   */
+  reflectY?: boolean;
   /** Destination rectangle in CRTC pixels (may reach outside the screen). */
   dst: Rect;
   /** Plane alpha 0..1 (default 1). */
@@ -65,6 +70,7 @@ export type ComposeReasonCode =
   | 'no-buffer' // nothing a plane could scan out (import failed, region plane)
   | 'format' // no usable plane lists the format+modifier (IN_FORMATS)
   | 'alpha' // plane alpha < 1 and no plane with an alpha property takes it
+  | 'transform' // reflected (y-inverted) and no plane that takes the format can reflect
   | 'scaling' // scaled, and TEST_ONLY refused it on every plane that lists the format
   | 'test-only' // TEST_ONLY refused it on every plane tried
   | 'commit-refused' // a real commit failed with it on a plane although TEST_ONLY agreed
@@ -157,7 +163,7 @@ function layerShape(l: Layer, positionFree: boolean): string {
   const a = l.alpha ?? 1;
   const alpha = a >= 1 ? '1' : a <= 0 ? '0' : 'a';
   const dst = positionFree ? `${l.dst.w}x${l.dst.h}` : rectKey(l.dst);
-  return `${l.id}|${l.zIndex}|${bufferShape(l.buffer)}|${rectKey(l.src)}|${dst}|${alpha}|${l.cursor ? 'c' : ''}`;
+  return `${l.id}|${l.zIndex}|${bufferShape(l.buffer)}|${rectKey(l.src)}|${dst}|${alpha}|${l.cursor ? 'c' : ''}${l.reflectY ? 'r' : ''}`;
 }
 
 const isScaled = (l: Layer) => l.src.w !== l.dst.w || l.src.h !== l.dst.h;
@@ -323,7 +329,7 @@ export class PlaneAllocator {
     const why = new Map<string, { code: ComposeReasonCode; message: string }>();
     const note = (l: Layer, code: ComposeReasonCode, message: string) => {
       // Keep the most telling reason: a refusal beats "no plane left".
-      const rank: Record<ComposeReasonCode, number> = { forced: 9, 'no-buffer': 9, 'commit-refused': 8, format: 7, alpha: 6, scaling: 5, 'test-only': 4, 'z-order': 3, 'no-plane': 2, budget: 1 };
+      const rank: Record<ComposeReasonCode, number> = { forced: 9, 'no-buffer': 9, 'commit-refused': 8, format: 7, alpha: 6, transform: 6, scaling: 5, 'test-only': 4, 'z-order': 3, 'no-plane': 2, budget: 1 };
       const cur = why.get(l.id);
       if (!cur || rank[code] > rank[cur.code]) why.set(l.id, { code, message });
     };
@@ -340,14 +346,18 @@ export class PlaneAllocator {
         for (const p of planes) {
           if (!KmsDevice.planeTakes(p, b.format, b.modifier)) continue;
           if ((l.alpha ?? 1) < 1 && !p.props.has('alpha')) continue;
+          if (l.reflectY && !canReflectY(p)) continue;
           if (p.type === 'cursor' && (l.dst.w > this.opts.cursorWidth || l.dst.h > this.opts.cursorHeight || isScaled(l))) continue;
           list.push(p);
         }
         if (list.length === 0) {
           const fmt = planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier));
           if (!fmt) note(l, 'format', `no plane of this CRTC lists ${drm.fourccName(b.format)} with modifier ${drm.formatModifierName(b.modifier)} (IN_FORMATS)`);
-          else if ((l.alpha ?? 1) < 1) note(l, 'alpha', `plane alpha ${l.alpha} and no plane that takes ${drm.fourccName(b.format)} has an alpha property`);
-          else note(l, 'no-plane', `the planes that list ${drm.fourccName(b.format)} cannot take a ${l.dst.w}x${l.dst.h} layer`);
+          else if ((l.alpha ?? 1) < 1 && !planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier) && p.props.has('alpha'))) {
+            note(l, 'alpha', `plane alpha ${l.alpha} and no plane that takes ${drm.fourccName(b.format)} has an alpha property`);
+          } else if (l.reflectY && !planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier) && canReflectY(p))) {
+            note(l, 'transform', `the buffer is y-inverted and no plane that takes ${drm.fourccName(b.format)} offers rotation reflect-y`);
+          } else note(l, 'no-plane', `the planes that list ${drm.fourccName(b.format)} cannot take a ${l.dst.w}x${l.dst.h} layer`);
         }
         // Preference: cursor layers on cursor planes; the bottom layer on the primary;
         // others on overlays, top-most first (libliftoff allocates from the top too).
@@ -520,6 +530,11 @@ export class PlaneAllocator {
     });
     return { uses: uses(b.zpos, b.plane, composition), composed: composedOrder(b.composed), composition, layers: reports };
   }
+}
+
+/** Whether a plane can show a buffer reflected vertically (rotation = rotate-0 | reflect-y). */
+export function canReflectY(p: KmsPlane): boolean {
+  return p.rotations.includes('rotate-0') && p.rotations.includes('reflect-y');
 }
 
 const kinds = new WeakMap<KmsPlane, string>();

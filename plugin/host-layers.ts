@@ -34,6 +34,11 @@ export interface HostBuffer {
   height: number;
   stride: number;
   offset: number;
+  /**
+   * Rows are stored bottom-up (linux-dmabuf's Y_INVERT, GL's order): shown reflected
+   * vertically. The layer's `src` stays in picture coordinates (as upright on screen).
+   */
+  yInverted?: boolean;
 }
 
 export interface HostLayer {
@@ -146,6 +151,7 @@ export function toPlane(b: HostBuffer): GuestPlaneInfo {
     hotX: -1,
     hotY: -1,
     generation: b.generation ?? 0,
+    yInverted: b.yInverted === true,
   };
 }
 

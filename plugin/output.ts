@@ -122,6 +122,21 @@ const GUEST_PRIMARY_TAG = -1;
 const HOST_LAYER_TAG = -3;
 
 /** FB-cache failures that mean the guest described its buffer wrongly (not that the device refused it). */
+/** The rotation property's bitmask for rotate-0, reflected vertically or not (bits = 1 << enum value). */
+function rotationValue(pl: KmsPlane, reflectY: boolean): number {
+  const bit = (name: string) => 1 << Number(pl.props.enumValue('rotation', name));
+  return bit('rotate-0') | (reflectY ? bit('reflect-y') : 0);
+}
+
+/**
+ * A source rectangle in picture coordinates (as shown, upright) as the buffer rows that
+ * hold it: for a y-inverted buffer, the rows mirrored about the middle. Planes and
+ * composers take rectangles in memory order and reflect what they read.
+ */
+function bufferRect(r: Rect, p: GuestPlaneInfo): Rect {
+  return p.yInverted ? { x: r.x, y: p.height - r.y - r.h, w: r.w, h: r.h } : r;
+}
+
 function isInvalidGuestData(cause: string): boolean {
   return ['buffer-too-small', 'claimed-size', 'export-failed'].includes(cause) || cause.startsWith('format') || cause.endsWith('range');
 }
@@ -129,8 +144,10 @@ function isInvalidGuestData(cause: string): boolean {
 /** One plane's configuration. */
 export interface PlaneState {
   fbId: number;
+  /** In buffer memory order; with reflectY the plane shows it reflected vertically. */
   src: Rect;
   dst: Rect;
+  reflectY?: boolean;
   zpos?: number;
   hotX?: number;
   hotY?: number;
@@ -667,7 +684,8 @@ export class Output extends EventEmitter<OutputEvents> {
     const place = p ? placement(this.fit, p.width, p.height, this.width, this.height) : null;
     if (p && src && place && pre?.ok) {
       covered ||= coversScreen(place.dst) && !pre.format.hasAlpha;
-      const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: place.src, dst: place.dst, changesOften: true };
+      const gsrc = bufferRect(place.src, p);
+      const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: gsrc, dst: place.dst, changesOften: true, reflectY: p.yInverted === true };
       guest.noBufferReason = noScanout(p);
       if (!guest.noBufferReason) {
         const fb = this.cache.get(GUEST_PRIMARY_TAG, src, p, onScreenIds);
@@ -683,7 +701,7 @@ export class Output extends EventEmitter<OutputEvents> {
         }
       }
       layers.push(guest);
-      inputs.set('guest', { kind: 'guest', id: 'guest', source: src, sourceId: sid, plane: p, src: place.src, dst: place.dst, key: `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}` });
+      inputs.set('guest', { kind: 'guest', id: 'guest', source: src, sourceId: sid, plane: p, src: gsrc, dst: place.dst, key: `${sid}/${p.bufferId}/${p.generation}/${p.frame ?? ''}` });
     }
 
     // The host's layers.
@@ -696,7 +714,8 @@ export class Output extends EventEmitter<OutputEvents> {
         const plane: GuestPlaneInfo = { ...toPlane(b), frame: this.contentSerial.get(b.bufferId) ?? 0 };
         hostBufferIds.push(b.bufferId);
         covered ||= coversScreen(l.dst) && !hasAlpha(b.format) && alpha >= 1;
-        const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: l.src, dst: l.dst, alpha };
+        const hsrc = bufferRect(l.src, plane);
+        const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: hsrc, dst: l.dst, alpha, reflectY: plane.yInverted === true };
         layer.noBufferReason = scanout ? (this.dev.caps.prime.import ? undefined : 'the KMS device cannot import dma-bufs (no PRIME import)') : 'scanout is not among options.paths';
         if (!layer.noBufferReason) {
           const fb = this.cache.get(HOST_LAYER_TAG, hs, plane, onScreenIds);
@@ -708,7 +727,7 @@ export class Output extends EventEmitter<OutputEvents> {
         }
         layers.push(layer);
         const hsid = this.cache.sourceId(hs);
-        inputs.set(l.id, { kind: 'guest', id: l.id, source: hs, sourceId: hsid, plane, src: l.src, dst: l.dst, alpha, key: `${hsid}/${b.bufferId}/${plane.generation}/${plane.frame}` });
+        inputs.set(l.id, { kind: 'guest', id: l.id, source: hs, sourceId: hsid, plane, src: hsrc, dst: l.dst, alpha, key: `${hsid}/${b.bufferId}/${plane.generation}/${plane.frame}` });
         continue;
       }
       const s = l.buffer.source;
@@ -732,7 +751,8 @@ export class Output extends EventEmitter<OutputEvents> {
       }
       covered ||= coversScreen(l.dst) && !v.format.hasAlpha && alpha >= 1;
       const ssid = this.cache.sourceId(s);
-      const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: lsrc, dst: l.dst, alpha, changesOften: true };
+      const msrc = bufferRect(lsrc, gp);
+      const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: msrc, dst: l.dst, alpha, changesOften: true, reflectY: gp.yInverted === true };
       layer.noBufferReason = noScanout(gp);
       if (!layer.noBufferReason) {
         const fb = this.cache.get(GUEST_PRIMARY_TAG, s, gp, onScreenIds);
@@ -746,7 +766,7 @@ export class Output extends EventEmitter<OutputEvents> {
         }
       }
       layers.push(layer);
-      inputs.set(l.id, { kind: 'guest', id: l.id, source: s, sourceId: ssid, plane: gp, src: lsrc, dst: l.dst, alpha, key: `${ssid}/${gp.bufferId}/${gp.generation}/${gp.frame ?? ''}` });
+      inputs.set(l.id, { kind: 'guest', id: l.id, source: s, sourceId: ssid, plane: gp, src: msrc, dst: l.dst, alpha, key: `${ssid}/${gp.bufferId}/${gp.generation}/${gp.frame ?? ''}` });
     }
 
     // The host background, where nothing opaque covers the screen.
@@ -834,7 +854,7 @@ export class Output extends EventEmitter<OutputEvents> {
     if (u.layer === null) return { fbId: compositionFb ?? this.composer.standIn(), src: full, dst: full, zpos: u.zpos };
     const l = layers.get(u.layer)!;
     const hot = this.hotspots.get(u.layer);
-    return { fbId: l.buffer!.fbId, src: l.src, dst: l.dst, zpos: u.zpos, hotX: hot?.x, hotY: hot?.y };
+    return { fbId: l.buffer!.fbId, src: l.src, dst: l.dst, reflectY: l.reflectY, zpos: u.zpos, hotX: hot?.x, hotY: hot?.y };
   }
 
   /** TEST_ONLY of an assignment (allocator callback): the committed state changed to `uses`. */
@@ -882,6 +902,9 @@ export class Output extends EventEmitter<OutputEvents> {
       put('CRTC_W', w.dst.w, have?.dst.w);
       put('CRTC_H', w.dst.h, have?.dst.h);
       if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put('zpos', w.zpos, have?.zpos);
+      // Always written where the plane has it: whoever used the plane before may have
+      // left it rotated, and a reflected layer's plane goes back to rotate-0 after it.
+      if (pl.props.has('rotation')) put('rotation', rotationValue(pl, !!w.reflectY), have ? rotationValue(pl, !!have.reflectY) : undefined);
       if (w.hotX !== undefined && pl.props.has('HOTSPOT_X')) put('HOTSPOT_X', w.hotX, have?.hotX);
       if (w.hotY !== undefined && pl.props.has('HOTSPOT_Y')) put('HOTSPOT_Y', w.hotY, have?.hotY);
     }

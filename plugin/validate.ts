@@ -21,7 +21,8 @@ export type ValidationCause =
   | 'claimed-size'
   | 'position-range'
   | 'hotspot-range'
-  | 'modifier-range';
+  | 'modifier-range'
+  | 'y-inverted-cursor';
 
 export type Validation =
   | { ok: true; format: drm.DrmFormatInfo; /** bytes the plane's pixels span from offset 0 */ span: number }
@@ -71,5 +72,7 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
   if (!hotOk(p.hotX, p.width) || !hotOk(p.hotY, p.height)) {
     return fail(p, 'hotspot-range', `hotspot ${p.hotX},${p.hotY} outside the ${p.width}x${p.height} plane`);
   }
+  // Nothing makes y-inverted cursors, and the cursor path copies rows as they are.
+  if (p.yInverted && p.kind === 'cursor') return fail(p, 'y-inverted-cursor', 'is y-inverted; only primary planes may be');
   return { ok: true, format: info, span };
 }

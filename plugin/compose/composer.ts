@@ -130,7 +130,7 @@ export class Composer {
         imagePath = 'upload';
         uploadReason = r.value.uploadReason;
       }
-      gl.push({ image: r.value, src: l.src, dst: l.dst, alpha: l.alpha });
+      gl.push({ image: r.value, src: l.src, dst: l.dst, alpha: l.alpha, flipY: p.yInverted === true });
     }
     let target: GlesTarget;
     try {
@@ -176,18 +176,19 @@ export class Composer {
       try {
         const scaled = l.src.w !== l.dst.w || l.src.h !== l.dst.h;
         const alpha = l.alpha ?? 1;
+        const flipY = p.yInverted === true;
         if (alpha < 1) {
           if (scaled) return { cause: 'copy-alpha-scaled', error: `${l.id}: the CPU copy cannot blend a scaled layer with alpha ${alpha}; allow the gles path or do not scale it` };
-          const c = clipUnscaled(l.src, l.dst, this.width, this.height);
-          if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst, { alpha, opaque: !v.format.hasAlpha });
+          const c = clipUnscaled(l.src, l.dst, this.width, this.height, flipY);
+          if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst, { alpha, opaque: !v.format.hasAlpha, flipY });
         } else if (v.format.hasAlpha && !scaled) {
-          const c = clipUnscaled(l.src, l.dst, this.width, this.height);
-          if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst);
+          const c = clipUnscaled(l.src, l.dst, this.width, this.height, flipY);
+          if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst, { flipY });
         } else if (!scaled) {
-          const c = clipUnscaled(l.src, l.dst, this.width, this.height);
-          if (c) bytes += blit(srcImg, c.src, dstImg, c.dst);
+          const c = clipUnscaled(l.src, l.dst, this.width, this.height, flipY);
+          if (c) bytes += blit(srcImg, c.src, dstImg, c.dst, flipY);
         } else {
-          bytes += blit(srcImg, l.src, dstImg, l.dst);
+          bytes += blit(srcImg, l.src, dstImg, l.dst, flipY);
         }
       } finally {
         acc.end();

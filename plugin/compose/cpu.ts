@@ -22,14 +22,20 @@ export const CPU_BPP = 4;
 /**
  * Copies `src` (rect `from`, in source pixels) into `dst` (rect `to`). Same size: one
  * row copy per line (TypedArray.set, a memmove). Different size: nearest neighbour.
- * Returns the bytes written. Rectangles must already be clipped to both images.
+ * `flipY` reflects `from` vertically (its last row lands on `to`'s first: a y-inverted
+ * buffer). Returns the bytes written. Rectangles must already be clipped to both images.
  */
-export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number {
+export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, flipY = false): number {
   if (to.w <= 0 || to.h <= 0) return 0;
+  // Source row for destination row y.
+  const rowOf = (y: number, scaled: boolean) => {
+    const r = scaled ? Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h)) : y;
+    return from.y + (flipY ? from.h - 1 - r : r);
+  };
   if (from.w === to.w && from.h === to.h) {
     const rowBytes = to.w * CPU_BPP;
     for (let y = 0; y < to.h; y++) {
-      const s = src.offset + (from.y + y) * src.stride + from.x * CPU_BPP;
+      const s = src.offset + rowOf(y, false) * src.stride + from.x * CPU_BPP;
       const d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
       dst.bytes.set(src.bytes.subarray(s, s + rowBytes), d);
     }
@@ -41,8 +47,7 @@ export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number
     // The guest chose an unaligned offset or stride (the kernel allows it for linear
     // buffers): no 32-bit view fits, copy each pixel's 4 bytes instead of refusing.
     for (let y = 0; y < to.h; y++) {
-      const sy = from.y + Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h));
-      const srow = src.offset + sy * src.stride;
+      const srow = src.offset + rowOf(y, true) * src.stride;
       const drow = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
       for (let x = 0; x < to.w; x++) {
         const s = srow + xmap[x] * CPU_BPP;
@@ -54,8 +59,7 @@ export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect): number
   const s32 = new Uint32Array(src.bytes.buffer, src.bytes.byteOffset, Math.floor(src.bytes.byteLength / 4));
   const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
   for (let y = 0; y < to.h; y++) {
-    const sy = from.y + Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h));
-    const srow = (src.offset + sy * src.stride) / 4;
+    const srow = (src.offset + rowOf(y, true) * src.stride) / 4;
     const drow = (dst.offset + (to.y + y) * dst.stride) / 4 + to.x;
     for (let x = 0; x < to.w; x++) d32[drow + x] = s32[srow + xmap[x]];
   }
@@ -101,7 +105,7 @@ export function placement(fit: FitMode, gw: number, gh: number, sw: number, sh: 
  * onto an XRGB image: what a cursor plane does, for when the cursor must be composed.
  * Rectangles must be clipped to both images and of equal size. Returns the bytes read.
  */
-export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, opts: { alpha?: number; opaque?: boolean } = {}): number {
+export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, opts: { alpha?: number; opaque?: boolean; flipY?: boolean } = {}): number {
   if (to.w <= 0 || to.h <= 0) return 0;
   if (from.w !== to.w || from.h !== to.h) throw new RangeError('blendOver: scaled blending is not supported');
   const sb = src.bytes;
@@ -110,7 +114,8 @@ export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, op
   const ga = opts.alpha ?? 1;
   const opaque = opts.opaque ?? false;
   for (let y = 0; y < to.h; y++) {
-    let s = src.offset + (from.y + y) * src.stride + from.x * CPU_BPP;
+    const sy = from.y + (opts.flipY ? from.h - 1 - y : y);
+    let s = src.offset + sy * src.stride + from.x * CPU_BPP;
     let d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
     for (let x = 0; x < to.w; x++, s += 4, d += 4) {
       const a0 = opaque ? 255 : sb[s + 3];
@@ -132,12 +137,17 @@ export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, op
   return to.w * to.h * CPU_BPP;
 }
 
-/** The part of `dst` (and the matching part of `src`, unscaled) inside a w×h image. */
-export function clipUnscaled(src: Rect, dst: Rect, w: number, h: number): { src: Rect; dst: Rect } | null {
+/**
+ * The part of `dst` (and the matching part of `src`, unscaled) inside a w×h image. With
+ * `flipY` `src` is shown reflected, so rows cut from the top of `dst` come off the
+ * bottom of `src`.
+ */
+export function clipUnscaled(src: Rect, dst: Rect, w: number, h: number, flipY = false): { src: Rect; dst: Rect } | null {
   const x0 = Math.max(0, dst.x);
   const y0 = Math.max(0, dst.y);
   const x1 = Math.min(w, dst.x + dst.w);
   const y1 = Math.min(h, dst.y + dst.h);
   if (x1 <= x0 || y1 <= y0) return null;
-  return { src: { x: src.x + (x0 - dst.x), y: src.y + (y0 - dst.y), w: x1 - x0, h: y1 - y0 }, dst: { x: x0, y: y0, w: x1 - x0, h: y1 - y0 } };
+  const sy = flipY ? src.y + (dst.y + dst.h - y1) : src.y + (y0 - dst.y);
+  return { src: { x: src.x + (x0 - dst.x), y: sy, w: x1 - x0, h: y1 - y0 }, dst: { x: x0, y: y0, w: x1 - x0, h: y1 - y0 } };
 }

@@ -71,6 +71,8 @@ export interface GlesLayer {
   dst: Rect;
   /** Plane alpha 0..1, default 1. Sources are taken as premultiplied (Wayland's rule). */
   alpha?: number;
+  /** Draw `src` reflected vertically (a y-inverted buffer; `src` is in memory rows). */
+  flipY?: boolean;
 }
 
 export interface ComposeOptions {
@@ -214,16 +216,18 @@ export function isPixelCopy(src: Rect, dst: Rect): boolean {
  * imageW×imageH image) onto `dst` (pixels of a targetW×targetH target). Neither axis is
  * flipped: GL's row 0 of a framebuffer or texture made from a dma-buf is the buffer's
  * first row in memory, which KMS shows at the top; so y grows downward in both spaces.
+ * `flipY` reflects `src` vertically (its last row drawn at the top of `dst`).
  */
-export function quadVertices(src: Rect, dst: Rect, imageW: number, imageH: number, targetW: number, targetH: number): Float32Array {
+export function quadVertices(src: Rect, dst: Rect, imageW: number, imageH: number, targetW: number, targetH: number, flipY = false): Float32Array {
   const x0 = (2 * dst.x) / targetW - 1;
   const x1 = (2 * (dst.x + dst.w)) / targetW - 1;
   const y0 = (2 * dst.y) / targetH - 1;
   const y1 = (2 * (dst.y + dst.h)) / targetH - 1;
   const u0 = src.x / imageW;
   const u1 = (src.x + src.w) / imageW;
-  const v0 = src.y / imageH;
-  const v1 = (src.y + src.h) / imageH;
+  let v0 = src.y / imageH;
+  let v1 = (src.y + src.h) / imageH;
+  if (flipY) [v0, v1] = [v1, v0];
   return Float32Array.of(x0, y0, u0, v0, x1, y0, u1, v0, x0, y1, u0, v1, x1, y1, u1, v1);
 }
 
@@ -1093,7 +1097,7 @@ export class GlesCompositor {
       else egl.glDisable(egl.GL_BLEND);
       egl.glUniform1f(this.uLoc.alpha, alpha);
       egl.glUniform1f(this.uLoc.opaque, opaque ? 1 : 0);
-      egl.glBufferSubData(egl.GL_ARRAY_BUFFER, 0, quadVertices(src, l.dst, l.image.width, l.image.height, target.width, target.height));
+      egl.glBufferSubData(egl.GL_ARRAY_BUFFER, 0, quadVertices(src, l.dst, l.image.width, l.image.height, target.width, target.height, l.flipY === true));
       egl.glDrawArrays(egl.GL_TRIANGLE_STRIP, 0, 4);
       drawn++;
     }

@@ -33,6 +33,12 @@ export interface GuestPlaneInfo {
   flipTimeNs?: bigint;
   /** Guest frame counter, if the source knows (the test guests do). */
   frame?: number;
+  /**
+   * Rows are stored bottom-up: the first row in memory is the picture's last (a GL
+   * renderer's natural order; linux-dmabuf's Y_INVERT). Shown reflected vertically: on a
+   * plane with rotation reflect-y, else composed flipped. Primary planes only.
+   */
+  yInverted?: boolean;
 }
 
 export type PlaneQuery =

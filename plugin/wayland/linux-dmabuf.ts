@@ -164,9 +164,9 @@ export class LinuxDmabuf {
       }
       if (!advertised) return `format ${fourccName(format)} with modifier 0x${modifier.toString(16)} is not supported`;
       if (flags & ~ALLOWED_FLAGS) return `unknown flags 0x${(flags >>> 0).toString(16)}`;
-      if (flags & (ZwpLinuxBufferParamsV1Flags.INTERLACED | ZwpLinuxBufferParamsV1Flags.Y_INVERT)) {
-        return 'interlaced and y-inverted buffers are not supported (they cannot be scanned out as they are)';
-      }
+      // Y_INVERT is shown through the plane's reflect-y (or composed flipped); interlaced
+      // fields would need a deinterlacer that nothing here has.
+      if (flags & ZwpLinuxBufferParamsV1Flags.INTERLACED) return 'interlaced buffers are not supported';
       const why = this.#opts.importCheck?.({ width, height, format: format >>> 0, modifier, planes }) ?? null;
       if (why) return why;
       return planes.map(({ fd, offset, stride }) => ({ fd, offset, stride }));

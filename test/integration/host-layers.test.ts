@@ -50,6 +50,12 @@ class HostBuf {
   draw(n: number): void {
     drawPattern({ bytes: this.map.bytes, offset: 0, width: this.width, height: this.height, stride: this.stride }, n);
   }
+  /** Draws pattern `n` bottom-up, as a GL client's y-inverted buffer holds its picture. */
+  drawYInverted(n: number): void {
+    const img = new Uint8Array(this.stride * this.height);
+    drawPattern({ bytes: img, offset: 0, width: this.width, height: this.height, stride: this.stride }, n);
+    for (let y = 0; y < this.height; y++) this.map.bytes.set(img.subarray(y * this.stride, (y + 1) * this.stride), (this.height - 1 - y) * this.stride);
+  }
   get buffer(): HostLayer['buffer'] {
     return { fd: this.fd, bufferId: this.bufferId, format: XR24, modifier: drm.DRM_FORMAT_MOD_LINEAR, width: this.width, height: this.height, stride: this.stride, offset: 0 };
   }
@@ -314,6 +320,64 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     expect(errors).toEqual([]);
     expect(off).toBe(0);
     expect(outside).toBe(0);
+  });
+
+  it('a y-inverted buffer is shown upright: on a plane with rotation reflect-y (read back from the kernel), or composed flipped by GLES or the CPU', async () => {
+    const dev = openVkms();
+    const udev = udmabufDevice();
+    const win = new HostBuf(udev, 500, 480, 320);
+    cleanup.push(() => win.close());
+    win.drawYInverted(9);
+    // A crop in picture coordinates (rows 40..279 of the upright picture) placed 1:1.
+    const SRC = { x: 16, y: 40, w: 400, h: 240 };
+    const DST = { x: 100, y: 60, w: 400, h: 240 };
+    const want = new Uint8Array(win.width * win.height * 4);
+    drawPattern({ bytes: want, offset: 0, width: win.width, height: win.height, stride: win.width * 4 }, 9);
+    const wantPx = new Uint32Array(want.buffer);
+    const results: string[] = [];
+    for (const paths of [['scanout', 'gles', 'copy'], ['gles'], ['copy']] as const) {
+      const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H }, paths });
+      const errors: string[] = [];
+      out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+      try {
+        out.enable();
+        const id = out.present([{ id: 'win', buffer: { ...win.buffer, yInverted: true }, src: SRC, dst: DST, zIndex: 1 }]);
+        const cap = out.captureNext();
+        const p = await presentOf(out, (e) => e.frameId === id, 60_000);
+        const c = await cap;
+        const layer = p.layers!.find((l) => l.id === 'win')!;
+        const a = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
+        let inside = 0;
+        let outside = 0;
+        for (let y = 0; y < H; y++) {
+          for (let x = 0; x < W; x++) {
+            const inWin = x >= DST.x && x < DST.x + DST.w && y >= DST.y && y < DST.y + DST.h;
+            const exp = inWin ? wantPx[(SRC.y + y - DST.y) * win.width + SRC.x + x - DST.x]! & 0xffffff : 0;
+            if ((a[(y * c.stride) / 4 + x]! & 0xffffff) !== exp) inWin ? inside++ : outside++;
+          }
+        }
+        results.push(`${paths.join('+')}: ${layer.how} ${layer.path}, ${inside} px wrong inside, ${outside} outside`);
+        expect(errors).toEqual([]);
+        expect({ inside, outside }).toEqual({ inside: 0, outside: 0 });
+        if (paths[0] === 'scanout') {
+          expect(layer).toMatchObject({ how: 'plane', path: 'scanout', zeroCopy: true });
+          // The kernel's view of that plane: rotation = rotate-0 | reflect-y.
+          const ro = KmsDevice.open(dev.path, { master: false });
+          try {
+            const pl = ro.planes.find((x) => x.id === layer.planeId)!;
+            const bits = (n: string) => 1n << pl.props.enumValue('rotation', n);
+            expect(pl.props.get('rotation')?.value).toBe(bits('rotate-0') | bits('reflect-y'));
+          } finally {
+            await ro.close();
+          }
+        } else {
+          expect(layer).toMatchObject({ how: 'composed', path: paths[0], zeroCopy: false, reason: { code: 'forced' } });
+        }
+      } finally {
+        await out.close();
+      }
+    }
+    console.log(`y-inverted host buffer: ${results.join('; ')}`);
   });
 
   it('no leaks: 300 frames with layers coming and going, buffers re-created under new generations, then close', async () => {

@@ -20,7 +20,7 @@ function prop(name: string): PropInfo {
   return { id: 1, name, type: 'range', immutable: false, value: 0n, enums: new Map() };
 }
 
-function plane(id: number, type: PlaneType, opts: { formats?: number[]; zpos?: [number, number] | number; alpha?: boolean } = {}): KmsPlane {
+function plane(id: number, type: PlaneType, opts: { formats?: number[]; zpos?: [number, number] | number; alpha?: boolean; rotations?: string[] } = {}): KmsPlane {
   const props = [prop('FB_ID')];
   if (opts.alpha) props.push(prop('alpha'));
   let zpos: KmsPlane['zpos'] = null;
@@ -33,7 +33,7 @@ function plane(id: number, type: PlaneType, opts: { formats?: number[]; zpos?: [
     formats: new Map((opts.formats ?? [XR24, AR24]).map((f) => [f, [LINEAR]])),
     props: new PropertySet(id, 'plane', props),
     zpos,
-    rotations: [],
+    rotations: opts.rotations ?? [],
     blendModes: [],
     crtcId: 0,
     fbId: 0,
@@ -117,6 +117,25 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
     expect(g.reason?.message).toMatch(/AR24/);
     expect(r.composition).toBe(true);
     expect(r.composed).toEqual(['background', 'guest']);
+  });
+
+  it('a y-inverted guest goes only on a plane whose rotation offers reflect-y; with none it is composed, reason "transform"', () => {
+    const flipped: Layer = { ...guest(10), reflectY: true };
+    // vkms-like overlays have rotation; a primary without it cannot take the reflection.
+    const dev = fakeDevice([plane(1, 'primary'), plane(2, 'overlay', { rotations: ['rotate-0', 'rotate-180', 'reflect-x', 'reflect-y'] })], { primaryFullScreen: true });
+    const r = alloc(dev).allocate([background(), flipped]);
+    expect(r.layers.find((l) => l.id === 'guest')).toMatchObject({ how: 'plane', planeId: 2 });
+    // No plane can reflect: composed, and the report says why (not "no plane left").
+    const dev2 = fakeDevice([plane(1, 'primary'), plane(2, 'overlay', { rotations: ['rotate-0', 'rotate-180'] })], { primaryFullScreen: true });
+    const r2 = alloc(dev2).allocate([background(), flipped]);
+    const g = r2.layers.find((l) => l.id === 'guest')!;
+    expect(g.how).toBe('composed');
+    expect(g.reason?.code).toBe('transform');
+    expect(g.reason?.message).toMatch(/reflect-y/);
+    // The same buffer, not inverted, takes that overlay: the flag is part of the shape.
+    const a = alloc(dev2);
+    expect(a.allocate([background(), guest(10)]).layers.find((l) => l.id === 'guest')?.how).toBe('plane');
+    expect(a.allocate([background(), flipped]).layers.find((l) => l.id === 'guest')?.how).toBe('composed');
   });
 
   it('planes that cannot scale: a scaled guest is composed with reason "scaling", learnt by TEST_ONLY', () => {

@@ -54,6 +54,7 @@ const arbitraryPlane: fc.Arbitrary<GuestPlaneInfo> = fc.record({
   hotX: nastyHot,
   hotY: nastyHot,
   generation: fc.integer({ min: 0, max: 1000 }),
+  yInverted: fc.boolean(),
 });
 const bufferSize = fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 2 ** 26 }), fc.constantFrom(0, 4096, U32, 2 ** 40));
 
@@ -121,6 +122,7 @@ const FIELD_WORDS: Record<ValidationCause | 'modifier-range', RegExp> = {
   'position-range': /position/,
   'hotspot-range': /hotspot/,
   'modifier-range': /modifier/,
+  'y-inverted-cursor': /y-inverted/,
 };
 
 describe('validatePlane under arbitrary guest input', () => {

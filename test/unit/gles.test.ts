@@ -179,6 +179,11 @@ describe('layer geometry', () => {
     expect(v).toEqual([-1, -1, 0, 0, 1, -1, 1, 0, -1, 1, 0, 1, 1, 1, 1, 1]);
   });
 
+  it('flipY swaps the texture rows: the last row of src is drawn at the top of dst', () => {
+    const v = Array.from(quadVertices({ x: 0, y: 8, w: 64, h: 16 }, { x: 0, y: 0, w: 640, h: 480 }, 64, 32, 640, 480, true));
+    expect(v).toEqual([-1, -1, 0, 0.75, 1, -1, 1, 0.75, -1, 1, 0, 0.25, 1, 1, 1, 0.25]);
+  });
+
   it('maps sub-rectangles to NDC and normalised texture coordinates', () => {
     const v = quadVertices({ x: 16, y: 8, w: 32, h: 16 }, { x: 160, y: 120, w: 320, h: 240 }, 64, 32, 640, 480);
     expect(v[0]).toBeCloseTo(-0.5);

@@ -139,7 +139,7 @@ describe('zwp_linux_dmabuf_v1 with real clients', () => {
     }, 30_000);
   }
 
-  it('valid params make a buffer without any error; create with an unsupported flag gets failed, not an error', async () => {
+  it('valid params make a buffer without any error; create with an unsupported flag (interlaced) gets failed, not an error; y-invert is created', async () => {
     const client = buildWaylandClient();
     let socket = serve();
     let r = await runClient(client, ['error', 'ok'], { runtimeDir, socket }, 20_000);
@@ -150,6 +150,14 @@ describe('zwp_linux_dmabuf_v1 with real clients', () => {
     socket = serve();
     r = await runClient(client, ['error', 'create-flags'], { runtimeDir, socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('CREATE_RESULT failed');
+    expect(r.stdout).toContain('NO_ERROR err=0');
+    // Y_INVERT is supported (reflect-y scanout or flipped composition).
+    await display!.stop();
+    display!.destroy();
+    dmabuf!.close();
+    socket = serve();
+    r = await runClient(client, ['error', 'y-invert-ok'], { runtimeDir, socket }, 20_000);
+    expect(r.stdout, r.stderr).toContain('CREATE_RESULT created');
     expect(r.stdout).toContain('NO_ERROR err=0');
   }, 30_000);
 

@@ -169,7 +169,11 @@ static void params_created(void *d, struct zwp_linux_buffer_params_v1 *p, struct
 static void params_failed(void *d, struct zwp_linux_buffer_params_v1 *p) { created_ok = 0; }
 static const struct zwp_linux_buffer_params_v1_listener params_listener = { params_created, params_failed };
 
+/* GP_Y_INVERT=1: buffers are made with Y_INVERT and drawn bottom-up (rows reversed). */
+static bool y_invert;
+
 static void make_dmabuf_buffer(struct buffer *b, int i) {
+	uint32_t flags = y_invert ? ZWP_LINUX_BUFFER_PARAMS_V1_FLAGS_Y_INVERT : 0;
 	int stride = width * 4;
 	size_t size = ((size_t)stride * height + 4095) & ~(size_t)4095;
 	void *map;
@@ -187,11 +191,11 @@ static void make_dmabuf_buffer(struct buffer *b, int i) {
 	zwp_linux_buffer_params_v1_add(p, dmabuf_fd, 0, 0, stride, DRM_FORMAT_MOD_LINEAR >> 32, DRM_FORMAT_MOD_LINEAR & 0xffffffff);
 	if (i == 0) {
 		/* one buffer through create_immed, the others through create + created */
-		b->wl = zwp_linux_buffer_params_v1_create_immed(p, width, height, DRM_FORMAT_XRGB8888, 0);
+		b->wl = zwp_linux_buffer_params_v1_create_immed(p, width, height, DRM_FORMAT_XRGB8888, flags);
 	} else {
 		created_ok = -1;
 		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, b);
-		zwp_linux_buffer_params_v1_create(p, width, height, DRM_FORMAT_XRGB8888, 0);
+		zwp_linux_buffer_params_v1_create(p, width, height, DRM_FORMAT_XRGB8888, flags);
 		while (created_ok < 0)
 			if (wl_display_dispatch(display) < 0) die("display error while creating a buffer");
 		if (!created_ok) die("zwp_linux_buffer_params_v1.failed");
@@ -215,9 +219,11 @@ static void make_shm_buffer(struct buffer *b) {
 	wl_buffer_add_listener(b->wl, &buffer_listener, b);
 }
 
+/* The picture is the same whatever the buffer layout: pixel (x, y) = x<<16 | y<<8 | n. */
 static void draw(struct buffer *b, uint32_t n) {
 	for (int y = 0; y < height; y++) {
-		uint32_t *row = b->pixels + (size_t)y * (b->stride / 4);
+		int mem_row = y_invert ? height - 1 - y : y;
+		uint32_t *row = b->pixels + (size_t)mem_row * (b->stride / 4);
 		uint32_t base = 0xff000000u | ((uint32_t)(y & 255) << 8) | (n & 255);
 		for (int x = 0; x < width; x++) row[x] = base | ((uint32_t)(x & 255) << 16);
 	}
@@ -541,6 +547,12 @@ static int run_error(const char *what) {
 		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
 		struct wl_buffer *b = zwp_linux_buffer_params_v1_create_immed(p, 16, 16, DRM_FORMAT_XRGB8888, 0);
 		(void)b;
+	} else if (!strcmp(what, "y-invert-ok")) {
+		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, &buffers[0]);
+		zwp_linux_buffer_params_v1_add(p, fd, 0, 0, 64, hi, lo);
+		zwp_linux_buffer_params_v1_create(p, 16, 16, DRM_FORMAT_XRGB8888, ZWP_LINUX_BUFFER_PARAMS_V1_FLAGS_Y_INVERT);
+		wl_display_roundtrip(display);
+		printf("CREATE_RESULT %s\n", created_ok == 1 ? "created" : created_ok == 0 ? "failed" : "none");
 	} else if (!strcmp(what, "feedback-v3")) {
 		/* get_default_feedback is since 4: a version-3 object must not send it */
 		zwp_linux_dmabuf_v1_get_default_feedback(dmabuf);
@@ -554,6 +566,7 @@ static int run_error(const char *what) {
 
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	y_invert = getenv("GP_Y_INVERT") && !strcmp(getenv("GP_Y_INVERT"), "1");
 	if (argc < 2) die("usage: gp-wayland-client dmabuf N | shm N | lease | error CASE");
 	connect_and_bind();
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
