@@ -20,6 +20,7 @@ import {
   wl_notify_func_t,
   displayCreate,
   displayDestroy,
+  displayDestroyClients,
   displayAddSocket,
   displayAddSocketAuto,
   displayAddSocketFd,
@@ -991,6 +992,11 @@ export class Display {
   destroy(): void {
     if (this.#destroyed) return;
     this.#driver?.stop();
+    // Clients first, while the display is whole: their destroy listeners may still send
+    // events to the client's other objects (a surface going releases its buffers).
+    // wl_display_destroy alone frees the display under live clients, and the next event
+    // such a listener sent read the freed display (a crash, seen with weston clients).
+    displayDestroyClients(this.ptr);
     this.#destroyed = true;
     displayDestroy(this.ptr);
     for (const g of [...this._globals]) g._forget();

@@ -628,6 +628,46 @@ describe('round trip of every argument kind with libwayland-client', () => {
     client.close();
   });
 
+  it('destroying the display under a connected client: every destroy listener runs, and one that sends to a sibling object is safe', () => {
+    // A compositor's surface going away releases its buffers (events to other objects of
+    // the same client). Before clients were destroyed ahead of wl_display_destroy this
+    // read a freed display and crashed the process (seen with weston-simple-dmabuf-egl
+    // connected at close).
+    const items: (Resource & { sendHello(l: string): void })[] = [];
+    const { socketName } = setup(2, () => ({
+      createItem(_res: Resource, id: NewId<Resource>) {
+        items.push(id.create({}) as Resource & { sendHello(l: string): void });
+      },
+      everything: notUsed('everything'),
+      fail() {},
+    }));
+    const { client, manager } = connect(socketName, 2);
+    for (const label of ['a', 'b']) {
+      const item = client.marshal(manager, 1, gp.gp_test_item_interface.ptr, 2, [{ n: 0 }, { s: label }]);
+      client.track(item, ['s']);
+    }
+    pump(client);
+    expect(items).toHaveLength(2);
+    const [a, b] = items as [(typeof items)[0], (typeof items)[0]];
+    const sent: string[] = [];
+    let aGone = false;
+    let bGone = false;
+    // Whichever goes first tells the other.
+    a.onDestroy(() => {
+      aGone = true;
+      if (!b.destroyed) (b.sendHello('a left'), sent.push('to b'));
+    });
+    b.onDestroy(() => {
+      bGone = true;
+      if (!a.destroyed) (a.sendHello('b left'), sent.push('to a'));
+    });
+    display.destroy();
+    expect({ aGone, bGone }).toEqual({ aGone: true, bGone: true });
+    expect(sent).toHaveLength(1);
+    expect(a.client.destroyed).toBe(true);
+    client.close();
+  });
+
   it('libwayland enforces request since: version 1 may not send a since-2 request', () => {
     let failed = false;
     const { socketName } = setup(2, () => ({
