@@ -68,8 +68,8 @@ export function runClient(cmd: string, args: string[], env: { runtimeDir: string
 }
 
 /** Starts a long-running client; `lines` collects its stdout lines as they come. */
-export function startClient(cmd: string, args: string[], env: { runtimeDir: string; socket: string }): { child: ChildProcess; lines: string[]; waitFor(re: RegExp, timeoutMs?: number): Promise<string>; stderr: () => string } {
-  const child = spawn(cmd, args, { env: { ...process.env, XDG_RUNTIME_DIR: env.runtimeDir, WAYLAND_DISPLAY: env.socket }, stdio: ['pipe', 'pipe', 'pipe'] });
+export function startClient(cmd: string, args: string[], env: { runtimeDir: string; socket: string; extra?: NodeJS.ProcessEnv }): { child: ChildProcess; lines: string[]; waitFor(re: RegExp, timeoutMs?: number): Promise<string>; stderr: () => string } {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env.extra, XDG_RUNTIME_DIR: env.runtimeDir, WAYLAND_DISPLAY: env.socket }, stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let partial = '';
   let err = '';
