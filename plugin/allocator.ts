@@ -21,6 +21,7 @@ import type { KmsPlane, PlaneType } from './kms/device.js';
 import type { Rect } from './compose/cpu.js';
 import { KmsDevice } from './kms/device.js';
 import * as drm from '../ffi/drm.js';
+import { NORMAL, TRANSFORM_NAMES, pictureSize, planeRotationFor, type Transform } from './transform.js';
 
 /** What a plane needs to know about a buffer (the FB id changes per frame, the rest is shape). */
 export interface LayerBuffer {
@@ -43,10 +44,11 @@ export interface Layer {
   /** Source rectangle in buffer pixels (memory order: row 0 is the buffer's first row). */
   src: Rect;
   /**
-   * Show `src` reflected vertically (a y-inverted buffer): only planes whose rotation
-   * property offers reflect-y can take it.
+   * How the buffer holds the picture (default normal): `src` is shown with the inverse
+   * applied, so only planes whose rotation property can undo it take the layer. With a
+   * 90°/270° transform, src's width is dst's height.
    */
-  reflectY?: boolean;
+  transform?: Transform;
   /** Destination rectangle in CRTC pixels (may reach outside the screen). */
   dst: Rect;
   /** Plane alpha 0..1 (default 1). */
@@ -70,7 +72,7 @@ export type ComposeReasonCode =
   | 'no-buffer' // nothing a plane could scan out (import failed, region plane)
   | 'format' // no usable plane lists the format+modifier (IN_FORMATS)
   | 'alpha' // plane alpha < 1 and no plane with an alpha property takes it
-  | 'transform' // reflected (y-inverted) and no plane that takes the format can reflect
+  | 'transform' // a buffer transform (rotation, mirror, Y_INVERT) no plane that takes the format can undo
   | 'scaling' // scaled, and TEST_ONLY refused it on every plane that lists the format
   | 'test-only' // TEST_ONLY refused it on every plane tried
   | 'commit-refused' // a real commit failed with it on a plane although TEST_ONLY agreed
@@ -163,10 +165,14 @@ function layerShape(l: Layer, positionFree: boolean): string {
   const a = l.alpha ?? 1;
   const alpha = a >= 1 ? '1' : a <= 0 ? '0' : 'a';
   const dst = positionFree ? `${l.dst.w}x${l.dst.h}` : rectKey(l.dst);
-  return `${l.id}|${l.zIndex}|${bufferShape(l.buffer)}|${rectKey(l.src)}|${dst}|${alpha}|${l.cursor ? 'c' : ''}${l.reflectY ? 'r' : ''}`;
+  return `${l.id}|${l.zIndex}|${bufferShape(l.buffer)}|${rectKey(l.src)}|${dst}|${alpha}|${l.cursor ? 'c' : ''}|${l.transform ?? 0}`;
 }
 
-const isScaled = (l: Layer) => l.src.w !== l.dst.w || l.src.h !== l.dst.h;
+const isScaled = (l: Layer) => {
+  const s = pictureSize(l.transform ?? NORMAL, l.src.w, l.src.h);
+  return s.w !== l.dst.w || s.h !== l.dst.h;
+};
+const rotates = (l: Layer, p: KmsPlane) => (l.transform ?? NORMAL) === NORMAL || planeRotationFor(l.transform!, p.rotations) !== null;
 
 class Lru<K, V> {
   private readonly m = new Map<K, V>();
@@ -346,7 +352,7 @@ export class PlaneAllocator {
         for (const p of planes) {
           if (!KmsDevice.planeTakes(p, b.format, b.modifier)) continue;
           if ((l.alpha ?? 1) < 1 && !p.props.has('alpha')) continue;
-          if (l.reflectY && !canReflectY(p)) continue;
+          if (!rotates(l, p)) continue;
           if (p.type === 'cursor' && (l.dst.w > this.opts.cursorWidth || l.dst.h > this.opts.cursorHeight || isScaled(l))) continue;
           list.push(p);
         }
@@ -355,8 +361,8 @@ export class PlaneAllocator {
           if (!fmt) note(l, 'format', `no plane of this CRTC lists ${drm.fourccName(b.format)} with modifier ${drm.formatModifierName(b.modifier)} (IN_FORMATS)`);
           else if ((l.alpha ?? 1) < 1 && !planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier) && p.props.has('alpha'))) {
             note(l, 'alpha', `plane alpha ${l.alpha} and no plane that takes ${drm.fourccName(b.format)} has an alpha property`);
-          } else if (l.reflectY && !planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier) && canReflectY(p))) {
-            note(l, 'transform', `the buffer is y-inverted and no plane that takes ${drm.fourccName(b.format)} offers rotation reflect-y`);
+          } else if (!planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier) && rotates(l, p))) {
+            note(l, 'transform', `the buffer's transform ${TRANSFORM_NAMES[l.transform ?? 0]} needs a plane rotation that no plane taking ${drm.fourccName(b.format)} offers`);
           } else note(l, 'no-plane', `the planes that list ${drm.fourccName(b.format)} cannot take a ${l.dst.w}x${l.dst.h} layer`);
         }
         // Preference: cursor layers on cursor planes; the bottom layer on the primary;
@@ -530,11 +536,6 @@ export class PlaneAllocator {
     });
     return { uses: uses(b.zpos, b.plane, composition), composed: composedOrder(b.composed), composition, layers: reports };
   }
-}
-
-/** Whether a plane can show a buffer reflected vertically (rotation = rotate-0 | reflect-y). */
-export function canReflectY(p: KmsPlane): boolean {
-  return p.rotations.includes('rotate-0') && p.rotations.includes('reflect-y');
 }
 
 const kinds = new WeakMap<KmsPlane, string>();

@@ -17,6 +17,7 @@ import * as drm from '../ffi/drm.js';
 import type { Rect } from './compose/cpu.js';
 import type { GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from './sources/source.js';
 import { validatePlane } from './validate.js';
+import { isTransform, pictureSize, withYInvert, type Transform } from './transform.js';
 
 /** A host dma-buf (single-plane format). */
 export interface HostBuffer {
@@ -36,9 +37,15 @@ export interface HostBuffer {
   offset: number;
   /**
    * Rows are stored bottom-up (linux-dmabuf's Y_INVERT, GL's order): shown reflected
-   * vertically. The layer's `src` stays in picture coordinates (as upright on screen).
+   * vertically. Applied on top of `transform`.
    */
   yInverted?: boolean;
+  /**
+   * How the buffer holds its picture, a wl_output.transform (wl_surface's buffer
+   * transform; default 0, normal): the picture is shown upright. The layer's `src` is in
+   * picture coordinates, and a 90°/270° picture is height×width of the buffer.
+   */
+  transform?: Transform;
 }
 
 export interface HostLayer {
@@ -114,14 +121,15 @@ export function checkHostLayers(layers: readonly HostLayer[]): CheckedLayer[] {
       if (!Number.isInteger(b.fd) || b.fd < 0) throw new TypeError(`${at}: buffer.fd ${b.fd} is not a file descriptor`);
       if (!Number.isInteger(b.bufferId) || b.bufferId < 0 || b.bufferId > 0xffffffff) throw new RangeError(`${at}: buffer.bufferId ${b.bufferId} must be an integer 0..2^32-1`);
       if (b.generation !== undefined && (!Number.isInteger(b.generation) || b.generation < 0)) throw new RangeError(`${at}: buffer.generation ${b.generation} must be a non-negative integer`);
+      if (b.transform !== undefined && !isTransform(b.transform)) throw new RangeError(`${at}: buffer.transform ${String(b.transform)} is not a wl_output.transform (0..7)`);
       const v = validatePlane(toPlane(b), null);
       if (!v.ok) throw new RangeError(`${at}: ${v.message.replace(/^guest primary plane/, 'host buffer')}`);
-      size = { w: b.width, h: b.height };
+      size = pictureSize(b.transform ?? 0, b.width, b.height);
     }
     let src = l.src;
     if (src !== undefined) {
       if (!isRect(src) || src.x < 0 || src.y < 0 || src.w <= 0 || src.h <= 0) throw new RangeError(`${at}: src must be an integer rectangle inside the buffer with w, h > 0`);
-      if (size && (src.x + src.w > size.w || src.y + src.h > size.h)) throw new RangeError(`${at}: src ${src.w}x${src.h}+${src.x}+${src.y} reaches outside the ${size.w}x${size.h} buffer`);
+      if (size && (src.x + src.w > size.w || src.y + src.h > size.h)) throw new RangeError(`${at}: src ${src.w}x${src.h}+${src.x}+${src.y} reaches outside the ${size.w}x${size.h} picture`);
     } else if (size) src = { x: 0, y: 0, w: size.w, h: size.h };
     // A guest source's src defaults to its whole plane, known only when it is queried.
     out.push({ ...l, src: src ?? { x: 0, y: 0, w: 0, h: 0 }, dst: { ...l.dst } });
@@ -151,7 +159,7 @@ export function toPlane(b: HostBuffer): GuestPlaneInfo {
     hotX: -1,
     hotY: -1,
     generation: b.generation ?? 0,
-    yInverted: b.yInverted === true,
+    transform: withYInvert(isTransform(b.transform) ? b.transform : 0, b.yInverted === true),
   };
 }
 

@@ -31,6 +31,7 @@ import { Composer, type ComposeInput, type Composed } from './compose/composer.j
 import { OutputStats, type OutputStatsSnapshot, type PresentPath } from './stats.js';
 import { PlaneAllocator, type Allocation, type Layer, type LayerReport, type PlaneUse } from './allocator.js';
 import { CursorBuffers } from './cursor.js';
+import { NORMAL, TRANSFORM_NAMES, bufferRect, pictureSize, planeRotationFor, type Transform } from './transform.js';
 import type { GuestPlaneInfo, GuestSource, PlaneQuery } from './sources/source.js';
 import { checkHostLayers, hasAlpha, HostLayerSource, isHostBuffer, toPlane, type CheckedLayer, type HostBufferRelease, type HostLayer } from './host-layers.js';
 
@@ -122,19 +123,28 @@ const GUEST_PRIMARY_TAG = -1;
 const HOST_LAYER_TAG = -3;
 
 /** FB-cache failures that mean the guest described its buffer wrongly (not that the device refused it). */
-/** The rotation property's bitmask for rotate-0, reflected vertically or not (bits = 1 << enum value). */
-function rotationValue(pl: KmsPlane, reflectY: boolean): number {
-  const bit = (name: string) => 1 << Number(pl.props.enumValue('rotation', name));
-  return bit('rotate-0') | (reflectY ? bit('reflect-y') : 0);
+/** The rotation property's bitmask (bits = 1 << enum value) that shows a buffer stored with `t` upright. */
+function rotationValue(pl: KmsPlane, t: Transform): number {
+  const names = planeRotationFor(t, pl.rotations);
+  // The allocator only gives a plane a layer whose transform it can undo.
+  if (!names) throw new Error(`plane ${pl.id} cannot undo transform ${TRANSFORM_NAMES[t]} (rotations: ${pl.rotations.join(', ')})`);
+  return names.reduce((v, n) => v | (1 << Number(pl.props.enumValue('rotation', n))), 0);
 }
 
 /**
- * A source rectangle in picture coordinates (as shown, upright) as the buffer rows that
- * hold it: for a y-inverted buffer, the rows mirrored about the middle. Planes and
- * composers take rectangles in memory order and reflect what they read.
+ * A source rectangle in picture coordinates (as shown, upright) as the buffer pixels that
+ * hold it. Planes and composers take rectangles in buffer coordinates and undo the
+ * transform as they read.
  */
-function bufferRect(r: Rect, p: GuestPlaneInfo): Rect {
-  return p.yInverted ? { x: r.x, y: p.height - r.y - r.h, w: r.w, h: r.h } : r;
+function srcInBuffer(r: Rect, p: GuestPlaneInfo): Rect {
+  const t = p.transform ?? NORMAL;
+  const pic = pictureSize(t, p.width, p.height);
+  return bufferRect(t, r, pic.w, pic.h);
+}
+
+/** The size of the picture a plane shows (its buffer's, swapped for 90° and 270°). */
+function pictureOf(p: GuestPlaneInfo): { w: number; h: number } {
+  return pictureSize(p.transform ?? NORMAL, p.width, p.height);
 }
 
 function isInvalidGuestData(cause: string): boolean {
@@ -144,10 +154,10 @@ function isInvalidGuestData(cause: string): boolean {
 /** One plane's configuration. */
 export interface PlaneState {
   fbId: number;
-  /** In buffer memory order; with reflectY the plane shows it reflected vertically. */
+  /** In buffer coordinates; the plane shows it with `transform` undone. */
   src: Rect;
   dst: Rect;
-  reflectY?: boolean;
+  transform?: Transform;
   zpos?: number;
   hotX?: number;
   hotY?: number;
@@ -681,11 +691,12 @@ export class Output extends EventEmitter<OutputEvents> {
     };
 
     // The guest's primary.
-    const place = p ? placement(this.fit, p.width, p.height, this.width, this.height) : null;
+    const pic = p ? pictureOf(p) : null;
+    const place = p && pic ? placement(this.fit, pic.w, pic.h, this.width, this.height) : null;
     if (p && src && place && pre?.ok) {
       covered ||= coversScreen(place.dst) && !pre.format.hasAlpha;
-      const gsrc = bufferRect(place.src, p);
-      const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: gsrc, dst: place.dst, changesOften: true, reflectY: p.yInverted === true };
+      const gsrc = srcInBuffer(place.src, p);
+      const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: gsrc, dst: place.dst, changesOften: true, transform: p.transform ?? NORMAL };
       guest.noBufferReason = noScanout(p);
       if (!guest.noBufferReason) {
         const fb = this.cache.get(GUEST_PRIMARY_TAG, src, p, onScreenIds);
@@ -714,8 +725,8 @@ export class Output extends EventEmitter<OutputEvents> {
         const plane: GuestPlaneInfo = { ...toPlane(b), frame: this.contentSerial.get(b.bufferId) ?? 0 };
         hostBufferIds.push(b.bufferId);
         covered ||= coversScreen(l.dst) && !hasAlpha(b.format) && alpha >= 1;
-        const hsrc = bufferRect(l.src, plane);
-        const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: hsrc, dst: l.dst, alpha, reflectY: plane.yInverted === true };
+        const hsrc = srcInBuffer(l.src, plane);
+        const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: hsrc, dst: l.dst, alpha, transform: plane.transform ?? NORMAL };
         layer.noBufferReason = scanout ? (this.dev.caps.prime.import ? undefined : 'the KMS device cannot import dma-bufs (no PRIME import)') : 'scanout is not among options.paths';
         if (!layer.noBufferReason) {
           const fb = this.cache.get(HOST_LAYER_TAG, hs, plane, onScreenIds);
@@ -744,15 +755,16 @@ export class Output extends EventEmitter<OutputEvents> {
         this.report(v.cause, `layer "${l.id}" (${s.name}): ${v.message}`);
         return null;
       }
-      const lsrc = l.src.w > 0 ? l.src : { x: 0, y: 0, w: gp.width, h: gp.height };
-      if (lsrc.x + lsrc.w > gp.width || lsrc.y + lsrc.h > gp.height) {
-        this.report('layer-src-range', `layer "${l.id}": src ${lsrc.w}x${lsrc.h}+${lsrc.x}+${lsrc.y} reaches outside ${s.name}'s ${gp.width}x${gp.height} plane`);
+      const gpic = pictureOf(gp);
+      const lsrc = l.src.w > 0 ? l.src : { x: 0, y: 0, w: gpic.w, h: gpic.h };
+      if (lsrc.x + lsrc.w > gpic.w || lsrc.y + lsrc.h > gpic.h) {
+        this.report('layer-src-range', `layer "${l.id}": src ${lsrc.w}x${lsrc.h}+${lsrc.x}+${lsrc.y} reaches outside ${s.name}'s ${gpic.w}x${gpic.h} picture`);
         return null;
       }
       covered ||= coversScreen(l.dst) && !v.format.hasAlpha && alpha >= 1;
       const ssid = this.cache.sourceId(s);
-      const msrc = bufferRect(lsrc, gp);
-      const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: msrc, dst: l.dst, alpha, changesOften: true, reflectY: gp.yInverted === true };
+      const msrc = srcInBuffer(lsrc, gp);
+      const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: msrc, dst: l.dst, alpha, changesOften: true, transform: gp.transform ?? NORMAL };
       layer.noBufferReason = noScanout(gp);
       if (!layer.noBufferReason) {
         const fb = this.cache.get(GUEST_PRIMARY_TAG, s, gp, onScreenIds);
@@ -854,7 +866,7 @@ export class Output extends EventEmitter<OutputEvents> {
     if (u.layer === null) return { fbId: compositionFb ?? this.composer.standIn(), src: full, dst: full, zpos: u.zpos };
     const l = layers.get(u.layer)!;
     const hot = this.hotspots.get(u.layer);
-    return { fbId: l.buffer!.fbId, src: l.src, dst: l.dst, reflectY: l.reflectY, zpos: u.zpos, hotX: hot?.x, hotY: hot?.y };
+    return { fbId: l.buffer!.fbId, src: l.src, dst: l.dst, transform: l.transform, zpos: u.zpos, hotX: hot?.x, hotY: hot?.y };
   }
 
   /** TEST_ONLY of an assignment (allocator callback): the committed state changed to `uses`. */
@@ -904,7 +916,7 @@ export class Output extends EventEmitter<OutputEvents> {
       if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put('zpos', w.zpos, have?.zpos);
       // Always written where the plane has it: whoever used the plane before may have
       // left it rotated, and a reflected layer's plane goes back to rotate-0 after it.
-      if (pl.props.has('rotation')) put('rotation', rotationValue(pl, !!w.reflectY), have ? rotationValue(pl, !!have.reflectY) : undefined);
+      if (pl.props.has('rotation')) put('rotation', rotationValue(pl, w.transform ?? NORMAL), have ? rotationValue(pl, have.transform ?? NORMAL) : undefined);
       if (w.hotX !== undefined && pl.props.has('HOTSPOT_X')) put('HOTSPOT_X', w.hotX, have?.hotX);
       if (w.hotY !== undefined && pl.props.has('HOTSPOT_Y')) put('HOTSPOT_Y', w.hotY, have?.hotY);
     }

@@ -5,6 +5,7 @@
 // the range checks before it (16384 × 2^20 < 2^35, far inside 2^53).
 import * as drm from '../ffi/drm.js';
 import type { GuestPlaneInfo } from './sources/source.js';
+import { isTransform } from './transform.js';
 
 export const MAX_DIMENSION = 16384;
 export const MAX_STRIDE = 1 << 20;
@@ -22,7 +23,7 @@ export type ValidationCause =
   | 'position-range'
   | 'hotspot-range'
   | 'modifier-range'
-  | 'y-inverted-cursor';
+  | 'transform';
 
 export type Validation =
   | { ok: true; format: drm.DrmFormatInfo; /** bytes the plane's pixels span from offset 0 */ span: number }
@@ -72,7 +73,8 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
   if (!hotOk(p.hotX, p.width) || !hotOk(p.hotY, p.height)) {
     return fail(p, 'hotspot-range', `hotspot ${p.hotX},${p.hotY} outside the ${p.width}x${p.height} plane`);
   }
-  // Nothing makes y-inverted cursors, and the cursor path copies rows as they are.
-  if (p.yInverted && p.kind === 'cursor') return fail(p, 'y-inverted-cursor', 'is y-inverted; only primary planes may be');
+  if (p.transform !== undefined && !isTransform(p.transform)) return fail(p, 'transform', `transform ${String(p.transform)} is not a wl_output.transform (0..7)`);
+  // Nothing makes transformed cursors, and the cursor path copies rows as they are.
+  if ((p.transform ?? 0) !== 0 && p.kind === 'cursor') return fail(p, 'transform', 'has a transform; only primary planes may');
   return { ok: true, format: info, span };
 }

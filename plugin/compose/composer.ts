@@ -11,7 +11,8 @@ import { DumbFramebuffer } from '../kms/dumb.js';
 import type { FramebufferCache } from '../fb-cache.js';
 import type { DmabufMaps } from './dmabuf-map.js';
 import { GlesCompositor, type GlesImage, type GlesLayer, type GlesTarget, type TargetRing } from './gles.js';
-import { blendOver, blit, clipUnscaled, fill, type Rect } from './cpu.js';
+import { blendOver, blit, clipUnscaled, drawTransformed, fill, type Rect } from './cpu.js';
+import { FLIPPED_180, NORMAL } from '../transform.js';
 import { validatePlane } from '../validate.js';
 import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
 
@@ -130,7 +131,7 @@ export class Composer {
         imagePath = 'upload';
         uploadReason = r.value.uploadReason;
       }
-      gl.push({ image: r.value, src: l.src, dst: l.dst, alpha: l.alpha, flipY: p.yInverted === true });
+      gl.push({ image: r.value, src: l.src, dst: l.dst, alpha: l.alpha, transform: p.transform ?? NORMAL });
     }
     let target: GlesTarget;
     try {
@@ -176,8 +177,12 @@ export class Composer {
       try {
         const scaled = l.src.w !== l.dst.w || l.src.h !== l.dst.h;
         const alpha = l.alpha ?? 1;
-        const flipY = p.yInverted === true;
-        if (alpha < 1) {
+        const t = p.transform ?? NORMAL;
+        // Row copies cover normal and Y_INVERT; rotations and mirrors go pixel by pixel.
+        const flipY = t === FLIPPED_180;
+        if (t !== NORMAL && !flipY) {
+          bytes += drawTransformed(srcImg, l.src, dstImg, l.dst, t, { blend: alpha < 1 || v.format.hasAlpha, alpha, opaque: !v.format.hasAlpha });
+        } else if (alpha < 1) {
           if (scaled) return { cause: 'copy-alpha-scaled', error: `${l.id}: the CPU copy cannot blend a scaled layer with alpha ${alpha}; allow the gles path or do not scale it` };
           const c = clipUnscaled(l.src, l.dst, this.width, this.height, flipY);
           if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst, { alpha, opaque: !v.format.hasAlpha, flipY });

@@ -1,5 +1,6 @@
 // CPU copy path: the last resort when neither a plane nor the GPU can take a buffer.
 // Copies (and if needed scales, nearest-neighbour) 32-bit pixels into a dumb buffer.
+import { toBuffer, type Transform } from '../transform.js';
 
 export interface Rect {
   x: number;
@@ -135,6 +136,56 @@ export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, op
     }
   }
   return to.w * to.h * CPU_BPP;
+}
+
+/**
+ * Draws `from` (pixels of `src`, a buffer that holds its picture with transform `t`) onto
+ * `to` in `dst` with `t` undone: nearest neighbour, any scale, clipped to `dst`. The path
+ * for rotations and mirrors the row copies above do not cover. `blend`: premultiplied
+ * "over" with plane alpha, as blendOver. Returns the bytes written.
+ */
+export function drawTransformed(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, t: Transform, opts: { blend?: boolean; alpha?: number; opaque?: boolean } = {}): number {
+  const x0 = Math.max(0, to.x);
+  const y0 = Math.max(0, to.y);
+  const x1 = Math.min(dst.width, to.x + to.w);
+  const y1 = Math.min(dst.height, to.y + to.h);
+  if (x1 <= x0 || y1 <= y0 || from.w <= 0 || from.h <= 0) return 0;
+  // The transform is affine on the unit square: buffer (a, b) = c + u·du + v·dv.
+  const [ca, cb] = toBuffer(t, 0, 0);
+  const [ua, ub] = toBuffer(t, 1, 0);
+  const [va, vb] = toBuffer(t, 0, 1);
+  const sb = src.bytes;
+  const db = dst.bytes;
+  const ga = opts.alpha ?? 1;
+  const opaque = opts.opaque ?? false;
+  for (let y = y0; y < y1; y++) {
+    const v = (y - to.y + 0.5) / to.h;
+    const drow = dst.offset + y * dst.stride;
+    for (let x = x0; x < x1; x++) {
+      const u = (x - to.x + 0.5) / to.w;
+      const a = ca + (ua - ca) * u + (va - ca) * v;
+      const b = cb + (ub - cb) * u + (vb - cb) * v;
+      const sx = from.x + Math.min(from.w - 1, Math.floor(a * from.w));
+      const sy = from.y + Math.min(from.h - 1, Math.floor(b * from.h));
+      const s = src.offset + sy * src.stride + sx * CPU_BPP;
+      const d = drow + x * CPU_BPP;
+      if (!opts.blend) {
+        db[d] = sb[s];
+        db[d + 1] = sb[s + 1];
+        db[d + 2] = sb[s + 2];
+        db[d + 3] = sb[s + 3];
+        continue;
+      }
+      const a0 = opaque ? 255 : sb[s + 3];
+      if (a0 === 0) continue;
+      const k = 255 - a0 * ga;
+      db[d] = Math.min(255, Math.round(sb[s] * ga + (db[d] * k) / 255));
+      db[d + 1] = Math.min(255, Math.round(sb[s + 1] * ga + (db[d + 1] * k) / 255));
+      db[d + 2] = Math.min(255, Math.round(sb[s + 2] * ga + (db[d + 2] * k) / 255));
+      db[d + 3] = 255;
+    }
+  }
+  return (x1 - x0) * (y1 - y0) * CPU_BPP;
 }
 
 /**

@@ -42,6 +42,7 @@ import * as egl from '../../ffi/egl.js';
 import { dmabufSync, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START } from '../../ffi/dmabuf.js';
 import type { KmsDevice } from '../kms/device.js';
 import type { Rect } from './cpu.js';
+import { swapsAxes, toBuffer, type Transform } from '../transform.js';
 
 export type { Rect };
 
@@ -71,8 +72,8 @@ export interface GlesLayer {
   dst: Rect;
   /** Plane alpha 0..1, default 1. Sources are taken as premultiplied (Wayland's rule). */
   alpha?: number;
-  /** Draw `src` reflected vertically (a y-inverted buffer; `src` is in memory rows). */
-  flipY?: boolean;
+  /** How the buffer holds the picture (default normal): drawn with it undone; `src` is in buffer pixels. */
+  transform?: Transform;
 }
 
 export interface ComposeOptions {
@@ -216,19 +217,19 @@ export function isPixelCopy(src: Rect, dst: Rect): boolean {
  * imageW×imageH image) onto `dst` (pixels of a targetW×targetH target). Neither axis is
  * flipped: GL's row 0 of a framebuffer or texture made from a dma-buf is the buffer's
  * first row in memory, which KMS shows at the top; so y grows downward in both spaces.
- * `flipY` reflects `src` vertically (its last row drawn at the top of `dst`).
+ * `transform` is how the buffer holds the picture: each corner of `dst` samples the
+ * buffer point that holds that corner of the picture.
  */
-export function quadVertices(src: Rect, dst: Rect, imageW: number, imageH: number, targetW: number, targetH: number, flipY = false): Float32Array {
+export function quadVertices(src: Rect, dst: Rect, imageW: number, imageH: number, targetW: number, targetH: number, transform: Transform = 0): Float32Array {
   const x0 = (2 * dst.x) / targetW - 1;
   const x1 = (2 * (dst.x + dst.w)) / targetW - 1;
   const y0 = (2 * dst.y) / targetH - 1;
   const y1 = (2 * (dst.y + dst.h)) / targetH - 1;
-  const u0 = src.x / imageW;
-  const u1 = (src.x + src.w) / imageW;
-  let v0 = src.y / imageH;
-  let v1 = (src.y + src.h) / imageH;
-  if (flipY) [v0, v1] = [v1, v0];
-  return Float32Array.of(x0, y0, u0, v0, x1, y0, u1, v0, x0, y1, u0, v1, x1, y1, u1, v1);
+  const tex = (u: number, v: number): [number, number] => {
+    const [a, b] = toBuffer(transform, u, v);
+    return [(src.x + a * src.w) / imageW, (src.y + b * src.h) / imageH];
+  };
+  return Float32Array.of(x0, y0, ...tex(0, 0), x1, y0, ...tex(1, 0), x0, y1, ...tex(0, 1), x1, y1, ...tex(1, 1));
 }
 
 export type RingState = 'free' | 'busy' | 'scanout';
@@ -1085,7 +1086,8 @@ export class GlesCompositor {
       egl.glBindTexture(egl.GL_TEXTURE_2D, s.texture);
       // An unscaled, pixel-aligned layer samples texel centres exactly: nearest gives the
       // same pixels as linear, and is cheaper (much, on software rasterisers).
-      const f = isPixelCopy(src, l.dst) ? egl.GL_NEAREST : filter;
+      const shown = swapsAxes(l.transform ?? 0) ? { ...src, w: src.h, h: src.w } : src;
+      const f = isPixelCopy(shown, l.dst) ? egl.GL_NEAREST : filter;
       if (s.filter !== f) {
         egl.glTexParameteri(egl.GL_TEXTURE_2D, egl.GL_TEXTURE_MIN_FILTER, f);
         egl.glTexParameteri(egl.GL_TEXTURE_2D, egl.GL_TEXTURE_MAG_FILTER, f);
@@ -1097,7 +1099,7 @@ export class GlesCompositor {
       else egl.glDisable(egl.GL_BLEND);
       egl.glUniform1f(this.uLoc.alpha, alpha);
       egl.glUniform1f(this.uLoc.opaque, opaque ? 1 : 0);
-      egl.glBufferSubData(egl.GL_ARRAY_BUFFER, 0, quadVertices(src, l.dst, l.image.width, l.image.height, target.width, target.height, l.flipY === true));
+      egl.glBufferSubData(egl.GL_ARRAY_BUFFER, 0, quadVertices(src, l.dst, l.image.width, l.image.height, target.width, target.height, l.transform ?? 0));
       egl.glDrawArrays(egl.GL_TRIANGLE_STRIP, 0, 4);
       drawn++;
     }

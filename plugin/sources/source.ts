@@ -1,5 +1,6 @@
 // What the presentation loop needs from a guest display, whatever produces it.
 import type { EventEmitter } from 'node:events';
+import type { Transform } from '../transform.js';
 
 export type GuestPlaneKind = 'primary' | 'cursor';
 
@@ -34,11 +35,12 @@ export interface GuestPlaneInfo {
   /** Guest frame counter, if the source knows (the test guests do). */
   frame?: number;
   /**
-   * Rows are stored bottom-up: the first row in memory is the picture's last (a GL
-   * renderer's natural order; linux-dmabuf's Y_INVERT). Shown reflected vertically: on a
-   * plane with rotation reflect-y, else composed flipped. Primary planes only.
+   * How the buffer stores the picture (default normal): a wl_output.transform, Y_INVERT
+   * (rows bottom-up, a GL renderer's order) folded in as flipped-180. The picture is
+   * shown upright: through the plane's rotation property, else composed. width and
+   * height are the buffer's; the picture is height×width for 90°/270°. Primary only.
    */
-  yInverted?: boolean;
+  transform?: Transform;
 }
 
 export type PlaneQuery =

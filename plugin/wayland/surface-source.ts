@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
 import type { WlOutput } from '../../protocols/generated/wayland.js';
+import { withYInvert } from '../transform.js';
 import { ZwpLinuxBufferParamsV1Flags } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
 import type { ClientBuffer } from './buffer.js';
 import { completeCallbacks, finishUnshown, type SurfaceCommit } from './surface.js';
@@ -154,11 +155,12 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
       generation: 1,
       flipTimeNs: this.#commitTimeNs,
       frame: c.seq,
+      transform: c.transform,
     };
     if (b.kind === 'dmabuf') {
       const p0 = b.planes[0]!;
-      const yInverted = (b.flags & ZwpLinuxBufferParamsV1Flags.Y_INVERT) !== 0;
-      return { state: 'ok', plane: { ...base, transport: 'dmabuf', modifier: b.modifier, stride: p0.stride, offset: p0.offset, size: 0, yInverted } };
+      const transform = withYInvert(c.transform, (b.flags & ZwpLinuxBufferParamsV1Flags.Y_INVERT) !== 0);
+      return { state: 'ok', plane: { ...base, transport: 'dmabuf', modifier: b.modifier, stride: p0.stride, offset: p0.offset, size: 0, transform } };
     }
     return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: b.stride, offset: b.offset, size: b.pool.size - b.offset } };
   }

@@ -7,6 +7,7 @@ import type { Display, Global } from '../../protocols/runtime.js';
 import { ProtocolViolation } from '../../protocols/runtime.js';
 import { WlCompositor, WlSurface, WlSurfaceError, WlCallback, type WlBuffer } from '../../protocols/generated/wayland.js';
 import type { WpPresentationFeedback } from '../../protocols/generated/presentation_time.js';
+import { NORMAL, isTransform, type Transform } from '../transform.js';
 import { bufferOf, type ClientBuffer } from './buffer.js';
 
 export interface SurfaceCommit {
@@ -18,6 +19,8 @@ export interface SurfaceCommit {
   readonly attached: boolean;
   readonly frameCallbacks: WlCallback[];
   readonly feedbacks: WpPresentationFeedback[];
+  /** The buffer transform in effect after this commit (wl_surface.set_buffer_transform). */
+  readonly transform: Transform;
 }
 
 export interface SurfaceEvents {
@@ -49,6 +52,9 @@ export class Surface extends EventEmitter<SurfaceEvents> {
   /** Runs before a commit is applied; may throw a ProtocolViolation (xdg: unconfigured buffer). */
   beforeCommit: ((pendingBuffer: ClientBuffer | null | undefined) => void) | null = null;
   buffer: ClientBuffer | null = null;
+  /** Current buffer transform (double-buffered: set_buffer_transform, then commit). */
+  transform: Transform = NORMAL;
+  #pendingTransform: Transform | undefined = undefined;
   #pendingBuffer: ClientBuffer | null | undefined = undefined;
   #pendingBufferRes: WlBuffer | null = null;
   #frames: WlCallback[] = [];
@@ -86,6 +92,10 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     this.#frames.push(cb);
   }
 
+  setBufferTransform(t: Transform): void {
+    this.#pendingTransform = t;
+  }
+
   commit(): void {
     // A buffer destroyed between attach and commit attaches nothing visible.
     let pending = this.#pendingBuffer;
@@ -96,12 +106,15 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     if (this.buffer?.resource.destroyed) this.buffer = null;
     this.#pendingBuffer = undefined;
     this.#pendingBufferRes = null;
+    if (this.#pendingTransform !== undefined) this.transform = this.#pendingTransform;
+    this.#pendingTransform = undefined;
     const c: SurfaceCommit = {
       seq: ++commitSeq,
       buffer: this.buffer,
       attached,
       frameCallbacks: this.#frames,
       feedbacks: this.#feedbacks,
+      transform: this.transform,
     };
     this.#frames = [];
     this.#feedbacks = [];
@@ -149,9 +162,10 @@ export function createCompositorGlobal(display: Display, onSurface: (s: Surface)
             surface.commit();
           },
           setBufferTransform(res, transform) {
-            if (transform < 0 || transform > 7) {
+            if (!isTransform(transform)) {
               throw new ProtocolViolation(res, WlSurfaceError.INVALID_TRANSFORM, `buffer transform ${transform} is not a wl_output.transform`);
             }
+            surface.setBufferTransform(transform);
           },
           setBufferScale(res, scale) {
             if (scale < 1) throw new ProtocolViolation(res, WlSurfaceError.INVALID_SCALE, `buffer scale ${scale} is not positive`);

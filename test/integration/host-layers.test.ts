@@ -14,6 +14,7 @@ import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
 import { fdSnapshot, readFramebuffers } from './helpers/debugfs.js';
+import { TRANSFORM_NAMES, pictureSize, planeRotationFor, toBuffer, withYInvert, type Transform } from '../../plugin/transform.js';
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
 
@@ -50,11 +51,8 @@ class HostBuf {
   draw(n: number): void {
     drawPattern({ bytes: this.map.bytes, offset: 0, width: this.width, height: this.height, stride: this.stride }, n);
   }
-  /** Draws pattern `n` bottom-up, as a GL client's y-inverted buffer holds its picture. */
-  drawYInverted(n: number): void {
-    const img = new Uint8Array(this.stride * this.height);
-    drawPattern({ bytes: img, offset: 0, width: this.width, height: this.height, stride: this.stride }, n);
-    for (let y = 0; y < this.height; y++) this.map.bytes.set(img.subarray(y * this.stride, (y + 1) * this.stride), (this.height - 1 - y) * this.stride);
+  get mapBytes(): Uint8Array {
+    return this.map.bytes;
   }
   get buffer(): HostLayer['buffer'] {
     return { fd: this.fd, bufferId: this.bufferId, format: XR24, modifier: drm.DRM_FORMAT_MOD_LINEAR, width: this.width, height: this.height, stride: this.stride, offset: 0 };
@@ -322,62 +320,80 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     expect(outside).toBe(0);
   });
 
-  it('a y-inverted buffer is shown upright: on a plane with rotation reflect-y (read back from the kernel), or composed flipped by GLES or the CPU', async () => {
+  it('transformed buffers (Y_INVERT, 90°, flipped-90 + Y_INVERT) are shown upright: on a plane with the rotation read back from the kernel, or composed by GLES or the CPU', async () => {
     const dev = openVkms();
     const udev = udmabufDevice();
-    const win = new HostBuf(udev, 500, 480, 320);
-    cleanup.push(() => win.close());
-    win.drawYInverted(9);
-    // A crop in picture coordinates (rows 40..279 of the upright picture) placed 1:1.
-    const SRC = { x: 16, y: 40, w: 400, h: 240 };
-    const DST = { x: 100, y: 60, w: 400, h: 240 };
-    const want = new Uint8Array(win.width * win.height * 4);
-    drawPattern({ bytes: want, offset: 0, width: win.width, height: win.height, stride: win.width * 4 }, 9);
+    // A 480x320 picture; the 90° buffers hold it as 320x480.
+    const PW = 480;
+    const PH = 320;
+    const SRC = { x: 16, y: 40, w: 400, h: 240 }; // a crop, in picture coordinates
+    const DST = { x: 100, y: 60, w: 400, h: 240 }; // placed 1:1
+    const want = new Uint8Array(PW * PH * 4);
+    drawPattern({ bytes: want, offset: 0, width: PW, height: PH, stride: PW * 4 }, 9);
     const wantPx = new Uint32Array(want.buffer);
     const results: string[] = [];
-    for (const paths of [['scanout', 'gles', 'copy'], ['gles'], ['copy']] as const) {
-      const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H }, paths });
-      const errors: string[] = [];
-      out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
-      try {
-        out.enable();
-        const id = out.present([{ id: 'win', buffer: { ...win.buffer, yInverted: true }, src: SRC, dst: DST, zIndex: 1 }]);
-        const cap = out.captureNext();
-        const p = await presentOf(out, (e) => e.frameId === id, 60_000);
-        const c = await cap;
-        const layer = p.layers!.find((l) => l.id === 'win')!;
-        const a = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
-        let inside = 0;
-        let outside = 0;
-        for (let y = 0; y < H; y++) {
-          for (let x = 0; x < W; x++) {
-            const inWin = x >= DST.x && x < DST.x + DST.w && y >= DST.y && y < DST.y + DST.h;
-            const exp = inWin ? wantPx[(SRC.y + y - DST.y) * win.width + SRC.x + x - DST.x]! & 0xffffff : 0;
-            if ((a[(y * c.stride) / 4 + x]! & 0xffffff) !== exp) inWin ? inside++ : outside++;
-          }
+    const cases: { transform: Transform; yInverted: boolean }[] = [
+      { transform: 0, yInverted: true },
+      { transform: 1, yInverted: false },
+      { transform: 5, yInverted: true },
+    ];
+    for (const k of cases) {
+      const stored = withYInvert(k.transform, k.yInverted);
+      const b = pictureSize(k.transform, PW, PH); // the buffer's size
+      const win = new HostBuf(udev, 500 + results.length, b.w, b.h);
+      cleanup.push(() => win.close());
+      // Store the picture as the client would: transform applied, then rows bottom-up.
+      const px32 = new Uint32Array(win.mapBytes.buffer, win.mapBytes.byteOffset, win.mapBytes.byteLength / 4);
+      for (let y = 0; y < PH; y++)
+        for (let x = 0; x < PW; x++) {
+          const [u, v] = toBuffer(stored, (x + 0.5) / PW, (y + 0.5) / PH);
+          px32[Math.floor(v * b.h) * (win.stride / 4) + Math.floor(u * b.w)] = wantPx[y * PW + x]!;
         }
-        results.push(`${paths.join('+')}: ${layer.how} ${layer.path}, ${inside} px wrong inside, ${outside} outside`);
-        expect(errors).toEqual([]);
-        expect({ inside, outside }).toEqual({ inside: 0, outside: 0 });
-        if (paths[0] === 'scanout') {
-          expect(layer).toMatchObject({ how: 'plane', path: 'scanout', zeroCopy: true });
-          // The kernel's view of that plane: rotation = rotate-0 | reflect-y.
-          const ro = KmsDevice.open(dev.path, { master: false });
-          try {
-            const pl = ro.planes.find((x) => x.id === layer.planeId)!;
-            const bits = (n: string) => 1n << pl.props.enumValue('rotation', n);
-            expect(pl.props.get('rotation')?.value).toBe(bits('rotate-0') | bits('reflect-y'));
-          } finally {
-            await ro.close();
+      for (const paths of [['scanout', 'gles', 'copy'], ['gles'], ['copy']] as const) {
+        const what = `${TRANSFORM_NAMES[k.transform]}${k.yInverted ? '+y-invert' : ''} via ${paths.join('+')}`;
+        const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H }, paths });
+        const errors: string[] = [];
+        out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+        try {
+          out.enable();
+          const id = out.present([{ id: 'win', buffer: { ...win.buffer, transform: k.transform, yInverted: k.yInverted }, src: SRC, dst: DST, zIndex: 1 }]);
+          const cap = out.captureNext();
+          const p = await presentOf(out, (e) => e.frameId === id, 60_000);
+          const c = await cap;
+          const layer = p.layers!.find((l) => l.id === 'win')!;
+          const a = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
+          let inside = 0;
+          let outside = 0;
+          for (let y = 0; y < H; y++) {
+            for (let x = 0; x < W; x++) {
+              const inWin = x >= DST.x && x < DST.x + DST.w && y >= DST.y && y < DST.y + DST.h;
+              const exp = inWin ? wantPx[(SRC.y + y - DST.y) * PW + SRC.x + x - DST.x]! & 0xffffff : 0;
+              if ((a[(y * c.stride) / 4 + x]! & 0xffffff) !== exp) inWin ? inside++ : outside++;
+            }
           }
-        } else {
-          expect(layer).toMatchObject({ how: 'composed', path: paths[0], zeroCopy: false, reason: { code: 'forced' } });
+          results.push(`${what}: ${layer.how} ${layer.path}, ${inside} px wrong inside, ${outside} outside`);
+          expect(errors, what).toEqual([]);
+          expect({ inside, outside }, what).toEqual({ inside: 0, outside: 0 });
+          if (paths[0] === 'scanout') {
+            expect(layer, what).toMatchObject({ how: 'plane', path: 'scanout', zeroCopy: true });
+            // The kernel's view of that plane: the rotation that undoes the stored transform.
+            const ro = KmsDevice.open(dev.path, { master: false });
+            try {
+              const pl = ro.planes.find((x) => x.id === layer.planeId)!;
+              const bits = planeRotationFor(stored, pl.rotations)!.reduce((v, n) => v | (1n << pl.props.enumValue('rotation', n)), 0n);
+              expect(pl.props.get('rotation')?.value, what).toBe(bits);
+            } finally {
+              await ro.close();
+            }
+          } else {
+            expect(layer, what).toMatchObject({ how: 'composed', path: paths[0], zeroCopy: false, reason: { code: 'forced' } });
+          }
+        } finally {
+          await out.close();
         }
-      } finally {
-        await out.close();
       }
     }
-    console.log(`y-inverted host buffer: ${results.join('; ')}`);
+    console.log(`transformed host buffers: ${results.join('; ')}`);
   });
 
   it('no leaks: 300 frames with layers coming and going, buffers re-created under new generations, then close', async () => {

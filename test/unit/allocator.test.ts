@@ -61,7 +61,9 @@ function fakeDevice(planes: KmsPlane[], rules: Rules = {}) {
         const p = planes.find((x) => x.id === u.planeId)!;
         if (u.layer === null) continue;
         const l = layers.get(u.layer)!;
-        const scaled = l.src.w !== l.dst.w || l.src.h !== l.dst.h;
+        // As the kernel does: a 90°/270° plane rotation swaps the source's axes.
+        const [sw, sh] = (l.transform ?? 0) & 1 ? [l.src.h, l.src.w] : [l.src.w, l.src.h];
+        const scaled = sw !== l.dst.w || sh !== l.dst.h;
         if (scaled && rules.noScaling?.includes(p.id)) return new Error('EINVAL: no scaling');
         if (p.type === 'primary' && rules.primaryFullScreen && (l.dst.x !== 0 || l.dst.y !== 0 || l.dst.w !== W || l.dst.h !== H)) return new Error('EINVAL: primary must cover the CRTC');
       }
@@ -119,8 +121,18 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
     expect(r.composed).toEqual(['background', 'guest']);
   });
 
+  it('a 90° buffer (768x1024 for a 1024x768 picture) is unscaled on a plane with rotate-270, and composed where no plane rotates', () => {
+    const rot = (fbId: number): Layer => ({ id: 'guest', zIndex: 0, buffer: buf(fbId, XR24, 768, 1024), src: { x: 0, y: 0, w: 768, h: 1024 }, dst: full, changesOften: true, transform: 1 });
+    const dev = fakeDevice([plane(1, 'primary', { rotations: ['rotate-0', 'rotate-90', 'rotate-180', 'rotate-270'] })], { noScaling: [1] });
+    const r = alloc(dev).allocate([rot(10)]);
+    expect(r.layers[0]).toMatchObject({ how: 'plane', planeId: 1 });
+    const dev2 = fakeDevice([plane(1, 'primary', { rotations: ['rotate-0', 'rotate-180'] })]);
+    const r2 = alloc(dev2).allocate([rot(10)]);
+    expect(r2.layers[0]).toMatchObject({ how: 'composed', reason: { code: 'transform' } });
+  });
+
   it('a y-inverted guest goes only on a plane whose rotation offers reflect-y; with none it is composed, reason "transform"', () => {
-    const flipped: Layer = { ...guest(10), reflectY: true };
+    const flipped: Layer = { ...guest(10), transform: 6 };
     // vkms-like overlays have rotation; a primary without it cannot take the reflection.
     const dev = fakeDevice([plane(1, 'primary'), plane(2, 'overlay', { rotations: ['rotate-0', 'rotate-180', 'reflect-x', 'reflect-y'] })], { primaryFullScreen: true });
     const r = alloc(dev).allocate([background(), flipped]);
@@ -131,7 +143,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
     const g = r2.layers.find((l) => l.id === 'guest')!;
     expect(g.how).toBe('composed');
     expect(g.reason?.code).toBe('transform');
-    expect(g.reason?.message).toMatch(/reflect-y/);
+    expect(g.reason?.message).toMatch(/flipped-180 needs a plane rotation/);
     // The same buffer, not inverted, takes that overlay: the flag is part of the shape.
     const a = alloc(dev2);
     expect(a.allocate([background(), guest(10)]).layers.find((l) => l.id === 'guest')?.how).toBe('plane');

@@ -4,7 +4,8 @@
 // and with scaling. Rectangles are in memory rows, as the output hands them over.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { blendOver, blit, clipUnscaled, type CpuImage, type Rect } from '../../plugin/compose/cpu.js';
+import { blendOver, blit, clipUnscaled, drawTransformed, type CpuImage, type Rect } from '../../plugin/compose/cpu.js';
+import { bufferRect, pictureSize, toBuffer, type Transform } from '../../plugin/transform.js';
 
 function image(w: number, h: number, px: (x: number, y: number) => number): CpuImage {
   const bytes = new Uint8Array(w * h * 4);
@@ -85,5 +86,44 @@ describe('CPU copy of y-inverted buffers', () => {
     blendOver(up, ca.src, a, ca.dst, { alpha: 0.5 });
     blendOver(inv, cb.src, b, cb.dst, { alpha: 0.5, flipY: true });
     expect(b.bytes).toEqual(a.bytes);
+  });
+
+  it('rotations and mirrors (all eight transforms): any crop, any position clipped at the edges, same pixels as the upright picture', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          t: fc.integer({ min: 0, max: 7 }),
+          w: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 9 }),
+          sx: fc.nat(8), sy: fc.nat(8), sw: fc.integer({ min: 1, max: 9 }), sh: fc.integer({ min: 1, max: 9 }),
+          dx: fc.integer({ min: -6, max: 12 }), dy: fc.integer({ min: -6, max: 12 }),
+          blend: fc.boolean(),
+        }),
+        (c) => {
+          const t = c.t as Transform;
+          const src: Rect = { x: c.sx % c.w, y: c.sy % c.h, w: 0, h: 0 };
+          src.w = Math.min(c.sw, c.w - src.x);
+          src.h = Math.min(c.sh, c.h - src.y);
+          const dst: Rect = { x: c.dx, y: c.dy, w: src.w, h: src.h };
+          const pic = (x: number, y: number) => ((c.blend ? (x + y) % 3 : 3) * 0x55) << 24 | (x << 12) | y;
+          const up = image(c.w, c.h, pic);
+          // The buffer holds the picture with t applied: buffer pixel ← picture pixel.
+          const b = pictureSize(t, c.w, c.h);
+          const held = new Map<string, number>();
+          for (let y = 0; y < c.h; y++)
+            for (let x = 0; x < c.w; x++) {
+              const [u, v] = toBuffer(t, (x + 0.5) / c.w, (y + 0.5) / c.h);
+              held.set(`${Math.floor(u * b.w)},${Math.floor(v * b.h)}`, pic(x, y));
+            }
+          const buf = image(b.w, b.h, (x, y) => held.get(`${x},${y}`)!);
+          const a = image(10, 10, () => 0xff202020);
+          const r = image(10, 10, () => 0xff202020);
+          const ca = clipUnscaled(src, dst, 10, 10);
+          if (ca) (c.blend ? blendOver(up, ca.src, a, ca.dst) : blit(up, ca.src, a, ca.dst));
+          drawTransformed(buf, bufferRect(t, src, c.w, c.h), r, dst, t, { blend: c.blend });
+          expect(r.bytes).toEqual(a.bytes);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

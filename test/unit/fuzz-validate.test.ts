@@ -9,6 +9,7 @@ import * as drm from '../../ffi/drm.js';
 import { validatePlane, MAX_DIMENSION, MAX_STRIDE, MAX_POSITION, type ValidationCause } from '../../plugin/validate.js';
 import { blit, placement, type FitMode } from '../../plugin/compose/cpu.js';
 import type { GuestPlaneInfo } from '../../plugin/sources/source.js';
+import type { Transform } from '../../plugin/transform.js';
 
 const RUNS = Number(process.env.GUESTPLANE_FUZZ_RUNS ?? 3000);
 const U32 = 2 ** 32;
@@ -54,7 +55,7 @@ const arbitraryPlane: fc.Arbitrary<GuestPlaneInfo> = fc.record({
   hotX: nastyHot,
   hotY: nastyHot,
   generation: fc.integer({ min: 0, max: 1000 }),
-  yInverted: fc.boolean(),
+  transform: fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: 7 }) as fc.Arbitrary<Transform>, fc.constantFrom(-1, 8, 1.5, NaN) as fc.Arbitrary<Transform>),
 });
 const bufferSize = fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 2 ** 26 }), fc.constantFrom(0, 4096, U32, 2 ** 40));
 
@@ -122,7 +123,7 @@ const FIELD_WORDS: Record<ValidationCause | 'modifier-range', RegExp> = {
   'position-range': /position/,
   'hotspot-range': /hotspot/,
   'modifier-range': /modifier/,
-  'y-inverted-cursor': /y-inverted/,
+  transform: /transform/,
 };
 
 describe('validatePlane under arbitrary guest input', () => {

@@ -179,9 +179,15 @@ describe('layer geometry', () => {
     expect(v).toEqual([-1, -1, 0, 0, 1, -1, 1, 0, -1, 1, 0, 1, 1, 1, 1, 1]);
   });
 
-  it('flipY swaps the texture rows: the last row of src is drawn at the top of dst', () => {
-    const v = Array.from(quadVertices({ x: 0, y: 8, w: 64, h: 16 }, { x: 0, y: 0, w: 640, h: 480 }, 64, 32, 640, 480, true));
+  it('Y_INVERT (flipped-180) swaps the texture rows: the last row of src is drawn at the top of dst', () => {
+    const v = Array.from(quadVertices({ x: 0, y: 8, w: 64, h: 16 }, { x: 0, y: 0, w: 640, h: 480 }, 64, 32, 640, 480, 6));
     expect(v).toEqual([-1, -1, 0, 0.75, 1, -1, 1, 0.75, -1, 1, 0, 0.25, 1, 1, 1, 0.25]);
+  });
+
+  it('90°: the picture\'s top-left corner samples the buffer\'s bottom-left, its top-right the top-left', () => {
+    const v = Array.from(quadVertices({ x: 0, y: 0, w: 32, h: 64 }, { x: 0, y: 0, w: 640, h: 480 }, 32, 64, 640, 480, 1));
+    // (x, y, u, v) for the corners top-left, top-right, bottom-left, bottom-right of dst.
+    expect(v).toEqual([-1, -1, 0, 1, 1, -1, 0, 0, -1, 1, 1, 1, 1, 1, 1, 0]);
   });
 
   it('maps sub-rectangles to NDC and normalised texture coordinates', () => {

@@ -169,13 +169,18 @@ static void params_created(void *d, struct zwp_linux_buffer_params_v1 *p, struct
 static void params_failed(void *d, struct zwp_linux_buffer_params_v1 *p) { created_ok = 0; }
 static const struct zwp_linux_buffer_params_v1_listener params_listener = { params_created, params_failed };
 
-/* GP_Y_INVERT=1: buffers are made with Y_INVERT and drawn bottom-up (rows reversed). */
+/* GP_Y_INVERT=1: buffers are made with Y_INVERT and drawn bottom-up (rows reversed).
+ * GP_TRANSFORM=n: wl_surface.set_buffer_transform(n); the buffer holds the picture with
+ * that wl_output.transform applied (90/270: the buffer is height x width). */
 static bool y_invert;
+static int buf_transform;
+static int buf_w(void) { return (buf_transform & 1) ? height : width; }
+static int buf_h(void) { return (buf_transform & 1) ? width : height; }
 
 static void make_dmabuf_buffer(struct buffer *b, int i) {
 	uint32_t flags = y_invert ? ZWP_LINUX_BUFFER_PARAMS_V1_FLAGS_Y_INVERT : 0;
-	int stride = width * 4;
-	size_t size = ((size_t)stride * height + 4095) & ~(size_t)4095;
+	int stride = buf_w() * 4;
+	size_t size = ((size_t)stride * buf_h() + 4095) & ~(size_t)4095;
 	void *map;
 	int memfd = make_memfd(size, &map);
 	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
@@ -191,11 +196,11 @@ static void make_dmabuf_buffer(struct buffer *b, int i) {
 	zwp_linux_buffer_params_v1_add(p, dmabuf_fd, 0, 0, stride, DRM_FORMAT_MOD_LINEAR >> 32, DRM_FORMAT_MOD_LINEAR & 0xffffffff);
 	if (i == 0) {
 		/* one buffer through create_immed, the others through create + created */
-		b->wl = zwp_linux_buffer_params_v1_create_immed(p, width, height, DRM_FORMAT_XRGB8888, flags);
+		b->wl = zwp_linux_buffer_params_v1_create_immed(p, buf_w(), buf_h(), DRM_FORMAT_XRGB8888, flags);
 	} else {
 		created_ok = -1;
 		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, b);
-		zwp_linux_buffer_params_v1_create(p, width, height, DRM_FORMAT_XRGB8888, flags);
+		zwp_linux_buffer_params_v1_create(p, buf_w(), buf_h(), DRM_FORMAT_XRGB8888, flags);
 		while (created_ok < 0)
 			if (wl_display_dispatch(display) < 0) die("display error while creating a buffer");
 		if (!created_ok) die("zwp_linux_buffer_params_v1.failed");
@@ -206,12 +211,12 @@ static void make_dmabuf_buffer(struct buffer *b, int i) {
 }
 
 static void make_shm_buffer(struct buffer *b) {
-	int stride = width * 4;
-	size_t size = (size_t)stride * height;
+	int stride = buf_w() * 4;
+	size_t size = (size_t)stride * buf_h();
 	void *map;
 	int fd = make_memfd(size, &map);
 	struct wl_shm_pool *pool = wl_shm_create_pool(shm, fd, size);
-	b->wl = wl_shm_pool_create_buffer(pool, 0, width, height, stride, WL_SHM_FORMAT_XRGB8888);
+	b->wl = wl_shm_pool_create_buffer(pool, 0, buf_w(), buf_h(), stride, WL_SHM_FORMAT_XRGB8888);
 	wl_shm_pool_destroy(pool);
 	close(fd);
 	b->pixels = map;
@@ -219,14 +224,39 @@ static void make_shm_buffer(struct buffer *b) {
 	wl_buffer_add_listener(b->wl, &buffer_listener, b);
 }
 
+/* Where picture pixel (x, y) of a W x H picture is stored in a buffer with transform t
+ * (Weston's weston_transformed_coord, on pixel centres). */
+static void to_buffer(int t, int W, int H, int x, int y, int *bx, int *by) {
+	switch (t) {
+	default: *bx = x; *by = y; break;
+	case 1: *bx = y; *by = W - 1 - x; break;
+	case 2: *bx = W - 1 - x; *by = H - 1 - y; break;
+	case 3: *bx = H - 1 - y; *by = x; break;
+	case 4: *bx = W - 1 - x; *by = y; break;
+	case 5: *bx = y; *by = x; break;
+	case 6: *bx = x; *by = H - 1 - y; break;
+	case 7: *bx = H - 1 - y; *by = W - 1 - x; break;
+	}
+}
+
 /* The picture is the same whatever the buffer layout: pixel (x, y) = x<<16 | y<<8 | n. */
 static void draw(struct buffer *b, uint32_t n) {
-	for (int y = 0; y < height; y++) {
-		int mem_row = y_invert ? height - 1 - y : y;
-		uint32_t *row = b->pixels + (size_t)mem_row * (b->stride / 4);
-		uint32_t base = 0xff000000u | ((uint32_t)(y & 255) << 8) | (n & 255);
-		for (int x = 0; x < width; x++) row[x] = base | ((uint32_t)(x & 255) << 16);
+	if (buf_transform == 0) {
+		for (int y = 0; y < height; y++) {
+			int mem_row = y_invert ? height - 1 - y : y;
+			uint32_t *row = b->pixels + (size_t)mem_row * (b->stride / 4);
+			uint32_t base = 0xff000000u | ((uint32_t)(y & 255) << 8) | (n & 255);
+			for (int x = 0; x < width; x++) row[x] = base | ((uint32_t)(x & 255) << 16);
+		}
+		return;
 	}
+	for (int y = 0; y < height; y++)
+		for (int x = 0; x < width; x++) {
+			int bx, by;
+			to_buffer(buf_transform, width, height, x, y, &bx, &by);
+			if (y_invert) by = buf_h() - 1 - by;
+			b->pixels[(size_t)by * (b->stride / 4) + bx] = 0xff000000u | ((uint32_t)(x & 255) << 16) | ((uint32_t)(y & 255) << 8) | (n & 255);
+		}
 }
 
 /* ---- presentation feedback */
@@ -294,6 +324,7 @@ static int run_frames(bool use_dmabuf, int n) {
 	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
 	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
 	xdg_toplevel_set_title(tl, "gp-wayland-client");
+	if (buf_transform) wl_surface_set_buffer_transform(surface, buf_transform);
 	wl_surface_commit(surface);
 	while (!configured)
 		if (wl_display_dispatch(display) < 0) die("display error before configure");
@@ -305,7 +336,7 @@ static int run_frames(bool use_dmabuf, int n) {
 		if (use_dmabuf) make_dmabuf_buffer(&buffers[i], i);
 		else make_shm_buffer(&buffers[i]);
 	}
-	printf("BUFFERS %d x %dx%d %s\n", NBUF, width, height, use_dmabuf ? "dmabuf" : "shm");
+	printf("BUFFERS %d x %dx%d %s\n", NBUF, buf_w(), buf_h(), use_dmabuf ? "dmabuf" : "shm");
 	fflush(stdout);
 	for (int f = 1; f <= n; f++) {
 		struct buffer *b = NULL;
@@ -567,6 +598,7 @@ static int run_error(const char *what) {
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	y_invert = getenv("GP_Y_INVERT") && !strcmp(getenv("GP_Y_INVERT"), "1");
+	buf_transform = getenv("GP_TRANSFORM") ? atoi(getenv("GP_TRANSFORM")) : 0;
 	if (argc < 2) die("usage: gp-wayland-client dmabuf N | shm N | lease | error CASE");
 	connect_and_bind();
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
