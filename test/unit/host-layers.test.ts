@@ -26,7 +26,10 @@ describe('checkHostLayers', () => {
     ['fd', [layer({ buffer: buf({ fd: -1 }) })], /buffer.fd -1 is not a file descriptor/],
     ['stride', [layer({ buffer: buf({ stride: 100 }) })], /layer 0 "panel": host buffer.*stride 100 < width 64/],
     ['multi-planar format', [layer({ buffer: buf({ format: drm.fourcc('NV12') }) })], /single-plane/],
-    ['src outside the buffer', [layer({ src: { x: 10, y: 0, w: 64, h: 32 } })], /reaches outside the 64x32 buffer/],
+    ['src outside the buffer', [layer({ src: { x: 10, y: 0, w: 64, h: 32 } })], /reaches outside the 64x32 picture/],
+    // A 90° buffer of 64x32 holds a 32x64 picture: src is in picture coordinates.
+    ['src outside a rotated picture', [layer({ buffer: buf({ transform: 1 }), src: { x: 0, y: 0, w: 64, h: 32 } })], /reaches outside the 32x64 picture/],
+    ['bad transform', [layer({ buffer: buf({ transform: 9 as never }) })], /buffer.transform 9 is not a wl_output.transform/],
     ['not a source', [layer({ buffer: { source: {} } as unknown as HostLayer['buffer'] })], /not a GuestSource/],
   ])('refuses %s', (_what, layers, msg) => {
     expect(() => checkHostLayers(layers)).toThrow(msg);
