@@ -217,6 +217,8 @@ export class PlaneAllocator {
   /** Layer shapes that made a real commit fail although TEST_ONLY agreed: compose them. */
   private readonly untrusted = new Map<string, string>();
   private last: { signature: string; rem: Remembered } | null = null;
+  /** Bumped whenever remembered assignments are dropped: a caller's copy of one is stale. */
+  epoch = 0;
 
   constructor(
     private readonly dev: AllocatorDevice,
@@ -281,6 +283,7 @@ export class PlaneAllocator {
   /** The real commit of `a` failed: forget it and distrust the layers it put on planes. */
   commitFailed(a: Allocation, layers: readonly Layer[], err: Error): void {
     this.stats.commitFailures++;
+    this.epoch++;
     this.shapes.delete(a.signature);
     this.last = null;
     const byId = new Map(layers.map((l) => [l.id, l]));
@@ -294,10 +297,17 @@ export class PlaneAllocator {
 
   /** Forgets everything learnt (planes changed hands, hotplug, mode change). */
   reset(): void {
+    this.epoch++;
     this.shapes.clear();
     this.verdicts.clear();
     this.untrusted.clear();
     this.last = null;
+  }
+
+  /** Counts a reuse the caller made of the last allocation without asking (Output's steady-state path). */
+  noteReuse(): void {
+    this.stats.allocations++;
+    this.stats.reuses++;
   }
 
   private reuse(signature: string, rem: Remembered, hidden: readonly Layer[]): Allocation {

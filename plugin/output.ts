@@ -257,7 +257,11 @@ export class Output extends EventEmitter<OutputEvents> {
    */
   private readonly contentSerial = new Map<number, number>();
   /** Properties set by the last real commit ("plane 42.CRTC_X=10" …), for tests and debugging. */
-  lastCommit: string[] = [];
+  private lastRequest: AtomicRequest | null = null;
+  /** The properties of the last commit ("plane 31.FB_ID=42" …), for diagnostics and tests. */
+  get lastCommit(): string[] {
+    return this.lastRequest ? this.lastRequest.entryList() : [];
+  }
   readonly refreshNs: number;
 
   constructor(
@@ -529,7 +533,10 @@ export class Output extends EventEmitter<OutputEvents> {
       frameId: f.content.frameId,
       allocation: a ? { reused: a.reused, tests: a.tests, searchMs: a.searchMs } : undefined,
     });
-    this.refresh();
+    // Something to show now only if a change came while the commit was in flight (its
+    // refresh was deferred and marked dirty) or a source must be polled; otherwise the
+    // next 'changed' refreshes (and a plan that finds nothing new is not free).
+    if (this.dirty || this.captureWaiters.length > 0 || (this.source && !this.source.changeEvents) || [...this.layerSources].some((s) => !s.changeEvents)) this.refresh();
   }
 
   private async finishCapture(content: Content): Promise<void> {
@@ -551,6 +558,8 @@ export class Output extends EventEmitter<OutputEvents> {
     }
   }
   private captureHold = false;
+  /** The last full plan, when it can stand for the next frame of the same shape (see plan()). */
+  private lastPlan: { key: string; epoch: number; planeId: number; content: Content } | null = null;
 
   private readonly vblankCookie = nextCookie++ | (1n << 62n);
 
@@ -668,6 +677,22 @@ export class Output extends EventEmitter<OutputEvents> {
     }
     const contentKey = keys.join('|');
     if (!force && this.onScreen?.contentKey === contentKey && !region) return null;
+    // Steady state: the guest only flipped to another buffer of the same shape, alone on
+    // its plane. The last plan stands with the new FB; no layers, allocation or reports
+    // to rebuild (under TCG that rebuilding was most of the host's per-frame CPU).
+    const steadyKey = p && src && !host && !cur && p.transport === 'dmabuf' ? this.steadyKey(sid, p) : null;
+    const last = this.lastPlan;
+    if (!force && steadyKey !== null && last && last.key === steadyKey && last.epoch === this.allocator.epoch) {
+      const fb = this.cache.get(GUEST_PRIMARY_TAG, src!, p!, this.fbsOnScreen());
+      if (fb.ok) {
+        this.allocator.noteReuse();
+        const planes = new Map(last.content.planes);
+        planes.set(last.planeId, { ...planes.get(last.planeId)!, fbId: fb.entry.fbId });
+        const a = last.content.alloc!;
+        return { ...last.content, contentKey, planes, fbId: fb.entry.fbId, bufferId: p!.bufferId, frame: p!.frame, flipTimeNs: p!.flipTimeNs, alloc: { ...a, reused: true, tests: 0, searchMs: 0 } };
+      }
+    }
+    this.lastPlan = null;
     const pre = p ? validatePlane(p, null) : null;
     if (pre && !pre.ok) {
       this.report(pre.cause, pre.message);
@@ -840,7 +865,7 @@ export class Output extends EventEmitter<OutputEvents> {
     const path: PresentPath = onPlane ? 'scanout' : composed!.path;
     let reason = g.reason?.message;
     if (composed?.fallback && !onPlane) reason = `${reason}; GPU composition: ${composed.fallback}`;
-    return {
+    const planned: Content = {
       ...frameInfo,
       bufferId: p.bufferId,
       frame: p.frame,
@@ -852,6 +877,13 @@ export class Output extends EventEmitter<OutputEvents> {
       reason: onPlane ? undefined : reason,
       gles: !onPlane && composed?.path === 'gles' ? composed.gles : undefined,
     };
+    if (steadyKey !== null && onPlane && !composed && g.planeId !== null) this.lastPlan = { key: steadyKey, epoch: this.allocator.epoch, planeId: g.planeId, content: planned };
+    return planned;
+  }
+
+  /** What must stay the same for the last plan to stand when only the guest's buffer changes. */
+  private steadyKey(sid: number, p: GuestPlaneInfo): string {
+    return `${sid}|${p.generation}|${p.format}|${p.modifier}|${p.width}x${p.height}|${p.stride}|${p.offset}|${p.size}|${p.transform ?? 0}|${p.x},${p.y}|${p.hotX},${p.hotY}|${this.fit}|${this.width}x${this.height}`;
   }
 
   private makeBackground(): DumbFramebuffer {
@@ -935,7 +967,6 @@ export class Output extends EventEmitter<OutputEvents> {
         // Routing the writeback connector to the CRTC the first time is a modeset.
         if (!this.writebackRouted) flags |= COMMIT.ALLOW_MODESET;
       }
-      const described = req.describe().split(/ (?=[a-z]+ \d+\.)/);
       try {
         req.commit(flags, cookie);
         if (this.writeback?.isArmed) this.writebackRouted = true;
@@ -943,7 +974,7 @@ export class Output extends EventEmitter<OutputEvents> {
         this.writeback?.disarm();
         throw e;
       }
-      this.lastCommit = described;
+      this.lastRequest = req;
       this.adopt(c.planes);
     };
     try {

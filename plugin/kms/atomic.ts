@@ -25,7 +25,8 @@ export interface CommitCounters {
 
 export class AtomicRequest {
   private req: drm.AtomicReqPtr | null = drm.atomicAlloc();
-  private readonly entries: string[] = [];
+  // Kept raw, formatted only when asked (describe): most requests are never described.
+  private readonly entries: (AtomicObject | string | bigint | number)[] = [];
 
   constructor(
     private readonly fd: number,
@@ -36,7 +37,7 @@ export class AtomicRequest {
   set(obj: AtomicObject, name: string, value: bigint | number): this {
     if (!this.req) throw new Error('atomic request already committed');
     drm.atomicAddProperty(this.req, obj.id, obj.props.id(name), value);
-    this.entries.push(`${obj.props.objectKind} ${obj.id}.${name}=${value}`);
+    this.entries.push(obj, name, value);
     return this;
   }
 
@@ -47,11 +48,21 @@ export class AtomicRequest {
   }
 
   get size(): number {
-    return this.entries.length;
+    return this.entries.length / 3;
+  }
+
+  /** The properties set, one "kind id.NAME=value" string each. */
+  entryList(): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.entries.length; i += 3) {
+      const o = this.entries[i] as AtomicObject;
+      out.push(`${o.props.objectKind} ${o.id}.${String(this.entries[i + 1])}=${String(this.entries[i + 2])}`);
+    }
+    return out;
   }
 
   describe(): string {
-    return this.entries.join(' ');
+    return this.entryList().join(' ');
   }
 
   /** Checks the request with TEST_ONLY. Returns null when accepted, else the error. */
