@@ -207,6 +207,7 @@ export const drm_mode_create_dumb = koffi.struct({
 export const drm_mode_map_dumb = koffi.struct({ handle: u32, pad: u32, offset: u64 });
 export const drm_mode_destroy_dumb = koffi.struct({ handle: u32 });
 export const drm_gem_close = koffi.struct({ handle: u32, pad: u32 });
+export const drm_mode_fb_cmd = koffi.struct({ fb_id: u32, width: u32, height: u32, pitch: u32, bpp: u32, depth: u32, handle: u32 });
 /** Linux ≥ 6.8 uapi (DRM_IOCTL_MODE_CLOSEFB); not in libdrm 2.4.114's drm_mode.h. */
 export const drm_mode_closefb = koffi.struct({ fb_id: u32, pad: u32 });
 export const drm_set_client_cap = koffi.struct({ capability: u64, value: u64 });
@@ -339,6 +340,7 @@ export const DRM_IOCTL_SET_CLIENT_CAP = IOW(DRM_IOCTL_BASE, 0x0d, koffi.sizeof(d
 export const DRM_IOCTL_MODE_CREATE_DUMB = IOWR(DRM_IOCTL_BASE, 0xb2, koffi.sizeof(drm_mode_create_dumb));
 export const DRM_IOCTL_MODE_MAP_DUMB = IOWR(DRM_IOCTL_BASE, 0xb3, koffi.sizeof(drm_mode_map_dumb));
 export const DRM_IOCTL_MODE_DESTROY_DUMB = IOWR(DRM_IOCTL_BASE, 0xb4, koffi.sizeof(drm_mode_destroy_dumb));
+export const DRM_IOCTL_MODE_GETFB = IOWR(DRM_IOCTL_BASE, 0xad, koffi.sizeof(drm_mode_fb_cmd));
 /** Linux ≥ 6.8. Older kernels answer EINVAL (unknown core DRM ioctl). */
 export const DRM_IOCTL_MODE_CLOSEFB = IOWR(DRM_IOCTL_BASE, 0xd0, koffi.sizeof(drm_mode_closefb));
 
@@ -1349,6 +1351,21 @@ export function closeFB(fd: number, fbId: number): void {
 }
 
 /**
+ * Whether framebuffer `fbId` still exists on the device (anyone's: after RMFB/CLOSEFB it
+ * lives on while a commit still references it). DRM_IOCTL_MODE_GETFB hands a DRM master a
+ * new GEM handle to the buffer; it is closed at once.
+ */
+export function fbExists(fd: number, fbId: number): boolean {
+  const arg = Buffer.alloc(koffi.sizeof(drm_mode_fb_cmd));
+  koffi.encode(arg, drm_mode_fb_cmd, { fb_id: fbId, width: 0, height: 0, pitch: 0, bpp: 0, depth: 0, handle: 0 });
+  const e = ioctlTry(fd, DRM_IOCTL_MODE_GETFB, arg);
+  if (e !== 0) return false; // ENOENT: gone (any other error: nothing more to learn)
+  const { handle } = koffi.decode(arg, drm_mode_fb_cmd) as { handle: number };
+  if (handle) ioctlTry(fd, DRM_IOCTL_GEM_CLOSE, Buffer.from(new Uint32Array([handle, 0]).buffer));
+  return true;
+}
+
+/**
  * Whether the kernel implements DRM_IOCTL_MODE_CLOSEFB: closing fb 0 fails with ENOENT
  * when it does and EINVAL when the ioctl is unknown.
  */
@@ -1474,6 +1491,7 @@ export const ABI: AbiManifest = {
     'struct drm_mode_create_dumb': { type: drm_mode_create_dumb },
     'struct drm_mode_map_dumb': { type: drm_mode_map_dumb },
     'struct drm_mode_destroy_dumb': { type: drm_mode_destroy_dumb },
+    'struct drm_mode_fb_cmd': { type: drm_mode_fb_cmd },
     'struct drm_gem_close': { type: drm_gem_close },
     'struct drm_set_client_cap': { type: drm_set_client_cap },
     'struct drm_event': { type: drm_event },
@@ -1626,6 +1644,7 @@ export const ABI: AbiManifest = {
     DRM_IOCTL_MODE_CREATE_DUMB,
     DRM_IOCTL_MODE_MAP_DUMB,
     DRM_IOCTL_MODE_DESTROY_DUMB,
+    DRM_IOCTL_MODE_GETFB,
     ...Object.fromEntries([...DRM_FORMATS.values()].map((fmt) => [`DRM_FORMAT_${fmt.name}`, fmt.fourcc])),
   },
 };

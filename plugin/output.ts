@@ -119,6 +119,8 @@ const NO_SIGNAL_MARK = 0xff5a6a80;
 
 /** FB-cache plane tag of guest primary buffers (FBs are not tied to a plane). */
 const GUEST_PRIMARY_TAG = -1;
+/** How long close() waits for the restoring modeset (the kernel's own flip_done timeout is 10 s). */
+const RESTORE_TIMEOUT_MS = 12_000;
 /** FB-cache plane tag of host layers' buffers (cursor.ts has -2). */
 const HOST_LAYER_TAG = -3;
 
@@ -1081,13 +1083,13 @@ export class Output extends EventEmitter<OutputEvents> {
     return { modeBlob, active: crtcProps.get('ACTIVE')?.value ?? 0n, connectorCrtc: this.connector.props.get('CRTC_ID')?.value ?? 0n, plane };
   }
 
-  /** Puts back the CRTC configuration found at enable(); falls back to switching it off. */
   /**
-   * Puts back what was on screen before enable(), with a blocking modeset: when close()
-   * returns, the kernel has let go of every FB this output showed (callers and the leak
-   * tests count them). A non-blocking restore was tried and made those counts racy (2 of
-   * 406 tests in a fresh-clone run); its gain, not waiting for the kernel's 10 s flip_done
-   * timeout after a vkms unplug, stays a known cost (see the issue notes).
+   * Puts back what was on screen before enable() (else switches the CRTC off), without
+   * blocking the event loop: a non-blocking modeset whose completion event is awaited.
+   * When it resolves the kernel has let go of every FB this output showed (callers and
+   * the leak tests count them), and other outputs kept presenting meanwhile (a modeset
+   * takes frames; after a vkms unplug the kernel waits 10 s for a flip that never comes).
+   * A kernel that refuses the non-blocking form gets the blocking one.
    */
   private async restore(): Promise<void> {
     const s = this.saved;
@@ -1111,7 +1113,31 @@ export class Output extends EventEmitter<OutputEvents> {
       return req;
     };
     const commit = async (make: () => AtomicRequest) => {
-      make().commit(COMMIT.ALLOW_MODESET);
+      const cookie = nextCookie++;
+      let done: (ok: boolean) => void = () => {};
+      const completed = new Promise<boolean>((r) => (done = r));
+      const onFlip = (ev: FlipEvent) => {
+        if (ev.userData === cookie) done(true);
+      };
+      const timer = setTimeout(() => done(false), RESTORE_TIMEOUT_MS);
+      d.events.on('flip', onFlip);
+      try {
+        try {
+          make().commit(COMMIT.ALLOW_MODESET | COMMIT.NONBLOCK | COMMIT.PAGE_FLIP_EVENT, cookie);
+        } catch (e) {
+          // EBUSY (a commit still pending), or a driver that sends no event for this
+          // change: the blocking form, which returns once the kernel is done.
+          if (d.commitFailure(e)) throw e;
+          make().commit(COMMIT.ALLOW_MODESET);
+          return;
+        }
+        if (!(await completed)) {
+          this.report('restore-slow', `the restoring modeset of ${this.connector.name} did not complete within ${RESTORE_TIMEOUT_MS / 1000} s; its buffers are released anyway`);
+        }
+      } finally {
+        clearTimeout(timer);
+        d.events.off('flip', onFlip);
+      }
     };
     try {
       await commit(full);
@@ -1160,7 +1186,10 @@ export class Output extends EventEmitter<OutputEvents> {
     this.dev.events.off('flip', this.onFlip);
     this.dev.events.off('error', this.onDeviceError);
     for (const w of this.captureWaiters.splice(0)) w.reject(new Error('output closed'));
-    if (this.enabled && restore && !this.dev.isClosed && this.dev.present) await this.restore();
+    const restoring = this.enabled && restore && !this.dev.isClosed && this.dev.present;
+    // The FBs the kernel may still hold after the restore: what was on screen.
+    const shown = restoring ? [...this.fbsOnScreen()] : [];
+    if (restoring) await this.restore();
     this.composer.close();
     this.cursor.close();
     this.cache.close();
@@ -1179,6 +1208,19 @@ export class Output extends EventEmitter<OutputEvents> {
     claimedPlanes.delete(this.primary.id);
     for (const [id, o] of [...planeOwner]) if (o === this) planeOwner.delete(id);
     this.committed.clear();
+    // The restore's completion event comes before the kernel drops the state it replaced
+    // (and with it the last references to those FBs): wait until they are really gone, so
+    // that when close() resolves nothing of this output is left on the device.
+    await this.untilGone(shown);
+  }
+
+  private async untilGone(fbIds: readonly number[]): Promise<void> {
+    const end = Date.now() + 1000;
+    let left = fbIds.filter((id) => id !== 0);
+    while (left.length > 0 && Date.now() < end && !this.dev.isClosed && this.dev.present) {
+      left = left.filter((id) => drm.fbExists(this.dev.fd, id));
+      if (left.length > 0) await new Promise((r) => setTimeout(r, 2));
+    }
   }
 }
 
