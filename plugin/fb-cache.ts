@@ -81,6 +81,9 @@ function layoutOf(p: Pick<FbEntry, 'format' | 'modifier' | 'width' | 'height' | 
   return `${p.format}/${p.modifier}/${p.width}x${p.height}/${p.stride}/${p.offset}`;
 }
 
+/** Failed imports remembered at most (see rememberFailure). */
+export const MAX_REMEMBERED_FAILURES = 256;
+
 export class FramebufferCache {
   private readonly entries = new Map<string, FbEntry>();
   private readonly failed = new Map<string, Failed>();
@@ -150,7 +153,7 @@ export class FramebufferCache {
     } catch (e) {
       this.stats.importFailures++;
       const message = `${source.name}: ${(e as Error).message}`;
-      this.failed.set(key, { generation: plane.generation, cause: `${kind}-import-failed`, message });
+      this.rememberFailure(key, { generation: plane.generation, cause: `${kind}-import-failed`, message });
       return { ok: false, cause: `${kind}-import-failed`, message, remembered: false };
     } finally {
       if (fd >= 0) libc.close(fd, `${source.name} dma-buf`);
@@ -186,13 +189,29 @@ export class FramebufferCache {
     const r = this.importBuffer(planeId, sid, key, source, plane);
     if (!r.ok) {
       this.stats.importFailures++;
-      this.failed.set(key, { generation: plane.generation, layout: layoutOf(plane), cause: r.cause, message: r.message });
+      this.rememberFailure(key, { generation: plane.generation, layout: layoutOf(plane), cause: r.cause, message: r.message });
       return r;
     }
     this.entries.set(key, r.entry);
     this.stats.live = this.entries.size;
     this.evict(planeId, sid, onScreen);
     return r;
+  }
+
+  /** Failed imports remembered now (bounded: a guest picks its buffer ids). */
+  get rememberedFailures(): number {
+    return this.failed.size;
+  }
+
+  /**
+   * Remembers a failed import so it is not retried every refresh. A guest names its own
+   * buffer ids (a VFIO dmabuf_id is any 32-bit number): the oldest memories go first, so
+   * a guest cycling through ids costs retries, never unbounded memory.
+   */
+  private rememberFailure(key: string, f: Failed): void {
+    this.failed.delete(key);
+    this.failed.set(key, f);
+    if (this.failed.size > MAX_REMEMBERED_FAILURES) this.failed.delete(this.failed.keys().next().value as string);
   }
 
   private importBuffer(planeId: number, sourceId: number, key: string, source: GuestSource, plane: GuestPlaneInfo): FbLookup {

@@ -53,6 +53,8 @@ export class DmabufMaps {
       } catch {
         if (fd >= 0) libc.close(fd);
         this.unmappable.add(`${key}/${plane.generation}`);
+        // Guest-chosen buffer ids: remember the newest few, not every id ever seen.
+        if (this.unmappable.size > 256) this.unmappable.delete(this.unmappable.values().next().value as string);
       }
     }
     if (m) {
