@@ -215,7 +215,7 @@ export class PlaneAllocator {
   /** Plane configuration → TEST_ONLY verdict. */
   private readonly verdicts: Lru<string, boolean>;
   /** Layer shapes that made a real commit fail although TEST_ONLY agreed: compose them. */
-  private readonly untrusted = new Map<string, string>();
+  private readonly untrusted = new Lru<string, string>(256);
   private last: { signature: string; rem: Remembered } | null = null;
   /** Bumped whenever remembered assignments are dropped: a caller's copy of one is stale. */
   epoch = 0;
@@ -356,7 +356,7 @@ export class PlaneAllocator {
       const list: KmsPlane[] = [];
       if (forced) note(l, 'forced', forced);
       else if (!l.buffer) note(l, 'no-buffer', l.noBufferReason ?? 'no scanout buffer');
-      else if (this.untrusted.has(layerShape(l, true))) note(l, 'commit-refused', this.untrusted.get(layerShape(l, true))!);
+      else if (this.untrusted.get(layerShape(l, true)) !== undefined) note(l, 'commit-refused', this.untrusted.get(layerShape(l, true))!);
       else {
         const b = l.buffer;
         for (const p of planes) {

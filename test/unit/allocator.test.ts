@@ -220,6 +220,23 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
     expect(a.allocate([{ ...background(), id: 'background' }]).layers[0].how).toBe('plane');
   });
 
+  it('distrust is bounded: a guest whose every new size fails its commit makes the oldest distrusted shape forgotten, not memory grow', () => {
+    const dev = fakeDevice([plane(1, 'primary'), plane(2, 'overlay')]);
+    const a = alloc(dev);
+    const sized = (w: number): Layer[] => [background(), { ...guest(10, { x: 0, y: 0, w, h: 100 }), buffer: buf(10, XR24, w, 100), src: { x: 0, y: 0, w, h: 100 } }];
+    const first = sized(100);
+    a.commitFailed(a.allocate(first), first, new Error('EINVAL'));
+    expect(a.allocate(first).layers.find((l) => l.id === 'guest')?.reason?.code).toBe('commit-refused');
+    for (let w = 101; w < 101 + 300; w++) {
+      const ls = sized(w);
+      const r = a.allocate(ls);
+      expect(r.layers.find((l) => l.id === 'guest')?.how).toBe('plane');
+      a.commitFailed(r, ls, new Error('EINVAL'));
+    }
+    // 300 newer distrusted shapes later, the first is tried on a plane again.
+    expect(a.allocate(first).layers.find((l) => l.id === 'guest')?.how).toBe('plane');
+  });
+
   it('mutable zpos ranges: stacking follows the layers, with zpos set per plane', () => {
     const dev = fakeDevice([plane(1, 'primary', { zpos: 0 }), plane(2, 'overlay', { zpos: [1, 5] }), plane(3, 'overlay', { zpos: [1, 5] })]);
     const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20), src: { x: 0, y: 0, w: 640, h: 480 }, dst: { x: 300, y: 300, w: 640, h: 480 } };
