@@ -225,12 +225,13 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
     const a = alloc(dev);
     const sized = (w: number): Layer[] => [background(), { ...guest(10, { x: 0, y: 0, w, h: 100 }), buffer: buf(10, XR24, w, 100), src: { x: 0, y: 0, w, h: 100 } }];
     const first = sized(100);
+    // (Distrust itself is the test above; asking for `first` here would also remember its
+    // composed layout as a shape, which is a memory of its own.)
     a.commitFailed(a.allocate(first), first, new Error('EINVAL'));
-    expect(a.allocate(first).layers.find((l) => l.id === 'guest')?.reason?.code).toBe('commit-refused');
     for (let w = 101; w < 101 + 300; w++) {
       const ls = sized(w);
       const r = a.allocate(ls);
-      expect(r.layers.find((l) => l.id === 'guest')?.how).toBe('plane');
+      expect(r.layers.find((l) => l.id === 'guest'), `width ${w}`).toMatchObject({ how: 'plane' });
       a.commitFailed(r, ls, new Error('EINVAL'));
     }
     // 300 newer distrusted shapes later, the first is tried on a plane again.
