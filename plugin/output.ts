@@ -144,9 +144,34 @@ function srcInBuffer(r: Rect, p: GuestPlaneInfo): Rect {
   return bufferRect(t, r, pic.w, pic.h);
 }
 
+/**
+ * What a plane shows and at what size: its crop of the picture (default all of it) and
+ * the size it is shown at before the output's fit (a wp_viewport destination; default the
+ * crop's).
+ */
+function viewOf(p: GuestPlaneInfo): { crop: Rect; shown: { w: number; h: number } } {
+  const pic = pictureOf(p);
+  const crop = p.crop ?? { x: 0, y: 0, w: pic.w, h: pic.h };
+  return { crop, shown: p.displaySize ?? { w: crop.w, h: crop.h } };
+}
+
+/** A rectangle of the shown surface as picture pixels of the crop (rounded to whole pixels). */
+function cropOf(r: Rect, v: { crop: Rect; shown: { w: number; h: number } }): Rect {
+  if (v.shown.w === v.crop.w && v.shown.h === v.crop.h) return { x: v.crop.x + r.x, y: v.crop.y + r.y, w: r.w, h: r.h };
+  const sx = v.crop.w / v.shown.w;
+  const sy = v.crop.h / v.shown.h;
+  const x0 = Math.round(v.crop.x + r.x * sx);
+  const y0 = Math.round(v.crop.y + r.y * sy);
+  return { x: x0, y: y0, w: Math.max(1, Math.round(v.crop.x + (r.x + r.w) * sx) - x0), h: Math.max(1, Math.round(v.crop.y + (r.y + r.h) * sy) - y0) };
+}
+
 /** The size of the picture a plane shows (its buffer's, swapped for 90° and 270°). */
 function pictureOf(p: GuestPlaneInfo): { w: number; h: number } {
   return pictureSize(p.transform ?? NORMAL, p.width, p.height);
+}
+
+function rectKey(r: Rect): string {
+  return `${r.x},${r.y},${r.w},${r.h}`;
 }
 
 function isInvalidGuestData(cause: string): boolean {
@@ -718,11 +743,11 @@ export class Output extends EventEmitter<OutputEvents> {
     };
 
     // The guest's primary.
-    const pic = p ? pictureOf(p) : null;
-    const place = p && pic ? placement(this.fit, pic.w, pic.h, this.width, this.height) : null;
+    const view = p ? viewOf(p) : null;
+    const place = p && view ? placement(this.fit, view.shown.w, view.shown.h, this.width, this.height) : null;
     if (p && src && place && pre?.ok) {
       covered ||= coversScreen(place.dst) && !pre.format.hasAlpha;
-      const gsrc = srcInBuffer(place.src, p);
+      const gsrc = srcInBuffer(cropOf(place.src, view!), p);
       const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: gsrc, dst: place.dst, changesOften: true, transform: p.transform ?? NORMAL };
       guest.noBufferReason = noScanout(p);
       if (!guest.noBufferReason) {
@@ -885,7 +910,7 @@ export class Output extends EventEmitter<OutputEvents> {
 
   /** What must stay the same for the last plan to stand when only the guest's buffer changes. */
   private steadyKey(sid: number, p: GuestPlaneInfo): string {
-    return `${sid}|${p.generation}|${p.format}|${p.modifier}|${p.width}x${p.height}|${p.stride}|${p.offset}|${p.size}|${p.transform ?? 0}|${p.x},${p.y}|${p.hotX},${p.hotY}|${this.fit}|${this.width}x${this.height}`;
+    return `${sid}|${p.generation}|${p.format}|${p.modifier}|${p.width}x${p.height}|${p.stride}|${p.offset}|${p.size}|${p.transform ?? 0}|${p.crop ? rectKey(p.crop) : '-'}|${p.displaySize ? `${p.displaySize.w}x${p.displaySize.h}` : '-'}|${p.x},${p.y}|${p.hotX},${p.hotY}|${this.fit}|${this.width}x${this.height}`;
   }
 
   private makeBackground(): DumbFramebuffer {

@@ -23,7 +23,8 @@ export type ValidationCause =
   | 'position-range'
   | 'hotspot-range'
   | 'modifier-range'
-  | 'transform';
+  | 'transform'
+  | 'crop-range';
 
 export type Validation =
   | { ok: true; format: drm.DrmFormatInfo; /** bytes the plane's pixels span from offset 0 */ span: number }
@@ -74,6 +75,16 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
     return fail(p, 'hotspot-range', `hotspot ${p.hotX},${p.hotY} outside the ${p.width}x${p.height} plane`);
   }
   if (p.transform !== undefined && !isTransform(p.transform)) return fail(p, 'transform', `transform ${String(p.transform)} is not a wl_output.transform (0..7)`);
+  if (p.crop !== undefined || p.displaySize !== undefined) {
+    if (p.kind === 'cursor') return fail(p, 'crop-range', 'has a crop or display size; only primary planes may');
+    const pic = isTransform(p.transform ?? 0) && ((p.transform ?? 0) & 1) ? { w: p.height, h: p.width } : { w: p.width, h: p.height };
+    const c = p.crop;
+    if (c && !(isUint(c.x, MAX_DIMENSION) && isUint(c.y, MAX_DIMENSION) && isUint(c.w, MAX_DIMENSION) && isUint(c.h, MAX_DIMENSION) && c.w > 0 && c.h > 0 && c.x + c.w <= pic.w && c.y + c.h <= pic.h)) {
+      return fail(p, 'crop-range', `crop ${c.w}x${c.h}+${c.x}+${c.y} is not a rectangle inside the ${pic.w}x${pic.h} picture`);
+    }
+    const d = p.displaySize;
+    if (d && !(isUint(d.w, MAX_DIMENSION) && isUint(d.h, MAX_DIMENSION) && d.w > 0 && d.h > 0)) return fail(p, 'crop-range', `display size ${d.w}x${d.h} outside 1..${MAX_DIMENSION}`);
+  }
   // Nothing makes transformed cursors, and the cursor path copies rows as they are.
   if ((p.transform ?? 0) !== 0 && p.kind === 'cursor') return fail(p, 'transform', 'has a transform; only primary planes may');
   return { ok: true, format: info, span };

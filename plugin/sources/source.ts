@@ -41,6 +41,10 @@ export interface GuestPlaneInfo {
    * height are the buffer's; the picture is height×width for 90°/270°. Primary only.
    */
   transform?: Transform;
+  /** The part of the picture to show (picture pixels; default all of it). Primary only. */
+  crop?: { x: number; y: number; w: number; h: number };
+  /** The size to show the crop at, before the output's fit (default the crop's size): a client's wp_viewport destination. */
+  displaySize?: { w: number; h: number };
 }
 
 export type PlaneQuery =

@@ -19,6 +19,7 @@ import { createCompositorGlobal, type Surface, type SurfaceCommit } from './surf
 import { createShmGlobal } from './shm.js';
 import { createXdgShellGlobal, type Toplevel } from './xdg-shell.js';
 import { createPresentationGlobal } from './presentation.js';
+import { createViewporterGlobal } from './viewporter.js';
 import { LinuxDmabuf } from './linux-dmabuf.js';
 import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, type TrancheSpec } from './dmabuf-feedback.js';
 import { DrmLeaseDevice } from './drm-lease.js';
@@ -125,6 +126,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         onToplevelDestroyed: (t) => this.#removeToplevel(t),
       });
       createPresentationGlobal(display);
+      createViewporterGlobal(display);
       this.#outputGlobal(display);
       this.leases =
         opts.leasing === false

@@ -156,6 +156,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
       flipTimeNs: this.#commitTimeNs,
       frame: c.seq,
       transform: c.transform,
+      ...(c.crop ? { crop: c.crop } : {}),
+      ...(c.size ? { displaySize: c.size } : {}),
     };
     if (b.kind === 'dmabuf') {
       const p0 = b.planes[0]!;

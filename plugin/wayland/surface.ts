@@ -7,7 +7,9 @@ import type { Display, Global } from '../../protocols/runtime.js';
 import { ProtocolViolation } from '../../protocols/runtime.js';
 import { WlCompositor, WlSurface, WlSurfaceError, WlCallback, type WlBuffer } from '../../protocols/generated/wayland.js';
 import type { WpPresentationFeedback } from '../../protocols/generated/presentation_time.js';
-import { NORMAL, isTransform, type Transform } from '../transform.js';
+import { NORMAL, isTransform, pictureSize, type Transform } from '../transform.js';
+import { WpViewportError, type WpViewport } from '../../protocols/generated/viewporter.js';
+import type { Rect } from '../compose/cpu.js';
 import { bufferOf, type ClientBuffer } from './buffer.js';
 
 export interface SurfaceCommit {
@@ -21,6 +23,29 @@ export interface SurfaceCommit {
   readonly feedbacks: WpPresentationFeedback[];
   /** The buffer transform in effect after this commit (wl_surface.set_buffer_transform). */
   readonly transform: Transform;
+  /**
+   * wp_viewport after this commit: the part of the buffer's picture shown (picture pixels,
+   * buffer scale applied; null = all of it) and the surface size it is shown at (null =
+   * the crop's size, or the picture's over the buffer scale).
+   */
+  readonly crop: Rect | null;
+  readonly size: { w: number; h: number } | null;
+}
+
+/** wp_viewport state: source in surface coordinates (fractional), destination size. */
+export interface ViewportState {
+  src: Rect | null;
+  dst: { w: number; h: number } | null;
+}
+
+/** What a wp_viewport needs of its surface (kept here so surface.ts does not import the viewporter). */
+export interface ViewportOwner {
+  /** The wp_viewport resource: protocol errors found at commit are raised on it. */
+  resource: WpViewport;
+  pending: Partial<ViewportState>;
+  current: ViewportState;
+  /** Its wp_viewport was destroyed: the next commit clears the state and drops it. */
+  detached?: boolean;
 }
 
 export interface SurfaceEvents {
@@ -55,6 +80,13 @@ export class Surface extends EventEmitter<SurfaceEvents> {
   /** Current buffer transform (double-buffered: set_buffer_transform, then commit). */
   transform: Transform = NORMAL;
   #pendingTransform: Transform | undefined = undefined;
+  /** Current buffer scale (wl_surface.set_buffer_scale). */
+  scale = 1;
+  #pendingScale: number | undefined = undefined;
+  /** The surface's wp_viewport (at most one: viewport_exists), null without. */
+  viewport: ViewportOwner | null = null;
+  #crop: Rect | null = null;
+  #size: { w: number; h: number } | null = null;
   #pendingBuffer: ClientBuffer | null | undefined = undefined;
   #pendingBufferRes: WlBuffer | null = null;
   #frames: WlCallback[] = [];
@@ -96,6 +128,47 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     this.#pendingTransform = t;
   }
 
+  setBufferScale(scale: number): void {
+    this.#pendingScale = scale;
+  }
+
+  /**
+   * Applies pending wp_viewport state against the buffer this commit shows, with the
+   * protocol's checks (bad_size, out_of_buffer), and works out the crop and surface size.
+   */
+  #applyViewport(): void {
+    const v = this.viewport;
+    if (v) {
+      if (v.pending.src !== undefined) v.current.src = v.pending.src;
+      if (v.pending.dst !== undefined) v.current.dst = v.pending.dst;
+      v.pending = {};
+      if (v.detached) this.viewport = null;
+    }
+    const src = v?.current.src ?? null;
+    const dst = v?.current.dst ?? null;
+    const b = this.buffer;
+    if (!b) {
+      this.#crop = null;
+      this.#size = null;
+      return;
+    }
+    const pic = pictureSize(this.transform, b.width, b.height);
+    if (src && !dst && (!Number.isInteger(src.w) || !Number.isInteger(src.h))) {
+      throw new ProtocolViolation(v!.resource, WpViewportError.BAD_SIZE, `source size ${src.w}x${src.h} is not an integer and no destination size is set`);
+    }
+    if (src && ((src.x + src.w) * this.scale > pic.w || (src.y + src.h) * this.scale > pic.h)) {
+      throw new ProtocolViolation(v!.resource, WpViewportError.OUT_OF_BUFFER, `source rectangle ${src.w}x${src.h}+${src.x}+${src.y} reaches outside the ${pic.w / this.scale}x${pic.h / this.scale} surface the buffer makes`);
+    }
+    // Picture pixels: surface coordinates times the buffer scale, rounded to whole pixels
+    // (planes could take 16.16 sources; the composers work on whole pixels).
+    if (src) {
+      const x0 = Math.round(src.x * this.scale);
+      const y0 = Math.round(src.y * this.scale);
+      this.#crop = { x: x0, y: y0, w: Math.max(1, Math.round((src.x + src.w) * this.scale) - x0), h: Math.max(1, Math.round((src.y + src.h) * this.scale) - y0) };
+    } else this.#crop = null;
+    this.#size = dst ?? (src ? { w: src.w, h: src.h } : this.scale !== 1 ? { w: Math.max(1, Math.round(pic.w / this.scale)), h: Math.max(1, Math.round(pic.h / this.scale)) } : null);
+  }
+
   commit(): void {
     // A buffer destroyed between attach and commit attaches nothing visible.
     let pending = this.#pendingBuffer;
@@ -108,6 +181,9 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     this.#pendingBufferRes = null;
     if (this.#pendingTransform !== undefined) this.transform = this.#pendingTransform;
     this.#pendingTransform = undefined;
+    if (this.#pendingScale !== undefined) this.scale = this.#pendingScale;
+    this.#pendingScale = undefined;
+    this.#applyViewport();
     const c: SurfaceCommit = {
       seq: ++commitSeq,
       buffer: this.buffer,
@@ -115,6 +191,8 @@ export class Surface extends EventEmitter<SurfaceEvents> {
       frameCallbacks: this.#frames,
       feedbacks: this.#feedbacks,
       transform: this.transform,
+      crop: this.#crop,
+      size: this.#size,
     };
     this.#frames = [];
     this.#feedbacks = [];
@@ -169,6 +247,7 @@ export function createCompositorGlobal(display: Display, onSurface: (s: Surface)
           },
           setBufferScale(res, scale) {
             if (scale < 1) throw new ProtocolViolation(res, WlSurfaceError.INVALID_SCALE, `buffer scale ${scale} is not positive`);
+            surface.setBufferScale(scale);
           },
           offset() {},
         });

@@ -104,7 +104,7 @@ describe('kiosk compositor on vkms, real clients', () => {
     const r = await runClient('wayland-info', [], env(), 30_000);
     expect(r.code, r.stderr).toBe(0);
     const out = r.stdout;
-    for (const [name, v] of [['wl_compositor', 5], ['wl_shm', 1], ['xdg_wm_base', 5], ['zwp_linux_dmabuf_v1', 4], ['wp_presentation', 1], ['wl_output', 4], ['wp_drm_lease_device_v1', 1]] as const) {
+    for (const [name, v] of [['wl_compositor', 5], ['wl_shm', 1], ['xdg_wm_base', 5], ['zwp_linux_dmabuf_v1', 4], ['wp_presentation', 1], ['wl_output', 4], ['wp_drm_lease_device_v1', 1], ['wp_viewporter', 1]] as const) {
       expect(out).toMatch(new RegExp(`interface: '${name}',\\s+version:\\s+${v},`));
     }
     // The kernel's view, from a second (non-master) open of the card.
@@ -243,6 +243,63 @@ describe('kiosk compositor on vkms, real clients', () => {
       }
     }
     console.log(`buffer transforms: ${results.join('; ')}`);
+  }, 300_000);
+
+  it('wp_viewporter: an unscaled crop is scanned out (SRC rectangle), a 2x scale is composed with reason "scaling"; pixels checked', async () => {
+    const px = (cap: { pixels: Uint8Array; stride: number }) => new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4);
+    // Crop (100,50) 640x480 of the 1024x768 picture, shown 1:1: centred at (192,144).
+    let c = startClient(client, ['dmabuf', '20'], { ...env(), extra: { GP_VIEWPORT: '100,50,640,480,-1,-1' } });
+    try {
+      await c.waitFor(/^PRESENTED /, 60_000);
+      const cap = await kiosk.output.captureNext();
+      await c.waitFor(/^SUMMARY /, 60_000);
+      const a = px(cap);
+      const frame = a[(144 * cap.stride) / 4 + 192]! & 0xff;
+      let inside = 0;
+      let outside = 0;
+      for (let y = 0; y < 768; y++)
+        for (let x = 0; x < 1024; x++) {
+          const inWin = x >= 192 && x < 832 && y >= 144 && y < 624;
+          const want = inWin ? ((((x - 192 + 100) & 255) << 16) | (((y - 144 + 50) & 255) << 8) | frame) : 0;
+          if ((a[(y * cap.stride) / 4 + x]! & 0xffffff) !== want) inWin ? inside++ : outside++;
+        }
+      const g = cap.content?.layers?.find((l) => l.id === 'guest');
+      console.log(`viewport crop: ${g?.how} ${g?.path} on plane ${g?.planeType}, ${inside} px wrong inside, ${outside} outside`);
+      expect({ inside, outside }).toEqual({ inside: 0, outside: 0 });
+      expect(g).toMatchObject({ how: 'plane', path: 'scanout', zeroCopy: true });
+      expect(cap.content?.planes.get(g!.planeId!)?.src).toEqual({ x: 100, y: 50, w: 640, h: 480 });
+    } finally {
+      c.child.kill('SIGKILL');
+      await new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(null) : c.child.once('exit', r)));
+    }
+    // Crop 512x384 at the origin, shown at 1024x768: vkms planes cannot scale.
+    c = startClient(client, ['dmabuf', '12'], { ...env(), extra: { GP_VIEWPORT: '0,0,512,384,1024,768' } });
+    try {
+      await c.waitFor(/^PRESENTED /, 60_000);
+      const cap = await kiosk.output.captureNext();
+      await c.waitFor(/^SUMMARY /, 120_000);
+      const a = px(cap);
+      // Each output pixel shows picture pixel (x/2, y/2): nearest (CPU) exactly, linear
+      // (GLES) between it and its neighbour, so within 1 in the red (x) and green (y) bytes.
+      let off = 0;
+      for (let y = 0; y < 768; y++)
+        for (let x = 0; x < 1024; x++) {
+          const v = a[(y * cap.stride) / 4 + x]!;
+          const sx = x >> 1;
+          const sy = y >> 1;
+          // Where the pattern wraps (255 → 0) a linear blend of neighbours is far from both.
+          const wraps = (n: number) => (n & 255) === 255 || ((n & 255) === 0 && n > 0);
+          if (wraps(sx) || wraps(sy) || sx === 511 || sy === 383) continue;
+          if (Math.abs(((v >> 16) & 255) - (sx & 255)) > 1 || Math.abs(((v >> 8) & 255) - (sy & 255)) > 1) off++;
+        }
+      const g = cap.content?.layers?.find((l) => l.id === 'guest');
+      console.log(`viewport 2x: ${g?.how} ${g?.path} (${g?.reason?.code}), ${off} px off by more than 1`);
+      expect(g).toMatchObject({ how: 'composed', zeroCopy: false, reason: { code: 'scaling' } });
+      expect(off).toBe(0);
+    } finally {
+      c.child.kill('SIGKILL');
+      await new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(null) : c.child.once('exit', r)));
+    }
   }, 300_000);
 
   it('a wl_shm client goes through the copy path: no zero_copy flag, pixels checked', async () => {

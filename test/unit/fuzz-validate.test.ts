@@ -124,6 +124,7 @@ const FIELD_WORDS: Record<ValidationCause | 'modifier-range', RegExp> = {
   'hotspot-range': /hotspot/,
   'modifier-range': /modifier/,
   transform: /transform/,
+  'crop-range': /crop|display size/,
 };
 
 describe('validatePlane under arbitrary guest input', () => {

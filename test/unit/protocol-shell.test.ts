@@ -9,6 +9,7 @@ import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
 import { createXdgShellGlobal, type Toplevel } from '../../plugin/wayland/xdg-shell.js';
+import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
 import { buildWaylandClient, runClient } from '../integration/helpers/wayland-client.js';
 
 let runtimeDir: string;
@@ -39,11 +40,19 @@ function serve(toplevels: Toplevel[] = []): string {
   createCompositorGlobal(display, () => {});
   createShmGlobal(display);
   createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {} });
+  createViewporterGlobal(display);
   display.start({ onError: () => {} });
   return socket;
 }
 
-describe('wl_shm and xdg_wm_base protocol errors, real client', () => {
+describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', () => {
+  it('viewport-ok: a valid crop and scale, then destroyed and made again before a commit: no error', async () => {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const r = await runClient(client, ['error', 'viewport-ok'], { runtimeDir, socket }, 20_000);
+    expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+  });
+
   const cases: [string, string, number][] = [
     ['shm-stride', 'wl_shm_pool', 1], // wl_shm.error.invalid_stride (posted on the pool, as libwayland's wl_shm does)
     ['shm-format', 'wl_shm_pool', 0], // invalid_format
@@ -51,6 +60,11 @@ describe('wl_shm and xdg_wm_base protocol errors, real client', () => {
     ['xdg-unconfigured', 'xdg_surface', 3], // unconfigured_buffer
     ['xdg-role', 'xdg_surface', 2], // already_constructed
     ['xdg-serial', 'xdg_surface', 4], // invalid_serial
+    ['viewport-exists', 'wp_viewporter', 0], // viewport_exists
+    ['viewport-bad-value', 'wp_viewport', 0], // bad_value
+    ['viewport-bad-size', 'wp_viewport', 1], // bad_size (fractional source, no destination)
+    ['viewport-out-of-buffer', 'wp_viewport', 2], // out_of_buffer
+    ['viewport-no-surface', 'wp_viewport', 3], // no_surface
   ];
   for (const [what, iface, code] of cases) {
     it(`${what} → ${iface} error ${code}`, async () => {

@@ -148,6 +148,7 @@ const generatedModule: Record<string, string> = {
   'presentation-time.xml': 'presentation_time',
   'xdg-shell.xml': 'xdg_shell',
   'drm-lease-v1.xml': 'drm_lease_v1',
+  'viewporter.xml': 'viewporter',
 };
 type Tables = { interfaces: Record<string, WireInterface> };
 const importGenerated: Record<string, () => Promise<Tables>> = {
@@ -156,6 +157,7 @@ const importGenerated: Record<string, () => Promise<Tables>> = {
   presentation_time: () => import('../../protocols/generated/presentation_time.js'),
   xdg_shell: () => import('../../protocols/generated/xdg_shell.js'),
   drm_lease_v1: () => import('../../protocols/generated/drm_lease_v1.js'),
+  viewporter: () => import('../../protocols/generated/viewporter.js'),
 };
 
 describe('scanner vs wayland-scanner', () => {

@@ -40,6 +40,7 @@
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
 #include "presentation-time-client-protocol.h"
 #include "drm-lease-v1-client-protocol.h"
+#include "viewporter-client-protocol.h"
 
 #define NBUF 3
 
@@ -47,6 +48,7 @@ static struct wl_display *display;
 static struct wl_compositor *compositor;
 static struct wl_shm *shm;
 static struct xdg_wm_base *wm_base;
+static struct wp_viewporter *viewporter;
 static struct zwp_linux_dmabuf_v1 *dmabuf;
 static uint32_t dmabuf_version;
 static struct wp_presentation *presentation;
@@ -81,6 +83,8 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		presentation = wl_registry_bind(r, name, &wp_presentation_interface, 1);
 	else if (!strcmp(iface, "wp_drm_lease_device_v1"))
 		lease_device = wl_registry_bind(r, name, &wp_drm_lease_device_v1_interface, 1);
+	else if (!strcmp(iface, "wp_viewporter"))
+		viewporter = wl_registry_bind(r, name, &wp_viewporter_interface, 1);
 }
 static void registry_remove(void *data, struct wl_registry *r, uint32_t name) {}
 static const struct wl_registry_listener registry_listener = { registry_global, registry_remove };
@@ -325,6 +329,18 @@ static int run_frames(bool use_dmabuf, int n) {
 	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
 	xdg_toplevel_set_title(tl, "gp-wayland-client");
 	if (buf_transform) wl_surface_set_buffer_transform(surface, buf_transform);
+	/* GP_VIEWPORT="sx,sy,sw,sh,dw,dh": crop the buffer to that source (surface coordinates)
+	 * and show it at dw x dh (-1,-1: the source's size). */
+	const char *vp = getenv("GP_VIEWPORT");
+	if (vp && *vp) {
+		double sx, sy, sw, sh;
+		int dw, dh;
+		if (sscanf(vp, "%lf,%lf,%lf,%lf,%d,%d", &sx, &sy, &sw, &sh, &dw, &dh) != 6) die("GP_VIEWPORT: want sx,sy,sw,sh,dw,dh");
+		if (!viewporter) die("no wp_viewporter");
+		struct wp_viewport *v = wp_viewporter_get_viewport(viewporter, surface);
+		wp_viewport_set_source(v, wl_fixed_from_double(sx), wl_fixed_from_double(sy), wl_fixed_from_double(sw), wl_fixed_from_double(sh));
+		wp_viewport_set_destination(v, dw, dh);
+	}
 	wl_surface_commit(surface);
 	while (!configured)
 		if (wl_display_dispatch(display) < 0) die("display error before configure");
@@ -519,6 +535,37 @@ static int run_shell_error(const char *what) {
 		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
 		xdg_surface_get_toplevel(xs);
 		xdg_surface_get_toplevel(xs);
+	} else if (!strncmp(what, "viewport-", 9)) {
+		if (!viewporter) die("no wp_viewporter");
+		struct wl_buffer *b = wl_shm_pool_create_buffer(pool, 0, 64, 64, 256, WL_SHM_FORMAT_XRGB8888);
+		struct wp_viewport *v = wp_viewporter_get_viewport(viewporter, surface);
+		if (!strcmp(what, "viewport-exists")) {
+			wp_viewporter_get_viewport(viewporter, surface);
+		} else if (!strcmp(what, "viewport-bad-value")) {
+			wp_viewport_set_source(v, wl_fixed_from_int(0), wl_fixed_from_int(0), wl_fixed_from_int(0), wl_fixed_from_int(10));
+		} else if (!strcmp(what, "viewport-bad-size")) {
+			/* a fractional source size and no destination */
+			wp_viewport_set_source(v, wl_fixed_from_int(0), wl_fixed_from_int(0), wl_fixed_from_double(10.5), wl_fixed_from_int(10));
+			wl_surface_attach(surface, b, 0, 0);
+			wl_surface_commit(surface);
+		} else if (!strcmp(what, "viewport-out-of-buffer")) {
+			wp_viewport_set_source(v, wl_fixed_from_int(40), wl_fixed_from_int(0), wl_fixed_from_int(32), wl_fixed_from_int(10));
+			wl_surface_attach(surface, b, 0, 0);
+			wl_surface_commit(surface);
+		} else if (!strcmp(what, "viewport-no-surface")) {
+			wl_surface_destroy(surface);
+			wp_viewport_set_destination(v, 10, 10);
+		} else if (!strcmp(what, "viewport-ok")) {
+			/* destroy, then a new one on the same surface before any commit: allowed */
+			wp_viewport_set_source(v, wl_fixed_from_int(8), wl_fixed_from_int(8), wl_fixed_from_double(16.5), wl_fixed_from_int(16));
+			wp_viewport_set_destination(v, 32, 32);
+			wl_surface_attach(surface, b, 0, 0);
+			wl_surface_commit(surface);
+			wp_viewport_destroy(v);
+			wp_viewporter_get_viewport(viewporter, surface);
+			wl_surface_commit(surface);
+		} else
+			die("unknown viewport case");
 	} else if (!strcmp(what, "xdg-serial")) {
 		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
 		xdg_surface_get_toplevel(xs);
@@ -533,7 +580,7 @@ static int run_shell_error(const char *what) {
 
 /* ---- protocol errors of linux-dmabuf */
 static int run_error(const char *what) {
-	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4)) return run_shell_error(what);
+	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "viewport-", 9)) return run_shell_error(what);
 	if (!dmabuf) die("no zwp_linux_dmabuf_v1");
 	void *map;
 	int fd = make_memfd(4096, &map);

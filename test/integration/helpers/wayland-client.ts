@@ -12,6 +12,7 @@ const XMLS: [string, string][] = [
   ['linux-dmabuf-unstable-v1.xml', 'linux-dmabuf-unstable-v1'],
   ['presentation-time.xml', 'presentation-time'],
   ['drm-lease-v1.xml', 'drm-lease-v1'],
+  ['viewporter.xml', 'viewporter'],
 ];
 
 let built: string | null = null;
