@@ -124,7 +124,6 @@ const RESTORE_TIMEOUT_MS = 12_000;
 /** FB-cache plane tag of host layers' buffers (cursor.ts has -2). */
 const HOST_LAYER_TAG = -3;
 
-/** FB-cache failures that mean the guest described its buffer wrongly (not that the device refused it). */
 /** The rotation property's bitmask (bits = 1 << enum value) that shows a buffer stored with `t` upright. */
 function rotationValue(pl: KmsPlane, t: Transform): number {
   const names = planeRotationFor(t, pl.rotations);
@@ -174,6 +173,7 @@ function rectKey(r: Rect): string {
   return `${r.x},${r.y},${r.w},${r.h}`;
 }
 
+/** FB-cache failures that mean the guest described its buffer wrongly (not that the device refused it). */
 function isInvalidGuestData(cause: string): boolean {
   return ['buffer-too-small', 'claimed-size', 'export-failed'].includes(cause) || cause.startsWith('format') || cause.endsWith('range');
 }
