@@ -39,6 +39,7 @@ export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, Output
 export type { HostLayer, HostBuffer, HostBufferRelease, PresentedLayer } from './output.js';
 export type { OutputStatsSnapshot, PresentPath } from './stats.js';
 export type { FitMode } from './compose/cpu.js';
+export { TRANSFORM_NAMES, type Transform } from './transform.js';
 export type { GuestSource, GuestPlaneInfo, GuestPlaneKind, PlaneQuery, CpuView } from './sources/source.js';
 export { UdmabufSource } from './sources/udmabuf.js';
 export { VfioSource, VfioDevice, listMdevs } from './sources/vfio.js';
