@@ -3,28 +3,16 @@
 // primary, pixel-exact on the writeback connector; steady-state flips issue no TEST_ONLY;
 // the same stream forced through GLES and the CPU gives the same pixels.
 import { describe, it, expect } from 'vitest';
-import type { KmsDevice } from '../../plugin/kms/device.js';
-import { Output, type OutputOptions, type PresentEvent } from '../../plugin/output.js';
-import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
+import { Output, type OutputOptions } from '../../plugin/output.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
-import { cleanupAfterEach, openVkms as openVkmsFor } from './helpers/cleanup.js';
+import { cleanupAfterEach, guestOnOutput } from './helpers/cleanup.js';
+import { nextPresent } from './helpers/faults.js';
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
 
 const cleanup = cleanupAfterEach();
-const openVkms = (): KmsDevice => openVkmsFor(cleanup);
 
-function nextPresent(out: Output, pred: (p: PresentEvent) => boolean): Promise<PresentEvent> {
-  return new Promise((resolve) => {
-    const on = (p: PresentEvent) => {
-      if (!pred(p)) return;
-      out.off('present', on);
-      resolve(p);
-    };
-    out.on('present', on);
-  });
-}
 
 /** Mismatches of the capture against: guest frame `frame` at (ox, oy), black elsewhere. */
 function check(c: Capture, gw: number, gh: number, ox: number, oy: number, frame: number): { guest: number; border: number } {
@@ -47,17 +35,7 @@ function check(c: Capture, gw: number, gh: number, ox: number, oy: number, frame
 }
 
 async function smallGuest(paths: OutputOptions['paths'], flips: number) {
-  const dev = openVkms();
-  const out = new Output(dev, { connector: 'Virtual-1', mode: { width: 640, height: 480 }, paths });
-  cleanup.push(() => out.close());
-  const guest = new UdmabufSource({ width: 320, height: 240, buffers: 3 });
-  cleanup.push(() => guest.close());
-  const errors: string[] = [];
-  out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
-  out.enable();
-  out.attach(guest, 'native');
-  const presents: PresentEvent[] = [];
-  out.on('present', (p) => presents.push(p));
+  const { dev, out, guest, errors, presents } = guestOnOutput(cleanup, { mode: { width: 640, height: 480 }, guest: { width: 320, height: 240 }, paths });
   // First frame: the search.
   guest.render(0, 1);
   const first = nextPresent(out, (p) => p.frame === 1);

@@ -2,27 +2,13 @@
 // touches only the cursor plane's position, no TEST_ONLY; the pointer tip lands where the
 // guest put it (hotspot respected, also through a scaled 'fit' placement), checked on
 // the writeback connector.
-import { describe, it, expect, afterEach } from 'vitest';
-import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output, type PresentEvent } from '../../plugin/output.js';
+import { describe, it, expect } from 'vitest';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { cursorPosition } from '../../plugin/cursor.js';
+import { nextPresent } from './helpers/faults.js';
+import { cleanupAfterEach, guestOnOutput } from './helpers/cleanup.js';
 
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
-
-function nextPresent(out: Output, pred: (p: PresentEvent) => boolean = () => true): Promise<PresentEvent> {
-  return new Promise((resolve) => {
-    const on = (p: PresentEvent) => {
-      if (!pred(p)) return;
-      out.off('present', on);
-      resolve(p);
-    };
-    out.on('present', on);
-  });
-}
+const cleanup = cleanupAfterEach();
 
 const CURSOR = 32;
 const HOT = { x: 5, y: 9 };
@@ -45,18 +31,7 @@ function pixel(c: { pixels: Uint8Array; stride: number }, x: number, y: number):
 }
 
 async function setup(guestW: number, guestH: number, fit: 'native' | 'fit') {
-  const path = findCardByDriver('vkms');
-  if (!path) throw new Error('no vkms card');
-  const dev = KmsDevice.open(path);
-  cleanup.push(() => dev.close());
-  const out = new Output(dev, { connector: 'Virtual-1', mode: { width: 640, height: 480 } });
-  cleanup.push(() => out.close());
-  const guest = new UdmabufSource({ width: guestW, height: guestH, buffers: 2 });
-  cleanup.push(() => guest.close());
-  const errors: string[] = [];
-  out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
-  out.enable();
-  out.attach(guest, fit);
+  const { dev, out, guest, errors } = guestOnOutput(cleanup, { mode: { width: 640, height: 480 }, guest: { width: guestW, height: guestH, buffers: 2 }, fit });
   guest.setCursor({ width: CURSOR, height: CURSOR, hotX: HOT.x, hotY: HOT.y });
   drawCursor(guest);
   guest.render(0, 1);

@@ -3,27 +3,17 @@
 // each checked pixel-exact on the writeback connector and reported as the path it took.
 import { describe, it, expect } from 'vitest';
 import type { KmsDevice } from '../../plugin/kms/device.js';
-import { Output, type OutputOptions, type PresentEvent } from '../../plugin/output.js';
-import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
+import { Output, type OutputOptions } from '../../plugin/output.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
-import { cleanupAfterEach, openVkms as openVkmsFor } from './helpers/cleanup.js';
+import { cleanupAfterEach, guestOnOutput, openVkms as openVkmsFor } from './helpers/cleanup.js';
+import { nextPresent } from './helpers/faults.js';
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
 
 const cleanup = cleanupAfterEach();
 const openVkms = (): KmsDevice => openVkmsFor(cleanup);
 
-function nextPresent(out: Output, pred: (p: PresentEvent) => boolean = () => true): Promise<PresentEvent> {
-  return new Promise((resolve) => {
-    const on = (p: PresentEvent) => {
-      if (!pred(p)) return;
-      out.off('present', on);
-      resolve(p);
-    };
-    out.on('present', on);
-  });
-}
 
 /** Mismatching pixels (RGB) of the guest's frame `frame` placed at (ox, oy) in the capture. */
 function mismatches(c: Capture, gw: number, gh: number, ox: number, oy: number, frame: number): number {
@@ -37,17 +27,7 @@ function mismatches(c: Capture, gw: number, gh: number, ox: number, oy: number, 
 }
 
 async function runPath(paths: OutputOptions['paths'], frames: number) {
-  const dev = openVkms();
-  const out = new Output(dev, { connector: 'Virtual-1', mode: { width: 640, height: 480 }, paths });
-  cleanup.push(() => out.close());
-  const guest = new UdmabufSource({ width: 640, height: 480, buffers: 3 });
-  cleanup.push(() => guest.close());
-  const errors: string[] = [];
-  out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
-  out.enable();
-  out.attach(guest, 'native');
-  const presents: PresentEvent[] = [];
-  out.on('present', (p) => presents.push(p));
+  const { dev, out, guest, errors, presents } = guestOnOutput(cleanup, { mode: { width: 640, height: 480 }, guest: { width: 640, height: 480 }, paths });
   let cap: (Capture & { content: { frame?: number } | null }) | null = null;
   for (let n = 1; n <= frames; n++) {
     guest.render(n % 3, n);

@@ -3,13 +3,13 @@
 import { describe, it, expect } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output, type PresentEvent } from '../../plugin/output.js';
+import { Output } from '../../plugin/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
-import { cleanupAfterEach, openVkms as openVkmsFor } from './helpers/cleanup.js';
+import { cleanupAfterEach, guestOnOutput } from './helpers/cleanup.js';
+import { nextPresent } from './helpers/faults.js';
 
 const cleanup = cleanupAfterEach();
-const openVkms = (): KmsDevice => openVkmsFor(cleanup);
 function minorOf(dev: KmsDevice): string {
   return dev.path.replace('/dev/dri/card', '');
 }
@@ -20,24 +20,10 @@ function fbCount(dev: KmsDevice): number {
 function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
-function nextPresent(out: Output): Promise<PresentEvent> {
-  return new Promise((resolve) => out.once('present', resolve));
-}
 
 describe('udmabuf guest on vkms (zero-copy)', () => {
   it('600 triple-buffered flips: all scanned out, 3 imports, 0 bytes copied, pixels exact', async () => {
-    const dev = openVkms();
-    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: 640, height: 480 } });
-    cleanup.push(() => out.close());
-    const guest = new UdmabufSource({ width: 640, height: 480, buffers: 3 });
-    cleanup.push(() => guest.close());
-    const errors: string[] = [];
-    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
-    out.enable();
-    out.attach(guest, 'native');
-
-    const presents: PresentEvent[] = [];
-    out.on('present', (p) => presents.push(p));
+    const { dev, out, guest, errors, presents } = guestOnOutput(cleanup, { mode: { width: 640, height: 480 }, guest: { width: 640, height: 480 } });
     const testOnlyBefore = dev.counters.testOnly;
     const captured: { frame: number; mismatches: number; decoded: number | null }[] = [];
     const scratch = new Uint8Array(guest.stride * 480);

@@ -2,6 +2,9 @@
 // whether it passed or not (so one failure does not leave DRM master or FBs to the next).
 import { afterEach } from 'vitest';
 import { KmsDevice, findCardByDriver } from '../../../plugin/kms/device.js';
+import { Output, type OutputOptions, type PresentEvent } from '../../../plugin/output.js';
+import { UdmabufSource } from '../../../plugin/sources/udmabuf.js';
+import type { FitMode } from '../../../plugin/compose/cpu.js';
 
 export type Cleanup = (() => Promise<void> | void)[];
 
@@ -21,4 +24,36 @@ export function openVkms(cleanup: Cleanup): KmsDevice {
   const d = KmsDevice.open(path);
   cleanup.push(() => d.close());
   return d;
+}
+
+/** A udmabuf test guest attached to an enabled Output on the default vkms card, with its events collected. */
+export interface GuestOnOutput {
+  dev: KmsDevice;
+  out: Output;
+  guest: UdmabufSource;
+  /** 'error' events as "cause: message". */
+  errors: string[];
+  presents: PresentEvent[];
+}
+
+/**
+ * Opens vkms, enables an Output on Virtual-1 at `mode` and attaches a udmabuf guest of
+ * `guest` size (3 buffers, 'native' fit unless told); everything is closed with the test.
+ */
+export function guestOnOutput(
+  cleanup: Cleanup,
+  opts: { mode: { width: number; height: number }; guest: { width: number; height: number; buffers?: number }; paths?: OutputOptions['paths']; fit?: FitMode },
+): GuestOnOutput {
+  const dev = openVkms(cleanup);
+  const out = new Output(dev, { connector: 'Virtual-1', mode: opts.mode, paths: opts.paths });
+  cleanup.push(() => out.close());
+  const guest = new UdmabufSource({ width: opts.guest.width, height: opts.guest.height, buffers: opts.guest.buffers ?? 3 });
+  cleanup.push(() => guest.close());
+  const errors: string[] = [];
+  out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+  out.enable();
+  out.attach(guest, opts.fit ?? 'native');
+  const presents: PresentEvent[] = [];
+  out.on('present', (p) => presents.push(p));
+  return { dev, out, guest, errors, presents };
 }

@@ -17,7 +17,8 @@ export async function waitFor(pred: () => boolean, what: string, timeoutMs = 500
 }
 
 /** The next present matching `pred`; listens from the call on, so call it before acting. */
-export function nextPresent(out: Output, pred: (p: PresentEvent) => boolean = () => true, timeoutMs = 5000): Promise<PresentEvent> {
+/** The next 'present' of `out` matching `pred`; rejects after `timeoutMs` (first GLES frames take seconds under TCG). */
+export function nextPresent(out: Output, pred: (p: PresentEvent) => boolean = () => true, timeoutMs = 30_000): Promise<PresentEvent> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => {
       out.off('present', on);
