@@ -14,6 +14,7 @@ import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
 import { fdSnapshot, readFramebuffers } from './helpers/debugfs.js';
+import { nextPresent } from './helpers/faults.js';
 import { TRANSFORM_NAMES, pictureSize, planeRotationFor, toBuffer, withYInvert, type Transform } from '../../plugin/transform.js';
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
@@ -78,21 +79,6 @@ function udmabufDevice(): number {
   return fd;
 }
 
-function presentOf(out: Output, pred: (p: PresentEvent) => boolean, timeoutMs = 10_000): Promise<PresentEvent> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      out.off('present', on);
-      reject(new Error(`no matching present within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const on = (p: PresentEvent) => {
-      if (!pred(p)) return;
-      clearTimeout(t);
-      out.off('present', on);
-      resolve(p);
-    };
-    out.on('present', on);
-  });
-}
 
 interface Drawn {
   x: number;
@@ -177,7 +163,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     };
 
     const first = show(1);
-    const p1 = await presentOf(out, (p) => p.frameId === first && p.frame === 1);
+    const p1 = await nextPresent(out, (p) => p.frameId === first && p.frame === 1);
     const by = Object.fromEntries(p1.layers!.map((l) => [l.id, l]));
     console.log('layers:', p1.layers!.map((l) => `${l.id}→${l.how}${l.planeId ? ` ${l.planeType} ${l.planeId}` : ''} ${l.path}${l.zeroCopy ? ' zero-copy' : ''}${l.reason ? ` (${l.reason.code}: ${l.reason.message})` : ''}`).join(', '));
     expect(Object.keys(by).sort()).toEqual(['guest', 'panel', 'wallpaper']); // opaque full-screen wallpaper: no output background
@@ -198,7 +184,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     for (let n = 2; n <= N; n++) {
       const id = show(n);
       const cap = n % 20 === 0 ? out.captureNext() : null;
-      await presentOf(out, (p) => p.frameId === id);
+      await nextPresent(out, (p) => p.frameId === id);
       if (cap) {
         const c = await cap;
         const f = frames.get(c.content!.frameId!)!;
@@ -246,7 +232,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     // Superseded before any refresh ran: given back synchronously, never shown.
     expect(releases).toEqual([300, 301]);
     const cap = out.captureNext();
-    await presentOf(out, (p) => p.frameId === ids[2]);
+    await nextPresent(out, (p) => p.frameId === ids[2]);
     const c = await cap;
     await out.idle();
     expect(presents.map((p) => p.frameId)).toEqual([ids[2]]);
@@ -256,7 +242,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     // Taking the layer away releases it once the frame without it is on screen.
     const empty = out.present([]);
     expect(releases).toEqual([300, 301]);
-    await presentOf(out, (p) => p.frameId === empty);
+    await nextPresent(out, (p) => p.frameId === empty);
     expect(releases).toEqual([300, 301, 302]);
   });
 
@@ -284,7 +270,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     ]);
     const cap = out.captureNext();
     // The first GPU composition builds its shaders (llvmpipe under TCG): seconds.
-    const p = await presentOf(out, (e) => e.frameId === id && e.frame === 5, 60_000).catch((e: Error) => {
+    const p = await nextPresent(out, (e) => e.frameId === id && e.frame === 5, 60_000).catch((e: Error) => {
       throw new Error(`${e.message}; errors: ${JSON.stringify(errors)}; current: ${JSON.stringify(out.current?.layers)}`);
     });
     const c = await cap;
@@ -358,7 +344,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
           out.enable();
           const id = out.present([{ id: 'win', buffer: { ...win.buffer, transform: k.transform, yInverted: k.yInverted }, src: SRC, dst: DST, zIndex: 1 }]);
           const cap = out.captureNext();
-          const p = await presentOf(out, (e) => e.frameId === id, 60_000);
+          const p = await nextPresent(out, (e) => e.frameId === id, 60_000);
           const c = await cap;
           const layer = p.layers!.find((l) => l.id === 'win')!;
           const a = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
@@ -430,7 +416,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
         held.add(3);
       }
       const id = out.present(layers);
-      if (n % 4 === 0) await presentOf(out, (p) => (p.frameId ?? 0) >= id);
+      if (n % 4 === 0) await nextPresent(out, (p) => (p.frameId ?? 0) >= id);
       else await new Promise((r) => setImmediate(r));
       maxLive = Math.max(maxLive, out.cache.liveFbIds().length);
     }
