@@ -60,7 +60,8 @@ commands:
   compositor [--device PATH] [--connector NAME] [--mode WxH[@Hz]] [--socket NAME] [--fit MODE] [--no-lease]
       A kiosk Wayland compositor: one full-screen toplevel, its dma-buf buffers scanned
       out when the planes take them, wl_shm through the copy path; linux-dmabuf v4 with
-      scanout tranches, presentation-time, drm-lease. Prints WAYLAND_DISPLAY for clients.
+      scanout tranches, presentation-time, drm-lease, viewporter; buffer transforms and
+      Y_INVERT undone by the plane rotation. Prints WAYLAND_DISPLAY for clients.
 
   help                this text
 `;
