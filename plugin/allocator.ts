@@ -18,7 +18,7 @@
 // Layers with no plane are composed into one buffer on the primary plane (the caller
 // composes: GLES, else CPU). Each layer's report says where it went and why.
 import type { KmsPlane, PlaneType } from './kms/device.js';
-import type { Rect } from './compose/cpu.js';
+import { rectKey, type Rect } from './compose/cpu.js';
 import { KmsDevice } from './kms/device.js';
 import * as drm from '../ffi/drm.js';
 import { NORMAL, TRANSFORM_NAMES, pictureSize, planeRotationFor, type Transform } from './transform.js';
@@ -150,10 +150,6 @@ const PLANE_RANK: Record<PlaneType, number> = { primary: 0, overlay: 1, cursor: 
 
 function intersects(a: Rect, b: Rect): boolean {
   return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
-}
-
-function rectKey(r: Rect): string {
-  return `${r.x},${r.y},${r.w},${r.h}`;
 }
 
 function bufferShape(b: LayerBuffer | null): string {

@@ -159,7 +159,7 @@ export function toPlane(b: HostBuffer): GuestPlaneInfo {
     hotX: -1,
     hotY: -1,
     generation: b.generation ?? 0,
-    transform: withYInvert(isTransform(b.transform) ? b.transform : 0, b.yInverted === true),
+    transform: withYInvert(b.transform ?? 0, b.yInverted === true),
   };
 }
 

@@ -25,7 +25,7 @@ import { DumbFramebuffer } from './kms/dumb.js';
 import { WritebackCapture, type Capture } from './kms/writeback.js';
 import { FramebufferCache } from './fb-cache.js';
 import { validatePlane } from './validate.js';
-import { fill, placement, type FitMode, type Rect } from './compose/cpu.js';
+import { fill, placement, rectKey, type FitMode, type Rect } from './compose/cpu.js';
 import { DmabufMaps } from './compose/dmabuf-map.js';
 import { Composer, type ComposeInput, type Composed } from './compose/composer.js';
 import { OutputStats, type OutputStatsSnapshot, type PresentPath } from './stats.js';
@@ -167,10 +167,6 @@ function cropOf(r: Rect, v: { crop: Rect; shown: { w: number; h: number } }): Re
 /** The size of the picture a plane shows (its buffer's, swapped for 90° and 270°). */
 function pictureOf(p: GuestPlaneInfo): { w: number; h: number } {
   return pictureSize(p.transform ?? NORMAL, p.width, p.height);
-}
-
-function rectKey(r: Rect): string {
-  return `${r.x},${r.y},${r.w},${r.h}`;
 }
 
 /** FB-cache failures that mean the guest described its buffer wrongly (not that the device refused it). */

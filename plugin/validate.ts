@@ -5,7 +5,7 @@
 // the range checks before it (16384 × 2^20 < 2^35, far inside 2^53).
 import * as drm from '../ffi/drm.js';
 import type { GuestPlaneInfo } from './sources/source.js';
-import { isTransform } from './transform.js';
+import { isTransform, pictureSize } from './transform.js';
 
 export const MAX_DIMENSION = 16384;
 export const MAX_STRIDE = 1 << 20;
@@ -77,7 +77,7 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
   if (p.transform !== undefined && !isTransform(p.transform)) return fail(p, 'transform', `transform ${String(p.transform)} is not a wl_output.transform (0..7)`);
   if (p.crop !== undefined || p.displaySize !== undefined) {
     if (p.kind === 'cursor') return fail(p, 'crop-range', 'has a crop or display size; only primary planes may');
-    const pic = isTransform(p.transform ?? 0) && ((p.transform ?? 0) & 1) ? { w: p.height, h: p.width } : { w: p.width, h: p.height };
+    const pic = pictureSize(p.transform ?? 0, p.width, p.height);
     const c = p.crop;
     if (c && !(isUint(c.x, MAX_DIMENSION) && isUint(c.y, MAX_DIMENSION) && isUint(c.w, MAX_DIMENSION) && isUint(c.h, MAX_DIMENSION) && c.w > 0 && c.h > 0 && c.x + c.w <= pic.w && c.y + c.h <= pic.h)) {
       return fail(p, 'crop-range', `crop ${c.w}x${c.h}+${c.x}+${c.y} is not a rectangle inside the ${pic.w}x${pic.h} picture`);

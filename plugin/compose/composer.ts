@@ -11,7 +11,7 @@ import { DumbFramebuffer } from '../kms/dumb.js';
 import type { FramebufferCache } from '../fb-cache.js';
 import type { DmabufMaps } from './dmabuf-map.js';
 import { GlesCompositor, type GlesImage, type GlesLayer, type GlesTarget, type TargetRing } from './gles.js';
-import { blendOver, blit, clipUnscaled, drawTransformed, fill, type Rect } from './cpu.js';
+import { blendOver, blit, clipUnscaled, drawTransformed, fill, rectKey, type Rect } from './cpu.js';
 import { FLIPPED_180, NORMAL } from '../transform.js';
 import { validatePlane } from '../validate.js';
 import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
@@ -73,7 +73,7 @@ export class Composer {
    * buffer must not be drawn into). `allowGles`/`allowCopy`: the output's paths.
    */
   compose(layers: readonly ComposeInput[], onScreenFb: number, allowGles: boolean, allowCopy: boolean): Composed | ComposeFailure {
-    const key = layers.map((l) => (l.kind === 'solid' ? `${l.id}:${l.pixel}:${rk(l.dst)}` : `${l.id}:${l.key}:${rk(l.src)}>${rk(l.dst)}@${l.alpha ?? 1}`)).join(';');
+    const key = layers.map((l) => (l.kind === 'solid' ? `${l.id}:${l.pixel}:${rectKey(l.dst)}` : `${l.id}:${l.key}:${rectKey(l.src)}>${rectKey(l.dst)}@${l.alpha ?? 1}/${l.plane.transform ?? 0}`)).join(';');
     if (this.last && this.last.key === key && this.last.fbId === onScreenFb) {
       return { ...this.last, bytesCopied: 0, gles: this.last.gles && { ...this.last.gles, uploadedBytes: 0, composeMs: 0 } };
     }
@@ -240,10 +240,6 @@ export class Composer {
     for (const b of this.copyBuffers) b.close(true);
     this.copyBuffers = [];
   }
-}
-
-function rk(r: Rect): string {
-  return `${r.x},${r.y},${r.w},${r.h}`;
 }
 
 /** Whether `r` lies within `area`. */

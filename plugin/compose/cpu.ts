@@ -17,6 +17,11 @@ export interface CpuImage {
   height: number;
 }
 
+/** A rectangle as a cache/signature key. */
+export function rectKey(r: Rect): string {
+  return `${r.x},${r.y},${r.w},${r.h}`;
+}
+
 /** Bytes per pixel the copy path handles: every 32-bit RGB format copies as-is. */
 export const CPU_BPP = 4;
 

@@ -56,6 +56,8 @@ const arbitraryPlane: fc.Arbitrary<GuestPlaneInfo> = fc.record({
   hotY: nastyHot,
   generation: fc.integer({ min: 0, max: 1000 }),
   transform: fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: 7 }) as fc.Arbitrary<Transform>, fc.constantFrom(-1, 8, 1.5, NaN) as fc.Arbitrary<Transform>),
+  crop: fc.oneof(fc.constant(undefined), fc.record({ x: nastyNumber, y: nastyNumber, w: nastyNumber, h: nastyNumber })),
+  displaySize: fc.oneof(fc.constant(undefined), fc.record({ w: nastyNumber, h: nastyNumber })),
 });
 const bufferSize = fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 2 ** 26 }), fc.constantFrom(0, 4096, U32, 2 ** 40));
 
