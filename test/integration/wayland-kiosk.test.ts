@@ -238,8 +238,7 @@ describe('kiosk compositor on vkms, real clients', () => {
           expect(m[2], what).toBe(m[1]);
         }
       } finally {
-        c.child.kill('SIGKILL');
-        await new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(null) : c.child.once('exit', r)));
+        await c.kill();
       }
     }
     console.log(`buffer transforms: ${results.join('; ')}`);
@@ -269,8 +268,7 @@ describe('kiosk compositor on vkms, real clients', () => {
       expect(g).toMatchObject({ how: 'plane', path: 'scanout', zeroCopy: true });
       expect(cap.content?.planes.get(g!.planeId!)?.src).toEqual({ x: 100, y: 50, w: 640, h: 480 });
     } finally {
-      c.child.kill('SIGKILL');
-      await new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(null) : c.child.once('exit', r)));
+      await c.kill();
     }
     // Crop 512x384 at the origin, shown at 1024x768: vkms planes cannot scale.
     c = startClient(client, ['dmabuf', '12'], { ...env(), extra: { GP_VIEWPORT: '0,0,512,384,1024,768' } });
@@ -297,8 +295,7 @@ describe('kiosk compositor on vkms, real clients', () => {
       expect(g).toMatchObject({ how: 'composed', zeroCopy: false, reason: { code: 'scaling' } });
       expect(off).toBe(0);
     } finally {
-      c.child.kill('SIGKILL');
-      await new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(null) : c.child.once('exit', r)));
+      await c.kill();
     }
   }, 300_000);
 

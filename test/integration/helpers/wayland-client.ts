@@ -69,7 +69,11 @@ export function runClient(cmd: string, args: string[], env: { runtimeDir: string
 }
 
 /** Starts a long-running client; `lines` collects its stdout lines as they come. */
-export function startClient(cmd: string, args: string[], env: { runtimeDir: string; socket: string; extra?: NodeJS.ProcessEnv }): { child: ChildProcess; lines: string[]; waitFor(re: RegExp, timeoutMs?: number): Promise<string>; stderr: () => string } {
+export function startClient(
+  cmd: string,
+  args: string[],
+  env: { runtimeDir: string; socket: string; extra?: NodeJS.ProcessEnv },
+): { child: ChildProcess; lines: string[]; waitFor(re: RegExp, timeoutMs?: number): Promise<string>; stderr: () => string; kill(): Promise<void> } {
   const child = spawn(cmd, args, { env: { ...process.env, ...env.extra, XDG_RUNTIME_DIR: env.runtimeDir, WAYLAND_DISPLAY: env.socket }, stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let partial = '';
@@ -89,6 +93,11 @@ export function startClient(cmd: string, args: string[], env: { runtimeDir: stri
     child,
     lines,
     stderr: () => err,
+    /** SIGKILL, resolved once it has exited (so the next client does not overlap it). */
+    kill() {
+      child.kill('SIGKILL');
+      return new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+    },
     waitFor(re, timeoutMs = 20_000) {
       const hit = lines.find((l) => re.test(l));
       if (hit) return Promise.resolve(hit);
