@@ -465,4 +465,29 @@ describe('kiosk compositor on vkms, real clients', () => {
       child.kill('SIGKILL');
     }
   });
+  // Last: it closes the compositor.
+  it('closing the compositor while weston-simple-dmabuf-egl is connected: no crash, the client is disconnected', async () => {
+    const vgem = findCardByDriver('vgem')!;
+    let presented = 0;
+    const onPresent = () => presented++;
+    kiosk.on('present', onPresent);
+    const child = spawn('weston-simple-dmabuf-egl', ['-d', vgem], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      const t0 = Date.now();
+      while (presented < 10 && Date.now() - t0 < 60_000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      expect(presented, err).toBeGreaterThanOrEqual(10);
+      // Its surface, buffers and frame callbacks are all live: this once segfaulted Node.
+      await kiosk.close();
+      const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 10_000))]);
+      console.log(`weston-simple-dmabuf-egl after the compositor closed: exit ${code}; ${err.trim().split('\n').slice(-1)[0]}`);
+      // It notices the disconnect and leaves (it reports that as a normal exit, code 0).
+      expect(code).not.toBe('running');
+    } finally {
+      kiosk.off('present', onPresent);
+      child.kill('SIGKILL');
+    }
+  });
 });
