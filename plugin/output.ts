@@ -124,12 +124,22 @@ const RESTORE_TIMEOUT_MS = 12_000;
 /** FB-cache plane tag of host layers' buffers (cursor.ts has -2). */
 const HOST_LAYER_TAG = -3;
 
+/** rotationValue per plane and transform: it runs for every plane of every commit. */
+const rotationValues = new WeakMap<KmsPlane, Map<Transform, number>>();
+
 /** The rotation property's bitmask (bits = 1 << enum value) that shows a buffer stored with `t` upright. */
 function rotationValue(pl: KmsPlane, t: Transform): number {
-  const names = planeRotationFor(t, pl.rotations);
-  // The allocator only gives a plane a layer whose transform it can undo.
-  if (!names) throw new Error(`plane ${pl.id} cannot undo transform ${TRANSFORM_NAMES[t]} (rotations: ${pl.rotations.join(', ')})`);
-  return names.reduce((v, n) => v | (1 << Number(pl.props.enumValue('rotation', n))), 0);
+  let m = rotationValues.get(pl);
+  if (!m) rotationValues.set(pl, (m = new Map()));
+  let v = m.get(t);
+  if (v === undefined) {
+    const names = planeRotationFor(t, pl.rotations);
+    // The allocator only gives a plane a layer whose transform it can undo.
+    if (!names) throw new Error(`plane ${pl.id} cannot undo transform ${TRANSFORM_NAMES[t]} (rotations: ${pl.rotations.join(', ')})`);
+    v = names.reduce((acc, n) => acc | (1 << Number(pl.props.enumValue('rotation', n))), 0);
+    m.set(t, v);
+  }
+  return v;
 }
 
 /**
