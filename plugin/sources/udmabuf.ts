@@ -10,6 +10,7 @@ import { udmabufCreate } from '../../ffi/dmabuf.js';
 import { fourcc } from '../../ffi/drm.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 import { drawPattern } from './pattern.js';
+import { FLIPPED_180 } from '../transform.js';
 
 const PAGE = 4096;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
@@ -24,6 +25,12 @@ export interface UdmabufSourceOptions {
   /** Bytes per row; default width*4 rounded up to 64 (what most GPUs want). */
   stride?: number;
   devicePath?: string;
+  /**
+   * The guest's scanout is stored bottom-up, as GL renders it (a virtio-gpu scanout
+   * without VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP): planes show it flipped (reflect-y), and
+   * render() draws its pattern bottom-up so that it appears upright.
+   */
+  yInverted?: boolean;
 }
 
 interface Slot {
@@ -73,6 +80,7 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
   private frameNo = 0;
   private enabled = true;
   private generation = 0;
+  private readonly yInverted: boolean;
   private closed = false;
   private cursor: Cursor | null = null;
   private cursorGeneration = 0;
@@ -85,6 +93,7 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
   constructor(opts: UdmabufSourceOptions) {
     super();
     this.format = opts.format ?? fourcc('XR24');
+    this.yInverted = opts.yInverted === true;
     this.bufferCount = opts.buffers ?? 3;
     if (!Number.isInteger(this.bufferCount) || this.bufferCount < 1 || this.bufferCount > 16) {
       throw new RangeError(`udmabuf source: buffers must be 1..16, got ${opts.buffers}`);
@@ -147,7 +156,17 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
 
   /** Renders frame `frame` of the test pattern into buffer i. */
   render(i: number, frame: number): void {
-    drawPattern({ bytes: this.pixels(i), offset: 0, width: this.width, height: this.height, stride: this.stride }, frame);
+    const px = this.pixels(i);
+    drawPattern({ bytes: px, offset: 0, width: this.width, height: this.height, stride: this.stride }, frame);
+    if (this.yInverted) {
+      // Stored bottom-up: swap rows top for bottom.
+      const row = new Uint8Array(this.stride);
+      for (let a = 0, b = this.height - 1; a < b; a++, b--) {
+        row.set(px.subarray(a * this.stride, (a + 1) * this.stride));
+        px.copyWithin(a * this.stride, b * this.stride, (b + 1) * this.stride);
+        px.set(row, b * this.stride);
+      }
+    }
   }
 
   /** The guest page-flips to buffer i (frame number for latency/pixel checks). */
@@ -289,6 +308,7 @@ export class UdmabufSource extends EventEmitter<GuestSourceEvents> implements Gu
         generation: this.generation,
         flipTimeNs: this.flipTime,
         frame: this.frameNo,
+        ...(this.yInverted ? { transform: FLIPPED_180 } : {}),
       },
     };
   }

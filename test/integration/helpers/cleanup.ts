@@ -42,12 +42,12 @@ export interface GuestOnOutput {
  */
 export function guestOnOutput(
   cleanup: Cleanup,
-  opts: { mode: { width: number; height: number }; guest: { width: number; height: number; buffers?: number }; paths?: OutputOptions['paths']; fit?: FitMode },
+  opts: { mode: { width: number; height: number }; guest: { width: number; height: number; buffers?: number; yInverted?: boolean }; paths?: OutputOptions['paths']; fit?: FitMode },
 ): GuestOnOutput {
   const dev = openVkms(cleanup);
   const out = new Output(dev, { connector: 'Virtual-1', mode: opts.mode, paths: opts.paths });
   cleanup.push(() => out.close());
-  const guest = new UdmabufSource({ width: opts.guest.width, height: opts.guest.height, buffers: opts.guest.buffers ?? 3 });
+  const guest = new UdmabufSource({ width: opts.guest.width, height: opts.guest.height, buffers: opts.guest.buffers ?? 3, yInverted: opts.guest.yInverted });
   cleanup.push(() => guest.close());
   const errors: string[] = [];
   out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
