@@ -1361,7 +1361,7 @@ export function fbExists(fd: number, fbId: number): boolean {
   const e = ioctlTry(fd, DRM_IOCTL_MODE_GETFB, arg);
   if (e !== 0) return false; // ENOENT: gone (any other error: nothing more to learn)
   const { handle } = koffi.decode(arg, drm_mode_fb_cmd) as { handle: number };
-  if (handle) ioctlTry(fd, DRM_IOCTL_GEM_CLOSE, Buffer.from(new Uint32Array([handle, 0]).buffer));
+  if (handle) gemClose(fd, handle);
   return true;
 }
 

@@ -25,7 +25,7 @@ export function isTransform(t: unknown): t is Transform {
 }
 
 /** Whether T swaps width and height (a 90° or 270° rotation). */
-export function swapsAxes(t: Transform): boolean {
+function swapsAxes(t: Transform): boolean {
   return (t & 1) === 1;
 }
 

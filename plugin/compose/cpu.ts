@@ -123,24 +123,30 @@ export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, op
     const sy = from.y + (opts.flipY ? from.h - 1 - y : y);
     let s = src.offset + sy * src.stride + from.x * CPU_BPP;
     let d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
-    for (let x = 0; x < to.w; x++, s += 4, d += 4) {
-      const a0 = opaque ? 255 : sb[s + 3];
-      if (a0 === 0) continue;
-      if (a0 === 255 && ga >= 1) {
-        db[d] = sb[s];
-        db[d + 1] = sb[s + 1];
-        db[d + 2] = sb[s + 2];
-      } else {
-        const a = a0 * ga;
-        const k = 255 - a;
-        db[d] = Math.min(255, Math.round(sb[s] * ga + (db[d] * k) / 255));
-        db[d + 1] = Math.min(255, Math.round(sb[s + 1] * ga + (db[d + 1] * k) / 255));
-        db[d + 2] = Math.min(255, Math.round(sb[s + 2] * ga + (db[d + 2] * k) / 255));
-      }
-      db[d + 3] = 255;
-    }
+    for (let x = 0; x < to.w; x++, s += 4, d += 4) over(sb, s, db, d, ga, opaque);
   }
   return to.w * to.h * CPU_BPP;
+}
+
+/**
+ * One pixel of premultiplied "over": source pixel at `s` onto the destination pixel at
+ * `d`, plane alpha `ga` scaling the source (colour and alpha alike); `opaque` ignores the
+ * source's alpha byte (an XR24 layer). The result is opaque.
+ */
+function over(sb: Uint8Array, s: number, db: Uint8Array, d: number, ga: number, opaque: boolean): void {
+  const a0 = opaque ? 255 : sb[s + 3];
+  if (a0 === 0) return;
+  if (a0 === 255 && ga >= 1) {
+    db[d] = sb[s];
+    db[d + 1] = sb[s + 1];
+    db[d + 2] = sb[s + 2];
+  } else {
+    const k = 255 - a0 * ga;
+    db[d] = Math.min(255, Math.round(sb[s] * ga + (db[d] * k) / 255));
+    db[d + 1] = Math.min(255, Math.round(sb[s + 1] * ga + (db[d + 1] * k) / 255));
+    db[d + 2] = Math.min(255, Math.round(sb[s + 2] * ga + (db[d + 2] * k) / 255));
+  }
+  db[d + 3] = 255;
 }
 
 /**
@@ -174,20 +180,14 @@ export function drawTransformed(src: CpuImage, from: Rect, dst: CpuImage, to: Re
       const sy = from.y + Math.min(from.h - 1, Math.floor(b * from.h));
       const s = src.offset + sy * src.stride + sx * CPU_BPP;
       const d = drow + x * CPU_BPP;
-      if (!opts.blend) {
+      if (opts.blend) {
+        over(sb, s, db, d, ga, opaque);
+      } else {
         db[d] = sb[s];
         db[d + 1] = sb[s + 1];
         db[d + 2] = sb[s + 2];
         db[d + 3] = sb[s + 3];
-        continue;
       }
-      const a0 = opaque ? 255 : sb[s + 3];
-      if (a0 === 0) continue;
-      const k = 255 - a0 * ga;
-      db[d] = Math.min(255, Math.round(sb[s] * ga + (db[d] * k) / 255));
-      db[d + 1] = Math.min(255, Math.round(sb[s + 1] * ga + (db[d + 1] * k) / 255));
-      db[d + 2] = Math.min(255, Math.round(sb[s + 2] * ga + (db[d + 2] * k) / 255));
-      db[d + 3] = 255;
     }
   }
   return (x1 - x0) * (y1 - y0) * CPU_BPP;

@@ -42,7 +42,7 @@ import * as egl from '../../ffi/egl.js';
 import { dmabufSync, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START } from '../../ffi/dmabuf.js';
 import type { KmsDevice } from '../kms/device.js';
 import type { Rect } from './cpu.js';
-import { swapsAxes, toBuffer, type Transform } from '../transform.js';
+import { pictureSize, toBuffer, type Transform } from '../transform.js';
 
 export type { Rect };
 
@@ -1086,7 +1086,7 @@ export class GlesCompositor {
       egl.glBindTexture(egl.GL_TEXTURE_2D, s.texture);
       // An unscaled, pixel-aligned layer samples texel centres exactly: nearest gives the
       // same pixels as linear, and is cheaper (much, on software rasterisers).
-      const shown = swapsAxes(l.transform ?? 0) ? { ...src, w: src.h, h: src.w } : src;
+      const shown = { ...src, ...pictureSize(l.transform ?? 0, src.w, src.h) };
       const f = isPixelCopy(shown, l.dst) ? egl.GL_NEAREST : filter;
       if (s.filter !== f) {
         egl.glTexParameteri(egl.GL_TEXTURE_2D, egl.GL_TEXTURE_MIN_FILTER, f);

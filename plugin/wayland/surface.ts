@@ -85,8 +85,6 @@ export class Surface extends EventEmitter<SurfaceEvents> {
   #pendingScale: number | undefined = undefined;
   /** The surface's wp_viewport (at most one: viewport_exists), null without. */
   viewport: ViewportOwner | null = null;
-  #crop: Rect | null = null;
-  #size: { w: number; h: number } | null = null;
   #pendingBuffer: ClientBuffer | null | undefined = undefined;
   #pendingBufferRes: WlBuffer | null = null;
   #frames: WlCallback[] = [];
@@ -134,9 +132,9 @@ export class Surface extends EventEmitter<SurfaceEvents> {
 
   /**
    * Applies pending wp_viewport state against the buffer this commit shows, with the
-   * protocol's checks (bad_size, out_of_buffer), and works out the crop and surface size.
+   * protocol's checks (bad_size, out_of_buffer); returns the commit's crop and surface size.
    */
-  #applyViewport(): void {
+  #applyViewport(): Pick<SurfaceCommit, 'crop' | 'size'> {
     const v = this.viewport;
     if (v) {
       if (v.pending.src !== undefined) v.current.src = v.pending.src;
@@ -147,11 +145,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     const src = v?.current.src ?? null;
     const dst = v?.current.dst ?? null;
     const b = this.buffer;
-    if (!b) {
-      this.#crop = null;
-      this.#size = null;
-      return;
-    }
+    if (!b) return { crop: null, size: null };
     const pic = pictureSize(this.transform, b.width, b.height);
     if (src && !dst && (!Number.isInteger(src.w) || !Number.isInteger(src.h))) {
       throw new ProtocolViolation(v!.resource, WpViewportError.BAD_SIZE, `source size ${src.w}x${src.h} is not an integer and no destination size is set`);
@@ -161,12 +155,14 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     }
     // Picture pixels: surface coordinates times the buffer scale, rounded to whole pixels
     // (planes could take 16.16 sources; the composers work on whole pixels).
+    let crop: Rect | null = null;
     if (src) {
       const x0 = Math.round(src.x * this.scale);
       const y0 = Math.round(src.y * this.scale);
-      this.#crop = { x: x0, y: y0, w: Math.max(1, Math.round((src.x + src.w) * this.scale) - x0), h: Math.max(1, Math.round((src.y + src.h) * this.scale) - y0) };
-    } else this.#crop = null;
-    this.#size = dst ?? (src ? { w: src.w, h: src.h } : this.scale !== 1 ? { w: Math.max(1, Math.round(pic.w / this.scale)), h: Math.max(1, Math.round(pic.h / this.scale)) } : null);
+      crop = { x: x0, y: y0, w: Math.max(1, Math.round((src.x + src.w) * this.scale) - x0), h: Math.max(1, Math.round((src.y + src.h) * this.scale) - y0) };
+    }
+    const size = dst ?? (src ? { w: src.w, h: src.h } : this.scale !== 1 ? { w: Math.max(1, Math.round(pic.w / this.scale)), h: Math.max(1, Math.round(pic.h / this.scale)) } : null);
+    return { crop, size };
   }
 
   commit(): void {
@@ -183,7 +179,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     this.#pendingTransform = undefined;
     if (this.#pendingScale !== undefined) this.scale = this.#pendingScale;
     this.#pendingScale = undefined;
-    this.#applyViewport();
+    const { crop, size } = this.#applyViewport();
     const c: SurfaceCommit = {
       seq: ++commitSeq,
       buffer: this.buffer,
@@ -191,8 +187,8 @@ export class Surface extends EventEmitter<SurfaceEvents> {
       frameCallbacks: this.#frames,
       feedbacks: this.#feedbacks,
       transform: this.transform,
-      crop: this.#crop,
-      size: this.#size,
+      crop,
+      size,
     };
     this.#frames = [];
     this.#feedbacks = [];
