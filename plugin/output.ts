@@ -728,7 +728,7 @@ export class Output extends EventEmitter<OutputEvents> {
     this.lastPlan = null;
     const pre = p ? validatePlane(p, null) : null;
     if (pre && !pre.ok) {
-      this.report(pre.cause, pre.message);
+      this.refuse(src!, p!, pre.cause, pre.message);
       return null; // keep the last good frame
     }
     const onScreenIds = this.fbsOnScreen();
@@ -762,7 +762,7 @@ export class Output extends EventEmitter<OutputEvents> {
           const e = fb.entry;
           guest.buffer = { fbId: e.fbId, format: e.format, modifier: e.modifier, width: e.width, height: e.height };
         } else if (isInvalidGuestData(fb.cause)) {
-          if (!fb.remembered) this.report(fb.cause, fb.message);
+          this.refuse(src, p, fb.cause, fb.message, fb.remembered);
           return null; // invalid guest data: keep the last good frame
         } else {
           guest.noBufferReason = `import failed: ${fb.message}`;
@@ -810,7 +810,7 @@ export class Output extends EventEmitter<OutputEvents> {
       const gp = q.plane;
       const v = validatePlane(gp, null);
       if (!v.ok) {
-        this.report(v.cause, `layer "${l.id}" (${s.name}): ${v.message}`);
+        this.refuse(s, gp, v.cause, `layer "${l.id}" (${s.name}): ${v.message}`);
         return null;
       }
       const gpic = pictureOf(gp);
@@ -828,7 +828,7 @@ export class Output extends EventEmitter<OutputEvents> {
         const fb = this.cache.get(GUEST_PRIMARY_TAG, s, gp, onScreenIds);
         if (fb.ok) layer.buffer = { fbId: fb.entry.fbId, format: fb.entry.format, modifier: fb.entry.modifier, width: fb.entry.width, height: fb.entry.height };
         else if (isInvalidGuestData(fb.cause)) {
-          if (!fb.remembered) this.report(fb.cause, `layer "${l.id}": ${fb.message}`);
+          this.refuse(s, gp, fb.cause, `layer "${l.id}": ${fb.message}`, fb.remembered);
           return null;
         } else {
           layer.noBufferReason = `import failed: ${fb.message}`;
@@ -869,7 +869,9 @@ export class Output extends EventEmitter<OutputEvents> {
       const ins = alloc.composed.map((id) => inputs.get(id)!);
       const c = this.composer.compose(ins, this.committed.get(this.primary.id)?.fbId ?? 0, this.paths.has('gles'), this.paths.has('copy'));
       if ('error' in c) {
-        this.report(c.cause, c.error);
+        const failed = c.layer !== undefined ? inputs.get(c.layer) : undefined;
+        if (failed?.kind === 'guest') this.refuse(failed.source, failed.plane, c.cause, c.error);
+        else this.report(c.cause, c.error);
         return null; // nothing can show it: keep the last frame
       }
       composed = c;
@@ -1083,6 +1085,12 @@ export class Output extends EventEmitter<OutputEvents> {
         if (id !== this.primary.id && planeOwner.get(id) === this) planeOwner.delete(id);
       }
     }
+  }
+
+  /** The frame cannot show `plane` of `source`: reported (once per cause), and the source is told. */
+  private refuse(source: GuestSource, plane: GuestPlaneInfo, cause: string, message: string, remembered = false): void {
+    if (!remembered) this.report(cause, message);
+    source.refused?.(plane, cause, message);
   }
 
   /** Reports an error once per cause (counted every time). */

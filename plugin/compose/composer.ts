@@ -34,7 +34,8 @@ export interface Composed {
   bytesCopied: number;
 }
 
-export type ComposeFailure = { cause: string; error: string };
+/** `layer`: the layer whose buffer no path could draw, when that is why. */
+export type ComposeFailure = { cause: string; error: string; layer?: string };
 
 export class Composer {
   /** undefined: not tried; a string: why GPU composition is unavailable. */
@@ -122,11 +123,11 @@ export class Composer {
         continue;
       }
       const p = l.plane;
-      if (p.transport !== 'dmabuf') return { cause: 'gles-no-dmabuf', error: `${l.id} is a region plane, not a dma-buf` };
+      if (p.transport !== 'dmabuf') return { cause: 'gles-no-dmabuf', error: `${l.id} is a region plane, not a dma-buf`, layer: l.id };
       const r = this.cache.image<GlesImage>('gles', l.source, p, (fd) =>
         comp.importDmabuf({ fd, format: p.format, modifier: p.modifier, width: p.width, height: p.height, stride: p.stride, offset: p.offset }),
       );
-      if (!r.ok) return { cause: r.cause, error: r.message };
+      if (!r.ok) return { cause: r.cause, error: r.message, layer: l.id };
       if (r.value.path === 'upload') {
         imagePath = 'upload';
         uploadReason = r.value.uploadReason;
@@ -168,10 +169,10 @@ export class Composer {
       }
       const p = l.plane;
       const acc = this.maps.access(l.source, l.sourceId, p);
-      if ('error' in acc) return { cause: 'no-cpu-access', error: acc.error };
+      if ('error' in acc) return { cause: 'no-cpu-access', error: acc.error, layer: l.id };
       const v = validatePlane(p, acc.view.bytes.byteLength - acc.view.offset + p.offset);
-      if (!v.ok) return { cause: v.cause, error: v.message };
-      if (v.format.cpp[0] !== 4) return { cause: 'copy-format', error: `the copy path handles 32-bit formats only, not ${v.format.code}` };
+      if (!v.ok) return { cause: v.cause, error: v.message, layer: l.id };
+      if (v.format.cpp[0] !== 4) return { cause: 'copy-format', error: `the copy path handles 32-bit formats only, not ${v.format.code}`, layer: l.id };
       const srcImg = { bytes: acc.view.bytes, offset: acc.view.offset, stride: p.stride, width: p.width, height: p.height };
       acc.begin();
       try {
@@ -183,7 +184,7 @@ export class Composer {
         if (t !== NORMAL && !flipY) {
           bytes += drawTransformed(srcImg, l.src, dstImg, l.dst, t, { blend: alpha < 1 || v.format.hasAlpha, alpha, opaque: !v.format.hasAlpha });
         } else if (alpha < 1) {
-          if (scaled) return { cause: 'copy-alpha-scaled', error: `${l.id}: the CPU copy cannot blend a scaled layer with alpha ${alpha}; allow the gles path or do not scale it` };
+          if (scaled) return { cause: 'copy-alpha-scaled', error: `${l.id}: the CPU copy cannot blend a scaled layer with alpha ${alpha}; allow the gles path or do not scale it`, layer: l.id };
           const c = clipUnscaled(l.src, l.dst, this.width, this.height, flipY);
           if (c) bytes += blendOver(srcImg, c.src, dstImg, c.dst, { alpha, opaque: !v.format.hasAlpha, flipY });
         } else if (v.format.hasAlpha && !scaled) {

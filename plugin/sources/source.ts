@@ -91,6 +91,12 @@ export interface GuestSource extends EventEmitter<GuestSourceEvents> {
    * dma-bufs without mmap, but its VRAM BAR can be mapped). Null when not possible.
    */
   cpuView?(plane: GuestPlaneInfo): CpuView | null;
+  /**
+   * The output could not show this plane's buffer (it is invalid, or no path can show it;
+   * the screen keeps its last frame) and will not show it later either. Sources that pace
+   * their producer (a Wayland client waiting for its frame callback) finish that frame here.
+   */
+  refused?(plane: GuestPlaneInfo, cause: string, message: string): void;
   /** Releases everything the source holds. */
   close(): void;
 }

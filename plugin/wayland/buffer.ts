@@ -1,7 +1,8 @@
 // Client buffers (wl_buffer) as the kiosk compositor holds them: a dma-buf the client
 // made through zwp_linux_dmabuf_v1, or a range of a wl_shm pool. The wl_buffer resource
 // owns its dma-buf fds (closed when the client destroys it); an shm buffer holds a
-// reference on its pool's mapping so the pool outlives the wl_shm_pool resource.
+// reference on its pool so the pool outlives the wl_shm_pool resource.
+import { fstatSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import type { WlBuffer } from '../../protocols/generated/wayland.js';
 
@@ -33,7 +34,7 @@ export interface ShmBuffer extends Common {
   readonly kind: 'shm';
   readonly offset: number;
   readonly stride: number;
-  readonly pool: ShmPoolMapping;
+  readonly pool: ShmPool;
 }
 
 export type ClientBuffer = DmabufBuffer | ShmBuffer;
@@ -61,28 +62,55 @@ export function bindBuffer(buffer: ClientBuffer): void {
   });
 }
 
+/** A pool's file is, or became, shorter than the pool: reads would fault (wl_shm.error invalid_fd). */
+export class ShortPoolError extends Error {
+  constructor(
+    readonly fileSize: number,
+    readonly poolSize: number,
+  ) {
+    super(`the pool's file has ${fileSize} bytes, fewer than the pool's ${poolSize}`);
+    this.name = 'ShortPoolError';
+  }
+}
+
 /**
- * A wl_shm pool's file and its mapping, reference-counted: the pool resource holds one
- * reference and every buffer made from it one more, as libwayland's own wl_shm does.
+ * A wl_shm pool's file, reference-counted: the pool resource holds one reference and every
+ * buffer made from it one more, as libwayland's own wl_shm does.
+ *
+ * Reading a client's memory must never fault this process. A client may shrink the file
+ * under us at any time (ftruncate), and a read of a mapping past the new end is a SIGBUS
+ * that kills the compositor. So the pool is mapped only when the file is sealed against
+ * shrinking (memfd F_SEAL_SHRINK: what weston's and foot's clients do), and is otherwise
+ * read through the fd (pread: a shrunk file gives a short read, not a signal).
  */
-export class ShmPoolMapping {
+export class ShmPool {
   #fd: number;
-  #map: libc.Mapping | null;
+  #map: libc.Mapping | null = null;
+  readonly #sealed: boolean;
   #refs = 1;
   #size: number;
 
+  /** Takes `fd` (closed with the last unref, or here when it throws). Throws ShortPoolError. */
   constructor(fd: number, size: number) {
     this.#fd = fd;
     this.#size = size;
-    this.#map = libc.mmap(fd, size, libc.PROT_READ, 0, 'wl_shm pool');
+    try {
+      // Seals first: once sealed, the size checked next cannot go down any more.
+      this.#sealed = sealedAgainstShrink(fd);
+      this.#checkFile(size);
+      if (this.#sealed) this.#map = libc.mmap(fd, size, libc.PROT_READ, 0, 'wl_shm pool');
+    } catch (e) {
+      libc.close(fd, 'refused wl_shm pool fd');
+      this.#fd = -1;
+      throw e;
+    }
   }
   get size(): number {
     return this.#size;
   }
-  /** The pool's bytes; valid until the next resize() or the last unref(). */
-  get bytes(): Uint8Array {
-    if (!this.#map) throw new Error('wl_shm pool: used after release');
-    return this.#map.bytes;
+  /** Whether the pool is read through a mapping (the file cannot shrink) rather than the fd. */
+  get mapped(): boolean {
+    return this.#sealed;
   }
   ref(): void {
     this.#refs++;
@@ -94,16 +122,51 @@ export class ShmPoolMapping {
     libc.close(this.#fd, 'wl_shm pool fd');
     this.#fd = -1;
   }
-  /** Grows the mapping (wl_shm_pool.resize: pools only grow). */
+  /** Grows the pool (wl_shm_pool.resize: pools only grow). Throws ShortPoolError. */
   resize(size: number): void {
-    if (!this.#map) throw new Error('wl_shm pool: resized after release');
-    const map = libc.mmap(this.#fd, size, libc.PROT_READ, 0, 'wl_shm pool');
-    this.#map.unmap();
-    this.#map = map;
+    if (this.#fd < 0) throw new Error('wl_shm pool: resized after release');
+    this.#checkFile(size);
+    if (this.#map) {
+      const map = libc.mmap(this.#fd, size, libc.PROT_READ, 0, 'wl_shm pool');
+      this.#map.unmap();
+      this.#map = map;
+    }
     this.#size = size;
   }
-  /** Current size of the file: a client that shrinks it under us would make reads fault. */
-  fileSize(): number {
-    return Number(libc.lseek(this.#fd, 0, libc.SEEK_END, 'wl_shm pool fd'));
+  /**
+   * `length` bytes from `offset`, safe to read until the next view(): the mapping itself
+   * when the file is sealed, else a copy read through the fd into `staging` (grown as
+   * needed; the caller keeps it). Null when the file is now shorter than that range.
+   */
+  view(offset: number, length: number, staging: { buf: Buffer }): { bytes: Uint8Array; offset: number } | null {
+    if (this.#fd < 0) throw new Error('wl_shm pool: used after release');
+    if (this.#map) return { bytes: this.#map.bytes, offset };
+    if (staging.buf.length < length) staging.buf = Buffer.allocUnsafe(length);
+    const dst = staging.buf.subarray(0, length);
+    let got = 0;
+    while (got < length) {
+      const n = libc.pread(this.#fd, dst.subarray(got), offset + got, 'wl_shm pool fd');
+      if (n === 0) return null; // end of file: the client shrank it
+      got += n;
+    }
+    return { bytes: dst, offset: 0 };
+  }
+  /** Reads `length` bytes from `offset` into a new buffer (tests, screenshots); null if the file is too short. */
+  read(offset: number, length: number): Uint8Array | null {
+    const v = this.view(offset, length, { buf: Buffer.alloc(0) });
+    return v && v.bytes.slice(v.offset, v.offset + length);
+  }
+  #checkFile(size: number): void {
+    const fileSize = fstatSync(this.#fd).size;
+    if (fileSize < size) throw new ShortPoolError(fileSize, size);
+  }
+}
+
+/** Whether `fd` is a memfd sealed against shrinking (any other file can shrink). */
+function sealedAgainstShrink(fd: number): boolean {
+  try {
+    return (libc.fcntl(fd, libc.F_GET_SEALS, 0, 'wl_shm pool fd') & libc.F_SEAL_SHRINK) !== 0;
+  } catch {
+    return false; // EINVAL: not a file that takes seals
   }
 }

@@ -143,7 +143,10 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.#shown = this.#idle;
       this.output.on('error', (e) => this.#log(`output: ${e.cause}: ${e.message}`));
       this.output.on('present', (ev) => {
-        this.#shown.presented({ frame: ev.frame, timestampNs: ev.timestampNs, refreshNs: ev.refreshNs, sequence: ev.sequence, zeroCopy: ev.zeroCopy });
+        const p = { frame: ev.frame, timestampNs: ev.timestampNs, refreshNs: ev.refreshNs, sequence: ev.sequence, zeroCopy: ev.zeroCopy };
+        this.#shown.presented(p);
+        // Hidden toplevels learn when their last buffers left the screen.
+        for (const x of this.#toplevels) if (x.source !== this.#shown) x.source.presented(p);
         this.emit('present', ev);
       });
       this.output.enable();
@@ -197,6 +200,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   /** Kiosk policy: the newest toplevel is the one on screen. */
   #show(source: SurfaceSource): void {
     if (this.#shown === source || this.#closed) return;
+    this.#shown.setShown(false);
+    source.setShown(true);
     this.#shown = source;
     this.output.attach(source, this.#fit);
   }

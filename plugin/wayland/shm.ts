@@ -6,7 +6,7 @@ import * as libc from '../../ffi/libc.js';
 import type { Display, Global } from '../../protocols/runtime.js';
 import { ProtocolViolation } from '../../protocols/runtime.js';
 import { WlShm, WlShmError, WlShmFormat } from '../../protocols/generated/wayland.js';
-import { ShmPoolMapping, bindBuffer, newBufferId, type ShmBuffer } from './buffer.js';
+import { ShmPool, ShortPoolError, bindBuffer, newBufferId, type ShmBuffer } from './buffer.js';
 
 /** wl_shm format code → DRM fourcc (wl_shm's 0 and 1 are the two historic exceptions). */
 export function shmToDrm(format: number): number {
@@ -26,27 +26,27 @@ export function createShmGlobal(display: Display): Global<WlShm> {
           closeQuietly(fd);
           throw new ProtocolViolation(res, WlShmError.INVALID_STRIDE, `invalid pool size ${size} (1..${MAX_POOL})`);
         }
-        let mapping: ShmPoolMapping;
+        let pool: ShmPool;
         try {
-          mapping = new ShmPoolMapping(fd, size);
+          pool = new ShmPool(fd, size); // owns fd from here, closes it if it throws
         } catch (e) {
-          closeQuietly(fd);
-          throw new ProtocolViolation(res, WlShmError.INVALID_FD, `cannot map the pool fd: ${(e as Error).message}`);
+          const why = e instanceof ShortPoolError ? `${e.message}: grow the file (ftruncate) before wl_shm.create_pool` : `cannot use the pool fd: ${(e as Error).message}`;
+          throw new ProtocolViolation(res, WlShmError.INVALID_FD, why);
         }
-        const pool = poolId.create({
+        const poolRes = poolId.create({
           createBuffer(p, bufferId, offset, width, height, stride, format) {
             if (!SHM_FORMATS.includes(format)) {
               throw new ProtocolViolation(p, WlShmError.INVALID_FORMAT, `format 0x${(format >>> 0).toString(16)} was not advertised`);
             }
-            if (offset < 0 || width <= 0 || height <= 0 || stride < width * 4 || mapping.size - offset < stride * height) {
+            if (offset < 0 || width <= 0 || height <= 0 || stride < width * 4 || pool.size - offset < stride * height) {
               throw new ProtocolViolation(
                 p,
                 WlShmError.INVALID_STRIDE,
-                `invalid width, height or stride (${width}x${height}, stride ${stride}, offset ${offset}) for a pool of ${mapping.size} bytes`,
+                `invalid width, height or stride (${width}x${height}, stride ${stride}, offset ${offset}) for a pool of ${pool.size} bytes`,
               );
             }
             const resource = bufferId.create({});
-            mapping.ref();
+            pool.ref();
             const buffer: ShmBuffer = {
               kind: 'shm',
               id: newBufferId(),
@@ -56,22 +56,23 @@ export function createShmGlobal(display: Display): Global<WlShm> {
               format: shmToDrm(format),
               offset,
               stride,
-              pool: mapping,
+              pool: pool,
             };
             bindBuffer(buffer);
           },
           resize(p, newSize) {
-            if (newSize < mapping.size || newSize > MAX_POOL) {
-              throw new ProtocolViolation(p, WlShmError.INVALID_STRIDE, `pool size ${newSize} is smaller than ${mapping.size} or too large`);
+            if (newSize < pool.size || newSize > MAX_POOL) {
+              throw new ProtocolViolation(p, WlShmError.INVALID_STRIDE, `pool size ${newSize} is smaller than ${pool.size} or too large`);
             }
             try {
-              mapping.resize(newSize);
+              pool.resize(newSize);
             } catch (e) {
-              throw new ProtocolViolation(p, WlShmError.INVALID_FD, `cannot remap the pool to ${newSize} bytes: ${(e as Error).message}`);
+              const why = e instanceof ShortPoolError ? `${e.message}: grow the file before wl_shm_pool.resize` : `cannot resize the pool to ${newSize} bytes: ${(e as Error).message}`;
+              throw new ProtocolViolation(p, WlShmError.INVALID_FD, why);
             }
           },
         });
-        pool.onDestroy(() => mapping.unref());
+        poolRes.onDestroy(() => pool.unref());
       },
     });
     for (const f of SHM_FORMATS) shm.sendFormat(f);

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
-import type { WlOutput } from '../../protocols/generated/wayland.js';
+import { WlShmError, type WlOutput } from '../../protocols/generated/wayland.js';
 import { withYInvert } from '../transform.js';
 import { ZwpLinuxBufferParamsV1Flags } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
 import type { ClientBuffer } from './buffer.js';
@@ -40,6 +40,13 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   #onScreen: ClientBuffer | null = null;
   #stallTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  #shown = true;
+  /** Frames (commit seqs) that were waiting for a flip when the source went off screen. */
+  #leaving: SurfaceCommit[] = [];
+  /** Where unsealed wl_shm pools are read to (see ShmPool.view). */
+  readonly #staging = { buf: Buffer.alloc(0) };
+  /** Buffers whose client was already told they cannot be shown. */
+  readonly #failed = new Set<number>();
   /** wl_output resources of the output, for wp_presentation_feedback.sync_output. */
   outputs: () => readonly WlOutput[] = () => [];
 
@@ -62,13 +69,46 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     this.#commitTimeNs = process.hrtime.bigint();
     this.#committedAt.set(c, this.#commitTimeNs);
     this.#held.set(c.buffer.id, c.buffer);
+    if (!this.#shown) {
+      // Not on any output: nothing will present it, so the frame is done now (a hidden
+      // client keeps running, as on any compositor that throttles nothing).
+      finishUnshown(c);
+      this.#releaseUnused(this.#onScreen);
+      return;
+    }
     this.#pending.push(c);
     if (this.#pending.length > 1) this.#armStallTimer();
     this.emit('changed');
   }
 
+  /** Whether an output shows this source (the kiosk's newest toplevel). */
+  get shown(): boolean {
+    return this.#shown;
+  }
+  /**
+   * The source goes on or off screen. Going off, its waiting commits are done at once
+   * (feedback discarded); their buffers stay held until the output has flipped past them.
+   */
+  setShown(shown: boolean): void {
+    if (shown === this.#shown || this.#closed) return;
+    this.#shown = shown;
+    if (shown) return;
+    this.#clearStallTimer();
+    const waiting = this.#pending.splice(0);
+    this.#leaving = waiting;
+    for (const c of waiting) finishUnshown(c);
+  }
+
   /** The output presented something: complete the commits it covers, release what left the screen. */
   presented(p: SurfacePresent): void {
+    if (!this.#shown) {
+      // Off screen: a flip of one of the frames that were waiting when we left puts its
+      // buffer on screen; any other flip means none of ours is there any more.
+      const c = this.#leaving.find((x) => x.seq === p.frame);
+      if (!c) this.#leaving = [];
+      this.#releaseUnused(c ? c.buffer : null);
+      return;
+    }
     if (p.frame === undefined) {
       if (!this.#current) this.#releaseUnused(null);
       return;
@@ -164,7 +204,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
       const transform = withYInvert(c.transform, (b.flags & ZwpLinuxBufferParamsV1Flags.Y_INVERT) !== 0);
       return { state: 'ok', plane: { ...base, transport: 'dmabuf', modifier: b.modifier, stride: p0.stride, offset: p0.offset, size: 0, transform } };
     }
-    return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: b.stride, offset: b.offset, size: b.pool.size - b.offset } };
+    // The region is the whole pool; the buffer starts `offset` bytes into it.
+    return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: b.stride, offset: b.offset, size: b.pool.size } };
   }
 
   exportDmabuf(plane: GuestPlaneInfo): number {
@@ -178,9 +219,49 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   cpuView(plane: GuestPlaneInfo): CpuView | null {
     const b = this.#held.get(plane.bufferId);
     if (!b || b.kind !== 'shm' || b.resource.destroyed) return null;
-    // A client that shrank its pool file would make our reads fault (SIGBUS): refuse.
-    if (b.pool.fileSize() < b.offset + b.stride * b.height) return null;
-    return { bytes: b.pool.bytes, offset: b.offset };
+    const span = b.stride * (b.height - 1) + b.width * 4;
+    let v: CpuView | null = null;
+    let why = '';
+    try {
+      v = b.pool.view(b.offset, span, this.#staging);
+      if (!v) why = `its pool's file is now shorter than the ${b.offset + span} bytes the buffer reaches (the client shrank it)`;
+    } catch (e) {
+      why = `reading its pool failed: ${(e as Error).message}`;
+    }
+    if (!v) this.#fail(b, WlShmError.INVALID_FD, why);
+    return v;
+  }
+
+  /**
+   * The output cannot show this commit's buffer (it keeps what it showed before): the
+   * commit and those before it are complete now, and the client is told why — a buffer
+   * the compositor cannot use is a protocol error, never silence.
+   */
+  refused(plane: GuestPlaneInfo, cause: string, message: string): void {
+    const idx = this.#pending.findIndex((c) => c.seq === plane.frame);
+    if (idx >= 0) {
+      for (const c of this.#pending.splice(0, idx + 1)) finishUnshown(c);
+      this.#releaseUnused(this.#onScreen);
+      if (this.#pending.length === 0) this.#clearStallTimer();
+    }
+    const b = this.#held.get(plane.bufferId) ?? (this.#current?.buffer?.id === plane.bufferId ? this.#current.buffer : null);
+    if (b) this.#fail(b, null, `${cause}: ${message}`);
+  }
+
+  /**
+   * Disconnects the client of `b` with a protocol error: `code` of wl_shm on the buffer (as
+   * libwayland's wl_shm does), or wl_display's implementation error when null. Deferred:
+   * the output asks from inside its planning, and the client's teardown changes what is shown.
+   */
+  #fail(b: ClientBuffer, code: WlShmError | null, why: string): void {
+    if (this.#failed.has(b.id)) return;
+    this.#failed.add(b.id);
+    setImmediate(() => {
+      if (b.resource.destroyed) return;
+      const msg = `${b.resource} cannot be shown: ${why}`;
+      if (code !== null) b.resource.postError(code, msg);
+      else b.resource.client.postImplementationError(msg);
+    });
   }
 
   close(): void {

@@ -57,6 +57,8 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['shm-stride', 'wl_shm_pool', 1], // wl_shm.error.invalid_stride (posted on the pool, as libwayland's wl_shm does)
     ['shm-format', 'wl_shm_pool', 0], // invalid_format
     ['shm-too-big', 'wl_shm_pool', 1],
+    ['shm-short-pool', 'wl_shm', 2], // invalid_fd: the pool is larger than its file (reads past its end would fault)
+    ['shm-short-resize', 'wl_shm_pool', 2], // invalid_fd: grown without growing the file
     ['xdg-unconfigured', 'xdg_surface', 3], // unconfigured_buffer
     ['xdg-role', 'xdg_surface', 2], // already_constructed
     ['xdg-serial', 'xdg_surface', 4], // invalid_serial

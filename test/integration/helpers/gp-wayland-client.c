@@ -6,7 +6,13 @@
  *                                dma-bufs (3 buffers), with frame callbacks and
  *                                presentation feedback; prints the surface's dma-buf
  *                                feedback first and a roundtrip-latency measurement last
- *   gp-wayland-client shm N      the same with wl_shm buffers
+ *   gp-wayland-client shm N      the same with wl_shm buffers (GP_NO_SEAL=1: pools
+ *                                are memfds without F_SEAL_SHRINK, which the compositor
+ *                                must read through the fd)
+ *   gp-wayland-client shm-shrink S  hostile: commits a 512x512 wl_shm buffer again and
+ *                                again for S seconds while a second thread shrinks its
+ *                                pool's file to 0 and back; prints FRAMES n and how the
+ *                                connection ended
  *   gp-wayland-client lease      leases the first offered connector, modesets it with a
  *                                dumb buffer, then waits for "exit" on stdin or
  *                                for wp_drm_lease_v1.finished
@@ -21,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,10 +163,11 @@ static struct buffer buffers[NBUF];
 static void buffer_release(void *data, struct wl_buffer *b) { ((struct buffer *)data)->busy = false; }
 static const struct wl_buffer_listener buffer_listener = { buffer_release };
 
+static bool no_seal;
 static int make_memfd(size_t size, void **map) {
 	int fd = memfd_create("gp-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0 || ftruncate(fd, size) < 0) die("memfd");
-	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
+	if (!no_seal) fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
 	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (*map == MAP_FAILED) die("mmap memfd");
 	return fd;
@@ -386,6 +394,64 @@ static int run_frames(bool use_dmabuf, int n) {
 	return 0;
 }
 
+static void print_error(void);
+
+/* ---- hostile: a pool file shrunk and regrown under the compositor */
+static volatile bool shrink_stop;
+static int shrink_fd;
+static size_t shrink_size;
+static void *shrinker(void *arg) {
+	while (!shrink_stop) {
+		if (ftruncate(shrink_fd, 0) < 0 || ftruncate(shrink_fd, shrink_size) < 0) die("ftruncate");
+	}
+	return NULL;
+}
+static int run_shm_shrink(int seconds) {
+	if (!compositor || !wm_base || !shm) die("missing globals");
+	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
+	struct wl_surface *surface = wl_compositor_create_surface(compositor);
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
+	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
+	wl_surface_commit(surface);
+	while (!configured)
+		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	const int w = 512, h = 512, stride = w * 4;
+	shrink_size = (size_t)stride * h;
+	uint32_t *px;
+	no_seal = true; /* a sealed file could not shrink */
+	shrink_fd = make_memfd(shrink_size, (void **)&px);
+	for (int i = 0; i < w * h; i++) px[i] = 0xff204080;
+	/* the mapping is never touched again: the shrinking would fault us too */
+	struct wl_shm_pool *pool = wl_shm_create_pool(shm, shrink_fd, shrink_size);
+	struct wl_buffer *b = wl_shm_pool_create_buffer(pool, 0, w, h, stride, WL_SHM_FORMAT_XRGB8888);
+	wl_shm_pool_destroy(pool);
+	wl_display_roundtrip(display); /* the pool is made before the shrinking starts */
+	pthread_t t;
+	pthread_create(&t, NULL, shrinker, NULL);
+	printf("SHRINKING\n");
+	uint64_t end = now_ns() + (uint64_t)seconds * 1000000000ull;
+	int frames = 0;
+	bool failed = false;
+	while (now_ns() < end && !failed) {
+		wl_surface_attach(surface, b, 0, 0);
+		wl_surface_damage(surface, 0, 0, w, h);
+		struct wl_callback *cb = wl_surface_frame(surface);
+		wl_callback_add_listener(cb, &frame_listener, NULL);
+		frame_done = false;
+		wl_surface_commit(surface);
+		while (!frame_done && !failed)
+			if (wl_display_dispatch(display) < 0) failed = true;
+		if (!failed) frames++;
+	}
+	shrink_stop = true;
+	pthread_join(t, NULL);
+	printf("FRAMES %d\n", frames);
+	print_error();
+	return 0;
+}
+
 /* ---- lease */
 struct offered { struct wp_drm_lease_connector_v1 *c; char name[64]; uint32_t id; bool withdrawn; };
 static struct offered offers[8];
@@ -521,6 +587,12 @@ static int run_shell_error(const char *what) {
 		wl_shm_pool_create_buffer(pool, 0, 64, 64, 128, WL_SHM_FORMAT_XRGB8888); /* stride < 64*4 */
 	} else if (!strcmp(what, "shm-format")) {
 		wl_shm_pool_create_buffer(pool, 0, 64, 64, 256, WL_SHM_FORMAT_NV12);
+	} else if (!strcmp(what, "shm-short-pool")) {
+		/* a pool declared twice the size of its file */
+		wl_shm_create_pool(shm, fd, 2 * 64 * 64 * 4);
+	} else if (!strcmp(what, "shm-short-resize")) {
+		/* growing the pool without growing the file first */
+		wl_shm_pool_resize(pool, 2 * 64 * 64 * 4);
 	} else if (!strcmp(what, "shm-too-big")) {
 		wl_shm_pool_create_buffer(pool, 0, 64, 65, 256, WL_SHM_FORMAT_XRGB8888);
 	} else if (!strcmp(what, "xdg-unconfigured")) {
@@ -646,10 +718,12 @@ int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	y_invert = getenv("GP_Y_INVERT") && !strcmp(getenv("GP_Y_INVERT"), "1");
 	buf_transform = getenv("GP_TRANSFORM") ? atoi(getenv("GP_TRANSFORM")) : 0;
+	no_seal = getenv("GP_NO_SEAL") && !strcmp(getenv("GP_NO_SEAL"), "1");
 	if (argc < 2) die("usage: gp-wayland-client dmabuf N | shm N | lease | error CASE");
 	connect_and_bind();
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm")) return run_frames(false, argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;
 	if (!strcmp(argv[1], "error") && argc > 2) return run_error(argv[2]);
