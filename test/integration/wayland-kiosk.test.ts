@@ -336,7 +336,8 @@ describe('kiosk compositor on vkms, real clients', () => {
       // The buffer of the frame just presented is still held (not released): snapshot it.
       const b = kiosk.shown.heldBuffer(p.bufferId) as ShmBuffer | null;
       if (!b || b.kind !== 'shm') return;
-      snaps.set(p.frame, { w: b.width, h: b.height, stride: b.stride, bytes: b.pool.bytes.slice(b.offset, b.offset + b.stride * b.height) });
+      const bytes = b.pool.read(b.offset, b.stride * b.height);
+      if (bytes) snaps.set(p.frame, { w: b.width, h: b.height, stride: b.stride, bytes });
     };
     kiosk.on('present', onPresent);
     const child = spawn('weston-simple-shm', [], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
