@@ -97,6 +97,8 @@ export type PresentedLayer = LayerReport & {
   path: 'scanout' | 'gles' | 'copy' | null;
   /** On a plane, with the layer's own buffer (not a copy of it). */
   zeroCopy: boolean;
+  /** A layer showing a guest source: the source's frame number (GuestPlaneInfo.frame) shown. */
+  frame?: number;
 };
 
 export interface OutputErrorEvent {
@@ -881,11 +883,15 @@ export class Output extends EventEmitter<OutputEvents> {
     }
     const byId = new Map(layers.map((l) => [l.id, l]));
     for (const u of alloc.uses) planes.set(u.planeId, this.stateFor(u, byId, composed?.fbId));
+    const frameOf = (id: string) => {
+      const q = sourced.get(id);
+      return q?.state === 'ok' && q.plane.frame !== undefined ? { frame: q.plane.frame } : {};
+    };
     const reports: PresentedLayer[] = [
       ...alloc.layers.map((r): PresentedLayer => {
-        if (r.how === 'plane') return { ...r, path: 'scanout', zeroCopy: !copied.has(r.id) };
-        if (r.how === 'composed') return { ...r, path: composed!.path, zeroCopy: false };
-        return { ...r, path: null, zeroCopy: false };
+        if (r.how === 'plane') return { ...r, path: 'scanout', zeroCopy: !copied.has(r.id), ...frameOf(r.id) };
+        if (r.how === 'composed') return { ...r, path: composed!.path, zeroCopy: false, ...frameOf(r.id) };
+        return { ...r, path: null, zeroCopy: false, ...frameOf(r.id) };
       }),
       ...hiddenReports,
     ];

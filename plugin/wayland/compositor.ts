@@ -24,6 +24,9 @@ import { LinuxDmabuf } from './linux-dmabuf.js';
 import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, type TrancheSpec } from './dmabuf-feedback.js';
 import { DrmLeaseDevice } from './drm-lease.js';
 import { SurfaceSource } from './surface-source.js';
+import { createSubcompositorGlobal, flattenTree, rootOf, type Subsurface } from './subsurface.js';
+import { sceneLayers } from './scene.js';
+import type { HostLayer } from '../host-layers.js';
 
 export interface CompositorOptions {
   /** KMS card node; default: the first /dev/dri/card* with a connected display. */
@@ -79,6 +82,12 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly #idle = new SurfaceSource('no client');
   #shown: SurfaceSource;
   readonly #wlOutputs = new Set<WlOutput>();
+  /** A source per sub-surface (its layer on the output while its tree is shown). */
+  readonly #subs = new Map<Surface, { source: SurfaceSource; layerId: string }>();
+  #nextLayer = 1;
+  /** The sub-surface layers last given to Output.present() (a key, to skip repeats); null: never. */
+  #sceneKey: string | null = null;
+  #relayoutQueued = false;
   #closed = false;
 
   private constructor(opts: CompositorOptions) {
@@ -119,6 +128,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         },
       });
       createCompositorGlobal(display, (s) => this.#onSurface(s));
+      createSubcompositorGlobal(display, { onSubsurface: (sub) => this.#addSubsurface(sub) });
       createShmGlobal(display);
       createXdgShellGlobal(display, {
         size: () => ({ width: this.output.width, height: this.output.height }),
@@ -147,6 +157,11 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         this.#shown.presented(p);
         // Hidden toplevels learn when their last buffers left the screen.
         for (const x of this.#toplevels) if (x.source !== this.#shown) x.source.presented(p);
+        // Each sub-surface's frame and zero-copy are its own layer's.
+        for (const { source, layerId } of this.#subs.values()) {
+          const l = ev.layers?.find((x) => x.id === layerId);
+          source.presented({ ...p, frame: l?.frame, zeroCopy: l?.zeroCopy ?? false });
+        }
         this.emit('present', ev);
       });
       this.output.enable();
@@ -181,7 +196,11 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #addToplevel(t: Toplevel): void {
     const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
     source.outputs = () => [...this.#wlOutputs];
-    const onCommit = (c: SurfaceCommit) => source.commit(c);
+    const onCommit = (c: SurfaceCommit) => {
+      source.commit(c);
+      // The root's size places its sub-surfaces.
+      if (this.#sceneKey !== null) this.#queueRelayout();
+    };
     t.surface.on('commit', onCommit);
     this.#toplevels.push({ t, source, onCommit });
     this.#show(source);
@@ -204,6 +223,62 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     source.setShown(true);
     this.#shown = source;
     this.output.attach(source, this.#fit);
+    this.#queueRelayout();
+  }
+
+  #addSubsurface(sub: Subsurface): void {
+    const surface = sub.surface;
+    const source = new SurfaceSource(`wayland client ${surface.resource.client.credentials().pid} ${surface.resource} (sub-surface)`);
+    source.outputs = () => [...this.#wlOutputs];
+    // Off screen until a relayout puts it in the shown tree.
+    source.setShown(false);
+    const entry = { source, layerId: `sub${this.#nextLayer++}` };
+    this.#subs.set(surface, entry);
+    surface.on('commit', (c) => {
+      // Shown from its first buffer when its tree is on screen (the relayout that follows
+      // places it); otherwise its frames would finish unshown.
+      if (c.buffer && !source.shown && rootOf(surface) === this.#shownRoot()) source.setShown(true);
+      source.commit(c);
+      this.#queueRelayout();
+    });
+    sub.onUnmapped = () => this.#queueRelayout();
+    surface.once('destroy', () => {
+      this.#subs.delete(surface);
+      source.close();
+      this.#queueRelayout();
+    });
+    this.#queueRelayout();
+  }
+
+  #queueRelayout(): void {
+    if (this.#relayoutQueued || this.#closed) return;
+    this.#relayoutQueued = true;
+    // After the whole tree's state is applied (a parent's commit applies its children's).
+    queueMicrotask(() => {
+      this.#relayoutQueued = false;
+      if (!this.#closed) this.#relayout();
+    });
+  }
+
+  #shownRoot(): Surface | null {
+    return this.#toplevels.find((x) => x.source === this.#shown)?.t.surface ?? null;
+  }
+
+  /** Puts the shown toplevel's sub-surfaces on the output as host layers around it. */
+  #relayout(): void {
+    const root = this.#shownRoot();
+    const scene = root ? sceneLayers(flattenTree(root), root, this.#fit, this.output.width, this.output.height) : [];
+    const shown = new Set(scene.map((l) => l.surface));
+    for (const [surface, { source }] of this.#subs) source.setShown(shown.has(surface));
+    const layers: HostLayer[] = scene.map((l) => {
+      const { source, layerId } = this.#subs.get(l.surface)!;
+      return { id: layerId, buffer: { source }, dst: l.dst, ...(l.src ? { src: l.src } : {}), zIndex: l.zIndex };
+    });
+    // A tree that never had sub-surfaces stays a plain attached source (the steady-state path).
+    const key = layers.map((l) => `${l.id}@${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.w}x${l.dst.h}/${l.src ? `${l.src.x},${l.src.y},${l.src.w}x${l.src.h}` : '-'}`).join(';');
+    if (key === (this.#sceneKey ?? '')) return;
+    this.#sceneKey = key;
+    this.output.present(layers);
   }
 
   #outputGlobal(display: Display): Global<WlOutput> {
@@ -232,6 +307,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     await this.output.close();
     this.display.destroy();
     for (const x of this.#toplevels.splice(0)) x.source.close();
+    for (const x of this.#subs.values()) x.source.close();
+    this.#subs.clear();
     this.#idle.close();
     this.dmabuf.close();
     await this.dev.close();

@@ -50,7 +50,33 @@ export interface ViewportOwner {
 
 export interface SurfaceEvents {
   commit: [SurfaceCommit];
+  /** The surface's state was applied (before 'commit'): sub-surface state goes with it. */
+  applied: [];
   destroy: [];
+}
+
+/** wl_surface state committed but not applied yet (a synchronized sub-surface's cache). */
+interface PendingState {
+  /** undefined: nothing attached. */
+  buffer: ClientBuffer | null | undefined;
+  transform: Transform | undefined;
+  scale: number | undefined;
+  viewport: { owner: ViewportOwner; pending: Partial<ViewportState> } | null;
+  frames: WlCallback[];
+  feedbacks: WpPresentationFeedback[];
+}
+
+/** `later` committed on top of `earlier` (both cached): what is set later wins; callbacks add up. */
+function mergeState(earlier: PendingState, later: PendingState): PendingState {
+  const vp = later.viewport && earlier.viewport?.owner === later.viewport.owner ? { owner: later.viewport.owner, pending: { ...earlier.viewport.pending, ...later.viewport.pending } } : (later.viewport ?? earlier.viewport);
+  return {
+    buffer: later.buffer !== undefined ? later.buffer : earlier.buffer,
+    transform: later.transform ?? earlier.transform,
+    scale: later.scale ?? earlier.scale,
+    viewport: vp,
+    frames: [...earlier.frames, ...later.frames],
+    feedbacks: [...earlier.feedbacks, ...later.feedbacks],
+  };
 }
 
 let commitSeq = 0;
@@ -89,6 +115,15 @@ export class Surface extends EventEmitter<SurfaceEvents> {
   #pendingBufferRes: WlBuffer | null = null;
   #frames: WlCallback[] = [];
   #feedbacks: WpPresentationFeedback[] = [];
+  /** The last applied commit (null before the first). */
+  current: SurfaceCommit | null = null;
+  /**
+   * Set while the surface is a sub-surface (wl_subsurface): whether its commits are
+   * cached until its parent's state is applied (synchronized, itself or through a parent).
+   */
+  subsurface: { synchronized(): boolean } | null = null;
+  /** State committed while synchronized, applied with the parent's (wl_subsurface). */
+  #cached: PendingState | null = null;
 
   constructor(resource: WlSurface) {
     super();
@@ -134,14 +169,13 @@ export class Surface extends EventEmitter<SurfaceEvents> {
    * Applies pending wp_viewport state against the buffer this commit shows, with the
    * protocol's checks (bad_size, out_of_buffer); returns the commit's crop and surface size.
    */
-  #applyViewport(): Pick<SurfaceCommit, 'crop' | 'size'> {
-    const v = this.viewport;
-    if (v) {
-      if (v.pending.src !== undefined) v.current.src = v.pending.src;
-      if (v.pending.dst !== undefined) v.current.dst = v.pending.dst;
-      v.pending = {};
-      if (v.detached) this.viewport = null;
+  #applyViewport(vp: PendingState['viewport']): Pick<SurfaceCommit, 'crop' | 'size'> {
+    if (vp) {
+      if (vp.pending.src !== undefined) vp.owner.current.src = vp.pending.src;
+      if (vp.pending.dst !== undefined) vp.owner.current.dst = vp.pending.dst;
+      if (vp.owner.detached && this.viewport === vp.owner) this.viewport = null;
     }
+    const v = vp?.owner ?? this.viewport;
     const src = v?.current.src ?? null;
     const dst = v?.current.dst ?? null;
     const b = this.buffer;
@@ -167,45 +201,90 @@ export class Surface extends EventEmitter<SurfaceEvents> {
 
   commit(): void {
     // A buffer destroyed between attach and commit attaches nothing visible.
-    let pending = this.#pendingBuffer;
-    if (pending && this.#pendingBufferRes?.destroyed) pending = null;
-    this.beforeCommit?.(pending);
-    const attached = pending !== undefined;
-    if (attached) this.buffer = pending ?? null;
-    if (this.buffer?.resource.destroyed) this.buffer = null;
+    let buffer = this.#pendingBuffer;
+    if (buffer && this.#pendingBufferRes?.destroyed) buffer = null;
+    this.beforeCommit?.(buffer);
+    const v = this.viewport;
+    const st: PendingState = {
+      buffer,
+      transform: this.#pendingTransform,
+      scale: this.#pendingScale,
+      viewport: v ? { owner: v, pending: v.pending } : null,
+      frames: this.#frames,
+      feedbacks: this.#feedbacks,
+    };
+    if (v) v.pending = {};
     this.#pendingBuffer = undefined;
     this.#pendingBufferRes = null;
-    if (this.#pendingTransform !== undefined) this.transform = this.#pendingTransform;
     this.#pendingTransform = undefined;
-    if (this.#pendingScale !== undefined) this.scale = this.#pendingScale;
     this.#pendingScale = undefined;
-    const { crop, size } = this.#applyViewport();
+    this.#frames = [];
+    this.#feedbacks = [];
+    if (this.subsurface?.synchronized()) {
+      this.#cached = this.#cached ? mergeState(this.#cached, st) : st;
+      return;
+    }
+    this.#apply(st);
+  }
+
+  /** Applies the state cached while synchronized, if any (the parent's state is being applied). */
+  applyCached(): void {
+    const st = this.#cached;
+    this.#cached = null;
+    if (st) this.#apply(st);
+    // Nothing cached: its own sub-surfaces' state still goes with the parent's (as Weston).
+    else this.emit('applied');
+  }
+
+  /** Drops cached state (the sub-surface role is gone): its frames finish unshown. */
+  dropCached(): void {
+    const st = this.#cached;
+    this.#cached = null;
+    if (st) finishUnshown({ frameCallbacks: st.frames, feedbacks: st.feedbacks });
+  }
+
+  #apply(st: PendingState): void {
+    const attached = st.buffer !== undefined;
+    if (attached) this.buffer = st.buffer ?? null;
+    if (this.buffer?.resource.destroyed) this.buffer = null;
+    if (st.transform !== undefined) this.transform = st.transform;
+    if (st.scale !== undefined) this.scale = st.scale;
+    const { crop, size } = this.#applyViewport(st.viewport);
     const c: SurfaceCommit = {
       seq: ++commitSeq,
       buffer: this.buffer,
       attached,
-      frameCallbacks: this.#frames,
-      feedbacks: this.#feedbacks,
+      frameCallbacks: st.frames,
+      feedbacks: st.feedbacks,
       transform: this.transform,
       crop,
       size,
     };
-    this.#frames = [];
-    this.#feedbacks = [];
+    this.current = c;
+    // Sub-surfaces' positions, stacking and synchronized state go with this state.
+    this.emit('applied');
     if (this.listenerCount('commit') > 0) this.emit('commit', c);
     else finishUnshown(c);
+  }
+
+  /** Size on screen in surface coordinates (viewport, scale and transform applied); null when unmapped. */
+  get size(): { w: number; h: number } | null {
+    const c = this.current;
+    if (!c?.buffer || !this.buffer) return null;
+    return c.size ?? pictureSize(c.transform, c.buffer.width, c.buffer.height);
   }
 
   /** @internal */
   _destroyed(): void {
     for (const fb of this.#feedbacks) if (!fb.destroyed) (fb.sendDiscarded(), fb.destroy());
     this.#feedbacks = [];
+    this.dropCached();
     this.emit('destroy');
   }
 }
 
 /** A commit nobody shows: callbacks done now, feedback discarded (nothing was presented). */
-export function finishUnshown(c: SurfaceCommit): void {
+export function finishUnshown(c: Pick<SurfaceCommit, 'frameCallbacks' | 'feedbacks'>): void {
   completeCallbacks(c.frameCallbacks);
   for (const fb of c.feedbacks) {
     if (fb.destroyed) continue;

@@ -544,6 +544,8 @@ export enum WlOutputMode {
 export enum WlSubcompositorError {
   /** the to-be sub-surface is invalid */
   BAD_SURFACE = 0,
+  /** the to-be sub-surface parent is invalid */
+  BAD_PARENT = 1,
 }
 
 /** wl_subsurface.error */

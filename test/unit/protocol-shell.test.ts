@@ -10,6 +10,7 @@ import { createCompositorGlobal } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
 import { createXdgShellGlobal, type Toplevel } from '../../plugin/wayland/xdg-shell.js';
 import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
+import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { buildWaylandClient, runClient } from '../integration/helpers/wayland-client.js';
 
 let runtimeDir: string;
@@ -41,11 +42,19 @@ function serve(toplevels: Toplevel[] = []): string {
   createShmGlobal(display);
   createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {} });
   createViewporterGlobal(display);
+  createSubcompositorGlobal(display);
   display.start({ onError: () => {} });
   return socket;
 }
 
 describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', () => {
+  it('sub-ok: sub-surfaces and parents destroyed in any order, requests on inert ones ignored, the role given again: no error', async () => {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const r = await runClient(client, ['error', 'sub-ok'], { runtimeDir, socket }, 20_000);
+    expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+  });
+
   it('viewport-ok: a valid crop and scale, then destroyed and made again before a commit: no error', async () => {
     const client = buildWaylandClient();
     const socket = serve();
@@ -67,6 +76,11 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['viewport-bad-size', 'wp_viewport', 1], // bad_size (fractional source, no destination)
     ['viewport-out-of-buffer', 'wp_viewport', 2], // out_of_buffer
     ['viewport-no-surface', 'wp_viewport', 3], // no_surface
+    ['sub-bad-surface', 'wl_subcompositor', 0], // bad_surface: already a sub-surface
+    ['sub-own-parent', 'wl_subcompositor', 1], // bad_parent
+    ['sub-cycle', 'wl_subcompositor', 1], // bad_parent: the parent is under the surface
+    ['sub-place-bad', 'wl_subsurface', 0], // bad_surface: neither a sibling nor the parent
+    ['sub-xdg-role', 'xdg_wm_base', 0], // role: a sub-surface cannot also be an xdg_surface
   ];
   for (const [what, iface, code] of cases) {
     it(`${what} → ${iface} error ${code}`, async () => {

@@ -9,6 +9,10 @@
  *   gp-wayland-client shm N      the same with wl_shm buffers (GP_NO_SEAL=1: pools
  *                                are memfds without F_SEAL_SHRINK, which the compositor
  *                                must read through the fd)
+ *   gp-wayland-client subtree      sub-surface rules step by step (STEP name, then waits
+ *                                for a line on stdin) for the test to check the tree
+ *   gp-wayland-client subsurface N a fullscreen wl_shm toplevel with a 256x256 dma-buf
+ *                                sub-surface at (100, 50) drawing N frames (feedback of its own)
  *   gp-wayland-client shm-shrink S  hostile: commits a 512x512 wl_shm buffer again and
  *                                again for S seconds while a second thread shrinks its
  *                                pool's file to 0 and back; prints FRAMES n and how the
@@ -56,6 +60,7 @@ static struct wl_compositor *compositor;
 static struct wl_shm *shm;
 static struct xdg_wm_base *wm_base;
 static struct wp_viewporter *viewporter;
+static struct wl_subcompositor *subcompositor;
 static struct zwp_linux_dmabuf_v1 *dmabuf;
 static uint32_t dmabuf_version;
 static struct wp_presentation *presentation;
@@ -92,6 +97,8 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		lease_device = wl_registry_bind(r, name, &wp_drm_lease_device_v1_interface, 1);
 	else if (!strcmp(iface, "wp_viewporter"))
 		viewporter = wl_registry_bind(r, name, &wp_viewporter_interface, 1);
+	else if (!strcmp(iface, "wl_subcompositor"))
+		subcompositor = wl_registry_bind(r, name, &wl_subcompositor_interface, 1);
 }
 static void registry_remove(void *data, struct wl_registry *r, uint32_t name) {}
 static const struct wl_registry_listener registry_listener = { registry_global, registry_remove };
@@ -189,10 +196,10 @@ static int buf_transform;
 static int buf_w(void) { return (buf_transform & 1) ? height : width; }
 static int buf_h(void) { return (buf_transform & 1) ? width : height; }
 
-static void make_dmabuf_buffer(struct buffer *b, int i) {
+static void make_dmabuf_sized(struct buffer *b, int i, int bw, int bh) {
 	uint32_t flags = y_invert ? ZWP_LINUX_BUFFER_PARAMS_V1_FLAGS_Y_INVERT : 0;
-	int stride = buf_w() * 4;
-	size_t size = ((size_t)stride * buf_h() + 4095) & ~(size_t)4095;
+	int stride = bw * 4;
+	size_t size = ((size_t)stride * bh + 4095) & ~(size_t)4095;
 	void *map;
 	int memfd = make_memfd(size, &map);
 	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
@@ -208,11 +215,11 @@ static void make_dmabuf_buffer(struct buffer *b, int i) {
 	zwp_linux_buffer_params_v1_add(p, dmabuf_fd, 0, 0, stride, DRM_FORMAT_MOD_LINEAR >> 32, DRM_FORMAT_MOD_LINEAR & 0xffffffff);
 	if (i == 0) {
 		/* one buffer through create_immed, the others through create + created */
-		b->wl = zwp_linux_buffer_params_v1_create_immed(p, buf_w(), buf_h(), DRM_FORMAT_XRGB8888, flags);
+		b->wl = zwp_linux_buffer_params_v1_create_immed(p, bw, bh, DRM_FORMAT_XRGB8888, flags);
 	} else {
 		created_ok = -1;
 		zwp_linux_buffer_params_v1_add_listener(p, &params_listener, b);
-		zwp_linux_buffer_params_v1_create(p, buf_w(), buf_h(), DRM_FORMAT_XRGB8888, flags);
+		zwp_linux_buffer_params_v1_create(p, bw, bh, DRM_FORMAT_XRGB8888, flags);
 		while (created_ok < 0)
 			if (wl_display_dispatch(display) < 0) die("display error while creating a buffer");
 		if (!created_ok) die("zwp_linux_buffer_params_v1.failed");
@@ -222,19 +229,22 @@ static void make_dmabuf_buffer(struct buffer *b, int i) {
 	wl_buffer_add_listener(b->wl, &buffer_listener, b);
 }
 
-static void make_shm_buffer(struct buffer *b) {
-	int stride = buf_w() * 4;
-	size_t size = (size_t)stride * buf_h();
+static void make_dmabuf_buffer(struct buffer *b, int i) { make_dmabuf_sized(b, i, buf_w(), buf_h()); }
+
+static void make_shm_sized(struct buffer *b, int bw, int bh) {
+	int stride = bw * 4;
+	size_t size = (size_t)stride * bh;
 	void *map;
 	int fd = make_memfd(size, &map);
 	struct wl_shm_pool *pool = wl_shm_create_pool(shm, fd, size);
-	b->wl = wl_shm_pool_create_buffer(pool, 0, buf_w(), buf_h(), stride, WL_SHM_FORMAT_XRGB8888);
+	b->wl = wl_shm_pool_create_buffer(pool, 0, bw, bh, stride, WL_SHM_FORMAT_XRGB8888);
 	wl_shm_pool_destroy(pool);
 	close(fd);
 	b->pixels = map;
 	b->stride = stride;
 	wl_buffer_add_listener(b->wl, &buffer_listener, b);
 }
+static void make_shm_buffer(struct buffer *b) { make_shm_sized(b, buf_w(), buf_h()); }
 
 /* Where picture pixel (x, y) of a W x H picture is stored in a buffer with transform t
  * (Weston's weston_transformed_coord, on pixel centres). */
@@ -452,6 +462,139 @@ static int run_shm_shrink(int seconds) {
 	return 0;
 }
 
+/* ---- sub-surfaces */
+static void fill_solid(struct buffer *b, int w, int h, uint32_t px) {
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++) b->pixels[(size_t)y * (b->stride / 4) + x] = px;
+}
+
+/* A configured, fullscreen toplevel surface (nothing attached yet). */
+static struct wl_surface *make_toplevel(void) {
+	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
+	struct wl_surface *surface = wl_compositor_create_surface(compositor);
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
+	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
+	wl_surface_commit(surface);
+	while (!configured)
+		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	return surface;
+}
+
+/* Prints STEP name once the compositor has seen everything so far; waits for a line on stdin. */
+static void step(const char *name) {
+	wl_display_roundtrip(display);
+	printf("STEP %s\n", name);
+	fflush(stdout);
+	char line[64];
+	if (!fgets(line, sizeof line, stdin)) exit(0);
+}
+
+/* The sub-surface rules, one step at a time, for the test to check the compositor's tree. */
+static int run_subtree(void) {
+	if (!compositor || !shm || !wm_base || !subcompositor) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	struct buffer rb, ab, ab2, bb, bb2;
+	make_shm_sized(&rb, 200, 100);
+	make_shm_sized(&ab, 50, 50);
+	make_shm_sized(&ab2, 60, 60);
+	make_shm_sized(&bb, 20, 20);
+	make_shm_sized(&bb2, 30, 30);
+	struct wl_surface *a = wl_compositor_create_surface(compositor);
+	struct wl_surface *b = wl_compositor_create_surface(compositor);
+	struct wl_subsurface *sa = wl_subcompositor_get_subsurface(subcompositor, a, root);
+	struct wl_subsurface *sb = wl_subcompositor_get_subsurface(subcompositor, b, a);
+	wl_subsurface_set_position(sa, 10, 20);
+	wl_subsurface_set_position(sb, 5, 5);
+	wl_surface_attach(b, bb.wl, 0, 0);
+	wl_surface_commit(b);
+	wl_surface_attach(a, ab.wl, 0, 0);
+	wl_surface_commit(a);
+	step("cached");
+	wl_surface_attach(root, rb.wl, 0, 0);
+	wl_surface_commit(root);
+	step("mapped");
+	wl_subsurface_place_below(sa, root);
+	wl_subsurface_set_position(sa, 30, 40);
+	wl_surface_commit(a);
+	step("pending");
+	wl_surface_commit(root);
+	step("below");
+	wl_subsurface_set_desync(sa);
+	wl_surface_attach(a, ab2.wl, 0, 0);
+	wl_surface_commit(a);
+	step("desync");
+	wl_subsurface_set_desync(sb);
+	wl_subsurface_set_sync(sa);
+	wl_surface_attach(b, bb2.wl, 0, 0);
+	wl_surface_commit(b);
+	step("inherited-sync");
+	wl_surface_commit(root);
+	step("cascade");
+	wl_subsurface_destroy(sb);
+	step("role-gone");
+	struct wl_subsurface *sb2 = wl_subcompositor_get_subsurface(subcompositor, b, root);
+	(void)sb2;
+	wl_surface_commit(root);
+	step("reparented");
+	wl_surface_destroy(a);
+	step("parent-destroyed");
+	print_error();
+	return 0;
+}
+
+/* A fullscreen wl_shm toplevel (one colour) with a 256x256 dma-buf sub-surface at
+ * (100, 50), desynchronized, drawing N frames with callbacks and feedback of its own. */
+static int run_subsurface(int n) {
+	if (!compositor || !shm || !wm_base || !subcompositor || !dmabuf) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	struct buffer rb;
+	make_shm_sized(&rb, width, height);
+	fill_solid(&rb, width, height, 0xff336699);
+	struct wl_surface *video = wl_compositor_create_surface(compositor);
+	struct wl_subsurface *sv = wl_subcompositor_get_subsurface(subcompositor, video, root);
+	wl_subsurface_set_position(sv, 100, 50);
+	const int vw = 256, vh = 256;
+	for (int i = 0; i < NBUF; i++) make_dmabuf_sized(&buffers[i], i, vw, vh);
+	wl_surface_attach(root, rb.wl, 0, 0);
+	wl_surface_commit(root);
+	wl_subsurface_set_desync(sv);
+	printf("SUBSURFACE %dx%d at 100,50 over %dx%d\n", vw, vh, width, height);
+	fflush(stdout);
+	for (int f = 1; f <= n; f++) {
+		struct buffer *bf = NULL;
+		while (!bf) {
+			for (int i = 0; i < NBUF && !bf; i++)
+				if (!buffers[i].busy) bf = &buffers[i];
+			if (!bf && wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
+		}
+		for (int y = 0; y < vh; y++)
+			for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)x << 16) | ((uint32_t)y << 8) | (f & 255);
+		wl_surface_attach(video, bf->wl, 0, 0);
+		wl_surface_damage(video, 0, 0, vw, vh);
+		struct wl_callback *cb = wl_surface_frame(video);
+		wl_callback_add_listener(cb, &frame_listener, NULL);
+		if (presentation) {
+			struct wp_presentation_feedback *pf = wp_presentation_feedback(presentation, video);
+			wp_presentation_feedback_add_listener(pf, &pf_listener, (void *)(uintptr_t)f);
+		}
+		bf->busy = true;
+		frame_done = false;
+		wl_surface_commit(video);
+		while (!frame_done)
+			if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+	}
+	for (int i = 0; i < 10 && presented + discarded < n; i++) wl_display_roundtrip(display);
+	printf("SUMMARY frames=%d callbacks=%d presented=%d discarded=%d zero_copy=%d\n", n, frames_done, presented, discarded, zero_copy_count);
+	fflush(stdout);
+	/* stay until told: the test captures the screen meanwhile */
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
 /* ---- lease */
 struct offered { struct wp_drm_lease_connector_v1 *c; char name[64]; uint32_t id; bool withdrawn; };
 static struct offered offers[8];
@@ -638,6 +781,37 @@ static int run_shell_error(const char *what) {
 			wl_surface_commit(surface);
 		} else
 			die("unknown viewport case");
+	} else if (!strncmp(what, "sub-", 4)) {
+		if (!subcompositor) die("no wl_subcompositor");
+		struct wl_surface *other = wl_compositor_create_surface(compositor);
+		if (!strcmp(what, "sub-bad-surface")) {
+			wl_subcompositor_get_subsurface(subcompositor, surface, other);
+			wl_subcompositor_get_subsurface(subcompositor, surface, other); /* already a sub-surface */
+		} else if (!strcmp(what, "sub-own-parent")) {
+			wl_subcompositor_get_subsurface(subcompositor, surface, surface);
+		} else if (!strcmp(what, "sub-cycle")) {
+			wl_subcompositor_get_subsurface(subcompositor, surface, other);
+			wl_subcompositor_get_subsurface(subcompositor, other, surface); /* other would be under itself */
+		} else if (!strcmp(what, "sub-place-bad")) {
+			struct wl_surface *third = wl_compositor_create_surface(compositor);
+			struct wl_subsurface *s1 = wl_subcompositor_get_subsurface(subcompositor, surface, other);
+			wl_subsurface_place_above(s1, third); /* not a sibling, not the parent */
+		} else if (!strcmp(what, "sub-xdg-role")) {
+			wl_subcompositor_get_subsurface(subcompositor, surface, other);
+			xdg_wm_base_get_xdg_surface(wm_base, surface);
+		} else if (!strcmp(what, "sub-ok")) {
+			/* destroyed in any order: parent first, then the sub-surface; the role can be given again */
+			struct wl_subsurface *s1 = wl_subcompositor_get_subsurface(subcompositor, surface, other);
+			wl_surface_destroy(other);
+			wl_subsurface_place_above(s1, surface); /* inert now: ignored */
+			wl_subsurface_destroy(s1);
+			struct wl_surface *p2 = wl_compositor_create_surface(compositor);
+			struct wl_subsurface *s2 = wl_subcompositor_get_subsurface(subcompositor, surface, p2);
+			wl_surface_destroy(surface);
+			wl_subsurface_set_position(s2, 1, 1);
+			wl_subsurface_destroy(s2);
+		} else
+			die("unknown sub-surface case");
 	} else if (!strcmp(what, "xdg-serial")) {
 		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
 		xdg_surface_get_toplevel(xs);
@@ -652,7 +826,7 @@ static int run_shell_error(const char *what) {
 
 /* ---- protocol errors of linux-dmabuf */
 static int run_error(const char *what) {
-	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "viewport-", 9)) return run_shell_error(what);
+	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "viewport-", 9) || !strncmp(what, "sub-", 4)) return run_shell_error(what);
 	if (!dmabuf) die("no zwp_linux_dmabuf_v1");
 	void *map;
 	int fd = make_memfd(4096, &map);
@@ -723,6 +897,8 @@ int main(int argc, char **argv) {
 	connect_and_bind();
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm")) return run_frames(false, argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "subtree")) return run_subtree();
+	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;

@@ -1,0 +1,46 @@
+// A toplevel's surface tree on the output: the root is the output's attached source
+// (placed by the fit mode, zIndex 0), and each mapped sub-surface becomes a host layer
+// (Output.present) at its position scaled like the root, below the root with negative
+// zIndex and above it with positive ones, in stacking order. Every layer is a plane
+// candidate for the allocator: a dma-buf sub-surface (video) can be scanned out on an
+// overlay while the rest is composed.
+import { placement, type FitMode, type Rect } from '../compose/cpu.js';
+import type { Surface } from './surface.js';
+import type { TreeEntry } from './subsurface.js';
+
+export interface SceneLayer {
+  surface: Surface;
+  /** Where on the output (may reach outside it). */
+  dst: Rect;
+  /** The part of the buffer's picture shown (wp_viewport source), or undefined for all of it. */
+  src?: Rect;
+  zIndex: number;
+}
+
+/**
+ * The sub-surface layers of a flattened tree (`entries` bottom first, `root` among them),
+ * for an output of `outW`×`outH` showing the root with `fit`.
+ */
+export function sceneLayers(entries: readonly TreeEntry[], root: Surface, fit: FitMode, outW: number, outH: number): SceneLayer[] {
+  const r = entries.findIndex((e) => e.surface === root);
+  const rootSize = root.size;
+  if (r < 0 || !rootSize) return [];
+  const place = placement(fit, rootSize.w, rootSize.h, outW, outH);
+  const sx = place.dst.w / place.src.w;
+  const sy = place.dst.h / place.src.h;
+  // The root's origin on the output (native fit crops a root larger than the output).
+  const ox = place.dst.x - place.src.x * sx;
+  const oy = place.dst.y - place.src.y * sy;
+  const out: SceneLayer[] = [];
+  for (const [i, e] of entries.entries()) {
+    if (i === r) continue;
+    const size = e.surface.size;
+    if (!size) continue;
+    const x0 = Math.round(ox + e.x * sx);
+    const y0 = Math.round(oy + e.y * sy);
+    const dst = { x: x0, y: y0, w: Math.max(1, Math.round(ox + (e.x + size.w) * sx) - x0), h: Math.max(1, Math.round(oy + (e.y + size.h) * sy) - y0) };
+    const crop = e.surface.current?.crop ?? undefined;
+    out.push({ surface: e.surface, dst, ...(crop ? { src: crop } : {}), zIndex: i - r });
+  }
+  return out;
+}
