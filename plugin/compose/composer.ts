@@ -109,6 +109,9 @@ export class Composer {
   }
 
   private composeGles(layers: readonly ComposeInput[], key: string): Composed | ComposeFailure {
+    // Before the GPU is set up (seconds under TCG) for a frame it could not draw anyway.
+    const region = layers.find((l) => l.kind === 'guest' && l.plane.transport !== 'dmabuf');
+    if (region) return { cause: 'gles-no-dmabuf', error: `${region.id} is a region plane, not a dma-buf`, layer: region.id };
     const comp = this.compositor();
     if (typeof comp === 'string') return { cause: 'gles-unavailable', error: comp };
     let clear: [number, number, number, number] = [0, 0, 0, 1];
@@ -123,7 +126,6 @@ export class Composer {
         continue;
       }
       const p = l.plane;
-      if (p.transport !== 'dmabuf') return { cause: 'gles-no-dmabuf', error: `${l.id} is a region plane, not a dma-buf`, layer: l.id };
       const r = this.cache.image<GlesImage>('gles', l.source, p, (fd) =>
         comp.importDmabuf({ fd, format: p.format, modifier: p.modifier, width: p.width, height: p.height, stride: p.stride, offset: p.offset }),
       );

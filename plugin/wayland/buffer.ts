@@ -37,7 +37,14 @@ export interface ShmBuffer extends Common {
   readonly pool: ShmPool;
 }
 
-export type ClientBuffer = DmabufBuffer | ShmBuffer;
+/** wp_single_pixel_buffer_v1: one premultiplied pixel, shown stretched to the surface size. */
+export interface SolidBuffer extends Common {
+  readonly kind: 'solid';
+  /** The pixel as the copy path reads it: B, G, R, A bytes (AR24, premultiplied). */
+  readonly pixel: Uint8Array;
+}
+
+export type ClientBuffer = DmabufBuffer | ShmBuffer | SolidBuffer;
 
 let nextBufferId = 1;
 export function newBufferId(): number {
@@ -56,7 +63,7 @@ export function bindBuffer(buffer: ClientBuffer): void {
   buffer.resource.onDestroy(() => {
     if (buffer.kind === 'dmabuf') {
       for (const p of buffer.planes) libc.close(p.fd, `dma-buf plane of wl_buffer ${buffer.id}`);
-    } else {
+    } else if (buffer.kind === 'shm') {
       buffer.pool.unref();
     }
   });

@@ -26,6 +26,9 @@ import { DrmLeaseDevice } from './drm-lease.js';
 import { SurfaceSource } from './surface-source.js';
 import { createSubcompositorGlobal, flattenTree, rootOf, type Subsurface } from './subsurface.js';
 import { sceneLayers } from './scene.js';
+import { createDecorationGlobal } from './decoration.js';
+import { createSinglePixelBufferGlobal } from './single-pixel.js';
+import { DataDevices } from './data-device.js';
 import type { HostLayer } from '../host-layers.js';
 
 export interface CompositorOptions {
@@ -76,6 +79,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly socket: string;
   readonly dmabuf: LinuxDmabuf;
   readonly leases: DrmLeaseDevice | null;
+  /** The clipboard; the shown toplevel's client has the focus. */
+  readonly dataDevices: DataDevices;
   readonly mainDevice: bigint;
   readonly #log: (m: string) => void;
   readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: SurfaceCommit) => void }[] = [];
@@ -137,6 +142,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       });
       createPresentationGlobal(display);
       createViewporterGlobal(display);
+      createDecorationGlobal(display);
+      createSinglePixelBufferGlobal(display);
+      this.dataDevices = new DataDevices(display);
       this.#outputGlobal(display);
       this.leases =
         opts.leasing === false
@@ -223,6 +231,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     source.setShown(true);
     this.#shown = source;
     this.output.attach(source, this.#fit);
+    this.dataDevices.focus(this.#shownRoot()?.resource.client ?? null);
     this.#queueRelayout();
   }
 

@@ -199,6 +199,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
       ...(c.crop ? { crop: c.crop } : {}),
       ...(c.size ? { displaySize: c.size } : {}),
     };
+    if (b.kind === 'solid') {
+      return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: 4, offset: 0, size: 4 } };
+    }
     if (b.kind === 'dmabuf') {
       const p0 = b.planes[0]!;
       const transform = withYInvert(c.transform, (b.flags & ZwpLinuxBufferParamsV1Flags.Y_INVERT) !== 0);
@@ -218,7 +221,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
 
   cpuView(plane: GuestPlaneInfo): CpuView | null {
     const b = this.#held.get(plane.bufferId);
-    if (!b || b.kind !== 'shm' || b.resource.destroyed) return null;
+    if (!b || b.kind === 'dmabuf' || b.resource.destroyed) return null;
+    if (b.kind === 'solid') return { bytes: b.pixel, offset: 0 };
     const span = b.stride * (b.height - 1) + b.width * 4;
     let v: CpuView | null = null;
     let why = '';

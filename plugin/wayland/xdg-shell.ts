@@ -18,6 +18,17 @@ export interface Toplevel {
   readonly resource: XdgToplevel;
   title: string;
   appId: string;
+  /** Sends a new configure (after the initial commit; before it the initial configure will come). */
+  reconfigure(): void;
+  /** It has a zxdg_toplevel_decoration_v1 (at most one: already_constructed). */
+  decorated: boolean;
+}
+
+/** The Toplevel behind an xdg_toplevel resource of this compositor. */
+export function toplevelOf(res: XdgToplevel): Toplevel {
+  const t = res.data as Toplevel | undefined;
+  if (!t?.surface) throw new Error(`${res}: not an xdg_toplevel of this compositor`);
+  return t;
 }
 
 export interface XdgShellOptions {
@@ -84,8 +95,9 @@ export function createXdgShellGlobal(display: Display, opts: XdgShellOptions): G
               setMinimized() {},
             });
             roleObject = t;
-            toplevel = { surface, resource: t, title: '', appId: '' };
+            toplevel = { surface, resource: t, title: '', appId: '', reconfigure: () => initialCommitSeen && configure(), decorated: false };
             const tl = toplevel;
+            t.data = tl;
             t.onDestroy(() => {
               roleObject = null;
               opts.onToplevelDestroyed(tl);

@@ -11,6 +11,7 @@ import { createShmGlobal } from '../../plugin/wayland/shm.js';
 import { createXdgShellGlobal, type Toplevel } from '../../plugin/wayland/xdg-shell.js';
 import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
 import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
+import { createDecorationGlobal } from '../../plugin/wayland/decoration.js';
 import { buildWaylandClient, runClient } from '../integration/helpers/wayland-client.js';
 
 let runtimeDir: string;
@@ -43,6 +44,7 @@ function serve(toplevels: Toplevel[] = []): string {
   createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {} });
   createViewporterGlobal(display);
   createSubcompositorGlobal(display);
+  createDecorationGlobal(display);
   display.start({ onError: () => {} });
   return socket;
 }
@@ -81,6 +83,8 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['sub-cycle', 'wl_subcompositor', 1], // bad_parent: the parent is under the surface
     ['sub-place-bad', 'wl_subsurface', 0], // bad_surface: neither a sibling nor the parent
     ['sub-xdg-role', 'xdg_wm_base', 0], // role: a sub-surface cannot also be an xdg_surface
+    ['deco-twice', 'zxdg_toplevel_decoration_v1', 1], // already_constructed
+    ['deco-orphaned', 'zxdg_toplevel_decoration_v1', 2], // orphaned: set_mode after its toplevel went
   ];
   for (const [what, iface, code] of cases) {
     it(`${what} → ${iface} error ${code}`, async () => {

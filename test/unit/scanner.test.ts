@@ -149,6 +149,8 @@ const generatedModule: Record<string, string> = {
   'xdg-shell.xml': 'xdg_shell',
   'drm-lease-v1.xml': 'drm_lease_v1',
   'viewporter.xml': 'viewporter',
+  'xdg-decoration-unstable-v1.xml': 'xdg_decoration_unstable_v1',
+  'single-pixel-buffer-v1.xml': 'single_pixel_buffer_v1',
 };
 type Tables = { interfaces: Record<string, WireInterface> };
 const importGenerated: Record<string, () => Promise<Tables>> = {
@@ -158,6 +160,8 @@ const importGenerated: Record<string, () => Promise<Tables>> = {
   xdg_shell: () => import('../../protocols/generated/xdg_shell.js'),
   drm_lease_v1: () => import('../../protocols/generated/drm_lease_v1.js'),
   viewporter: () => import('../../protocols/generated/viewporter.js'),
+  xdg_decoration_unstable_v1: () => import('../../protocols/generated/xdg_decoration_unstable_v1.js'),
+  single_pixel_buffer_v1: () => import('../../protocols/generated/single_pixel_buffer_v1.js'),
 };
 
 describe('scanner vs wayland-scanner', () => {

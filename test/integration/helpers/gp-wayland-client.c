@@ -13,6 +13,12 @@
  *                                for a line on stdin) for the test to check the tree
  *   gp-wayland-client subsurface N a fullscreen wl_shm toplevel with a 256x256 dma-buf
  *                                sub-surface at (100, 50) drawing N frames (feedback of its own)
+ *   gp-wayland-client clip-set TEXT  sets the selection (text/plain) and serves it until cancelled
+ *   gp-wayland-client clip-get   prints the selection's text (CLIP ...), then tries a DnD
+ *                                source as the selection (a protocol error)
+ *   gp-wayland-client solid R G B A  a toplevel asking for client-side decorations (prints the
+ *                                mode it is told), showing one single-pixel buffer at its
+ *                                configured size; waits for a line on stdin
  *   gp-wayland-client shm-shrink S  hostile: commits a 512x512 wl_shm buffer again and
  *                                again for S seconds while a second thread shrinks its
  *                                pool's file to 0 and back; prints FRAMES n and how the
@@ -52,6 +58,8 @@
 #include "presentation-time-client-protocol.h"
 #include "drm-lease-v1-client-protocol.h"
 #include "viewporter-client-protocol.h"
+#include "xdg-decoration-unstable-v1-client-protocol.h"
+#include "single-pixel-buffer-v1-client-protocol.h"
 
 #define NBUF 3
 
@@ -61,6 +69,10 @@ static struct wl_shm *shm;
 static struct xdg_wm_base *wm_base;
 static struct wp_viewporter *viewporter;
 static struct wl_subcompositor *subcompositor;
+static struct wl_data_device_manager *data_manager;
+static struct wl_seat *seat;
+static struct zxdg_decoration_manager_v1 *deco_manager;
+static struct wp_single_pixel_buffer_manager_v1 *single_pixel;
 static struct zwp_linux_dmabuf_v1 *dmabuf;
 static uint32_t dmabuf_version;
 static struct wp_presentation *presentation;
@@ -99,6 +111,14 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		viewporter = wl_registry_bind(r, name, &wp_viewporter_interface, 1);
 	else if (!strcmp(iface, "wl_subcompositor"))
 		subcompositor = wl_registry_bind(r, name, &wl_subcompositor_interface, 1);
+	else if (!strcmp(iface, "wl_data_device_manager"))
+		data_manager = wl_registry_bind(r, name, &wl_data_device_manager_interface, 3);
+	else if (!strcmp(iface, "zxdg_decoration_manager_v1"))
+		deco_manager = wl_registry_bind(r, name, &zxdg_decoration_manager_v1_interface, 1);
+	else if (!strcmp(iface, "wp_single_pixel_buffer_manager_v1"))
+		single_pixel = wl_registry_bind(r, name, &wp_single_pixel_buffer_manager_v1_interface, 1);
+	else if (!strcmp(iface, "wl_seat"))
+		seat = wl_registry_bind(r, name, &wl_seat_interface, 1);
 }
 static void registry_remove(void *data, struct wl_registry *r, uint32_t name) {}
 static const struct wl_registry_listener registry_listener = { registry_global, registry_remove };
@@ -595,6 +615,142 @@ static int run_subsurface(int n) {
 	return 0;
 }
 
+/* ---- clipboard (wl_data_device) */
+static const char *clip_text;
+static bool clip_cancelled;
+static void ds_target(void *d, struct wl_data_source *s, const char *mime) {}
+static void ds_send(void *d, struct wl_data_source *s, const char *mime, int32_t fd) {
+	printf("SEND %s\n", mime);
+	if (write(fd, clip_text, strlen(clip_text)) < 0) die("write clipboard");
+	close(fd);
+}
+static void ds_cancelled(void *d, struct wl_data_source *s) { clip_cancelled = true; printf("CANCELLED\n"); }
+static void ds_dnd_drop_performed(void *d, struct wl_data_source *s) {}
+static void ds_dnd_finished(void *d, struct wl_data_source *s) {}
+static void ds_action(void *d, struct wl_data_source *s, uint32_t a) {}
+static const struct wl_data_source_listener ds_listener = { ds_target, ds_send, ds_cancelled, ds_dnd_drop_performed, ds_dnd_finished, ds_action };
+
+static struct wl_data_offer *last_offer, *selection_offer;
+static bool selection_seen, offer_has_text;
+static void do_offer(void *d, struct wl_data_offer *o, const char *mime) {
+	printf("OFFER %s\n", mime);
+	if (!strcmp(mime, "text/plain;charset=utf-8")) offer_has_text = true;
+}
+static void do_source_actions(void *d, struct wl_data_offer *o, uint32_t a) {}
+static void do_action(void *d, struct wl_data_offer *o, uint32_t a) {}
+static const struct wl_data_offer_listener do_listener = { do_offer, do_source_actions, do_action };
+static void dd_data_offer(void *d, struct wl_data_device *dev, struct wl_data_offer *o) {
+	offer_has_text = false;
+	last_offer = o;
+	wl_data_offer_add_listener(o, &do_listener, NULL);
+}
+static void dd_enter(void *d, struct wl_data_device *dev, uint32_t serial, struct wl_surface *s, wl_fixed_t x, wl_fixed_t y, struct wl_data_offer *o) {}
+static void dd_leave(void *d, struct wl_data_device *dev) {}
+static void dd_motion(void *d, struct wl_data_device *dev, uint32_t t, wl_fixed_t x, wl_fixed_t y) {}
+static void dd_drop(void *d, struct wl_data_device *dev) {}
+static void dd_selection(void *d, struct wl_data_device *dev, struct wl_data_offer *o) {
+	selection_offer = o;
+	selection_seen = true;
+	printf("SELECTION %s\n", o ? "offer" : "none");
+}
+static const struct wl_data_device_listener dd_listener = { dd_data_offer, dd_enter, dd_leave, dd_motion, dd_drop, dd_selection };
+
+/* clip-set TEXT: owns the selection until it is cancelled; clip-get: prints the selection's text. */
+static int run_clip(bool set, const char *text) {
+	if (!data_manager || !seat || !compositor) die("missing wl_data_device_manager, wl_seat or wl_compositor");
+	wl_compositor_create_surface(compositor); /* lets the test give this client the focus */
+	struct wl_data_device *dev = wl_data_device_manager_get_data_device(data_manager, seat);
+	wl_data_device_add_listener(dev, &dd_listener, NULL);
+	if (set) {
+		clip_text = text;
+		struct wl_data_source *src = wl_data_device_manager_create_data_source(data_manager);
+		wl_data_source_add_listener(src, &ds_listener, NULL);
+		wl_data_source_offer(src, "text/plain;charset=utf-8");
+		wl_data_source_offer(src, "text/plain");
+		wl_data_device_set_selection(dev, src, 0);
+		wl_display_roundtrip(display);
+		printf("SELECTION_SET\n");
+		fflush(stdout);
+		while (!clip_cancelled)
+			if (wl_display_dispatch(display) < 0) break;
+		print_error();
+		return 0;
+	}
+	wl_display_roundtrip(display); /* the compositor knows this client's surface and device */
+	printf("WAITING\n");
+	fflush(stdout);
+	while (!selection_seen || !selection_offer)
+		if (wl_display_dispatch(display) < 0) {
+			print_error();
+			return 1;
+		}
+	if (!offer_has_text) die("the selection offers no text/plain;charset=utf-8");
+	int p[2];
+	if (pipe(p) < 0) die("pipe");
+	wl_data_offer_receive(selection_offer, "text/plain;charset=utf-8", p[1]);
+	wl_display_flush(display);
+	close(p[1]);
+	char buf[256];
+	size_t n = 0;
+	for (;;) {
+		struct pollfd pf[2] = { { p[0], POLLIN, 0 }, { wl_display_get_fd(display), POLLIN, 0 } };
+		if (poll(pf, 2, 5000) <= 0) die("no clipboard data within 5 s");
+		if (pf[1].revents & POLLIN) wl_display_dispatch(display);
+		if (pf[0].revents & (POLLIN | POLLHUP)) {
+			ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
+			if (k <= 0) break;
+			n += (size_t)k;
+		}
+	}
+	buf[n] = 0;
+	printf("CLIP %s\n", buf);
+	/* a drag-and-drop source cannot be the selection */
+	struct wl_data_source *dnd = wl_data_device_manager_create_data_source(data_manager);
+	wl_data_source_set_actions(dnd, WL_DATA_DEVICE_MANAGER_DND_ACTION_COPY);
+	wl_data_device_set_selection(dev, dnd, 0);
+	wl_display_roundtrip(display);
+	print_error();
+	return 0;
+}
+
+/* ---- xdg-decoration and single-pixel buffers */
+static void deco_configure(void *d, struct zxdg_toplevel_decoration_v1 *deco, uint32_t mode) { printf("DECORATION mode=%u\n", mode); }
+static const struct zxdg_toplevel_decoration_v1_listener deco_listener = { deco_configure };
+
+/* A toplevel that asks for client-side decorations; then shows one single-pixel buffer
+ * (r,g,b,a as 0..255, premultiplied) at the size the compositor configured. */
+static int run_decorated_solid(uint32_t r, uint32_t g, uint32_t b, uint32_t a) {
+	if (!deco_manager || !single_pixel || !viewporter || !wm_base) die("missing zxdg_decoration_manager_v1, wp_single_pixel_buffer_manager_v1, wp_viewporter or xdg_wm_base");
+	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
+	struct wl_surface *surface = wl_compositor_create_surface(compositor);
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
+	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
+	struct zxdg_toplevel_decoration_v1 *deco = zxdg_decoration_manager_v1_get_toplevel_decoration(deco_manager, tl);
+	zxdg_toplevel_decoration_v1_add_listener(deco, &deco_listener, NULL);
+	zxdg_toplevel_decoration_v1_set_mode(deco, ZXDG_TOPLEVEL_DECORATION_V1_MODE_CLIENT_SIDE);
+	wl_surface_commit(surface);
+	while (!configured)
+		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	const uint32_t k = 0x01010101u; /* 0..255 -> 0..0xffffffff */
+	struct wl_buffer *px = wp_single_pixel_buffer_manager_v1_create_u32_rgba_buffer(single_pixel, r * k, g * k, b * k, a * k);
+	struct wp_viewport *vp = wp_viewporter_get_viewport(viewporter, surface);
+	wp_viewport_set_destination(vp, width, height);
+	wl_surface_attach(surface, px, 0, 0);
+	struct wl_callback *cb = wl_surface_frame(surface);
+	wl_callback_add_listener(cb, &frame_listener, NULL);
+	wl_surface_commit(surface);
+	while (!frame_done)
+		if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+	printf("SOLID_SHOWN %dx%d\n", width, height);
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
 /* ---- lease */
 struct offered { struct wp_drm_lease_connector_v1 *c; char name[64]; uint32_t id; bool withdrawn; };
 static struct offered offers[8];
@@ -812,6 +968,19 @@ static int run_shell_error(const char *what) {
 			wl_subsurface_destroy(s2);
 		} else
 			die("unknown sub-surface case");
+	} else if (!strncmp(what, "deco-", 5)) {
+		if (!deco_manager) die("no zxdg_decoration_manager_v1");
+		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+		struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+		if (!strcmp(what, "deco-twice")) {
+			zxdg_decoration_manager_v1_get_toplevel_decoration(deco_manager, tl);
+			zxdg_decoration_manager_v1_get_toplevel_decoration(deco_manager, tl);
+		} else if (!strcmp(what, "deco-orphaned")) {
+			struct zxdg_toplevel_decoration_v1 *d = zxdg_decoration_manager_v1_get_toplevel_decoration(deco_manager, tl);
+			xdg_toplevel_destroy(tl);
+			zxdg_toplevel_decoration_v1_set_mode(d, ZXDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
+		} else
+			die("unknown decoration case");
 	} else if (!strcmp(what, "xdg-serial")) {
 		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
 		xdg_surface_get_toplevel(xs);
@@ -826,7 +995,7 @@ static int run_shell_error(const char *what) {
 
 /* ---- protocol errors of linux-dmabuf */
 static int run_error(const char *what) {
-	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "viewport-", 9) || !strncmp(what, "sub-", 4)) return run_shell_error(what);
+	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "viewport-", 9) || !strncmp(what, "sub-", 4) || !strncmp(what, "deco-", 5)) return run_shell_error(what);
 	if (!dmabuf) die("no zwp_linux_dmabuf_v1");
 	void *map;
 	int fd = make_memfd(4096, &map);
@@ -898,6 +1067,9 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm")) return run_frames(false, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "subtree")) return run_subtree();
+	if (!strcmp(argv[1], "solid") && argc > 5) return run_decorated_solid(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+	if (!strcmp(argv[1], "clip-set") && argc > 2) return run_clip(true, argv[2]);
+	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();

@@ -13,6 +13,8 @@ const XMLS: [string, string][] = [
   ['presentation-time.xml', 'presentation-time'],
   ['drm-lease-v1.xml', 'drm-lease-v1'],
   ['viewporter.xml', 'viewporter'],
+  ['xdg-decoration-unstable-v1.xml', 'xdg-decoration-unstable-v1'],
+  ['single-pixel-buffer-v1.xml', 'single-pixel-buffer-v1'],
 ];
 
 let built: string | null = null;
