@@ -88,7 +88,8 @@ export class ShortPoolError extends Error {
  * under us at any time (ftruncate), and a read of a mapping past the new end is a SIGBUS
  * that kills the compositor. So the pool is mapped only when the file is sealed against
  * shrinking (memfd F_SEAL_SHRINK: what weston's and foot's clients do), and is otherwise
- * read through the fd (pread: a shrunk file gives a short read, not a signal).
+ * read through the fd (pread: a shrunk file gives a short read, not a signal). Either
+ * way a frame's pixels are copied out once (see SurfaceSource.cpuView).
  */
 export class ShmPool {
   #fd: number;
@@ -141,27 +142,29 @@ export class ShmPool {
     this.#size = size;
   }
   /**
-   * `length` bytes from `offset`, safe to read until the next view(): the mapping itself
-   * when the file is sealed, else a copy read through the fd into `staging` (grown as
-   * needed; the caller keeps it). Null when the file is now shorter than that range.
+   * Copies `length` bytes from `offset` into `into` (grown as needed; the caller keeps
+   * it): from the mapping when the file is sealed, else through the fd. Returns the
+   * copied bytes, or null when the file is now shorter than that range.
    */
-  view(offset: number, length: number, staging: { buf: Buffer }): { bytes: Uint8Array; offset: number } | null {
+  copy(offset: number, length: number, into: { buf: Buffer }): Uint8Array | null {
     if (this.#fd < 0) throw new Error('wl_shm pool: used after release');
-    if (this.#map) return { bytes: this.#map.bytes, offset };
-    if (staging.buf.length < length) staging.buf = Buffer.allocUnsafe(length);
-    const dst = staging.buf.subarray(0, length);
+    if (into.buf.length < length) into.buf = Buffer.allocUnsafe(length);
+    const dst = into.buf.subarray(0, length);
+    if (this.#map) {
+      dst.set(this.#map.bytes.subarray(offset, offset + length));
+      return dst;
+    }
     let got = 0;
     while (got < length) {
       const n = libc.pread(this.#fd, dst.subarray(got), offset + got, 'wl_shm pool fd');
       if (n === 0) return null; // end of file: the client shrank it
       got += n;
     }
-    return { bytes: dst, offset: 0 };
+    return dst;
   }
   /** Reads `length` bytes from `offset` into a new buffer (tests, screenshots); null if the file is too short. */
   read(offset: number, length: number): Uint8Array | null {
-    const v = this.view(offset, length, { buf: Buffer.alloc(0) });
-    return v && v.bytes.slice(v.offset, v.offset + length);
+    return this.copy(offset, length, { buf: Buffer.alloc(0) });
   }
   #checkFile(size: number): void {
     const fileSize = fstatSync(this.#fd).size;

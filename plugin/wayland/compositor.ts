@@ -29,6 +29,7 @@ import { sceneLayers } from './scene.js';
 import { createDecorationGlobal } from './decoration.js';
 import { createSinglePixelBufferGlobal } from './single-pixel.js';
 import { DataDevices } from './data-device.js';
+import { createSeatGlobal } from './seat.js';
 import type { HostLayer } from '../host-layers.js';
 
 export interface CompositorOptions {
@@ -144,6 +145,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       createViewporterGlobal(display);
       createDecorationGlobal(display);
       createSinglePixelBufferGlobal(display);
+      createSeatGlobal(display);
       this.dataDevices = new DataDevices(display);
       this.#outputGlobal(display);
       this.leases =

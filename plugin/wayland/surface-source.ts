@@ -43,8 +43,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   #shown = true;
   /** Frames (commit seqs) that were waiting for a flip when the source went off screen. */
   #leaving: SurfaceCommit[] = [];
-  /** Where unsealed wl_shm pools are read to (see ShmPool.view). */
-  readonly #staging = { buf: Buffer.alloc(0) };
+  /** The newest wl_shm frame's pixels, copied out of the client's pool (see cpuView). */
+  readonly #snapshot: { buf: Buffer; bytes: Uint8Array | null; frame: number; bufferId: number } = { buf: Buffer.alloc(0), bytes: null, frame: -1, bufferId: -1 };
   /** Buffers whose client was already told they cannot be shown. */
   readonly #failed = new Set<number>();
   /** wl_output resources of the output, for wp_presentation_feedback.sync_output. */
@@ -180,8 +180,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     const c = this.#current;
     if (kind !== 'primary' || !c?.buffer) return { state: 'disabled' };
     const b = c.buffer;
-    // The client destroyed the buffer it shows: its content is undefined, show nothing.
-    if (b.resource.destroyed) return { state: 'disabled' };
+    // The client destroyed the buffer it shows: its content is undefined, show nothing
+    // (unless it is a wl_shm frame we already copied: it was released, and may be destroyed).
+    if (b.resource.destroyed && !(this.#snapshot.frame === c.seq && this.#snapshot.bufferId === b.id && this.#snapshot.bytes)) return { state: 'disabled' };
     const base = {
       kind,
       bufferId: b.id,
@@ -219,21 +220,50 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     return libc.dup(b.planes[0]!.fd, `dma-buf of wl_buffer ${b.id}`);
   }
 
+  /**
+   * Pixels of a wl_shm (or single-pixel) frame for the copy path. A wl_shm frame is
+   * copied out of the client's pool once, and the client gets its buffer back at once
+   * (as Weston and wlroots release a wl_shm buffer once uploaded): the output may read
+   * the frame again at later refreshes, from our copy. Clients with few buffers (Mesa's
+   * software EGL has four) keep drawing while a slow output is still composing.
+   */
   cpuView(plane: GuestPlaneInfo): CpuView | null {
+    const snap = this.#snapshot;
+    if (snap.bytes && snap.frame === plane.frame && snap.bufferId === plane.bufferId) return { bytes: snap.bytes, offset: 0 };
     const b = this.#held.get(plane.bufferId);
     if (!b || b.kind === 'dmabuf' || b.resource.destroyed) return null;
     if (b.kind === 'solid') return { bytes: b.pixel, offset: 0 };
     const span = b.stride * (b.height - 1) + b.width * 4;
-    let v: CpuView | null = null;
+    let bytes: Uint8Array | null = null;
     let why = '';
     try {
-      v = b.pool.view(b.offset, span, this.#staging);
-      if (!v) why = `its pool's file is now shorter than the ${b.offset + span} bytes the buffer reaches (the client shrank it)`;
+      bytes = b.pool.copy(b.offset, span, snap);
+      if (!bytes) why = `its pool's file is now shorter than the ${b.offset + span} bytes the buffer reaches (the client shrank it)`;
     } catch (e) {
       why = `reading its pool failed: ${(e as Error).message}`;
     }
-    if (!v) this.#fail(b, WlShmError.INVALID_FD, why);
-    return v;
+    if (!bytes) {
+      snap.bytes = null;
+      this.#fail(b, WlShmError.INVALID_FD, why);
+      return null;
+    }
+    snap.bytes = bytes;
+    snap.frame = plane.frame ?? -1;
+    snap.bufferId = b.id;
+    // Committed again in a later frame: that frame reads it again, keep it held till then.
+    if (!this.#pending.some((c) => c.seq > snap.frame && c.buffer === b)) {
+      this.#held.delete(b.id);
+      b.resource.sendRelease();
+    }
+    return { bytes, offset: 0 };
+  }
+
+  /** The pixels of a wl_shm frame as the output read them (tests, screenshots); null when not that frame's. */
+  shmPixels(frame: number): { bytes: Uint8Array; stride: number; width: number; height: number } | null {
+    const snap = this.#snapshot;
+    const b = this.#current?.buffer;
+    if (!snap.bytes || snap.frame !== frame || !b || b.id !== snap.bufferId || b.kind !== 'shm') return null;
+    return { bytes: snap.bytes, stride: b.stride, width: b.width, height: b.height };
   }
 
   /**

@@ -9,6 +9,7 @@ import { findCardByDriver } from '../../plugin/kms/device.js';
 import { Sink, latencyRows, percentile, summarizeLatency } from './measure.js';
 import { pool, runFloor, runGuestOnly, runStream, type StreamResult } from './stream.js';
 import { runScale, type ScaleResult } from './scale.js';
+import { runShmRead } from './shm-read.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -210,5 +211,22 @@ sink.row('baseline-1024x768', 'node-guest-only', [
 
 for (const guests of [1, 2, 4, 8]) {
   await attempt('scale-640x480', `${guests}-guests`, async () => scaleRows(await runScale({ guests, width: 640, height: 480, warmupMs, ms: scaleMs, switchMs: 500 })));
+}
+// wl_shm read on the copy path: the direct mapping read (before) against the safe reads.
+for (const [w, h] of MODES) {
+  const bench = `shm-read-${w}x${h}`;
+  try {
+    const res = runShmRead({ card, width: w, height: h, ms: quick ? 500 : 1500, rounds });
+    const before = res[0]!.cpuMsPerFrame;
+    for (const r of res) {
+      sink.row(bench, r.path, [
+        ['frames', r.frames, 'count'],
+        ['cpu_per_frame_read', r.cpuMsPerFrame, 'ms'],
+        ['cpu_vs_direct', r.cpuMsPerFrame / before, 'x'],
+      ]);
+    }
+  } catch (e) {
+    sink.row(bench, '-', [['note', `failed: ${(e as Error).message}`, '']]);
+  }
 }
 log('done');

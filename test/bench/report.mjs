@@ -38,6 +38,9 @@ const DESCRIPTIONS = {
   fds_end: 'fds at end',
   outputs: 'outputs (CRTCs)',
   switches: 'guest switches',
+  frames: 'frames read and blitted',
+  cpu_per_frame_read: 'CPU per frame (read + blit)',
+  cpu_vs_direct: 'vs the direct mapping read',
 };
 
 const UNIT_LABEL = { count: '', B: 'B', ms: 'ms', refresh: 'refresh periods', x: '×', '%': '%', MiB: 'MiB' };

@@ -327,17 +327,16 @@ describe('kiosk compositor on vkms, real clients', () => {
     }
   });
 
-  it('weston-simple-shm runs; a captured frame is its held wl_shm buffer, 1:1 in the middle of a black screen', async () => {
+  it('weston-simple-shm runs; a captured frame is its wl_shm buffer as copied, 1:1 in the middle of a black screen', async () => {
     const snaps = new Map<number, { w: number; h: number; stride: number; bytes: Uint8Array }>();
     let copies = 0;
     const onPresent = (p: PresentEvent) => {
       if (p.frame === undefined || p.bufferId === undefined) return;
       if (p.path !== 'scanout') copies++;
-      // The buffer of the frame just presented is still held (not released): snapshot it.
-      const b = kiosk.shown.heldBuffer(p.bufferId) as ShmBuffer | null;
-      if (!b || b.kind !== 'shm') return;
-      const bytes = b.pool.read(b.offset, b.stride * b.height);
-      if (bytes) snaps.set(p.frame, { w: b.width, h: b.height, stride: b.stride, bytes });
+      // The frame just presented, as the compositor copied it out of the client's pool
+      // (the wl_buffer itself went back to the client when it was copied).
+      const px = kiosk.shown.shmPixels(p.frame);
+      if (px) snaps.set(p.frame, { w: px.width, h: px.height, stride: px.stride, bytes: px.bytes.slice() });
     };
     kiosk.on('present', onPresent);
     const child = spawn('weston-simple-shm', [], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,0 +1,162 @@
+// Issue 18 parts B and C: real applications on the kiosk compositor (vkms, real Output).
+//  - our client: a dma-buf sub-surface over a wl_shm toplevel: the sub-surface is on an
+//    overlay plane (read back from debugfs), its own feedback says zero_copy, and the
+//    captured screen is pixel-exact (the toplevel composed on the primary, the video above);
+//  - weston-subsurfaces (Debian weston: cairo main surface, two desynchronized sub-surfaces,
+//    one drawn by Mesa's software EGL) keeps presenting frames of both sub-surfaces;
+//  - foot (Debian) starts (it refuses compositors without wl_subcompositor,
+//    wl_data_device_manager and wl_seat) and its first frame is on screen: its background;
+//  - mpv: --vo=dmabuf-wayland no longer refuses the compositor (it then finds no way to put
+//    software-decoded frames in dma-bufs: the rig has no hardware decoder), --vo=wlshm and
+//    --vo=gpu (Mesa llvmpipe, --gpu-sw) play a lavfi test source with presentation feedback.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { KioskCompositor } from '../../plugin/wayland/compositor.js';
+import { findCardByDriver } from '../../plugin/kms/device.js';
+import type { PresentEvent } from '../../plugin/output.js';
+import { readState } from './helpers/debugfs.js';
+import { buildWaylandClient, startClient } from './helpers/wayland-client.js';
+
+let runtimeDir: string;
+let kiosk: KioskCompositor;
+let client: string;
+let card: string;
+const socket = 'gp-apps';
+const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
+const env = () => ({ runtimeDir, socket });
+
+beforeAll(() => {
+  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-apps-'));
+  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
+  client = buildWaylandClient();
+  const c = findCardByDriver('vkms');
+  if (!c) throw new Error('no vkms card in the rig');
+  card = c;
+  kiosk = KioskCompositor.start({ device: card, connector: 'Virtual-1', socket, log: () => {} });
+});
+afterAll(async () => {
+  await kiosk?.close();
+  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
+  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
+  rmSync(runtimeDir, { recursive: true, force: true });
+});
+
+/** Runs an application for at most `ms` (then SIGINT), collecting its output and the presents meanwhile. */
+function runApp(cmd: string, args: string[], ms: number, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; signal: string | null; out: string; presents: PresentEvent[] }> {
+  const presents: PresentEvent[] = [];
+  const onPresent = (p: PresentEvent) => presents.push(p);
+  kiosk.on('present', onPresent);
+  const child = spawn(cmd, args, { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  return new Promise((resolve) => {
+    const stop = setTimeout(() => {
+      child.kill('SIGINT');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    }, ms);
+    child.on('exit', (code, signal) => {
+      clearTimeout(stop);
+      kiosk.off('present', onPresent);
+      resolve({ code, signal, out, presents });
+    });
+  });
+}
+
+describe('real applications on the kiosk compositor (vkms)', () => {
+  it('a dma-buf sub-surface over a wl_shm toplevel is scanned out on an overlay plane, zero-copy, pixel-exact', async () => {
+    const c = startClient(client, ['subsurface', '40'], env());
+    try {
+      await c.waitFor(/^SUBSURFACE 256x256 at 100,50 over 1024x768$/, 60_000);
+      const summary = await c.waitFor(/^SUMMARY /, 120_000);
+      const m = /SUMMARY frames=40 callbacks=40 presented=(\d+) discarded=(\d+) zero_copy=(\d+)/.exec(summary);
+      expect(m, summary).not.toBeNull();
+      expect(+m![1]! + +m![2]!).toBe(40);
+      // The sub-surface's own feedback: on its plane with its own buffer.
+      expect(+m![3]!).toBeGreaterThan(0);
+      expect(+m![3]!).toBe(+m![1]!);
+      const cap = await kiosk.output.captureNext();
+      const video = cap.content?.layers?.find((l) => l.id.startsWith('sub'));
+      expect(video).toMatchObject({ how: 'plane', planeType: 'overlay', zeroCopy: true, path: 'scanout' });
+      // The kernel's view: an overlay plane showing 256x256 at (100,50), the primary the composition.
+      const st = readState(card);
+      const overlay = st.planes.find((p) => p.id === video!.planeId);
+      expect(overlay?.fields['crtc-pos']).toBe('256x256+100+50');
+      expect(overlay?.fb).toBeGreaterThan(0);
+      // Pixels: the last frame (40) in the video rectangle, the toplevel's colour around it.
+      const px = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4);
+      let wrong = 0;
+      for (let y = 0; y < 768; y++) {
+        for (let x = 0; x < 1024; x++) {
+          const inVideo = x >= 100 && x < 356 && y >= 50 && y < 306;
+          const want = inVideo ? (((x - 100) & 255) << 16) | (((y - 50) & 255) << 8) | 40 : 0x336699;
+          if ((px[(y * cap.stride) / 4 + x]! & 0xffffff) !== want) wrong++;
+        }
+      }
+      expect(wrong).toBe(0);
+    } finally {
+      c.child.stdin?.write('\n');
+      await c.kill();
+    }
+  }, 240_000);
+
+  it('weston-subsurfaces runs: frames of both its sub-surfaces keep being presented', async () => {
+    const r = await runApp('weston-subsurfaces', [], 20_000);
+    // It runs until stopped (SIGINT at the end), never dies on its own.
+    expect(r.signal ?? r.code, r.out).not.toBe('SIGSEGV');
+    const frames = new Map<string, Set<number>>();
+    for (const p of r.presents) for (const l of p.layers ?? []) if (l.id.startsWith('sub') && l.frame !== undefined) (frames.get(l.id) ?? frames.set(l.id, new Set()).get(l.id)!).add(l.frame);
+    // Its two sub-surfaces (the red square, the EGL triangle) each show frame after frame.
+    const busy = [...frames].filter(([, f]) => f.size >= 3).map(([id]) => id);
+    expect(busy, `${[...frames].map(([id, f]) => `${id}: ${f.size}`).join(', ')}\n${r.out}`).toHaveLength(2);
+  }, 60_000);
+
+  it('foot starts and its first frame is on screen (its background colour)', async () => {
+    // A frame of foot's own toplevel on screen (not of an earlier client's).
+    const shown = new Promise<void>((resolve) => {
+      kiosk.once('toplevel', () => {
+        const on = (p: PresentEvent) => {
+          if (p.frame !== undefined) (kiosk.off('present', on), resolve());
+        };
+        kiosk.on('present', on);
+      });
+    });
+    const run = runApp('foot', ['-o', 'colors.background=123456', 'sh', '-c', 'sleep 60'], 60_000);
+    await shown;
+    const cap = await kiosk.output.captureNext();
+    const px = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4);
+    let bg = 0;
+    for (let y = 0; y < 768; y++) for (let x = 0; x < 1024; x++) if ((px[(y * cap.stride) / 4 + x]! & 0xffffff) === 0x123456) bg++;
+    // An empty terminal: nearly all of it is the background (the prompt is a few cells).
+    expect(bg / (1024 * 768)).toBeGreaterThan(0.9);
+    kiosk.toplevels.at(-1)?.resource.sendClose();
+    const r = await run;
+    expect(r.out).not.toMatch(/not implemented by server|no seats available/);
+  }, 120_000);
+
+  it('mpv --vo=dmabuf-wayland no longer refuses the compositor (then: no dma-buf path for software-decoded frames in the rig)', async () => {
+    const r = await runApp('mpv', ['--no-config', '--vo=dmabuf-wayland', '--length=2', 'av://lavfi:testsrc=size=320x240:rate=30'], 60_000);
+    expect(r.out).not.toMatch(/doesn't support the wl_subcompositor/);
+    // What it does without a hardware decoder: it cannot put rgb24 frames into dma-bufs.
+    expect(r.out).toMatch(/Cannot convert decoder\/filter output to any format supported by the output/);
+  }, 90_000);
+
+  for (const [vo, args, extra] of [
+    ['wlshm', ['--vo=wlshm'], {}],
+    // Mesa's llvmpipe through EGL on Wayland (wl_shm underneath); mpv refuses software GL without --gpu-sw.
+    ['gpu', ['--vo=gpu', '--gpu-sw'], { LIBGL_ALWAYS_SOFTWARE: '1' }],
+  ] as const) {
+    it(`mpv --vo=${vo} plays a lavfi test source with presentation feedback`, async () => {
+      const r = await runApp('mpv', ['--no-config', ...args, '--length=3', 'av://lavfi:testsrc=size=320x240:rate=30'], 90_000, { ...extra, WAYLAND_DEBUG: 'client' });
+      expect(r.code, r.out.slice(-2000)).toBe(0);
+      expect(r.out).toMatch(/Exiting\.\.\. \(End of file\)/);
+      const feedback = (r.out.match(/wp_presentation_feedback@\d+\.presented\(/g) ?? []).length;
+      const shown = r.presents.filter((p) => p.frame !== undefined).length;
+      expect(feedback).toBeGreaterThan(20);
+      expect(shown).toBeGreaterThan(20);
+    }, 120_000);
+  }
+});
