@@ -49,7 +49,7 @@ export class Subsurface {
     this.parent = parent;
     this.resource = resource;
     surface.role = 'wl_subsurface';
-    surface.subsurface = { synchronized: () => this.synchronized() };
+    surface.subsurface = this;
     // Added on top of the parent's pending stack: visible once the parent's state is
     // applied. (Stacks are replaced, never changed in place: current may be pending.)
     const fam = familyOf(parent);
@@ -62,8 +62,7 @@ export class Subsurface {
   /** Synchronized itself, or through any ancestor sub-surface. */
   synchronized(): boolean {
     if (this.#sync) return true;
-    const p = this.parent?.subsurface;
-    return p ? p.synchronized() : false;
+    return this.parent?.subsurface?.synchronized() ?? false;
   }
 
   setPosition(x: number, y: number): void {
@@ -130,16 +129,13 @@ export class Subsurface {
   destroyRole(): void {
     this.#detach();
     this.surface.dropCached();
-    if (this.surface.subsurface) this.surface.subsurface = null;
-    if (this.surface.role === 'wl_subsurface') this.surface.role = null;
+    this.surface.subsurface = null;
+    this.surface.role = null;
   }
 
   /** Set by the compositor: the tree it belongs to changed shape. */
   onUnmapped: (() => void) | null = null;
 }
-
-/** The sub-surface behind a surface, while it has that role. */
-const subsurfaceOf = new WeakMap<Surface, Subsurface>();
 
 /** A mapped surface of a tree at its position relative to the tree's root (surface coordinates), bottom first. */
 export interface TreeEntry {
@@ -170,9 +166,9 @@ export function flattenTree(root: Surface): TreeEntry[] {
 export function rootOf(s: Surface): Surface {
   let cur = s;
   for (let i = 0; i < 64; i++) {
-    const sub = subsurfaceOf.get(cur);
-    if (!sub?.parent) return cur;
-    cur = sub.parent;
+    const parent = cur.subsurface?.parent;
+    if (!parent) return cur;
+    cur = parent;
   }
   return cur;
 }
@@ -189,9 +185,7 @@ export function createSubcompositorGlobal(display: Display, opts: SubcompositorO
       getSubsurface(res, sid, surfaceRes, parentRes) {
         const surface = Surface.of(surfaceRes);
         const parent = Surface.of(parentRes);
-        if (surface.role !== null || subsurfaceOf.has(surface)) {
-          throw new ProtocolViolation(res, WlSubcompositorError.BAD_SURFACE, `${surfaceRes} already has the role ${surface.role ?? 'wl_subsurface'}`);
-        }
+        if (surface.role !== null) throw new ProtocolViolation(res, WlSubcompositorError.BAD_SURFACE, `${surfaceRes} already has the role ${surface.role}`);
         if (surface === parent) throw new ProtocolViolation(res, WlSubcompositorError.BAD_PARENT, `${surfaceRes} cannot be its own parent`);
         // The parent must not be the surface's descendant: no cycles in the tree.
         if (rootOf(parent) === surface) {
@@ -200,10 +194,7 @@ export function createSubcompositorGlobal(display: Display, opts: SubcompositorO
         let sub: Subsurface | null = null;
         const r = sid.create({
           destroy() {
-            if (sub) {
-              subsurfaceOf.delete(sub.surface);
-              sub.destroyRole();
-            }
+            sub?.destroyRole();
             sub = null;
           },
           setPosition(_r, x, y) {
@@ -223,8 +214,6 @@ export function createSubcompositorGlobal(display: Display, opts: SubcompositorO
           },
         });
         sub = new Subsurface(surface, parent, r);
-        subsurfaceOf.set(surface, sub);
-        surface.once('destroy', () => subsurfaceOf.delete(surface));
         opts.onSubsurface?.(sub);
       },
     });

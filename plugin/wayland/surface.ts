@@ -121,7 +121,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
    * Set while the surface is a sub-surface (wl_subsurface): whether its commits are
    * cached until its parent's state is applied (synchronized, itself or through a parent).
    */
-  subsurface: { synchronized(): boolean } | null = null;
+  subsurface: { synchronized(): boolean; readonly parent: Surface | null } | null = null;
   /** State committed while synchronized, applied with the parent's (wl_subsurface). */
   #cached: PendingState | null = null;
 

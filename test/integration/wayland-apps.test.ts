@@ -10,27 +10,22 @@
 //    software-decoded frames in dma-bufs: the rig has no hardware decoder), --vo=wlshm and
 //    --vo=gpu (Mesa llvmpipe, --gpu-sw) play a lavfi test source with presentation feedback.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import type { PresentEvent } from '../../plugin/output.js';
 import { readState } from './helpers/debugfs.js';
-import { buildWaylandClient, startClient } from './helpers/wayland-client.js';
+import { buildWaylandClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
-let runtimeDir: string;
 let kiosk: KioskCompositor;
 let client: string;
 let card: string;
 const socket = 'gp-apps';
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-const env = () => ({ runtimeDir, socket });
+const runtimeDir = useRuntimeDir('gp-apps-');
+const env = () => ({ runtimeDir: runtimeDir(), socket });
 
 beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-apps-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
   client = buildWaylandClient();
   const c = findCardByDriver('vkms');
   if (!c) throw new Error('no vkms card in the rig');
@@ -39,9 +34,6 @@ beforeAll(() => {
 });
 afterAll(async () => {
   await kiosk?.close();
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
 });
 
 /** Runs an application for at most `ms` (then SIGINT), collecting its output and the presents meanwhile. */
@@ -49,7 +41,7 @@ function runApp(cmd: string, args: string[], ms: number, extraEnv: NodeJS.Proces
   const presents: PresentEvent[] = [];
   const onPresent = (p: PresentEvent) => presents.push(p);
   kiosk.on('present', onPresent);
-  const child = spawn(cmd, args, { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

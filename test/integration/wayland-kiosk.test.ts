@@ -12,8 +12,7 @@
 //    and a captured frame equals its buffer's rows bottom-up;
 //  - our client's y-inverted dma-bufs: zero_copy feedback and pixel-exact.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, fstatSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
@@ -23,18 +22,15 @@ import type { PresentEvent } from '../../plugin/output.js';
 import type { DmabufBuffer, ShmBuffer } from '../../plugin/wayland/buffer.js';
 import * as libc from '../../ffi/libc.js';
 import { TRANSFORM_NAMES, withYInvert, type Transform } from '../../plugin/transform.js';
-import { buildWaylandClient, runClient, startClient } from './helpers/wayland-client.js';
+import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
-let runtimeDir: string;
 let kiosk: KioskCompositor;
 let client: string;
 const socket = 'gp-kiosk';
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-const env = () => ({ runtimeDir, socket });
+const runtimeDir = useRuntimeDir('gp-kiosk-');
+const env = () => ({ runtimeDir: runtimeDir(), socket });
 
 beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-kiosk-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
   client = buildWaylandClient();
   const card = findCardByDriver('vkms');
   if (!card) throw new Error('no vkms card in the rig');
@@ -42,9 +38,6 @@ beforeAll(() => {
 });
 afterAll(async () => {
   await kiosk?.close();
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
 });
 
 /** Checks a captured frame against the client's pattern; returns the frame number drawn in it. */
@@ -339,7 +332,7 @@ describe('kiosk compositor on vkms, real clients', () => {
       if (px) snaps.set(p.frame, { w: px.width, h: px.height, stride: px.stride, bytes: px.bytes.slice() });
     };
     kiosk.on('present', onPresent);
-    const child = spawn('weston-simple-shm', [], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('weston-simple-shm', [], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     let exited = false;
@@ -409,7 +402,7 @@ describe('kiosk compositor on vkms, real clients', () => {
       }
     };
     kiosk.on('present', onPresent);
-    const child = spawn('weston-simple-dmabuf-egl', ['-d', vgem], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('weston-simple-dmabuf-egl', ['-d', vgem], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => (err += d));
@@ -471,7 +464,7 @@ describe('kiosk compositor on vkms, real clients', () => {
     let presented = 0;
     const onPresent = () => presented++;
     kiosk.on('present', onPresent);
-    const child = spawn('weston-simple-dmabuf-egl', ['-d', vgem], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('weston-simple-dmabuf-egl', ['-d', vgem], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

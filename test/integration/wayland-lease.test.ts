@@ -5,25 +5,19 @@
 // unplugged (ConfigFS status) -- each time the kernel's lessee list is checked and the
 // connector is offered again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as drm from '../../ffi/drm.js';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
-import { buildWaylandClient, runClient, startClient } from './helpers/wayland-client.js';
+import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
-let runtimeDir: string;
 let vk: VkmsConfigfsDevice;
 let kiosk: KioskCompositor;
 let client: string;
 const socket = 'gp-lease';
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-const env = () => ({ runtimeDir, socket });
+const runtimeDir = useRuntimeDir('gp-lease-');
+const env = () => ({ runtimeDir: runtimeDir(), socket });
 
 beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-lease-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
   client = buildWaylandClient();
   vk = createVkmsDevice({ crtcs: [{ writeback: true }, { writeback: false }] });
   kiosk = KioskCompositor.start({ device: vk.cardPath, connector: vk.connectorNames[0], socket, log: () => {} });
@@ -31,9 +25,6 @@ beforeAll(() => {
 afterAll(async () => {
   await kiosk?.close();
   vk?.remove();
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
 });
 
 const lessees = () => drm.listLessees(kiosk.dev.fd);

@@ -8,25 +8,20 @@
 //    frame 30 (buffers past the middle of its pool were refused and it hung) and exits on SIGINT;
 //  - a toplevel hidden by a newer one still gets every frame callback (feedback discarded).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import type { PresentEvent } from '../../plugin/output.js';
-import { buildWaylandClient, runClient, startClient } from './helpers/wayland-client.js';
+import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
-let runtimeDir: string;
 let kiosk: KioskCompositor;
 let client: string;
 const socket = 'gp-robust';
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-const env = () => ({ runtimeDir, socket });
+const runtimeDir = useRuntimeDir('gp-robust-');
+const env = () => ({ runtimeDir: runtimeDir(), socket });
 const errors: string[] = [];
 
 beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-robust-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
   client = buildWaylandClient();
   const card = findCardByDriver('vkms');
   if (!card) throw new Error('no vkms card in the rig');
@@ -34,9 +29,6 @@ beforeAll(() => {
 });
 afterAll(async () => {
   await kiosk?.close();
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
 });
 
 /** A well-behaved client after a hostile one: every frame gets its callback and is presented. */

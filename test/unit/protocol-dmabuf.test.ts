@@ -6,17 +6,13 @@
 //  - gp-wayland-client (libwayland-client, wayland-scanner code) sends each kind of bad
 //    params and must get the protocol's error code; memfds stand in for dma-bufs (the
 //    size checks use lseek, as for a dma-buf).
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, it, expect, afterEach } from 'vitest';
 import { Display } from '../../protocols/runtime.js';
 import { fourcc, DRM_FORMAT_MOD_LINEAR } from '../../ffi/drm.js';
 import { LinuxDmabuf } from '../../plugin/wayland/linux-dmabuf.js';
 import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, FormatTable, type TrancheSpec } from '../../plugin/wayland/dmabuf-feedback.js';
-import { buildWaylandClient, runClient } from '../integration/helpers/wayland-client.js';
+import { buildWaylandClient, runClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
-let runtimeDir: string;
 let display: Display | null = null;
 let dmabuf: LinuxDmabuf | null = null;
 let n = 0;
@@ -46,16 +42,7 @@ function serve(version = 4): string {
   return socket;
 }
 
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-dmabuf-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
-});
-afterAll(() => {
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
-});
+const runtimeDir = useRuntimeDir('gp-dmabuf-');
 afterEach(async () => {
   if (display) {
     await display.stop();
@@ -98,7 +85,7 @@ describe('dma-buf feedback data', () => {
 describe('zwp_linux_dmabuf_v1 with real clients', () => {
   it('wayland-info reads version 4 feedback: table, main device, scanout tranche then main tranche', async () => {
     const socket = serve();
-    const r = await runClient('wayland-info', [], { runtimeDir, socket }, 20_000);
+    const r = await runClient('wayland-info', [], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.code, r.stderr).toBe(0);
     const out = r.stdout;
     expect(out).toMatch(/interface: 'zwp_linux_dmabuf_v1',\s+version:\s+4,/);
@@ -134,7 +121,7 @@ describe('zwp_linux_dmabuf_v1 with real clients', () => {
     it(`bad params (${what}) → ${iface} error ${code}`, async () => {
       const client = buildWaylandClient();
       const socket = serve();
-      const r = await runClient(client, ['error', what], { runtimeDir, socket }, 20_000);
+      const r = await runClient(client, ['error', what], { runtimeDir: runtimeDir(), socket }, 20_000);
       expect(r.stdout, r.stderr).toContain(`PROTOCOL_ERROR interface=${iface} code=${code}\n`);
     }, 30_000);
   }
@@ -148,7 +135,7 @@ describe('zwp_linux_dmabuf_v1 with real clients', () => {
         display.destroy();
         dmabuf!.close();
       }
-      return runClient(client, ['error', what], { runtimeDir, socket: serve() }, 20_000);
+      return runClient(client, ['error', what], { runtimeDir: runtimeDir(), socket: serve() }, 20_000);
     };
     let r = await run('ok');
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
@@ -164,10 +151,10 @@ describe('zwp_linux_dmabuf_v1 with real clients', () => {
   it('a version 3 binding gets format and modifier events, and may not ask for feedback (since 4)', async () => {
     const client = buildWaylandClient();
     const socket = serve(3);
-    const info = await runClient('wayland-info', [], { runtimeDir, socket }, 20_000);
+    const info = await runClient('wayland-info', [], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(info.stdout).toMatch(/interface: 'zwp_linux_dmabuf_v1',\s+version:\s+3,/);
     expect(info.stdout, info.stdout).toMatch(/0x34325258 = 'XR24'; 0x0100000000000001 = INTEL_X_TILED/);
-    const r = await runClient(client, ['error', 'feedback-v3'], { runtimeDir, socket, extra: { GP_DMABUF_VERSION: '3' } }, 20_000);
+    const r = await runClient(client, ['error', 'feedback-v3'], { runtimeDir: runtimeDir(), socket, extra: { GP_DMABUF_VERSION: '3' } }, 20_000);
     // libwayland-server refuses the request for a version-3 object with wl_display's
     // invalid_method, which libwayland-client turns into EINVAL (22) and logs.
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=22\n');

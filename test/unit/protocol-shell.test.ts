@@ -1,10 +1,7 @@
 // wl_shm and xdg_wm_base of the kiosk compositor (plugin/wayland/{shm,surface,xdg-shell}.ts)
 // against a real libwayland-client program (gp-wayland-client, wayland-scanner code):
 // each bad request must come back as the protocol's error code on the right interface.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, it, expect, afterEach } from 'vitest';
 import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
@@ -12,21 +9,11 @@ import { createXdgShellGlobal, type Toplevel } from '../../plugin/wayland/xdg-sh
 import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
 import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { createDecorationGlobal } from '../../plugin/wayland/decoration.js';
-import { buildWaylandClient, runClient } from '../integration/helpers/wayland-client.js';
+import { buildWaylandClient, runClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
-let runtimeDir: string;
 let display: Display | null = null;
 let n = 0;
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-shell-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
-});
-afterAll(() => {
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
-});
+const runtimeDir = useRuntimeDir('gp-shell-');
 afterEach(async () => {
   if (display) {
     await display.stop();
@@ -53,14 +40,14 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
   it('sub-ok: sub-surfaces and parents destroyed in any order, requests on inert ones ignored, the role given again: no error', async () => {
     const client = buildWaylandClient();
     const socket = serve();
-    const r = await runClient(client, ['error', 'sub-ok'], { runtimeDir, socket }, 20_000);
+    const r = await runClient(client, ['error', 'sub-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
   });
 
   it('viewport-ok: a valid crop and scale, then destroyed and made again before a commit: no error', async () => {
     const client = buildWaylandClient();
     const socket = serve();
-    const r = await runClient(client, ['error', 'viewport-ok'], { runtimeDir, socket }, 20_000);
+    const r = await runClient(client, ['error', 'viewport-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
   });
 
@@ -90,7 +77,7 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     it(`${what} → ${iface} error ${code}`, async () => {
       const client = buildWaylandClient();
       const socket = serve();
-      const r = await runClient(client, ['error', what], { runtimeDir, socket }, 20_000);
+      const r = await runClient(client, ['error', what], { runtimeDir: runtimeDir(), socket }, 20_000);
       expect(r.stdout, r.stderr).toContain(`PROTOCOL_ERROR interface=${iface} code=${code}\n`);
     }, 30_000);
   }
@@ -100,7 +87,7 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     const socket = serve(toplevels);
     const client = buildWaylandClient();
     // The shm mode draws after the configure; kill it once it has buffers (no output here).
-    const r = await runClient(client, ['shm', '0'], { runtimeDir, socket }, 20_000);
+    const r = await runClient(client, ['shm', '0'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('CONFIGURE 640 480\n');
     expect(r.stdout).toContain('BUFFERS 3 x 640x480 shm\n');
     expect(toplevels).toHaveLength(1);

@@ -2,10 +2,7 @@
 // single-pixel}.ts), against real libwayland clients: the clipboard between two clients,
 // the decoration mode a kiosk answers, a single-pixel buffer as the copy path reads it.
 // (foot, which will not start without wl_data_device_manager, runs in the rig.)
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, it, expect, afterEach } from 'vitest';
 import { Display, type Client } from '../../protocols/runtime.js';
 import { WlSeat } from '../../protocols/generated/wayland.js';
 import { createCompositorGlobal } from '../../plugin/wayland/surface.js';
@@ -17,21 +14,11 @@ import { createSinglePixelBufferGlobal } from '../../plugin/wayland/single-pixel
 import { DataDevices } from '../../plugin/wayland/data-device.js';
 import { SurfaceSource } from '../../plugin/wayland/surface-source.js';
 import { fourcc } from '../../ffi/drm.js';
-import { buildWaylandClient, startClient } from '../integration/helpers/wayland-client.js';
+import { buildWaylandClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
-let runtimeDir: string;
 let display: Display | null = null;
 let n = 0;
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-small-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
-});
-afterAll(() => {
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
-});
+const runtimeDir = useRuntimeDir('gp-small-');
 afterEach(async () => {
   if (display) {
     await display.stop();
@@ -53,11 +40,11 @@ describe('small protocols, real clients', () => {
     const dd = new DataDevices(display);
     display.start({ onError: () => {} });
     const client = buildWaylandClient();
-    const setter = startClient(client, ['clip-set', 'hello from guestplane'], { runtimeDir, socket });
+    const setter = startClient(client, ['clip-set', 'hello from guestplane'], { runtimeDir: runtimeDir(), socket });
     let getter: ReturnType<typeof startClient> | null = null;
     try {
       await setter.waitFor(/^SELECTION_SET$/);
-      getter = startClient(client, ['clip-get'], { runtimeDir, socket });
+      getter = startClient(client, ['clip-get'], { runtimeDir: runtimeDir(), socket });
       await getter.waitFor(/^WAITING$/);
       // Not focused yet: it has seen no offer. Focus it (as the kiosk does for the shown toplevel).
       expect(getter.lines.filter((l) => l.startsWith('SELECTION offer'))).toEqual([]);
@@ -98,7 +85,7 @@ describe('small protocols, real clients', () => {
       onToplevelDestroyed: () => {},
     });
     display.start({ onError: () => {} });
-    const c = startClient(buildWaylandClient(), ['solid', '128', '64', '32', '128'], { runtimeDir, socket });
+    const c = startClient(buildWaylandClient(), ['solid', '128', '64', '32', '128'], { runtimeDir: runtimeDir(), socket });
     try {
       await c.waitFor(/^SOLID_SHOWN 320x200$/);
       expect(c.lines).toContain('DECORATION mode=2'); // server_side: the kiosk draws none

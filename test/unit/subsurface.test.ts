@@ -3,9 +3,7 @@
 // after each step the compositor's tree (flattenTree: mapped surfaces, stacking order,
 // positions relative to the root) must be what the protocol says. Protocol errors are in
 // protocol-shell.test.ts; the tree on a real output (overlay plane, pixels) in the rig.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal, type Surface } from '../../plugin/wayland/surface.js';
@@ -13,19 +11,9 @@ import { createShmGlobal } from '../../plugin/wayland/shm.js';
 import { createXdgShellGlobal } from '../../plugin/wayland/xdg-shell.js';
 import { createSubcompositorGlobal, flattenTree } from '../../plugin/wayland/subsurface.js';
 import { sceneLayers } from '../../plugin/wayland/scene.js';
-import { buildWaylandClient, startClient } from '../integration/helpers/wayland-client.js';
+import { buildWaylandClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
-let runtimeDir: string;
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-sub-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
-});
-afterAll(() => {
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
-});
+const runtimeDir = useRuntimeDir('gp-sub-');
 
 /** The tree as "WxH@x,y" bottom first (surfaces told apart by their buffer sizes). */
 function describeTree(root: Surface): string {
@@ -46,7 +34,7 @@ describe('sub-surfaces, real client', () => {
     createSubcompositorGlobal(display);
     createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => (root = t.surface), onToplevelDestroyed: () => {} });
     display.start({ onError: () => {} });
-    const c = startClient(buildWaylandClient(), ['subtree'], { runtimeDir, socket });
+    const c = startClient(buildWaylandClient(), ['subtree'], { runtimeDir: runtimeDir(), socket });
     const next = async (name: string): Promise<string> => {
       await c.waitFor(new RegExp(`^STEP ${name}$`));
       return describeTree(root!);

@@ -5,10 +5,7 @@
 // There is no KMS device on the host, so the test drives the source as the Output does
 // (query, then cpuView for the copy path, then presented or refused). The same clients
 // run against the real Output in the rig (test/integration/wayland-robust.test.ts).
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, it, expect, afterEach } from 'vitest';
 import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
@@ -18,21 +15,11 @@ import { SurfaceSource } from '../../plugin/wayland/surface-source.js';
 import { ShmPool, ShortPoolError } from '../../plugin/wayland/buffer.js';
 import { validatePlane } from '../../plugin/validate.js';
 import * as libc from '../../ffi/libc.js';
-import { buildWaylandClient, runClient, startClient } from '../integration/helpers/wayland-client.js';
+import { buildWaylandClient, runClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
-let runtimeDir: string;
 let display: Display | null = null;
 let n = 0;
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-source-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
-});
-afterAll(() => {
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
-});
+const runtimeDir = useRuntimeDir('gp-source-');
 afterEach(async () => {
   if (display) {
     await display.stop();
@@ -135,7 +122,7 @@ describe('surface source against real clients (no output: the test presents)', (
       readAll(s);
       present(s);
     });
-    const r = await runClient(buildWaylandClient(), ['shm-shrink', '4'], { runtimeDir, socket }, 30_000);
+    const r = await runClient(buildWaylandClient(), ['shm-shrink', '4'], { runtimeDir: runtimeDir(), socket }, 30_000);
     // Without the pread path this test worker died of SIGBUS within the first frames.
     expect(r.stdout, r.stderr).toContain('SHRINKING');
     expect(r.stdout).toMatch(/PROTOCOL_ERROR interface=wl_buffer code=2\n/);
@@ -154,7 +141,7 @@ describe('surface source against real clients (no output: the test presents)', (
       }
       present(s);
     });
-    const r = await runClient(buildWaylandClient(), ['shm', '10'], { runtimeDir, socket, extra: { GP_NO_SEAL: '1' } }, 30_000);
+    const r = await runClient(buildWaylandClient(), ['shm', '10'], { runtimeDir: runtimeDir(), socket, extra: { GP_NO_SEAL: '1' } }, 30_000);
     expect(r.stdout, r.stderr).toContain('SUMMARY frames=10 callbacks=10 presented=10');
     expect(sums).toHaveLength(10);
     expect(sums.every((x) => x === 1)).toBe(true);
@@ -172,7 +159,7 @@ describe('surface source against real clients (no output: the test presents)', (
       shownBuffers.add(q.plane.bufferId);
       setTimeout(() => present(s), 16);
     });
-    const c = startClient('weston-presentation-shm', ['-f'], { runtimeDir, socket });
+    const c = startClient('weston-presentation-shm', ['-f'], { runtimeDir: runtimeDir(), socket });
     try {
       await new Promise((res) => setTimeout(res, 4000));
       expect(bad).toEqual([]);
@@ -188,7 +175,7 @@ describe('surface source against real clients (no output: the test presents)', (
       const q = s.query('primary');
       if (q.state === 'ok') s.refused(q.plane, 'copy-format', 'the copy path handles 32-bit formats only');
     });
-    const c = startClient(buildWaylandClient(), ['shm', '3'], { runtimeDir, socket });
+    const c = startClient(buildWaylandClient(), ['shm', '3'], { runtimeDir: runtimeDir(), socket });
     try {
       const ended = await new Promise<number | null>((res) => c.child.on('exit', (code) => res(code)));
       expect(ended, c.stderr()).toBe(2); // died on the error instead of hanging in wl_display_dispatch
@@ -201,7 +188,7 @@ describe('surface source against real clients (no output: the test presents)', (
   it('a hidden surface gets its frame callbacks and discarded feedback at once, and its buffers back', async () => {
     const sources: SurfaceSource[] = [];
     const socket = serve(() => {}, sources);
-    const c = startClient(buildWaylandClient(), ['shm', '30'], { runtimeDir, socket });
+    const c = startClient(buildWaylandClient(), ['shm', '30'], { runtimeDir: runtimeDir(), socket });
     try {
       // Hidden from the start: the output never presents anything of it.
       while (sources.length === 0) await new Promise((res) => setTimeout(res, 10));

@@ -7,6 +7,7 @@
 //    argument kind in both directions, new_id events, destructors, since checks,
 //    protocol errors and handler failures, stepping client and server by hand.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,18 +23,7 @@ import { XdgWmBase } from '../../protocols/generated/xdg_shell.js';
 import { ZwpLinuxDmabufV1 } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
 
 const root = resolve(import.meta.dirname, '../..');
-let runtimeDir: string;
-const savedRuntimeDir = process.env['XDG_RUNTIME_DIR'];
-
-beforeAll(() => {
-  runtimeDir = mkdtempSync(join(tmpdir(), 'gp-wl-'));
-  process.env['XDG_RUNTIME_DIR'] = runtimeDir;
-});
-afterAll(() => {
-  if (savedRuntimeDir === undefined) delete process.env['XDG_RUNTIME_DIR'];
-  else process.env['XDG_RUNTIME_DIR'] = savedRuntimeDir;
-  rmSync(runtimeDir, { recursive: true, force: true });
-});
+const runtimeDir = useRuntimeDir('gp-wl-');
 
 const notUsed = (what: string) => () => {
   throw new Error(`${what} is not used by this test`);
@@ -106,7 +96,7 @@ describe('server in the Node event loop, real client (wayland-info)', () => {
       await new Promise((r) => setTimeout(r, 100));
       idleTicks = ticks;
       // ...and while it serves a client in another process.
-      result = await run('wayland-info', [], { ...process.env, XDG_RUNTIME_DIR: runtimeDir, WAYLAND_DISPLAY: socket });
+      result = await run('wayland-info', [], { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket });
     } finally {
       clearInterval(timer);
       await display.stop();

@@ -328,6 +328,43 @@ static void frame_cb(void *d, struct wl_callback *cb, uint32_t t) {
 }
 static const struct wl_callback_listener frame_listener = { frame_cb };
 
+/* One of buffers[] the compositor has released (dispatching until one is). */
+static struct buffer *next_free_buffer(void) {
+	for (;;) {
+		for (int i = 0; i < NBUF; i++)
+			if (!buffers[i].busy) return &buffers[i];
+		if (wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
+	}
+}
+
+/* Commits `b` on `s` as frame f (frame callback, presentation feedback tagged f) and
+ * waits for the frame callback. */
+static void commit_frame(struct wl_surface *s, struct buffer *b, int w, int h, int f) {
+	wl_surface_attach(s, b->wl, 0, 0);
+	wl_surface_damage(s, 0, 0, w, h);
+	struct wl_callback *cb = wl_surface_frame(s);
+	wl_callback_add_listener(cb, &frame_listener, NULL);
+	if (presentation) {
+		struct wp_presentation_feedback *pf = wp_presentation_feedback(presentation, s);
+		wp_presentation_feedback_add_listener(pf, &pf_listener, (void *)(uintptr_t)f);
+	}
+	b->busy = true;
+	frame_done = false;
+	wl_surface_commit(s);
+	while (!frame_done)
+		if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+}
+
+/* The last frames' feedback. */
+static void wait_feedback(int n) {
+	for (int i = 0; i < 10 && presented + discarded < n; i++) wl_display_roundtrip(display);
+}
+
+static void print_summary(int n) {
+	printf("SUMMARY frames=%d callbacks=%d presented=%d discarded=%d zero_copy=%d\n", n, frames_done, presented, discarded, zero_copy_count);
+	fflush(stdout);
+}
+
 static void connect_and_bind(void) {
 	display = wl_display_connect(NULL);
 	if (!display) die("cannot connect (WAYLAND_DISPLAY / XDG_RUNTIME_DIR?)");
@@ -393,34 +430,14 @@ static int run_frames(bool use_dmabuf, int n) {
 	printf("BUFFERS %d x %dx%d %s\n", NBUF, buf_w(), buf_h(), use_dmabuf ? "dmabuf" : "shm");
 	fflush(stdout);
 	for (int f = 1; f <= n; f++) {
-		struct buffer *b = NULL;
-		while (!b) {
-			for (int i = 0; i < NBUF && !b; i++)
-				if (!buffers[i].busy) b = &buffers[i];
-			if (!b && wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
-		}
+		struct buffer *b = next_free_buffer();
 		draw(b, (uint32_t)f);
-		wl_surface_attach(surface, b->wl, 0, 0);
-		wl_surface_damage(surface, 0, 0, width, height);
-		struct wl_callback *cb = wl_surface_frame(surface);
-		wl_callback_add_listener(cb, &frame_listener, NULL);
-		if (presentation) {
-			struct wp_presentation_feedback *pf = wp_presentation_feedback(presentation, surface);
-			wp_presentation_feedback_add_listener(pf, &pf_listener, (void *)(uintptr_t)f);
-		}
-		b->busy = true;
-		frame_done = false;
-		wl_surface_commit(surface);
-		while (!frame_done)
-			if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+		commit_frame(surface, b, width, height, f);
 		fflush(stdout);
 	}
-	/* the last frames' feedback */
-	for (int i = 0; i < 10 && presented + discarded < n; i++) wl_display_roundtrip(display);
-
+	wait_feedback(n);
 	print_roundtrips(200);
-	printf("SUMMARY frames=%d callbacks=%d presented=%d discarded=%d zero_copy=%d\n", n, frames_done, presented, discarded, zero_copy_count);
-	fflush(stdout);
+	print_summary(n);
 	return 0;
 }
 
@@ -584,31 +601,13 @@ static int run_subsurface(int n) {
 	printf("SUBSURFACE %dx%d at 100,50 over %dx%d\n", vw, vh, width, height);
 	fflush(stdout);
 	for (int f = 1; f <= n; f++) {
-		struct buffer *bf = NULL;
-		while (!bf) {
-			for (int i = 0; i < NBUF && !bf; i++)
-				if (!buffers[i].busy) bf = &buffers[i];
-			if (!bf && wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
-		}
+		struct buffer *bf = next_free_buffer();
 		for (int y = 0; y < vh; y++)
 			for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)x << 16) | ((uint32_t)y << 8) | (f & 255);
-		wl_surface_attach(video, bf->wl, 0, 0);
-		wl_surface_damage(video, 0, 0, vw, vh);
-		struct wl_callback *cb = wl_surface_frame(video);
-		wl_callback_add_listener(cb, &frame_listener, NULL);
-		if (presentation) {
-			struct wp_presentation_feedback *pf = wp_presentation_feedback(presentation, video);
-			wp_presentation_feedback_add_listener(pf, &pf_listener, (void *)(uintptr_t)f);
-		}
-		bf->busy = true;
-		frame_done = false;
-		wl_surface_commit(video);
-		while (!frame_done)
-			if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+		commit_frame(video, bf, vw, vh, f);
 	}
-	for (int i = 0; i < 10 && presented + discarded < n; i++) wl_display_roundtrip(display);
-	printf("SUMMARY frames=%d callbacks=%d presented=%d discarded=%d zero_copy=%d\n", n, frames_done, presented, discarded, zero_copy_count);
-	fflush(stdout);
+	wait_feedback(n);
+	print_summary(n);
 	/* stay until told: the test captures the screen meanwhile */
 	char line[16];
 	if (fgets(line, sizeof line, stdin)) {}
