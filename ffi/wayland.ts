@@ -3,24 +3,14 @@
 // and its object. protocols/runtime.ts builds resources, globals and dispatch on top.
 //
 // Event-loop integration: libwayland's wl_event_loop is an epoll fd. The Node event loop
-// must never block in wl_event_loop_dispatch(), so driveEventLoop() below waits for that
-// fd on a libuv worker (pollAsync, a koffi async poll(2)) and runs
+// must never block in wl_event_loop_dispatch(), so driveEventLoop() below has the Node
+// event loop's own epoll watch that fd (uv_poll, ffi/uv.ts) and runs
 // wl_event_loop_dispatch(loop, 0) on the main thread when it is readable. Every callback
 // into JS (request dispatch, bind, destroy) therefore runs on the main thread.
 import koffi from 'koffi';
+import { FdWatch, UV_READABLE } from './uv.js';
 import type { AbiManifest } from './abi.js';
-import {
-  SysError,
-  errno,
-  lastErrno,
-  pollAsync,
-  eventfd,
-  read,
-  write,
-  close,
-  EFD_NONBLOCK,
-  POLLIN,
-} from './libc.js';
+import { SysError, errno, lastErrno, close } from './libc.js';
 
 export const libwaylandServer = koffi.load('libwayland-server.so.0');
 const lib = libwaylandServer;
@@ -386,42 +376,28 @@ export interface EventLoopDriver {
 
 /**
  * Runs `tick` (which must call eventLoopDispatch(loop, 0) and flush clients) on the main
- * thread each time the loop's fd becomes readable, waiting for it on a libuv worker so the
- * Node event loop never blocks. `tick` also runs once right away. Errors thrown by `tick`
- * go to `onError`; the driver keeps running.
+ * thread each time the loop's fd becomes readable, watched by the Node event loop's own
+ * epoll (uv_poll: no thread waits for it). `tick` also runs once right away. Errors
+ * thrown by `tick` go to `onError`; the driver keeps running.
  */
 export function driveEventLoop(loop: Pointer, tick: () => void, onError: (err: unknown) => void): EventLoopDriver {
-  const loopFd = eventLoopGetFd(loop);
-  const wakeFd = eventfd(0, EFD_NONBLOCK);
   let running = true;
-  const stopped = (async () => {
+  const run = () => {
     try {
-      while (running) {
-        try {
-          tick();
-        } catch (err) {
-          onError(err);
-        }
-        if (!running) break;
-        const [, wake] = await pollAsync(
-          [
-            { fd: loopFd, events: POLLIN },
-            { fd: wakeFd, events: POLLIN },
-          ],
-          -1,
-        );
-        if (wake) {
-          try {
-            read(wakeFd, Buffer.alloc(8), 'driver wake-up eventfd');
-          } catch {
-            // EAGAIN: another wake-up got there first.
-          }
-        }
-      }
-    } finally {
-      close(wakeFd, 'driver wake-up eventfd');
+      tick();
+    } catch (err) {
+      onError(err);
     }
-  })();
+  };
+  run();
+  const watch = new FdWatch(eventLoopGetFd(loop), UV_READABLE, {
+    ready: () => {
+      if (running) run();
+    },
+    error: onError,
+  });
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
   return {
     get running() {
       return running;
@@ -430,9 +406,7 @@ export function driveEventLoop(loop: Pointer, tick: () => void, onError: (err: u
     stop() {
       if (!running) return;
       running = false;
-      const one = Buffer.alloc(8);
-      one.writeBigUInt64LE(1n);
-      write(wakeFd, one, 'driver wake-up eventfd');
+      void watch.close().then(resolveStopped);
     },
   };
 }

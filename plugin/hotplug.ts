@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import * as libc from '../ffi/libc.js';
+import { FdWatch, UV_READABLE } from '../ffi/uv.js';
 
 export interface HotplugEvent {
   /** 'uevent': the kernel said so; 'poll': the fallback timer fired. */
@@ -59,7 +60,7 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
   private sock = -1;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
-  private loop: Promise<void> | null = null;
+  private watch: FdWatch | null = null;
   private readonly buf = Buffer.alloc(8192);
   private readonly devname: string;
   /** Why uevents are not in use, or null when they are. */
@@ -80,7 +81,10 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
       try {
         this.sock = libc.socket(libc.AF_NETLINK, libc.SOCK_DGRAM | libc.SOCK_NONBLOCK, libc.NETLINK_KOBJECT_UEVENT, 'netlink uevent socket');
         libc.bindNetlink(this.sock, KERNEL_UEVENT_GROUP, 'netlink uevent socket');
-        this.loop = this.listen().catch((e: unknown) => this.fallBack(`the uevent listener failed (${(e as Error).message})`));
+        this.watch = new FdWatch(this.sock, UV_READABLE, {
+          ready: (_events, error) => (error ? this.fallBack(`the uevent listener failed (${error.message})`) : this.readUevents()),
+          error: (e) => this.fallBack(`the uevent listener failed (${(e as Error).message})`),
+        });
       } catch (e) {
         if (this.sock >= 0) libc.close(this.sock, 'netlink uevent socket');
         this.sock = -1;
@@ -104,6 +108,8 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
   /** Switches to re-probing on a timer when the uevent socket stops working. */
   private fallBack(why: string): void {
     if (this.closed) return;
+    void this.watch?.close();
+    this.watch = null;
     this.ueventUnavailable = `${why}; re-probing connectors every ${this.opts.pollMs || 1000} ms instead`;
     this.emit('degraded', this.ueventUnavailable);
     if (!this.timer) {
@@ -119,31 +125,26 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
     return this.sock >= 0;
   }
 
-  private async listen(): Promise<void> {
-    while (!this.closed) {
-      // A worker-thread poll with a short timeout: close() is noticed within it, and the
-      // socket is only closed after the poll on it has returned.
-      const [rev] = await libc.pollAsync([{ fd: this.sock, events: libc.POLLIN }], 200);
-      if (this.closed) break;
-      if (!(rev & libc.POLLIN)) continue;
-      for (;;) {
-        let n: number;
-        try {
-          n = libc.recv(this.sock, this.buf, libc.MSG_DONTWAIT, 'netlink uevent socket');
-        } catch {
-          n = -1; // ENOBUFS: the kernel dropped events; the next probe sees the truth anyway
-          this.emit('hotplug', { source: 'uevent' });
-        }
-        if (n < 0) break;
-        const ev = parseUevent(this.buf, n);
-        if (!ev || ev.env.SUBSYSTEM !== 'drm' || ev.env.HOTPLUG !== '1' || ev.env.DEVNAME !== this.devname) {
-          this.counts.ignored++;
-          continue;
-        }
-        this.counts.uevents++;
-        const id = ev.env.CONNECTOR !== undefined ? Number(ev.env.CONNECTOR) : undefined;
-        this.emit('hotplug', { source: 'uevent', connectorId: Number.isFinite(id) ? id : undefined });
+  /** Reads every uevent the socket holds (it is readable now). */
+  private readUevents(): void {
+    if (this.closed) return;
+    for (;;) {
+      let n: number;
+      try {
+        n = libc.recv(this.sock, this.buf, libc.MSG_DONTWAIT, 'netlink uevent socket');
+      } catch {
+        n = -1; // ENOBUFS: the kernel dropped events; the next probe sees the truth anyway
+        this.emit('hotplug', { source: 'uevent' });
       }
+      if (n < 0) break;
+      const ev = parseUevent(this.buf, n);
+      if (!ev || ev.env.SUBSYSTEM !== 'drm' || ev.env.HOTPLUG !== '1' || ev.env.DEVNAME !== this.devname) {
+        this.counts.ignored++;
+        continue;
+      }
+      this.counts.uevents++;
+      const id = ev.env.CONNECTOR !== undefined ? Number(ev.env.CONNECTOR) : undefined;
+      this.emit('hotplug', { source: 'uevent', connectorId: Number.isFinite(id) ? id : undefined });
     }
   }
 
@@ -152,8 +153,9 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.loop) await this.loop;
-    this.loop = null;
+    // The socket is closed only once libuv has let go of it.
+    await this.watch?.close();
+    this.watch = null;
     if (this.sock >= 0) libc.close(this.sock, 'netlink uevent socket');
     this.sock = -1;
   }

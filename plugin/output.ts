@@ -310,10 +310,11 @@ export class Output extends EventEmitter<OutputEvents> {
     this.connector = conn;
     this.mode = pickMode(conn, opts.mode);
     this.paths = checkPaths(opts.paths);
-    const crtc = opts.crtcId !== undefined ? dev.crtc(opts.crtcId) : dev.crtcs.find((c) => (conn.possibleCrtcs & (1 << c.index)) !== 0 && (conn.crtcId === 0 || conn.crtcId === c.id) && !claimed.has(c.id)) ?? dev.crtcs.find((c) => (conn.possibleCrtcs & (1 << c.index)) !== 0 && !claimed.has(c.id));
+    const claims = claimsOf(dev);
+    const crtc = opts.crtcId !== undefined ? dev.crtc(opts.crtcId) : dev.crtcs.find((c) => (conn.possibleCrtcs & (1 << c.index)) !== 0 && (conn.crtcId === 0 || conn.crtcId === c.id) && !claims.crtcs.has(c.id)) ?? dev.crtcs.find((c) => (conn.possibleCrtcs & (1 << c.index)) !== 0 && !claims.crtcs.has(c.id));
     if (!crtc) throw new Error(`no free CRTC can drive ${conn.name}`);
     this.crtc = crtc;
-    const primary = dev.planesFor(crtc, 'primary').find((p) => !claimedPlanes.has(p.id) && (planeOwner.get(p.id) ?? null) === null);
+    const primary = dev.planesFor(crtc, 'primary').find((p) => !claims.primaries.has(p.id) && (claims.planeOwner.get(p.id) ?? null) === null);
     if (!primary) throw new Error(`CRTC ${crtc.id} has no free primary plane`);
     this.primary = primary;
     this.cache = new FramebufferCache(dev.fd);
@@ -328,9 +329,9 @@ export class Output extends EventEmitter<OutputEvents> {
       },
       { crtcIndex: crtc.index, width: this.width, height: this.height, cursorWidth: dev.caps.cursorWidth, cursorHeight: dev.caps.cursorHeight, budgetMs: opts.allocatorBudgetMs },
     );
-    claimed.add(crtc.id);
-    claimedPlanes.add(primary.id);
-    planeOwner.set(primary.id, this);
+    claims.crtcs.add(crtc.id);
+    claims.primaries.add(primary.id);
+    claims.planeOwner.set(primary.id, this);
   }
 
   get width(): number {
@@ -648,7 +649,7 @@ export class Output extends EventEmitter<OutputEvents> {
   private usablePlanes(): KmsPlane[] {
     return this.dev.planesFor(this.crtc).filter((p) => {
       if (p.type === 'primary' && p.id !== this.primary.id) return false;
-      const owner = planeOwner.get(p.id);
+      const owner = claimsOf(this.dev).planeOwner.get(p.id);
       return owner === undefined || owner === this;
     });
   }
@@ -1082,13 +1083,14 @@ export class Output extends EventEmitter<OutputEvents> {
 
   /** After a successful commit: remember what the planes show; take and give back planes. */
   private adopt(planes: ReadonlyMap<number, PlaneState | null>): void {
+    const owner = claimsOf(this.dev).planeOwner;
     for (const [id, st] of planes) {
       if (st) {
         this.committed.set(id, st);
-        planeOwner.set(id, this);
+        owner.set(id, this);
       } else {
         this.committed.delete(id);
-        if (id !== this.primary.id && planeOwner.get(id) === this) planeOwner.delete(id);
+        if (id !== this.primary.id && owner.get(id) === this) owner.delete(id);
       }
     }
   }
@@ -1249,9 +1251,10 @@ export class Output extends EventEmitter<OutputEvents> {
         /* device gone */
       }
     }
-    claimed.delete(this.crtc.id);
-    claimedPlanes.delete(this.primary.id);
-    for (const [id, o] of [...planeOwner]) if (o === this) planeOwner.delete(id);
+    const claims = claimsOf(this.dev);
+    claims.crtcs.delete(this.crtc.id);
+    claims.primaries.delete(this.primary.id);
+    for (const [id, o] of [...claims.planeOwner]) if (o === this) claims.planeOwner.delete(id);
     this.committed.clear();
     // The restore's completion event comes before the kernel drops the state it replaced
     // (and with it the last references to those FBs): wait until they are really gone, so
@@ -1277,10 +1280,22 @@ function checkPaths(paths: readonly FramePath[] | undefined): ReadonlySet<FrameP
   return new Set(paths);
 }
 
-const claimed = new Set<number>();
-const claimedPlanes = new Set<number>();
-/** Which output uses a plane now (planes that several CRTCs can take are shared). */
-const planeOwner = new Map<number, Output>();
+/** What the outputs of one device hold. Object ids are per device: two devices often use the same ones. */
+interface DeviceClaims {
+  crtcs: Set<number>;
+  primaries: Set<number>;
+  /** Which output uses a plane now (planes that several CRTCs can take are shared). */
+  planeOwner: Map<number, Output>;
+}
+const claimsByDevice = new WeakMap<KmsDevice, DeviceClaims>();
+function claimsOf(dev: KmsDevice): DeviceClaims {
+  let c = claimsByDevice.get(dev);
+  if (!c) {
+    c = { crtcs: new Set(), primaries: new Set(), planeOwner: new Map() };
+    claimsByDevice.set(dev, c);
+  }
+  return c;
+}
 
 /** The connector mode matching a request (or the preferred one). */
 export function pickMode(conn: KmsConnector, want?: ModeRequest): drm.DrmModeInfo {

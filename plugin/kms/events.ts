@@ -1,15 +1,26 @@
 // Delivers DRM events (page-flip completions) to the Node event loop without ever
 // blocking it.
 //
-// How: a koffi async poll() waits on a libuv worker thread for the DRM fd (or our
-// wake-up eventfd) to become readable; its completion runs on the main thread, which
-// then read()s the fd -- the kernel has data ready, so read() returns at once -- and
-// decodes the events. The main thread itself never sleeps in the kernel. One worker
-// thread is occupied per open device while events are awaited (libuv has 4 by
-// default; set UV_THREADPOOL_SIZE when driving more devices than that).
+// How (default, 'uv'): the DRM fd is watched by the event loop's own epoll (libuv's
+// uv_poll, ffi/uv.ts); when the kernel has events, the main thread read()s the fd --
+// data is ready, so read() returns at once -- and decodes them. No thread is involved.
+//
+// The earlier way ('worker', kept until the benchmark's numbers are in; issue 15): a koffi
+// async poll() waits on a libuv worker thread for the DRM fd (or our wake-up eventfd);
+// its completion runs on the main thread, which then reads. One worker thread is occupied
+// per open device while events are awaited (libuv has 4 by default).
+// GUESTPLANE_DRM_EVENTS=worker (or setDrmEventPath) selects it.
 import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import { parseDrmEvents, DRM_EVENT_FLIP_COMPLETE, DRM_EVENT_VBLANK } from '../../ffi/drm.js';
+import { FdWatch, UV_READABLE } from '../../ffi/uv.js';
+
+export type DrmEventPath = 'uv' | 'worker';
+let eventPath: DrmEventPath = process.env['GUESTPLANE_DRM_EVENTS'] === 'worker' ? 'worker' : 'uv';
+/** How readers started from now on wait for events (see above); for A/B benchmarks. */
+export function setDrmEventPath(p: DrmEventPath): void {
+  eventPath = p;
+}
 
 export interface FlipEvent {
   /** 'flip': a commit with PAGE_FLIP_EVENT completed; 'vblank': a requested vblank event. */
@@ -40,11 +51,37 @@ export class DrmEventReader extends EventEmitter<DrmEventReaderEvents> {
     this.wakeFd = libc.eventfd(0, libc.EFD_NONBLOCK);
   }
 
+  private watch: FdWatch | null = null;
+
   /** Starts waiting for events; idempotent. */
   start(): void {
     if (this.running || this.closed) return;
     this.running = true;
-    this.loop = this.run();
+    if (eventPath === 'worker') {
+      this.loop = this.run();
+      return;
+    }
+    this.watch = new FdWatch(this.fd, UV_READABLE, {
+      ready: (_events, error) => {
+        if (!this.running) return;
+        if (error) return this.fail(new Error(`${this.what}: the DRM device went away (${error.message})`));
+        try {
+          this.readOnce();
+        } catch (e) {
+          this.fail(e instanceof Error ? e : new Error(String(e)));
+        }
+      },
+      // ready() reports its own failures (as the worker path does: the reader stops);
+      // this is for what fail() itself might throw.
+      error: (e) => this.emit('error', e instanceof Error ? e : new Error(String(e))),
+    });
+  }
+
+  private fail(e: Error): void {
+    this.running = false;
+    void this.watch?.close();
+    this.watch = null;
+    this.emit('error', e);
   }
 
   /** Reads whatever events are pending right now, without waiting. Returns how many. */
@@ -113,10 +150,14 @@ export class DrmEventReader extends EventEmitter<DrmEventReaderEvents> {
     }
   }
 
-  /** Stops the reader and waits until no worker thread still polls the fd. */
+  /** Stops the reader and waits until nothing (no libuv handle, no worker thread) still polls the fd. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.running = false;
+    if (this.watch) {
+      await this.watch.close();
+      this.watch = null;
+    }
     const one = Buffer.alloc(8);
     one.writeBigUInt64LE(1n);
     try {

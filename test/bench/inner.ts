@@ -188,6 +188,8 @@ for (let round = 1; round <= rounds; round++) {
     for (const path of ['scanout', 'copy'] as const) {
       await measure(bench, path, () => runStream({ card, connector: 'Virtual-1', width: w, height: h, path, warmupMs, ms }));
     }
+    // Issue 15 A/B: page-flip events through a libuv worker's poll(2) (before) vs uv_poll.
+    await measure(bench, 'scanout-worker-events', () => runStream({ card, connector: 'Virtual-1', width: w, height: h, path: 'scanout', drmEvents: 'worker', warmupMs, ms }));
   }
   // QEMU-style polling vs our flip-driven refresh, same guest stream, scanout both times.
   await measure(REFRESH, 'flip-driven', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, warmupMs, ms }));
@@ -200,7 +202,7 @@ guestCostMs = guestOnly.guestFrames ? guestOnly.cpuUs / 1000 / guestOnly.guestFr
 for (const [w, h] of MODES) {
   const bench = `stream-${w}x${h}`;
   const floor = cpuPerFrame(bench, 'c-floor');
-  for (const path of ['c-floor', 'scanout', 'gles', 'copy']) emit(bench, path, floor);
+  for (const path of ['c-floor', 'scanout', 'scanout-worker-events', 'gles', 'copy']) emit(bench, path, floor);
 }
 for (const path of ['flip-driven', 'poll-30ms']) emit(REFRESH, path, cpuPerFrame('stream-1024x768', 'c-floor'));
 sink.row('baseline-1024x768', 'node-guest-only', [
@@ -211,6 +213,13 @@ sink.row('baseline-1024x768', 'node-guest-only', [
 
 for (const guests of [1, 2, 4, 8]) {
   await attempt('scale-640x480', `${guests}-guests`, async () => scaleRows(await runScale({ guests, width: 640, height: 480, warmupMs, ms: scaleMs, switchMs: 500 })));
+}
+// Issue 15: 16 devices, one output each, so 16 page-flip readers in one process: with a
+// libuv worker thread per waiting reader (4 in the pool) against uv_poll on the main loop.
+for (const drmEvents of ['worker', 'uv'] as const) {
+  await attempt('devices-16x640x480', drmEvents === 'uv' ? 'uv-poll' : 'worker-threads', async () =>
+    scaleRows(await runScale({ guests: 16, devicePerGuest: true, drmEvents, width: 640, height: 480, warmupMs, ms: scaleMs, switchMs: 500 })),
+  );
 }
 // wl_shm read on the copy path: the direct mapping read (before) against the safe reads.
 for (const [w, h] of MODES) {

@@ -9,6 +9,7 @@
 // when it shows a frame flipped while its guest was attached (frame numbers are disjoint
 // per guest, so the present says whose frame it was); missed = expected − counted.
 import { KmsDevice } from '../../plugin/kms/device.js';
+import { setDrmEventPath, type DrmEventPath } from '../../plugin/kms/events.js';
 import { Output, type PresentEvent } from '../../plugin/output.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from '../integration/helpers/vkms-configfs.js';
 import { BenchGuest } from './guest.js';
@@ -18,6 +19,13 @@ const FRAME_SPACE = 10_000_000;
 
 export interface ScaleSpec {
   guests: number;
+  /**
+   * One vkms ConfigFS device per guest, one CRTC each (default: all on one 4-CRTC
+   * device): every device has its own DRM fd and page-flip event reader.
+   */
+  devicePerGuest?: boolean;
+  /** How the readers wait for page-flip events (default uv_poll). */
+  drmEvents?: DrmEventPath;
   width: number;
   height: number;
   warmupMs: number;
@@ -45,6 +53,7 @@ export interface ScaleResult {
 
 interface Head {
   out: Output;
+  dev: KmsDevice;
   guests: BenchGuest[];
   shown: number;
   /** guest.frames when it was last attached: its frames above this are expected. */
@@ -55,25 +64,31 @@ interface Head {
 
 export async function runScale(spec: ScaleSpec): Promise<ScaleResult> {
   const start = sampleProcess();
-  const nOutputs = Math.min(4, spec.guests);
+  const nOutputs = spec.devicePerGuest ? spec.guests : Math.min(4, spec.guests);
   const perOutput = Math.ceil(spec.guests / nOutputs);
-  let vkms: VkmsConfigfsDevice | null = null;
-  let dev: KmsDevice | null = null;
+  const vkmsDevs: VkmsConfigfsDevice[] = [];
+  const devs: KmsDevice[] = [];
   const heads: Head[] = [];
   const errors = new Set<string>();
+  setDrmEventPath(spec.drmEvents ?? 'uv');
   try {
-    vkms = createVkmsDevice({ crtcs: [0, 1, 2, 3].map(() => ({ writeback: false })) });
-    dev = KmsDevice.open(vkms.cardPath);
+    for (let d = 0; d < (spec.devicePerGuest ? nOutputs : 1); d++) {
+      const v = createVkmsDevice({ crtcs: (spec.devicePerGuest ? [0] : [0, 1, 2, 3]).map(() => ({ writeback: false })) });
+      vkmsDevs.push(v);
+      devs.push(KmsDevice.open(v.cardPath));
+    }
     let g = 0;
     for (let i = 0; i < nOutputs; i++) {
-      const out = new Output(dev, { connector: vkms.connectorNames[i], mode: { width: spec.width, height: spec.height } });
+      const d = spec.devicePerGuest ? i : 0;
+      const dev = devs[d]!;
+      const out = new Output(dev, { connector: vkmsDevs[d]!.connectorNames[spec.devicePerGuest ? 0 : i]!, mode: { width: spec.width, height: spec.height } });
       const guests: BenchGuest[] = [];
       for (let k = 0; k < perOutput && g < spec.guests; k++, g++) {
         const guest = new BenchGuest(spec.width, spec.height, 3);
         guest.frameBase = g * FRAME_SPACE;
         guests.push(guest);
       }
-      heads.push({ out, guests, shown: 0, attachedAt: 0, windowFrom: guests.map(() => 0) });
+      heads.push({ out, dev, guests, shown: 0, attachedAt: 0, windowFrom: guests.map(() => 0) });
       out.on('error', (e) => errors.add(`${e.cause}: ${e.message}`));
     }
     // measuring: guest flips count as expected; counting: presents count (a little longer,
@@ -120,7 +135,6 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleResult> {
         : null;
     await sleep(spec.warmupMs);
     const snap = () => heads.map((h) => h.out.statsSnapshot());
-    // Commit counters live on the device, shared by all outputs: read them once.
     const s0 = snap();
     const c0 = cpuMicros();
     for (const h of heads) h.windowFrom = h.guests.map((g) => g.frames);
@@ -137,6 +151,8 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleResult> {
     await sleep(60);
     counting = false;
     const imports = s1.reduce((a, s, i) => a + s.imports - s0[i].imports, 0);
+    // Commit counters live on the device, shared by its outputs: once per device.
+    const perDevice = (f: (s: (typeof s1)[number]) => number) => heads.reduce((a, h, i) => (heads.findIndex((x) => x.dev === h.dev) === i ? a + f(s1[i]) - f(s0[i]) : a), 0);
     const refreshMs = heads[0].out.refreshNs / 1e6;
     const result: ScaleResult = {
       outputs: nOutputs,
@@ -144,8 +160,8 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleResult> {
       presented,
       missed: expected - presented,
       guestFrames,
-      commits: s1[0].commits - s0[0].commits,
-      testOnly: s1[0].testOnlyCommits - s0[0].testOnlyCommits,
+      commits: perDevice((s) => s.commits),
+      testOnly: perDevice((s) => s.testOnlyCommits),
       imports,
       switches,
       cpuUs: c1 - c0,
@@ -155,22 +171,20 @@ export async function runScale(spec: ScaleSpec): Promise<ScaleResult> {
       end: start,
       errors: [...errors],
     };
-    for (const h of heads.splice(0)) {
-      await h.out.close();
-      for (const guest of h.guests) guest.close();
-    }
-    await dev.close();
-    dev = null;
-    vkms.remove();
-    vkms = null;
+    await release(heads, devs, vkmsDevs);
     result.end = sampleProcess();
     return result;
   } finally {
-    for (const h of heads) {
-      await h.out.close();
-      for (const guest of h.guests) guest.close();
-    }
-    if (dev) await dev.close();
-    vkms?.remove();
+    await release(heads, devs, vkmsDevs);
   }
+}
+
+/** Closes the outputs, their guests, the devices and the ConfigFS devices (each list emptied). */
+async function release(heads: Head[], devs: KmsDevice[], vkmsDevs: VkmsConfigfsDevice[]): Promise<void> {
+  for (const h of heads.splice(0)) {
+    await h.out.close();
+    for (const guest of h.guests) guest.close();
+  }
+  for (const d of devs.splice(0)) await d.close();
+  for (const v of vkmsDevs.splice(0)) v.remove();
 }

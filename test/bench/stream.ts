@@ -4,6 +4,7 @@
 // the modeset) and at the end of the window: what is reported is the steady state.
 // Results keep their raw samples so that several short windows of one path, interleaved
 // with the other paths', pool into one (see pool()).
+import { setDrmEventPath, type DrmEventPath } from '../../plugin/kms/events.js';
 import { spawnSync } from 'node:child_process';
 import { KmsDevice } from '../../plugin/kms/device.js';
 import { Output, type FramePath, type PresentEvent } from '../../plugin/output.js';
@@ -20,6 +21,8 @@ export interface StreamSpec {
   path?: FramePath;
   /** Poll the guest every `pollMs` (QEMU style) instead of reacting to its flips. */
   pollMs?: number;
+  /** How page-flip events reach the main thread (default: the reader's default, uv_poll). */
+  drmEvents?: DrmEventPath;
   warmupMs: number;
   ms: number;
 }
@@ -60,6 +63,8 @@ const DRAIN_MS = 60;
 
 export async function runStream(spec: StreamSpec): Promise<StreamResult> {
   const start = sampleProcess();
+  // The reader starts on the device's first page-flip wait, with the path set now.
+  setDrmEventPath(spec.drmEvents ?? 'uv');
   const dev = KmsDevice.open(spec.card);
   const opts = { connector: spec.connector, mode: { width: spec.width, height: spec.height }, paths: spec.path ? [spec.path] : undefined };
   let out: Output | null = null;

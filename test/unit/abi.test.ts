@@ -143,6 +143,8 @@ function compileAndRun(files: string[]): RunResult {
     writeFileSync(src, program);
     const args = ['-std=gnu11', '-w', '-o', exe, src];
     if (existsSync('/usr/include/libdrm')) args.unshift('-I/usr/include/libdrm');
+    // uv.h (ffi/uv.ts): Node's own headers where installed, else the copy koffi vendors.
+    args.unshift(existsSync('/usr/include/node/uv.h') ? '-I/usr/include/node' : `-I${join(ffiDir, '../node_modules/koffi/vendor/node-api-headers/include')}`);
     const cc = spawnSync(CC, args, { encoding: 'utf8' });
     if (cc.error || cc.status !== 0) {
       const numbered = program

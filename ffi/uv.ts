@@ -1,0 +1,124 @@
+// libuv's uv_poll, from the Node binary itself (Node exports libuv): an fd watched by the
+// event loop's own epoll, its callback run on the main thread when the fd is ready. No
+// worker thread waits in poll(2), and there is no limit of libuv's thread pool on how
+// many fds can be watched (koffi's async poll occupied one worker per fd).
+//
+// Ownership: a watch owns its uv_poll_t memory; close() stops it and the memory is freed
+// in libuv's close callback (libuv may touch the handle until then). The fd stays the
+// caller's; close the watch before closing the fd.
+import koffi from 'koffi';
+import type { AbiManifest } from './abi.js';
+
+// dlopen(NULL): the main program, i.e. the node binary, which exports libuv's API.
+const node = koffi.load(null as unknown as string);
+
+/** uv_poll_event */
+export const UV_READABLE = 1;
+export const UV_WRITABLE = 2;
+export const UV_DISCONNECT = 4;
+/** uv_handle_type of uv_poll_t */
+export const UV_POLL = 8;
+
+const PollCb = koffi.proto('void gp_uv_poll_cb(void *handle, int status, int events)');
+const CloseCb = koffi.proto('void gp_uv_close_cb(void *handle)');
+const uv_default_loop = node.func('void *uv_default_loop(void)');
+const uv_handle_size = node.func('size_t uv_handle_size(int type)');
+const uv_poll_init = node.func('int uv_poll_init(void *loop, void *handle, int fd)');
+const uv_poll_start = node.func('int uv_poll_start(void *handle, int events, gp_uv_poll_cb *cb)');
+const uv_poll_stop = node.func('int uv_poll_stop(void *handle)');
+const uv_close = node.func('void uv_close(void *handle, gp_uv_close_cb *cb)');
+const uv_strerror = node.func('const char *uv_strerror(int err)');
+
+const POLL_SIZE = Number(uv_handle_size(UV_POLL));
+
+/** Watches by handle address: one registered callback serves them all. */
+const live = new Map<bigint, FdWatch>();
+
+const onPoll = koffi.register((handle: unknown, status: number, events: number) => {
+  live.get(koffi.address(handle))?._ready(status, events);
+}, koffi.pointer(PollCb));
+
+const onClosed = koffi.register((handle: unknown) => {
+  const address = koffi.address(handle);
+  const w = live.get(address);
+  live.delete(address);
+  w?._closed();
+}, koffi.pointer(CloseCb));
+
+export interface FdWatchHandlers {
+  /** The fd is ready (`events`: UV_READABLE | …), or polling it failed (`error`, e.g. the fd went bad). */
+  ready(events: number, error: Error | null): void;
+  /** What ready() threw: reported here, never lost (the watch goes on). */
+  error(e: unknown): void;
+}
+
+/** A watched fd: ready() runs on the main thread whenever the fd is ready for `events`. */
+export class FdWatch {
+  readonly fd: number;
+  #handle: unknown;
+  readonly #handlers: FdWatchHandlers;
+  #closing: Promise<void> | null = null;
+  #resolveClosed: (() => void) | null = null;
+
+  constructor(fd: number, events: number, handlers: FdWatchHandlers) {
+    this.fd = fd;
+    this.#handlers = handlers;
+    const handle = koffi.alloc('uint8_t', POLL_SIZE);
+    const rc = uv_poll_init(uv_default_loop(), handle, fd) as number;
+    if (rc < 0) {
+      koffi.free(handle);
+      throw new Error(`uv_poll_init(fd ${fd}): ${uv_strerror(rc) as string}`);
+    }
+    this.#handle = handle;
+    live.set(koffi.address(handle), this);
+    const started = uv_poll_start(handle, events, onPoll) as number;
+    if (started < 0) {
+      void this.close();
+      throw new Error(`uv_poll_start(fd ${fd}): ${uv_strerror(started) as string}`);
+    }
+  }
+
+  /** @internal libuv's poll callback for this handle. */
+  _ready(status: number, events: number): void {
+    if (this.#closing) return;
+    try {
+      this.#handlers.ready(events, status < 0 ? new Error(`polling fd ${this.fd} failed: ${uv_strerror(status) as string}`) : null);
+    } catch (e) {
+      try {
+        this.#handlers.error(e);
+      } catch (e2) {
+        // Never into libuv: a throw across the C frame would end the process.
+        process.nextTick(() => {
+          throw e2;
+        });
+      }
+    }
+  }
+
+  /** @internal libuv's close callback: now the handle memory may go. */
+  _closed(): void {
+    koffi.free(this.#handle);
+    this.#handle = null;
+    this.#resolveClosed?.();
+  }
+
+  /** Stops watching; resolves once libuv has let go of the handle (its memory is freed then). */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise((resolve) => (this.#resolveClosed = resolve));
+    uv_poll_stop(this.#handle);
+    uv_close(this.#handle, onClosed);
+    return this.#closing;
+  }
+}
+
+/** How many watches are open (tests: nothing left behind). */
+export function openWatches(): number {
+  return live.size;
+}
+
+export const ABI: AbiManifest = {
+  headers: ['uv.h'],
+  structs: {},
+  constants: { UV_READABLE, UV_WRITABLE, UV_DISCONNECT, UV_POLL },
+};
