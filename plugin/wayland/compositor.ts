@@ -6,7 +6,7 @@
 // does not use (drm-lease).
 //
 // The Wayland display runs inside the Node event loop (protocols/runtime.ts: its
-// epoll fd is awaited on a libuv worker, requests are dispatched on the main thread).
+// epoll fd is watched by the Node loop's own epoll (uv_poll), requests are dispatched on the main thread).
 import { fstatSync, readdirSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import * as drm from '../../ffi/drm.js';
