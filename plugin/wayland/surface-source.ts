@@ -182,7 +182,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     const b = c.buffer;
     // The client destroyed the buffer it shows: its content is undefined, show nothing
     // (unless it is a wl_shm frame we already copied: it was released, and may be destroyed).
-    if (b.resource.destroyed && !(this.#snapshot.frame === c.seq && this.#snapshot.bufferId === b.id && this.#snapshot.bytes)) return { state: 'disabled' };
+    if (b.resource.destroyed && !this.#copied(c.seq, b.id)) return { state: 'disabled' };
     const base = {
       kind,
       bufferId: b.id,
@@ -228,8 +228,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
    * software EGL has four) keep drawing while a slow output is still composing.
    */
   cpuView(plane: GuestPlaneInfo): CpuView | null {
+    const copied = this.#copied(plane.frame, plane.bufferId);
+    if (copied) return { bytes: copied, offset: 0 };
     const snap = this.#snapshot;
-    if (snap.bytes && snap.frame === plane.frame && snap.bufferId === plane.bufferId) return { bytes: snap.bytes, offset: 0 };
     const b = this.#held.get(plane.bufferId);
     if (!b || b.kind === 'dmabuf' || b.resource.destroyed) return null;
     if (b.kind === 'solid') return { bytes: b.pixel, offset: 0 };
@@ -260,10 +261,15 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
 
   /** The pixels of a wl_shm frame as the output read them (tests, screenshots); null when not that frame's. */
   shmPixels(frame: number): { bytes: Uint8Array; stride: number; width: number; height: number } | null {
-    const snap = this.#snapshot;
     const b = this.#current?.buffer;
-    if (!snap.bytes || snap.frame !== frame || !b || b.id !== snap.bufferId || b.kind !== 'shm') return null;
-    return { bytes: snap.bytes, stride: b.stride, width: b.width, height: b.height };
+    const bytes = b?.kind === 'shm' ? this.#copied(frame, b.id) : null;
+    return bytes && b?.kind === 'shm' ? { bytes, stride: b.stride, width: b.width, height: b.height } : null;
+  }
+
+  /** The copy of frame `frame` of buffer `bufferId`, if that is the one taken. */
+  #copied(frame: number | undefined, bufferId: number): Uint8Array | null {
+    const snap = this.#snapshot;
+    return snap.bytes && snap.frame === frame && snap.bufferId === bufferId ? snap.bytes : null;
   }
 
   /**
