@@ -442,6 +442,7 @@ static int run_frames(bool use_dmabuf, int n) {
 }
 
 static void print_error(void);
+static struct wl_surface *make_toplevel(void);
 
 /* ---- hostile: a pool file shrunk and regrown under the compositor */
 static volatile bool shrink_stop;
@@ -455,15 +456,7 @@ static void *shrinker(void *arg) {
 }
 static int run_shm_shrink(int seconds) {
 	if (!compositor || !wm_base || !shm) die("missing globals");
-	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
-	struct wl_surface *surface = wl_compositor_create_surface(compositor);
-	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
-	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
-	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
-	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
-	wl_surface_commit(surface);
-	while (!configured)
-		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	struct wl_surface *surface = make_toplevel();
 	const int w = 512, h = 512, stride = w * 4;
 	shrink_size = (size_t)stride * h;
 	uint32_t *px;
