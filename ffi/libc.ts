@@ -137,6 +137,7 @@ const c_getpid = libc.func('int getpid(void)');
 const c_socket = libc.func('int socket(int domain, int type, int protocol)');
 const c_bind = libc.func('int bind(int fd, const void *addr, uint32_t len)');
 const c_recv = libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
+const c_socketpair = libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');
 
 export function open(path: string, flags: number): number {
   return check(c_open(path, flags | O_CLOEXEC), 'open', path);
@@ -320,6 +321,16 @@ export function socket(domain: number, type: number, protocol: number, what = `s
   return check(c_socket(domain, type | SOCK_CLOEXEC, protocol), 'socket', what);
 }
 
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+
+/** socketpair(2), close-on-exec: two connected ends, both the caller's. */
+export function socketpair(domain: number, type: number, what = 'socketpair'): [number, number] {
+  const sv = [0, 0];
+  check(c_socketpair(domain, type | SOCK_CLOEXEC, 0, sv), 'socketpair', what);
+  return [sv[0]!, sv[1]!];
+}
+
 /** bind(2) of a netlink socket to multicast `groups` (pid 0: the kernel picks our port id). */
 export function bindNetlink(fd: number, groups: number, what = `netlink fd ${fd}`): void {
   const addr = Buffer.alloc(SOCKADDR_NL_SIZE);
@@ -359,6 +370,8 @@ export const ABI: AbiManifest = {
   structs: { 'struct sockaddr_nl': { type: sockaddr_nl } },
   constants: {
     O_RDONLY,
+    AF_UNIX,
+    SOCK_STREAM,
     O_WRONLY,
     O_RDWR,
     O_NONBLOCK,

@@ -95,6 +95,13 @@ export class FdWatch {
     }
   }
 
+  /** Watches for other events from now on (uv_poll_start again, as libuv allows). */
+  setEvents(events: number): void {
+    if (this.#closing) return;
+    const rc = uv_poll_start(this.#handle, events, onPoll) as number;
+    if (rc < 0) throw new Error(`uv_poll_start(fd ${this.fd}): ${uv_strerror(rc) as string}`);
+  }
+
   /** @internal libuv's close callback: now the handle memory may go. */
   _closed(): void {
     koffi.free(this.#handle);

@@ -553,6 +553,7 @@ export class Output extends EventEmitter<OutputEvents> {
     }
     if (this.writeback?.isArmed) this.finishCapture(f.content);
     if (this.held.size > 0 || this.hostSources.size > 0) this.updateHeld(f.content.frameId ?? 0);
+    this.source?.frameShown?.(f.content.frame);
     const a = f.content.alloc;
     this.emit('present', {
       sequence: ev.sequence,

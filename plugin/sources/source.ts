@@ -97,6 +97,12 @@ export interface GuestSource extends EventEmitter<GuestSourceEvents> {
    * their producer (a Wayland client waiting for its frame callback) finish that frame here.
    */
   refused?(plane: GuestPlaneInfo, cause: string, message: string): void;
+  /**
+   * A flip put this source's `frame` (GuestPlaneInfo.frame) on screen; undefined when the
+   * frame shown was not one of the source's (no signal). Sources that pace their producer
+   * (QEMU waits for its UpdateDMABUF answer) let it go on here.
+   */
+  frameShown?(frame: number | undefined): void;
   /** Releases everything the source holds. */
   close(): void;
 }

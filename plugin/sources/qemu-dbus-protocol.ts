@@ -1,0 +1,144 @@
+// What QEMU's D-Bus display (ui/dbus-display1.xml, org.qemu.Display1.Listener) says to a
+// listener, checked and turned into typed calls. Everything here is pure: the values come
+// from a message already read by sd-bus, untrusted (QEMU may be buggy, or not QEMU), and
+// every way they can be wrong gives a ListenerError naming the argument and what was
+// expected. The fds in a call are the connection's until the source takes them.
+import { DRM_FORMAT } from '../../ffi/drm.js';
+import { DbusFd, type DbusValue } from '../dbus/connection.js';
+
+export const LISTENER_PATH = '/org/qemu/Display1/Listener';
+export const LISTENER_IFACE = 'org.qemu.Display1.Listener';
+
+/** Sizes beyond any real display: a guest claiming more is lying or broken. */
+export const MAX_DIMENSION = 16384;
+export const MAX_CURSOR = 512;
+
+export type ListenerCall =
+  | { member: 'ScanoutDMABUF'; fd: DbusFd; width: number; height: number; stride: number; fourcc: number; modifier: bigint; y0Top: boolean }
+  | { member: 'UpdateDMABUF'; x: number; y: number; w: number; h: number }
+  | { member: 'Scanout'; width: number; height: number; stride: number; fourcc: number; data: Buffer }
+  | { member: 'Update'; x: number; y: number; w: number; h: number; stride: number; fourcc: number; data: Buffer }
+  | { member: 'Disable' }
+  | { member: 'CursorDefine'; width: number; height: number; hotX: number; hotY: number; data: Buffer }
+  | { member: 'MouseSet'; x: number; y: number; on: boolean };
+
+export class ListenerError extends Error {
+  constructor(
+    readonly member: string,
+    message: string,
+  ) {
+    super(`QEMU's ${member}: ${message}`);
+    this.name = 'ListenerError';
+  }
+}
+
+const SIGNATURES: Record<ListenerCall['member'], string> = {
+  ScanoutDMABUF: 'huuuutb',
+  UpdateDMABUF: 'iiii',
+  Scanout: 'uuuuay',
+  Update: 'iiiiuuay',
+  Disable: '',
+  CursorDefine: 'iiiiay',
+  MouseSet: 'iii',
+};
+
+/**
+ * pixman format codes (PIXMAN_FORMAT(bpp, type, a, r, g, b)) QEMU's 2D surfaces use, as
+ * DRM fourccs (same byte order: pixman names are from the most significant bit, as DRM's).
+ */
+export const PIXMAN_TO_DRM: ReadonlyMap<number, number> = new Map([
+  [0x20020888, DRM_FORMAT.XRGB8888!], // x8r8g8b8: QEMU's default 32-bit surface
+  [0x20028888, DRM_FORMAT.ARGB8888!], // a8r8g8b8
+  [0x20030888, DRM_FORMAT.XBGR8888!], // x8b8g8r8
+  [0x20038888, DRM_FORMAT.ABGR8888!], // a8b8g8r8
+  [0x20080888, DRM_FORMAT.BGRX8888!], // b8g8r8x8
+  [0x20088888, DRM_FORMAT.BGRA8888!], // b8g8r8a8
+]);
+
+export function pixmanName(code: number): string {
+  const bpp = code >>> 24;
+  return `pixman 0x${(code >>> 0).toString(16).padStart(8, '0')} (${bpp} bpp)`;
+}
+
+function isInt(v: DbusValue | undefined): v is number {
+  return typeof v === 'number' && Number.isInteger(v);
+}
+
+/** Checks a call's signature and values; returns the typed call or throws ListenerError. */
+export function decodeListenerCall(member: string, signature: string, args: readonly DbusValue[]): ListenerCall {
+  if (!(member in SIGNATURES)) throw new ListenerError(member, 'unknown method of org.qemu.Display1.Listener (newer QEMU?)');
+  const m = member as ListenerCall['member'];
+  if (signature !== SIGNATURES[m]) throw new ListenerError(m, `arguments '${signature}', expected '${SIGNATURES[m]}'`);
+  const dim = (v: DbusValue | undefined, what: string, max = MAX_DIMENSION): number => {
+    if (!isInt(v) || v < 1 || v > max) throw new ListenerError(m, `${what} ${String(v)} is not within 1..${max}`);
+    return v;
+  };
+  const coord = (v: DbusValue | undefined, what: string): number => {
+    if (!isInt(v) || v < 0 || v > MAX_DIMENSION) throw new ListenerError(m, `${what} ${String(v)} is not within 0..${MAX_DIMENSION}`);
+    return v;
+  };
+  const rect = (a: readonly DbusValue[]) => {
+    const x = coord(a[0], 'x');
+    const y = coord(a[1], 'y');
+    const w = coord(a[2], 'width');
+    const h = coord(a[3], 'height');
+    return { x, y, w, h };
+  };
+  switch (m) {
+    case 'ScanoutDMABUF': {
+      const fd = args[0];
+      if (!(fd instanceof DbusFd) || fd.fd < 0) throw new ListenerError(m, 'no dma-buf fd came with the call');
+      const width = dim(args[1], 'width');
+      const height = dim(args[2], 'height');
+      const stride = dim(args[3], 'stride', MAX_DIMENSION * 16);
+      const fourcc = args[4] as number;
+      const modifier = BigInt(args[5] as bigint | number);
+      return { member: m, fd, width, height, stride, fourcc, modifier, y0Top: args[6] === true };
+    }
+    case 'UpdateDMABUF':
+      return { member: m, ...rect(args) };
+    case 'Scanout': {
+      const width = dim(args[0], 'width');
+      const height = dim(args[1], 'height');
+      const stride = dim(args[2], 'stride', MAX_DIMENSION * 16);
+      const fourcc = pixmanFormat(m, args[3] as number);
+      const data = args[4] as Buffer;
+      if (stride < width * 4) throw new ListenerError(m, `stride ${stride} is less than width ${width} × 4 bytes`);
+      const need = stride * (height - 1) + width * 4;
+      if (data.length < need) throw new ListenerError(m, `${data.length} bytes of pixels for ${width}x${height} at stride ${stride} (needs ${need})`);
+      return { member: m, width, height, stride, fourcc, data };
+    }
+    case 'Update': {
+      const r = rect(args);
+      const stride = dim(args[4], 'stride', MAX_DIMENSION * 16);
+      const fourcc = pixmanFormat(m, args[5] as number);
+      const data = args[6] as Buffer;
+      if (r.w > 0 && stride < r.w * 4) throw new ListenerError(m, `stride ${stride} is less than width ${r.w} × 4 bytes`);
+      const need = r.w === 0 || r.h === 0 ? 0 : stride * (r.h - 1) + r.w * 4;
+      if (data.length < need) throw new ListenerError(m, `${data.length} bytes of pixels for ${r.w}x${r.h} at stride ${stride} (needs ${need})`);
+      return { member: m, ...r, stride, fourcc, data };
+    }
+    case 'Disable':
+      return { member: m };
+    case 'CursorDefine': {
+      const width = dim(args[0], 'cursor width', MAX_CURSOR);
+      const height = dim(args[1], 'cursor height', MAX_CURSOR);
+      const hotX = args[2] as number;
+      const hotY = args[3] as number;
+      if (hotX < 0 || hotX >= width || hotY < 0 || hotY >= height) throw new ListenerError(m, `hotspot ${hotX},${hotY} is outside the ${width}x${height} cursor`);
+      const data = args[4] as Buffer;
+      if (data.length !== width * height * 4) throw new ListenerError(m, `${data.length} bytes for a ${width}x${height} ARGB cursor (needs ${width * height * 4})`);
+      return { member: m, width, height, hotX, hotY, data };
+    }
+    case 'MouseSet':
+      return { member: m, x: args[0] as number, y: args[1] as number, on: args[2] !== 0 };
+  }
+}
+
+function pixmanFormat(member: string, code: number): number {
+  const f = PIXMAN_TO_DRM.get(code >>> 0);
+  if (f === undefined) {
+    throw new ListenerError(member, `${pixmanName(code)} is not a format guestplane can show; supported: ${[...PIXMAN_TO_DRM.keys()].map((k) => '0x' + k.toString(16)).join(', ')} (32-bit RGB)`);
+  }
+  return f;
+}

@@ -1,0 +1,588 @@
+// An unmodified QEMU (or libvirt) with `-display dbus` as a guest source. QEMU exports each
+// console on the bus (org.qemu.Display1.Console_N); we register a listener per console,
+// over a socketpair whose other end QEMU takes (it becomes the D-Bus server on it) and
+// then calls us with the guest's frames:
+//   ScanoutDMABUF (a dma-buf of the guest plane, or a udmabuf of guest memory) + UpdateDMABUF
+//     → the dmabuf transport: imported once, scanned out zero-copy where the plane takes it;
+//   Scanout / Update (pixels in the message, guests without dma-bufs)
+//     → the region transport: a shadow copy the CPU path copies from.
+//
+// Buffer identity: QEMU sends a new fd for every ScanoutDMABUF, also for a buffer it sent
+// before (its vfio display keeps a few). The dma-buf's inode names the buffer: a known
+// inode keeps its first fd and bufferId, the new fd is closed at once, so the FB cache
+// imports each guest buffer once and fds stay flat over any number of scanouts.
+//
+// Pacing: QEMU blocks the console's GL updates until UpdateDMABUF is answered
+// (graphic_hw_gl_block). The answer is held until the output has shown that frame (or
+// refused it, or a newer one replaced it), so the guest renders at the screen's pace,
+// as under a real compositor, not at QEMU's 30 ms timer with frames dropped in between.
+//
+// y0_top: QEMU's own GL viewers blit flipped when y0_top is false, because a GL window's
+// row 0 is its bottom. So false means the buffer's row 0 is the picture's top (mbochs,
+// plain guest framebuffers: shown as is) and true means GL's bottom-up order (reflect-y).
+//
+// Ownership: the source owns the listener connection, one fd per known dma-buf inode and
+// the shadow pixels; exportDmabuf() returns dups the caller closes. The QemuDisplay owns
+// the bus connection; closing it closes every console source it opened.
+import { EventEmitter } from 'node:events';
+import { fstatSync, readlinkSync } from 'node:fs';
+import * as libc from '../../ffi/libc.js';
+import { DbusConnection, DbusError, type DbusValue, type IncomingCall } from '../dbus/connection.js';
+import { NORMAL, withYInvert } from '../transform.js';
+import { decodeListenerCall, LISTENER_IFACE, LISTENER_PATH, ListenerError, type ListenerCall } from './qemu-dbus-protocol.js';
+import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
+
+const QEMU_NAME = 'org.qemu';
+const VM_PATH = '/org/qemu/Display1/VM';
+const VM_IFACE = 'org.qemu.Display1.VM';
+const CONSOLE_IFACE = 'org.qemu.Display1.Console';
+const KEYBOARD_IFACE = 'org.qemu.Display1.Keyboard';
+const MOUSE_IFACE = 'org.qemu.Display1.Mouse';
+
+/** Dma-buf inodes kept (QEMU's vfio display keeps 5 buffers; a guest flips between 2-3). */
+const MAX_BUFFERS = 8;
+/** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us. */
+const HOLD_MS = 1000;
+
+export interface QemuConsoleInfo {
+  id: number;
+  path: string;
+  type: string;
+  label: string;
+  head: number;
+  width: number;
+  height: number;
+  deviceAddress: string;
+  /** Interfaces the console object offers (Keyboard, Mouse, MultiTouch…), when QEMU says. */
+  interfaces: string[];
+}
+
+export interface QemuVmInfo {
+  name: string;
+  uuid: string;
+  consoleIds: number[];
+}
+
+/** QEMU's Mouse buttons (qapi InputButton). */
+export type QemuButton = 'left' | 'middle' | 'right' | 'wheel-up' | 'wheel-down' | 'side' | 'extra';
+const BUTTONS: Record<QemuButton, number> = { left: 0, middle: 1, right: 2, 'wheel-up': 3, 'wheel-down': 4, side: 5, extra: 6 };
+
+function str(v: DbusValue | undefined): string {
+  return typeof v === 'string' ? v : '';
+}
+function num(v: DbusValue | undefined): number {
+  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : 0;
+}
+
+/** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */
+export class QemuDisplay {
+  readonly address: string;
+  readonly #bus: DbusConnection;
+  readonly #dest: string | null;
+  readonly #consoles = new Set<QemuConsoleSource>();
+
+  private constructor(address: string, bus: DbusConnection, dest: string | null) {
+    this.address = address;
+    this.#bus = bus;
+    this.#dest = dest;
+  }
+
+  /**
+   * Connects to QEMU's display. `address` is a D-Bus address (`unix:path=…`), `session`
+   * for $DBUS_SESSION_BUS_ADDRESS, or `p2p:unix:path=…` for a peer-to-peer socket.
+   */
+  static async connect(address: string): Promise<QemuDisplay> {
+    let addr = address;
+    let p2p = false;
+    if (address === 'session') {
+      addr = process.env.DBUS_SESSION_BUS_ADDRESS ?? '';
+      if (!addr) throw new Error('--qemu-dbus session: DBUS_SESSION_BUS_ADDRESS is not set; give the bus address QEMU uses (unix:path=…)');
+    } else if (address.startsWith('p2p:')) {
+      addr = address.slice(4);
+      p2p = true;
+    }
+    if (!/^[a-z]+:/.test(addr)) throw new Error(`--qemu-dbus ${address}: not a D-Bus address; expected unix:path=/run/…/bus, session, or p2p:unix:path=…`);
+    const bus = DbusConnection.connect(addr, { busClient: !p2p, name: `QEMU display bus ${addr}` });
+    const d = new QemuDisplay(address, bus, p2p ? null : QEMU_NAME);
+    try {
+      await d.vmInfo();
+    } catch (e) {
+      bus.close();
+      throw new Error(`no QEMU display at ${address}: ${(e as Error).message}. Start QEMU with -display dbus (and the same bus), or check the address`);
+    }
+    return d;
+  }
+
+  get closed(): boolean {
+    return this.#bus.closed;
+  }
+
+  onClosed(fn: (e: Error | null) => void): void {
+    this.#bus.on('closed', fn);
+  }
+
+  async vmInfo(): Promise<QemuVmInfo> {
+    const [props] = await this.#bus.call(this.#dest, VM_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: VM_IFACE }], 5000);
+    const p = props instanceof Map ? props : new Map<DbusValue, DbusValue>();
+    const ids = p.get('ConsoleIDs');
+    return { name: str(p.get('Name')), uuid: str(p.get('UUID')), consoleIds: Array.isArray(ids) ? ids.map(num) : [] };
+  }
+
+  async consoles(): Promise<QemuConsoleInfo[]> {
+    const { consoleIds } = await this.vmInfo();
+    return Promise.all(consoleIds.map((id) => this.console(id)));
+  }
+
+  async console(id: number): Promise<QemuConsoleInfo> {
+    const path = `/org/qemu/Display1/Console_${id}`;
+    let props: DbusValue | undefined;
+    try {
+      [props] = await this.#bus.call(this.#dest, path, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: CONSOLE_IFACE }], 5000);
+    } catch (e) {
+      throw new Error(`QEMU console ${id}: ${(e as Error).message}${e instanceof DbusError ? ' (see guestplane info --qemu-dbus for the consoles there are)' : ''}`);
+    }
+    const p = props instanceof Map ? props : new Map<DbusValue, DbusValue>();
+    const ifs = p.get('Interfaces');
+    return {
+      id,
+      path,
+      type: str(p.get('Type')),
+      label: str(p.get('Label')),
+      head: num(p.get('Head')),
+      width: num(p.get('Width')),
+      height: num(p.get('Height')),
+      deviceAddress: str(p.get('DeviceAddress')),
+      interfaces: Array.isArray(ifs) ? ifs.map(str) : [],
+    };
+  }
+
+  /** Registers a listener on console `id` and returns it as a guest source. */
+  async open(id = 0): Promise<QemuConsoleSource> {
+    const info = await this.console(id);
+    if (info.type !== 'Graphic') throw new Error(`QEMU console ${id} is a ${info.type || 'unknown'} console, not a graphic one; pick another with --console N`);
+    const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'QEMU listener socket');
+    let listener: DbusConnection;
+    try {
+      listener = DbusConnection.fromSocket(ours, `QEMU console ${id} listener`);
+    } catch (e) {
+      libc.close(theirs);
+      throw e;
+    }
+    const source = new QemuConsoleSource(info, listener, this.#bus, this.#dest);
+    try {
+      // QEMU authenticates the listener while this call is in flight: the listener
+      // connection must be served meanwhile, which the event loop does.
+      await this.#bus.call(this.#dest, info.path, CONSOLE_IFACE, 'RegisterListener', [{ type: 'h', value: theirs }], 10000);
+    } catch (e) {
+      source.close();
+      throw new Error(`QEMU console ${id}: RegisterListener failed: ${(e as Error).message}`);
+    } finally {
+      libc.close(theirs);
+    }
+    this.#consoles.add(source);
+    source.onClosed = () => this.#consoles.delete(source);
+    return source;
+  }
+
+  close(): void {
+    for (const c of [...this.#consoles]) c.close();
+    this.#bus.close();
+  }
+}
+
+interface Held {
+  frame: number;
+  call: IncomingCall;
+  timer: NodeJS.Timeout;
+}
+
+interface KnownBuffer {
+  fd: number;
+  bufferId: number;
+  size: number;
+}
+
+type Scanout =
+  | { kind: 'dmabuf'; buffer: KnownBuffer; inode: string; width: number; height: number; stride: number; fourcc: number; modifier: bigint; y0Top: boolean; generation: number }
+  | { kind: 'surface'; bufferId: number; width: number; height: number; stride: number; fourcc: number; pixels: Buffer; generation: number };
+
+
+/** Counters for tests and the kiosk's status line. */
+export interface QemuConsoleStats {
+  scanouts: number;
+  updates: number;
+  /** ScanoutDMABUF calls whose dma-buf was already known (by inode): the fd was closed at once. */
+  reusedBuffers: number;
+  buffersKnown: number;
+  refusedCalls: number;
+  /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
+  answered: { shown: number; refused: number; timeout: number; superseded: number };
+}
+
+/** One QEMU console as a GuestSource (see the file comment). */
+export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
+  readonly name: string;
+  readonly changeEvents = true;
+  readonly info: QemuConsoleInfo;
+  readonly #listener: DbusConnection;
+  readonly #bus: DbusConnection;
+  readonly #dest: string | null;
+  readonly #buffers = new Map<string, KnownBuffer>();
+  #scanout: Scanout | null = null;
+  #enabled = false;
+  #frame = 0;
+  #flipTimeNs = 0n;
+  #nextBufferId = 1;
+  #generation = 0;
+  #held: Held[] = [];
+  #lost: Error | null = null;
+  #closed = false;
+  readonly #warned = new Set<string>();
+  /** What QEMU said that the source refused (bad fd, lying sizes, unknown format…), once per kind. */
+  readonly warnings: string[] = [];
+  onWarning: ((message: string) => void) | null = null;
+  onClosed: (() => void) | null = null;
+  #absolute: boolean | null = null;
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+
+  /** @internal QemuDisplay.open() makes these. */
+  constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null) {
+    super();
+    this.info = info;
+    this.name = `QEMU console ${info.id} (${info.label || info.type})`;
+    this.#listener = listener;
+    this.#bus = bus;
+    this.#dest = dest;
+    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call));
+    listener.on('error', (e) => this.#warn('listener', `${this.name}: ${e.message}`));
+    listener.on('closed', (e) => this.#gone(`QEMU closed the display connection of console ${info.id}${e ? ` (${e.message})` : ''}: QEMU exited or dropped the listener`));
+    bus.on('closed', () => this.#gone(`the D-Bus connection to QEMU closed`));
+  }
+
+  #onCall(call: IncomingCall): void {
+    if (call.interface !== LISTENER_IFACE) {
+      return call.fail('org.freedesktop.DBus.Error.UnknownInterface', `guestplane's listener has no interface ${call.interface}`);
+    }
+    let c: ListenerCall;
+    try {
+      c = decodeListenerCall(call.member, call.signature, call.args);
+    } catch (e) {
+      this.stats.refusedCalls++;
+      const msg = (e as Error).message;
+      this.#warn(`${call.member}:${e instanceof ListenerError ? msg.replace(/\d+/g, 'N') : 'x'}`, `${this.name}: ${msg}; the last good frame stays`);
+      return call.fail('org.freedesktop.DBus.Error.InvalidArgs', msg);
+    }
+    try {
+      this.#handle(c, call);
+    } catch (e) {
+      this.stats.refusedCalls++;
+      const msg = (e as Error).message;
+      this.#warn(`${call.member}:handle`, `${this.name}: ${msg}; the last good frame stays`);
+      if (!call.answered) call.fail('org.freedesktop.DBus.Error.Failed', msg);
+    }
+  }
+
+  #handle(c: ListenerCall, call: IncomingCall): void {
+    switch (c.member) {
+      case 'ScanoutDMABUF': {
+        const { buffer, inode } = this.#adopt(call.takeFd(c.fd), c.stride, c.height);
+        call.reply();
+        const s = this.#scanout;
+        const same = s?.kind === 'dmabuf' && s.width === c.width && s.height === c.height && s.stride === c.stride && s.fourcc === c.fourcc && s.modifier === c.modifier;
+        this.#scanout = {
+          kind: 'dmabuf',
+          buffer,
+          inode,
+          width: c.width,
+          height: c.height,
+          stride: c.stride,
+          fourcc: c.fourcc,
+          modifier: c.modifier,
+          y0Top: c.y0Top,
+          generation: same ? s.generation : ++this.#generation,
+        };
+        this.#enabled = true;
+        this.stats.scanouts++;
+        this.#newFrame();
+        return;
+      }
+      case 'UpdateDMABUF': {
+        if (this.#scanout?.kind !== 'dmabuf') return call.reply();
+        this.stats.updates++;
+        this.#newFrame();
+        this.#hold(call);
+        return;
+      }
+      case 'Scanout': {
+        const s = this.#scanout;
+        const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
+        const stride = c.width * 4;
+        const pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
+        for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
+        this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : this.#nextBufferId++, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#generation };
+        this.#enabled = true;
+        this.stats.scanouts++;
+        call.reply();
+        this.#newFrame();
+        return;
+      }
+      case 'Update': {
+        const s = this.#scanout;
+        call.reply();
+        if (s?.kind !== 'surface') return;
+        if (c.fourcc !== s.fourcc) throw new ListenerError('Update', `format changed without a Scanout`);
+        // Only the part inside the surface: QEMU clips, a lying peer is cut to size.
+        const w = Math.min(c.w, s.width - c.x);
+        const h = Math.min(c.h, s.height - c.y);
+        if (w <= 0 || h <= 0) return;
+        for (let y = 0; y < h; y++) c.data.copy(s.pixels, (c.y + y) * s.stride + c.x * 4, y * c.stride, y * c.stride + w * 4);
+        this.stats.updates++;
+        this.#newFrame();
+        return;
+      }
+      case 'Disable':
+        call.reply();
+        this.#enabled = false;
+        this.#answerHeld(Infinity, 'superseded');
+        this.emit('changed');
+        return;
+      case 'CursorDefine':
+      case 'MouseSet':
+        // The cursor plane for QEMU's cursor is not built yet: QEMU composites nothing
+        // either way, so the guest's own (software) cursor is what shows.
+        call.reply();
+        return;
+    }
+  }
+
+  /** Takes a ScanoutDMABUF fd: a known buffer (same inode) keeps its first fd, this one closes. */
+  #adopt(fd: number, stride: number, height: number): { buffer: KnownBuffer; inode: string } {
+    let keep = false;
+    try {
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        /* reported below */
+      }
+      if (!link.startsWith('/dmabuf:')) throw new ListenerError('ScanoutDMABUF', `the fd is not a dma-buf (${link || 'unreadable'})`);
+      const st = fstatSync(fd, { bigint: true });
+      const inode = `${st.dev}:${st.ino}`;
+      const size = Number(st.size);
+      if (size > 0 && stride * height > size) throw new ListenerError('ScanoutDMABUF', `stride ${stride} × height ${height} = ${stride * height} bytes but the dma-buf has ${size}`);
+      const known = this.#buffers.get(inode);
+      if (known) {
+        this.stats.reusedBuffers++;
+        // Most recently used last: eviction takes the oldest.
+        this.#buffers.delete(inode);
+        this.#buffers.set(inode, known);
+        return { buffer: known, inode };
+      }
+      this.#evict();
+      const buffer = { fd, bufferId: this.#nextBufferId++, size };
+      this.#buffers.set(inode, buffer);
+      this.stats.buffersKnown = this.#buffers.size;
+      keep = true;
+      return { buffer, inode };
+    } finally {
+      if (!keep) libc.close(fd, 'duplicate ScanoutDMABUF fd');
+    }
+  }
+
+  #evict(): void {
+    const current = this.#scanout?.kind === 'dmabuf' ? this.#scanout.inode : null;
+    for (const [inode, b] of this.#buffers) {
+      if (this.#buffers.size < MAX_BUFFERS) break;
+      if (inode === current) continue;
+      libc.close(b.fd, 'evicted QEMU dma-buf');
+      this.#buffers.delete(inode);
+    }
+  }
+
+  #newFrame(): void {
+    this.#frame++;
+    this.#flipTimeNs = process.hrtime.bigint();
+    // A newer frame replaces every held one: the output shows the newest only.
+    this.#answerHeld(this.#frame - 1, 'superseded');
+    this.emit('changed');
+  }
+
+  #hold(call: IncomingCall): void {
+    const frame = this.#frame;
+    const timer = setTimeout(() => this.#answerHeld(frame, 'timeout'), HOLD_MS);
+    this.#held.push({ frame, call, timer });
+  }
+
+  #answerHeld(upTo: number, why: keyof QemuConsoleStats['answered']): void {
+    const keep: Held[] = [];
+    for (const h of this.#held) {
+      if (h.frame > upTo) {
+        keep.push(h);
+        continue;
+      }
+      clearTimeout(h.timer);
+      h.call.reply();
+      this.stats.answered[why]++;
+    }
+    this.#held = keep;
+  }
+
+  query(kind: GuestPlaneKind): PlaneQuery {
+    if (this.#lost) return { state: 'lost', error: this.#lost };
+    if (kind !== 'primary') return { state: 'disabled' };
+    const s = this.#scanout;
+    if (!s || !this.#enabled) return { state: 'disabled' };
+    const base = { kind: 'primary' as const, x: -1, y: -1, hotX: -1, hotY: -1, offset: 0, frame: this.#frame, flipTimeNs: this.#flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc };
+    if (s.kind === 'surface') return { state: 'ok', plane: { ...base, bufferId: s.bufferId, transport: 'region', modifier: 0n, size: s.pixels.length } };
+    return {
+      state: 'ok',
+      plane: { ...base, bufferId: s.buffer.bufferId, transport: 'dmabuf', modifier: s.modifier, size: s.buffer.size, transform: s.y0Top ? withYInvert(NORMAL, true) : undefined },
+    };
+  }
+
+  exportDmabuf(plane: GuestPlaneInfo): number {
+    for (const b of this.#buffers.values()) if (b.bufferId === plane.bufferId) return libc.fcntl(b.fd, libc.F_DUPFD_CLOEXEC, 3, `${this.name} dma-buf ${plane.bufferId}`);
+    throw new Error(`${this.name}: buffer ${plane.bufferId} is no longer known (QEMU replaced it)`);
+  }
+
+  cpuView(plane: GuestPlaneInfo): CpuView | null {
+    const s = this.#scanout;
+    if (s?.kind === 'surface' && s.bufferId === plane.bufferId) return { bytes: s.pixels, offset: 0 };
+    return null;
+  }
+
+  refused(plane: GuestPlaneInfo, cause: string, message: string): void {
+    this.#warn(`refused:${cause}`, `${this.name}: the output cannot show QEMU's buffer (${cause}): ${message}`);
+    this.stats.refusedCalls++;
+    this.#answerHeld(plane.frame ?? this.#frame, 'refused');
+  }
+
+  /** The output put `frame` of this source on screen: QEMU may render the next one. */
+  frameShown(frame: number | undefined): void {
+    if (frame !== undefined) this.#answerHeld(frame, 'shown');
+  }
+
+  /** Tells the guest the size of the screen it is shown on (it may pick that mode). */
+  async setUIInfo(width: number, height: number, widthMm = 0, heightMm = 0): Promise<void> {
+    await this.#bus.call(this.#dest, this.info.path, CONSOLE_IFACE, 'SetUIInfo', [
+      { type: 'q', value: widthMm },
+      { type: 'q', value: heightMm },
+      { type: 'i', value: 0 },
+      { type: 'i', value: 0 },
+      { type: 'u', value: width },
+      { type: 'u', value: height },
+    ]);
+  }
+
+  // --- input (org.qemu.Display1.Keyboard / Mouse on the console object) ---
+
+  /** A key by Linux evdev code (KEY_A = 30…), as QEMU key numbers. */
+  async key(evdevCode: number, down: boolean): Promise<void> {
+    const qnum = evdevToQnum(evdevCode);
+    if (qnum === undefined) throw new Error(`evdev key code ${evdevCode} has no QEMU key number`);
+    await this.#bus.call(this.#dest, this.info.path, KEYBOARD_IFACE, down ? 'Press' : 'Release', [{ type: 'u', value: qnum }]);
+  }
+
+  async button(button: QemuButton, down: boolean): Promise<void> {
+    await this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, down ? 'Press' : 'Release', [{ type: 'u', value: BUTTONS[button] }]);
+  }
+
+  /** Whether the guest's pointer takes absolute positions (a tablet) or only motion. */
+  async isAbsolute(): Promise<boolean> {
+    if (this.#absolute !== null) return this.#absolute;
+    const [v] = await this.#bus.call(this.#dest, this.info.path, 'org.freedesktop.DBus.Properties', 'Get', [
+      { type: 's', value: MOUSE_IFACE },
+      { type: 's', value: 'IsAbsolute' },
+    ]);
+    this.#absolute = v === true;
+    return this.#absolute;
+  }
+
+  /** Moves the guest's pointer to (x, y) in guest pixels: absolute where the guest can, else relative. */
+  async pointerTo(x: number, y: number, from?: { x: number; y: number }): Promise<void> {
+    if (await this.isAbsolute()) {
+      await this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, 'SetAbsPosition', [
+        { type: 'u', value: Math.max(0, Math.round(x)) },
+        { type: 'u', value: Math.max(0, Math.round(y)) },
+      ]);
+    } else if (from) {
+      await this.pointerBy(x - from.x, y - from.y);
+    }
+  }
+
+  async pointerBy(dx: number, dy: number): Promise<void> {
+    await this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, 'RelMotion', [
+      { type: 'i', value: Math.round(dx) },
+      { type: 'i', value: Math.round(dy) },
+    ]);
+  }
+
+  #warn(kind: string, message: string): void {
+    if (this.#warned.has(kind)) return;
+    this.#warned.add(kind);
+    this.warnings.push(message);
+    this.onWarning?.(message);
+  }
+
+  #gone(message: string): void {
+    if (this.#lost || this.#closed) return;
+    this.#lost = new Error(message);
+    this.#answerHeld(Infinity, 'superseded');
+    this.emit('lost', this.#lost);
+    // The output learns it from the next query: make there be one.
+    this.emit('changed');
+  }
+
+  /** Open dma-buf fds the source holds (tests: flat over many scanouts). */
+  get heldFds(): number {
+    return this.#buffers.size;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#answerHeld(Infinity, 'superseded');
+    this.#closed = true;
+    this.#listener.close();
+    for (const b of this.#buffers.values()) libc.close(b.fd, 'QEMU dma-buf');
+    this.#buffers.clear();
+    this.#scanout = null;
+    this.onClosed?.();
+  }
+}
+
+/**
+ * Linux evdev key codes → QEMU key numbers (XT set 1; the 0xe0-prefixed keys as 0x80|code),
+ * the mapping of QEMU's keycodemapdb linux→qnum for a PC keyboard.
+ */
+const EXTENDED: Record<number, number> = {
+  96: 0x9c, // KPENTER
+  97: 0x9d, // RIGHTCTRL
+  98: 0xb5, // KPSLASH
+  99: 0x54, // SYSRQ
+  100: 0xb8, // RIGHTALT
+  102: 0xc7, // HOME
+  103: 0xc8, // UP
+  104: 0xc9, // PAGEUP
+  105: 0xcb, // LEFT
+  106: 0xcd, // RIGHT
+  107: 0xcf, // END
+  108: 0xd0, // DOWN
+  109: 0xd1, // PAGEDOWN
+  110: 0xd2, // INSERT
+  111: 0xd3, // DELETE
+  113: 0xa0, // MUTE
+  114: 0xae, // VOLUMEDOWN
+  115: 0xb0, // VOLUMEUP
+  116: 0xde, // POWER
+  117: 0x59, // KPEQUAL
+  119: 0xc6, // PAUSE
+  125: 0xdb, // LEFTMETA
+  126: 0xdc, // RIGHTMETA
+  127: 0xdd, // COMPOSE
+};
+
+export function evdevToQnum(code: number): number | undefined {
+  if (!Number.isInteger(code) || code <= 0) return undefined;
+  if (code <= 83 || code === 86 || code === 87 || code === 88) return code; // KEY_ESC..KEY_KPDOT, 102ND, F11, F12
+  return EXTENDED[code];
+}

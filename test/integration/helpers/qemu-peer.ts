@@ -1,0 +1,41 @@
+// A peer that plays QEMU's side of the display listener protocol, for what an unmodified
+// QEMU never sends (a file that is not a dma-buf, lying sizes, unknown formats or
+// methods) or cannot send in the rig (a dma-buf vkms can scan out: QEMU's mbochs buffers
+// are neither mappable nor scannable there). The real QEMU is in qemu-dbus.test.ts.
+import * as libc from '../../../ffi/libc.js';
+import { DbusConnection, type DbusArg, type DbusValue } from '../../../plugin/dbus/connection.js';
+import { LISTENER_IFACE, LISTENER_PATH } from '../../../plugin/sources/qemu-dbus-protocol.js';
+import { QemuConsoleSource, type QemuConsoleInfo } from '../../../plugin/sources/qemu-dbus.js';
+
+export interface QemuPeer {
+  src: QemuConsoleSource;
+  qemu: DbusConnection;
+  /** Calls the listener as QEMU does; resolves when the listener answers. */
+  call(member: string, args: DbusArg[]): Promise<DbusValue[]>;
+  close(): void;
+}
+
+/**
+ * A console source on one end of a socketpair; the returned peer is QEMU on the other.
+ * Like QEMU (its listener proxy loads properties: a GetAll round trip), the peer waits for
+ * the listener to answer once before it sends anything: sd-bus fails a connection whose
+ * fds arrive while it is still reading the authentication replies (EIO), and an fd sent
+ * right after BEGIN could.
+ */
+export async function qemuPeer(size = { width: 64, height: 32 }): Promise<QemuPeer> {
+  const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'QEMU peer');
+  const listener = DbusConnection.fromSocket(ours, 'listener');
+  const qemu = DbusConnection.fromSocket(theirs, 'QEMU peer', { server: true });
+  const info: QemuConsoleInfo = { id: 0, path: '/org/qemu/Display1/Console_0', type: 'Graphic', label: 'peer', head: 0, ...size, deviceAddress: '', interfaces: [] };
+  const src = new QemuConsoleSource(info, listener, listener, null);
+  await qemu.call(null, LISTENER_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: LISTENER_IFACE }], 5000).catch(() => []);
+  return {
+    src,
+    qemu,
+    call: (member, args) => qemu.call(null, LISTENER_PATH, LISTENER_IFACE, member, args, 5000),
+    close: () => {
+      src.close();
+      qemu.close();
+    },
+  };
+}

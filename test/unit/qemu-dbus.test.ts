@@ -1,0 +1,201 @@
+// The D-Bus connection (sd-bus through koffi) against a real dbus-daemon, and the QEMU
+// listener's handling of what QEMU may say. The real QEMU is in
+// test/integration/qemu-dbus.test.ts; here a peer plays QEMU only to send what an
+// unmodified QEMU never sends (a file that is not a dma-buf, lying sizes, unknown
+// formats, unknown methods), which the rig cannot make it do.
+import { describe, it, expect, afterEach } from 'vitest';
+import fc from 'fast-check';
+import { mkdtempSync, readdirSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as libc from '../../ffi/libc.js';
+import { DbusConnection, DbusError, DbusFd, type DbusValue } from '../../plugin/dbus/connection.js';
+import { decodeListenerCall, ListenerError, MAX_DIMENSION } from '../../plugin/sources/qemu-dbus-protocol.js';
+import { evdevToQnum } from '../../plugin/sources/qemu-dbus.js';
+import { qemuPeer, type QemuPeer } from '../integration/helpers/qemu-peer.js';
+import { startSessionBus } from '../integration/helpers/qemu.js';
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+const later: (() => void)[] = [];
+afterEach(() => {
+  for (const f of later.splice(0).reverse()) f();
+});
+
+function bus(): string {
+  const b = startSessionBus(mkdtempSync(join(tmpdir(), 'gpdbus-')));
+  later.push(() => b.close());
+  return b.address;
+}
+
+const until = async (pred: () => boolean, ms = 5000) => {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('DbusConnection (sd-bus on the event loop) with a real dbus-daemon', () => {
+  it('calls the bus, reads variants and dicts, passes fds both ways, holds a reply, and leaks nothing', async () => {
+    const address = bus();
+    const fds0 = fdCount();
+    const a = DbusConnection.connect(address, { busClient: true, name: 'A' });
+    const b = DbusConnection.connect(address, { busClient: true, name: 'B' });
+    const [props] = await a.call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: 'org.freedesktop.DBus' }]);
+    expect(props).toBeInstanceOf(Map);
+    expect(Array.isArray((props as Map<DbusValue, DbusValue>).get('Interfaces'))).toBe(true);
+
+    const seen: { sig: string; args: DbusValue[]; fdFlags: number }[] = [];
+    a.addObject('/t', (call) => {
+      const fd = call.takeFd(call.args[0]);
+      seen.push({ sig: call.signature, args: call.args, fdFlags: libc.fcntl(fd, libc.F_GETFD) });
+      libc.close(fd);
+      // Answered later, as QEMU's UpdateDMABUF is: the caller waits.
+      setTimeout(() => call.reply([{ type: 'u', value: 7 }, { type: 'ay', value: Uint8Array.of(1, 2, 3) }, { type: 'x', value: -5n }]), 50);
+    });
+    const file = join(mkdtempSync(join(tmpdir(), 'gpfd-')), 'f');
+    writeFileSync(file, 'x');
+    const fd = openSync(file, 'r');
+    const t0 = Date.now();
+    const reply = await b.call(a.uniqueName(), '/t', 'test.T', 'Do', [{ type: 'h', value: fd }, { type: 's', value: 'é' }, { type: 't', value: 1n << 60n }, { type: 'b', value: true }, { type: 'i', value: -3 }]);
+    closeSync(fd);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(45);
+    expect(reply).toEqual([7, Buffer.from([1, 2, 3]), -5n]);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.sig).toBe('hstbi');
+    expect(seen[0]!.args.slice(1)).toEqual(['é', 1n << 60n, true, -3]);
+    expect(seen[0]!.fdFlags & 1).toBe(1); // FD_CLOEXEC on the fd we were given
+
+    // An fd the handler does not take is closed after it returns.
+    let passed: DbusFd | null = null;
+    a.addObject('/u', (call) => {
+      passed = call.args[0] as DbusFd;
+      call.reply();
+    });
+    await b.call(a.uniqueName(), '/u', 'test.T', 'Do', [{ type: 'h', value: 0 }]);
+    expect(passed).not.toBeNull();
+
+    await expect(b.call(a.uniqueName(), '/nope', 'test.T', 'Do')).rejects.toThrow(DbusError);
+    await expect(b.call(a.uniqueName(), '/nope', 'test.T', 'Do')).rejects.toThrow(/UnknownObject/);
+
+    // A call held when the connection closes is dropped, not leaked; the caller gets an error.
+    a.addObject('/hold', () => {});
+    const pending = b.call(a.uniqueName(), '/hold', 'test.T', 'Do', [], 2000);
+    await new Promise((r) => setTimeout(r, 50));
+    a.close();
+    await expect(pending).rejects.toThrow();
+    b.close();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fdCount()).toBe(fds0);
+  });
+
+  it('a bus address that does not answer is an error naming it', () => {
+    expect(() => DbusConnection.connect('unix:path=/nonexistent/bus', { busClient: true })).toThrow(/sd_bus_start|ENOENT/);
+  });
+});
+
+async function fakeQemu(): Promise<QemuPeer> {
+  const p = await qemuPeer();
+  later.push(() => p.close());
+  return p;
+}
+
+describe('QemuConsoleSource: what a misbehaving QEMU sends', () => {
+  it('refuses a non-dma-buf fd, a stride that lies about the size, unknown pixman formats, short pixel data and unknown methods: clear errors, last good frame kept', async () => {
+    const { src, call } = await fakeQemu();
+    const fds0 = fdCount();
+    const w = 64,
+      h = 32;
+    const px = Buffer.alloc(w * h * 4, 0x11);
+    await call('Scanout', [
+      { type: 'u', value: w },
+      { type: 'u', value: h },
+      { type: 'u', value: w * 4 },
+      { type: 'u', value: 0x20020888 },
+      { type: 'ay', value: px },
+    ]);
+    const good = src.query('primary');
+    expect(good.state).toBe('ok');
+
+    const file = join(mkdtempSync(join(tmpdir(), 'gpfd-')), 'f');
+    writeFileSync(file, Buffer.alloc(4096));
+    const notDmabuf = openSync(file, 'r');
+    await expect(
+      call('ScanoutDMABUF', [
+        { type: 'h', value: notDmabuf },
+        { type: 'u', value: w },
+        { type: 'u', value: h },
+        { type: 'u', value: w * 4 },
+        { type: 'u', value: 0x34325258 },
+        { type: 't', value: 0n },
+        { type: 'b', value: false },
+      ]),
+    ).rejects.toThrow(/not a dma-buf/);
+    closeSync(notDmabuf);
+    await expect(call('Scanout', [{ type: 'u', value: w }, { type: 'u', value: h }, { type: 'u', value: w * 4 }, { type: 'u', value: 0x10020565 }, { type: 'ay', value: px }])).rejects.toThrow(/pixman 0x10020565.*not a format/);
+    await expect(call('Scanout', [{ type: 'u', value: w }, { type: 'u', value: h }, { type: 'u', value: w * 4 }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: px.subarray(0, 100) }])).rejects.toThrow(/100 bytes of pixels/);
+    await expect(call('Scanout', [{ type: 'u', value: 1 << 20 }, { type: 'u', value: h }, { type: 'u', value: w * 4 }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: px }])).rejects.toThrow(/width 1048576 is not within/);
+    await expect(call('NewFancyThing', [])).rejects.toThrow(/unknown method/);
+    await expect(call('UpdateDMABUF', [{ type: 'u', value: 1 }])).rejects.toThrow(/arguments 'u', expected 'iiii'/);
+    await expect(call('CursorDefine', [{ type: 'i', value: 4 }, { type: 'i', value: 4 }, { type: 'i', value: 9 }, { type: 'i', value: 0 }, { type: 'ay', value: Buffer.alloc(64) }])).rejects.toThrow(/hotspot 9,0 is outside/);
+
+    // The last good frame stays; every refused fd was closed; each kind warned once.
+    const after = src.query('primary');
+    expect(after.state === 'ok' && good.state === 'ok' && after.plane.bufferId === good.plane.bufferId).toBe(true);
+    expect(fdCount()).toBe(fds0);
+    expect(src.warnings.length).toBeGreaterThanOrEqual(6);
+    expect(src.warnings.every((m) => m.includes('QEMU console 0'))).toBe(true);
+  });
+
+  it('Update copies only the damaged rectangle (clipped to the surface); Disable shows no signal', async () => {
+    const { src, call } = await fakeQemu();
+    const w = 8,
+      h = 4;
+    await call('Scanout', [{ type: 'u', value: w }, { type: 'u', value: h }, { type: 'u', value: w * 4 + 8 }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: Buffer.alloc((w * 4 + 8) * h, 0) }]);
+    // 2x2 at (6,2) of which only 2x2 fits; data rows of 16 bytes.
+    await call('Update', [{ type: 'i', value: 6 }, { type: 'i', value: 2 }, { type: 'i', value: 4 }, { type: 'i', value: 4 }, { type: 'u', value: 16 }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: Buffer.alloc(16 * 4, 0xab) }]);
+    const q = src.query('primary');
+    if (q.state !== 'ok') throw new Error('no plane');
+    const v = src.cpuView(q.plane)!;
+    const px = (x: number, y: number) => v.bytes[v.offset + y * q.plane.stride + x * 4];
+    expect([px(5, 2), px(6, 2), px(7, 3), px(7, 1)]).toEqual([0, 0xab, 0xab, 0]);
+    await call('Disable', []);
+    expect(src.query('primary').state).toBe('disabled');
+  });
+});
+
+describe('decodeListenerCall (fuzzed)', () => {
+  const members = ['ScanoutDMABUF', 'UpdateDMABUF', 'Scanout', 'Update', 'Disable', 'CursorDefine', 'MouseSet', 'Other'];
+  const value: fc.Arbitrary<DbusValue> = fc.oneof(
+    fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }),
+    fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    fc.boolean(),
+    fc.string(),
+    fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+    fc.constant(new DbusFd(-1)),
+  );
+  it('throws only ListenerErrors, and what it accepts is within bounds', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...members), fc.constantFrom('huuuutb', 'iiii', 'uuuuay', 'iiiiuuay', '', 'iiiiay', 'iii', 'u'), fc.array(value, { maxLength: 8 }), (member, sig, args) => {
+        try {
+          const c = decodeListenerCall(member, sig, args);
+          if ('width' in c) expect(c.width >= 1 && c.width <= MAX_DIMENSION).toBe(true);
+          if (c.member === 'Scanout') expect(c.data.length).toBeGreaterThanOrEqual(c.stride * (c.height - 1) + c.width * 4);
+          if (c.member === 'CursorDefine') expect(c.data.length).toBe(c.width * c.height * 4);
+        } catch (e) {
+          if (!(e instanceof ListenerError)) throw e;
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('evdev → QEMU key numbers', () => {
+  it('maps the main block as XT set 1 and the extended keys with the 0x80 bit', () => {
+    expect([30, 1, 28, 57, 88].map(evdevToQnum)).toEqual([0x1e, 0x01, 0x1c, 0x39, 0x58]);
+    expect([97, 100, 103, 108, 111, 125].map(evdevToQnum)).toEqual([0x9d, 0xb8, 0xc8, 0xd0, 0xd3, 0xdb]);
+    expect(evdevToQnum(0)).toBeUndefined();
+    expect(evdevToQnum(240)).toBeUndefined();
+  });
+});
