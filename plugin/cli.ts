@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KmsDevice, KmsOpenError } from './kms/device.js';
 import { describeDevice, renderInfo } from './info.js';
+import { describeQemuDisplay, renderQemuDisplay } from './sources/qemu-info.js';
 import { startKiosk, type KioskSourceSpec } from './kiosk.js';
 import type { FitMode } from './compose/cpu.js';
 import type { ModeRequest } from './output.js';
@@ -37,11 +38,19 @@ commands:
       --json          machine-readable output on stdout
       --all-modes     list every mode (text output shows 5 per connector otherwise)
 
-  kiosk (--vfio UUID|SYSFS-PATH | --udmabuf WxH) [options]
+  info --qemu-dbus ADDRESS [--json]
+      Describe a QEMU VM's D-Bus display: name, UUID and each console (type, label,
+      size, device, interfaces).
+
+  kiosk (--vfio UUID|SYSFS-PATH | --qemu-dbus ADDRESS [--console N] | --udmabuf WxH) [options]
       Show one guest full screen on one connector, zero-copy where the planes take its
       buffers; "no signal" while the guest has no plane; one stats line per second.
       SIGINT/SIGTERM restore the previous screen configuration.
       --vfio ID        a mediated device (UUID under /sys/bus/mdev/devices, or its sysfs path)
+      --qemu-dbus ADDR a QEMU/libvirt VM started with -display dbus: the bus address it
+                       uses (unix:path=…), 'session', or p2p:unix:path=… (QMP add_client);
+                       waits for QEMU and reattaches when it restarts
+      --console N      the QEMU console to show (default 0)
       --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size
       --fps N          frame rate of the built-in test guest (default 60)
       --test-guest N   with --vfio on an mbochs device: also animate it at N fps (no VM needed)
@@ -130,9 +139,16 @@ class Options {
 }
 
 async function info(args: string[], io: CliIo): Promise<number> {
-  const o = Options.parse('info', args, { device: { type: 'string', short: 'd' }, json: { type: 'boolean' }, 'all-modes': { type: 'boolean' } });
+  const o = Options.parse('info', args, { device: { type: 'string', short: 'd' }, json: { type: 'boolean' }, 'all-modes': { type: 'boolean' }, 'qemu-dbus': { type: 'string' } });
   if (o.flag('help')) {
     io.stdout(USAGE);
+    return 0;
+  }
+  const qemu = o.str('qemu-dbus');
+  if (qemu !== undefined) {
+    if (o.given('device') || o.given('all-modes')) throw new UsageError('info: --qemu-dbus describes a VM display; --device and --all-modes are for KMS devices');
+    const d = await describeQemuDisplay(parseQemuAddress(qemu, 'info'));
+    io.stdout(o.flag('json') ? JSON.stringify(d, null, 2) + '\n' : renderQemuDisplay(d));
     return 0;
   }
   let dev: KmsDevice;
@@ -156,6 +172,19 @@ async function info(args: string[], io: CliIo): Promise<number> {
 }
 
 const FITS: readonly FitMode[] = ['native', 'fit', 'fill'];
+
+/** A --qemu-dbus address: a D-Bus address, 'session', or p2p:ADDRESS. */
+export function parseQemuAddress(s: string, cmd: string): string {
+  if (s === 'session' || /^(p2p:)?[a-z]+:.+/.test(s)) return s;
+  throw new UsageError(`${cmd}: --qemu-dbus '${s}' is not a D-Bus address; give the bus QEMU's -display dbus uses, e.g. unix:path=/run/user/1000/bus, 'session' for $DBUS_SESSION_BUS_ADDRESS, or p2p:unix:path=… for a peer-to-peer socket`);
+}
+
+function parseConsole(s: string | undefined, cmd: string): number {
+  if (s === undefined) return 0;
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) throw new UsageError(`${cmd}: --console '${s}' is not a console number (0, 1, …; see guestplane info --qemu-dbus ADDRESS)`);
+  return n;
+}
 
 export function parseMode(s: string, what = '--mode'): ModeRequest {
   const m = /^(\d{2,5})x(\d{2,5})(?:@(\d{1,3}(?:\.\d+)?))?$/.exec(s);
@@ -183,6 +212,8 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     'capture-dir': { type: 'string' },
     config: { type: 'string' },
     udmabuf: { type: 'string' },
+    'qemu-dbus': { type: 'string' },
+    console: { type: 'string' },
     fps: { type: 'string' },
     'test-guest': { type: 'string' },
     device: { type: 'string', short: 'd' },
@@ -197,12 +228,13 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   }
   const str = (k: string) => o.str(k);
   if (str('config') !== undefined) {
-    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
+    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
       if (o.given(k)) throw new UsageError(`kiosk: --${k} does not go with --config (the config file says it per head)`);
     }
     return heads(str('config')!, str('device'), str('stats') ?? 'text', io, onStart);
   }
-  if ([str('vfio'), str('vfio-fd'), str('udmabuf')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd or --udmabuf');
+  if ([str('vfio'), str('vfio-fd'), str('udmabuf'), str('qemu-dbus')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd, --udmabuf or --qemu-dbus');
+  if (str('console') !== undefined && str('qemu-dbus') === undefined) throw new UsageError('kiosk: --console picks a console of a QEMU display; use it with --qemu-dbus');
   let source: KioskSourceSpec;
   const fps = str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60;
   if (str('vfio') !== undefined) {
@@ -215,7 +247,9 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   } else if (str('udmabuf') !== undefined) {
     const m = parseMode(str('udmabuf')!, '--udmabuf');
     source = { kind: 'udmabuf', width: m.width, height: m.height, fps };
-  } else throw new UsageError('kiosk: which guest? give --vfio UUID|PATH or --udmabuf WxH');
+  } else if (str('qemu-dbus') !== undefined) {
+    source = { kind: 'qemu-dbus', address: parseQemuAddress(str('qemu-dbus')!, 'kiosk'), console: parseConsole(str('console'), 'kiosk') };
+  } else throw new UsageError('kiosk: which guest? give --vfio UUID|PATH, --qemu-dbus ADDRESS or --udmabuf WxH');
   const fit = str('fit') ?? 'fit';
   if (!FITS.includes(fit as FitMode)) throw new UsageError(`kiosk: --fit '${fit}' is not one of ${FITS.join(', ')}`);
   const stats = str('stats') ?? 'text';
@@ -232,7 +266,14 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     vfioTestGuestFps: str('test-guest') !== undefined ? parseRate(str('test-guest')!, '--test-guest') : undefined,
     log: (line) => io.stderr(line + '\n'),
   });
-  const what = source.kind === 'vfio' ? `mediated device ${source.spec}` : source.kind === 'vfio-fd' ? `VFIO device fd ${source.fd}` : `udmabuf test guest ${source.width}x${source.height}@${fps}`;
+  const what =
+    source.kind === 'vfio'
+      ? `mediated device ${source.spec}`
+      : source.kind === 'vfio-fd'
+        ? `VFIO device fd ${source.fd}`
+        : source.kind === 'qemu-dbus'
+          ? `QEMU display ${source.address} console ${source.console ?? 0}`
+          : `udmabuf test guest ${source.width}x${source.height}@${fps}`;
   io.stderr(`guestplane kiosk: showing ${what} on ${k.connector} (${k.output.width}x${k.output.height}), fit ${fit}; Ctrl-C to stop\n`);
   const dir = str('capture-dir');
   onStart?.({

@@ -10,6 +10,9 @@
 //                "edid": true },           optional (default true): write the host monitor's
 //                                          EDID (or one made from the head's mode) into the
 //                                          device's GFX EDID region, if it has one
+//       "vm": { "type": "qemu-dbus", "address": "unix:path=/run/user/1000/bus",
+//               "console": 0 },            optional (default 0): a QEMU/libvirt VM with
+//                                          -display dbus; waited for, reattached on restart
 //       "demo": { "type": "udmabuf", "width": 1024, "height": 768,
 //                 "buffers": 3,            optional (default 3)
 //                 "fps": 60 }              optional (default 60): the built-in test guest
@@ -81,7 +84,15 @@ const udmabufGuest = z
   })
   .strict();
 
-const guest = z.discriminatedUnion('type', [vfioGuest, udmabufGuest]);
+const qemuDbusGuest = z
+  .object({
+    type: z.literal('qemu-dbus'),
+    address: z.string().regex(/^(session|(p2p:)?[a-z]+:.+)$/),
+    console: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+const guest = z.discriminatedUnion('type', [vfioGuest, udmabufGuest, qemuDbusGuest]);
 
 const head = z
   .object({
@@ -206,7 +217,7 @@ function explain(issue: z.core.$ZodIssue, value: unknown): string {
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}; FIX: use one of those`;
     case 'invalid_union':
-      return `"type" must be "vfio" or "udmabuf"; FIX: set "type" to one of those`;
+      return `"type" must be "vfio", "qemu-dbus" or "udmabuf"; FIX: set "type" to one of those`;
     case 'too_small':
       if (issue.origin === 'array') return `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}; FIX: add one`;
       if (issue.origin === 'string') return 'must not be empty; FIX: give a name';
@@ -214,6 +225,7 @@ function explain(issue: z.core.$ZodIssue, value: unknown): string {
     case 'too_big':
       return `must be <= ${issue.maximum}; FIX: use a value of at most ${issue.maximum}`;
     case 'invalid_format':
+      if (fieldName === 'address') return `is not a D-Bus address; FIX: write the bus QEMU's -display dbus uses, e.g. "unix:path=/run/user/1000/bus", "session", or "p2p:unix:path=…"`;
       return `is not a valid name (letters, digits, '_', '.', '-' only); FIX: rename it`;
     case 'invalid_key':
       return `guest name ${JSON.stringify(issue.path[issue.path.length - 1])} is not valid (letters, digits, '_', '.', '-' only); FIX: rename it`;

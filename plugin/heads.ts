@@ -26,6 +26,7 @@ import { Output, pickMode, type OutputErrorEvent } from './output.js';
 import type { GuestSource } from './sources/source.js';
 import { UdmabufSource } from './sources/udmabuf.js';
 import { VfioSource } from './sources/vfio.js';
+import { QemuGuest } from './sources/qemu-guest.js';
 import { openVfioSource } from './sources/open.js';
 import { ViewSource } from './sources/view.js';
 import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
@@ -149,6 +150,8 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
         } catch (e) {
           throw new Error(`guests.${name}: cannot open VFIO device ${g.device}: ${(e as Error).message}`);
         }
+      } else if (g.type === 'qemu-dbus') {
+        src = new QemuGuest({ address: g.address, console: g.console, log: (l) => this.log(`guests.${name}: ${l}`) });
       } else {
         const u = new UdmabufSource({ width: g.width, height: g.height, buffers: g.buffers });
         src = u;

@@ -13,6 +13,7 @@ import type { GuestSource } from './sources/source.js';
 import { UdmabufSource } from './sources/udmabuf.js';
 import { BochsDispi, BochsTestGuest } from './sources/bochs.js';
 import { openVfioSource } from './sources/open.js';
+import { QemuGuest } from './sources/qemu-guest.js';
 import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
 import type { OutputStatsSnapshot } from './stats.js';
 import { encodePng } from './png.js';
@@ -24,7 +25,9 @@ export type KioskSourceSpec =
   /** A VFIO device fd the VMM handed over (inherited); it stays the VMM's. */
   | { kind: 'vfio-fd'; fd: number }
   /** Built-in udmabuf test guest animating the numbered pattern at `fps`. */
-  | { kind: 'udmabuf'; width: number; height: number; fps: number; buffers?: number };
+  | { kind: 'udmabuf'; width: number; height: number; fps: number; buffers?: number }
+  /** A QEMU (or libvirt) VM with -display dbus at this D-Bus address; waits for it and reattaches when it restarts. */
+  | { kind: 'qemu-dbus'; address: string; console?: number };
 
 export interface KioskOptions {
   source: KioskSourceSpec;
@@ -57,6 +60,8 @@ export interface KioskStatsLine {
 
 export interface Kiosk {
   readonly output: Output;
+  /** The guest shown (a QemuGuest for --qemu-dbus: input goes to it). */
+  readonly guest: GuestSource;
   readonly connector: string;
   /** Resolves with the exit code once the kiosk has stopped and restored the screen. */
   readonly done: Promise<number>;
@@ -105,6 +110,10 @@ export function startKiosk(opts: KioskOptions): Kiosk {
       const u = new UdmabufSource({ width: opts.source.width, height: opts.source.height, buffers: opts.source.buffers ?? 3 });
       source = u;
       animation = animate(udmabufStep(u, () => out.buffersInUse()), opts.source.fps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
+    } else if (opts.source.kind === 'qemu-dbus') {
+      const g = new QemuGuest({ address: opts.source.address, console: opts.source.console, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
+      g.setUISize(out.width, out.height);
+      source = g;
     } else {
       const vfio = openVfioSource(opts.source.kind === 'vfio' ? opts.source.spec : { fd: opts.source.fd, name: `vfio fd ${opts.source.fd}` });
       source = vfio;
@@ -197,5 +206,5 @@ export function startKiosk(opts: KioskOptions): Kiosk {
     return path;
   }
 
-  return { output: out, connector, done, stop: (reason?: string) => stop(reason ?? 'stopped', 0), capture };
+  return { output: out, guest: source, connector, done, stop: (reason?: string) => stop(reason ?? 'stopped', 0), capture };
 }

@@ -102,7 +102,14 @@ export class QemuDisplay {
       p2p = true;
     }
     if (!/^[a-z]+:/.test(addr)) throw new Error(`--qemu-dbus ${address}: not a D-Bus address; expected unix:path=/run/…/bus, session, or p2p:unix:path=…`);
-    const bus = DbusConnection.connect(addr, { busClient: !p2p, name: `QEMU display bus ${addr}` });
+    let bus: DbusConnection;
+    try {
+      bus = DbusConnection.connect(addr, { busClient: !p2p, name: `QEMU display bus ${addr}` });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const why = code === 'ENOENT' ? 'no bus socket there' : code === 'ECONNREFUSED' ? 'nothing listens on that socket' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      throw new Error(`no QEMU display at ${address}: cannot connect (${why}). Start QEMU with -display dbus on that bus (or libvirt's <graphics type='dbus'/>), or check the address`);
+    }
     const d = new QemuDisplay(address, bus, p2p ? null : QEMU_NAME);
     try {
       await d.vmInfo();
@@ -142,7 +149,12 @@ export class QemuDisplay {
       throw new Error(`QEMU console ${id}: ${(e as Error).message}${e instanceof DbusError ? ' (see guestplane info --qemu-dbus for the consoles there are)' : ''}`);
     }
     const p = props instanceof Map ? props : new Map<DbusValue, DbusValue>();
-    const ifs = p.get('Interfaces');
+    let ifs = p.get('Interfaces');
+    if (!Array.isArray(ifs)) {
+      // QEMU 7.2 has no Interfaces property: the object's introspection lists them.
+      const [xml] = await this.#bus.call(this.#dest, path, 'org.freedesktop.DBus.Introspectable', 'Introspect', [], 5000).catch(() => ['']);
+      ifs = [...String(xml).matchAll(/<interface name="(org\.qemu\.Display1\.[^"]+)"/g)].map((m) => m[1]!);
+    }
     return {
       id,
       path,
@@ -157,7 +169,7 @@ export class QemuDisplay {
   }
 
   /** Registers a listener on console `id` and returns it as a guest source. */
-  async open(id = 0): Promise<QemuConsoleSource> {
+  async open(id = 0, ids?: QemuIdSpace): Promise<QemuConsoleSource> {
     const info = await this.console(id);
     if (info.type !== 'Graphic') throw new Error(`QEMU console ${id} is a ${info.type || 'unknown'} console, not a graphic one; pick another with --console N`);
     const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'QEMU listener socket');
@@ -168,7 +180,7 @@ export class QemuDisplay {
       libc.close(theirs);
       throw e;
     }
-    const source = new QemuConsoleSource(info, listener, this.#bus, this.#dest);
+    const source = new QemuConsoleSource(info, listener, this.#bus, this.#dest, ids);
     try {
       // QEMU authenticates the listener while this call is in flight: the listener
       // connection must be served meanwhile, which the event loop does.
@@ -188,6 +200,13 @@ export class QemuDisplay {
     for (const c of [...this.#consoles]) c.close();
     this.#bus.close();
   }
+}
+
+/** Counters a console source draws its buffer ids, generations and frame numbers from. */
+export interface QemuIdSpace {
+  bufferId: number;
+  generation: number;
+  frame: number;
 }
 
 interface Held {
@@ -230,10 +249,9 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly #buffers = new Map<string, KnownBuffer>();
   #scanout: Scanout | null = null;
   #enabled = false;
-  #frame = 0;
+  /** Buffer ids, generations and frames: shared by the sources of one QemuGuest, so they never repeat across reconnections. */
+  readonly #ids: QemuIdSpace;
   #flipTimeNs = 0n;
-  #nextBufferId = 1;
-  #generation = 0;
   #held: Held[] = [];
   #lost: Error | null = null;
   #closed = false;
@@ -246,8 +264,9 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
-  constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null) {
+  constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
     super();
+    this.#ids = ids;
     this.info = info;
     this.name = `QEMU console ${info.id} (${info.label || info.type})`;
     this.#listener = listener;
@@ -299,7 +318,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
           fourcc: c.fourcc,
           modifier: c.modifier,
           y0Top: c.y0Top,
-          generation: same ? s.generation : ++this.#generation,
+          generation: same ? s.generation : ++this.#ids.generation,
         };
         this.#enabled = true;
         this.stats.scanouts++;
@@ -319,7 +338,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         const stride = c.width * 4;
         const pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
         for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
-        this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : this.#nextBufferId++, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#generation };
+        this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
         this.#enabled = true;
         this.stats.scanouts++;
         call.reply();
@@ -379,7 +398,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         return { buffer: known, inode };
       }
       this.#evict();
-      const buffer = { fd, bufferId: this.#nextBufferId++, size };
+      const buffer = { fd, bufferId: ++this.#ids.bufferId, size };
       this.#buffers.set(inode, buffer);
       this.stats.buffersKnown = this.#buffers.size;
       keep = true;
@@ -400,15 +419,15 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   }
 
   #newFrame(): void {
-    this.#frame++;
+    this.#ids.frame++;
     this.#flipTimeNs = process.hrtime.bigint();
     // A newer frame replaces every held one: the output shows the newest only.
-    this.#answerHeld(this.#frame - 1, 'superseded');
+    this.#answerHeld(this.#ids.frame - 1, 'superseded');
     this.emit('changed');
   }
 
   #hold(call: IncomingCall): void {
-    const frame = this.#frame;
+    const frame = this.#ids.frame;
     const timer = setTimeout(() => this.#answerHeld(frame, 'timeout'), HOLD_MS);
     this.#held.push({ frame, call, timer });
   }
@@ -432,7 +451,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     if (kind !== 'primary') return { state: 'disabled' };
     const s = this.#scanout;
     if (!s || !this.#enabled) return { state: 'disabled' };
-    const base = { kind: 'primary' as const, x: -1, y: -1, hotX: -1, hotY: -1, offset: 0, frame: this.#frame, flipTimeNs: this.#flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc };
+    const base = { kind: 'primary' as const, x: -1, y: -1, hotX: -1, hotY: -1, offset: 0, frame: this.#ids.frame, flipTimeNs: this.#flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc };
     if (s.kind === 'surface') return { state: 'ok', plane: { ...base, bufferId: s.bufferId, transport: 'region', modifier: 0n, size: s.pixels.length } };
     return {
       state: 'ok',
@@ -454,7 +473,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   refused(plane: GuestPlaneInfo, cause: string, message: string): void {
     this.#warn(`refused:${cause}`, `${this.name}: the output cannot show QEMU's buffer (${cause}): ${message}`);
     this.stats.refusedCalls++;
-    this.#answerHeld(plane.frame ?? this.#frame, 'refused');
+    this.#answerHeld(plane.frame ?? this.#ids.frame, 'refused');
   }
 
   /** The output put `frame` of this source on screen: QEMU may render the next one. */

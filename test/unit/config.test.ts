@@ -58,7 +58,7 @@ describe('heads config: bad files name the field, the value and the fix', () => 
     { what: 'negative region', mutate: (c) => (c.heads[1].region.x = -5), path: 'heads[1].region.x', value: -5, says: />= 0; FIX/ },
     { what: 'string for a number', mutate: (c) => (c.guests.demo.width = '1920'), path: 'guests.demo.width', value: '1920', says: /expected number, got string/ },
     { what: 'missing connector', mutate: (c) => delete c.heads[0].connector, path: 'heads[0].connector', value: undefined, says: /required; FIX: add "connector"/ },
-    { what: 'unknown guest type', mutate: (c) => (c.guests.win.type = 'qxl'), path: 'guests.win.type', value: 'qxl', says: /"vfio" or "udmabuf"/ },
+    { what: 'unknown guest type', mutate: (c) => (c.guests.win.type = 'qxl'), path: 'guests.win.type', value: 'qxl', says: /"vfio", "qemu-dbus" or "udmabuf"/ },
     { what: 'misspelt field', mutate: (c) => (c.heads[0].conector = 'X'), path: 'heads[0].conector', value: 'X', says: /unknown field; FIX: remove it or check the spelling/ },
     { what: 'reference to no guest', mutate: (c) => (c.heads[0].guest = 'linux'), path: 'heads[0].guest', value: 'linux', says: /no guest of that name; FIX: .*\(win, demo\)/ },
     { what: 'overlapping regions', mutate: (c) => (c.heads[2].region.x = 900), path: 'heads[2].region', value: { x: 900, y: 0, width: 960, height: 1080 }, says: /overlaps heads\[1\]\.region on connector 'DP-1'/ },
@@ -101,5 +101,14 @@ describe('heads config: bad files name the field, the value and the fix', () => 
   it('says when the file cannot be read', () => {
     const err = issuesOf(() => loadHeadsConfig(join(dir, 'missing.json')));
     expect(err.message).toMatch(/cannot read the file \(ENOENT\); FIX: check the path/);
+  });
+});
+
+describe('qemu-dbus guests', () => {
+  it('accepts a QEMU D-Bus display (console defaults to 0) and names a bad address with the fix', () => {
+    const c = parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: 'unix:path=/run/user/1000/bus' } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] });
+    expect(c.guests.vm).toEqual({ type: 'qemu-dbus', address: 'unix:path=/run/user/1000/bus', console: 0 });
+    expect(() => parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: '/run/user/1000/bus' } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] })).toThrow(/guests\.vm\.address.*not a D-Bus address; FIX/);
+    expect(() => parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: 'session', console: -1 } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] })).toThrow(/console.*>= 0/);
   });
 });

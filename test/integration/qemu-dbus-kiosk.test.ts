@@ -1,0 +1,137 @@
+// Issue 13 as an operator meets it: `guestplane info --qemu-dbus` and the kiosk showing an
+// unmodified QEMU's console (mdpy, gl=off: pixels checked through writeback), keyboard and
+// mouse reaching QEMU (its own input trace events), QEMU killed and started again: the
+// kiosk shows no signal meanwhile, keeps running and reattaches.
+import { describe, it, expect } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startKiosk } from '../../plugin/kiosk.js';
+import { QemuGuest } from '../../plugin/sources/qemu-guest.js';
+import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
+import type { Output } from '../../plugin/output.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
+import { patternMismatches, waitFor } from './helpers/faults.js';
+import { createMdev, listMdevTypes } from './helpers/mdev.js';
+import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
+import type { MdevInstance } from './helpers/mdev.js';
+
+const cleanup = cleanupAfterEach();
+const CLI = join(process.cwd(), 'dist/plugin/cli.js');
+const missing = qemuDbusMissing({ parents: ['mdpy'], gl: false });
+
+/** QMP `cont`: input only reaches QEMU's input layer (and its trace) while the VM runs. */
+async function qmpCont(sock: string): Promise<void> {
+  const c = createConnection(sock);
+  let buf = '';
+  const replies: string[] = [];
+  c.on('data', (d) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      replies.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  await new Promise<void>((r, j) => c.once('connect', r).once('error', j));
+  await waitFor(() => replies.length >= 1, 'QMP greeting');
+  c.write('{"execute":"qmp_capabilities"}\n');
+  await waitFor(() => replies.length >= 2, 'QMP capabilities');
+  c.write('{"execute":"cont"}\n');
+  await waitFor(() => replies.slice(2).some((r) => r.includes('"return"') || r.includes('"error"')), `QMP cont (got ${replies.join(' ')})`).catch((e: Error) => {
+    throw new Error(`${e.message}: ${replies.join(' | ')}`);
+  });
+  const answer = replies.slice(2).find((r) => r.includes('"return"') || r.includes('"error"'))!;
+  if (answer.includes('"error"')) throw new Error(`QMP cont: ${answer}`);
+  c.end();
+}
+
+async function showsFrame(out: Output, n: number, w: number, h: number): Promise<number> {
+  let mismatches = -1;
+  for (let tries = 0; tries < 80 && mismatches !== 0; tries++) {
+    const cap = await out.captureNext();
+    if (decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: w, height: h, stride: cap.stride }) === n) mismatches = patternMismatches(cap, n, w, h, drawPattern);
+  }
+  return mismatches;
+}
+
+describe('kiosk --qemu-dbus', () => {
+  it.skipIf(missing)('info lists the console; the kiosk shows it pixel-exact, sends keys and mouse to QEMU, and reattaches after QEMU is killed and restarted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpk-'));
+    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
+    const mdev: MdevInstance = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    cleanup.push(() => mdev.remove());
+    const bus = startSessionBus(dir);
+    cleanup.push(() => bus.close());
+    const qmp = join(dir, 'qmp.sock');
+    const boot = async (): Promise<QemuVm> => {
+      const vm = await startQemu({ mdev, gl: false, busAddress: bus.address, dir, extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`, '-trace', 'enable=input_event_*'] });
+      cleanup.push(async () => {
+        await vm.close();
+      });
+      await vm.waitForDisplay();
+      return vm;
+    };
+    let vm = await boot();
+    const mode = await mdpyInit(vm.qtest);
+    const frame = new Uint8Array(mode.stride * mode.height);
+    const show = async (n: number) => {
+      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
+      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+    };
+    await show(5);
+
+    // What an operator runs first.
+    const info = await promisify(execFile)(process.execPath, [CLI, 'info', '--qemu-dbus', bus.address]);
+    expect(info.stdout).toMatch(/console 0: Graphic "vfio-pci" 640x480, device pci\/0000\/05\.0/);
+    expect(info.stdout).toMatch(/interfaces: .*org\.qemu\.Display1\.Keyboard.*org\.qemu\.Display1\.Mouse|interfaces: .*Mouse.*Keyboard/);
+
+    const log: string[] = [];
+    const k = startKiosk({ source: { kind: 'qemu-dbus', address: bus.address }, connector: 'Virtual-1', mode: { width: mode.width, height: mode.height }, fit: 'native', statsIntervalMs: 0, log: (l) => log.push(l) });
+    cleanup.push(async () => {
+      await k.stop();
+    });
+    const guest = k.guest;
+    expect(guest).toBeInstanceOf(QemuGuest);
+    if (!(guest instanceof QemuGuest)) return;
+    await guest.attached();
+    expect(await showsFrame(k.output, 5, mode.width, mode.height)).toBe(0);
+
+    // Input: QEMU key numbers from evdev codes, buttons, relative motion (mdpy's VM has a PS/2 mouse: not absolute).
+    await qmpCont(qmp);
+    await guest.key(30, true); // KEY_A
+    await guest.key(30, false);
+    await guest.key(103, true); // KEY_UP: an extended (0xe0) key
+    await guest.button('left', true);
+    await guest.pointerTo(105, 97, { x: 100, y: 100 });
+    await waitFor(() => /input_event_rel.*axis x, value 5\b/i.test(vm.stderr) && /input_event_rel.*axis y, value -3\b/i.test(vm.stderr), 'relative motion in QEMU', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; QEMU's input trace: ${vm.stderr.split('\n').filter((l) => l.includes('input_event')).slice(-12).join(' | ') || '(none)'}`);
+    });
+    expect(vm.stderr).toMatch(/input_event_key_qcode.*qcode a, down 1/);
+    expect(vm.stderr).toMatch(/input_event_key_qcode.*qcode a, down 0/);
+    expect(vm.stderr).toMatch(/input_event_key_qcode.*qcode up, down 1/);
+    expect(vm.stderr).toMatch(/input_event_btn.*button left, down 1/);
+
+    // QEMU dies: no signal, the kiosk runs on; QEMU comes back: the kiosk reattaches.
+    let stopped = false;
+    void k.done.then(() => (stopped = true));
+    await vm.kill('SIGKILL');
+    await waitFor(() => guest.state === 'waiting', 'the kiosk to notice QEMU is gone', 10_000);
+    const noSignal = await k.output.captureNext();
+    expect(noSignal.content?.path).toBe('no-signal');
+    expect(stopped).toBe(false);
+    vm = await boot();
+    await mdpyInit(vm.qtest);
+    await show(9);
+    await guest.attached();
+    expect(guest.attachments).toBe(2);
+    expect(await showsFrame(k.output, 9, mode.width, mode.height)).toBe(0);
+    expect(stopped).toBe(false);
+    expect(log.filter((l) => /showing no signal until QEMU is back/.test(l))).toHaveLength(1);
+    expect(log.some((l) => /attached \(vfio-pci, 640x480\)/.test(l))).toBe(true);
+    expect(await k.stop()).toBe(0);
+  });
+});
