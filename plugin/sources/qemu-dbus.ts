@@ -17,6 +17,10 @@
 // refused it, or a newer one replaced it), so the guest renders at the screen's pace,
 // as under a real compositor, not at QEMU's 30 ms timer with frames dropped in between.
 //
+// Cursor: CursorDefine's image (straight alpha, premultiplied here) is a region plane of
+// kind 'cursor', placed by MouseSet's pointer position less the hotspot: the output puts
+// it on the cursor plane (copied once per image into a cursor-sized buffer).
+//
 // y0_top: QEMU's own GL viewers blit flipped when y0_top is false, because a GL window's
 // row 0 is its bottom. So false means the buffer's row 0 is the picture's top (mbochs,
 // plain guest framebuffers: shown as is) and true means GL's bottom-up order (reflect-y).
@@ -27,6 +31,7 @@
 import { EventEmitter } from 'node:events';
 import { fstatSync, readlinkSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
+import { DRM_FORMAT } from '../../ffi/drm.js';
 import { DbusConnection, DbusError, type DbusValue, type IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { decodeListenerCall, LISTENER_IFACE, LISTENER_PATH, ListenerError, type ListenerCall } from './qemu-dbus-protocol.js';
@@ -261,6 +266,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   onWarning: ((message: string) => void) | null = null;
   onClosed: (() => void) | null = null;
   #absolute: boolean | null = null;
+  #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
+  #mouse = { x: 0, y: 0, on: false };
   readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
@@ -365,11 +372,26 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.#answerHeld(Infinity, 'superseded');
         this.emit('changed');
         return;
-      case 'CursorDefine':
-      case 'MouseSet':
-        // The cursor plane for QEMU's cursor is not built yet: QEMU composites nothing
-        // either way, so the guest's own (software) cursor is what shows.
+      case 'CursorDefine': {
+        // QEMU's cursor is straight-alpha ARGB (QEMUCursor); planes blend premultiplied.
+        const pixels = Buffer.from(c.data);
+        for (let i = 0; i < pixels.length; i += 4) {
+          const a = pixels[i + 3]!;
+          if (a === 255) continue;
+          pixels[i] = Math.round((pixels[i]! * a) / 255);
+          pixels[i + 1] = Math.round((pixels[i + 1]! * a) / 255);
+          pixels[i + 2] = Math.round((pixels[i + 2]! * a) / 255);
+        }
+        this.#cursor = { bufferId: ++this.#ids.bufferId, generation: ++this.#ids.generation, width: c.width, height: c.height, hotX: c.hotX, hotY: c.hotY, pixels };
         call.reply();
+        this.emit('changed');
+        return;
+      }
+      case 'MouseSet':
+        // The pointer's tip in guest pixels; the image hangs from it by its hotspot.
+        this.#mouse = { x: c.x, y: c.y, on: c.on };
+        call.reply();
+        this.emit('changed');
         return;
     }
   }
@@ -448,7 +470,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   query(kind: GuestPlaneKind): PlaneQuery {
     if (this.#lost) return { state: 'lost', error: this.#lost };
-    if (kind !== 'primary') return { state: 'disabled' };
+    if (kind === 'cursor') return this.#queryCursor();
     const s = this.#scanout;
     if (!s || !this.#enabled) return { state: 'disabled' };
     const base = { kind: 'primary' as const, x: -1, y: -1, hotX: -1, hotY: -1, offset: 0, frame: this.#ids.frame, flipTimeNs: this.#flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc };
@@ -464,7 +486,33 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     throw new Error(`${this.name}: buffer ${plane.bufferId} is no longer known (QEMU replaced it)`);
   }
 
+  #queryCursor(): PlaneQuery {
+    const c = this.#cursor;
+    if (!c || !this.#mouse.on || !this.#enabled) return { state: 'disabled' };
+    return {
+      state: 'ok',
+      plane: {
+        kind: 'cursor',
+        bufferId: c.bufferId,
+        transport: 'region',
+        format: DRM_FORMAT.ARGB8888!,
+        modifier: 0n,
+        width: c.width,
+        height: c.height,
+        stride: c.width * 4,
+        offset: 0,
+        size: c.pixels.length,
+        x: this.#mouse.x - c.hotX,
+        y: this.#mouse.y - c.hotY,
+        hotX: c.hotX,
+        hotY: c.hotY,
+        generation: c.generation,
+      },
+    };
+  }
+
   cpuView(plane: GuestPlaneInfo): CpuView | null {
+    if (plane.kind === 'cursor') return this.#cursor?.bufferId === plane.bufferId ? { bytes: this.#cursor.pixels, offset: 0 } : null;
     const s = this.#scanout;
     if (s?.kind === 'surface' && s.bufferId === plane.bufferId) return { bytes: s.pixels, offset: 0 };
     return null;

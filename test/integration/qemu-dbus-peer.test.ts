@@ -140,3 +140,39 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
     expect(fdCount()).toBe(fds0);
   });
 });
+
+describe('QEMU D-Bus cursor (peer plays QEMU: no guest here defines a cursor)', () => {
+  it('CursorDefine goes on the cursor plane with its hotspot, MouseSet moves and hides it; pixels exact', async () => {
+    const peer = await qemuPeer({ width: W, height: H });
+    cleanup.push(() => peer.close());
+    const dev = openVkms(cleanup);
+    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H } });
+    cleanup.push(() => out.close());
+    const presents: PresentEvent[] = [];
+    out.on('present', (p) => presents.push(p));
+    out.enable();
+    out.attach(peer.src, 'native');
+    const bg = 0xff202020;
+    await peer.call('Scanout', [{ type: 'u', value: W }, { type: 'u', value: H }, { type: 'u', value: STRIDE }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: Buffer.from(new Uint32Array(W * H).fill(bg).buffer) }]);
+    // 16x16: opaque red, a transparent left column, hotspot (4, 2).
+    const cw = 16;
+    const img = new Uint32Array(cw * cw).fill(0xffff0000);
+    for (let y = 0; y < cw; y++) img[y * cw] = 0x00000000;
+    await peer.call('CursorDefine', [{ type: 'i', value: cw }, { type: 'i', value: cw }, { type: 'i', value: 4 }, { type: 'i', value: 2 }, { type: 'ay', value: Buffer.from(img.buffer) }]);
+    await peer.call('MouseSet', [{ type: 'i', value: 100 }, { type: 'i', value: 50 }, { type: 'i', value: 1 }]);
+    const px = (c: { pixels: Uint8Array; stride: number }, x: number, y: number) => new DataView(c.pixels.buffer, c.pixels.byteOffset).getUint32(y * c.stride + x * 4, true) & 0xffffff;
+    let cap = await out.captureNext();
+    for (let i = 0; i < 20 && px(cap, 97, 48) !== 0xff0000; i++) cap = await out.captureNext();
+    // Image top-left = tip (100,50) - hotspot (4,2) = (96,48); column 96 is transparent.
+    expect([px(cap, 96, 48), px(cap, 97, 48), px(cap, 111, 63), px(cap, 112, 63), px(cap, 97, 47)]).toEqual([0x202020, 0xff0000, 0xff0000, 0x202020, 0x202020]);
+    expect(presents.at(-1)?.layers?.some((l) => l.id === 'cursor' && l.how === 'plane')).toBe(true);
+    await peer.call('MouseSet', [{ type: 'i', value: 300 }, { type: 'i', value: 200 }, { type: 'i', value: 1 }]);
+    cap = await out.captureNext();
+    for (let i = 0; i < 20 && px(cap, 297, 198) !== 0xff0000; i++) cap = await out.captureNext();
+    expect([px(cap, 97, 48), px(cap, 297, 198)]).toEqual([0x202020, 0xff0000]);
+    await peer.call('MouseSet', [{ type: 'i', value: 300 }, { type: 'i', value: 200 }, { type: 'i', value: 0 }]);
+    cap = await out.captureNext();
+    for (let i = 0; i < 20 && px(cap, 297, 198) !== 0x202020; i++) cap = await out.captureNext();
+    expect(px(cap, 297, 198)).toBe(0x202020);
+  });
+});
