@@ -48,7 +48,8 @@ commands:
       SIGINT/SIGTERM restore the previous screen configuration.
       --vfio ID        a mediated device (UUID under /sys/bus/mdev/devices, or its sysfs path)
       --qemu-dbus ADDR a QEMU/libvirt VM started with -display dbus: the bus address it
-                       uses (unix:path=…), 'session', or p2p:unix:path=… (QMP add_client);
+                       uses (unix:path=…), 'session', or fd:N (an inherited socket connected
+                       peer-to-peer: -display dbus,p2p=yes + QMP add_client);
                        waits for QEMU and reattaches when it restarts
       --console N      the QEMU console to show (default 0)
       --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size
@@ -173,10 +174,14 @@ async function info(args: string[], io: CliIo): Promise<number> {
 
 const FITS: readonly FitMode[] = ['native', 'fit', 'fill'];
 
-/** A --qemu-dbus address: a D-Bus address, 'session', or p2p:ADDRESS. */
+/** A --qemu-dbus address: a D-Bus address, 'session', or fd:N. */
 export function parseQemuAddress(s: string, cmd: string): string {
-  if (s === 'session' || /^(p2p:)?[a-z]+:.+/.test(s)) return s;
-  throw new UsageError(`${cmd}: --qemu-dbus '${s}' is not a D-Bus address; give the bus QEMU's -display dbus uses, e.g. unix:path=/run/user/1000/bus, 'session' for $DBUS_SESSION_BUS_ADDRESS, or p2p:unix:path=… for a peer-to-peer socket`);
+  if (s === 'session' || /^[a-z]+:.+/.test(s)) {
+    const fd = /^fd:(.*)$/.exec(s);
+    if (fd && !(/^\d+$/.test(fd[1]!) && Number(fd[1]) >= 3)) throw new UsageError(`${cmd}: --qemu-dbus '${s}': fd:N needs an inherited file descriptor number (3 or above)`);
+    return s;
+  }
+  throw new UsageError(`${cmd}: --qemu-dbus '${s}' is not a D-Bus address; give the bus QEMU's -display dbus uses, e.g. unix:path=/run/user/1000/bus, 'session' for $DBUS_SESSION_BUS_ADDRESS, or fd:N for an inherited socket connected peer-to-peer (QMP add_client)`);
 }
 
 function parseConsole(s: string | undefined, cmd: string): number {

@@ -87,7 +87,7 @@ const udmabufGuest = z
 const qemuDbusGuest = z
   .object({
     type: z.literal('qemu-dbus'),
-    address: z.string().regex(/^(session|(p2p:)?[a-z]+:.+)$/),
+    address: z.string().regex(/^(session|[a-z]+:.+)$/),
     console: z.number().int().min(0).default(0),
   })
   .strict();
@@ -225,7 +225,7 @@ function explain(issue: z.core.$ZodIssue, value: unknown): string {
     case 'too_big':
       return `must be <= ${issue.maximum}; FIX: use a value of at most ${issue.maximum}`;
     case 'invalid_format':
-      if (fieldName === 'address') return `is not a D-Bus address; FIX: write the bus QEMU's -display dbus uses, e.g. "unix:path=/run/user/1000/bus", "session", or "p2p:unix:path=…"`;
+      if (fieldName === 'address') return `is not a D-Bus address; FIX: write the bus QEMU's -display dbus uses, e.g. "unix:path=/run/user/1000/bus" or "session"`;
       return `is not a valid name (letters, digits, '_', '.', '-' only); FIX: rename it`;
     case 'invalid_key':
       return `guest name ${JSON.stringify(issue.path[issue.path.length - 1])} is not valid (letters, digits, '_', '.', '-' only); FIX: rename it`;

@@ -93,29 +93,34 @@ export class QemuDisplay {
   }
 
   /**
-   * Connects to QEMU's display. `address` is a D-Bus address (`unix:path=…`), `session`
-   * for $DBUS_SESSION_BUS_ADDRESS, or `p2p:unix:path=…` for a peer-to-peer socket.
+   * Connects to QEMU's display. `address` is a D-Bus address (`unix:path=…`) of the bus
+   * QEMU's -display dbus is on, `session` for $DBUS_SESSION_BUS_ADDRESS, or `fd:N`: an
+   * inherited socket already connected peer-to-peer to QEMU (-display dbus,p2p=yes and
+   * QMP add_client, or libvirt's virDomainOpenGraphicsFD). fd N stays the caller's (a
+   * duplicate is used); it cannot be reconnected once QEMU drops it.
    */
   static async connect(address: string): Promise<QemuDisplay> {
     let addr = address;
-    let p2p = false;
     if (address === 'session') {
       addr = process.env.DBUS_SESSION_BUS_ADDRESS ?? '';
       if (!addr) throw new Error('--qemu-dbus session: DBUS_SESSION_BUS_ADDRESS is not set; give the bus address QEMU uses (unix:path=…)');
-    } else if (address.startsWith('p2p:')) {
-      addr = address.slice(4);
-      p2p = true;
     }
-    if (!/^[a-z]+:/.test(addr)) throw new Error(`--qemu-dbus ${address}: not a D-Bus address; expected unix:path=/run/…/bus, session, or p2p:unix:path=…`);
+    const fdMatch = /^fd:(\d+)$/.exec(addr);
+    if (!fdMatch && !/^[a-z]+:/.test(addr)) throw new Error(`--qemu-dbus ${address}: not a D-Bus address; expected unix:path=/run/…/bus, session, or fd:N`);
     let bus: DbusConnection;
     try {
-      bus = DbusConnection.connect(addr, { busClient: !p2p, name: `QEMU display bus ${addr}` });
+      if (fdMatch) {
+        const fd = libc.fcntl(Number(fdMatch[1]), libc.F_DUPFD_CLOEXEC, 3, `--qemu-dbus ${address}`);
+        bus = DbusConnection.fromSocket(fd, `QEMU display ${address}`);
+      } else {
+        bus = DbusConnection.connect(addr, { busClient: true, name: `QEMU display bus ${addr}` });
+      }
     } catch (e) {
       const code = (e as { code?: string }).code;
-      const why = code === 'ENOENT' ? 'no bus socket there' : code === 'ECONNREFUSED' ? 'nothing listens on that socket' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      const why = code === 'ENOENT' ? 'no bus socket there' : code === 'ECONNREFUSED' ? 'nothing listens on that socket' : code === 'EACCES' ? 'permission denied' : code === 'EBADF' ? 'no such open fd' : (e as Error).message;
       throw new Error(`no QEMU display at ${address}: cannot connect (${why}). Start QEMU with -display dbus on that bus (or libvirt's <graphics type='dbus'/>), or check the address`);
     }
-    const d = new QemuDisplay(address, bus, p2p ? null : QEMU_NAME);
+    const d = new QemuDisplay(address, bus, fdMatch ? null : QEMU_NAME);
     try {
       await d.vmInfo();
     } catch (e) {

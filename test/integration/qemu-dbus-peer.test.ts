@@ -11,7 +11,7 @@ import { udmabufCreate } from '../../ffi/dmabuf.js';
 import { Output, type PresentEvent } from '../../plugin/output.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, openVkms } from './helpers/cleanup.js';
-import { patternMismatches } from './helpers/faults.js';
+import { fbIds, lowestFreeGemHandle, patternMismatches } from './helpers/faults.js';
 import { qemuPeer } from './helpers/qemu-peer.js';
 
 const cleanup = cleanupAfterEach();
@@ -79,17 +79,23 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
 
     const frames = 300;
     let fds0 = 0;
+    let fbs0 = 0;
     const t0 = Date.now();
     for (let n = 1; n <= frames; n++) {
       const i = n % 2;
       drawPattern({ bytes: mem.bytes, offset: i * mem.size, width: W, height: H, stride: STRIDE }, n);
       await scanout(i);
-      if (n === 2) fds0 = fdCount();
       await update();
-      if (n === 150) {
+      if (n === 2) {
+        // Both buffers imported and shown once: the steady state from here on.
+        fds0 = fdCount();
+        fbs0 = fbIds(dev.path).length;
+      }
+      // Captured twice (the writeback FB is made by the first, before the FB baseline).
+      if (n === 1 || n === 150) {
         const cap = await out.captureNext();
-        expect(decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: W, height: H, stride: cap.stride })).toBe(150);
-        expect(patternMismatches(cap, 150, W, H, drawPattern)).toBe(0);
+        expect(decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: W, height: H, stride: cap.stride })).toBe(n);
+        expect(patternMismatches(cap, n, W, H, drawPattern)).toBe(0);
       }
     }
     const ms = Date.now() - t0;
@@ -99,6 +105,14 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
     expect(s.bytesCopied).toBe(0);
     expect(peer.src.stats.reusedBuffers).toBe(frames - 2);
     expect(fdCount()).toBe(fds0);
+    // FBs and GEM handles: the two imports, no more, whatever number of fds came.
+    expect(fbIds(dev.path).length).toBe(fbs0);
+    // Closing the output leaves no FB or GEM handle behind on the still-open DRM fd.
+    const before = new Set(fbIds(dev.path));
+    await out.close();
+    expect(fbIds(dev.path).filter((id) => !before.has(id))).toEqual([]);
+    expect(fbIds(dev.path).length).toBeLessThan(fbs0);
+    expect(lowestFreeGemHandle(dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
     // Every answer came after a flip that showed that frame: none early, none lost.
     expect(answers).toHaveLength(frames);
     expect(peer.src.stats.answered.shown).toBe(frames);

@@ -7,6 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as libc from '../../ffi/libc.js';
 import { Output, type PresentEvent } from '../../plugin/output.js';
 import { QemuDisplay, type QemuConsoleSource } from '../../plugin/sources/qemu-dbus.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
@@ -175,5 +176,67 @@ describe('QEMU -display dbus as a guest source', () => {
     expect(lost[0]!.message).toMatch(/QEMU closed the display connection of console 0/);
     await waitFor(() => presents.at(-1)?.path === 'no-signal', 'the no-signal frame', 10_000);
     expect(fdCount()).toBeLessThanOrEqual(fds0);
+  });
+});
+
+/** Hands `fd` to QEMU through QMP (getfd needs SCM_RIGHTS; python3 sends it) and adds it as a D-Bus display client. */
+async function qmpAddDbusClient(qmpSock: string, fd: number): Promise<string> {
+  const script = [
+    'import socket, sys, json',
+    's = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("r")',
+    'def rd():',
+    '    while True:',
+    '        m = json.loads(f.readline())',
+    '        if "event" not in m: return m',
+    'rd(); s.sendall(b\'{"execute":"qmp_capabilities"}\\n\'); rd()',
+    'socket.send_fds(s, [b\'{"execute":"getfd","arguments":{"fdname":"gp"}}\\n\'], [3]); r1 = rd()',
+    's.sendall(b\'{"execute":"add_client","arguments":{"protocol":"@dbus-display","fdname":"gp"}}\\n\'); r2 = rd()',
+    'print(json.dumps([r1, r2]))',
+  ].join('\n');
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const p = spawn('python3', ['-c', script, qmpSock], { stdio: ['ignore', 'pipe', 'pipe', fd] });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
+    p.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`QMP add_client failed: ${out}`))));
+  });
+}
+
+describe('QEMU -display dbus,p2p=yes', () => {
+  it.skipIf(missingMdpy)('fd:N: a socket handed to QEMU with QMP add_client carries the display peer-to-peer (no bus), pixel-exact', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpq-'));
+    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
+    const mdev = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    cleanup.push(() => mdev.remove());
+    const qmp = join(dir, 'qmp.sock');
+    // No bus at all: the private bus address given is never used with p2p=yes.
+    const vm = await startQemu({ mdev, gl: false, display: 'dbus,p2p=yes,gl=off', busAddress: 'unix:path=/nonexistent', dir, extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`] });
+    cleanup.push(async () => {
+      await vm.close();
+    });
+    const mode = await mdpyInit(vm.qtest);
+    const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM);
+    cleanup.push(() => libc.close(ours));
+    const qmpReply = await qmpAddDbusClient(qmp, theirs);
+    libc.close(theirs);
+    expect(qmpReply).toMatch(/\[\{"return": \{\}\}, \{"return": \{\}\}\]/);
+    const display = await QemuDisplay.connect(`fd:${ours}`);
+    cleanup.push(() => display.close());
+    expect((await display.consoles()).map((c) => c.label)).toEqual(['vfio-pci']);
+    const dev = openVkms(cleanup);
+    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: mode.width, height: mode.height } });
+    cleanup.push(() => out.close());
+    out.enable();
+    out.attach(await display.open(0), 'native');
+    const frame = new Uint8Array(mode.stride * mode.height);
+    drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, 12);
+    await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+    let mismatches = -1;
+    for (let tries = 0; tries < 60 && mismatches !== 0; tries++) {
+      const cap = await out.captureNext();
+      if (decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: mode.width, height: mode.height, stride: cap.stride }) === 12) mismatches = patternMismatches(cap, 12, mode.width, mode.height, drawPattern);
+    }
+    expect(mismatches).toBe(0);
   });
 });

@@ -520,6 +520,8 @@ export interface QemuOptions {
   dir: string;
   /** Appended to the command line. */
   extraArgs?: readonly string[];
+  /** The whole -display value instead of dbus,gl=on|off (e.g. 'dbus,p2p=yes,gl=off'). */
+  display?: string;
   /** Extra environment (e.g. { GBM_ALWAYS_SOFTWARE: '1' }). */
   env?: Record<string, string>;
   /** Guest RAM in MiB (the CPU never runs; 128 keeps QEMU small). */
@@ -677,7 +679,7 @@ export class QemuVm {
 }
 
 /** The QEMU command line (without the binary) startQemu() uses. */
-export function qemuArgs(opts: Pick<QemuOptions, 'mdev' | 'gl' | 'extraArgs' | 'memoryMb'>, qtestSocket: string): string[] {
+export function qemuArgs(opts: Pick<QemuOptions, 'mdev' | 'gl' | 'extraArgs' | 'memoryMb' | 'display'>, qtestSocket: string): string[] {
   return [
     '-accel', 'tcg,tb-size=32',
     '-S',
@@ -687,7 +689,7 @@ export function qemuArgs(opts: Pick<QemuOptions, 'mdev' | 'gl' | 'extraArgs' | '
     '-no-user-config', '-nodefaults', '-vga', 'none',
     '-m', String(opts.memoryMb ?? 128),
     '-device', `vfio-pci,sysfsdev=${opts.mdev.sysfsPath},display=on,addr=${QEMU_PCI_SLOT.toString(16).padStart(2, '0')}.0`,
-    '-display', `dbus,gl=${opts.gl ? 'on' : 'off'}`,
+    '-display', opts.display ?? `dbus,gl=${opts.gl ? 'on' : 'off'}`,
     ...(opts.extraArgs ?? []),
   ];
 }
