@@ -43,6 +43,8 @@ export { TRANSFORM_NAMES, type Transform } from './transform.js';
 export type { GuestSource, GuestPlaneInfo, GuestPlaneKind, PlaneQuery, CpuView } from './sources/source.js';
 export { UdmabufSource } from './sources/udmabuf.js';
 export { VfioSource, VfioDevice, listMdevs } from './sources/vfio.js';
+export { QemuGuest, type QemuGuestOptions, type QemuGuestState } from './sources/qemu-guest.js';
+export { QemuDisplay, QemuConsoleSource, evdevToQnum, type QemuConsoleInfo, type QemuVmInfo, type QemuButton } from './sources/qemu-dbus.js';
 export { KmsDevice, KmsOpenError, findCardByDriver } from './kms/device.js';
 export { animate, udmabufStep, bochsStep, type Animation } from './sources/test-guest.js';
 export { encodePng } from './png.js';
