@@ -1,7 +1,7 @@
 // The demo's inside half: runs where a KMS device is (the rig VM, or a real host with
-// --here). Shows two guests, one after the other, on one output through the public API:
-// the udmabuf test guest (guest RAM as dma-bufs) and an mbochs mediated device driven
-// like a VMM drives it. Captures PNGs through the writeback connector and writes a report
+// --here). Shows three guests, one after the other, on one output through the public API:
+// the udmabuf test guest (guest RAM as dma-bufs), an mbochs mediated device driven like a
+// VMM drives it, and an unmodified QEMU feeding us over its D-Bus display (mdpy, gl=off). Captures PNGs through the writeback connector and writes a report
 // whose figures come from the run's own present events and stats.
 //
 // usage: node test/demo-inside.mjs OUT_DIR [--device PATH] [--connector NAME] [--seconds N]
@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { Backend, UdmabufSource, VfioDevice, VfioSource, animate, udmabufStep, findCardByDriver } from '../dist/plugin/backend.js';
+import { Backend, UdmabufSource, VfioDevice, VfioSource, QemuGuest, animate, udmabufStep, findCardByDriver } from '../dist/plugin/backend.js';
+import { qemuDemoMissing, startQemuDemoGuest } from '../dist/test/demo-qemu.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../dist/plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../dist/plugin/sources/pattern.js';
 import { placement } from '../dist/plugin/compose/cpu.js';
@@ -149,6 +150,23 @@ if (existsSync('/sys/class/mdev_bus/mbochs')) {
 } else {
   log('no mbochs parent (/sys/class/mdev_bus/mbochs): the mbochs part is skipped');
   sections.push({ guest: 'mbochs', skipped: 'no mbochs parent device on this machine (modprobe mbochs, or run the demo in the rig)' });
+}
+// 3. QEMU: an unmodified QEMU (-display dbus,gl=off, an mdpy device) feeding guestplane
+// over D-Bus; this script plays the guest's display driver through qtest.
+const qemuMissing = qemuDemoMissing();
+if (!qemuMissing) {
+  const q = await startQemuDemoGuest();
+  const src = new QemuGuest({ address: q.address, log });
+  try {
+    await src.attached();
+    sections.push(await showGuest('qemu-dbus', src, { width: q.width, height: q.height }, () => q.start(), 2));
+  } finally {
+    src.close();
+    await q.close();
+  }
+} else {
+  log(`the QEMU D-Bus part is skipped: ${qemuMissing}`);
+  sections.push({ guest: 'qemu-dbus', skipped: qemuMissing });
 }
 await backend.close();
 
