@@ -117,6 +117,20 @@ describe('QEMU -display dbus as a guest source', () => {
     (await import('../../ffi/libc.js')).close(fd);
     expect(fdinfo).toMatch(/exp_name:\s*mbochs/);
 
+    // SetUIInfo: QEMU writes an EDID with that preferred mode into the device's GFX EDID
+    // region, which the guest reads at BAR2 offset 0 (mbochs' bochs-display MMIO).
+    await src.setUIInfo(720, 400);
+    const preferred = async () => {
+      const e = await vm.qtest.read(0xe8000000, 128);
+      return e[0] === 0 && e[1] === 0xff ? `${e[56]! | ((e[58]! & 0xf0) << 4)}x${e[59]! | ((e[61]! & 0xf0) << 4)}` : 'no EDID';
+    };
+    let edid = '';
+    for (let i = 0; i < 50 && edid !== '720x400'; i++) {
+      edid = await preferred();
+      if (edid !== '720x400') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(edid, "the guest's EDID after SetUIInfo(720, 400)").toBe('720x400');
+
     // UpdateDMABUF arrives every QEMU refresh; each becomes a present (or a refusal) and is answered.
     const u0 = src.stats.updates;
     await new Promise((r) => setTimeout(r, 2000));
