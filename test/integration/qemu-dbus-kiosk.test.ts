@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startKiosk } from '../../plugin/kiosk.js';
+import { runHeads } from '../../plugin/heads.js';
+import { parseHeadsConfig } from '../../plugin/config.js';
 import { QemuGuest } from '../../plugin/sources/qemu-guest.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import type { Output } from '../../plugin/output.js';
@@ -133,5 +135,30 @@ describe('kiosk --qemu-dbus', () => {
     expect(log.filter((l) => /showing no signal until QEMU is back/.test(l))).toHaveLength(1);
     expect(log.some((l) => /attached \(vfio-pci, 640x480\)/.test(l))).toBe(true);
     expect(await k.stop()).toBe(0);
+  });
+
+  it.skipIf(missing)('a multi-head config entry of type qemu-dbus shows the QEMU console on its head', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gph-'));
+    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
+    const mdev = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    cleanup.push(() => mdev.remove());
+    const bus = startSessionBus(dir);
+    cleanup.push(() => bus.close());
+    const vm = await startQemu({ mdev, gl: false, busAddress: bus.address, dir });
+    cleanup.push(async () => {
+      await vm.close();
+    });
+    await vm.waitForDisplay();
+    const mode = await mdpyInit(vm.qtest);
+    const frame = new Uint8Array(mode.stride * mode.height);
+    drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, 21);
+    await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+    const config = parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: bus.address } }, heads: [{ guest: 'vm', connector: 'Virtual-1', mode: { width: mode.width, height: mode.height }, scale: 'native' }] });
+    const log: string[] = [];
+    const mgr = await runHeads(config, { log: (l) => log.push(l) });
+    cleanup.push(() => mgr.close());
+    await waitFor(() => mgr.output('Virtual-1') !== null, 'the head to come up', 10_000);
+    expect(await showsFrame(mgr.output('Virtual-1')!, 21, mode.width, mode.height)).toBe(0);
+    expect(log.some((l) => /guests\.vm: .*attached \(vfio-pci, 640x480\)/.test(l))).toBe(true);
   });
 });
