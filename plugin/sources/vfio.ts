@@ -159,6 +159,9 @@ export class VfioSource extends EventEmitter<GuestSourceEvents> implements Guest
   query(kind: GuestPlaneKind): PlaneQuery {
     if (this.closed) return { state: 'lost', error: new Error(`${this.name} is closed`) };
     if (this.lostError) return { state: 'lost', error: this.lostError };
+    // Region devices have one plane: mdpy answers every plane type with its framebuffer
+    // (a "cursor" the size of the screen), and QEMU asks them for the primary only.
+    if (kind === 'cursor' && this.transport === 'region') return { state: 'disabled' };
     const type = kind === 'primary' ? vfio.DRM_PLANE_TYPE_PRIMARY : vfio.DRM_PLANE_TYPE_CURSOR;
     const flags = this.transport === 'dmabuf' ? vfio.VFIO_GFX_PLANE_TYPE_DMABUF : vfio.VFIO_GFX_PLANE_TYPE_REGION;
     const r = vfio.queryGfxPlaneTry(this.device.deviceFd, flags, type, this.queryBuf);

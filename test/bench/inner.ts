@@ -3,13 +3,17 @@
 // the rows of a table are comparable with each other; the absolute numbers are those of
 // QEMU TCG (a slow emulated CPU) and mean little on their own.
 //
-//   node --expose-gc dist/test/bench/inner.js --out FILE --floor BINARY [--quick]
+//   node --expose-gc dist/test/bench/inner.js --out FILE --floor BINARY [--quick] [--only SUBSTRING]
+//
+// --only: runs only the scenarios whose bench name (the table's title) contains SUBSTRING.
+import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import { Sink, latencyRows, percentile, summarizeLatency } from './measure.js';
 import { pool, runFloor, runGuestOnly, runStream, type StreamResult } from './stream.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runShmRead } from './shm-read.js';
+import { QEMU_DBUS_BENCH, runPeer, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -19,10 +23,13 @@ function arg(name: string): string | undefined {
 const outFile = arg('--out');
 const floorBin = arg('--floor');
 if (!outFile || !floorBin) {
-  console.error('usage: inner.js --out FILE --floor BINARY [--quick]');
+  console.error('usage: inner.js --out FILE --floor BINARY [--quick] [--only SUBSTRING]');
   process.exit(2);
 }
 const quick = process.argv.includes('--quick');
+const only = arg('--only');
+/** Whether the scenario of this bench name runs (--only). */
+const want = (bench: string) => only === undefined || bench.includes(only);
 const warmupMs = quick ? 600 : 1500;
 /** Each path runs `rounds` windows of `ms`, interleaved with the other paths' (see below). */
 const rounds = quick ? 1 : 3;
@@ -46,6 +53,7 @@ sink.row('meta', '-', [
   ['gles_window_ms', glesMs, 'ms'],
   ['scale_window_ms', scaleMs, 'ms'],
   ['warmup_ms', warmupMs, 'ms'],
+  ...(only !== undefined ? ([['only', only, '']] as const) : []),
 ]);
 
 type Row = Array<[string, number | string | null, string]>;
@@ -114,6 +122,7 @@ function scaleRows(r: ScaleResult): Row {
 }
 
 async function attempt(bench: string, path: string, run: () => Promise<Row>): Promise<void> {
+  if (!want(bench)) return;
   log(`${bench} ${path}`);
   const t = Date.now();
   try {
@@ -138,7 +147,7 @@ const key = (bench: string, path: string) => `${bench}\u0000${path}`;
 
 async function measure(bench: string, path: string, run: () => Promise<StreamResult>): Promise<void> {
   const k = key(bench, path);
-  if (failures.has(k)) return;
+  if (!want(bench) || failures.has(k)) return;
   const t = Date.now();
   try {
     const r = await run();
@@ -151,6 +160,7 @@ async function measure(bench: string, path: string, run: () => Promise<StreamRes
 }
 
 function emit(bench: string, path: string, floorCpu: number | null): void {
+  if (!want(bench)) return;
   const k = key(bench, path);
   const failed = failures.get(k);
   const rs = windows.get(k) ?? [];
@@ -172,7 +182,10 @@ const cpuPerFrame = (bench: string, path: string): number | null => {
 
 const REFRESH = 'refresh-1024x768';
 const guestOnly = { guestFrames: 0, cpuUs: 0, windowMs: 0 };
-for (let round = 1; round <= rounds; round++) {
+// The Node guest's own CPU (the baseline row) goes into the stream and refresh rows.
+const BASELINE = 'baseline-1024x768';
+const streamRounds = [...MODES.map(([w, h]) => `stream-${w}x${h}`), REFRESH, BASELINE].some(want) ? rounds : 0;
+for (let round = 1; round <= streamRounds; round++) {
   log(`round ${round}/${rounds}`);
   try {
     const g = await runGuestOnly({ width: 1024, height: 768, warmupMs, ms });
@@ -205,11 +218,13 @@ for (const [w, h] of MODES) {
   for (const path of ['c-floor', 'scanout', 'scanout-worker-events', 'gles', 'copy']) emit(bench, path, floor);
 }
 for (const path of ['flip-driven', 'poll-30ms']) emit(REFRESH, path, cpuPerFrame('stream-1024x768', 'c-floor'));
-sink.row('baseline-1024x768', 'node-guest-only', [
-  ['guest_frames', guestOnly.guestFrames, 'count'],
-  ['cpu_per_guest_frame', guestOnly.guestFrames ? guestOnly.cpuUs / 1000 / guestOnly.guestFrames : null, 'ms'],
-  ['cpu_load', guestOnly.windowMs ? guestOnly.cpuUs / 10 / guestOnly.windowMs : null, '%'],
-]);
+if (want(BASELINE)) {
+  sink.row(BASELINE, 'node-guest-only', [
+    ['guest_frames', guestOnly.guestFrames, 'count'],
+    ['cpu_per_guest_frame', guestOnly.guestFrames ? guestOnly.cpuUs / 1000 / guestOnly.guestFrames : null, 'ms'],
+    ['cpu_load', guestOnly.windowMs ? guestOnly.cpuUs / 10 / guestOnly.windowMs : null, '%'],
+  ]);
+}
 
 for (const guests of [1, 2, 4, 8]) {
   await attempt('scale-640x480', `${guests}-guests`, async () => scaleRows(await runScale({ guests, width: 640, height: 480, warmupMs, ms: scaleMs, switchMs: 500 })));
@@ -224,6 +239,7 @@ for (const drmEvents of ['worker', 'uv'] as const) {
 // wl_shm read on the copy path: the direct mapping read (before) against the safe reads.
 for (const [w, h] of MODES) {
   const bench = `shm-read-${w}x${h}`;
+  if (!want(bench)) continue;
   try {
     const res = runShmRead({ card, width: w, height: h, ms: quick ? 500 : 1500, rounds });
     const before = res[0]!.cpuMsPerFrame;
@@ -237,5 +253,20 @@ for (const [w, h] of MODES) {
   } catch (e) {
     sink.row(bench, '-', [['note', `failed: ${(e as Error).message}`, '']]);
   }
+}
+// QEMU's D-Bus display beside the VFIO path (issue 13): each path boots and tears down
+// its own world (mdev, bus, QEMU, output), one window each.
+{
+  const spec = { card, connector: 'Virtual-1', warmupMs, ms: quick ? 2500 : 5000, log };
+  const t = Date.now();
+  await attempt(QEMU_DBUS_BENCH, 'peer udmabuf (paced)', () => runPeer(spec));
+  await attempt(QEMU_DBUS_BENCH, 'udmabuf direct (no D-Bus)', () => runUdmabufDirect(spec));
+  await attempt(QEMU_DBUS_BENCH, 'qemu mbochs gl=on (refused on vkms)', () => runQemuMbochs(spec));
+  await attempt(QEMU_DBUS_BENCH, 'qemu mdpy gl=off (copy)', () => runQemuMdpy(spec));
+  await attempt(QEMU_DBUS_BENCH, 'vfio mdpy direct (region, polled)', () => runVfioDirect(spec));
+  if (want(QEMU_DBUS_BENCH)) sink.row('meta', '-', [['qemu_dbus_scenario_time', (Date.now() - t) / 1000, 's']]);
+}
+if (only !== undefined && !readFileSync(outFile, 'utf8').split('\n').some((l) => l && !l.includes('"bench":"meta"'))) {
+  log(`--only ${only}: no scenario's bench name contains it`);
 }
 log('done');

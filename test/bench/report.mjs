@@ -41,6 +41,27 @@ const DESCRIPTIONS = {
   frames: 'frames read and blitted',
   cpu_per_frame_read: 'CPU per frame (read + blit)',
   cpu_vs_direct: 'vs the direct mapping read',
+  // qemu-dbus
+  window: 'measurement window',
+  updates_per_s: 'guest updates handled per second',
+  presented_per_s: 'frames presented per second',
+  dbus_scanout_calls: 'Scanout/ScanoutDMABUF calls',
+  dbus_update_calls: 'Update/UpdateDMABUF calls',
+  answered_shown: 'UpdateDMABUF answered: shown',
+  answered_refused: 'UpdateDMABUF answered: refused',
+  answered_superseded: 'UpdateDMABUF answered: superseded',
+  answered_timeout: 'UpdateDMABUF answered: 1 s backstop',
+  imports: 'imports',
+  commits: 'commits',
+  test_only_commits: 'TEST_ONLY commits',
+  answer_p50: 'UpdateDMABUF round trip p50 (peer side)',
+  answer_p99: 'UpdateDMABUF round trip p99 (peer side)',
+  cpu_per_update: 'host CPU per guest update',
+  qemu_setup: 'QEMU start to first frame',
+  loop_stall_max_warmup: 'longest event-loop stall, warm-up',
+  loop_stall_max_window: 'longest event-loop stall, window',
+  qemu_cpu_per_update: 'QEMU\'s CPU per update',
+  qemu_cpu_load: 'QEMU\'s CPU load (of one core)',
 };
 
 const UNIT_LABEL = { count: '', B: 'B', ms: 'ms', refresh: 'refresh periods', x: '×', '%': '%', MiB: 'MiB' };
@@ -59,6 +80,7 @@ export function formatValue(v, unit) {
       return v.toFixed(2);
     case '%':
     case 'MiB':
+    case '/s':
       return v.toFixed(1);
     default:
       return Number.isInteger(v) ? String(v) : v.toFixed(3);

@@ -7,6 +7,8 @@
 //   npm run bench -- --markdown     the tables as Markdown (for BENCHMARKS.md)
 //   npm run bench -- --quick        shorter windows (a smoke run, ~1 min; numbers are noisier)
 //   npm run bench -- --from FILE    re-render a results.jsonl of an earlier run (no VM)
+//   npm run bench -- --only TEXT    only the scenarios whose bench name contains TEXT
+//                                   (e.g. --only qemu-dbus, --only stream-1024x768)
 //
 // On the host: builds dist/ if any source is newer than its output, compiles the bench
 // (test/bench/tsconfig.json) and the C floor (gcc + pkg-config libdrm), boots the rig and
@@ -24,6 +26,8 @@ const json = args.includes('--json');
 const markdown = args.includes('--markdown');
 const quick = args.includes('--quick');
 const fromIdx = args.indexOf('--from');
+const onlyIdx = args.indexOf('--only');
+const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
 const log = (s) => process.stderr.write(`[bench] ${s}\n`);
 
 function fail(msg) {
@@ -96,6 +100,8 @@ function print(metrics) {
   }
 }
 
+if (onlyIdx >= 0 && (!only || !/^[A-Za-z0-9._-]+$/.test(only))) fail(`--only needs a part of a bench name (letters, digits, . _ -), got ${only ?? 'nothing'}`);
+
 if (fromIdx >= 0) {
   const file = args[fromIdx + 1];
   if (!file || !existsSync(file)) fail(`--from needs a results.jsonl file (got ${file ?? 'nothing'})`);
@@ -119,8 +125,8 @@ log('compiling the C floor (gcc, libdrm)');
 run('gcc', ['-O2', '-Wall', '-Wextra', '-o', join(outDir, 'floor'), join(projectDir, 'test/bench/floor.c'), ...libdrm.stdout.trim().split(/\s+/)], 'compiling test/bench/floor.c');
 
 const kernel = await buildKernel({ log });
-log(`booting the rig (${kernel.version}); the bench takes ${quick ? '~1' : '~3'} min inside`);
-const inner = ['node --expose-gc dist/test/bench/inner.js --out /mnt/rig/results.jsonl --floor /mnt/rig/floor', quick ? '--quick' : ''].join(' ');
+log(`booting the rig (${kernel.version}); the bench takes ${only ? 'at most ' : ''}${quick ? '~1' : '~3'} min inside`);
+const inner = ['node --expose-gc dist/test/bench/inner.js --out /mnt/rig/results.jsonl --floor /mnt/rig/floor', quick ? '--quick' : '', only ? `--only ${only}` : ''].join(' ');
 let pending = '';
 const res = await runInVm({
   bzImage: kernel.bzImage,

@@ -77,7 +77,7 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
       answers.push({ sent, answered: process.hrtime.bigint() });
     };
 
-    const frames = 300;
+    const frames = 1000;
     let fds0 = 0;
     let fbs0 = 0;
     const t0 = Date.now();
@@ -92,7 +92,7 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
         fbs0 = fbIds(dev.path).length;
       }
       // Captured twice (the writeback FB is made by the first, before the FB baseline).
-      if (n === 1 || n === 150) {
+      if (n === 1 || n === 500) {
         const cap = await out.captureNext();
         expect(decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: W, height: H, stride: cap.stride })).toBe(n);
         expect(patternMismatches(cap, n, W, H, drawPattern)).toBe(0);

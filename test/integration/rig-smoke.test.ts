@@ -13,7 +13,7 @@ import { DumbFramebuffer } from '../../plugin/kms/dumb.js';
 import { WritebackCapture, type Capture } from '../../plugin/kms/writeback.js';
 import { COMMIT, type AtomicRequest } from '../../plugin/kms/atomic.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
-import { VfioDevice, probeGfx } from '../../plugin/sources/vfio.js';
+import { VfioSource, VfioDevice, probeGfx } from '../../plugin/sources/vfio.js';
 import { decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import * as drm from '../../ffi/drm.js';
 import * as vfio from '../../ffi/vfio.js';
@@ -319,6 +319,13 @@ describe('mediated displays through VFIO', () => {
     expect({ format: drm.fourccName(q.drmFormat), width: q.width, height: q.height, stride: q.stride }).toEqual({ format: 'XR24', width: 1024, height: 768, stride: 4096 });
     const info = dev.regionInfo(q.regionIndex);
     expect(Number(info.size)).toBeGreaterThanOrEqual(q.stride * q.height);
+    // mdpy answers a cursor query with its whole framebuffer; the source has no cursor.
+    const cur = vfio.queryGfxPlane(dev.deviceFd, vfio.VFIO_GFX_PLANE_TYPE_REGION, vfio.DRM_PLANE_TYPE_CURSOR);
+    expect([cur.width, cur.height]).toEqual([1024, 768]);
+    const src = new VfioSource(dev, { owned: [] });
+    expect(src.query('cursor').state).toBe('disabled');
+    expect(src.query('primary').state).toBe('ok');
+    src.close();
     dev.close();
     closed = true;
     m.remove();
