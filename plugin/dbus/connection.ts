@@ -478,7 +478,9 @@ function readValue(m: unknown, fds: DbusFd[]): DbusValue | undefined {
     const size: (number | bigint)[] = [0];
     check(b.readArray(m, c.charCodeAt(0), ptr, size) as number, `read array of '${c}'`);
     const n = Number(size[0]);
-    const bytes = n > 0 ? Buffer.from(koffi.view(ptr[0], n) as ArrayBuffer) : Buffer.alloc(0);
+    // koffi.view is the message's own memory (freed with the message): copy it out.
+    const bytes = Buffer.allocUnsafe(n);
+    if (n > 0) bytes.set(new Uint8Array(koffi.view(ptr[0], n) as ArrayBuffer));
     if (c === 'y') return bytes;
     const width = 'y'.includes(c) ? 1 : 'bnqiu'.includes(c) ? (c === 'n' || c === 'q' ? 2 : 4) : 8;
     const list: DbusValue[] = [];

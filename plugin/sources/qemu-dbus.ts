@@ -246,6 +246,8 @@ export interface QemuConsoleStats {
   /** ScanoutDMABUF calls whose dma-buf was already known (by inode): the fd was closed at once. */
   reusedBuffers: number;
   buffersKnown: number;
+  /** Scanout calls whose pixels were those already shown (QEMU resends the surface every refresh). */
+  unchanged: number;
   refusedCalls: number;
   /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
   answered: { shown: number; refused: number; timeout: number; superseded: number };
@@ -276,7 +278,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #absolute: boolean | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
-  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
   constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
@@ -351,8 +353,21 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         const s = this.#scanout;
         const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
         const stride = c.width * 4;
-        const pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
-        for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
+        let pixels: Buffer;
+        if (c.stride === stride) {
+          // The message's bytes are already our copy: they become the shadow as they are.
+          pixels = c.data.subarray(0, stride * c.height);
+          // QEMU 7.2 sends the whole surface on every refresh of its timer, changed or not
+          // (mdpy: about 10-30 a second): an unchanged one is not a new frame.
+          if (reuse && this.#enabled && pixels.equals(s.pixels)) {
+            this.stats.unchanged++;
+            call.reply();
+            return;
+          }
+        } else {
+          pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
+          for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
+        }
         this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
         this.#enabled = true;
         this.stats.scanouts++;

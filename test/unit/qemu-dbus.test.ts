@@ -89,6 +89,20 @@ describe('DbusConnection (sd-bus on the event loop) with a real dbus-daemon', ()
     expect(fdCount()).toBe(fds0);
   });
 
+  it("an 'ay' argument is the handler's own copy: still intact after its message is freed and others came", async () => {
+    const address = bus();
+    const a = DbusConnection.connect(address, { busClient: true });
+    const b = DbusConnection.connect(address, { busClient: true });
+    later.push(() => (a.close(), b.close()));
+    const kept: Buffer[] = [];
+    a.addObject('/keep', (call) => {
+      kept.push(call.args[0] as Buffer);
+      call.reply();
+    });
+    for (let i = 0; i < 20; i++) await b.call(a.uniqueName(), '/keep', 't.T', 'K', [{ type: 'ay', value: Buffer.alloc(64 * 1024, i) }]);
+    expect(kept.map((k) => [k.length, k[0], k[k.length - 1]])).toEqual(Array.from({ length: 20 }, (_, i) => [65536, i, i]));
+  });
+
   it('a bus address that does not answer is an error naming it', () => {
     expect(() => DbusConnection.connect('unix:path=/nonexistent/bus', { busClient: true })).toThrow(/sd_bus_start|ENOENT/);
   });
