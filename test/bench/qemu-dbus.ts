@@ -23,6 +23,7 @@
 //
 // Every path builds its own world (mdev, bus, QEMU, output) and tears it down, whether it
 // worked or not; a failure is the path's row, not the end of the bench.
+import { drawPattern } from '../../plugin/sources/pattern.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,13 +35,12 @@ import { udmabufCreate } from '../../ffi/dmabuf.js';
 import { KmsDevice } from '../../plugin/kms/device.js';
 import { setDrmEventPath } from '../../plugin/kms/events.js';
 import { Output, type PresentEvent } from '../../plugin/output.js';
-import { drawPattern } from '../../plugin/sources/pattern.js';
 import { QemuDisplay, type QemuConsoleSource, type QemuConsoleStats } from '../../plugin/sources/qemu-dbus.js';
 import { openVfioSource } from '../../plugin/sources/open.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 import { createMdev, listMdevTypes, removeMdevAsync, type MdevInstance } from '../integration/helpers/mdev.js';
 import { qemuPeer } from '../integration/helpers/qemu-peer.js';
-import { mbochsInit, mbochsSetMode, mdpyInit, qemuDbusMissing, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from '../integration/helpers/qemu.js';
+import { mbochsInit, mbochsSetMode, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from '../integration/helpers/qemu.js';
 import { cpuMicros, latencyRows, percentile, sleep, summarizeLatency } from './measure.js';
 import { runStream } from './stream.js';
 
@@ -437,7 +437,25 @@ async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs'): Promise<R
     const setupMs = Date.now() - t0;
     const ans = () => JSON.stringify(src.stats.answered).replace(/"/g, '');
     phases.push(`first frame ${timeouts()} ${ans()}`);
+    // mdpy: the bench plays the guest's driver, changing the first rows of the framebuffer
+    // 60 times a second (small qtest writes: the writer's own cost stays small; QEMU sends
+    // the whole surface on each refresh anyway, and resends unchanged ones too).
+    let guestWrites = 0;
+    let writing = parent === 'mdpy';
+    const writer = (async () => {
+      const rows = new Uint8Array(W * 4 * 4);
+      while (writing) {
+        rows.fill((guestWrites * 37) & 0xff);
+        await mdpyWriteFramebuffer(q.vm.qtest, 0, rows);
+        guestWrites++;
+        await new Promise((r) => setTimeout(r, 16));
+      }
+    })();
+    const unchanged0 = src.stats.unchanged;
     const w = await measureWindow(out, spec, src, q.vm.pid, { start: () => phases.push(`window start ${timeouts()} ${ans()}`), stop: () => {} });
+    writing = false;
+    await writer.catch(() => {});
+    if (!gl) late.push(['guest_frames_written', guestWrites, 'count'], ['unchanged_scanouts', src.stats.unchanged - unchanged0, 'count']);
     phases.push(`window end ${timeouts()} ${ans()}`);
     const a = src.stats.answered;
     late.push(['answered_over_the_run', `shown ${a.shown}, refused ${a.refused}, superseded ${a.superseded}, timeout ${a.timeout}`, '']);
@@ -452,7 +470,7 @@ async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs'): Promise<R
     if (gl) {
       notes.push(['note', 'vkms can neither scan out nor map mbochs dma-bufs: every UpdateDMABUF is refused (answered as soon as the output finds it cannot show it), nothing reaches the screen; this row is QEMU\'s own update rate and our per-update D-Bus + refusal cost only. QEMU 7.2\'s vfio display does not wait for the answers: it sends UpdateDMABUF on every refresh of its display timer (dpy_gl_update from the refresh; vfio has no gl_block hook), so an answer held until the next update arrives is answered as superseded, one held 1 s makes QEMU log a timeout', '']);
     } else {
-      notes.push(['note', 'QEMU (7.2) sends the whole 640x480 frame as pixel data in a Scanout message on every refresh of its display timer, changed or not; we copy it into a shadow on arrival (not in bytes_copied) and from there into a dumb buffer (bytes_copied)', '']);
+      notes.push(['note', 'QEMU (7.2) sends the whole 640x480 frame as pixel data in a Scanout message on every refresh of its display timer, changed or not; an unchanged one is not a new frame (unchanged_scanouts); a changed one becomes the shadow as it arrived (the message copy) and is copied into a dumb buffer (bytes_copied). The bench changes the first 4 rows through qtest 60 times a second (guest_frames_written), in this process', '']);
     }
     return rows(w, updates, errors, notes);
   });
