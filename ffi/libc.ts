@@ -356,7 +356,7 @@ export function recv(fd: number, buf: Buffer, flags: number, what = `fd ${fd}`):
 const IOC_NONE = 0;
 const IOC_WRITE = 1;
 const IOC_READ = 2;
-function ioc(dir: number, type: number, nr: number, size: number): number {
+export function ioc(dir: number, type: number, nr: number, size: number): number {
   return ((dir << 30) | (size << 16) | (type << 8) | nr) >>> 0;
 }
 export const IO = (type: number, nr: number): number => ioc(IOC_NONE, type, nr, 0);

@@ -52,6 +52,10 @@ commands:
                        peer-to-peer: -display dbus,p2p=yes + QMP add_client);
                        waits for QEMU and reattaches when it restarts
       --console N      the QEMU console to show (default 0)
+      --no-input       do not send the host's keyboards and pointers to the QEMU guest
+                       (default: all of seat0's, through libinput and udev; Ctrl+Alt+G
+                       releases/takes them back, Ctrl+Alt+Q quits)
+      --input-devices P,Q  only these /dev/input/event* nodes
       --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size
       --fps N          frame rate of the built-in test guest (default 60)
       --test-guest N   with --vfio on an mbochs device: also animate it at N fps (no VM needed)
@@ -219,6 +223,8 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     udmabuf: { type: 'string' },
     'qemu-dbus': { type: 'string' },
     console: { type: 'string' },
+    'no-input': { type: 'boolean' },
+    'input-devices': { type: 'string' },
     fps: { type: 'string' },
     'test-guest': { type: 'string' },
     device: { type: 'string', short: 'd' },
@@ -240,6 +246,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   }
   if ([str('vfio'), str('vfio-fd'), str('udmabuf'), str('qemu-dbus')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd, --udmabuf or --qemu-dbus');
   if (str('console') !== undefined && str('qemu-dbus') === undefined) throw new UsageError('kiosk: --console picks a console of a QEMU display; use it with --qemu-dbus');
+  if ((o.flag('no-input') || str('input-devices') !== undefined) && str('qemu-dbus') === undefined) throw new UsageError('kiosk: --no-input and --input-devices are about input into a QEMU guest; use them with --qemu-dbus');
   let source: KioskSourceSpec;
   const fps = str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60;
   if (str('vfio') !== undefined) {
@@ -269,6 +276,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     statsIntervalMs: stats === 'none' ? 0 : 1000,
     statsFormat: stats === 'json' ? 'json' : 'text',
     vfioTestGuestFps: str('test-guest') !== undefined ? parseRate(str('test-guest')!, '--test-guest') : undefined,
+    input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
     log: (line) => io.stderr(line + '\n'),
   });
   const what =

@@ -14,6 +14,8 @@ import { UdmabufSource } from './sources/udmabuf.js';
 import { BochsDispi, BochsTestGuest } from './sources/bochs.js';
 import { openVfioSource } from './sources/open.js';
 import { QemuGuest } from './sources/qemu-guest.js';
+import { InputStack, type InputStackOptions } from './input/devices.js';
+import { GuestInput } from './input/guest-input.js';
 import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
 import type { OutputStatsSnapshot } from './stats.js';
 import { encodePng } from './png.js';
@@ -43,6 +45,12 @@ export interface KioskOptions {
    * (programs the VBE registers and animates frames), for demos and tests without a VM.
    */
   vfioTestGuestFps?: number;
+  /**
+   * Host keyboards and pointers into the guest (QEMU D-Bus guests): libinput on a udev
+   * seat (default 'seat0') or on named device nodes; false for none. Default: on for
+   * --qemu-dbus, where a missing input stack is logged and the display goes on.
+   */
+  input?: InputStackOptions | false;
   log: (line: string) => void;
 }
 
@@ -133,6 +141,37 @@ export function startKiosk(opts: KioskOptions): Kiosk {
     throw e;
   }
 
+  let input: InputStack | null = null;
+  if (source instanceof QemuGuest && opts.input !== false) {
+    const guest = source;
+    try {
+      input = new InputStack(opts.input ?? {});
+      const router = new GuestInput(
+        guest,
+        {
+          screen: { width: out.width, height: out.height },
+          guest: () => {
+            const q = guest.query('primary');
+            return q.state === 'ok' ? { width: q.plane.width, height: q.plane.height } : null;
+          },
+          fit: opts.fit ?? 'fit',
+        },
+        {
+          quit: () => void stop('Ctrl+Alt+Q', 0),
+          grab: (g) => opts.log(`guestplane kiosk: ${g ? 'keyboard and pointer go to the guest again' : 'keyboard and pointer released to the host (Ctrl+Alt+G takes them back)'}`),
+          error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
+        },
+      );
+      input.on('input', (e) => router.handle(e));
+      input.on('device-added', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name})`));
+      input.on('device-removed', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name}) removed`));
+      input.on('warning', (m) => opts.log(`guestplane kiosk: ${m}`));
+    } catch (e) {
+      opts.log(`guestplane kiosk: no input to the guest: ${(e as Error).message}`);
+      input = null;
+    }
+  }
+
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<number> | null = null;
@@ -177,6 +216,7 @@ export function startKiosk(opts: KioskOptions): Kiosk {
     stopping = (async () => {
       if (statsTimer) clearInterval(statsTimer);
       animation?.stop();
+      input?.close();
       out.off('error', onError);
       out.off('source-lost', onLost);
       const s = out.statsSnapshot();

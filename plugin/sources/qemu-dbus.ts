@@ -275,7 +275,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly warnings: string[] = [];
   onWarning: ((message: string) => void) | null = null;
   onClosed: (() => void) | null = null;
-  #absolute: boolean | null = null;
+  #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
   readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
@@ -566,42 +566,64 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   // --- input (org.qemu.Display1.Keyboard / Mouse on the console object) ---
 
+  /**
+   * Input calls leave in the order they were made (a pointer move waits for the first
+   * IsAbsolute answer; a key behind it must not overtake it), each without waiting for the
+   * previous one's reply.
+   */
+  #inputOrder: Promise<unknown> = Promise.resolve();
+  #input(send: (absolute: boolean) => Promise<unknown> | null): Promise<void> {
+    const sent = this.#inputOrder.then(async () => ({ reply: send(await this.isAbsolute()) }));
+    this.#inputOrder = sent.catch(() => {});
+    return sent.then(async (s) => void (await s.reply));
+  }
+
   /** A key by Linux evdev code (KEY_A = 30…), as QEMU key numbers. */
-  async key(evdevCode: number, down: boolean): Promise<void> {
+  key(evdevCode: number, down: boolean): Promise<void> {
     const qnum = evdevToQnum(evdevCode);
-    if (qnum === undefined) throw new Error(`evdev key code ${evdevCode} has no QEMU key number`);
-    await this.#bus.call(this.#dest, this.info.path, KEYBOARD_IFACE, down ? 'Press' : 'Release', [{ type: 'u', value: qnum }]);
+    if (qnum === undefined) return Promise.reject(new Error(`evdev key code ${evdevCode} has no QEMU key number`));
+    return this.#input(() => this.#bus.call(this.#dest, this.info.path, KEYBOARD_IFACE, down ? 'Press' : 'Release', [{ type: 'u', value: qnum }]));
   }
 
-  async button(button: QemuButton, down: boolean): Promise<void> {
-    await this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, down ? 'Press' : 'Release', [{ type: 'u', value: BUTTONS[button] }]);
+  button(button: QemuButton, down: boolean): Promise<void> {
+    return this.#input(() => this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, down ? 'Press' : 'Release', [{ type: 'u', value: BUTTONS[button] }]));
   }
 
-  /** Whether the guest's pointer takes absolute positions (a tablet) or only motion. */
-  async isAbsolute(): Promise<boolean> {
-    if (this.#absolute !== null) return this.#absolute;
-    const [v] = await this.#bus.call(this.#dest, this.info.path, 'org.freedesktop.DBus.Properties', 'Get', [
-      { type: 's', value: MOUSE_IFACE },
-      { type: 's', value: 'IsAbsolute' },
-    ]);
-    this.#absolute = v === true;
+  /**
+   * Whether the guest's pointer takes absolute positions (a tablet) or only motion. Asked
+   * once per attachment (QEMU 7.2 says when it changes only through a property signal,
+   * which is not watched yet).
+   */
+  isAbsolute(): Promise<boolean> {
+    this.#absolute ??= this.#bus
+      .call(this.#dest, this.info.path, 'org.freedesktop.DBus.Properties', 'Get', [
+        { type: 's', value: MOUSE_IFACE },
+        { type: 's', value: 'IsAbsolute' },
+      ])
+      .then(([v]) => v === true);
     return this.#absolute;
   }
 
   /** Moves the guest's pointer to (x, y) in guest pixels: absolute where the guest can, else relative. */
-  async pointerTo(x: number, y: number, from?: { x: number; y: number }): Promise<void> {
-    if (await this.isAbsolute()) {
-      await this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, 'SetAbsPosition', [
-        { type: 'u', value: Math.max(0, Math.round(x)) },
-        { type: 'u', value: Math.max(0, Math.round(y)) },
-      ]);
-    } else if (from) {
-      await this.pointerBy(x - from.x, y - from.y);
-    }
+  pointerTo(x: number, y: number, from?: { x: number; y: number }, rel?: { dx: number; dy: number }): Promise<void> {
+    return this.#input((absolute) => {
+      if (absolute) {
+        return this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, 'SetAbsPosition', [
+          { type: 'u', value: Math.max(0, Math.round(x)) },
+          { type: 'u', value: Math.max(0, Math.round(y)) },
+        ]);
+      }
+      if (rel) return rel.dx || rel.dy ? this.#relMotion(rel.dx, rel.dy) : null;
+      return from ? this.#relMotion(x - from.x, y - from.y) : null;
+    });
   }
 
-  async pointerBy(dx: number, dy: number): Promise<void> {
-    await this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, 'RelMotion', [
+  pointerBy(dx: number, dy: number): Promise<void> {
+    return this.#input(() => this.#relMotion(dx, dy));
+  }
+
+  #relMotion(dx: number, dy: number): Promise<unknown> {
+    return this.#bus.call(this.#dest, this.info.path, MOUSE_IFACE, 'RelMotion', [
       { type: 'i', value: Math.round(dx) },
       { type: 'i', value: Math.round(dy) },
     ]);

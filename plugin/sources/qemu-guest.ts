@@ -148,8 +148,8 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
   button(button: QemuButton, down: boolean): Promise<void> {
     return this.#inner?.button(button, down) ?? Promise.resolve();
   }
-  pointerTo(x: number, y: number, from?: { x: number; y: number }): Promise<void> {
-    return this.#inner?.pointerTo(x, y, from) ?? Promise.resolve();
+  pointerTo(x: number, y: number, from?: { x: number; y: number }, rel?: { dx: number; dy: number }): Promise<void> {
+    return this.#inner?.pointerTo(x, y, from, rel) ?? Promise.resolve();
   }
 
   close(): void {

@@ -5,7 +5,6 @@
 import { describe, it, expect } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,38 +17,12 @@ import type { Output } from '../../plugin/output.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches, waitFor } from './helpers/faults.js';
 import { createMdev, listMdevTypes } from './helpers/mdev.js';
-import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
+import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
 import type { MdevInstance } from './helpers/mdev.js';
 
 const cleanup = cleanupAfterEach();
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
 const missing = qemuDbusMissing({ parents: ['mdpy'], gl: false });
-
-/** QMP `cont`: input only reaches QEMU's input layer (and its trace) while the VM runs. */
-async function qmpCont(sock: string): Promise<void> {
-  const c = createConnection(sock);
-  let buf = '';
-  const replies: string[] = [];
-  c.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      replies.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  await new Promise<void>((r, j) => c.once('connect', r).once('error', j));
-  await waitFor(() => replies.length >= 1, 'QMP greeting');
-  c.write('{"execute":"qmp_capabilities"}\n');
-  await waitFor(() => replies.length >= 2, 'QMP capabilities');
-  c.write('{"execute":"cont"}\n');
-  await waitFor(() => replies.slice(2).some((r) => r.includes('"return"') || r.includes('"error"')), `QMP cont (got ${replies.join(' ')})`).catch((e: Error) => {
-    throw new Error(`${e.message}: ${replies.join(' | ')}`);
-  });
-  const answer = replies.slice(2).find((r) => r.includes('"return"') || r.includes('"error"'))!;
-  if (answer.includes('"error"')) throw new Error(`QMP cont: ${answer}`);
-  c.end();
-}
 
 async function showsFrame(out: Output, n: number, w: number, h: number): Promise<number> {
   let mismatches = -1;

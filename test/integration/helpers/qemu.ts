@@ -9,7 +9,7 @@
 // The device is always at 00:05.0 of the default i440fx machine.
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { listMdevParents, type MdevInstance } from './mdev.js';
@@ -957,4 +957,38 @@ export async function mdpyInit(qt: Qtest): Promise<MdpyInfo> {
 /** Writes pixels into mdpy's framebuffer (BAR0) at byte `offset`; pass `info` to bound-check. */
 export function mdpyWriteFramebuffer(qt: Qtest, offset: number, bytes: Uint8Array, info?: Pick<MdpyInfo, 'fbSize'>): Promise<void> {
   return writeBar0(qt, offset, bytes, info?.fbSize, 'mdpyWriteFramebuffer');
+}
+
+/** QMP `cont`: input only reaches QEMU's input layer (and its trace) while the VM runs. */
+export async function qmpCont(sock: string): Promise<void> {
+  const c = createConnection(sock);
+  let buf = '';
+  const replies: string[] = [];
+  c.on('data', (d) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      replies.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  await new Promise<void>((r, j) => c.once('connect', r).once('error', j));
+  await waitUntil(() => replies.length >= 1, 'QMP greeting');
+  c.write('{"execute":"qmp_capabilities"}\n');
+  await waitUntil(() => replies.length >= 2, 'QMP capabilities');
+  c.write('{"execute":"cont"}\n');
+  await waitUntil(() => replies.slice(2).some((r) => r.includes('"return"') || r.includes('"error"')), `QMP cont (got ${replies.join(' ')})`).catch((e: Error) => {
+    throw new Error(`${e.message}: ${replies.join(' | ')}`);
+  });
+  const answer = replies.slice(2).find((r) => r.includes('"return"') || r.includes('"error"'))!;
+  if (answer.includes('"error"')) throw new Error(`QMP cont: ${answer}`);
+  c.end();
+}
+
+async function waitUntil(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

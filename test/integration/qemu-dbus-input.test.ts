@@ -1,0 +1,90 @@
+// Issue 14 (input) with issue 13's QEMU source: virtual keyboards and mice made with
+// /dev/uinput, tagged by the real udevd, read by libinput on seat0 inside the kiosk, and
+// seen by an unmodified QEMU in its own input trace: keys as QEMU key codes, relative
+// motion after the fit mapping, buttons; a keyboard plugged in later works too; the quit
+// chord stops the kiosk.
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKiosk } from '../../plugin/kiosk.js';
+import { QemuGuest } from '../../plugin/sources/qemu-guest.js';
+import { BTN_LEFT } from '../../ffi/uinput.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
+import { waitFor } from './helpers/faults.js';
+import { createMdev, listMdevTypes } from './helpers/mdev.js';
+import { mdpyInit, qemuDbusMissing, qmpCont, startQemu, startSessionBus } from './helpers/qemu.js';
+import { keyboard, mouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
+
+const cleanup = cleanupAfterEach();
+const missing = qemuDbusMissing({ parents: ['mdpy'], gl: false }) ?? uinputMissing();
+if (missing) console.log(`qemu-dbus-input: skipped: ${missing}`);
+
+describe('kiosk input into a QEMU guest (libinput, uinput, udev)', () => {
+  it.skipIf(missing)('keys, motion and buttons from uinput devices reach QEMU exactly; a hot-plugged keyboard works; Ctrl+Alt+Q quits', async () => {
+    startUdevd();
+    const kbd = keyboard();
+    cleanup.push(() => kbd.close());
+    const rat = mouse();
+    cleanup.push(() => rat.close());
+    udevSettle();
+    const dir = mkdtempSync(join(tmpdir(), 'gpi-'));
+    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
+    const mdev = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    cleanup.push(() => mdev.remove());
+    const bus = startSessionBus(dir);
+    cleanup.push(() => bus.close());
+    const qmp = join(dir, 'qmp.sock');
+    const vm = await startQemu({ mdev, gl: false, busAddress: bus.address, dir, extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`, '-trace', 'enable=input_event_*'] });
+    cleanup.push(async () => {
+      await vm.close();
+    });
+    await vm.waitForDisplay();
+    const mode = await mdpyInit(vm.qtest);
+    await qmpCont(qmp);
+    const log: string[] = [];
+    const k = startKiosk({ source: { kind: 'qemu-dbus', address: bus.address }, connector: 'Virtual-1', mode: { width: mode.width, height: mode.height }, fit: 'native', statsIntervalMs: 0, log: (l) => log.push(l) });
+    cleanup.push(async () => {
+      await k.stop();
+    });
+    const guest = k.guest as QemuGuest;
+    await guest.attached();
+    await waitFor(() => guest.query('primary').state === 'ok', 'the first Scanout', 10_000);
+    await waitFor(() => log.some((l) => l.includes('(guestplane test keyboard)')) && log.some((l) => l.includes('(guestplane test mouse)')), 'libinput to add the devices', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; kiosk log: ${log.join(' | ')}`);
+    });
+
+    const trace = () => vm.stderr.split('\n').filter((l) => l.includes('input_event_') && !l.includes('input_event_sync'));
+    const t0 = trace().length;
+    kbd.key(30, true); // KEY_A
+    kbd.key(30, false);
+    kbd.key(103, true); // KEY_UP
+    kbd.key(103, false);
+    rat.move(10, 0);
+    rat.key(BTN_LEFT, true);
+    rat.key(BTN_LEFT, false);
+    // A relative guest (PS/2 mouse) gets the device's unaccelerated counts; QEMU traces both axes.
+    const want = [/qcode a, down 1/, /qcode a, down 0/, /qcode up, down 1/, /qcode up, down 0/, /axis x, value 10\b/i, /axis y, value 0\b/i, /button left, down 1/, /button left, down 0/];
+    await waitFor(() => trace().length - t0 >= want.length, 'the events in QEMU', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; QEMU saw: ${trace().slice(t0).join(' | ') || '(nothing)'}; kiosk log: ${log.join(' | ')}`);
+    });
+    const seen = trace().slice(t0);
+    expect(seen.length, seen.join(' | ')).toBe(want.length);
+    want.forEach((re, i) => expect(seen[i]).toMatch(re));
+
+    // Hot-plug: a second keyboard after the kiosk started (libinput's udev backend).
+    const kbd2 = keyboard('guestplane test keyboard 2');
+    cleanup.push(() => kbd2.close());
+    await waitFor(() => log.some((l) => l.includes('(guestplane test keyboard 2)')), 'the new keyboard', 10_000);
+    kbd2.key(48, true); // KEY_B
+    kbd2.key(48, false);
+    await waitFor(() => /qcode b, down 0/.test(vm.stderr), 'the new keyboard in QEMU', 10_000);
+
+    // Ctrl+Alt+Q: the kiosk stops and restores the screen.
+    kbd.key(29, true);
+    kbd.key(56, true);
+    kbd.key(16, true);
+    expect(await Promise.race([k.done, new Promise((r) => setTimeout(() => r('still running'), 10_000))])).toBe(0);
+    expect(vm.stderr).not.toMatch(/qcode q, down 1/);
+  });
+});

@@ -1,0 +1,70 @@
+// Host input mapped into a guest: pure logic (the real path, libinput and uinput into an
+// unmodified QEMU, is test/integration/qemu-dbus-input.test.ts). The target records calls.
+import { describe, it, expect } from 'vitest';
+import { GuestInput, type InputTarget } from '../../plugin/input/guest-input.js';
+
+function setup(fit: 'native' | 'fit' | 'fill', guest = { width: 640, height: 480 }) {
+  const calls: string[] = [];
+  const target: InputTarget = {
+    key: async (c, d) => void calls.push(`key ${c} ${d ? 'down' : 'up'}`),
+    button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
+    pointerTo: async (x, y, from, rel) => void calls.push(`pointer ${x},${y}${from ? ` from ${from.x},${from.y}` : ''}${rel ? ` rel ${rel.dx},${rel.dy}` : ''}`),
+  };
+  const actions = { quits: 0, grabs: [] as boolean[] };
+  const gi = new GuestInput(target, { screen: { width: 1280, height: 960 }, guest: () => guest, fit }, { quit: () => actions.quits++, grab: (g) => actions.grabs.push(g), error: (e) => calls.push(`error ${e.message}`) });
+  return { gi, calls, actions };
+}
+
+describe('GuestInput', () => {
+  it('maps the host pointer through the fit placement: the guest pointer lands under the host pointer', () => {
+    const { gi, calls } = setup('fit'); // 640x480 scaled 2x onto 1280x960
+    gi.handle({ kind: 'motion', dx: 10, dy: 0, dxRaw: 7, dyRaw: 0 }); // from the centre (640,480) → (650,480)
+    gi.handle({ kind: 'absolute', x: 0.25, y: 0.5 }); // (320,480) → guest (160,240)
+    gi.handle({ kind: 'motion', dx: -5000, dy: -5000, dxRaw: -3000, dyRaw: -3000 }); // clamped to the corner
+    expect(calls).toEqual(['pointer 325,240 from 320,240 rel 7,0', 'pointer 160,240 from 325,240', 'pointer 0,0 from 160,240 rel -3000,-3000']);
+  });
+
+  it('native: a smaller guest is centred; outside the picture the pointer stays on its edge', () => {
+    const { gi, calls } = setup('native'); // 640x480 centred at (320,240) on 1280x960
+    gi.handle({ kind: 'absolute', x: 0.5, y: 0.5 }); // where it is already: nothing to send
+    gi.handle({ kind: 'absolute', x: 0, y: 0 });
+    gi.handle({ kind: 'absolute', x: 0.3, y: 0.3 });
+    expect(calls).toEqual(['pointer 0,0 from 320,240', 'pointer 64,48 from 0,0']);
+  });
+
+  it('keys and buttons go through; wheel detents become wheel buttons; Ctrl+Alt+G releases (keys held are released in the guest) and takes back; Ctrl+Alt+Q quits', () => {
+    const { gi, calls, actions } = setup('fit');
+    gi.handle({ kind: 'key', code: 30, pressed: true });
+    gi.handle({ kind: 'button', button: 0x110, pressed: true });
+    gi.handle({ kind: 'scroll', axis: 'vertical', v120: 60 });
+    gi.handle({ kind: 'scroll', axis: 'vertical', v120: 60 });
+    gi.handle({ kind: 'key', code: 29, pressed: true });
+    gi.handle({ kind: 'key', code: 56, pressed: true });
+    gi.handle({ kind: 'key', code: 34, pressed: true }); // G: release
+    gi.handle({ kind: 'key', code: 34, pressed: false });
+    gi.handle({ kind: 'key', code: 31, pressed: true }); // not grabbed: not sent
+    gi.handle({ kind: 'key', code: 34, pressed: true }); // G again: grab
+    gi.handle({ kind: 'key', code: 16, pressed: true }); // Q: quit
+    expect(calls).toEqual([
+      'key 30 down',
+      'button left down',
+      'button wheel-down down',
+      'button wheel-down up',
+      'key 29 down',
+      'key 56 down',
+      'key 30 up',
+      'key 29 up',
+      'key 56 up',
+    ]);
+    expect(actions.grabs).toEqual([false, true]);
+    expect(actions.quits).toBe(1);
+  });
+
+  it('one finger is the pointer and the left button', () => {
+    const { gi, calls } = setup('fill');
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'motion', slot: 0, x: 0.75, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    expect(calls).toEqual(['button left down', 'pointer 480,240 from 320,240', 'button left up']);
+  });
+});
