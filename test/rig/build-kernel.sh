@@ -30,6 +30,8 @@ WANT=(
   SYSCTL MULTIUSER FILE_LOCKING SYSVIPC CC_OPTIMIZE_FOR_PERFORMANCE RTC_CLASS
   ADVISE_SYSCALLS MEMBARRIER RSEQ KCMP FHANDLE
   HIGH_RES_TIMERS
+  DRM_VIRTIO_GPU DRM_VIRTIO_GPU_KMS
+  INPUT INPUT_EVDEV INPUT_MISC INPUT_UINPUT
 )
 # HIGH_RES_TIMERS: without it vkms's vblank hrtimer and every poll/epoll timeout fire on
 # 4 ms ticks, which showed as page-flip latency (the C floor's p99 was 1.74 refreshes).
