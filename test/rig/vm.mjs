@@ -3,7 +3,7 @@
 // the console and the files it wrote. Used by `npm test`, `npm run demo` and the bench.
 // Plain JS (ESM) so that node can run it before anything is compiled.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync, chmodSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, mkdirSync, chmodSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +70,10 @@ export function runInVm(opts) {
   const outDir = opts.outDir ?? mkdtempSync(join(tmpdir(), 'guestplane-rig-'));
   mkdirSync(outDir, { recursive: true });
   rmSync(join(outDir, 'exit-code'), { force: true });
-  const env = { ...(opts.env ?? {}) };
+  // The rig kernel is also the nested test guest's kernel (qemu-dbus-guest.test.ts); the
+  // cache under /root is hidden by a tmpfs inside the VM, so it travels in the results share.
+  copyFileSync(opts.bzImage, join(outDir, 'bzImage'));
+  const env = { GUESTPLANE_RIG_KERNEL: '/mnt/rig/bzImage', ...(opts.env ?? {}) };
   const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
   // The VM mounts tmpfs over /tmp, /root, /run, /var/tmp and /mnt, hiding a clone there
   // (CI checkouts often live in one): the project also comes as its own share, mounted at
