@@ -248,6 +248,8 @@ export interface QemuConsoleStats {
   buffersKnown: number;
   /** Scanout calls whose pixels were those already shown (QEMU resends the surface every refresh). */
   unchanged: number;
+  /** Disable calls taken as the release of the buffer a ScanoutDMABUF replaced (ignored). */
+  releaseDisables: number;
   refusedCalls: number;
   /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
   answered: { shown: number; refused: number; timeout: number; superseded: number };
@@ -278,7 +280,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
-  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
   constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
@@ -318,7 +320,11 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     }
   }
 
+  /** A ScanoutDMABUF came and no UpdateDMABUF/Scanout/Update since (see Disable). */
+  #freshScanout = false;
+
   #handle(c: ListenerCall, call: IncomingCall): void {
+    if (c.member === 'ScanoutDMABUF' || c.member === 'UpdateDMABUF' || c.member === 'Scanout' || c.member === 'Update') this.#freshScanout = c.member === 'ScanoutDMABUF';
     switch (c.member) {
       case 'ScanoutDMABUF': {
         const { buffer, inode } = this.#adopt(call.takeFd(c.fd), c.stride, c.height);
@@ -391,6 +397,17 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
       }
       case 'Disable':
         call.reply();
+        // QEMU (7.2 and later) also sends Disable when it releases the dma-buf a new
+        // ScanoutDMABUF replaced: virtio-gpu's page flip (virtio_gpu_update_dmabuf) calls
+        // dpy_gl_scanout_dmabuf(new), then dpy_gl_release_dmabuf(old), which the D-Bus
+        // listener turns into Disable. A Disable right after a ScanoutDMABUF is that
+        // release, not the display going off (found with a real guest, see
+        // test/integration/qemu-dbus-guest.test.ts).
+        if (this.#freshScanout) {
+          this.#freshScanout = false;
+          this.stats.releaseDisables++;
+          return;
+        }
         this.#enabled = false;
         this.#answerHeld(Infinity, 'superseded');
         this.emit('changed');

@@ -26,8 +26,9 @@ export interface UdmabufSourceOptions {
   stride?: number;
   devicePath?: string;
   /**
-   * The guest's scanout is stored bottom-up, as GL renders it (a virtio-gpu scanout
-   * without VIRTIO_GPU_RESOURCE_FLAG_Y_0_TOP): planes show it flipped (reflect-y), and
+   * The guest's scanout is stored bottom-up, as GL renders it (QEMU's D-Bus display says
+   * so with y0_top = true; its virtio-gpu blob scanouts of plain dumb buffers are top-down,
+   * measured with a real guest): planes show it flipped (reflect-y), and
    * render() draws its pattern bottom-up so that it appears upright.
    */
   yInverted?: boolean;

@@ -125,6 +125,10 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
       expect(shown.length).toBeGreaterThan(0);
       expect(shown.every((p) => p.path === 'scanout' && p.zeroCopy), JSON.stringify(shown.filter((p) => p.path !== 'scanout'))).toBe(true);
       expect(fdsAfter, 'fds flat over the flips').toBe(fds0);
+      // Each flip's Disable (QEMU releasing the old buffer) was taken as such, never as "off".
+      expect(src.stats.releaseDisables).toBeGreaterThan(FRAMES / 2);
+      expect(presents.some((p) => p.path === 'no-signal' && presents.indexOf(p) > presents.findIndex((q) => q.frame !== undefined))).toBe(false);
+      expect(src.stats.answered.timeout, 'no UpdateDMABUF waited for the backstop').toBe(0);
       expect(errors).toEqual([]);
       expect(unexpectedQemuStderr(guest.stderr), guest.stderr).toEqual([]);
     },

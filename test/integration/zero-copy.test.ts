@@ -65,7 +65,7 @@ describe('udmabuf guest on vkms (zero-copy)', () => {
     console.log(`udmabuf 640x480 scanout: latency p50 ${lat[Math.floor(lat.length / 2)].toFixed(2)} ms, p99 ${lat[Math.floor(lat.length * 0.99)].toFixed(2)} ms, refresh ${(out.refreshNs / 1e6).toFixed(2)} ms`);
   });
 
-  it('a VMM scanout stored bottom-up (virtio-gpu without Y_0_TOP): zero-copy on a reflect-y plane, upright on screen, through GLES and the CPU too', async () => {
+  it('a VMM scanout stored bottom-up (GL-rendered): zero-copy on a reflect-y plane, upright on screen, through GLES and the CPU too', async () => {
     const results: string[] = [];
     for (const paths of [undefined, ['gles'], ['copy']] as const) {
       const { out, guest, errors } = guestOnOutput(cleanup, { mode: { width: 640, height: 480 }, guest: { width: 640, height: 480, yInverted: true }, paths: paths && [...paths] });
