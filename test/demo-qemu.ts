@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { drawPattern } from '../plugin/sources/pattern.js';
-import { createMdev, listMdevTypes } from './integration/helpers/mdev.js';
+import { createSmallMdev } from './integration/helpers/mdev.js';
 import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus } from './integration/helpers/qemu.js';
 
 export interface QemuDemoGuest {
@@ -26,10 +26,7 @@ export function qemuDemoMissing(): string | null {
 
 export async function startQemuDemoGuest(): Promise<QemuDemoGuest> {
   const dir = mkdtempSync(join(tmpdir(), 'gp-demo-qemu-'));
-  const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
-  const type = types.find((t) => /vga/.test(t.type)) ?? types[0];
-  if (!type) throw new Error('no free mdpy mdev type');
-  const mdev = createMdev('mdpy', type.type);
+  const mdev = createSmallMdev('mdpy');
   const bus = startSessionBus(dir);
   const vm = await startQemu({ mdev, gl: false, busAddress: bus.address, dir }).catch((e: Error) => {
     bus.close();

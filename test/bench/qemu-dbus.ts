@@ -38,7 +38,7 @@ import { Output, type PresentEvent } from '../../plugin/output.js';
 import { QemuDisplay, type QemuConsoleSource, type QemuConsoleStats } from '../../plugin/sources/qemu-dbus.js';
 import { openVfioSource } from '../../plugin/sources/open.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
-import { createMdev, listMdevTypes, removeMdevAsync, type MdevInstance } from '../integration/helpers/mdev.js';
+import { createSmallMdev, removeMdevAsync, type MdevInstance } from '../integration/helpers/mdev.js';
 import { qemuPeer } from '../integration/helpers/qemu-peer.js';
 import { mbochsInit, mbochsSetMode, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from '../integration/helpers/qemu.js';
 import { cpuMicros, latencyRows, percentile, sleep, summarizeLatency } from './measure.js';
@@ -376,15 +376,9 @@ export async function runUdmabufDirect(spec: QemuDbusSpec): Promise<Row> {
 // ---------------------------------------------------------------------------------------
 // 2, 3. An unmodified QEMU on an mdev, its display on a private bus.
 
-function smallestType(parent: string): string {
-  const types = listMdevTypes(parent).filter((t) => t.availableInstances > 0);
-  const pick = types.find((t) => /vga|small/.test(t.type)) ?? types[0];
-  if (!pick) throw new Error(`no ${parent} mdev type with a free instance`);
-  return pick.type;
-}
 
 function mdevFor(t: Teardown, parent: 'mdpy' | 'mbochs'): MdevInstance {
-  const mdev = createMdev(parent, smallestType(parent));
+  const mdev = createSmallMdev(parent);
   // Asynchronous: the kernel's removal waits for every VFIO user, and one left behind must
   // not hang the bench (it fails after 10 s naming the holders).
   t.push(`removing mdev ${mdev.type}`, () => removeMdevAsync(mdev.uuid));

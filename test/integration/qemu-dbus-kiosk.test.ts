@@ -16,9 +16,8 @@ import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js'
 import type { Output } from '../../plugin/output.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches, waitFor } from './helpers/faults.js';
-import { createMdev, listMdevTypes } from './helpers/mdev.js';
+import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
-import type { MdevInstance } from './helpers/mdev.js';
 
 const cleanup = cleanupAfterEach();
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
@@ -36,8 +35,7 @@ async function showsFrame(out: Output, n: number, w: number, h: number): Promise
 describe('kiosk --qemu-dbus', () => {
   it.skipIf(missing)('info lists the console; the kiosk shows it pixel-exact, sends keys and mouse to QEMU, and reattaches after QEMU is killed and restarted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpk-'));
-    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
-    const mdev: MdevInstance = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    const mdev = createSmallMdev('mdpy');
     cleanup.push(() => mdev.remove());
     const bus = startSessionBus(dir);
     cleanup.push(() => bus.close());
@@ -112,8 +110,7 @@ describe('kiosk --qemu-dbus', () => {
 
   it.skipIf(missing)('a multi-head config entry of type qemu-dbus shows the QEMU console on its head', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gph-'));
-    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
-    const mdev = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    const mdev = createSmallMdev('mdpy');
     cleanup.push(() => mdev.remove());
     const bus = startSessionBus(dir);
     cleanup.push(() => bus.close());

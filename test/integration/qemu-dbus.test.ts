@@ -13,23 +13,16 @@ import { QemuDisplay, type QemuConsoleSource } from '../../plugin/sources/qemu-d
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, openVkms, type Cleanup } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, waitFor } from './helpers/faults.js';
-import { createMdev, listMdevTypes } from './helpers/mdev.js';
+import { createSmallMdev } from './helpers/mdev.js';
 import { mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
 
 const cleanup = cleanupAfterEach();
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
-function smallestType(parent: string): string {
-  const types = listMdevTypes(parent).filter((t) => t.availableInstances > 0);
-  // mdpy-vga / mbochs-small: the smallest frame keeps qtest writes and TCG quick.
-  const pick = types.find((t) => /vga|small/.test(t.type)) ?? types[0];
-  if (!pick) throw new Error(`no ${parent} mdev type with a free instance`);
-  return pick.type;
-}
 
 async function qemuWith(c: Cleanup, parent: 'mdpy' | 'mbochs', gl: boolean): Promise<{ vm: QemuVm; busAddress: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'gpq-'));
-  const mdev = createMdev(parent, smallestType(parent));
+  const mdev = createSmallMdev(parent);
   c.push(() => mdev.remove());
   const bus = startSessionBus(dir);
   c.push(() => bus.close());
@@ -220,8 +213,7 @@ async function qmpAddDbusClient(qmpSock: string, fd: number): Promise<string> {
 describe('QEMU -display dbus,p2p=yes', () => {
   it.skipIf(missingMdpy)('fd:N: a socket handed to QEMU with QMP add_client carries the display peer-to-peer (no bus), pixel-exact', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpq-'));
-    const types = listMdevTypes('mdpy').filter((t) => t.availableInstances > 0);
-    const mdev = createMdev('mdpy', (types.find((t) => /vga/.test(t.type)) ?? types[0]!).type);
+    const mdev = createSmallMdev('mdpy');
     cleanup.push(() => mdev.remove());
     const qmp = join(dir, 'qmp.sock');
     // No bus at all: the private bus address given is never used with p2p=yes.

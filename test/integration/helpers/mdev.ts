@@ -186,3 +186,14 @@ export function createMdev(parent: string, type: string, uuid: string = randomUU
     },
   };
 }
+
+/**
+ * An mdev of the parent's smallest display type with a free instance (mdpy-vga,
+ * mbochs-small: the smallest frame keeps qtest writes and TCG quick).
+ */
+export function createSmallMdev(parent: string): MdevInstance {
+  const types = listMdevTypes(parent).filter((t) => t.availableInstances > 0);
+  const pick = types.find((t) => /vga|small/.test(t.type)) ?? types[0];
+  if (!pick) throw new Error(`no ${parent} mdev type with a free instance`);
+  return createMdev(parent, pick.type);
+}
