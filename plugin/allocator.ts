@@ -18,7 +18,7 @@
 // Layers with no plane are composed into one buffer on the primary plane (the caller
 // composes: GLES, else CPU). Each layer's report says where it went and why.
 import type { KmsPlane, PlaneType } from './kms/device.js';
-import { rectKey, type Rect } from './compose/cpu.js';
+import { rectKey, type Rect } from './geometry.js';
 import { KmsDevice } from './kms/device.js';
 import * as drm from '../ffi/drm.js';
 import { NORMAL, TRANSFORM_NAMES, pictureSize, planeRotationFor, type Transform } from './transform.js';

@@ -12,7 +12,7 @@ import { KmsDevice, KmsOpenError } from './kms/device.js';
 import { describeDevice, renderInfo } from './info.js';
 import { describeQemuDisplay, renderQemuDisplay } from './sources/qemu-info.js';
 import { startKiosk, type KioskSourceSpec } from './kiosk.js';
-import type { FitMode } from './compose/cpu.js';
+import type { FitMode } from './geometry.js';
 import type { ModeRequest } from './output.js';
 import { loadHeadsConfig } from './config.js';
 import { runHeads } from './heads.js';

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import * as libc from '../ffi/libc.js';
 import * as drm from '../ffi/drm.js';
-import type { Rect } from './compose/cpu.js';
+import type { Rect } from './geometry.js';
 import type { GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from './sources/source.js';
 import { validatePlane } from './validate.js';
 import { isTransform, pictureSize, withYInvert, type Transform } from './transform.js';

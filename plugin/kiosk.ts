@@ -8,7 +8,7 @@
 // message that says which and what to do.
 import { Backend } from './backend.js';
 import type { Output, ModeRequest, OutputErrorEvent } from './output.js';
-import type { FitMode } from './compose/cpu.js';
+import type { FitMode } from './geometry.js';
 import type { GuestSource } from './sources/source.js';
 import { UdmabufSource } from './sources/udmabuf.js';
 import { BochsDispi, BochsTestGuest } from './sources/bochs.js';

@@ -10,7 +10,7 @@
 // Picture → buffer, as Weston's weston_transformed_coord() has it (w, h: picture size):
 //   normal (x, y)   90 (y, w-x)   180 (w-x, h-y)   270 (h-y, x)
 //   flipped (w-x, y)   flipped-90 (y, x)   flipped-180 (x, h-y)   flipped-270 (h-y, w-x)
-import type { Rect } from './compose/cpu.js';
+import type { Rect } from './geometry.js';
 
 /** wl_output.transform values: 0 normal, 1 90, 2 180, 3 270, 4 flipped, 5–7 flipped-90/180/270. */
 export type Transform = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;

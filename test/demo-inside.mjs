@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
-import { Backend, UdmabufSource, VfioDevice, VfioSource, QemuGuest, animate, udmabufStep, findCardByDriver } from '../dist/plugin/backend.js';
+import { Backend, UdmabufSource, VfioDevice, VfioSource, QemuGuest, animate, udmabufStep, findCardByDriver } from '../dist/plugin/index.js';
 import { qemuDemoMissing, startQemuDemoGuest } from '../dist/test/demo-qemu.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../dist/plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../dist/plugin/sources/pattern.js';

@@ -1,13 +1,10 @@
 // CPU copy path: the last resort when neither a plane nor the GPU can take a buffer.
 // Copies (and if needed scales, nearest-neighbour) 32-bit pixels into a dumb buffer.
 import { toBuffer, type Transform } from '../transform.js';
+import type { Rect } from '../geometry.js';
 
-export interface Rect {
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
+// The geometry it works in, re-exported for the callers that draw with it.
+export { placement, rectKey, type FitMode, type Rect } from '../geometry.js';
 
 export interface CpuImage {
   bytes: Uint8Array;
@@ -15,11 +12,6 @@ export interface CpuImage {
   stride: number;
   width: number;
   height: number;
-}
-
-/** A rectangle as a cache/signature key. */
-export function rectKey(r: Rect): string {
-  return `${r.x},${r.y},${r.w},${r.h}`;
 }
 
 /** Bytes per pixel the copy path handles: every 32-bit RGB format copies as-is. */
@@ -79,31 +71,6 @@ export function fill(dst: CpuImage, r: Rect, pixel: number): void {
     const row = (dst.offset + y * dst.stride) / 4;
     d32.fill(pixel >>> 0, row + r.x, row + r.x + r.w);
   }
-}
-
-export type FitMode = 'native' | 'fit' | 'fill';
-
-/**
- * Where a guest of size gw×gh goes on a screen of sw×sh: returns the source rect (in
- * guest pixels) and the destination rect (screen pixels).
- *  native: 1:1, centred, cropped if larger than the screen
- *  fit:    scaled to fit, aspect kept, centred (letterbox)
- *  fill:   scaled to cover the whole screen (aspect not kept)
- */
-export function placement(fit: FitMode, gw: number, gh: number, sw: number, sh: number): { src: Rect; dst: Rect } {
-  if (fit === 'fill') return { src: { x: 0, y: 0, w: gw, h: gh }, dst: { x: 0, y: 0, w: sw, h: sh } };
-  if (fit === 'fit') {
-    const scale = Math.min(sw / gw, sh / gh);
-    const w = Math.max(1, Math.round(gw * scale));
-    const h = Math.max(1, Math.round(gh * scale));
-    return { src: { x: 0, y: 0, w: gw, h: gh }, dst: { x: Math.floor((sw - w) / 2), y: Math.floor((sh - h) / 2), w, h } };
-  }
-  const w = Math.min(gw, sw);
-  const h = Math.min(gh, sh);
-  return {
-    src: { x: Math.floor((gw - w) / 2), y: Math.floor((gh - h) / 2), w, h },
-    dst: { x: Math.floor((sw - w) / 2), y: Math.floor((sh - h) / 2), w, h },
-  };
 }
 
 /**

@@ -41,7 +41,7 @@ import * as gbm from '../../ffi/gbm.js';
 import * as egl from '../../ffi/egl.js';
 import { dmabufSync, DMA_BUF_SYNC_END, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_START } from '../../ffi/dmabuf.js';
 import type { KmsDevice } from '../kms/device.js';
-import type { Rect } from './cpu.js';
+import type { Rect } from '../geometry.js';
 import { pictureSize, toBuffer, type Transform } from '../transform.js';
 
 export type { Rect };

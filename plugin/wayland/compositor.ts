@@ -14,7 +14,7 @@ import { Display, type Global } from '../../protocols/runtime.js';
 import { WlOutput, WlOutputMode, WlOutputSubpixel, WlOutputTransform } from '../../protocols/generated/wayland.js';
 import { KmsDevice } from '../kms/device.js';
 import { Output, type ModeRequest, type PresentEvent } from '../output.js';
-import type { FitMode } from '../compose/cpu.js';
+import type { FitMode } from '../geometry.js';
 import { createCompositorGlobal, type Surface, type SurfaceCommit } from './surface.js';
 import { createShmGlobal } from './shm.js';
 import { createXdgShellGlobal, type Toplevel } from './xdg-shell.js';

@@ -4,7 +4,7 @@
 // zIndex and above it with positive ones, in stacking order. Every layer is a plane
 // candidate for the allocator: a dma-buf sub-surface (video) can be scanned out on an
 // overlay while the rest is composed.
-import { placement, type FitMode, type Rect } from '../compose/cpu.js';
+import { placement, type FitMode, type Rect } from '../geometry.js';
 import type { Surface } from './surface.js';
 import type { TreeEntry } from './subsurface.js';
 

@@ -9,7 +9,7 @@ import { WlCompositor, WlSurface, WlSurfaceError, WlCallback, type WlBuffer } fr
 import type { WpPresentationFeedback } from '../../protocols/generated/presentation_time.js';
 import { NORMAL, isTransform, pictureSize, type Transform } from '../transform.js';
 import { WpViewportError, type WpViewport } from '../../protocols/generated/viewporter.js';
-import type { Rect } from '../compose/cpu.js';
+import type { Rect } from '../geometry.js';
 import { bufferOf, type ClientBuffer } from './buffer.js';
 
 export interface SurfaceCommit {
