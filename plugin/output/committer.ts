@@ -1,0 +1,260 @@
+// Step 3 of a frame: the committer puts a plan on screen. One atomic request carries only
+// the plane properties that changed since the last successful commit; one commit is in
+// flight per CRTC, and its page-flip event (its cookie) moves the plan from in flight to
+// on screen. A commit the kernel refuses although TEST_ONLY agreed makes the allocator
+// distrust the guest buffers it placed, and the same frame is planned again and
+// committed at once. Commit failures that are not about the frame stop presentation:
+// the device is gone (for good), or DRM master is lost (until it comes back: then a full
+// modeset re-lights the output).
+//
+// Ownership: the committer records which planes this output lit (the device's plane
+// claims, claims.ts); the mode blob is the output's.
+import * as drm from '../../ffi/drm.js';
+import { COMMIT, type AtomicRequest } from '../kms/atomic.js';
+import type { KmsConnector, KmsCrtc, KmsDevice, KmsPlane } from '../kms/device.js';
+import { NORMAL, TRANSFORM_NAMES, planeRotationFor, type Transform } from '../transform.js';
+import type { Composer } from '../compose/composer.js';
+import type { PlaneAllocator } from '../allocator.js';
+import { claimsOf } from './claims.js';
+import type { Captures } from './capture.js';
+import { nextCookie, type FramePlan, type PlaneState } from './types.js';
+
+/** rotationValue per plane and transform: it runs for every plane of every commit. */
+const rotationValues = new WeakMap<KmsPlane, Map<Transform, number>>();
+
+/** The rotation property's bitmask (bits = 1 << enum value) that shows a buffer stored with `t` upright. */
+function rotationValue(pl: KmsPlane, t: Transform): number {
+  let m = rotationValues.get(pl);
+  if (!m) rotationValues.set(pl, (m = new Map()));
+  let v = m.get(t);
+  if (v === undefined) {
+    const names = planeRotationFor(t, pl.rotations);
+    // The allocator only gives a plane a layer whose transform it can undo.
+    if (!names) throw new Error(`plane ${pl.id} cannot undo transform ${TRANSFORM_NAMES[t]} (rotations: ${pl.rotations.join(', ')})`);
+    v = names.reduce((acc, n) => acc | (1 << Number(pl.props.enumValue('rotation', n))), 0);
+    m.set(t, v);
+  }
+  return v;
+}
+
+export interface CommitterDeps {
+  readonly dev: KmsDevice;
+  readonly crtc: KmsCrtc;
+  readonly connector: KmsConnector;
+  readonly primary: KmsPlane;
+  /** The output: the owner recorded for the planes it lights. */
+  readonly owner: object;
+  readonly captures: Captures;
+  readonly allocator: Pick<PlaneAllocator, 'commitFailed'>;
+  readonly composer: Pick<Composer, 'abandon'>;
+  report(cause: string, message: string): void;
+  /** The same frame planned again after a refused commit (plan(force)). */
+  replan(): FramePlan | null;
+  isClosed(): boolean;
+  /** The mode blob of the output's mode. */
+  modeBlob(): number;
+  /** Master came back and the output is lit again: show the current frame. */
+  relit(): void;
+}
+
+export class Committer {
+  /** What the last successful commit set on each plane this output has lit. */
+  readonly committed = new Map<number, PlaneState>();
+  inflight: { cookie: bigint; content: FramePlan } | null = null;
+  onScreen: FramePlan | null = null;
+  /** Set when the DRM device went away: nothing more is committed. */
+  deviceGone = false;
+  /** Polls for DRM master to come back while another process holds it. */
+  masterWait: NodeJS.Timeout | null = null;
+  /** The last real commit, for diagnostics and tests. */
+  lastRequest: AtomicRequest | null = null;
+
+  constructor(private readonly d: CommitterDeps) {}
+
+  /** The first modeset: the CRTC on with the mode, the primary showing `plan` (the "no signal" frame). */
+  light(plan: FramePlan): void {
+    const { dev, connector, crtc, primary } = this.d;
+    const req = dev.request().set(connector, 'CRTC_ID', crtc.id).set(crtc, 'MODE_ID', this.d.modeBlob()).set(crtc, 'ACTIVE', 1);
+    this.applyPlanes(req, plan.planes, true);
+    req.commit(COMMIT.ALLOW_MODESET);
+    this.committed.clear();
+    this.committed.set(primary.id, plan.planes.get(primary.id)!);
+    this.onScreen = plan;
+  }
+
+  /** FBs the kernel may be showing: committed, or in the plan on screen. */
+  fbsOnScreen(): Set<number> {
+    const ids = new Set<number>();
+    for (const st of this.committed.values()) ids.add(st.fbId);
+    for (const st of this.onScreen?.planes.values() ?? []) if (st) ids.add(st.fbId);
+    return ids;
+  }
+
+  /** The planes other than the primary that this output lit. */
+  otherPlanes(): KmsPlane[] {
+    return [...this.committed.keys()].filter((id) => id !== this.d.primary.id).map((id) => this.planeById(id));
+  }
+
+  private planeById(id: number): KmsPlane {
+    const p = this.d.dev.planes.find((x) => x.id === id);
+    if (!p) throw new Error(`${this.d.dev.path}: no plane ${id}`);
+    return p;
+  }
+
+  /** TEST_ONLY of the committed state changed to `planes` (the allocator's callback). */
+  test(planes: ReadonlyMap<number, PlaneState | null>): Error | null {
+    const req = this.d.dev.request();
+    try {
+      this.applyPlanes(req, planes, false);
+      return req.test(COMMIT.NONBLOCK);
+    } finally {
+      req.dispose();
+    }
+  }
+
+  /** Sets on `req` what differs between the committed planes and `want` (everything if `full`). */
+  private applyPlanes(req: AtomicRequest, want: ReadonlyMap<number, PlaneState | null>, full: boolean): void {
+    const ids = new Set([...this.committed.keys(), ...want.keys()]);
+    for (const id of ids) {
+      const w = want.has(id) ? want.get(id)! : (this.committed.get(id) ?? null);
+      const have = full ? null : (this.committed.get(id) ?? null);
+      const pl = this.planeById(id);
+      if (!w) {
+        if (have || full) req.set(pl, 'FB_ID', 0).set(pl, 'CRTC_ID', 0);
+        continue;
+      }
+      const put = (name: string, v: number, old: number | undefined) => {
+        if (!have || old !== v) req.set(pl, name, v);
+      };
+      put('FB_ID', w.fbId, have?.fbId);
+      if (!have) req.set(pl, 'CRTC_ID', this.d.crtc.id);
+      put('SRC_X', w.src.x * 65536, have ? have.src.x * 65536 : undefined);
+      put('SRC_Y', w.src.y * 65536, have ? have.src.y * 65536 : undefined);
+      put('SRC_W', w.src.w * 65536, have ? have.src.w * 65536 : undefined);
+      put('SRC_H', w.src.h * 65536, have ? have.src.h * 65536 : undefined);
+      put('CRTC_X', w.dst.x, have?.dst.x);
+      put('CRTC_Y', w.dst.y, have?.dst.y);
+      put('CRTC_W', w.dst.w, have?.dst.w);
+      put('CRTC_H', w.dst.h, have?.dst.h);
+      if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put('zpos', w.zpos, have?.zpos);
+      // Always written where the plane has it: whoever used the plane before may have
+      // left it rotated, and a reflected layer's plane goes back to rotate-0 after it.
+      if (pl.props.has('rotation')) put('rotation', rotationValue(pl, w.transform ?? NORMAL), have ? rotationValue(pl, have.transform ?? NORMAL) : undefined);
+      if (w.hotX !== undefined && pl.props.has('HOTSPOT_X')) put('HOTSPOT_X', w.hotX, have?.hotX);
+      if (w.hotY !== undefined && pl.props.has('HOTSPOT_Y')) put('HOTSPOT_Y', w.hotY, have?.hotY);
+    }
+  }
+
+  /** One non-blocking commit of `c` with a page-flip event carrying `cookie`. */
+  private attempt(c: FramePlan, cookie: bigint): void {
+    const req = this.d.dev.request();
+    this.applyPlanes(req, c.planes, false);
+    // A capture of an unchanged screen still needs the CRTC in the commit.
+    if (req.size === 0) req.set(this.d.primary, 'FB_ID', this.committed.get(this.d.primary.id)?.fbId ?? c.fbId);
+    const flags = COMMIT.NONBLOCK | COMMIT.PAGE_FLIP_EVENT | this.d.captures.arm(req);
+    try {
+      req.commit(flags, cookie);
+      this.d.captures.committed(true);
+    } catch (e) {
+      this.d.captures.committed(false);
+      throw e;
+    }
+    this.lastRequest = req;
+    this.adopt(c.planes);
+  }
+
+  /** Commits a plan (throws what the kernel said when it cannot); it is in flight until its flip event. */
+  commit(content: FramePlan): void {
+    const cookie = nextCookie();
+    try {
+      this.attempt(content, cookie);
+    } catch (e) {
+      if (content.composed) this.d.composer.abandon(content.composed);
+      const placedGuest = content.alloc?.uses.some((u) => u.layer !== null && !content.allocLayers?.find((l) => l.id === u.layer)?.hostBuffer);
+      // Lost master or a vanished device say nothing about the buffers: don't distrust them.
+      if (!content.alloc || !placedGuest || this.d.dev.commitFailure(e)) throw e;
+      // The kernel refused the real commit although TEST_ONLY (or memory) said yes: the
+      // allocator distrusts the guest buffers it placed, and this very frame is planned
+      // again (those layers composed) and committed now.
+      const reason = `the kernel refused the commit: ${(e as Error).message}`;
+      this.d.report('scanout-commit-refused', reason);
+      this.d.allocator.commitFailed(content.alloc, content.allocLayers ?? [], e as Error);
+      const again = this.d.replan();
+      if (!again) throw e;
+      content = again;
+      try {
+        this.attempt(content, cookie);
+      } catch (e2) {
+        if (content.composed) this.d.composer.abandon(content.composed);
+        throw e2;
+      }
+    }
+    this.inflight = { cookie, content };
+  }
+
+  /** A page-flip event: the plan in flight with this cookie is on screen now (returned), else null. */
+  flipped(cookie: bigint): FramePlan | null {
+    const f = this.inflight;
+    if (!f || cookie !== f.cookie) return null;
+    this.inflight = null;
+    this.onScreen = f.content;
+    return f.content;
+  }
+
+  /** Commit failures that are not about the frame (device gone, master lost); true if handled. */
+  fault(e: unknown): boolean {
+    const { dev } = this.d;
+    const kind = dev.commitFailure(e);
+    if (kind === 'device-gone') {
+      this.deviceGone = true;
+      this.d.report('device-lost', `${dev.path} is gone (${(e as Error).message}); close this output, and open the device again once it is back`);
+    } else if (kind === 'not-master') {
+      this.d.report('master-lost', `${dev.path}: another process is DRM master (a VT switch, another compositor), so frames cannot be shown (${(e as Error).message}); the guest is shown again as soon as master comes back`);
+      this.masterWait ??= setInterval(() => this.masterBack(), 50);
+    }
+    return kind !== null;
+  }
+
+  /**
+   * Master is ours again. The other master may have changed anything (switched the CRTC
+   * off, unrouted connectors), so re-light with a full modeset of what we last committed,
+   * then show the guest's current frame.
+   */
+  private masterBack(): void {
+    const { dev, connector, crtc } = this.d;
+    const closed = this.d.isClosed();
+    if (!closed && !this.deviceGone && !drm.isMaster(dev.fd)) return;
+    this.stopWaiting();
+    if (closed || this.deviceGone) return;
+    const req = dev.request().set(connector, 'CRTC_ID', crtc.id).set(crtc, 'MODE_ID', this.d.modeBlob()).set(crtc, 'ACTIVE', 1);
+    this.applyPlanes(req, new Map(), true);
+    this.d.captures.unroute();
+    try {
+      req.commit(COMMIT.ALLOW_MODESET);
+    } catch (e) {
+      if (!this.fault(e)) this.d.report('relight-failed', `could not light ${connector.name} again after regaining DRM master: ${(e as Error).message}`);
+      return;
+    }
+    this.d.relit();
+  }
+
+  /** Stops polling for DRM master. */
+  stopWaiting(): void {
+    if (this.masterWait) clearInterval(this.masterWait);
+    this.masterWait = null;
+  }
+
+  /** After a successful commit: remember what the planes show; take and give back planes. */
+  private adopt(planes: ReadonlyMap<number, PlaneState | null>): void {
+    const owner = claimsOf(this.d.dev).planeOwner;
+    for (const [id, st] of planes) {
+      if (st) {
+        this.committed.set(id, st);
+        owner.set(id, this.d.owner);
+      } else {
+        this.committed.delete(id);
+        if (id !== this.d.primary.id && owner.get(id) === this.d.owner) owner.delete(id);
+      }
+    }
+  }
+}
