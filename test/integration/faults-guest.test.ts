@@ -2,7 +2,8 @@
 // a storm of guest mode changes, and the guest's mediated device removed while it is on
 // screen. Each: the process stays up, the output shows what it should afterwards
 // (writeback, pixel-exact), and FBs, fds and memory come back to where they were.
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -13,19 +14,10 @@ import { VfioDevice, VfioSource } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../../plugin/sources/bochs.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { createMdev, type MdevInstance } from './helpers/mdev.js';
-import { baseline, lowestFreeGemHandle, nextPresent, patternMismatches, sleep, waitFor, rssMiB } from './helpers/faults.js';
+import { baseline, lowestFreeGemHandle, type Baseline, nextPresent, patternMismatches, sleep, waitFor, rssMiB } from './helpers/faults.js';
 import { readFramebuffers } from './helpers/debugfs.js';
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) {
-    try {
-      await f();
-    } catch (e) {
-      console.log(`cleanup: ${(e as Error).message}`);
-    }
-  }
-});
+const cleanup = cleanupAfterEach({ logErrors: true });
 
 function vkmsOutput(width: number, height: number, errors: OutputErrorEvent[]): { dev: KmsDevice; out: Output } {
   const dev = KmsDevice.open(findCardByDriver('vkms')!);
@@ -38,6 +30,19 @@ function vkmsOutput(width: number, height: number, errors: OutputErrorEvent[]): 
 }
 
 /** Shows one more rendered frame of a udmabuf guest and checks it on screen, pixel-exact. */
+/**
+ * The output's own leak check: with the DRM fd still open (closing it would free
+ * everything anyway), closing the output leaves none of its FBs and no GEM handle behind;
+ * then, everything else closed, no fd is left.
+ */
+async function closeWithoutLeaks(out: Output, dev: KmsDevice, base: Baseline): Promise<void> {
+  await out.close();
+  expect(base.newFbs()).toEqual([]);
+  expect(lowestFreeGemHandle(dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
+  for (const f of cleanup.splice(0).reverse()) await f();
+  expect(base.leakedFds()).toEqual([]);
+}
+
 async function showAndCheck(out: Output, guest: UdmabufSource, frame: number, buffer: number): Promise<void> {
   guest.render(buffer, frame);
   const shown = nextPresent(out, (p) => p.frame === frame);
@@ -100,13 +105,7 @@ describe('guest faults', () => {
     // Then the guest slows down: its last frame is on screen, exact.
     await showAndCheck(out, guest, frame + 1, (frame + 1) % 3);
     expect(errors.filter((e) => e.cause !== 'not-ready')).toEqual([]);
-    // The output's own leak check: with the DRM fd still open (closing it would free
-    // everything anyway), closing the output must leave none of its FBs behind.
-    await out.close();
-    expect(base.newFbs()).toEqual([]);
-    expect(lowestFreeGemHandle(dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
-    for (const f of cleanup.splice(0).reverse()) await f();
-    expect(base.leakedFds()).toEqual([]);
+    await closeWithoutLeaks(out, dev, base);
   });
 
   it('100 guest mode changes in a second, then a stable mode: the right final frame, FBs and fds back to baseline', async () => {
@@ -153,11 +152,7 @@ describe('guest faults', () => {
     // final mode's buffers); 94 when stale generations were not released.
     await waitFor(() => base.newFbs().length <= fbsBefore + 6, `our FBs on the device to settle near ${fbsBefore} (now ${base.newFbs().length})`, 3000);
     expect(errors.filter((e) => e.cause !== 'not-ready')).toEqual([]);
-    await out.close();
-    expect(base.newFbs()).toEqual([]);
-    expect(lowestFreeGemHandle(dev.fd), 'a GEM handle is still open on the DRM fd').toBe(1);
-    for (const f of cleanup.splice(0).reverse()) await f();
-    expect(base.leakedFds()).toEqual([]);
+    await closeWithoutLeaks(out, dev, base);
   });
 
   it('the mdev removed while displayed: the output keeps going while removal waits, shows no signal once the VMM lets go, and takes a new mdev', async () => {

@@ -3,7 +3,8 @@
 // device disabled mid-stream, DRM master taken by another process and given back.
 // Each: the process stays up, the output says what happened, the screen comes back with
 // the guest's latest frame (writeback, pixel-exact) where it can, nothing leaks.
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as drm from '../../ffi/drm.js';
@@ -18,16 +19,7 @@ const W = 640;
 const H = 480;
 const DIST = fileURLToPath(new URL('../../dist', import.meta.url));
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) {
-    try {
-      await f();
-    } catch (e) {
-      console.log(`cleanup: ${(e as Error).message}`);
-    }
-  }
-});
+const cleanup = cleanupAfterEach({ logErrors: true });
 
 interface Rig {
   vd: VkmsConfigfsDevice;

@@ -12,6 +12,7 @@ import * as drm from '../../ffi/drm.js';
 import * as libc from '../../ffi/libc.js';
 import * as egl from '../../ffi/egl.js';
 import * as gbm from '../../ffi/gbm.js';
+import { lightFullScreen } from './helpers/modeset.js';
 
 const XR24 = drm.fourcc('XR24');
 
@@ -94,21 +95,7 @@ async function presentAndCapture(target: GlesTarget): Promise<Capture> {
   const blob = dev.createModeBlob(mode);
   const wb = new WritebackCapture(dev, crtc);
   try {
-    const req = dev
-      .request()
-      .set(conn, 'CRTC_ID', crtc.id)
-      .set(crtc, 'MODE_ID', blob)
-      .set(crtc, 'ACTIVE', 1)
-      .set(primary, 'FB_ID', target.fbId)
-      .set(primary, 'CRTC_ID', crtc.id)
-      .set(primary, 'SRC_X', 0)
-      .set(primary, 'SRC_Y', 0)
-      .set(primary, 'SRC_W', target.width << 16)
-      .set(primary, 'SRC_H', target.height << 16)
-      .set(primary, 'CRTC_X', 0)
-      .set(primary, 'CRTC_Y', 0)
-      .set(primary, 'CRTC_W', target.width)
-      .set(primary, 'CRTC_H', target.height);
+    const req = lightFullScreen(dev.request(), { conn, crtc, modeBlob: blob, primary, fbId: target.fbId, width: target.width, height: target.height });
     wb.attach(req, crtc, target.width, target.height);
     try {
       req.commit(drm.DRM_MODE_ATOMIC_ALLOW_MODESET);

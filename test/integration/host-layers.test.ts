@@ -4,7 +4,8 @@
 // order) every layer gets a plane, the writeback capture is pixel-exact, only-buffers-
 // changed frames issue no TEST_ONLY, 'release' arrives for replaced buffers and never for
 // one on screen, superseded frames are never committed, and nothing leaks.
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import * as libc from '../../ffi/libc.js';
 import * as drm from '../../ffi/drm.js';
 import { udmabufCreate } from '../../ffi/dmabuf.js';
@@ -19,10 +20,7 @@ import { TRANSFORM_NAMES, pictureSize, planeRotationFor, toBuffer, withYInvert, 
 
 process.env.GALLIUM_OVERRIDE_CPU_CAPS ??= 'sse4.1';
 
-const cleanup: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 
 const W = 1024;
 const H = 768;

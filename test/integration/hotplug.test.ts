@@ -3,7 +3,8 @@
 // keeps presenting untouched; replugging brings it back at the configured (or preferred)
 // mode; nothing leaks (FBs by debugfs, fds by /proc/self/fd). Once through kernel uevents,
 // once through the re-probe fallback with uevents switched off.
-import { describe, it, expect, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { once } from 'node:events';
 import { fourcc } from '../../ffi/drm.js';
 import { parseHeadsConfig } from '../../plugin/config.js';
@@ -18,10 +19,7 @@ import { fdSnapshot, readClients, readFramebuffers, readState } from './helpers/
 import { join } from 'node:path';
 
 const PREFIX = `gphp${process.pid}`;
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 afterAll(() => removeVkmsDevicesWithPrefix(PREFIX));
 
 let seq = 0;

@@ -17,6 +17,7 @@ import type { DeviceDescription } from '../../plugin/info.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
 import { modetestDump, type ModetestDump, type ModetestProp } from './helpers/modetest.js';
 import { readDebugfsName } from './helpers/debugfs.js';
+import { lightFullScreen } from './helpers/modeset.js';
 
 const projectDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(projectDir, 'dist', 'plugin', 'cli.js');
@@ -209,18 +210,7 @@ describe('guestplane info agrees with modetest', () => {
     const blob = dev.createModeBlob(mode);
     cleanups.push(() => dev.destroyBlob(blob));
     const primary = dev.planesFor(crtc, 'primary')[0];
-    dev
-      .request()
-      .set(conn, 'CRTC_ID', crtc.id)
-      .set(crtc, 'MODE_ID', blob)
-      .set(crtc, 'ACTIVE', 1)
-      .set(primary, 'FB_ID', fb.fbId)
-      .set(primary, 'CRTC_ID', crtc.id)
-      .set(primary, 'SRC_X', 0).set(primary, 'SRC_Y', 0)
-      .set(primary, 'SRC_W', 640 << 16).set(primary, 'SRC_H', 480 << 16)
-      .set(primary, 'CRTC_X', 0).set(primary, 'CRTC_Y', 0)
-      .set(primary, 'CRTC_W', 640).set(primary, 'CRTC_H', 480)
-      .commit(COMMIT.ALLOW_MODESET);
+    lightFullScreen(dev.request(), { conn, crtc, modeBlob: blob, primary, fbId: fb.fbId, width: 640, height: 480 }).commit(COMMIT.ALLOW_MODESET);
     // modetest finds `-D <busid>` by GET_UNIQUE, which answers the master's unique name,
     // set only when a master calls SET_VERSION (drmSetInterfaceVersion; we never do). While
     // we are master modetest would not find the device and -M would fall back to the

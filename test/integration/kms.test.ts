@@ -6,6 +6,7 @@ import { WritebackCapture } from '../../plugin/kms/writeback.js';
 import { COMMIT } from '../../plugin/kms/atomic.js';
 import type { FlipEvent } from '../../plugin/kms/events.js';
 import * as drm from '../../ffi/drm.js';
+import { lightFullScreen } from './helpers/modeset.js';
 
 const opened: KmsDevice[] = [];
 afterEach(async () => {
@@ -56,16 +57,7 @@ describe('KMS device model on vkms', () => {
     const blob = d.createModeBlob(mode);
     try {
       const primary = d.planesFor(crtc, 'primary')[0];
-      const req = d.request()
-        .set(conn, 'CRTC_ID', crtc.id)
-        .set(crtc, 'MODE_ID', blob)
-        .set(crtc, 'ACTIVE', 1)
-        .set(primary, 'FB_ID', fb.fbId)
-        .set(primary, 'CRTC_ID', crtc.id)
-        .set(primary, 'SRC_X', 0).set(primary, 'SRC_Y', 0)
-        .set(primary, 'SRC_W', mode.hdisplay << 16).set(primary, 'SRC_H', mode.vdisplay << 16)
-        .set(primary, 'CRTC_X', 0).set(primary, 'CRTC_Y', 0)
-        .set(primary, 'CRTC_W', mode.hdisplay).set(primary, 'CRTC_H', mode.vdisplay);
+      const req = lightFullScreen(d.request(), { conn, crtc, modeBlob: blob, primary, fbId: fb.fbId, width: mode.hdisplay, height: mode.vdisplay });
       let ticks = 0;
       const timer = setInterval(() => ticks++, 2);
       ticks = 0;

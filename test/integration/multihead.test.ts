@@ -1,7 +1,8 @@
 // Multi-head on vkms ConfigFS devices: guests on several connectors, guests in regions of
 // one connector, one guest spread over two connectors, and EDIDs handed to an mbochs guest.
 // Every picture is checked pixel for pixel on the writeback connector of its CRTC.
-import { describe, it, expect, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { join } from 'node:path';
 import { fourcc } from '../../ffi/drm.js';
 import { parseHeadsConfig } from '../../plugin/config.js';
@@ -20,10 +21,7 @@ import { comparePixels, describeCompare, resultsDir, writePng, type Image } from
 import { fdSnapshot, readFramebuffers, readState } from './helpers/debugfs.js';
 
 const PREFIX = `gpmh${process.pid}`;
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f();
-});
+const cleanup = cleanupAfterEach();
 afterAll(() => removeVkmsDevicesWithPrefix(PREFIX));
 
 let seq = 0;

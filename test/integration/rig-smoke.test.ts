@@ -22,6 +22,7 @@ import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice 
 import { createMdev } from './helpers/mdev.js';
 import { countNotColour, comparePixels, describeCompare, resultsDir, writePng } from './helpers/png.js';
 import { fdSnapshot, readClients, readDebugfsName, readFramebuffers, readState } from './helpers/debugfs.js';
+import { lightFullScreen } from './helpers/modeset.js';
 
 const PREFIX = `gpsmoke${process.pid}`;
 
@@ -83,20 +84,7 @@ function pickMode(conn: KmsConnector, w: number, h: number): drm.DrmModeInfo {
 function lightHead(req: AtomicRequest, dev: KmsDevice, crtc: KmsCrtc, conn: KmsConnector, modeBlob: number, mode: drm.DrmModeInfo, fbId: number): void {
   const primary = dev.planesFor(crtc, 'primary')[0];
   if (!primary) throw new Error(`${dev.path}: CRTC ${crtc.id} has no primary plane`);
-  req
-    .set(conn, 'CRTC_ID', crtc.id)
-    .set(crtc, 'MODE_ID', modeBlob)
-    .set(crtc, 'ACTIVE', 1)
-    .set(primary, 'FB_ID', fbId)
-    .set(primary, 'CRTC_ID', crtc.id)
-    .set(primary, 'SRC_X', 0)
-    .set(primary, 'SRC_Y', 0)
-    .set(primary, 'SRC_W', mode.hdisplay << 16)
-    .set(primary, 'SRC_H', mode.vdisplay << 16)
-    .set(primary, 'CRTC_X', 0)
-    .set(primary, 'CRTC_Y', 0)
-    .set(primary, 'CRTC_W', mode.hdisplay)
-    .set(primary, 'CRTC_H', mode.vdisplay);
+  lightFullScreen(req, { conn, crtc, modeBlob, primary, fbId, width: mode.hdisplay, height: mode.vdisplay });
 }
 
 function savePng(name: string, cap: Capture): string {

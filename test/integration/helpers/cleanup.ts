@@ -6,13 +6,27 @@ import { Output, type OutputOptions, type PresentEvent } from '../../../plugin/o
 import { UdmabufSource } from '../../../plugin/sources/udmabuf.js';
 import type { FitMode } from '../../../plugin/compose/cpu.js';
 
-export type Cleanup = (() => Promise<void> | void)[];
+export type Cleanup = (() => unknown)[];
 
-/** A list whose entries run after each test of the calling file (register at top level). */
-export function cleanupAfterEach(): Cleanup {
+/**
+ * A list whose entries run after each test of the calling file (register at top level).
+ * `logErrors`: an entry that throws is logged and the rest still run (fault tests, whose
+ * devices may be gone by then); otherwise the first error fails the test.
+ */
+export function cleanupAfterEach(opts: { logErrors?: boolean } = {}): Cleanup {
   const list: Cleanup = [];
   afterEach(async () => {
-    for (const f of list.splice(0).reverse()) await f();
+    for (const f of list.splice(0).reverse()) {
+      if (!opts.logErrors) {
+        await f();
+        continue;
+      }
+      try {
+        await f();
+      } catch (e) {
+        console.log(`cleanup: ${(e as Error).message}`);
+      }
+    }
   });
   return list;
 }
