@@ -2,7 +2,9 @@
 // listener, checked and turned into typed calls. Everything here is pure: the values come
 // from a message already read by sd-bus, untrusted (QEMU may be buggy, or not QEMU), and
 // every way they can be wrong gives a ListenerError naming the argument and what was
-// expected. The fds in a call are the connection's until the source takes them.
+// expected. The fds in a call are the connection's until the source takes them. Also the
+// display's other names (bus name, object paths, interfaces), the console and VM
+// descriptions, and QEMU's input numbering (evdev keys → QEMU key numbers, buttons).
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import { DbusFd, type DbusValue } from '../dbus/connection.js';
 
@@ -141,4 +143,82 @@ function pixmanFormat(member: string, code: number): number {
     throw new ListenerError(member, `${pixmanName(code)} is not a format guestplane can show; supported: ${[...PIXMAN_TO_DRM.keys()].map((k) => '0x' + k.toString(16)).join(', ')} (32-bit RGB)`);
   }
   return f;
+}
+
+// ---- the display's objects, as QEMU names and describes them --------------------------
+
+export const QEMU_NAME = 'org.qemu';
+export const VM_PATH = '/org/qemu/Display1/VM';
+export const VM_IFACE = 'org.qemu.Display1.VM';
+export const CONSOLE_IFACE = 'org.qemu.Display1.Console';
+export const KEYBOARD_IFACE = 'org.qemu.Display1.Keyboard';
+export const MOUSE_IFACE = 'org.qemu.Display1.Mouse';
+
+export interface QemuConsoleInfo {
+  id: number;
+  path: string;
+  type: string;
+  label: string;
+  head: number;
+  width: number;
+  height: number;
+  deviceAddress: string;
+  /** Interfaces the console object offers (Keyboard, Mouse, MultiTouch…), when QEMU says. */
+  interfaces: string[];
+}
+
+export interface QemuVmInfo {
+  name: string;
+  uuid: string;
+  consoleIds: number[];
+}
+
+/** QEMU's Mouse buttons (qapi InputButton). */
+export type QemuButton = 'left' | 'middle' | 'right' | 'wheel-up' | 'wheel-down' | 'side' | 'extra';
+export const BUTTONS: Record<QemuButton, number> = { left: 0, middle: 1, right: 2, 'wheel-up': 3, 'wheel-down': 4, side: 5, extra: 6 };
+
+/** A D-Bus value as a string ("" if it is none). */
+export function str(v: DbusValue | undefined): string {
+  return typeof v === 'string' ? v : '';
+}
+/** A D-Bus value as a number (0 if it is none). */
+export function num(v: DbusValue | undefined): number {
+  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : 0;
+}
+
+/**
+ * Linux evdev key codes → QEMU key numbers (XT set 1; the 0xe0-prefixed keys as 0x80|code),
+ * the mapping of QEMU's keycodemapdb linux→qnum for a PC keyboard.
+ */
+const EXTENDED: Record<number, number> = {
+  96: 0x9c, // KPENTER
+  97: 0x9d, // RIGHTCTRL
+  98: 0xb5, // KPSLASH
+  99: 0x54, // SYSRQ
+  100: 0xb8, // RIGHTALT
+  102: 0xc7, // HOME
+  103: 0xc8, // UP
+  104: 0xc9, // PAGEUP
+  105: 0xcb, // LEFT
+  106: 0xcd, // RIGHT
+  107: 0xcf, // END
+  108: 0xd0, // DOWN
+  109: 0xd1, // PAGEDOWN
+  110: 0xd2, // INSERT
+  111: 0xd3, // DELETE
+  113: 0xa0, // MUTE
+  114: 0xae, // VOLUMEDOWN
+  115: 0xb0, // VOLUMEUP
+  116: 0xde, // POWER
+  117: 0x59, // KPEQUAL
+  119: 0xc6, // PAUSE
+  125: 0xdb, // LEFTMETA
+  126: 0xdc, // RIGHTMETA
+  127: 0xdd, // COMPOSE
+};
+
+export function evdevToQnum(code: number): number | undefined {
+  if (!Number.isInteger(code) || code <= 0) return undefined;
+  if (code <= 83 || code === 86 || code === 87 || code === 88) return code; // KEY_ESC..KEY_KPDOT, 102ND, F11, F12
+  return EXTENDED[code];
 }

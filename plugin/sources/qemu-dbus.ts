@@ -37,50 +37,19 @@ import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import { DbusConnection, DbusError, type DbusValue, type IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
-import { decodeListenerCall, LISTENER_IFACE, LISTENER_PATH, ListenerError, type ListenerCall } from './qemu-dbus-protocol.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, decodeListenerCall, evdevToQnum, LISTENER_IFACE, LISTENER_PATH, ListenerError, num, str, type ListenerCall, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
+
+export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
-const QEMU_NAME = 'org.qemu';
-const VM_PATH = '/org/qemu/Display1/VM';
-const VM_IFACE = 'org.qemu.Display1.VM';
-const CONSOLE_IFACE = 'org.qemu.Display1.Console';
-const KEYBOARD_IFACE = 'org.qemu.Display1.Keyboard';
-const MOUSE_IFACE = 'org.qemu.Display1.Mouse';
 
 /** Dma-buf inodes kept (QEMU's vfio display keeps 5 buffers; a guest flips between 2-3). */
 const MAX_BUFFERS = 8;
 /** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us (its own call timeout is 1 s). */
 const HOLD_MS = 500;
 
-export interface QemuConsoleInfo {
-  id: number;
-  path: string;
-  type: string;
-  label: string;
-  head: number;
-  width: number;
-  height: number;
-  deviceAddress: string;
-  /** Interfaces the console object offers (Keyboard, Mouse, MultiTouch…), when QEMU says. */
-  interfaces: string[];
-}
 
-export interface QemuVmInfo {
-  name: string;
-  uuid: string;
-  consoleIds: number[];
-}
 
-/** QEMU's Mouse buttons (qapi InputButton). */
-export type QemuButton = 'left' | 'middle' | 'right' | 'wheel-up' | 'wheel-down' | 'side' | 'extra';
-const BUTTONS: Record<QemuButton, number> = { left: 0, middle: 1, right: 2, 'wheel-up': 3, 'wheel-down': 4, side: 5, extra: 6 };
-
-function str(v: DbusValue | undefined): string {
-  return typeof v === 'string' ? v : '';
-}
-function num(v: DbusValue | undefined): number {
-  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : 0;
-}
 
 /** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */
 export class QemuDisplay {
@@ -677,41 +646,4 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#scanout = null;
     this.onClosed?.();
   }
-}
-
-/**
- * Linux evdev key codes → QEMU key numbers (XT set 1; the 0xe0-prefixed keys as 0x80|code),
- * the mapping of QEMU's keycodemapdb linux→qnum for a PC keyboard.
- */
-const EXTENDED: Record<number, number> = {
-  96: 0x9c, // KPENTER
-  97: 0x9d, // RIGHTCTRL
-  98: 0xb5, // KPSLASH
-  99: 0x54, // SYSRQ
-  100: 0xb8, // RIGHTALT
-  102: 0xc7, // HOME
-  103: 0xc8, // UP
-  104: 0xc9, // PAGEUP
-  105: 0xcb, // LEFT
-  106: 0xcd, // RIGHT
-  107: 0xcf, // END
-  108: 0xd0, // DOWN
-  109: 0xd1, // PAGEDOWN
-  110: 0xd2, // INSERT
-  111: 0xd3, // DELETE
-  113: 0xa0, // MUTE
-  114: 0xae, // VOLUMEDOWN
-  115: 0xb0, // VOLUMEUP
-  116: 0xde, // POWER
-  117: 0x59, // KPEQUAL
-  119: 0xc6, // PAUSE
-  125: 0xdb, // LEFTMETA
-  126: 0xdc, // RIGHTMETA
-  127: 0xdd, // COMPOSE
-};
-
-export function evdevToQnum(code: number): number | undefined {
-  if (!Number.isInteger(code) || code <= 0) return undefined;
-  if (code <= 83 || code === 86 || code === 87 || code === 88) return code; // KEY_ESC..KEY_KPDOT, 102ND, F11, F12
-  return EXTENDED[code];
 }
