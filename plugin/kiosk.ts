@@ -105,6 +105,76 @@ export function formatStatsLine(s: KioskStatsLine): string {
   );
 }
 
+/** The guest the kiosk shows, and the built-in test guest's animation when there is one. */
+function openKioskSource(opts: KioskOptions, out: Output, failed: (e: Error) => void): { source: GuestSource; animation: Animation | null } {
+  const spec = opts.source;
+  if (spec.kind === 'udmabuf') {
+    const u = new UdmabufSource({ width: spec.width, height: spec.height, buffers: spec.buffers ?? 3 });
+    try {
+      return { source: u, animation: animate(udmabufStep(u, () => out.buffersInUse()), spec.fps, failed) };
+    } catch (e) {
+      u.close();
+      throw e;
+    }
+  }
+  if (spec.kind === 'qemu-dbus') {
+    const g = new QemuGuest({ address: spec.address, console: spec.console, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
+    g.setUISize(out.width, out.height);
+    return { source: g, animation: null };
+  }
+  const vfio = openVfioSource(spec.kind === 'vfio' ? spec.spec : { fd: spec.fd, name: `vfio fd ${spec.fd}` });
+  if (!opts.vfioTestGuestFps) return { source: vfio, animation: null };
+  try {
+    const dispi = new BochsDispi(vfio.device);
+    const g = new BochsTestGuest(dispi, 3);
+    g.setMode(out.width >= 1024 ? 1024 : out.width, out.height >= 768 ? 768 : out.height);
+    const a = animate(() => g.step(), opts.vfioTestGuestFps, failed);
+    return { source: vfio, animation: { get frames() { return a.frames; }, stop: () => { a.stop(); dispi.close(); } } };
+  } catch (e) {
+    vfio.close();
+    throw e;
+  }
+}
+
+/** One stats line per interval (opts.log), the rates since the previous line. */
+function reportStats(out: Output, opts: KioskOptions): NodeJS.Timeout {
+  let last: OutputStatsSnapshot = out.statsSnapshot();
+  let lastT = Date.now();
+  const started = lastT;
+  return setInterval(() => {
+    const s = out.statsSnapshot();
+    const now = Date.now();
+    const dt = (now - lastT) / 1000;
+    const paths: Record<string, number> = {};
+    for (const k of Object.keys(s.paths) as (keyof typeof s.paths)[]) paths[k] = s.paths[k] - last.paths[k];
+    const line: KioskStatsLine = {
+      t: (now - started) / 1000,
+      fps: (s.framesPresented - last.framesPresented) / dt,
+      paths,
+      latencyMs: { p50: s.latencyMs.p50, p99: s.latencyMs.p99 },
+      bytesCopiedPerSec: (s.bytesCopied - last.bytesCopied) / dt,
+      imports: s.imports,
+      testOnlyCommits: s.testOnlyCommits,
+      commits: s.commits,
+      errors: s.errors,
+    };
+    opts.log(opts.statsFormat === 'json' ? JSON.stringify({ stats: line }) : `guestplane kiosk: ${formatStatsLine(line)}`);
+    last = s;
+    lastT = now;
+  }, opts.statsIntervalMs ?? 1000);
+}
+
+/** Captures the next frame into `dir` as capture-NNN.png (+ .json: what was shown); returns the PNG's path. */
+async function captureTo(out: Output, dir: string, n: number): Promise<string> {
+  const c = await out.captureNext();
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `capture-${String(n).padStart(3, '0')}.png`);
+  writeFileSync(path, encodePng(c));
+  const content = c.content ? { path: c.content.path, bufferId: c.content.bufferId, frame: c.content.frame, reason: c.content.reason } : null;
+  writeFileSync(join(dir, `capture-${String(n).padStart(3, '0')}.json`), JSON.stringify({ width: c.width, height: c.height, content }) + '\n');
+  return path;
+}
+
 export function startKiosk(opts: KioskOptions): Kiosk {
   const backend = Backend.open({ device: opts.device });
   let source: GuestSource | null = null;
@@ -114,25 +184,7 @@ export function startKiosk(opts: KioskOptions): Kiosk {
   try {
     connector = pickConnector(backend, opts.connector);
     out = backend.enableOutput(connector, { mode: opts.mode });
-    if (opts.source.kind === 'udmabuf') {
-      const u = new UdmabufSource({ width: opts.source.width, height: opts.source.height, buffers: opts.source.buffers ?? 3 });
-      source = u;
-      animation = animate(udmabufStep(u, () => out.buffersInUse()), opts.source.fps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
-    } else if (opts.source.kind === 'qemu-dbus') {
-      const g = new QemuGuest({ address: opts.source.address, console: opts.source.console, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
-      g.setUISize(out.width, out.height);
-      source = g;
-    } else {
-      const vfio = openVfioSource(opts.source.kind === 'vfio' ? opts.source.spec : { fd: opts.source.fd, name: `vfio fd ${opts.source.fd}` });
-      source = vfio;
-      if (opts.vfioTestGuestFps) {
-        const dispi = new BochsDispi(vfio.device);
-        const g = new BochsTestGuest(dispi, 3);
-        g.setMode(out.width >= 1024 ? 1024 : out.width, out.height >= 768 ? 768 : out.height);
-        const a = animate(() => g.step(), opts.vfioTestGuestFps, (e) => void stop(`the test guest failed: ${e.message}`, 1));
-        animation = { get frames() { return a.frames; }, stop: () => { a.stop(); dispi.close(); } };
-      }
-    }
+    ({ source, animation } = openKioskSource(opts, out, (e) => void stop(`the test guest failed: ${e.message}`, 1)));
     out.attach(source, opts.fit ?? 'fit');
   } catch (e) {
     animation?.stop();
@@ -175,33 +227,7 @@ export function startKiosk(opts: KioskOptions): Kiosk {
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<number> | null = null;
-  let last: OutputStatsSnapshot = out.statsSnapshot();
-  let lastT = Date.now();
-  const started = lastT;
-  const statsTimer =
-    opts.statsIntervalMs === 0
-      ? null
-      : setInterval(() => {
-          const s = out.statsSnapshot();
-          const now = Date.now();
-          const dt = (now - lastT) / 1000;
-          const paths: Record<string, number> = {};
-          for (const k of Object.keys(s.paths) as (keyof typeof s.paths)[]) paths[k] = s.paths[k] - last.paths[k];
-          const line: KioskStatsLine = {
-            t: (now - started) / 1000,
-            fps: (s.framesPresented - last.framesPresented) / dt,
-            paths,
-            latencyMs: { p50: s.latencyMs.p50, p99: s.latencyMs.p99 },
-            bytesCopiedPerSec: (s.bytesCopied - last.bytesCopied) / dt,
-            imports: s.imports,
-            testOnlyCommits: s.testOnlyCommits,
-            commits: s.commits,
-            errors: s.errors,
-          };
-          opts.log(opts.statsFormat === 'json' ? JSON.stringify({ stats: line }) : `guestplane kiosk: ${formatStatsLine(line)}`);
-          last = s;
-          lastT = now;
-        }, opts.statsIntervalMs ?? 1000);
+  const statsTimer = opts.statsIntervalMs === 0 ? null : reportStats(out, opts);
 
   const onError = (e: OutputErrorEvent) => {
     if (e.cause === 'device-lost') void stop(`the display device went away (${e.message}); check the GPU/driver and start the kiosk again`, 1);
@@ -235,16 +261,7 @@ export function startKiosk(opts: KioskOptions): Kiosk {
   }
 
   let captures = 0;
-  async function capture(dir: string): Promise<string> {
-    const c = await out.captureNext();
-    mkdirSync(dir, { recursive: true });
-    const n = ++captures;
-    const path = join(dir, `capture-${String(n).padStart(3, '0')}.png`);
-    writeFileSync(path, encodePng(c));
-    const content = c.content ? { path: c.content.path, bufferId: c.content.bufferId, frame: c.content.frame, reason: c.content.reason } : null;
-    writeFileSync(join(dir, `capture-${String(n).padStart(3, '0')}.json`), JSON.stringify({ width: c.width, height: c.height, content }) + '\n');
-    return path;
-  }
+  const capture = (dir: string) => captureTo(out, dir, ++captures);
 
   return { output: out, guest: source, connector, done, stop: (reason?: string) => stop(reason ?? 'stopped', 0), capture };
 }
