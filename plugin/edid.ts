@@ -235,6 +235,18 @@ export interface BuildEdidOptions {
 export function buildEdid(o: BuildEdidOptions): Uint8Array {
   const b = new Uint8Array(EDID_BLOCK);
   b.set(HEADER, 0);
+  writeVendorAndBasics(b, o);
+  writeDetailedTiming(b, 54, o.timing, o.widthMm ?? 0, o.heightMm ?? 0);
+  writeRangeAndName(b, o.timing, o.name);
+  b[126] = 0;
+  let s = 0;
+  for (let i = 0; i < 127; i++) s = (s + b[i]) & 0xff;
+  b[127] = (256 - s) & 0xff;
+  return b;
+}
+
+/** Bytes 8-53: vendor and product, version, basic display parameters, chromaticity, no standard timings. */
+function writeVendorAndBasics(b: Uint8Array, o: BuildEdidOptions): void {
   const mfg = (o.manufacturer ?? 'GPL').toUpperCase();
   if (!/^[A-Z]{3}$/.test(mfg)) throw new EdidError(`manufacturer '${o.manufacturer}' must be three letters A-Z (a PNP id)`);
   const m = ((mfg.charCodeAt(0) - 64) << 10) | ((mfg.charCodeAt(1) - 64) << 5) | (mfg.charCodeAt(2) - 64);
@@ -253,17 +265,18 @@ export function buildEdid(o: BuildEdidOptions): Uint8Array {
   b[18] = 1;
   b[19] = 4;
   b[20] = 0xa5; // digital, 8 bits per colour, DisplayPort (any digital interface works for guests)
-  const wmm = o.widthMm ?? 0;
-  const hmm = o.heightMm ?? 0;
-  b[21] = Math.min(255, Math.round(wmm / 10));
-  b[22] = Math.min(255, Math.round(hmm / 10));
+  b[21] = Math.min(255, Math.round((o.widthMm ?? 0) / 10));
+  b[22] = Math.min(255, Math.round((o.heightMm ?? 0) / 10));
   b[23] = 120; // gamma 2.2
   b[24] = 0x06; // RGB 4:4:4, sRGB default, preferred timing is native
   // Chromaticity: sRGB primaries (what a guest assumes anyway).
   b.set([0xee, 0x91, 0xa3, 0x54, 0x4c, 0x99, 0x26, 0x0f, 0x50, 0x54], 25);
   // No established or standard timings: the guest should take the detailed one.
   for (let i = 38; i < 54; i++) b[i] = 0x01;
-  const t = o.timing;
+}
+
+/** The 18-byte detailed timing descriptor at `d`; throws where a field does not fit. */
+function writeDetailedTiming(b: Uint8Array, d: number, t: BuildEdidOptions['timing'], wmm: number, hmm: number): void {
   const hblank = t.htotal - t.hdisplay;
   const vactive = t.interlaced ? t.vdisplay / 2 : t.vdisplay;
   const vblank = t.vtotal - vactive;
@@ -285,7 +298,6 @@ export function buildEdid(o: BuildEdidOptions): Uint8Array {
   check('vsync offset', vso, 6);
   check('vsync width', vsw, 6);
   if (clock10k === 0) throw new EdidError(`mode ${t.hdisplay}x${t.vdisplay} has no pixel clock`);
-  const d = 54;
   b[d] = clock10k & 0xff;
   b[d + 1] = clock10k >> 8;
   b[d + 2] = t.hdisplay & 0xff;
@@ -302,7 +314,10 @@ export function buildEdid(o: BuildEdidOptions): Uint8Array {
   b[d + 13] = hmm & 0xff;
   b[d + 14] = (((wmm >> 8) & 0x0f) << 4) | ((hmm >> 8) & 0x0f);
   b[d + 17] = (t.interlaced ? 0x80 : 0) | 0x18 | (t.vsyncPositive ? 0x04 : 0) | (t.hsyncPositive ? 0x02 : 0);
-  // Descriptor 2: range limits around the mode's refresh, so guests accept it.
+}
+
+/** Descriptors 2-4: range limits around the mode's refresh (so guests accept it), the product name, a dummy. */
+function writeRangeAndName(b: Uint8Array, t: BuildEdidOptions['timing'], productName: string): void {
   const refresh = (t.clock * 1000) / (t.htotal * t.vtotal);
   const r = 72;
   b.set([0, 0, 0, 0xfd, 0], r);
@@ -314,18 +329,11 @@ export function buildEdid(o: BuildEdidOptions): Uint8Array {
   b[r + 9] = Math.min(255, Math.ceil(t.clock / 10000) + 1);
   b[r + 10] = 0x01; // range limits only, no timing formula
   b.set([0x0a, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20], r + 11);
-  // Descriptor 3: the product name.
   const n = 90;
   b.set([0, 0, 0, 0xfc, 0], n);
-  const name = o.name.replace(/[^\x20-\x7e]/g, '?').slice(0, 13);
+  const name = productName.replace(/[^\x20-\x7e]/g, '?').slice(0, 13);
   for (let i = 0; i < 13; i++) b[n + 5 + i] = i < name.length ? name.charCodeAt(i) : i === name.length ? 0x0a : 0x20;
-  // Descriptor 4: dummy.
   b.set([0, 0, 0, 0x10, 0], 108);
-  b[126] = 0;
-  let s = 0;
-  for (let i = 0; i < 127; i++) s = (s + b[i]) & 0xff;
-  b[127] = (256 - s) & 0xff;
-  return b;
 }
 
 /** The connector's EDID blob (KMS property "EDID"), or null when it has none (vkms). */
