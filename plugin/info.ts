@@ -230,68 +230,78 @@ export function describeDevice(dev: KmsDevice): DeviceDescription {
     driver: { name: v.name, desc: v.desc, date: v.date, version: `${v.major}.${v.minor}.${v.patch}` },
     caps: { ...dev.caps, prime: { ...dev.caps.prime } },
     limits,
-    crtcs: dev.crtcs.map((c) => {
-      const activeProp = c.props.get('ACTIVE');
-      return {
-        id: c.id,
-        index: c.index,
-        active: activeProp ? activeProp.value !== 0n : c.mode !== null,
-        mode: c.mode ? describeMode(c.mode) : null,
-        fbId: c.bufferId,
-        props: c.props.names(),
-        properties: c.props.all().map(describeProp),
-      };
-    }),
-    connectors: dev.connectors.map((c) => ({
-      id: c.id,
-      name: c.name,
-      type: drm.connectorTypeName(c.type),
-      status: c.connection,
-      writeback: c.writeback,
-      crtcId: c.crtcId,
-      encoders: [...c.encoders],
-      possibleCrtcs: crtcIdsOf(dev, c.possibleCrtcs),
-      mmWidth: c.mmWidth,
-      mmHeight: c.mmHeight,
-      modes: c.modes.map(describeMode),
-      writebackFormats: c.writebackFormats.map((f) => drm.fourccName(f)),
-      props: c.props.names(),
-      properties: c.props.all().map(describeProp),
-    })),
-    encoders: dev.encoders.map((e) => {
-      let clones: number | null = null;
-      try {
-        clones = drm.getEncoder(dev.fd, e.id).possible_clones;
-      } catch {
-        clones = null;
-      }
-      return {
-        id: e.id,
-        type: ENCODER_TYPE_NAMES[e.type] ?? `type ${e.type}`,
-        crtcId: e.crtcId,
-        possibleCrtcs: crtcIdsOf(dev, e.possibleCrtcs),
-        possibleCrtcsMask: e.possibleCrtcs,
-        possibleClonesMask: clones,
-      };
-    }),
-    planes: dev.planes.map((p) => {
-      const inFormats = p.props.get('IN_FORMATS');
-      return {
-        id: p.id,
-        type: p.type,
-        possibleCrtcs: crtcIdsOf(dev, p.possibleCrtcs),
-        possibleCrtcsMask: p.possibleCrtcs,
-        crtcId: p.crtcId,
-        fbId: p.fbId,
-        formats: describeFormats(p),
-        inFormats: !!inFormats && inFormats.value !== 0n,
-        zpos: p.zpos ? { min: Number(p.zpos.min), max: Number(p.zpos.max), value: Number(p.zpos.value), immutable: p.zpos.immutable } : null,
-        rotations: [...p.rotations],
-        blendModes: [...p.blendModes],
-        props: p.props.names(),
-        properties: p.props.all().map(describeProp),
-      };
-    }),
+    crtcs: dev.crtcs.map((c) => describeCrtc(c)),
+    connectors: dev.connectors.map((c) => describeConnector(dev, c)),
+    encoders: dev.encoders.map((e) => describeEncoder(dev, e)),
+    planes: dev.planes.map((p) => describePlane(dev, p)),
+  };
+}
+
+function describeCrtc(c: KmsDevice['crtcs'][number]): DeviceDescription['crtcs'][number] {
+  const activeProp = c.props.get('ACTIVE');
+  return {
+    id: c.id,
+    index: c.index,
+    active: activeProp ? activeProp.value !== 0n : c.mode !== null,
+    mode: c.mode ? describeMode(c.mode) : null,
+    fbId: c.bufferId,
+    props: c.props.names(),
+    properties: c.props.all().map(describeProp),
+  };
+}
+
+function describeConnector(dev: KmsDevice, c: KmsDevice['connectors'][number]): DeviceDescription['connectors'][number] {
+  return {
+    id: c.id,
+    name: c.name,
+    type: drm.connectorTypeName(c.type),
+    status: c.connection,
+    writeback: c.writeback,
+    crtcId: c.crtcId,
+    encoders: [...c.encoders],
+    possibleCrtcs: crtcIdsOf(dev, c.possibleCrtcs),
+    mmWidth: c.mmWidth,
+    mmHeight: c.mmHeight,
+    modes: c.modes.map(describeMode),
+    writebackFormats: c.writebackFormats.map((f) => drm.fourccName(f)),
+    props: c.props.names(),
+    properties: c.props.all().map(describeProp),
+  };
+}
+
+function describeEncoder(dev: KmsDevice, e: KmsDevice['encoders'][number]): DeviceDescription['encoders'][number] {
+  let clones: number | null = null;
+  try {
+    clones = drm.getEncoder(dev.fd, e.id).possible_clones;
+  } catch {
+    clones = null;
+  }
+  return {
+    id: e.id,
+    type: ENCODER_TYPE_NAMES[e.type] ?? `type ${e.type}`,
+    crtcId: e.crtcId,
+    possibleCrtcs: crtcIdsOf(dev, e.possibleCrtcs),
+    possibleCrtcsMask: e.possibleCrtcs,
+    possibleClonesMask: clones,
+  };
+}
+
+function describePlane(dev: KmsDevice, p: KmsDevice['planes'][number]): DeviceDescription['planes'][number] {
+  const inFormats = p.props.get('IN_FORMATS');
+  return {
+    id: p.id,
+    type: p.type,
+    possibleCrtcs: crtcIdsOf(dev, p.possibleCrtcs),
+    possibleCrtcsMask: p.possibleCrtcs,
+    crtcId: p.crtcId,
+    fbId: p.fbId,
+    formats: describeFormats(p),
+    inFormats: !!inFormats && inFormats.value !== 0n,
+    zpos: p.zpos ? { min: Number(p.zpos.min), max: Number(p.zpos.max), value: Number(p.zpos.value), immutable: p.zpos.immutable } : null,
+    rotations: [...p.rotations],
+    blendModes: [...p.blendModes],
+    props: p.props.names(),
+    properties: p.props.all().map(describeProp),
   };
 }
 
