@@ -113,39 +113,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       display = Display.create();
       this.display = display;
 
-      const scanout = scanoutFormats([this.output.primary]);
-      const main: TrancheSpec = { device: this.mainDevice, flags: 0, formats: unionFormats(scanout, COPY_FORMATS) };
-      const scanoutTranche: TrancheSpec = { device: this.mainDevice, flags: TRANCHE_FLAG_SCANOUT, formats: scanout };
-      this.dmabuf = new LinuxDmabuf(display, {
-        mainDevice: this.mainDevice,
-        // One output, one fullscreen surface: the default feedback is the surface's.
-        defaultTranches: () => [scanoutTranche, main],
-        surfaceTranches: () => [scanoutTranche, main],
-        log: (m) => this.#log(m),
-        importCheck: (b) => {
-          if (!this.dev.caps.prime.import) return `${devicePath} cannot import dma-bufs (no PRIME import)`;
-          try {
-            const handle = drm.primeFDToHandle(this.dev.fd, b.planes[0]!.fd);
-            drm.gemClose(this.dev.fd, handle);
-            return null;
-          } catch (e) {
-            return `${devicePath} cannot import the dma-buf: ${(e as Error).message}`;
-          }
-        },
-      });
-      createCompositorGlobal(display, (s) => this.#onSurface(s));
-      createSubcompositorGlobal(display, { onSubsurface: (sub) => this.#addSubsurface(sub) });
-      createShmGlobal(display);
-      createXdgShellGlobal(display, {
-        size: () => ({ width: this.output.width, height: this.output.height }),
-        onToplevel: (t) => this.#addToplevel(t),
-        onToplevelDestroyed: (t) => this.#removeToplevel(t),
-      });
-      createPresentationGlobal(display);
-      createViewporterGlobal(display);
-      createDecorationGlobal(display);
-      createSinglePixelBufferGlobal(display);
-      createSeatGlobal(display);
+      this.dmabuf = this.#linuxDmabuf(display, devicePath);
+      this.#globals(display);
       this.dataDevices = new DataDevices(display);
       this.#outputGlobal(display);
       this.leases =
@@ -162,18 +131,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
 
       this.#shown = this.#idle;
       this.output.on('error', (e) => this.#log(`output: ${e.cause}: ${e.message}`));
-      this.output.on('present', (ev) => {
-        const p = { frame: ev.frame, timestampNs: ev.timestampNs, refreshNs: ev.refreshNs, sequence: ev.sequence, zeroCopy: ev.zeroCopy };
-        this.#shown.presented(p);
-        // Hidden toplevels learn when their last buffers left the screen.
-        for (const x of this.#toplevels) if (x.source !== this.#shown) x.source.presented(p);
-        // Each sub-surface's frame and zero-copy are its own layer's.
-        for (const { source, layerId } of this.#subs.values()) {
-          const l = ev.layers?.find((x) => x.id === layerId);
-          source.presented({ ...p, frame: l?.frame, zeroCopy: l?.zeroCopy ?? false });
-        }
-        this.emit('present', ev);
-      });
+      this.output.on('present', (ev) => this.#presented(ev));
       this.output.enable();
       this.output.attach(this.#idle, fit);
       this.#fit = fit;
@@ -186,6 +144,61 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     }
   }
   #fit: FitMode = 'native';
+
+  /** zwp_linux_dmabuf_v1 with feedback: the primary plane's formats as the scanout tranche. */
+  #linuxDmabuf(display: Display, devicePath: string): LinuxDmabuf {
+    const scanout = scanoutFormats([this.output.primary]);
+    const main: TrancheSpec = { device: this.mainDevice, flags: 0, formats: unionFormats(scanout, COPY_FORMATS) };
+    const scanoutTranche: TrancheSpec = { device: this.mainDevice, flags: TRANCHE_FLAG_SCANOUT, formats: scanout };
+    return new LinuxDmabuf(display, {
+      mainDevice: this.mainDevice,
+      // One output, one fullscreen surface: the default feedback is the surface's.
+      defaultTranches: () => [scanoutTranche, main],
+      surfaceTranches: () => [scanoutTranche, main],
+      log: (m) => this.#log(m),
+      importCheck: (b) => {
+        if (!this.dev.caps.prime.import) return `${devicePath} cannot import dma-bufs (no PRIME import)`;
+        try {
+          const handle = drm.primeFDToHandle(this.dev.fd, b.planes[0]!.fd);
+          drm.gemClose(this.dev.fd, handle);
+          return null;
+        } catch (e) {
+          return `${devicePath} cannot import the dma-buf: ${(e as Error).message}`;
+        }
+      },
+    });
+  }
+
+  /** The globals with no state of their own here. */
+  #globals(display: Display): void {
+    createCompositorGlobal(display, (s) => this.#onSurface(s));
+    createSubcompositorGlobal(display, { onSubsurface: (sub) => this.#addSubsurface(sub) });
+    createShmGlobal(display);
+    createXdgShellGlobal(display, {
+      size: () => ({ width: this.output.width, height: this.output.height }),
+      onToplevel: (t) => this.#addToplevel(t),
+      onToplevelDestroyed: (t) => this.#removeToplevel(t),
+    });
+    createPresentationGlobal(display);
+    createViewporterGlobal(display);
+    createDecorationGlobal(display);
+    createSinglePixelBufferGlobal(display);
+    createSeatGlobal(display);
+  }
+
+  /** Presentation feedback for every surface the flip concerns, then the compositor's own event. */
+  #presented(ev: PresentEvent): void {
+    const p = { frame: ev.frame, timestampNs: ev.timestampNs, refreshNs: ev.refreshNs, sequence: ev.sequence, zeroCopy: ev.zeroCopy };
+    this.#shown.presented(p);
+    // Hidden toplevels learn when their last buffers left the screen.
+    for (const x of this.#toplevels) if (x.source !== this.#shown) x.source.presented(p);
+    // Each sub-surface's frame and zero-copy are its own layer's.
+    for (const { source, layerId } of this.#subs.values()) {
+      const l = ev.layers?.find((x) => x.id === layerId);
+      source.presented({ ...p, frame: l?.frame, zeroCopy: l?.zeroCopy ?? false });
+    }
+    this.emit('present', ev);
+  }
 
   static start(opts: CompositorOptions = {}): KioskCompositor {
     return new KioskCompositor(opts);
