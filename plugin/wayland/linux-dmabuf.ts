@@ -143,25 +143,7 @@ export class LinuxDmabuf {
       }
       if (count !== info.planes) throw new ProtocolViolation(res, E.INCOMPLETE, `format ${info.code} has ${info.planes} plane(s), ${count} were added`);
       if (width < 1 || height < 1) throw new ProtocolViolation(res, E.INVALID_DIMENSIONS, `size ${width}x${height} is not positive`);
-      for (let i = 0; i < count; i++) {
-        const p = planes[i]!;
-        const rows = i === 0 ? height : Math.ceil(height / info.vsub);
-        if (p.offset + p.stride > U32) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: offset ${p.offset} + stride ${p.stride} overflows`);
-        if (p.offset + p.stride * rows > U32) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: offset + stride × height overflows`);
-        let size = -1;
-        try {
-          size = Number(libc.lseek(p.fd, 0, libc.SEEK_END, `dma-buf plane ${i}`));
-        } catch {
-          size = -1; // not seekable: the kernel checks at import
-        }
-        if (size >= 0) {
-          if (p.offset >= size) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: offset ${p.offset} is beyond the ${size}-byte dma-buf`);
-          if (p.offset + p.stride > size) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: stride ${p.stride} from offset ${p.offset} runs past the ${size}-byte dma-buf`);
-          if (p.offset + p.stride * rows > size) {
-            throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: ${rows} rows of stride ${p.stride} from offset ${p.offset} run past the ${size}-byte dma-buf`);
-          }
-        }
-      }
+      checkPlaneBounds(res, planes, height, info.vsub);
       if (!advertised) return `format ${fourccName(format)} with modifier 0x${modifier.toString(16)} is not supported`;
       if (flags & ~ALLOWED_FLAGS) return `unknown flags 0x${(flags >>> 0).toString(16)}`;
       // Y_INVERT is shown through the plane's reflect-y (or composed flipped); interlaced
@@ -215,5 +197,28 @@ export class LinuxDmabuf {
 
   close(): void {
     this.table.close();
+  }
+}
+
+/** Each plane's rows lie inside its dma-buf (where the fd can say its size) and in u32 range. */
+function checkPlaneBounds(res: ZwpLinuxBufferParamsV1, planes: readonly DmabufPlane[], height: number, vsub: number): void {
+  for (let i = 0; i < planes.length; i++) {
+    const p = planes[i]!;
+    const rows = i === 0 ? height : Math.ceil(height / vsub);
+    if (p.offset + p.stride > U32) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: offset ${p.offset} + stride ${p.stride} overflows`);
+    if (p.offset + p.stride * rows > U32) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: offset + stride × height overflows`);
+    let size = -1;
+    try {
+      size = Number(libc.lseek(p.fd, 0, libc.SEEK_END, `dma-buf plane ${i}`));
+    } catch {
+      size = -1; // not seekable: the kernel checks at import
+    }
+    if (size >= 0) {
+      if (p.offset >= size) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: offset ${p.offset} is beyond the ${size}-byte dma-buf`);
+      if (p.offset + p.stride > size) throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: stride ${p.stride} from offset ${p.offset} runs past the ${size}-byte dma-buf`);
+      if (p.offset + p.stride * rows > size) {
+        throw new ProtocolViolation(res, E.OUT_OF_BOUNDS, `plane ${i}: ${rows} rows of stride ${p.stride} from offset ${p.offset} run past the ${size}-byte dma-buf`);
+      }
+    }
   }
 }
