@@ -222,3 +222,16 @@ export function evdevToQnum(code: number): number | undefined {
   if (code <= 83 || code === 86 || code === 87 || code === 88) return code; // KEY_ESC..KEY_KPDOT, 102ND, F11, F12
   return EXTENDED[code];
 }
+
+/** QEMU's cursor is straight-alpha ARGB (QEMUCursor); planes blend premultiplied. */
+export function premultiplied(data: Uint8Array): Buffer {
+  const pixels = Buffer.from(data);
+  for (let i = 0; i < pixels.length; i += 4) {
+    const a = pixels[i + 3]!;
+    if (a === 255) continue;
+    pixels[i] = Math.round((pixels[i]! * a) / 255);
+    pixels[i + 1] = Math.round((pixels[i + 1]! * a) / 255);
+    pixels[i + 2] = Math.round((pixels[i + 2]! * a) / 255);
+  }
+  return pixels;
+}

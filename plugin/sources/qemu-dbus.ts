@@ -37,7 +37,7 @@ import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import { DbusConnection, DbusError, type DbusValue, type IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
-import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, decodeListenerCall, evdevToQnum, LISTENER_IFACE, LISTENER_PATH, ListenerError, num, str, type ListenerCall, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_PATH, ListenerError, num, str, type ListenerCall, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 
 export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
@@ -295,28 +295,9 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #handle(c: ListenerCall, call: IncomingCall): void {
     if (c.member === 'ScanoutDMABUF' || c.member === 'UpdateDMABUF' || c.member === 'Scanout' || c.member === 'Update') this.#freshScanout = c.member === 'ScanoutDMABUF';
     switch (c.member) {
-      case 'ScanoutDMABUF': {
-        const { buffer, inode } = this.#adopt(call.takeFd(c.fd), c.stride, c.height);
-        call.reply();
-        const s = this.#scanout;
-        const same = s?.kind === 'dmabuf' && s.width === c.width && s.height === c.height && s.stride === c.stride && s.fourcc === c.fourcc && s.modifier === c.modifier;
-        this.#scanout = {
-          kind: 'dmabuf',
-          buffer,
-          inode,
-          width: c.width,
-          height: c.height,
-          stride: c.stride,
-          fourcc: c.fourcc,
-          modifier: c.modifier,
-          y0Top: c.y0Top,
-          generation: same ? s.generation : ++this.#ids.generation,
-        };
-        this.#enabled = true;
-        this.stats.scanouts++;
-        this.#newFrame();
+      case 'ScanoutDMABUF':
+        this.#scanoutDmabuf(c, call);
         return;
-      }
       case 'UpdateDMABUF': {
         if (this.#scanout?.kind !== 'dmabuf') return call.reply();
         this.stats.updates++;
@@ -382,15 +363,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.emit('changed');
         return;
       case 'CursorDefine': {
-        // QEMU's cursor is straight-alpha ARGB (QEMUCursor); planes blend premultiplied.
-        const pixels = Buffer.from(c.data);
-        for (let i = 0; i < pixels.length; i += 4) {
-          const a = pixels[i + 3]!;
-          if (a === 255) continue;
-          pixels[i] = Math.round((pixels[i]! * a) / 255);
-          pixels[i + 1] = Math.round((pixels[i + 1]! * a) / 255);
-          pixels[i + 2] = Math.round((pixels[i + 2]! * a) / 255);
-        }
+        const pixels = premultiplied(c.data);
         this.#cursor = { bufferId: ++this.#ids.bufferId, generation: ++this.#ids.generation, width: c.width, height: c.height, hotX: c.hotX, hotY: c.hotY, pixels };
         call.reply();
         this.emit('changed');
@@ -403,6 +376,29 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.emit('changed');
         return;
     }
+  }
+
+  /** A (new or known) dma-buf is the console's scanout now; same layout keeps the generation. */
+  #scanoutDmabuf(c: Extract<ListenerCall, { member: 'ScanoutDMABUF' }>, call: IncomingCall): void {
+    const { buffer, inode } = this.#adopt(call.takeFd(c.fd), c.stride, c.height);
+    call.reply();
+    const s = this.#scanout;
+    const same = s?.kind === 'dmabuf' && s.width === c.width && s.height === c.height && s.stride === c.stride && s.fourcc === c.fourcc && s.modifier === c.modifier;
+    this.#scanout = {
+      kind: 'dmabuf',
+      buffer,
+      inode,
+      width: c.width,
+      height: c.height,
+      stride: c.stride,
+      fourcc: c.fourcc,
+      modifier: c.modifier,
+      y0Top: c.y0Top,
+      generation: same ? s.generation : ++this.#ids.generation,
+    };
+    this.#enabled = true;
+    this.stats.scanouts++;
+    this.#newFrame();
   }
 
   /** Takes a ScanoutDMABUF fd: a known buffer (same inode) keeps its first fd, this one closes. */
