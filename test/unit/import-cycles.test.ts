@@ -1,7 +1,8 @@
-// No import circles in plugin/ and ffi/: the rooms form a layered graph (ARCHITECTURE.md),
-// and a circle is how a lower room starts depending on a higher one. A small walk over the
-// TypeScript sources (static imports, re-exports and `import type`: a type-only circle is
-// still a circle of design; dynamic import() and type-position import('…') count too).
+// No import circles in plugin/ and ffi/, and imports only go down the list of rooms in
+// ARCHITECTURE.md: a circle, or an import upwards, is how a lower room starts depending on
+// a higher one. A small walk over the TypeScript sources (static imports, re-exports and
+// `import type`: a type-only circle is still a circle of design; dynamic import() and
+// type-position import('…') count too).
 import { describe, it, expect } from 'vitest';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -68,6 +69,27 @@ export function circles(graph: ReadonlyMap<string, readonly string[]>): string[]
   return found;
 }
 
+/** The rooms of ARCHITECTURE.md, top first: a file may import its own room's files and lower rooms'. */
+const ROOM_ORDER: [string, RegExp][] = [
+  ['entry', /^plugin\/(index|cli)\.ts$/],
+  ['top', /^plugin\/((backend|kiosk|heads|hotplug|config|info|edid)\.ts|wayland\/)/],
+  ['output', /^plugin\/(output\.ts|output\/)/],
+  ['planes', /^plugin\/(allocator|allocator-search|allocator-types|cursor|host-layers)\.ts$/],
+  ['compose', /^plugin\/compose\//],
+  ['buffers', /^plugin\/(fb-cache|validate)\.ts$/],
+  ['sources', /^plugin\/(sources|dbus)\//],
+  ['kms', /^plugin\/kms\//],
+  ['shared', /^plugin\/(geometry|transform|stats|png)\.ts$/],
+  ['ffi', /^ffi\//],
+];
+
+function roomOf(file: string): number {
+  const r = relative(root, file);
+  const i = ROOM_ORDER.findIndex(([, re]) => re.test(r));
+  if (i < 0) throw new Error(`${r} is in no room of ARCHITECTURE.md (add it to ROOM_ORDER and the document)`);
+  return i;
+}
+
 describe('import graph', () => {
   it('finds the import forms the sources use', () => {
     const text = [
@@ -102,5 +124,15 @@ describe('import graph', () => {
     expect(graph.size).toBeGreaterThan(50);
     const named = circles(graph).map((c) => c.map((f) => relative(root, f)).join(' → '));
     expect(named).toEqual([]);
+  });
+
+  it('imports only go down the rooms of ARCHITECTURE.md', () => {
+    const upward: string[] = [];
+    for (const [f, deps] of importGraph()) {
+      for (const d of deps) {
+        if (roomOf(d) < roomOf(f)) upward.push(`${relative(root, f)} (${ROOM_ORDER[roomOf(f)][0]}) → ${relative(root, d)} (${ROOM_ORDER[roomOf(d)][0]})`);
+      }
+    }
+    expect(upward).toEqual([]);
   });
 });
