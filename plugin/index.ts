@@ -25,7 +25,8 @@ export type { GuestSource, GuestPlaneInfo, GuestPlaneKind, PlaneQuery, CpuView }
 export { UdmabufSource } from './sources/udmabuf.js';
 export { VfioSource, VfioDevice, listMdevs } from './sources/vfio.js';
 export { QemuGuest, type QemuGuestOptions, type QemuGuestState } from './sources/qemu-guest.js';
-export { QemuDisplay, QemuConsoleSource, evdevToQnum, type QemuConsoleInfo, type QemuVmInfo, type QemuButton } from './sources/qemu-dbus.js';
+export { QemuDisplay } from './sources/qemu-display.js';
+export { QemuConsoleSource, evdevToQnum, type QemuConsoleInfo, type QemuVmInfo, type QemuButton } from './sources/qemu-dbus.js';
 export { KmsDevice, KmsOpenError, findCardByDriver } from './kms/device.js';
 export { animate, udmabufStep, bochsStep, type Animation } from './sources/test-guest.js';
 export { encodePng } from './png.js';

@@ -29,160 +29,24 @@
 // plain guest framebuffers: shown as is) and true means GL's bottom-up order (reflect-y).
 //
 // Ownership: the source owns the listener connection, one fd per known dma-buf inode and
-// the shadow pixels; exportDmabuf() returns dups the caller closes. The QemuDisplay owns
-// the bus connection; closing it closes every console source it opened.
+// the shadow pixels; exportDmabuf() returns dups the caller closes. The QemuDisplay
+// (qemu-display.ts, which opens console sources) owns the bus connection; closing it
+// closes every console source it opened.
 import { EventEmitter } from 'node:events';
 import { fstatSync, readlinkSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
-import { DbusConnection, DbusError, type DbusValue, type IncomingCall } from '../dbus/connection.js';
+import type { DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
-import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_PATH, ListenerError, num, str, type ListenerCall, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
-
-export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_PATH, ListenerError, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
+export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 
 /** Dma-buf inodes kept (QEMU's vfio display keeps 5 buffers; a guest flips between 2-3). */
 const MAX_BUFFERS = 8;
 /** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us (its own call timeout is 1 s). */
 const HOLD_MS = 500;
-
-
-
-
-/** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */
-export class QemuDisplay {
-  readonly address: string;
-  readonly #bus: DbusConnection;
-  readonly #dest: string | null;
-  readonly #consoles = new Set<QemuConsoleSource>();
-
-  private constructor(address: string, bus: DbusConnection, dest: string | null) {
-    this.address = address;
-    this.#bus = bus;
-    this.#dest = dest;
-  }
-
-  /**
-   * Connects to QEMU's display. `address` is a D-Bus address (`unix:path=…`) of the bus
-   * QEMU's -display dbus is on, `session` for $DBUS_SESSION_BUS_ADDRESS, or `fd:N`: an
-   * inherited socket already connected peer-to-peer to QEMU (-display dbus,p2p=yes and
-   * QMP add_client, or libvirt's virDomainOpenGraphicsFD). fd N stays the caller's (a
-   * duplicate is used); it cannot be reconnected once QEMU drops it.
-   */
-  static async connect(address: string): Promise<QemuDisplay> {
-    let addr = address;
-    if (address === 'session') {
-      addr = process.env.DBUS_SESSION_BUS_ADDRESS ?? '';
-      if (!addr) throw new Error('--qemu-dbus session: DBUS_SESSION_BUS_ADDRESS is not set; give the bus address QEMU uses (unix:path=…)');
-    }
-    const fdMatch = /^fd:(\d+)$/.exec(addr);
-    if (!fdMatch && !/^[a-z]+:/.test(addr)) throw new Error(`--qemu-dbus ${address}: not a D-Bus address; expected unix:path=/run/…/bus, session, or fd:N`);
-    let bus: DbusConnection;
-    try {
-      if (fdMatch) {
-        const fd = libc.fcntl(Number(fdMatch[1]), libc.F_DUPFD_CLOEXEC, 3, `--qemu-dbus ${address}`);
-        bus = DbusConnection.fromSocket(fd, `QEMU display ${address}`);
-      } else {
-        bus = DbusConnection.connect(addr, { busClient: true, name: `QEMU display bus ${addr}` });
-      }
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      const why = code === 'ENOENT' ? 'no bus socket there' : code === 'ECONNREFUSED' ? 'nothing listens on that socket' : code === 'EACCES' ? 'permission denied' : code === 'EBADF' ? 'no such open fd' : (e as Error).message;
-      throw new Error(`no QEMU display at ${address}: cannot connect (${why}). Start QEMU with -display dbus on that bus (or libvirt's <graphics type='dbus'/>), or check the address`);
-    }
-    const d = new QemuDisplay(address, bus, fdMatch ? null : QEMU_NAME);
-    try {
-      await d.vmInfo();
-    } catch (e) {
-      bus.close();
-      throw new Error(`no QEMU display at ${address}: ${(e as Error).message}. Start QEMU with -display dbus (and the same bus), or check the address`);
-    }
-    return d;
-  }
-
-  get closed(): boolean {
-    return this.#bus.closed;
-  }
-
-  onClosed(fn: (e: Error | null) => void): void {
-    this.#bus.on('closed', fn);
-  }
-
-  async vmInfo(): Promise<QemuVmInfo> {
-    const [props] = await this.#bus.call(this.#dest, VM_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: VM_IFACE }], 5000);
-    const p = props instanceof Map ? props : new Map<DbusValue, DbusValue>();
-    const ids = p.get('ConsoleIDs');
-    return { name: str(p.get('Name')), uuid: str(p.get('UUID')), consoleIds: Array.isArray(ids) ? ids.map(num) : [] };
-  }
-
-  async consoles(): Promise<QemuConsoleInfo[]> {
-    const { consoleIds } = await this.vmInfo();
-    return Promise.all(consoleIds.map((id) => this.console(id)));
-  }
-
-  async console(id: number): Promise<QemuConsoleInfo> {
-    const path = `/org/qemu/Display1/Console_${id}`;
-    let props: DbusValue | undefined;
-    try {
-      [props] = await this.#bus.call(this.#dest, path, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: CONSOLE_IFACE }], 5000);
-    } catch (e) {
-      throw new Error(`QEMU console ${id}: ${(e as Error).message}${e instanceof DbusError ? ' (see guestplane info --qemu-dbus for the consoles there are)' : ''}`);
-    }
-    const p = props instanceof Map ? props : new Map<DbusValue, DbusValue>();
-    let ifs = p.get('Interfaces');
-    if (!Array.isArray(ifs)) {
-      // QEMU 7.2 has no Interfaces property: the object's introspection lists them.
-      const [xml] = await this.#bus.call(this.#dest, path, 'org.freedesktop.DBus.Introspectable', 'Introspect', [], 5000).catch(() => ['']);
-      ifs = [...String(xml).matchAll(/<interface name="(org\.qemu\.Display1\.[^"]+)"/g)].map((m) => m[1]!);
-    }
-    return {
-      id,
-      path,
-      type: str(p.get('Type')),
-      label: str(p.get('Label')),
-      head: num(p.get('Head')),
-      width: num(p.get('Width')),
-      height: num(p.get('Height')),
-      deviceAddress: str(p.get('DeviceAddress')),
-      interfaces: Array.isArray(ifs) ? ifs.map(str) : [],
-    };
-  }
-
-  /** Registers a listener on console `id` and returns it as a guest source. */
-  async open(id = 0, ids?: QemuIdSpace): Promise<QemuConsoleSource> {
-    const info = await this.console(id);
-    if (info.type !== 'Graphic') throw new Error(`QEMU console ${id} is a ${info.type || 'unknown'} console, not a graphic one; pick another with --console N`);
-    const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'QEMU listener socket');
-    let listener: DbusConnection;
-    try {
-      listener = DbusConnection.fromSocket(ours, `QEMU console ${id} listener`);
-    } catch (e) {
-      libc.close(theirs);
-      throw e;
-    }
-    const source = new QemuConsoleSource(info, listener, this.#bus, this.#dest, ids);
-    try {
-      // QEMU authenticates the listener while this call is in flight: the listener
-      // connection must be served meanwhile, which the event loop does.
-      await this.#bus.call(this.#dest, info.path, CONSOLE_IFACE, 'RegisterListener', [{ type: 'h', value: theirs }], 10000);
-    } catch (e) {
-      source.close();
-      throw new Error(`QEMU console ${id}: RegisterListener failed: ${(e as Error).message}`);
-    } finally {
-      libc.close(theirs);
-    }
-    this.#consoles.add(source);
-    source.onClosed = () => this.#consoles.delete(source);
-    return source;
-  }
-
-  close(): void {
-    for (const c of [...this.#consoles]) c.close();
-    this.#bus.close();
-  }
-}
 
 /** Counters a console source draws its buffer ids, generations and frame numbers from. */
 export interface QemuIdSpace {
@@ -206,7 +70,6 @@ interface KnownBuffer {
 type Scanout =
   | { kind: 'dmabuf'; buffer: KnownBuffer; inode: string; width: number; height: number; stride: number; fourcc: number; modifier: bigint; y0Top: boolean; generation: number }
   | { kind: 'surface'; bufferId: number; width: number; height: number; stride: number; fourcc: number; pixels: Buffer; generation: number };
-
 
 /** Counters for tests and the kiosk's status line. */
 export interface QemuConsoleStats {

@@ -7,7 +7,8 @@
 // Buffer ids, generations and frame numbers come from one counter space for all the
 // connections, so a buffer of a new QEMU never takes the FB-cache entry of an old one.
 import { EventEmitter } from 'node:events';
-import { QemuDisplay, type QemuButton, type QemuConsoleSource, type QemuIdSpace } from './qemu-dbus.js';
+import { QemuDisplay } from './qemu-display.js';
+import type { QemuButton, QemuConsoleSource, QemuIdSpace } from './qemu-dbus.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
 export interface QemuGuestOptions {

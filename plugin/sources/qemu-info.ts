@@ -1,5 +1,6 @@
 // `guestplane info --qemu-dbus ADDRESS`: what a QEMU VM's D-Bus display offers.
-import { QemuDisplay, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus.js';
+import { QemuDisplay } from './qemu-display.js';
+import type { QemuConsoleInfo, QemuVmInfo } from './qemu-dbus.js';
 
 export interface QemuDisplayDescription {
   address: string;

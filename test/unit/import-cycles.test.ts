@@ -79,6 +79,7 @@ const ROOM_ORDER: [string, RegExp][] = [
   ['buffers', /^plugin\/(fb-cache|validate)\.ts$/],
   ['sources', /^plugin\/(sources|dbus)\//],
   ['kms', /^plugin\/kms\//],
+  ['input', /^plugin\/input\//],
   ['shared', /^plugin\/(geometry|transform|stats|png)\.ts$/],
   ['ffi', /^ffi\//],
 ];
