@@ -214,6 +214,36 @@ export interface RunningCommand {
   onUsr1?: () => void;
 }
 
+/** The kiosk's guest from its command-line options. */
+function kioskSource(str: (k: string) => string | undefined, fps: number): KioskSourceSpec {
+  if (str('vfio') !== undefined) {
+    if (!str('vfio')) throw new UsageError('kiosk: --vfio needs a mediated device UUID or sysfs path');
+    return { kind: 'vfio', spec: str('vfio')! };
+  } else if (str('vfio-fd') !== undefined) {
+    const fd = Number(str('vfio-fd'));
+    if (!Number.isInteger(fd) || fd < 3) throw new UsageError(`kiosk: --vfio-fd '${str('vfio-fd')}' is not an inherited file descriptor number (3 or above)`);
+    return { kind: 'vfio-fd', fd };
+  } else if (str('udmabuf') !== undefined) {
+    const m = parseMode(str('udmabuf')!, '--udmabuf');
+    return { kind: 'udmabuf', width: m.width, height: m.height, fps };
+  } else if (str('qemu-dbus') !== undefined) {
+    return { kind: 'qemu-dbus', address: parseQemuAddress(str('qemu-dbus')!, 'kiosk'), console: parseConsole(str('console'), 'kiosk') };
+  } else throw new UsageError('kiosk: which guest? give --vfio UUID|PATH, --qemu-dbus ADDRESS or --udmabuf WxH');
+}
+
+/** A guest as the kiosk's start line names it. */
+function describeSource(source: KioskSourceSpec, fps: number): string {
+  return (
+    source.kind === 'vfio'
+      ? `mediated device ${source.spec}`
+      : source.kind === 'vfio-fd'
+        ? `VFIO device fd ${source.fd}`
+        : source.kind === 'qemu-dbus'
+          ? `QEMU display ${source.address} console ${source.console ?? 0}`
+          : `udmabuf test guest ${source.width}x${source.height}@${fps}`
+  );
+}
+
 async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
   const o = Options.parse('kiosk', args, {
     vfio: { type: 'string' },
@@ -247,21 +277,8 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   if ([str('vfio'), str('vfio-fd'), str('udmabuf'), str('qemu-dbus')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd, --udmabuf or --qemu-dbus');
   if (str('console') !== undefined && str('qemu-dbus') === undefined) throw new UsageError('kiosk: --console picks a console of a QEMU display; use it with --qemu-dbus');
   if ((o.flag('no-input') || str('input-devices') !== undefined) && str('qemu-dbus') === undefined) throw new UsageError('kiosk: --no-input and --input-devices are about input into a QEMU guest; use them with --qemu-dbus');
-  let source: KioskSourceSpec;
   const fps = str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60;
-  if (str('vfio') !== undefined) {
-    if (!str('vfio')) throw new UsageError('kiosk: --vfio needs a mediated device UUID or sysfs path');
-    source = { kind: 'vfio', spec: str('vfio')! };
-  } else if (str('vfio-fd') !== undefined) {
-    const fd = Number(str('vfio-fd'));
-    if (!Number.isInteger(fd) || fd < 3) throw new UsageError(`kiosk: --vfio-fd '${str('vfio-fd')}' is not an inherited file descriptor number (3 or above)`);
-    source = { kind: 'vfio-fd', fd };
-  } else if (str('udmabuf') !== undefined) {
-    const m = parseMode(str('udmabuf')!, '--udmabuf');
-    source = { kind: 'udmabuf', width: m.width, height: m.height, fps };
-  } else if (str('qemu-dbus') !== undefined) {
-    source = { kind: 'qemu-dbus', address: parseQemuAddress(str('qemu-dbus')!, 'kiosk'), console: parseConsole(str('console'), 'kiosk') };
-  } else throw new UsageError('kiosk: which guest? give --vfio UUID|PATH, --qemu-dbus ADDRESS or --udmabuf WxH');
+  const source = kioskSource(str, fps);
   const fit = str('fit') ?? 'fit';
   if (!FITS.includes(fit as FitMode)) throw new UsageError(`kiosk: --fit '${fit}' is not one of ${FITS.join(', ')}`);
   const stats = str('stats') ?? 'text';
@@ -279,14 +296,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
     log: (line) => io.stderr(line + '\n'),
   });
-  const what =
-    source.kind === 'vfio'
-      ? `mediated device ${source.spec}`
-      : source.kind === 'vfio-fd'
-        ? `VFIO device fd ${source.fd}`
-        : source.kind === 'qemu-dbus'
-          ? `QEMU display ${source.address} console ${source.console ?? 0}`
-          : `udmabuf test guest ${source.width}x${source.height}@${fps}`;
+  const what = describeSource(source, fps);
   io.stderr(`guestplane kiosk: showing ${what} on ${k.connector} (${k.output.width}x${k.output.height}), fit ${fit}; Ctrl-C to stop\n`);
   const dir = str('capture-dir');
   onStart?.({

@@ -175,6 +175,38 @@ async function captureTo(out: Output, dir: string, n: number): Promise<string> {
   return path;
 }
 
+/** Host input devices (libinput) routed to a QEMU guest; null (and said why) when there are none to open. */
+function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: InputStackOptions, quit: () => void): InputStack | null {
+  let input: InputStack | null = null;
+  try {
+    input = new InputStack(devices);
+    const router = new GuestInput(
+      guest,
+      {
+        screen: { width: out.width, height: out.height },
+        guest: () => {
+          const q = guest.query('primary');
+          return q.state === 'ok' ? { width: q.plane.width, height: q.plane.height } : null;
+        },
+        fit: opts.fit ?? 'fit',
+      },
+      {
+        quit,
+        grab: (g) => opts.log(`guestplane kiosk: ${g ? 'keyboard and pointer go to the guest again' : 'keyboard and pointer released to the host (Ctrl+Alt+G takes them back)'}`),
+        error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
+      },
+    );
+    input.on('input', (e) => router.handle(e));
+    input.on('device-added', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name})`));
+    input.on('device-removed', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name}) removed`));
+    input.on('warning', (m) => opts.log(`guestplane kiosk: ${m}`));
+    return input;
+  } catch (e) {
+    opts.log(`guestplane kiosk: no input to the guest: ${(e as Error).message}`);
+    return null;
+  }
+}
+
 export function startKiosk(opts: KioskOptions): Kiosk {
   const backend = Backend.open({ device: opts.device });
   let source: GuestSource | null = null;
@@ -193,36 +225,7 @@ export function startKiosk(opts: KioskOptions): Kiosk {
     throw e;
   }
 
-  let input: InputStack | null = null;
-  if (source instanceof QemuGuest && opts.input !== false) {
-    const guest = source;
-    try {
-      input = new InputStack(opts.input ?? {});
-      const router = new GuestInput(
-        guest,
-        {
-          screen: { width: out.width, height: out.height },
-          guest: () => {
-            const q = guest.query('primary');
-            return q.state === 'ok' ? { width: q.plane.width, height: q.plane.height } : null;
-          },
-          fit: opts.fit ?? 'fit',
-        },
-        {
-          quit: () => void stop('Ctrl+Alt+Q', 0),
-          grab: (g) => opts.log(`guestplane kiosk: ${g ? 'keyboard and pointer go to the guest again' : 'keyboard and pointer released to the host (Ctrl+Alt+G takes them back)'}`),
-          error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
-        },
-      );
-      input.on('input', (e) => router.handle(e));
-      input.on('device-added', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name})`));
-      input.on('device-removed', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name}) removed`));
-      input.on('warning', (m) => opts.log(`guestplane kiosk: ${m}`));
-    } catch (e) {
-      opts.log(`guestplane kiosk: no input to the guest: ${(e as Error).message}`);
-      input = null;
-    }
-  }
+  const input = source instanceof QemuGuest && opts.input !== false ? guestInput(source, out, opts, opts.input ?? {}, () => void stop('Ctrl+Alt+Q', 0)) : null;
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));

@@ -8,7 +8,7 @@
 // own key is not sent; releasing the grab releases every key the guest holds down.
 import type { InputEvent } from './devices.js';
 import type { QemuButton } from '../sources/qemu-dbus.js';
-import { placement, type FitMode } from '../compose/cpu.js';
+import { placement, type FitMode } from '../geometry.js';
 
 export interface InputTarget {
   key(evdevCode: number, down: boolean): Promise<void>;

@@ -168,32 +168,9 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.#hold(call);
         return;
       }
-      case 'Scanout': {
-        const s = this.#scanout;
-        const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
-        const stride = c.width * 4;
-        let pixels: Buffer;
-        if (c.stride === stride) {
-          // The message's bytes are already our copy: they become the shadow as they are.
-          pixels = c.data.subarray(0, stride * c.height);
-          // QEMU 7.2 sends the whole surface on every refresh of its timer, changed or not
-          // (mdpy: about 10-30 a second): an unchanged one is not a new frame.
-          if (reuse && this.#enabled && pixels.equals(s.pixels)) {
-            this.stats.unchanged++;
-            call.reply();
-            return;
-          }
-        } else {
-          pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
-          for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
-        }
-        this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
-        this.#enabled = true;
-        this.stats.scanouts++;
-        call.reply();
-        this.#newFrame();
+      case 'Scanout':
+        this.#scanoutPixels(c, call);
         return;
-      }
       case 'Update': {
         const s = this.#scanout;
         call.reply();
@@ -239,6 +216,33 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.emit('changed');
         return;
     }
+  }
+
+  /** A pixel surface (gl=off): the shadow the copy path reads; an unchanged resend is not a frame. */
+  #scanoutPixels(c: Extract<ListenerCall, { member: 'Scanout' }>, call: IncomingCall): void {
+    const s = this.#scanout;
+    const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
+    const stride = c.width * 4;
+    let pixels: Buffer;
+    if (c.stride === stride) {
+      // The message's bytes are already our copy: they become the shadow as they are.
+      pixels = c.data.subarray(0, stride * c.height);
+      // QEMU 7.2 sends the whole surface on every refresh of its timer, changed or not
+      // (mdpy: about 10-30 a second): an unchanged one is not a new frame.
+      if (reuse && this.#enabled && pixels.equals(s.pixels)) {
+        this.stats.unchanged++;
+        call.reply();
+        return;
+      }
+    } else {
+      pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
+      for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
+    }
+    this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
+    this.#enabled = true;
+    this.stats.scanouts++;
+    call.reply();
+    this.#newFrame();
   }
 
   /** A (new or known) dma-buf is the console's scanout now; same layout keeps the generation. */

@@ -74,12 +74,12 @@ const ROOM_ORDER: [string, RegExp][] = [
   ['entry', /^plugin\/(index|cli)\.ts$/],
   ['top', /^plugin\/((backend|kiosk|heads|hotplug|config|info|edid)\.ts|wayland\/)/],
   ['output', /^plugin\/(output\.ts|output\/)/],
+  ['input', /^plugin\/input\//],
   ['planes', /^plugin\/(allocator|allocator-search|allocator-types|cursor|host-layers)\.ts$/],
   ['compose', /^plugin\/compose\//],
   ['buffers', /^plugin\/(fb-cache|validate)\.ts$/],
   ['sources', /^plugin\/(sources|dbus)\//],
   ['kms', /^plugin\/kms\//],
-  ['input', /^plugin\/input\//],
   ['shared', /^plugin\/(geometry|transform|stats|png)\.ts$/],
   ['ffi', /^ffi\//],
 ];
