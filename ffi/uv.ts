@@ -31,6 +31,23 @@ const uv_strerror = node.func('const char *uv_strerror(int err)');
 
 const POLL_SIZE = Number(uv_handle_size(UV_POLL));
 
+/**
+ * koffi runs our poll and close callbacks outside Node's callback scope. Work they set off
+ * in promise continuations (closing another watch, say) was then not seen by libuv until
+ * something else woke the loop: measured 5.4 s for Backend.close() in the rig and 8 s in
+ * test/unit/fd-watch.test.ts, on an otherwise idle loop. A pending immediate keeps this
+ * loop turn from sleeping in epoll; Node drains the microtask and nextTick queues after it.
+ */
+let drainQueued = false;
+const drained = () => {
+  drainQueued = false;
+};
+function drainMicrotasksSoon(): void {
+  if (drainQueued) return;
+  drainQueued = true;
+  setImmediate(drained);
+}
+
 /** Watches by handle address: one registered callback serves them all. */
 const live = new Map<bigint, FdWatch>();
 
@@ -81,6 +98,7 @@ export class FdWatch {
   /** @internal libuv's poll callback for this handle. */
   _ready(status: number, events: number): void {
     if (this.#closing) return;
+    drainMicrotasksSoon();
     try {
       this.#handlers.ready(events, status < 0 ? new Error(`polling fd ${this.fd} failed: ${uv_strerror(status) as string}`) : null);
     } catch (e) {
@@ -104,6 +122,7 @@ export class FdWatch {
 
   /** @internal libuv's close callback: now the handle memory may go. */
   _closed(): void {
+    drainMicrotasksSoon();
     koffi.free(this.#handle);
     this.#handle = null;
     this.#resolveClosed?.();
