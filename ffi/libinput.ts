@@ -57,6 +57,8 @@ export interface LibinputBindings {
   unref: Fn;
   getFd: Fn;
   dispatch: Fn;
+  suspend: Fn;
+  resume: Fn;
   getEvent: Fn;
   eventGetType: Fn;
   eventDestroy: Fn;
@@ -102,6 +104,8 @@ export function libinput(): LibinputBindings {
     unref: l.func('void *libinput_unref(void *li)'),
     getFd: l.func('int libinput_get_fd(void *li)'),
     dispatch: l.func('int libinput_dispatch(void *li)'),
+    suspend: l.func('void libinput_suspend(void *li)'),
+    resume: l.func('int libinput_resume(void *li)'),
     getEvent: l.func('void *libinput_get_event(void *li)'),
     eventGetType: l.func('int libinput_event_get_type(void *e)'),
     eventDestroy: l.func('void libinput_event_destroy(void *e)'),

@@ -13,7 +13,10 @@
 //   dups and closes them). Keep each fd open and its pixels unchanged from present() until
 //   the output emits 'release' for its bufferId; after that, draw into it or close it.
 //   Output.close() lets go of every buffer at once (no 'release' events after it).
+// - On a seat (BackendOptions.session): the card fd is the session's; Backend.close()
+//   gives it back (session.closeDevice). The session itself stays the caller's.
 import { EventEmitter } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { KmsDevice, findCardByDriver, type KmsConnector } from './kms/device.js';
 import { Output, pickMode, type ModeRequest } from './output.js';
 import type { FitMode } from './geometry.js';
@@ -22,6 +25,7 @@ import { openVfioSource } from './sources/open.js';
 import { UdmabufSource, type UdmabufSourceOptions } from './sources/udmabuf.js';
 import * as drm from '../ffi/drm.js';
 import { HotplugMonitor, type HotplugOptions } from './hotplug.js';
+import type { SeatSession } from './session.js';
 
 export interface BackendOptions {
   /** DRM card node; default: the first /dev/dri/card* with atomic KMS. */
@@ -32,6 +36,12 @@ export interface BackendOptions {
    */
   fd?: number;
   takeOwnership?: boolean;
+  /**
+   * Open the card through this seat session (seatd, logind: no root needed) instead of
+   * opening the node directly. The backend then follows the session: its outputs stop
+   * committing while another session has the seat and light up again when it is back.
+   */
+  session?: SeatSession;
   /** Take DRM master when opening a node (default true; a lease fd is already master of its objects). */
   master?: boolean;
   /**
@@ -79,6 +89,16 @@ function describe(c: KmsConnector, enabled: boolean): OutputDescription {
   };
 }
 
+function cardNodes(): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n));
+  } catch {
+    /* no /dev/dri */
+  }
+  return names.sort((a, b) => Number(a.slice(4)) - Number(b.slice(4))).map((n) => `/dev/dri/${n}`);
+}
+
 function firstAtomicCard(master: boolean): KmsDevice {
   const tried: string[] = [];
   for (let i = 0; i < 64; i++) {
@@ -117,11 +137,57 @@ export class Backend extends EventEmitter<BackendEvents> {
   }
 
   static open(opts: BackendOptions = {}): Backend {
+    if (opts.session) return Backend.onSeat(opts.session, opts);
     if (opts.fd !== undefined) {
       return new Backend(KmsDevice.adopt(opts.fd, { takeOwnership: opts.takeOwnership, master: false }), opts.hotplug ?? false);
     }
     const master = opts.master ?? true;
     return new Backend(opts.device ? KmsDevice.open(opts.device, { master }) : firstAtomicCard(master), opts.hotplug ?? true);
+  }
+
+  /** The card (opts.device, else the first with KMS) opened through the seat, which makes us master. */
+  private static onSeat(session: SeatSession, opts: BackendOptions): Backend {
+    const paths = opts.device ? [opts.device] : cardNodes();
+    const tried: string[] = [];
+    for (const path of paths) {
+      let fd = -1;
+      try {
+        fd = session.openDevice(path);
+        const b = new Backend(KmsDevice.adopt(fd, { name: path, master: false }), opts.hotplug ?? true);
+        b.useSession(session, fd);
+        return b;
+      } catch (e) {
+        if (fd >= 0) session.closeDevice(fd);
+        tried.push((e as Error).message);
+      }
+    }
+    throw new Error(`no KMS device could be opened through seat ${session.name}${tried.length ? `:\n  ${tried.join('\n  ')}` : ' (no /dev/dri/card* nodes)'}; pass the card node (device)`);
+  }
+
+  private session: { session: SeatSession; fd: number; off: () => void } | null = null;
+  private suspended = false;
+
+  private useSession(session: SeatSession, fd: number): void {
+    const disable = () => this.suspend();
+    const enable = () => this.resume();
+    session.on('disable', disable);
+    session.on('enable', enable);
+    this.session = { session, fd, off: () => (session.off('disable', disable), session.off('enable', enable)) };
+  }
+
+  /**
+   * The session lost the seat (another VT, another session): every output stops
+   * committing. Called by the seat session; a compositor with its own session calls it.
+   */
+  suspend(): void {
+    this.suspended = true;
+    for (const o of this.outputs.values()) o.suspend();
+  }
+
+  /** The session has the seat again: every output is lit with its current frame. */
+  resume(): void {
+    this.suspended = false;
+    for (const o of this.outputs.values()) o.resume();
   }
 
   private displayConnectors(): KmsConnector[] {
@@ -164,6 +230,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   enableOutput(name: string, opts: { mode?: ModeRequest; crtcId?: number } = {}): Output {
     if (this.closed) throw new Error('backend is closed');
     if (this.outputs.has(name)) throw new Error(`output ${name} is already enabled; use the Output you got, or close it first`);
+    if (this.suspended) throw new Error(`cannot enable ${name}: the seat session is not active (another session has the screen); enable it after the session comes back`);
     const out = new Output(this.device, { connector: name, mode: opts.mode, crtcId: opts.crtcId });
     try {
       out.enable();
@@ -213,6 +280,11 @@ export class Backend extends EventEmitter<BackendEvents> {
     this.outputs.clear();
     for (const o of outs) await o.close(restore);
     await this.device.close();
+    if (this.session) {
+      this.session.off();
+      this.session.session.closeDevice(this.session.fd);
+      this.session = null;
+    }
   }
 }
 

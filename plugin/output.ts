@@ -274,6 +274,25 @@ export class Output extends EventEmitter<OutputEvents> {
     return ids;
   }
 
+  /**
+   * The seat's session went away (another VT has the screen; DRM master is gone): stop
+   * committing. Sources go on; their frames are shown again after resume().
+   */
+  suspend(): void {
+    this.committer.pause();
+  }
+
+  /** The session is back (master too): the screen is lit again with the current frame. */
+  resume(): void {
+    if (this.enabled) this.committer.resume();
+    else this.committer.paused = false;
+  }
+
+  /** True between suspend() and resume(). */
+  get suspended(): boolean {
+    return this.committer.paused;
+  }
+
   scheduleRefresh(): void {
     if (this.refreshQueued || this.closed) return;
     this.refreshQueued = true;
@@ -326,7 +345,7 @@ export class Output extends EventEmitter<OutputEvents> {
     if (this.closed || !this.enabled || c.deviceGone) return;
     // Not master: no commit (not even TEST_ONLY, whose EACCES would read as a refusal).
     // A commit in flight or a capture being written: after it.
-    if (c.masterWait || c.inflight || this.captures.hold) {
+    if (c.masterWait || c.paused || c.inflight || this.captures.hold) {
       this.dirty = true;
       return;
     }
@@ -400,7 +419,8 @@ export class Output extends EventEmitter<OutputEvents> {
     this.dev.events.off('flip', this.onFlip);
     this.dev.events.off('error', this.onDeviceError);
     this.captures.rejectAll(new Error('output closed'));
-    const restoring = this.enabled && restore && !this.dev.isClosed && this.dev.present;
+    // Suspended: master is another session's, which owns the screen's state now.
+    const restoring = this.enabled && restore && !this.committer.paused && !this.dev.isClosed && this.dev.present;
     // The FBs the kernel may still hold after the restore: what was on screen.
     const shown = restoring ? [...this.committer.fbsOnScreen()] : [];
     if (restoring && this.saved) await restoreCrtc(this, this.saved, { others: this.committer.otherPlanes(), writeback: this.captures.routedConnector, report: (c, m) => this.report(c, m) });

@@ -220,6 +220,28 @@ export class InputStack extends EventEmitter<Events> {
     }
   }
 
+  /**
+   * The seat went to another session: libinput closes every device (their fds are revoked
+   * by then). Keys held down are released in the receivers' eyes by the 'device-removed'
+   * events libinput sends.
+   */
+  suspend(): void {
+    if (!this.#li || this.#suspended) return;
+    this.#suspended = true;
+    this.#b.suspend(this.#li);
+    this.#drainSoon();
+  }
+
+  /** The seat is back: libinput opens the devices again (through `open`). */
+  resume(): void {
+    if (!this.#li || !this.#suspended) return;
+    this.#suspended = false;
+    if ((this.#b.resume(this.#li) as number) !== 0) this.#warn('resume', 'input: libinput could not resume (devices stay closed until the next session switch)');
+    this.#drainSoon();
+  }
+
+  #suspended = false;
+
   #warn(kind: string, message: string): void {
     if (this.#warned.has(kind)) return;
     this.#warned.add(kind);

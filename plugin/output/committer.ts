@@ -66,6 +66,8 @@ export class Committer {
   deviceGone = false;
   /** Polls for DRM master to come back while another process holds it. */
   masterWait: NodeJS.Timeout | null = null;
+  /** The seat session is away (pause()): no commits until resume(). */
+  paused = false;
   /** The last real commit, for diagnostics and tests. */
   lastRequest: AtomicRequest | null = null;
 
@@ -208,7 +210,7 @@ export class Committer {
     if (kind === 'device-gone') {
       this.deviceGone = true;
       this.d.report('device-lost', `${dev.path} is gone (${(e as Error).message}); close this output, and open the device again once it is back`);
-    } else if (kind === 'not-master') {
+    } else if (kind === 'not-master' && !this.paused) {
       this.d.report('master-lost', `${dev.path}: another process is DRM master (a VT switch, another compositor), so frames cannot be shown (${(e as Error).message}); the guest is shown again as soon as master comes back`);
       this.masterWait ??= setInterval(() => this.masterBack(), 50);
     }
@@ -221,11 +223,30 @@ export class Committer {
    * then show the guest's current frame.
    */
   private masterBack(): void {
-    const { dev, connector, crtc } = this.d;
-    const closed = this.d.isClosed();
-    if (!closed && !this.deviceGone && !drm.isMaster(dev.fd)) return;
+    if (!this.d.isClosed() && !this.deviceGone && !drm.isMaster(this.d.dev.fd)) return;
     this.stopWaiting();
-    if (closed || this.deviceGone) return;
+    this.relight();
+  }
+
+  /**
+   * The seat's session went away (seatd/logind dropped master): nothing is committed, not
+   * even TEST_ONLY, until resume(). No polling: the seat says when master is back.
+   */
+  pause(): void {
+    this.paused = true;
+    this.stopWaiting();
+  }
+
+  /** The session is back and master with it: light the screen again at once. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.relight();
+  }
+
+  private relight(): void {
+    const { dev, connector, crtc } = this.d;
+    if (this.d.isClosed() || this.deviceGone) return;
     const req = dev.request().set(connector, 'CRTC_ID', crtc.id).set(crtc, 'MODE_ID', this.d.modeBlob()).set(crtc, 'ACTIVE', 1);
     this.applyPlanes(req, new Map(), true);
     this.d.captures.unroute();

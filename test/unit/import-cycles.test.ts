@@ -74,7 +74,7 @@ const ROOM_ORDER: [string, RegExp][] = [
   ['entry', /^plugin\/(index|cli)\.ts$/],
   ['top', /^plugin\/((backend|kiosk|heads|hotplug|config|info|edid)\.ts|wayland\/)/],
   ['output', /^plugin\/(output\.ts|output\/)/],
-  ['input', /^plugin\/input\//],
+  ['seat', /^plugin\/(session\.ts|input\/)/],
   ['planes', /^plugin\/(allocator|allocator-search|allocator-types|cursor|host-layers)\.ts$/],
   ['compose', /^plugin\/compose\//],
   ['buffers', /^plugin\/(fb-cache|validate)\.ts$/],
