@@ -17,6 +17,7 @@ import type { ModeRequest } from './output.js';
 import { loadHeadsConfig } from './config.js';
 import { runHeads } from './heads.js';
 import { runCompositor } from './wayland/compositor.js';
+import { SeatSession } from './session.js';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -56,6 +57,10 @@ commands:
                        (default: all of seat0's, through libinput and udev; Ctrl+Alt+G
                        releases/takes them back, Ctrl+Alt+Q quits)
       --input-devices P,Q  only these /dev/input/event* nodes
+      --session MODE   seat | direct | auto (default auto: direct as root, else seat).
+                       seat: open the card and input devices through libseat (seatd
+                       or logind; no root), stop drawing while another VT has the seat,
+                       Ctrl+Alt+F1..F12 switch VTs. direct: open the nodes ourselves.
       --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size
       --fps N          frame rate of the built-in test guest (default 60)
       --test-guest N   with --vfio on an mbochs device: also animate it at N fps (no VM needed)
@@ -255,6 +260,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     console: { type: 'string' },
     'no-input': { type: 'boolean' },
     'input-devices': { type: 'string' },
+    session: { type: 'string' },
     fps: { type: 'string' },
     'test-guest': { type: 'string' },
     device: { type: 'string', short: 'd' },
@@ -284,18 +290,27 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   const stats = str('stats') ?? 'text';
   if (!['text', 'json', 'none'].includes(stats)) throw new UsageError(`kiosk: --stats '${stats}' is not text, json or none`);
   if (str('test-guest') !== undefined && source.kind === 'udmabuf') throw new UsageError('kiosk: --test-guest animates an mbochs device; use it with --vfio');
-  const k = startKiosk({
-    source,
-    device: str('device'),
+  const session = await openSession(str('session'));
+  let k: ReturnType<typeof startKiosk>;
+  try {
+    k = startKiosk({
+      source,
+      session,
+      device: str('device'),
     connector: str('connector'),
     mode: str('mode') !== undefined ? parseMode(str('mode')!) : undefined,
     fit: fit as FitMode,
     statsIntervalMs: stats === 'none' ? 0 : 1000,
     statsFormat: stats === 'json' ? 'json' : 'text',
     vfioTestGuestFps: str('test-guest') !== undefined ? parseRate(str('test-guest')!, '--test-guest') : undefined,
-    input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
-    log: (line) => io.stderr(line + '\n'),
-  });
+      input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
+      log: (line) => io.stderr(line + '\n'),
+    });
+  } catch (e) {
+    await session?.close();
+    throw e;
+  }
+  if (session) io.stderr(`guestplane kiosk: on seat ${session.name} (devices through libseat)\n`);
   const what = describeSource(source, fps);
   io.stderr(`guestplane kiosk: showing ${what} on ${k.connector} (${k.output.width}x${k.output.height}), fit ${fit}; Ctrl-C to stop\n`);
   const dir = str('capture-dir');
@@ -306,7 +321,15 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
       ? () => k.capture(dir).then((p) => io.stderr(`guestplane kiosk: captured ${p}\n`), (e: Error) => io.stderr(`guestplane kiosk: capture failed: ${e.message}\n`))
       : undefined,
   });
-  return k.done;
+  return k.done.finally(() => session?.close());
+}
+
+/** --session: seat (libseat), direct (open the nodes), auto (direct as root unless LIBSEAT_BACKEND says otherwise). */
+async function openSession(mode = 'auto'): Promise<SeatSession | undefined> {
+  if (!['auto', 'seat', 'direct'].includes(mode)) throw new UsageError(`kiosk: --session '${mode}' is not seat, direct or auto`);
+  const seat = mode === 'seat' || (mode === 'auto' && (process.getuid?.() !== 0 || process.env['LIBSEAT_BACKEND'] !== undefined));
+  if (!seat) return undefined;
+  return SeatSession.open();
 }
 
 async function heads(configPath: string, device: string | undefined, stats: string, io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {

@@ -16,6 +16,7 @@ import { openVfioSource } from './sources/open.js';
 import { QemuGuest } from './sources/qemu-guest.js';
 import { InputStack, type InputStackOptions } from './input/devices.js';
 import { GuestInput } from './input/guest-input.js';
+import type { SeatSession } from './session.js';
 import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
 import type { OutputStatsSnapshot } from './stats.js';
 import { encodePng } from './png.js';
@@ -51,6 +52,12 @@ export interface KioskOptions {
    * --qemu-dbus, where a missing input stack is logged and the display goes on.
    */
   input?: InputStackOptions | false;
+  /**
+   * Open the card and input devices through this seat session (seatd/logind: no root).
+   * The kiosk then stops drawing while another session has the seat and shows the guest
+   * again when it is back; Ctrl+Alt+F1…F12 switch VTs. The session stays the caller's.
+   */
+  session?: SeatSession;
   log: (line: string) => void;
 }
 
@@ -175,11 +182,27 @@ async function captureTo(out: Output, dir: string, n: number): Promise<string> {
   return path;
 }
 
+/** On a seat: input lets go of its devices while another session has them (the guest's keys released first). */
+function followSession(session: SeatSession, input: InputStack, router: GuestInput): void {
+  const disable = () => {
+    router.releaseAll();
+    input.suspend();
+  };
+  const enable = () => input.resume();
+  session.on('disable', disable);
+  session.on('enable', enable);
+  input.once('closed', () => {
+    session.off('disable', disable);
+    session.off('enable', enable);
+  });
+}
+
 /** Host input devices (libinput) routed to a QEMU guest; null (and said why) when there are none to open. */
 function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: InputStackOptions, quit: () => void): InputStack | null {
   let input: InputStack | null = null;
+  const session = opts.session;
   try {
-    input = new InputStack(devices);
+    input = new InputStack(session ? { ...devices, open: (path) => session.openDevice(path), close: (fd) => session.closeDevice(fd) } : devices);
     const router = new GuestInput(
       guest,
       {
@@ -193,10 +216,20 @@ function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: 
       {
         quit,
         grab: (g) => opts.log(`guestplane kiosk: ${g ? 'keyboard and pointer go to the guest again' : 'keyboard and pointer released to the host (Ctrl+Alt+G takes them back)'}`),
+        switchSession: session
+          ? (vt) => {
+              try {
+                session.switchSession(vt);
+              } catch (e) {
+                opts.log(`guestplane kiosk: ${(e as Error).message}`);
+              }
+            }
+          : undefined,
         error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
       },
     );
     input.on('input', (e) => router.handle(e));
+    if (session) followSession(session, input, router);
     input.on('device-added', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name})`));
     input.on('device-removed', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name}) removed`));
     input.on('warning', (m) => opts.log(`guestplane kiosk: ${m}`));
@@ -208,7 +241,7 @@ function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: 
 }
 
 export function startKiosk(opts: KioskOptions): Kiosk {
-  const backend = Backend.open({ device: opts.device });
+  const backend = Backend.open({ device: opts.device, session: opts.session });
   let source: GuestSource | null = null;
   let animation: Animation | null = null;
   let out: Output;
@@ -239,6 +272,10 @@ export function startKiosk(opts: KioskOptions): Kiosk {
   const onLost = (e: Error) => void stop(`the guest display went away (${e.message}); restart the VM or re-create the mediated device, then start the kiosk again`, 1);
   out.on('error', onError);
   out.on('source-lost', onLost);
+  const onDisable = () => opts.log('guestplane kiosk: the seat went to another session: not drawing until it is back');
+  const onEnable = () => opts.log(`guestplane kiosk: the seat is back: ${connector} lit again (${(performance.now() - opts.session!.enabledAt).toFixed(1)} ms after the seat came back)`);
+  opts.session?.on('disable', onDisable);
+  opts.session?.on('enable', onEnable);
 
   async function stop(reason = 'stopped', code = 0): Promise<number> {
     if (stopping) return stopping;
@@ -248,6 +285,8 @@ export function startKiosk(opts: KioskOptions): Kiosk {
       input?.close();
       out.off('error', onError);
       out.off('source-lost', onLost);
+      opts.session?.off('disable', onDisable);
+      opts.session?.off('enable', onEnable);
       const s = out.statsSnapshot();
       try {
         await backend.close(true); // waits for the flip in flight, restores the CRTC

@@ -67,6 +67,8 @@ export class SeatSession extends EventEmitter<SessionEvents> {
   #dispatchQueued = false;
   /** Enable/disable transitions seen (tests and diagnostics). */
   readonly counters = { enables: 0, disables: 0 };
+  /** performance.now() when the seat last became active (how long the users took to be back). */
+  enabledAt = 0;
 
   private constructor() {
     super();
@@ -166,6 +168,7 @@ export class SeatSession extends EventEmitter<SessionEvents> {
   }
 
   #onEnable(): void {
+    this.enabledAt = performance.now();
     this.#active = true;
     this.counters.enables++;
     this.emit('enable');

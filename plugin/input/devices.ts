@@ -35,6 +35,8 @@ interface Events {
   input: [InputEvent];
   'device-added': [InputDevice];
   'device-removed': [InputDevice];
+  /** close() has run: nothing more comes. */
+  closed: [];
   /** A device could not be opened, or libinput failed: said once per cause. */
   warning: [string];
 }
@@ -265,5 +267,6 @@ export class InputStack extends EventEmitter<Events> {
     if (this.#iface) koffi.free(this.#iface);
     this.#iface = null;
     for (const cb of this.#callbacks.splice(0)) koffi.unregister(cb);
+    this.emit('closed');
   }
 }

@@ -4,8 +4,10 @@
 // the guest's pointer lands under the host's.
 //
 // Chords (documented in the README and the CLI help): Ctrl+Alt+G releases the keyboard
-// and pointer to the host and takes them back; Ctrl+Alt+Q quits the kiosk. A chord's
-// own key is not sent; releasing the grab releases every key the guest holds down.
+// and pointer to the host and takes them back; Ctrl+Alt+Q quits the kiosk; Ctrl+Alt+F1…F12
+// switches to that VT when the kiosk runs on a seat (the kernel's own VT keys are off
+// then). A chord's own key is not sent; releasing the grab or losing the seat releases
+// every key and button the guest holds down.
 import type { InputEvent } from './devices.js';
 import type { QemuButton } from '../sources/qemu-dbus.js';
 import { placement, type FitMode } from '../geometry.js';
@@ -34,12 +36,18 @@ const KEY_LEFTALT = 56;
 const KEY_RIGHTALT = 100;
 const KEY_G = 34;
 const KEY_Q = 16;
+/** KEY_F1…KEY_F10 are 59…68, KEY_F11 87, KEY_F12 88. */
+function functionKey(code: number): number {
+  if (code >= 59 && code <= 68) return code - 58;
+  return code === 87 ? 11 : code === 88 ? 12 : 0;
+}
 const BUTTONS: Record<number, QemuButton> = { 0x110: 'left', 0x111: 'right', 0x112: 'middle', 0x113: 'side', 0x114: 'extra' };
 
 export class GuestInput {
   #pointer: { x: number; y: number };
   #guestPointer: { x: number; y: number } | null = null;
   readonly #down = new Set<number>();
+  readonly #buttons = new Set<QemuButton>();
   #grabbed = true;
   #scroll = 0;
   readonly #touches = new Map<number, boolean>();
@@ -47,7 +55,7 @@ export class GuestInput {
   constructor(
     private readonly target: InputTarget,
     private readonly geo: Geometry,
-    private readonly actions: { quit(): void; grab?(grabbed: boolean): void; error(e: Error): void },
+    private readonly actions: { quit(): void; grab?(grabbed: boolean): void; switchSession?(vt: number): void; error(e: Error): void },
   ) {
     this.#pointer = { x: geo.screen.width / 2, y: geo.screen.height / 2 };
   }
@@ -71,7 +79,10 @@ export class GuestInput {
         return this.#moveTo(e.x * this.geo.screen.width, e.y * this.geo.screen.height);
       case 'button': {
         const b = BUTTONS[e.button];
-        if (b && this.#grabbed) this.#send(this.target.button(b, e.pressed));
+        if (!b || !this.#grabbed) return;
+        if (e.pressed) this.#buttons.add(b);
+        else this.#buttons.delete(b);
+        this.#send(this.target.button(b, e.pressed));
         return;
       }
       case 'scroll': {
@@ -104,16 +115,42 @@ export class GuestInput {
   #key(code: number, pressed: boolean): void {
     const ctrl = this.#down.has(KEY_LEFTCTRL) || this.#down.has(KEY_RIGHTCTRL);
     const alt = this.#down.has(KEY_LEFTALT) || this.#down.has(KEY_RIGHTALT);
+    const vt = functionKey(code);
+    if (pressed && ctrl && alt && vt && this.actions.switchSession) {
+      this.#chordKeys.add(code);
+      this.actions.switchSession(vt);
+      return;
+    }
     if (pressed && ctrl && alt && (code === KEY_G || code === KEY_Q)) {
       if (code === KEY_Q) return this.actions.quit();
       this.#grabbed = !this.#grabbed;
-      if (!this.#grabbed) for (const k of this.#down) this.#send(this.target.key(k, false));
+      if (!this.#grabbed) this.#releaseGuest();
       this.actions.grab?.(this.#grabbed);
       return;
     }
     if (pressed) this.#down.add(code);
-    else if (!this.#down.delete(code) && (code === KEY_G || code === KEY_Q)) return; // the chord key's release
+    else if (!this.#down.delete(code) && (code === KEY_G || code === KEY_Q || this.#chordKeys.delete(code))) return; // the chord key's release
     if (this.#grabbed) this.#send(this.target.key(code, pressed));
+  }
+
+  readonly #chordKeys = new Set<number>();
+
+  /**
+   * Lets go of everything the guest holds down: keys, buttons, a touch. Called when the
+   * grab is released and when the seat goes to another session (the keys' releases would
+   * never come: the devices are closed meanwhile).
+   */
+  releaseAll(): void {
+    if (this.#grabbed) this.#releaseGuest();
+    this.#down.clear();
+    this.#touches.clear();
+  }
+
+  #releaseGuest(): void {
+    for (const k of this.#down) this.#send(this.target.key(k, false));
+    if (this.#touches.size) this.#buttons.add('left');
+    for (const b of this.#buttons) this.#send(this.target.button(b, false));
+    this.#buttons.clear();
   }
 
   #moveTo(x: number, y: number, rel?: { dx: number; dy: number }): void {

@@ -2,8 +2,8 @@
 // vkms, stopped by signals, its screen read back through the writeback connector, and the
 // CRTC configuration it found compared with the one it leaves (device model, not guesses).
 import { describe, it, expect } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import * as drm from '../../ffi/drm.js';
@@ -15,7 +15,7 @@ import { NO_SIGNAL_PIXEL } from '../../plugin/output.js';
 import { VfioDevice } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest } from '../../plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../../plugin/sources/pattern.js';
-import { readPng } from './helpers/png.js';
+import { KioskProcess } from './helpers/kiosk-process.js';
 import { removeMdevAsync } from './helpers/mdev.js';
 
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
@@ -76,69 +76,6 @@ async function captureHere(d: KmsDevice): Promise<Uint32Array> {
     return new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4).slice();
   } finally {
     wb.close();
-  }
-}
-
-class KioskProcess {
-  readonly child: ChildProcess;
-  lines: string[] = [];
-  private waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
-  readonly exited: Promise<{ code: number | null; signal: string | null }>;
-
-  constructor(args: string[], extraFds: number[] = []) {
-    this.child = spawn(process.execPath, [CLI, 'kiosk', '--device', card, '--connector', 'Virtual-1', '--stats', 'json', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe', ...extraFds],
-    });
-    let buf = '';
-    this.child.stderr!.on('data', (b: Buffer) => {
-      buf += b.toString();
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        this.lines.push(line);
-        for (const w of this.waiters.splice(0)) {
-          if (w.pred(line)) w.resolve(line);
-          else this.waiters.push(w);
-        }
-      }
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  /** Ends the process whatever state it is in, and waits until it is gone (DRM master free). */
-  async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    await this.exited;
-  }
-
-  waitLine(pred: (l: string) => boolean, timeoutMs = 40_000): Promise<string> {
-    const seen = this.lines.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`kiosk did not print the expected line within ${timeoutMs} ms; it printed:\n${this.lines.join('\n')}`)), timeoutMs);
-      this.waiters.push({ pred, resolve: (l) => { clearTimeout(t); resolve(l); } });
-    });
-  }
-
-  async stats(pred: (s: { fps: number; paths: Record<string, number>; imports: number; bytesCopiedPerSec: number; testOnlyCommits: number }) => boolean) {
-    const l = await this.waitLine((x) => x.startsWith('{"stats"') && pred(JSON.parse(x).stats));
-    return JSON.parse(l).stats;
-  }
-
-  async capture(): Promise<{ pixels: Uint32Array; meta: { content: { path: string; frame?: number } | null } }> {
-    const n = this.lines.filter((l) => l.includes('captured ')).length;
-    this.child.kill('SIGUSR1');
-    await this.waitLine(() => this.lines.filter((l) => l.includes('captured ') || l.includes('capture failed')).length > n, 30_000);
-    const last = this.lines.filter((l) => l.includes('captured ') || l.includes('capture failed')).at(-1)!;
-    if (last.includes('capture failed')) throw new Error(last);
-    const path = this.lines.filter((l) => l.includes('captured ')).at(-1)!.split('captured ')[1];
-    const img = readPng(readFileSync(path));
-    // AB24 (R,G,B,A) → 0xAARRGGBB words to compare with XR24 values.
-    const px = new Uint32Array(img.width * img.height);
-    const b = img.pixels;
-    for (let i = 0; i < px.length; i++) px[i] = ((b[i * 4] << 16) | (b[i * 4 + 1] << 8) | b[i * 4 + 2]) >>> 0;
-    return { pixels: px, meta: JSON.parse(readFileSync(path.replace(/\.png$/, '.json'), 'utf8')) };
   }
 }
 

@@ -15,7 +15,7 @@ import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js'
 import { cleanupAfterEach, openVkms, type Cleanup } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
+import { mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
 
 const cleanup = cleanupAfterEach();
 const fdCount = () => readdirSync('/proc/self/fd').length;
@@ -186,30 +186,6 @@ describe('QEMU -display dbus as a guest source', () => {
     expect(fdCount()).toBeLessThanOrEqual(fds0);
   });
 });
-
-/** Hands `fd` to QEMU through QMP (getfd needs SCM_RIGHTS; python3 sends it) and adds it as a D-Bus display client. */
-async function qmpAddDbusClient(qmpSock: string, fd: number): Promise<string> {
-  const script = [
-    'import socket, sys, json',
-    's = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("r")',
-    'def rd():',
-    '    while True:',
-    '        m = json.loads(f.readline())',
-    '        if "event" not in m: return m',
-    'rd(); s.sendall(b\'{"execute":"qmp_capabilities"}\\n\'); rd()',
-    'socket.send_fds(s, [b\'{"execute":"getfd","arguments":{"fdname":"gp"}}\\n\'], [3]); r1 = rd()',
-    's.sendall(b\'{"execute":"add_client","arguments":{"protocol":"@dbus-display","fdname":"gp"}}\\n\'); r2 = rd()',
-    'print(json.dumps([r1, r2]))',
-  ].join('\n');
-  const { spawn } = await import('node:child_process');
-  return new Promise((resolve, reject) => {
-    const p = spawn('python3', ['-c', script, qmpSock], { stdio: ['ignore', 'pipe', 'pipe', fd] });
-    let out = '';
-    p.stdout!.on('data', (d) => (out += d));
-    p.stderr!.on('data', (d) => (out += d));
-    p.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`QMP add_client failed: ${out}`))));
-  });
-}
 
 describe('QEMU -display dbus,p2p=yes', () => {
   it.skipIf(missingMdpy)('fd:N: a socket handed to QEMU with QMP add_client carries the display peer-to-peer (no bus), pixel-exact', async () => {

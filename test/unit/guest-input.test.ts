@@ -32,7 +32,7 @@ describe('GuestInput', () => {
     expect(calls).toEqual(['pointer 0,0 from 320,240', 'pointer 64,48 from 0,0']);
   });
 
-  it('keys and buttons go through; wheel detents become wheel buttons; Ctrl+Alt+G releases (keys held are released in the guest) and takes back; Ctrl+Alt+Q quits', () => {
+  it('keys and buttons go through; wheel detents become wheel buttons; Ctrl+Alt+G releases (keys and buttons held are released in the guest) and takes back; Ctrl+Alt+Q quits', () => {
     const { gi, calls, actions } = setup('fit');
     gi.handle({ kind: 'key', code: 30, pressed: true });
     gi.handle({ kind: 'button', button: 0x110, pressed: true });
@@ -55,9 +55,30 @@ describe('GuestInput', () => {
       'key 30 up',
       'key 29 up',
       'key 56 up',
+      'button left up',
     ]);
     expect(actions.grabs).toEqual([false, true]);
     expect(actions.quits).toBe(1);
+  });
+
+  it('on a seat, Ctrl+Alt+F2 asks for VT 2 and is not sent; losing the seat releases what the guest holds, once', () => {
+    const calls: string[] = [];
+    const vts: number[] = [];
+    const target: InputTarget = {
+      key: async (c, d) => void calls.push(`key ${c} ${d ? 'down' : 'up'}`),
+      button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
+      pointerTo: async () => {},
+    };
+    const gi = new GuestInput(target, { screen: { width: 100, height: 100 }, guest: () => null, fit: 'fit' }, { quit: () => {}, switchSession: (vt) => vts.push(vt), error: () => {} });
+    gi.handle({ kind: 'button', button: 0x111, pressed: true });
+    gi.handle({ kind: 'key', code: 29, pressed: true });
+    gi.handle({ kind: 'key', code: 56, pressed: true });
+    gi.handle({ kind: 'key', code: 60, pressed: true }); // F2
+    gi.releaseAll(); // the seat went to VT 2: no releases will come from the closed devices
+    gi.releaseAll();
+    gi.handle({ kind: 'key', code: 88, pressed: true }); // F12 without Ctrl+Alt (released above): sent
+    expect(vts).toEqual([2]);
+    expect(calls).toEqual(['button right down', 'key 29 down', 'key 56 down', 'key 29 up', 'key 56 up', 'button right up', 'key 88 down']);
   });
 
   it('one finger is the pointer and the left button', () => {

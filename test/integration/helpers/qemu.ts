@@ -992,3 +992,26 @@ async function waitUntil(pred: () => boolean, what: string, timeoutMs = 5000): P
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Hands `fd` to QEMU through QMP (getfd needs SCM_RIGHTS; python3 sends it) and adds it as a D-Bus display client. */
+export async function qmpAddDbusClient(qmpSock: string, fd: number): Promise<string> {
+  const script = [
+    'import socket, sys, json',
+    's = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("r")',
+    'def rd():',
+    '    while True:',
+    '        m = json.loads(f.readline())',
+    '        if "event" not in m: return m',
+    'rd(); s.sendall(b\'{"execute":"qmp_capabilities"}\\n\'); rd()',
+    'socket.send_fds(s, [b\'{"execute":"getfd","arguments":{"fdname":"gp"}}\\n\'], [3]); r1 = rd()',
+    's.sendall(b\'{"execute":"add_client","arguments":{"protocol":"@dbus-display","fdname":"gp"}}\\n\'); r2 = rd()',
+    'print(json.dumps([r1, r2]))',
+  ].join('\n');
+  return new Promise((resolve, reject) => {
+    const p = spawn('python3', ['-c', script, qmpSock], { stdio: ['ignore', 'pipe', 'pipe', fd] });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
+    p.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`QMP add_client failed: ${out}`))));
+  });
+}

@@ -1,0 +1,76 @@
+// The kiosk CLI as a child process (what an operator runs): its stderr lines, JSON stats,
+// captures through SIGUSR1 (written by the kiosk from the writeback connector) read back.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { findCardByDriver } from '../../../plugin/kms/device.js';
+import { readPng } from './png.js';
+
+const CLI = join(process.cwd(), 'dist/plugin/cli.js');
+
+export class KioskProcess {
+  readonly child: ChildProcess;
+  lines: string[] = [];
+  private waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+
+  /**
+   * `guestplane kiosk --device <vkms> --connector Virtual-1 --stats json ARGS`; extraFds
+   * are inherited as fd 3, 4…; `user`: run as this uid/gid (setpriv, no supplementary groups).
+   */
+  constructor(args: string[], extraFds: number[] = [], opts: { user?: number; env?: NodeJS.ProcessEnv } = {}) {
+    const argv = [CLI, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
+    const [cmd, cmdArgs] = opts.user === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', process.execPath, ...argv]];
+    this.child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env: { ...process.env, ...opts.env } });
+    let buf = '';
+    this.child.stderr!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        this.lines.push(line);
+        for (const w of this.waiters.splice(0)) {
+          if (w.pred(line)) w.resolve(line);
+          else this.waiters.push(w);
+        }
+      }
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Ends the process whatever state it is in, and waits until it is gone (DRM master free). */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  waitLine(pred: (l: string) => boolean, timeoutMs = 40_000): Promise<string> {
+    const seen = this.lines.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`kiosk did not print the expected line within ${timeoutMs} ms; it printed:\n${this.lines.join('\n')}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (l) => { clearTimeout(t); resolve(l); } });
+    });
+  }
+
+  async stats(pred: (s: { fps: number; paths: Record<string, number>; imports: number; bytesCopiedPerSec: number; testOnlyCommits: number }) => boolean) {
+    const l = await this.waitLine((x) => x.startsWith('{"stats"') && pred(JSON.parse(x).stats));
+    return JSON.parse(l).stats;
+  }
+
+  async capture(): Promise<{ pixels: Uint32Array; meta: { content: { path: string; frame?: number } | null } }> {
+    const n = this.lines.filter((l) => l.includes('captured ')).length;
+    this.child.kill('SIGUSR1');
+    await this.waitLine(() => this.lines.filter((l) => l.includes('captured ') || l.includes('capture failed')).length > n, 30_000);
+    const last = this.lines.filter((l) => l.includes('captured ') || l.includes('capture failed')).at(-1)!;
+    if (last.includes('capture failed')) throw new Error(last);
+    const path = this.lines.filter((l) => l.includes('captured ')).at(-1)!.split('captured ')[1];
+    const img = readPng(readFileSync(path));
+    // AB24 (R,G,B,A) → 0xAARRGGBB words to compare with XR24 values.
+    const px = new Uint32Array(img.width * img.height);
+    const b = img.pixels;
+    for (let i = 0; i < px.length; i++) px[i] = ((b[i * 4] << 16) | (b[i * 4 + 1] << 8) | b[i * 4 + 2]) >>> 0;
+    return { pixels: px, meta: JSON.parse(readFileSync(path.replace(/\.png$/, '.json'), 'utf8')) };
+  }
+}
