@@ -258,6 +258,11 @@ export function startKiosk(opts: KioskOptions): Kiosk {
     throw e;
   }
 
+  // Said before input lets go of or reopens its devices: the time is the screen's relight alone.
+  const onDisable = () => opts.log('guestplane kiosk: the seat went to another session: not drawing until it is back');
+  const onEnable = () => opts.log(`guestplane kiosk: the seat is back: ${connector} lit again (${(performance.now() - opts.session!.enabledAt).toFixed(1)} ms after the seat came back)`);
+  opts.session?.on('disable', onDisable);
+  opts.session?.on('enable', onEnable);
   const input = source instanceof QemuGuest && opts.input !== false ? guestInput(source, out, opts, opts.input ?? {}, () => void stop('Ctrl+Alt+Q', 0)) : null;
 
   let resolveDone!: (code: number) => void;
@@ -272,10 +277,6 @@ export function startKiosk(opts: KioskOptions): Kiosk {
   const onLost = (e: Error) => void stop(`the guest display went away (${e.message}); restart the VM or re-create the mediated device, then start the kiosk again`, 1);
   out.on('error', onError);
   out.on('source-lost', onLost);
-  const onDisable = () => opts.log('guestplane kiosk: the seat went to another session: not drawing until it is back');
-  const onEnable = () => opts.log(`guestplane kiosk: the seat is back: ${connector} lit again (${(performance.now() - opts.session!.enabledAt).toFixed(1)} ms after the seat came back)`);
-  opts.session?.on('disable', onDisable);
-  opts.session?.on('enable', onEnable);
 
   async function stop(reason = 'stopped', code = 0): Promise<number> {
     if (stopping) return stopping;

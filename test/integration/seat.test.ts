@@ -1,10 +1,16 @@
 // Issue 14, the seat: the card opened through libseat and a real seatd (Debian's), session
 // switches made the way a user makes them (chvt: VT_ACTIVATE, which seatd answers in
 // VT_PROCESS mode). While another VT has the seat nothing is committed, not even TEST_ONLY;
-// when it is back the screen is lit again with the guest's current frame. The non-root
-// kiosk with input is test/integration/seat-kiosk.test.ts.
+// when it is back the screen is lit again with the guest's current frame. Then what an
+// operator runs: the kiosk CLI as an unprivileged user (uid 65534) showing an unmodified
+// QEMU, with uinput keyboards and mice through udev, libinput and the seat.
+//
+// One file: seatd 0.7 listens on /run/seatd.sock only, and the VT is the whole machine's.
 import { describe, it, expect } from 'vitest';
-import { readdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as libc from '../../ffi/libc.js';
 import { SeatSession } from '../../plugin/session.js';
 import { Backend } from '../../plugin/backend.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
@@ -13,10 +19,17 @@ import { drawPattern } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, sleep } from './helpers/faults.js';
 import { activeVt, chvt, seatdMissing, startSeatd } from './helpers/seat.js';
+import { KioskProcess } from './helpers/kiosk-process.js';
+import { createSmallMdev } from './helpers/mdev.js';
+import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu } from './helpers/qemu.js';
+import { keyboard, mouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
 
 const cleanup = cleanupAfterEach();
 const missing = seatdMissing();
 if (missing) console.log(`seat: skipped: ${missing}`);
+const missingKiosk = missing ?? qemuDbusMissing({ parents: ['mdpy'], gl: false }) ?? uinputMissing();
+if (missingKiosk && !missing) console.log(`seat (kiosk): skipped: ${missingKiosk}`);
+const NOBODY = 65534;
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
@@ -99,4 +112,134 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
     console.log(`seat: relit ${relitMs.toFixed(1)} ms after the seat came back (refresh ${(out.refreshNs / 1e6).toFixed(1)} ms); ${backend.device.counters.commits - away.commits} commits after`);
     expect(seatd.log()).toMatch(/Disabled client/);
   });
+
+  it.skipIf(missingKiosk)('kiosk as uid 65534 through seatd: shows QEMU pixel-exact, keys reach QEMU; away, no commit and no key; back, relit with the new frame; Ctrl+Alt+F2 switches VT with the guest’s keys released; no fd gained', async () => {
+    startUdevd();
+    const kbd = keyboard();
+    cleanup.push(() => kbd.close());
+    const rat = mouse();
+    cleanup.push(() => rat.close());
+    udevSettle();
+    const seatd = await startSeatd('nobody');
+    cleanup.push(() => seatd.close());
+    const home = activeVt();
+    cleanup.push(() => {
+      if (activeVt() !== home) chvt(home);
+    });
+
+    // QEMU peer-to-peer: the kiosk gets its end of a socket QEMU took through QMP (no bus to share across users).
+    const dir = mkdtempSync(join(tmpdir(), 'gps-'));
+    chmodSync(dir, 0o777); // the kiosk writes its captures here as uid 65534
+    const mdev = createSmallMdev('mdpy');
+    cleanup.push(() => mdev.remove());
+    const qmp = join(dir, 'qmp.sock');
+    const vm = await startQemu({ mdev, gl: false, display: 'dbus,p2p=yes,gl=off', busAddress: 'unix:path=/nonexistent', dir, extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`, '-trace', 'enable=input_event_*'] });
+    cleanup.push(async () => {
+      await vm.close();
+    });
+    const mode = await mdpyInit(vm.qtest);
+    const frame = new Uint8Array(mode.stride * mode.height);
+    const show = async (n: number) => {
+      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
+      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+    };
+    await show(5);
+    const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM);
+    cleanup.push(() => libc.close(ours));
+    await qmpAddDbusClient(qmp, theirs);
+    libc.close(theirs);
+
+    const k = new KioskProcess(['--qemu-dbus', 'fd:3', '--session', 'seat', '--mode', `${mode.width}x${mode.height}`, '--fit', 'native', '--capture-dir', dir], [ours], { user: NOBODY, env: seatd.env });
+    cleanup.push(() => k.kill());
+    await k.waitLine((l) => l.includes('on seat seat0'));
+    await k.waitLine((l) => l.includes('(guestplane test keyboard)'));
+    await k.waitLine((l) => l.includes('(guestplane test mouse)'));
+    const pid = k.child.pid!;
+    const kioskFds = () => readdirSync(`/proc/${pid}/fd`).length;
+    const ref = new Uint32Array(frame.buffer);
+    const mismatchesFor = async (n: number) => {
+      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
+      let bad = -1;
+      for (let tries = 0; tries < 40 && bad !== 0; tries++) {
+        const c = await k.capture();
+        bad = 0;
+        for (let y = 0; y < mode.height; y++) for (let x = 0; x < mode.width; x++) if (c.pixels[y * mode.width + x] !== (ref[(y * mode.stride) / 4 + x] & 0xffffff)) bad++;
+      }
+      return bad;
+    };
+    // The stats lines (one per second) carry the commit count.
+    const commits = () => k.lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: { commits: number } }).stats.commits);
+    const count = (text: string) => k.lines.filter((l) => l.includes(text)).length;
+    const AWAY = 'the seat went to another session';
+
+    // Pixels first: QEMU under qtest stops refreshing mdpy's display once the VM runs
+    // (`cont`, which input needs), so the frames are checked while it is stopped.
+    expect(await mismatchesFor(5)).toBe(0);
+    const fdsSteady = kioskFds();
+    chvt(home + 1);
+    await k.waitLine((l) => l.includes(AWAY));
+    const statsAway = commits().length;
+    await show(6); // QEMU goes on while the kiosk is away
+    await waitForLines(() => commits().length >= statsAway + 3, () => `${commits().length - statsAway} stats lines while away`);
+    const away = commits().slice(statsAway);
+    expect(new Set(away).size, `commits while away: ${away.join(', ')}`).toBe(1);
+    chvt(home);
+    const lit = await k.waitLine((l) => l.includes('lit again'));
+    expect(await mismatchesFor(6)).toBe(0);
+
+    // Input: keys reach QEMU; away, the keyboard is revoked and nothing reaches it.
+    await qmpCont(qmp);
+    const trace = () => vm.stderr.split('\n').filter((l) => l.includes('input_event_key'));
+    const keysSince = (n: number) => trace().slice(n).map((l) => /qcode (\w+), down (\d)/.exec(l)?.slice(1).join(' ') ?? l);
+    let t0 = trace().length;
+    kbd.key(30, true); // KEY_A
+    kbd.key(30, false);
+    await waitForLines(() => keysSince(t0).length >= 2, () => `QEMU saw ${keysSince(t0).join(', ')}`);
+    expect(keysSince(t0)).toEqual(['a 1', 'a 0']);
+    chvt(home + 1);
+    await k.waitLine(() => count(AWAY) === 2);
+    t0 = trace().length;
+    kbd.key(48, true); // KEY_B
+    kbd.key(48, false);
+    await sleep(500);
+    chvt(home);
+    await k.waitLine(() => count('lit again') === 2);
+    await k.waitLine(() => count('(guestplane test keyboard)') >= 3); // added, removed while away, added again
+    kbd.key(46, true); // KEY_C
+    kbd.key(46, false);
+    await waitForLines(() => keysSince(t0).length >= 2, () => `QEMU saw ${keysSince(t0).join(', ')}`);
+    expect(keysSince(t0)).toEqual(['c 1', 'c 0']);
+
+    // Ctrl+Alt+F2 from the keyboard: the kiosk asks the seat for VT 2; the guest saw Ctrl
+    // and Alt go down and, as the seat went, up again; never F2.
+    t0 = trace().length;
+    kbd.key(29, true);
+    kbd.key(56, true);
+    kbd.key(60, true);
+    await waitForLines(() => activeVt() === home + 1, () => `VT ${activeVt()}`);
+    await k.waitLine(() => count(AWAY) === 3);
+    await waitForLines(() => keysSince(t0).length >= 4, () => `QEMU saw ${keysSince(t0).join(', ')}`);
+    kbd.key(60, false);
+    kbd.key(56, false);
+    kbd.key(29, false);
+    chvt(home);
+    await k.waitLine(() => count('lit again') === 3);
+    await sleep(300);
+    expect(keysSince(t0)).toEqual(['ctrl 1', 'alt 1', 'ctrl 0', 'alt 0']);
+    const fdsEnd = kioskFds();
+    expect(fdsEnd).toBe(fdsSteady);
+
+    k.child.kill('SIGTERM');
+    expect((await k.exited).code).toBe(0);
+    expect(k.lines.some((l) => l.includes('screen restored'))).toBe(true);
+    console.log(`seat kiosk (uid ${NOBODY}): ${lit.replace(/^guestplane kiosk: /, '')}; commits while away ${away.join(', ')}; kiosk fds ${fdsSteady} -> ${fdsEnd}`);
+  });
 });
+
+async function waitForLines(pred: () => boolean, what: () => string, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`);
+    await sleep(20);
+  }
+}

@@ -22,6 +22,10 @@ export function startUdevd(): void {
   mkdirSync('/run/udev', { recursive: true });
   udevd = spawn(UDEVD, [], { stdio: 'ignore' });
   process.on('exit', () => udevd?.kill('SIGKILL'));
+  // `udevadm settle` returns at once while udevd has no control socket yet, and a device
+  // made before udevd listens is never tagged (seen: a keyboard libinput never added).
+  for (let i = 0; i < 500 && !existsSync('/run/udev/control'); i++) execFileSync('sleep', ['0.01']);
+  if (!existsSync('/run/udev/control')) throw new Error(`${UDEVD} did not create /run/udev/control within 5 s`);
   execFileSync('udevadm', ['settle', '-t', '10']);
 }
 
