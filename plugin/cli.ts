@@ -278,6 +278,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
       if (o.given(k)) throw new UsageError(`kiosk: --${k} does not go with --config (the config file says it per head)`);
     }
+    if ((str('session') ?? 'direct') !== 'direct') throw new UsageError('kiosk: --session seat does not go with --config yet: the multi-head kiosk opens its card directly (run it as root or in the video group)');
     return heads(str('config')!, str('device'), str('stats') ?? 'text', io, onStart);
   }
   if ([str('vfio'), str('vfio-fd'), str('udmabuf'), str('qemu-dbus')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd, --udmabuf or --qemu-dbus');
