@@ -138,6 +138,26 @@ export class FdWatch {
   }
 }
 
+/**
+ * Resolves true once `fd` is readable (a fence signalled), false after `timeoutMs`. The
+ * watch is closed before the promise settles; the fd stays the caller's.
+ */
+export function whenReadable(fd: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | null = null;
+    const finish = (ok: boolean, e?: Error) => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      void w.close().then(() => (e ? reject(e) : resolve(ok)));
+    };
+    const w = new FdWatch(fd, UV_READABLE, {
+      ready: (_events, error) => finish(!error, error ?? undefined),
+      error: (e) => finish(false, e as Error),
+    });
+    timer = setTimeout(() => finish(false), timeoutMs);
+  });
+}
+
 /** How many watches are open (tests: nothing left behind). */
 export function openWatches(): number {
   return live.size;

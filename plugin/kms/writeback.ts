@@ -10,6 +10,24 @@ import * as drm from '../../ffi/drm.js';
 import type { KmsConnector, KmsCrtc, KmsDevice } from './device.js';
 import type { AtomicRequest } from './atomic.js';
 import { DumbFramebuffer } from './dumb.js';
+import { whenReadable } from '../../ffi/uv.js';
+
+/**
+ * How a capture waits for its out-fence: 'uv' (default) watches the fence fd in the event
+ * loop (ffi/uv.ts); 'worker' is a koffi async poll() on a libuv worker thread, the old way,
+ * kept for the A/B benchmark (issue 15). GUESTPLANE_WRITEBACK_WAIT=worker selects it.
+ */
+export type FenceWait = 'uv' | 'worker';
+let fenceWait: FenceWait = process.env['GUESTPLANE_WRITEBACK_WAIT'] === 'worker' ? 'worker' : 'uv';
+export function setFenceWait(w: FenceWait): void {
+  fenceWait = w;
+}
+
+async function fenceSignalled(fence: number, timeoutMs: number): Promise<boolean> {
+  if (fenceWait === 'uv') return whenReadable(fence, timeoutMs);
+  const [rev] = await libc.pollAsync([{ fd: fence, events: libc.POLLIN }], timeoutMs);
+  return (rev & libc.POLLIN) !== 0;
+}
 
 export interface Capture {
   width: number;
@@ -66,8 +84,7 @@ export class WritebackCapture {
     const fence = koffi.decode(this.fencePtr, 'int32_t') as number;
     if (fence < 0) throw new Error(`writeback on ${this.connector.name}: the kernel returned no out-fence`);
     try {
-      const [rev] = await libc.pollAsync([{ fd: fence, events: libc.POLLIN }], timeoutMs);
-      if (!(rev & libc.POLLIN)) {
+      if (!(await fenceSignalled(fence, timeoutMs))) {
         throw new Error(`writeback on ${this.connector.name}: the frame did not complete within ${timeoutMs} ms`);
       }
     } finally {
