@@ -44,6 +44,7 @@ import { Captures, type CaptureResult } from './output/capture.js';
 import { presented, statsSnapshot } from './output/presentation.js';
 import { restoreCrtc, saveCrtc, untilGone, type SavedCrtc } from './output/crtc-state.js';
 import { noSignalBuffer, solidBuffer } from './output/own-buffers.js';
+import { LateLatch } from './output/latch.js';
 import { nextCookie, type FramePath, type FramePlan, type OutputEvents, type OutputOptions, type PlaneState } from './output/types.js';
 
 export type { HostBuffer, HostLayer, HostBufferRelease } from './host-layers.js';
@@ -85,6 +86,8 @@ export class Output extends EventEmitter<OutputEvents> {
   private readonly onFlip = (ev: FlipEvent) => this.handleEvent(ev);
   private readonly onDeviceError = (e: Error) => this.report('device-lost', e.message);
   private readonly vblankCookie = nextCookie() | (1n << 62n);
+  /** Null when lateLatch is off: polled guests are asked at the vblank itself. */
+  readonly latch: LateLatch | null;
 
   /** The properties of the last commit ("plane 31.FB_ID=42" …), for diagnostics and tests. */
   get lastCommit(): string[] {
@@ -120,6 +123,7 @@ export class Output extends EventEmitter<OutputEvents> {
     );
     this.captures = new Captures(dev, crtc, this.width, this.height, () => this.scheduleRefresh());
     this.hostFrames = new HostFrames({ cache: this.cache, maps: this.maps, onChanged: this.onChanged, release: (r) => this.emit('release', r) });
+    this.latch = opts.lateLatch === false ? null : new LateLatch(this.refreshNs, () => this.refresh());
     this.committer = this.makeCommitter();
     this.planner = this.makePlanner();
     holdPipe(dev, crtc, primary, this);
@@ -279,6 +283,7 @@ export class Output extends EventEmitter<OutputEvents> {
    * committing. Sources go on; their frames are shown again after resume().
    */
   suspend(): void {
+    this.latch?.cancel();
     this.committer.pause();
   }
 
@@ -308,7 +313,8 @@ export class Output extends EventEmitter<OutputEvents> {
     if (ev.kind === 'vblank') {
       if (ev.userData !== this.vblankCookie) return;
       this.vblankPending = false;
-      this.refresh();
+      if (this.latch && !this.dirty) this.latch.schedule(ev.timestampNs);
+      else this.refresh();
       return;
     }
     const shown = this.committer.flipped(ev.userData);
@@ -322,7 +328,11 @@ export class Output extends EventEmitter<OutputEvents> {
     // Something to show now only if a change came while the commit was in flight (its
     // refresh was deferred and marked dirty) or a source must be polled; otherwise the
     // next 'changed' refreshes (and a plan that finds nothing new is not free).
-    if (this.dirty || this.captures.waiting || this.mustPoll()) this.refresh();
+    if (this.dirty || this.captures.waiting) this.refresh();
+    else if (this.mustPoll()) {
+      if (this.latch) this.latch.schedule(ev.timestampNs);
+      else this.refresh();
+    }
   }
 
   /** A source shown cannot say when it changes: it is asked at every vblank. */
@@ -352,6 +362,8 @@ export class Output extends EventEmitter<OutputEvents> {
     const force = this.dirty || this.captures.waiting;
     this.dirty = false;
     this.stats.refreshes++;
+    const polled = this.latch !== null && this.mustPoll();
+    const t0 = polled ? performance.now() : 0;
     this.cache.tick(c.fbsOnScreen());
     let content = this.plan(false);
     if (!content && force && c.onScreen && this.captures.waiting) content = c.onScreen;
@@ -363,6 +375,7 @@ export class Output extends EventEmitter<OutputEvents> {
         if (!c.fault(e)) this.report('commit-failed', (e as Error).message);
       }
     }
+    if (polled) this.latch!.noteCost(performance.now() - t0);
     if (!c.inflight && this.mustPoll()) this.requestVblank();
   }
 
@@ -413,6 +426,7 @@ export class Output extends EventEmitter<OutputEvents> {
     await this.idle();
     this.closed = true;
     this.committer.stopWaiting();
+    this.latch?.cancel();
     this.detach();
     // Everything is let go at once (no 'release' events after close).
     this.hostFrames.close();

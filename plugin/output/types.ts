@@ -32,6 +32,11 @@ export interface OutputOptions {
   background?: number;
   /** Plane allocation search budget, ms (default 4). */
   allocatorBudgetMs?: number;
+  /**
+   * Guests without change events (polled): ask them at a learned deadline before the next
+   * vblank (default true) instead of right at the vblank (false: the old way, for A/B).
+   */
+  lateLatch?: boolean;
 }
 
 export interface PresentEvent {

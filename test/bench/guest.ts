@@ -104,3 +104,28 @@ export class PolledSource extends EventEmitter<GuestSourceEvents> implements Gue
     this.timer = null;
   }
 }
+
+/**
+ * A guest that cannot say when it flips (VFIO/mbochs, GVT-g): no change events, so the
+ * output asks it at every vblank, or at its late-latch deadline before the next one. The
+ * plane keeps the guest's own flip time: latency is from the guest's flip.
+ */
+export class SilentSource extends EventEmitter<GuestSourceEvents> implements GuestSource {
+  readonly name: string;
+  readonly changeEvents = false;
+
+  constructor(private readonly inner: GuestSource) {
+    super();
+    this.name = `${inner.name} (polled by the output)`;
+  }
+
+  query(kind: GuestPlaneKind): PlaneQuery {
+    return this.inner.query(kind);
+  }
+
+  exportDmabuf(plane: GuestPlaneInfo): number {
+    return this.inner.exportDmabuf(plane);
+  }
+
+  close(): void {}
+}

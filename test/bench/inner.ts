@@ -207,6 +207,9 @@ for (let round = 1; round <= streamRounds; round++) {
   // QEMU-style polling vs our flip-driven refresh, same guest stream, scanout both times.
   await measure(REFRESH, 'flip-driven', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, warmupMs, ms }));
   await measure(REFRESH, 'poll-30ms', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, pollMs: 30, warmupMs, ms }));
+  // Issue 15: a guest that cannot say when it flips (VFIO style), asked right at each vblank vs at the late-latch deadline.
+  await measure(REFRESH, 'vblank-poll', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, silent: true, lateLatch: false, warmupMs, ms }));
+  await measure(REFRESH, 'late-latch', () => runStream({ card, connector: 'Virtual-1', width: 1024, height: 768, silent: true, lateLatch: true, warmupMs, ms }));
 }
 for (const [w, h] of MODES) {
   await measure(`stream-${w}x${h}`, 'gles', () => runStream({ card, connector: 'Virtual-1', width: w, height: h, path: 'gles', warmupMs, ms: glesMs }));
@@ -217,7 +220,7 @@ for (const [w, h] of MODES) {
   const floor = cpuPerFrame(bench, 'c-floor');
   for (const path of ['c-floor', 'scanout', 'scanout-worker-events', 'gles', 'copy']) emit(bench, path, floor);
 }
-for (const path of ['flip-driven', 'poll-30ms']) emit(REFRESH, path, cpuPerFrame('stream-1024x768', 'c-floor'));
+for (const path of ['flip-driven', 'poll-30ms', 'vblank-poll', 'late-latch']) emit(REFRESH, path, cpuPerFrame('stream-1024x768', 'c-floor'));
 if (want(BASELINE)) {
   sink.row(BASELINE, 'node-guest-only', [
     ['guest_frames', guestOnly.guestFrames, 'count'],

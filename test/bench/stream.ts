@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { KmsDevice } from '../../plugin/kms/device.js';
 import { Output, type FramePath, type PresentEvent } from '../../plugin/output.js';
 import type { GuestSource } from '../../plugin/sources/source.js';
-import { BenchGuest, GUEST_FPS, PolledSource } from './guest.js';
+import { BenchGuest, GUEST_FPS, PolledSource, SilentSource } from './guest.js';
 import { cpuMicros, sampleProcess, sleep, type ProcessSample } from './measure.js';
 
 export interface StreamSpec {
@@ -21,6 +21,10 @@ export interface StreamSpec {
   path?: FramePath;
   /** Poll the guest every `pollMs` (QEMU style) instead of reacting to its flips. */
   pollMs?: number;
+  /** A guest without change events, asked by the output at each vblank (VFIO style). */
+  silent?: boolean;
+  /** With `silent`: ask at the late-latch deadline (default) or right at the vblank (false). */
+  lateLatch?: boolean;
   /** How page-flip events reach the main thread (default: the reader's default, uv_poll). */
   drmEvents?: DrmEventPath;
   warmupMs: number;
@@ -66,7 +70,7 @@ export async function runStream(spec: StreamSpec): Promise<StreamResult> {
   // The reader starts on the device's first page-flip wait, with the path set now.
   setDrmEventPath(spec.drmEvents ?? 'uv');
   const dev = KmsDevice.open(spec.card);
-  const opts = { connector: spec.connector, mode: { width: spec.width, height: spec.height }, paths: spec.path ? [spec.path] : undefined };
+  const opts = { connector: spec.connector, mode: { width: spec.width, height: spec.height }, paths: spec.path ? [spec.path] : undefined, lateLatch: spec.lateLatch };
   let out: Output | null = null;
   const guest = new BenchGuest(spec.width, spec.height, 3);
   let polled: PolledSource | null = null;
@@ -75,7 +79,7 @@ export async function runStream(spec: StreamSpec): Promise<StreamResult> {
     const errors = new Set<string>();
     o.on('error', (e) => errors.add(`${e.cause}: ${e.message}`));
     o.enable();
-    const source: GuestSource = spec.pollMs ? (polled = new PolledSource(guest.source, spec.pollMs)) : guest.source;
+    const source: GuestSource = spec.pollMs ? (polled = new PolledSource(guest.source, spec.pollMs)) : spec.silent ? new SilentSource(guest.source) : guest.source;
     o.attach(source, 'native');
 
     // Frames flipped in (first, last] are the window's; null = not measuring yet.
