@@ -319,6 +319,7 @@ export class Output extends EventEmitter<OutputEvents> {
     }
     const shown = this.committer.flipped(ev.userData);
     if (!shown) return;
+    this.latch?.landed(ev.timestampNs);
     if (shown.composed) this.composer.displayed(shown.composed);
     const event = presented(this.stats, shown, ev, this.refreshNs);
     if (this.captures.armed) void this.captures.finish(shown);
@@ -375,7 +376,10 @@ export class Output extends EventEmitter<OutputEvents> {
         if (!c.fault(e)) this.report('commit-failed', (e as Error).message);
       }
     }
-    if (polled) this.latch!.noteCost(performance.now() - t0);
+    if (polled) {
+      this.latch!.noteCost(performance.now() - t0);
+      if (!c.inflight) this.latch!.noCommit();
+    }
     if (!c.inflight && this.mustPoll()) this.requestVblank();
   }
 

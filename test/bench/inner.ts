@@ -95,6 +95,7 @@ function streamRows(r: StreamResult, floorCpuPerFrameMs: number | null, isFloor:
     ['cpu_per_frame_excl_guest', hostOnly, 'ms'],
     ['cpu_excl_guest_vs_floor', floorCpuPerFrameMs && hostOnly !== null ? hostOnly / floorCpuPerFrameMs : null, 'x'],
     ['cpu_load', r.cpuUs / 10 / r.windowMs, '%'],
+    ...(r.latch ? ([['latch_hits', r.latch.hits, 'count'], ['latch_misses', r.latch.misses, 'count']] as Row) : []),
     ...processRows(r),
     ['errors', r.errors.length ? r.errors.join(' | ') : '', ''],
   ];

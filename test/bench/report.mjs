@@ -32,6 +32,8 @@ const DESCRIPTIONS = {
   cpu_per_frame_excl_guest: 'same, minus the Node guest\'s own CPU',
   cpu_excl_guest_vs_floor: 'that vs C floor',
   cpu_load: 'CPU load (of one core)',
+  latch_hits: 'late-latched commits on their vblank',
+  latch_misses: 'late-latched commits a vblank late',
   rss_start: 'RSS at start',
   rss_end: 'RSS at end',
   fds_start: 'fds at start',

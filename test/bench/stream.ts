@@ -59,6 +59,8 @@ export interface StreamResult {
   errors: string[];
   /** Set when the numbers are not those of the requested path. */
   unavailable?: string;
+  /** Late-latched polls whose commit made / missed the vblank it aimed at (the whole run). */
+  latch?: { hits: number; misses: number };
 }
 
 const FIRST_FRAME_TIMEOUT_MS = 60_000;
@@ -139,6 +141,7 @@ export async function runStream(spec: StreamSpec): Promise<StreamResult> {
       start,
       end: start,
       errors: [...errors],
+      ...(spec.silent && o.latch ? { latch: { hits: o.latch.hits, misses: o.latch.misses } } : {}),
     };
     if (spec.path && presented > 0 && (paths[spec.path] ?? 0) !== presented) {
       const seen = Object.entries(paths).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -186,6 +189,7 @@ export function pool(results: readonly StreamResult[]): StreamResult {
     end: results[results.length - 1].end,
     errors: [...new Set(results.flatMap((r) => r.errors))],
     ...(unavailable ? { unavailable } : {}),
+    ...(results.some((r) => r.latch) ? { latch: { hits: sum((r) => r.latch?.hits ?? 0), misses: sum((r) => r.latch?.misses ?? 0) } } : {}),
   };
 }
 

@@ -7,6 +7,32 @@ import { LateLatch } from '../../plugin/output/latch.js';
 const REFRESH_NS = 16_666_667;
 
 describe('LateLatch', () => {
+  it('a latched commit that missed its vblank widens the margin by 2 ms, one that made it narrows it by 0.25 ms down to 1.5 ms; a poll without a commit teaches nothing', () => {
+    const l = new LateLatch(REFRESH_NS, () => {});
+    for (let i = 0; i < 64; i++) l.noteCost(2);
+    const vblank = process.hrtime.bigint() - 100_000_000n; // long past: schedule() polls at once
+    const aimed = vblank + BigInt(REFRESH_NS);
+    l.schedule(vblank);
+    l.landed(aimed + BigInt(REFRESH_NS)); // one refresh late: missed
+    expect(l.misses).toBe(1);
+    expect(l.budgetMs).toBeCloseTo(2 + 3.5, 5);
+    l.landed(aimed); // no latched commit in flight any more: ignored
+    expect(l.hits + l.misses).toBe(1);
+    l.schedule(vblank);
+    l.landed(aimed + 1_000_000n); // on its vblank (stamps jitter): made it
+    expect(l.hits).toBe(1);
+    expect(l.budgetMs).toBeCloseTo(2 + 3.25, 5);
+    l.schedule(vblank);
+    l.noCommit();
+    l.landed(aimed + BigInt(REFRESH_NS));
+    expect(l.misses).toBe(1);
+    for (let i = 0; i < 20; i++) {
+      l.schedule(vblank);
+      l.landed(aimed);
+    }
+    expect(l.budgetMs).toBeCloseTo(2 + 1.5, 5);
+  });
+
   it('budget: 4 ms before anything is measured, then the p95 of the last 64 polls plus 1.5 ms, never more than a refresh minus 1 ms', () => {
     const l = new LateLatch(REFRESH_NS, () => {});
     expect(l.budgetMs).toBe(4);
