@@ -189,4 +189,125 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     expect(quits).toBe(1);
     console.log(`heads-input: ${order.length} motions of 20 counts, ${firstB} into QEMU a (last at host x ${order[firstB - 1].x.toFixed(1)}), ${order.length - firstB} into QEMU b (first at host x ${order[firstB].x.toFixed(1)})`);
   });
+  it.skipIf(missingSeat)('the multi-head kiosk as uid 65534 through seatd: configured positions, the pointer crosses left into the second QEMU, keys follow; away, no commit and no key; back, both screens relit and keys go on; Ctrl+Alt+F2 switches VT; no fd gained', async () => {
+    startUdevd();
+    const kbd = device(() => keyboard('gp heads seat keyboard'));
+    const rat = device(() => mouse('gp heads seat mouse'));
+    udevSettle();
+    const seatd = await startSeatd('nobody');
+    cleanup.push(() => seatd.close());
+    const home = activeVt();
+    cleanup.push(() => {
+      if (activeVt() !== home) chvt(home);
+    });
+    const vd = vkms();
+    const [c0, c1] = vd.connectorNames;
+    // QEMU peer-to-peer: the kiosk (another uid) gets its end of a socket each QEMU took through QMP.
+    const vms: QemuVm[] = [];
+    const ours: number[] = [];
+    for (const n of [0, 1]) {
+      const dir = mkdtempSync(join(tmpdir(), `gphs${n}-`));
+      const { vm, qmp } = await qemu(dir, { display: 'dbus,p2p=yes,gl=off', busAddress: 'unix:path=/nonexistent' });
+      await mdpyInit(vm.qtest);
+      const [mine, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM);
+      cleanup.push(() => libc.close(mine));
+      await qmpAddDbusClient(qmp, theirs);
+      libc.close(theirs);
+      await qmpCont(qmp);
+      vms.push(vm);
+      ours.push(mine);
+    }
+    const [qa, qb] = vms;
+    const dir = mkdtempSync(join(tmpdir(), 'gphs-'));
+    chmodSync(dir, 0o755);
+    const cfg = join(dir, 'heads.json');
+    // Head b's screen placed left of head a's: the pointer (centre of the first screen) goes left to reach it.
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        device: vd.cardPath,
+        guests: { a: { type: 'qemu-dbus', address: 'fd:3' }, b: { type: 'qemu-dbus', address: 'fd:4' } },
+        heads: [
+          { guest: 'a', connector: c0, mode: { width: 640, height: 480 }, scale: 'native', position: { x: 640, y: 0 } },
+          { guest: 'b', connector: c1, mode: { width: 640, height: 480 }, scale: 'native', position: { x: 0, y: 0 } },
+        ],
+      }),
+    );
+    const k = new KioskProcess(['--config', cfg, '--session', 'seat', '--stats', 'json'], ours, { user: NOBODY, env: seatd.env, bare: true });
+    cleanup.push(() => k.kill());
+    await k.waitLine((l) => l.includes('on seat seat0'));
+    await k.waitLine(() => k.lines.filter((l) => l.includes(': attached (')).length === 2);
+    await k.waitLine((l) => l.includes('(gp heads seat keyboard)'));
+    await k.waitLine((l) => l.includes('(gp heads seat mouse)'));
+    expect(k.lines.filter((l) => l.includes('input layout:')).at(-1)).toContain(`${c0} 640x480+640+0, ${c1} 640x480+0+0`);
+    await k.waitLine((l) => l.includes(`keyboard focus: heads[0] (a) on ${c0}`));
+    const pid = k.child.pid!;
+    const kioskFds = () => readdirSync(`/proc/${pid}/fd`).length;
+    const count = (text: string) => k.lines.filter((l) => l.includes(text)).length;
+    const rows = () => k.lines.filter((l) => l.startsWith('{"heads"')).map((l) => (JSON.parse(l) as { heads: { commits: number }[] }).heads.map((h) => h.commits).join('/'));
+    const seen = () => `QEMU a saw ${traced(qa).join(', ')}; QEMU b saw ${traced(qb).join(', ')}`;
+    const keys = async (vm: QemuVm, n: number) =>
+      waitFor(() => keysOf(vm).length >= n, `${n} keys`, 15_000).catch((e: Error) => {
+        throw new Error(`${e.message}; ${seen()}; kiosk: ${k.lines.join(' | ')}`);
+      });
+
+    kbd.key(30, true); // KEY_A into guest a
+    kbd.key(30, false);
+    await keys(qa, 2);
+    for (let i = 0; i < 80 && !count('keyboard focus: heads[1]'); i++) {
+      rat.move(-20, 0);
+      await sleep(30);
+    }
+    await k.waitLine((l) => l.includes(`keyboard focus: heads[1] (b) on ${c1}`));
+    await waitFor(() => motionsOf(qb).length > 0, 'motion in QEMU b', 10_000);
+    kbd.key(31, true); // KEY_S into guest b
+    kbd.key(31, false);
+    await keys(qb, 2);
+    const fdsSteady = kioskFds();
+
+    // Away: nothing committed on either screen, no key anywhere.
+    chvt(home + 1);
+    await k.waitLine((l) => l.includes('the seat went to another session'));
+    const awayFrom = rows().length;
+    kbd.key(45, true); // KEY_X: the seat has revoked the keyboard
+    kbd.key(45, false);
+    await waitFor(() => rows().length >= awayFrom + 3, '3 stats lines while away', 15_000);
+    const away = rows().slice(awayFrom);
+    expect(new Set(away).size, `commits while away: ${away.join(', ')}`).toBe(1);
+    chvt(home);
+    const lit = await k.waitLine((l) => l.includes('lit again'));
+    expect(lit).toContain(`${c0}, ${c1} lit again`);
+    await waitFor(() => rows().length > awayFrom + away.length + 1, 'a stats line after', 15_000);
+    const after = rows().at(-1)!.split('/').map(Number);
+    const before = away[0].split('/').map(Number);
+    expect(after[0], `${before} -> ${after}`).toBeGreaterThan(before[0]);
+    expect(after[1], `${before} -> ${after}`).toBeGreaterThan(before[1]);
+    await k.waitLine(() => count('(gp heads seat keyboard)') >= 3); // added, removed while away, added again
+    kbd.key(32, true); // KEY_D: focus stayed on head b
+    kbd.key(32, false);
+    await keys(qb, 4);
+
+    // Ctrl+Alt+F2: the kiosk asks the seat for VT 2; guest b saw Ctrl and Alt go down and, as the seat went, up again.
+    kbd.key(29, true);
+    kbd.key(56, true);
+    kbd.key(60, true);
+    await waitFor(() => activeVt() === home + 1, `VT ${home + 1}`, 15_000);
+    await keys(qb, 8);
+    kbd.key(60, false);
+    kbd.key(56, false);
+    kbd.key(29, false);
+    chvt(home);
+    await k.waitLine(() => count('lit again') === 2);
+    await k.waitLine(() => count('(gp heads seat keyboard)') >= 5);
+    await sleep(300);
+    expect(keysOf(qa)).toEqual(['a 1', 'a 0']);
+    expect(keysOf(qb)).toEqual(['s 1', 's 0', 'd 1', 'd 0', 'ctrl 1', 'alt 1', 'ctrl 0', 'alt 0']);
+    const fdsEnd = kioskFds();
+    expect(fdsEnd).toBe(fdsSteady);
+
+    k.child.kill('SIGTERM');
+    expect((await k.exited).code).toBe(0);
+    expect(k.lines.some((l) => l.includes('screens restored'))).toBe(true);
+    console.log(`heads-input seat (uid ${NOBODY}): ${lit.replace(/^guestplane heads: /, '')}; commits while away ${away[0]}, after ${after.join('/')}; kiosk fds ${fdsSteady} -> ${fdsEnd}`);
+  });
 });
