@@ -36,8 +36,8 @@ if (missingSeat && !missing) console.log(`heads-input (seat): skipped: ${missing
 const NOBODY = 65534;
 
 let seq = 0;
-function vkms(): VkmsConfigfsDevice {
-  const vd = createVkmsDevice({ name: `${PREFIX}-${seq++}`, crtcs: [{ writeback: false }, { writeback: false }] });
+function vkms(screens: number): VkmsConfigfsDevice {
+  const vd = createVkmsDevice({ name: `${PREFIX}-${seq++}`, crtcs: Array.from({ length: screens }, () => ({ writeback: false })) });
   cleanup.push(() => vd.remove());
   return vd;
 }
@@ -71,15 +71,15 @@ const keysOf = (vm: QemuVm) => traced(vm).filter((t) => !t.startsWith('x '));
 const motionsOf = (vm: QemuVm) => traced(vm).filter((t) => t.startsWith('x '));
 
 describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput)', { timeout: 180_000 }, () => {
-  it.skipIf(missing)('the pointer crosses into the second head and its QEMU gets the motion (raw counts); keys follow it; the first guest gets its held key released; keyboards bound per head type into their own guest', async () => {
+  it.skipIf(missing)('the pointer crosses into the second head and its QEMU gets the motion (raw counts); keys follow it; the first guest gets its held key released; keyboards bound per head type into their own guest; a head without a QEMU takes the focus and nothing else', async () => {
     startUdevd();
     const kbd = device(() => keyboard('gp heads shared keyboard'));
     const rat = device(() => mouse('gp heads shared mouse'));
     const kbdA = device(() => keyboard('gp heads keyboard A'));
     const kbdB = device(() => keyboard('gp heads keyboard B'));
     udevSettle();
-    const vd = vkms();
-    const [c0, c1] = vd.connectorNames;
+    const vd = vkms(3);
+    const [c0, c1, c2] = vd.connectorNames;
     const vms: QemuVm[] = [];
     const qmps: string[] = [];
     const addresses: string[] = [];
@@ -98,10 +98,11 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     const [qa, qb] = vms;
     const config = parseHeadsConfig({
       device: vd.cardPath,
-      guests: { a: { type: 'qemu-dbus', address: addresses[0] }, b: { type: 'qemu-dbus', address: addresses[1] } },
+      guests: { a: { type: 'qemu-dbus', address: addresses[0] }, b: { type: 'qemu-dbus', address: addresses[1] }, demo: { type: 'udmabuf', width: 320, height: 240, fps: 5 } },
       heads: [
         { guest: 'a', connector: c0, mode: { width: 640, height: 480 }, scale: 'native', input: { devices: ['gp heads keyboard A'] } },
         { guest: 'b', connector: c1, mode: { width: 640, height: 480 }, scale: 'native', input: { devices: ['gp heads keyboard B'] } },
+        { guest: 'demo', connector: c2, mode: { width: 640, height: 480 }, scale: 'native' },
       ],
     });
     const log: string[] = [];
@@ -118,7 +119,9 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     expect(hi.router.screens.map((s) => [s.name, s.rect])).toEqual([
       [c0, { x: 0, y: 0, width: 640, height: 480 }],
       [c1, { x: 640, y: 0, width: 640, height: 480 }],
+      [c2, { x: 1280, y: 0, width: 640, height: 480 }],
     ]);
+    expect(log).toContain('guests.demo is not a QEMU D-Bus guest: heads[2] take no input');
     expect(hi.router.pointer).toEqual({ x: 320, y: 240 });
     expect(hi.router.focus).toBe(0);
     const seen = () => `QEMU a saw ${traced(qa).join(', ')}; QEMU b saw ${traced(qb).join(', ')}; log: ${kioskLog()}`;
@@ -168,8 +171,29 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
       throw new Error(`${e.message}; ${seen()}`);
     });
 
-    // Back left across the edge: keys go to guest a again.
-    for (let i = 0; i < 80 && hi.router.focus !== 0; i++) {
+    // On to the third head, whose guest is no QEMU: it takes the focus (b lets go of its
+    // held F), and keys and motion there reach no QEMU.
+    kbd.key(33, true); // KEY_F
+    await waitFor(() => keysOf(qb).includes('f 1'), 'f down in QEMU b', 10_000);
+    for (let i = 0; i < 80 && hi.router.focus !== 2; i++) {
+      rat.move(20, 0);
+      await sleep(30);
+    }
+    expect(hi.router.focus, seen()).toBe(2);
+    await waitFor(() => keysOf(qb).includes('f 0'), 'f released in QEMU b', 10_000);
+    expect(log).toContain(`keyboard focus: heads[2] (demo) on ${c2}, which takes no input`);
+    const still = traced(qa).length + traced(qb).length;
+    kbd.key(33, false);
+    kbd.key(35, true); // KEY_H: nowhere
+    kbd.key(35, false);
+    rat.move(20, 0); // further onto head 2
+    rat.move(20, 0);
+    await sleep(500);
+    expect(traced(qa).length + traced(qb).length, seen()).toBe(still);
+    expect(hi.router.focus).toBe(2);
+
+    // Back left across two edges: keys go to guest a again.
+    for (let i = 0; i < 150 && hi.router.focus !== 0; i++) {
       rat.move(-20, 0);
       await sleep(30);
     }
@@ -180,12 +204,12 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     kbdB.key(29, true);
     kbdB.key(56, true);
     kbdB.key(16, true);
-    await waitFor(() => quits === 1 && keysOf(qa).length >= 6 && keysOf(qb).length >= 6, 'E in QEMU a and the quit chord', 10_000).catch((e: Error) => {
+    await waitFor(() => quits === 1 && keysOf(qa).length >= 6 && keysOf(qb).length >= 8, 'E in QEMU a and the quit chord', 10_000).catch((e: Error) => {
       throw new Error(`${e.message}; quits ${quits}; ${seen()}`);
     });
     await sleep(300); // nothing more may come
     expect(keysOf(qa)).toEqual(['b 1', 'b 0', 'c 1', 'c 0', 'e 1', 'e 0']);
-    expect(keysOf(qb)).toEqual(['a 1', 'a 0', 'd 1', 'd 0', 'ctrl 1', 'alt 1']);
+    expect(keysOf(qb)).toEqual(['a 1', 'a 0', 'd 1', 'd 0', 'f 1', 'f 0', 'ctrl 1', 'alt 1']);
     expect(quits).toBe(1);
     console.log(`heads-input: ${order.length} motions of 20 counts, ${firstB} into QEMU a (last at host x ${order[firstB - 1].x.toFixed(1)}), ${order.length - firstB} into QEMU b (first at host x ${order[firstB].x.toFixed(1)})`);
   });
@@ -200,7 +224,7 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     cleanup.push(() => {
       if (activeVt() !== home) chvt(home);
     });
-    const vd = vkms();
+    const vd = vkms(2);
     const [c0, c1] = vd.connectorNames;
     // QEMU peer-to-peer: the kiosk (another uid) gets its end of a socket each QEMU took through QMP.
     const vms: QemuVm[] = [];
