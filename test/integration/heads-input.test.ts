@@ -2,11 +2,14 @@
 // vkms ConfigFS device, each showing an unmodified QEMU (an mdpy mdev over -display dbus);
 // uinput keyboards and a mouse tagged by the real udevd and read by libinput; what each
 // QEMU receives is read from its own input trace (-trace enable=input_event_*).
+//  - each head shows its own QEMU, pixel-exact (checked before `cont`: under qtest QEMU
+//    stops refreshing mdpy's display once the VM runs);
 //  - the pointer crossing the shared edge: the first QEMU gets the motion before the edge,
 //    the second after it (raw counts: both guests are relative), once each;
 //  - keyboard focus follows the pointer: the guest losing it gets its held key released;
 //  - devices bound to a head in the config: each of two keyboards types into its own guest
-//    wherever the pointer is;
+//    wherever the pointer is, and a tablet's positions map onto its head;
+//  - a head whose guest is no QEMU takes the focus (the QEMU losing it lets go) and no input;
 //  - the same kiosk as uid 65534 through seatd, with a VT switch (seat-using: the rig runs
 //    integration files one at a time, so seatd's one socket is not fought over).
 import { describe, it, expect, afterAll } from 'vitest';
@@ -18,10 +21,13 @@ import { parseHeadsConfig } from '../../plugin/config.js';
 import { runHeads } from '../../plugin/heads.js';
 import { HeadsInput } from '../../plugin/heads-input.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
-import { sleep, waitFor } from './helpers/faults.js';
+import { patternMismatches, sleep, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mdpyInit, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
-import { keyboard, mouse, startUdevd, udevSettle, uinputMissing, type VirtualDevice } from './helpers/uinput.js';
+import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
+import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
+import type { Output } from '../../plugin/output.js';
+import { keyboard, mouse, startUdevd, udevSettle, uinputMissing, VirtualDevice } from './helpers/uinput.js';
+import { ABS_X, ABS_Y, BTN_LEFT, EV_ABS } from '../../ffi/uinput.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
 import { activeVt, chvt, seatdMissing, startSeatd } from './helpers/seat.js';
 import { KioskProcess } from './helpers/kiosk-process.js';
@@ -36,8 +42,9 @@ if (missingSeat && !missing) console.log(`heads-input (seat): skipped: ${missing
 const NOBODY = 65534;
 
 let seq = 0;
-function vkms(screens: number): VkmsConfigfsDevice {
-  const vd = createVkmsDevice({ name: `${PREFIX}-${seq++}`, crtcs: Array.from({ length: screens }, () => ({ writeback: false })) });
+/** A vkms device with one connector per entry; `true`: that CRTC has a writeback connector (captures). */
+function vkms(writeback: boolean[]): VkmsConfigfsDevice {
+  const vd = createVkmsDevice({ name: `${PREFIX}-${seq++}`, crtcs: writeback.map((w) => ({ writeback: w })) });
   cleanup.push(() => vd.remove());
   return vd;
 }
@@ -67,18 +74,30 @@ function traced(vm: QemuVm): string[] {
     .map((l) => /input_event_key.*qcode (\w+), down (\d)/.exec(l)?.slice(1).join(' ') ?? /input_event_rel.*axis x, value (-?\d+)/.exec(l)?.[1].replace(/^/, 'x ') ?? '')
     .filter(Boolean);
 }
+/** Captures `out` until it shows the 640x480 pattern frame `n`; the mismatching pixels then (-1: never shown). */
+async function showsFrame(out: Output, n: number): Promise<number> {
+  let mismatches = -1;
+  for (let tries = 0; tries < 80 && mismatches !== 0; tries++) {
+    const cap = await out.captureNext();
+    if (decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: 640, height: 480, stride: cap.stride }) === n) mismatches = patternMismatches(cap, n, 640, 480, drawPattern);
+  }
+  return mismatches;
+}
+
 const keysOf = (vm: QemuVm) => traced(vm).filter((t) => !t.startsWith('x '));
 const motionsOf = (vm: QemuVm) => traced(vm).filter((t) => t.startsWith('x '));
 
 describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput)', { timeout: 180_000 }, () => {
-  it.skipIf(missing)('the pointer crosses into the second head and its QEMU gets the motion (raw counts); keys follow it; the first guest gets its held key released; keyboards bound per head type into their own guest; a head without a QEMU takes the focus and nothing else', async () => {
+  it.skipIf(missing)('each head shows its QEMU pixel-exact; the pointer crosses into the second head and its QEMU gets the motion (raw counts); keys follow it; the first guest gets its held key released; keyboards and a tablet bound per head go to their own guest; a head without a QEMU takes the focus and nothing else', async () => {
     startUdevd();
     const kbd = device(() => keyboard('gp heads shared keyboard'));
     const rat = device(() => mouse('gp heads shared mouse'));
     const kbdA = device(() => keyboard('gp heads keyboard A'));
     const kbdB = device(() => keyboard('gp heads keyboard B'));
+    // An absolute pointer (as QEMU's usb-tablet is to a guest; udev calls it a mouse).
+    const tablet = device(() => new VirtualDevice({ name: 'gp heads tablet', keys: [BTN_LEFT], abs: [{ code: ABS_X, min: 0, max: 1000 }, { code: ABS_Y, min: 0, max: 1000 }] }));
     udevSettle();
-    const vd = vkms(3);
+    const vd = vkms([true, true, false]);
     const [c0, c1, c2] = vd.connectorNames;
     const vms: QemuVm[] = [];
     const qmps: string[] = [];
@@ -89,8 +108,11 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
       cleanup.push(() => bus.close());
       const { vm, qmp } = await qemu(dir, { busAddress: bus.address });
       await vm.waitForDisplay();
-      await mdpyInit(vm.qtest);
-      await qmpCont(qmp);
+      // Each guest shows its own numbered pattern (5, 6), checked on screen before `cont`.
+      const mode = await mdpyInit(vm.qtest);
+      const frame = new Uint8Array(mode.stride * mode.height);
+      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, 5 + n);
+      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
       vms.push(vm);
       qmps.push(qmp);
       addresses.push(bus.address);
@@ -101,7 +123,7 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
       guests: { a: { type: 'qemu-dbus', address: addresses[0] }, b: { type: 'qemu-dbus', address: addresses[1] }, demo: { type: 'udmabuf', width: 320, height: 240, fps: 5 } },
       heads: [
         { guest: 'a', connector: c0, mode: { width: 640, height: 480 }, scale: 'native', input: { devices: ['gp heads keyboard A'] } },
-        { guest: 'b', connector: c1, mode: { width: 640, height: 480 }, scale: 'native', input: { devices: ['gp heads keyboard B'] } },
+        { guest: 'b', connector: c1, mode: { width: 640, height: 480 }, scale: 'native', input: { devices: ['gp heads keyboard B', 'gp heads tablet'] } },
         { guest: 'demo', connector: c2, mode: { width: 640, height: 480 }, scale: 'native' },
       ],
     });
@@ -113,7 +135,10 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     cleanup.push(() => hi.close());
     const kioskLog = () => log.join(' | ');
     for (const g of ['a', 'b']) await waitFor(() => mgr.guest(g)!.query('primary').state === 'ok', `guest ${g}'s first Scanout`, 20_000);
-    await waitFor(() => ['shared keyboard)', 'shared mouse)', 'keyboard A) belongs to heads[0]', 'keyboard B) belongs to heads[1]'].every((s) => log.some((l) => l.includes(s))), 'libinput to add the four devices', 10_000).catch((e: Error) => {
+    expect(await showsFrame(mgr.output(c0)!, 5), `${c0} shows guest a`).toBe(0);
+    expect(await showsFrame(mgr.output(c1)!, 6), `${c1} shows guest b`).toBe(0);
+    for (const q of qmps) await qmpCont(q); // input reaches QEMU's input layer only while the VM runs
+    await waitFor(() => ['shared keyboard)', 'shared mouse)', 'keyboard A) belongs to heads[0]', 'keyboard B) belongs to heads[1]', 'tablet) belongs to heads[1]'].every((s) => log.some((l) => l.includes(s))), 'libinput to add the five devices', 10_000).catch((e: Error) => {
       throw new Error(`${e.message}; log: ${kioskLog()}`);
     });
     expect(hi.router.screens.map((s) => [s.name, s.rect])).toEqual([
@@ -171,6 +196,24 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
       throw new Error(`${e.message}; ${seen()}`);
     });
 
+    // The tablet bound to head b: its positions map onto head b (native: 1:1); the
+    // relative guest gets the difference from where its pointer was left.
+    const gx = Math.round(hi.router.pointer!.x - 640);
+    const nb = motionsOf(qb).length;
+    const pointer = hi.router.pointer;
+    for (const [x, n] of [[500, 1], [250, 2]] as const) {
+      tablet.emit(EV_ABS, ABS_X, x);
+      if (n === 1) tablet.emit(EV_ABS, ABS_Y, 500);
+      tablet.sync();
+      await waitFor(() => motionsOf(qb).length >= nb + n, `tablet motion ${n} in QEMU b`, 10_000).catch((e: Error) => {
+        throw new Error(`${e.message}; ${seen()}`);
+      });
+    }
+    expect(motionsOf(qb).slice(nb)).toEqual([`x ${320 - gx}`, 'x -160']); // 500/1001 of 640 → 320, 250/1001 → 160
+    expect(motionsOf(qa).length).toBe(firstB);
+    expect(hi.router.pointer).toEqual(pointer);
+    expect(hi.router.focus).toBe(1);
+
     // On to the third head, whose guest is no QEMU: it takes the focus (b lets go of its
     // held F), and keys and motion there reach no QEMU.
     kbd.key(33, true); // KEY_F
@@ -224,7 +267,7 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     cleanup.push(() => {
       if (activeVt() !== home) chvt(home);
     });
-    const vd = vkms(2);
+    const vd = vkms([false, false]);
     const [c0, c1] = vd.connectorNames;
     // QEMU peer-to-peer: the kiosk (another uid) gets its end of a socket each QEMU took through QMP.
     const vms: QemuVm[] = [];
