@@ -256,6 +256,57 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     expect(quits).toBe(1);
     console.log(`heads-input: ${order.length} motions of 20 counts, ${firstB} into QEMU a (last at host x ${order[firstB - 1].x.toFixed(1)}), ${order.length - firstB} into QEMU b (first at host x ${order[firstB].x.toFixed(1)})`);
   });
+  it.skipIf(missing)('hotplug: an unplugged screen leaves the layout (the pointer and focus go to the screen left), and comes back at its place', async () => {
+    startUdevd();
+    const rat = device(() => mouse('gp heads hotplug mouse'));
+    udevSettle();
+    const vd = vkms([false, false]);
+    const [c0, c1] = vd.connectorNames;
+    const config = parseHeadsConfig({
+      device: vd.cardPath,
+      guests: { a: { type: 'udmabuf', width: 320, height: 240, fps: 5 }, b: { type: 'udmabuf', width: 320, height: 240, fps: 5 } },
+      heads: [
+        { guest: 'a', connector: c0, mode: { width: 640, height: 480 } },
+        { guest: 'b', connector: c1, mode: { width: 640, height: 480 } },
+      ],
+    });
+    const log: string[] = [];
+    const mgr = await runHeads(config, { log: (l) => log.push(l) });
+    cleanup.push(() => mgr.close());
+    const hi = new HeadsInput(mgr, { quit: () => {}, log: (l) => log.push(l) });
+    cleanup.push(() => hi.close());
+    await waitFor(() => log.some((l) => l.includes('(gp heads hotplug mouse)')), 'libinput to add the mouse', 10_000);
+    expect(log).toContain('guests.a is not a QEMU D-Bus guest: heads[0] take no input');
+    const rects = () => hi.router.screens.map((s) => `${s.name} ${s.rect.width}x${s.rect.height}+${s.rect.x}+${s.rect.y}`);
+    expect(rects()).toEqual([`${c0} 640x480+0+0`, `${c1} 640x480+640+0`]);
+    for (let i = 0; i < 80 && hi.router.focus !== 1; i++) {
+      rat.move(20, 0);
+      await sleep(30);
+    }
+    expect(hi.router.focus).toBe(1);
+    const y = hi.router.pointer!.y;
+
+    vd.setConnectorStatus(1, false);
+    await waitFor(() => hi.router.screens.length === 1, `the layout without ${c1}`, 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; log: ${log.join(' | ')}`);
+    });
+    expect(rects()).toEqual([`${c0} 640x480+0+0`]);
+    expect(hi.router.pointer).toEqual({ x: 639, y });
+    expect(hi.router.focus).toBe(0);
+    rat.move(50, 0); // the edge is an outer edge now
+    await sleep(300);
+    expect(hi.router.pointer).toEqual({ x: 639, y });
+
+    vd.setConnectorStatus(1, true);
+    await waitFor(() => hi.router.screens.length === 2, `${c1} back in the layout`, 10_000);
+    expect(rects()).toEqual([`${c0} 640x480+0+0`, `${c1} 640x480+640+0`]);
+    for (let i = 0; i < 20 && hi.router.focus !== 1; i++) {
+      rat.move(20, 0);
+      await sleep(30);
+    }
+    expect(hi.router.focus).toBe(1);
+  });
+
   it.skipIf(missingSeat)('the multi-head kiosk as uid 65534 through seatd: configured positions, the pointer crosses left into the second QEMU, keys follow; away, no commit and no key; back, both screens relit and keys go on; Ctrl+Alt+F2 switches VT; no fd gained', async () => {
     startUdevd();
     const kbd = device(() => keyboard('gp heads seat keyboard'));
