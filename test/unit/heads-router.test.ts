@@ -173,4 +173,17 @@ describe('HeadsRouter', () => {
     r.releaseAll();
     expect(calls).toEqual(['a key 31 down', 'b key 32 down', 'a key 31 up', 'b key 32 up']);
   });
+  it('a shared touchscreen is the pointer on its screen (one finger = the left button); the wheel goes to the head under the pointer', () => {
+    const { r, calls, screens, heads } = twoScreens();
+    r.setLayout(screens, heads, 'R');
+    r.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 }); // (1040,300) on R: guest b (200,150)
+    r.handle({ kind: 'touch', phase: 'down', slot: 1, x: 0.1, y: 0.1 }); // a second finger moves the pointer too (as for one guest), no second press
+    r.handle({ kind: 'touch', phase: 'up', slot: 1, x: 0, y: 0 });
+    r.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    r.handle({ kind: 'scroll', axis: 'vertical', v120: 60 });
+    r.handle({ kind: 'scroll', axis: 'vertical', v120: 60 }); // one detent in two halves
+    r.handle({ kind: 'scroll', axis: 'horizontal', v120: 120 }); // no horizontal wheel in QEMU's buttons
+    expect(calls).toEqual(['b pointer 200,150', 'b button left down', 'b pointer 40,30 from 200,150', 'b button left up', 'b button wheel-down down', 'b button wheel-down up']);
+    expect(r.focus).toBe(1);
+  });
 });
