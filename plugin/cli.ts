@@ -15,7 +15,9 @@ import { startKiosk, type KioskSourceSpec } from './kiosk.js';
 import type { FitMode } from './geometry.js';
 import type { ModeRequest } from './output.js';
 import { loadHeadsConfig } from './config.js';
-import { runHeads } from './heads.js';
+import { runHeads, type HeadManager } from './heads.js';
+import { HeadsInput } from './heads-input.js';
+import type { InputStackOptions } from './input/devices.js';
 import { runCompositor } from './wayland/compositor.js';
 import { SeatSession } from './session.js';
 
@@ -72,9 +74,13 @@ commands:
       --vfio-fd N      a VFIO device fd handed over by the VMM (inherited as fd N)
       --capture-dir D  on SIGUSR1, write the next frame (from the writeback connector) to D as PNG
 
-  kiosk --config FILE [--device PATH] [--stats text|json|none]
+  kiosk --config FILE [--device PATH] [--stats text|json|none] [--session MODE]
+        [--no-input | --input-devices P,Q]
       Multi-head: the guests and heads described in FILE (JSON; the format is in the
       README and at the top of plugin/config.ts). Connectors may come and go (hotplug).
+      One host pointer moves over the screens' layout; pointer and keyboard go to the
+      QEMU guest of the head under it (per-head devices and positions: in FILE).
+      --session, --no-input, --input-devices and the chords as for one guest.
 
   compositor [--device PATH] [--connector NAME] [--mode WxH[@Hz]] [--socket NAME] [--fit MODE] [--no-lease]
       A kiosk Wayland compositor: one full-screen toplevel, its dma-buf buffers scanned
@@ -278,8 +284,9 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
       if (o.given(k)) throw new UsageError(`kiosk: --${k} does not go with --config (the config file says it per head)`);
     }
-    if ((str('session') ?? 'direct') !== 'direct') throw new UsageError('kiosk: --session seat does not go with --config yet: the multi-head kiosk opens its card directly (run it as root or in the video group)');
-    return heads(str('config')!, str('device'), str('stats') ?? 'text', io, onStart);
+    if (!['auto', 'seat', 'direct'].includes(str('session') ?? 'auto')) throw new UsageError(`kiosk: --session '${str('session')}' is not seat, direct or auto`);
+    const input = o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : {};
+    return heads({ configPath: str('config')!, device: str('device'), stats: str('stats') ?? 'text', session: str('session'), input }, io, onStart);
   }
   if ([str('vfio'), str('vfio-fd'), str('udmabuf'), str('qemu-dbus')].filter((x) => x !== undefined).length > 1) throw new UsageError('kiosk: give one guest: --vfio, --vfio-fd, --udmabuf or --qemu-dbus');
   if (str('console') !== undefined && str('qemu-dbus') === undefined) throw new UsageError('kiosk: --console picks a console of a QEMU display; use it with --qemu-dbus');
@@ -333,12 +340,40 @@ async function openSession(mode = 'auto'): Promise<SeatSession | undefined> {
   return SeatSession.open();
 }
 
-async function heads(configPath: string, device: string | undefined, stats: string, io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
+interface HeadsArgs {
+  configPath: string;
+  device: string | undefined;
+  stats: string;
+  session: string | undefined;
+  input: InputStackOptions | false;
+}
+
+async function heads(args: HeadsArgs, io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
+  const { stats } = args;
   if (!['text', 'json', 'none'].includes(stats)) throw new UsageError(`kiosk: --stats '${stats}' is not text, json or none`);
-  const config = loadHeadsConfig(configPath); // ConfigError names the field, the value and the fix
-  if (device) config.device = device;
+  const config = loadHeadsConfig(args.configPath); // ConfigError names the field, the value and the fix
+  if (args.device) config.device = args.device;
   const log = (line: string) => io.stderr(line + '\n');
-  const mgr = await runHeads(config, { log: (l) => log(`guestplane heads: ${l}`) });
+  const session = await openSession(args.session);
+  let mgr: HeadManager;
+  let input: HeadsInput | null = null;
+  try {
+    mgr = await runHeads(config, { session, log: (l) => log(`guestplane heads: ${l}`) });
+  } catch (e) {
+    await session?.close();
+    throw e;
+  }
+  if (session) {
+    log(`guestplane heads: on seat ${session.name} (devices through libseat)`);
+    followSeat(session, mgr, log);
+  }
+  if (args.input !== false) {
+    try {
+      input = new HeadsInput(mgr, { devices: args.input, session, quit: () => void stop('Ctrl+Alt+Q'), log: (l) => log(`guestplane heads: ${l}`) });
+    } catch (e) {
+      log(`guestplane heads: no input to the guests: ${(e as Error).message}`);
+    }
+  }
   mgr.on('screen-up', (e) => log(`guestplane heads: ${e.connector} up (heads ${e.heads.join(', ')})`));
   mgr.on('screen-down', (e) => log(`guestplane heads: ${e.connector} down (heads ${e.heads.join(', ')})${e.reason ? `: ${e.reason}` : ''}`));
   mgr.on('output-error', (e) => log(`guestplane heads: ${e.connector}: ${e.cause}: ${e.message}`));
@@ -354,7 +389,7 @@ async function heads(configPath: string, device: string | undefined, stats: stri
             const key = `${h.connector}`;
             const fps = s ? s.framesPresented - (last.get(key) ?? s.framesPresented) : 0;
             if (s) last.set(key, s.framesPresented);
-            return { head: h.index, guest: h.guest, connector: h.connector, state: h.state, fps, paths: s?.paths ?? {}, bytesCopied: s?.bytesCopied ?? 0, latencyP99Ms: s?.latencyMs.p99 ?? null };
+            return { head: h.index, guest: h.guest, connector: h.connector, state: h.state, fps, paths: s?.paths ?? {}, bytesCopied: s?.bytesCopied ?? 0, latencyP99Ms: s?.latencyMs.p99 ?? null, commits: s?.commits ?? 0 };
           });
           if (stats === 'json') log(JSON.stringify({ heads: rows }));
           else log(`guestplane heads: ${rows.map((r) => `${r.connector}/${r.guest} ${r.state} ${r.fps} fps`).join('  ')}`);
@@ -366,13 +401,24 @@ async function heads(configPath: string, device: string | undefined, stats: stri
     if (stopping) return done;
     stopping = true;
     if (timer) clearInterval(timer);
+    input?.close();
     await mgr.close();
+    await session?.close();
     log(`guestplane heads: ${reason}; screens restored`);
     resolveDone(0);
     return done;
   };
   onStart?.({ stop, done });
   return done;
+}
+
+/** Says when the seat goes and comes back, and how soon the screens were lit again. */
+function followSeat(session: SeatSession, mgr: HeadManager, log: (line: string) => void): void {
+  session.on('disable', () => log('guestplane heads: the seat went to another session: not drawing until it is back'));
+  session.on('enable', () => {
+    const lit = mgr.status().filter((h) => h.state === 'up').map((h) => h.connector);
+    log(`guestplane heads: the seat is back: ${[...new Set(lit)].join(', ') || 'no screen'} lit again (${(performance.now() - session.enabledAt).toFixed(1)} ms after the seat came back)`);
+  });
 }
 
 async function compositor(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {

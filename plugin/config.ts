@@ -32,15 +32,40 @@
 //                                          optional: the part of the guest's screen shown
 //                                          (one guest desktop spanning several monitors);
 //                                          default all of it
-//         "scale": "fit" }                 optional: "native" (1:1, centred, cropped if
+//         "scale": "fit",                  optional: "native" (1:1, centred, cropped if
 //                                          larger), "fit" (scaled, aspect kept; default) or
 //                                          "fill" (scaled to cover, aspect not kept)
+//         "position": { "x": 1920, "y": 0 },
+//                                          optional: where this head's screen (connector) is
+//                                          in the layout the host pointer moves over; default
+//                                          to the right of the screens before it, in the
+//                                          order of "heads", top edges aligned (as sway does)
+//         "input": true }                  optional (default true): host input into this
+//                                          head's guest (QEMU D-Bus guests only; other heads
+//                                          take none). false: none. Or an object:
+//                                          { "devices": ["kbd 2", "event7",
+//                                                        "/dev/input/by-id/…-event-kbd"],
+//                                            optional: input devices (libinput name, event
+//                                            node name, or a /dev/input path) that belong to
+//                                            this head: their keys go to its guest wherever
+//                                            the pointer is, their pointer stays on this head
+//                                            and tablets/touchscreens map onto it
+//                                            "absolute": true }
+//                                            optional: tablets and touchscreens that belong
+//                                            to no head map onto this head's screen (default
+//                                            the first screen of the layout)
 //     ]
 //   }
 //
+// Input (multi-head kiosk): devices that belong to no head are shared. Their pointer moves
+// over the union of the screens that are up; past a screen's edge it enters the screen
+// there, else stops at the edge. Pointer events go to the guest of the head under the
+// pointer, and the keyboard follows it: the guest losing focus gets its held keys released.
+//
 // Rules checked here: guest names are referenced and exist; a connector used by several
 // heads has a region on every one of them, they do not overlap, and they agree on the
-// mode; a guest's "view" lies inside the guest's size where that size is known (udmabuf).
+// mode (and position); a device is named by one head at most; one head at most says
+// "absolute"; a guest's "view" lies inside the guest's size where that size is known (udmabuf).
 // Checked when the heads start (they need the hardware): the connector exists, the mode
 // exists, the region fits the mode.
 //
@@ -94,6 +119,23 @@ const qemuDbusGuest = z
 
 const guest = z.discriminatedUnion('type', [vfioGuest, udmabufGuest, qemuDbusGuest]);
 
+const position = z
+  .object({
+    x: z.number().int().min(-32768).max(32767),
+    y: z.number().int().min(-32768).max(32767),
+  })
+  .strict();
+
+const headInput = z.union([
+  z.boolean(),
+  z
+    .object({
+      devices: z.array(z.string().min(1)).default([]),
+      absolute: z.boolean().default(false),
+    })
+    .strict(),
+]);
+
 const head = z
   .object({
     guest: z.string().min(1),
@@ -102,6 +144,8 @@ const head = z
     region: rect.optional(),
     view: rect.optional(),
     scale: z.enum(['native', 'fit', 'fill']).default('fit'),
+    position: position.optional(),
+    input: headInput.default(true),
   })
   .strict();
 
@@ -129,6 +173,7 @@ export const headsConfigSchema = z
         });
       }
     });
+    checkInput(cfg.heads, ctx);
     const byConnector = new Map<string, number[]>();
     cfg.heads.forEach((h, i) => byConnector.set(h.connector, [...(byConnector.get(h.connector) ?? []), i]));
     for (const [conn, idx] of byConnector) {
@@ -140,6 +185,13 @@ export const headsConfigSchema = z
             path: ['heads', i, 'region'],
             message: `missing while heads ${idx.join(', ')} share connector '${conn}'; FIX: give each of them a "region" of the screen, e.g. { "x": 0, "y": 0, "width": 960, "height": 1080 }`,
           });
+        }
+      }
+      const positions = idx.filter((i) => cfg.heads[i].position).map((i) => ({ i, p: cfg.heads[i].position! }));
+      for (const { i, p } of positions.slice(1)) {
+        const f = positions[0].p;
+        if (p.x !== f.x || p.y !== f.y) {
+          ctx.addIssue({ code: 'custom', path: ['heads', i, 'position'], message: `differs from heads[${positions[0].i}].position on the same connector '${conn}'; FIX: a position places the whole screen: give them the same one or set it on one head only` });
         }
       }
       const modes = idx.filter((i) => cfg.heads[i].mode).map((i) => ({ i, m: cfg.heads[i].mode! }));
@@ -161,10 +213,34 @@ export const headsConfigSchema = z
     }
   });
 
+/** Per-head input: a device belongs to one head at most; one head at most takes the shared absolute devices. */
+function checkInput(heads: readonly z.output<typeof head>[], ctx: z.RefinementCtx): void {
+  const owner = new Map<string, number>();
+  let absolute = -1;
+  heads.forEach((h, i) => {
+    if (typeof h.input === 'boolean') return;
+    h.input.devices.forEach((d, j) => {
+      const o = owner.get(d);
+      if (o !== undefined && o !== i) ctx.addIssue({ code: 'custom', path: ['heads', i, 'input', 'devices', j], message: `is named by heads[${o}].input.devices too; FIX: a device belongs to one head: name it on one of them` });
+      owner.set(d, i);
+    });
+    if (h.input.absolute) {
+      if (absolute >= 0) ctx.addIssue({ code: 'custom', path: ['heads', i, 'input', 'absolute'], message: `heads[${absolute}] takes the tablets and touchscreens already; FIX: set "absolute": true on one head only` });
+      else absolute = i;
+    }
+  });
+}
+
 export type HeadsConfig = z.output<typeof headsConfigSchema>;
 export type GuestConfig = HeadsConfig['guests'][string];
 export type HeadConfig = HeadsConfig['heads'][number];
 export type RectConfig = z.output<typeof rect>;
+
+/** A head's input settings with the defaults spelt out: `enabled` false for `"input": false`. */
+export function headInputOf(h: HeadConfig): { enabled: boolean; devices: string[]; absolute: boolean } {
+  if (typeof h.input === 'boolean') return { enabled: h.input, devices: [], absolute: false };
+  return { enabled: true, devices: h.input.devices, absolute: h.input.absolute };
+}
 
 export interface ConfigIssue {
   /** 'heads[1].region.width' */
@@ -217,6 +293,7 @@ function explain(issue: z.core.$ZodIssue, value: unknown): string {
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}; FIX: use one of those`;
     case 'invalid_union':
+      if (fieldName === 'input') return 'must be true, false or { "devices": ["<device name, eventN or /dev/input path>", ...], "absolute": true }; FIX: write one of those';
       return `"type" must be "vfio", "qemu-dbus" or "udmabuf"; FIX: set "type" to one of those`;
     case 'too_small':
       if (issue.origin === 'array') return `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}; FIX: add one`;
@@ -251,7 +328,8 @@ export function parseHeadsConfig(input: unknown, source = 'heads config'): Heads
       continue;
     }
     // A union that found no member: the discriminator "type" is the field at fault.
-    const path = i.code === 'invalid_union' && i.path[i.path.length - 1] !== 'type' ? [...i.path, 'type'] : i.path;
+    const last = i.path[i.path.length - 1];
+    const path = i.code === 'invalid_union' && last !== 'type' && last !== 'input' ? [...i.path, 'type'] : i.path;
     const value = valueAt(input, path);
     issues.push({ path: pathString(path), value, message: explain(i, value) });
   }

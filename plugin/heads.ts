@@ -16,7 +16,13 @@
 // on (edid.ts): the host monitor's own EDID when the guest has the whole screen at the
 // monitor's preferred mode, else one built for the head's size and the mode's refresh.
 //
-// Ownership: the manager owns the KMS device it opened (not one passed in), the guests
+// On a seat (opts.session: seatd, logind): the card is opened through the session, which
+// makes us DRM master; while another session has the seat every screen stops committing
+// and hotplug changes wait, and when it is back every screen is lit again and the
+// connectors are looked at anew.
+//
+// Ownership: the manager owns the KMS device it opened (not one passed in; on a seat the
+// card fd is the session's, given back with closeDevice at close()), the guests
 // it created from the config (not ones passed in opts.sources), its Outputs, composers,
 // views, test-guest animations and the hotplug monitor; close() releases all of them.
 import { EventEmitter } from 'node:events';
@@ -34,6 +40,7 @@ import { RegionComposer } from './compose/regions.js';
 import { HotplugMonitor, type HotplugEvent, type HotplugOptions } from './hotplug.js';
 import { edidForHead, findGuestEdidRegion, readConnectorEdid, writeGuestEdid } from './edid.js';
 import type { HeadConfig, HeadsConfig } from './config.js';
+import type { SeatSession } from './session.js';
 
 export interface HeadsOptions {
   /** An open KMS device to use (stays the caller's). Default: config.device or a search. */
@@ -44,6 +51,8 @@ export interface HeadsOptions {
   animateTestGuests?: boolean;
   /** Hotplug handling (default: uevents, polling every 1 s if they are unavailable); false = none. */
   hotplug?: HotplugOptions | false;
+  /** Open the card through this seat session and follow it (stays the caller's). */
+  session?: SeatSession;
   log?: (line: string) => void;
 }
 
@@ -96,6 +105,8 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
   private chain: Promise<void> = Promise.resolve();
   private reconcileQueued = false;
   private closed = false;
+  private suspended = false;
+  private seat: { fd: number; off: () => void } | null = null;
   private readonly log: (line: string) => void;
 
   private constructor(
@@ -111,8 +122,10 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
   /** Opens the device and the guests, brings up every screen that can be, starts hotplug. */
   static async start(config: HeadsConfig, opts: HeadsOptions = {}): Promise<HeadManager> {
     const wanted = [...new Set(config.heads.map((h) => h.connector))];
-    const dev = opts.device ?? (config.device ? KmsDevice.open(config.device) : findDevice(wanted));
+    const onSeat = !opts.device && opts.session ? openOnSeat(opts.session, config.device, wanted) : null;
+    const dev = opts.device ?? onSeat?.dev ?? (config.device ? KmsDevice.open(config.device) : findDevice(wanted));
     const m = new HeadManager(config, dev, !opts.device, opts);
+    if (onSeat && opts.session) m.followSession(opts.session, onSeat.fd);
     try {
       m.openGuests();
       for (const connector of wanted) {
@@ -164,6 +177,23 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
     }
   }
 
+  /** Stops every screen while another session has the seat; lights them again when it is back. */
+  private followSession(session: SeatSession, fd: number): void {
+    const disable = () => {
+      this.suspended = true;
+      for (const s of this.screens) s.output?.suspend();
+    };
+    const enable = () => {
+      this.suspended = false;
+      for (const s of this.screens) s.output?.resume();
+      // Connectors may have come or gone meanwhile: their uevents were not acted on.
+      this.queueReconcile();
+    };
+    session.on('disable', disable);
+    session.on('enable', enable);
+    this.seat = { fd, off: () => (session.off('disable', disable), session.off('enable', enable)) };
+  }
+
   /** Runs `fn` after every earlier screen change finished: one change at a time. */
   private serial(fn: () => Promise<void>): Promise<void> {
     const run = this.chain.then(fn);
@@ -183,7 +213,8 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
 
   /** Re-reads the connectors and brings each screen up or down to match. */
   private async reconcile(probe: boolean): Promise<void> {
-    if (this.closed) return;
+    // Without the seat nothing may be committed: the session's return reconciles.
+    if (this.closed || this.suspended) return;
     if (probe) this.dev.probe();
     for (const s of this.screens) {
       const conn = this.dev.connectors.find((c) => c.name === s.connector && !c.writeback);
@@ -353,12 +384,42 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
     for (const g of this.ownedGuests.splice(0)) g.close();
     this.guests.clear();
     if (this.ownsDevice) await this.dev.close();
+    if (this.seat) {
+      this.seat.off();
+      this.opts.session?.closeDevice(this.seat.fd);
+      this.seat = null;
+    }
   }
 }
 
 /** Runs the heads of a config; the CLI's `guestplane heads --config heads.json` calls this. */
 export function runHeads(config: HeadsConfig, opts: HeadsOptions = {}): Promise<HeadManager> {
   return HeadManager.start(config, opts);
+}
+
+/** The card (`device`, else the first with a connector the config names) opened through the seat. */
+function openOnSeat(session: SeatSession, device: string | undefined, connectors: string[]): { dev: KmsDevice; fd: number } {
+  const seen: string[] = [];
+  for (const path of device ? [device] : cardPaths()) {
+    let fd = -1;
+    try {
+      fd = session.openDevice(path);
+      const dev = KmsDevice.adopt(fd, { name: path, master: false });
+      const names = dev.connectors.filter((c) => !c.writeback).map((c) => c.name);
+      if (device || connectors.some((c) => names.includes(c))) return { dev, fd };
+      seen.push(`${path} (${dev.driver.name}): ${names.join(', ') || 'no connectors'}`);
+      void dev.close();
+      session.closeDevice(fd);
+    } catch (e) {
+      if (fd >= 0) session.closeDevice(fd);
+      seen.push(`${path}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`no KMS card opened through seat ${session.name} has any of the connectors ${connectors.join(', ')}; found: ${seen.join('; ') || 'no /dev/dri/card*'}. Fix "connector" in the config or set "device"`);
+}
+
+function cardPaths(): string[] {
+  return Array.from({ length: 16 }, (_, i) => `/dev/dri/card${i}`).filter((p) => existsSync(p));
 }
 
 /** The first KMS card that has a connector the config names. */

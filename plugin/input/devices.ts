@@ -32,7 +32,8 @@ export interface InputDevice {
 }
 
 interface Events {
-  input: [InputEvent];
+  /** An event, and the device it came from (routing by device: multi-head). */
+  input: [InputEvent, InputDevice];
   'device-added': [InputDevice];
   'device-removed': [InputDevice];
   /** close() has run: nothing more comes. */
@@ -60,6 +61,8 @@ export class InputStack extends EventEmitter<Events> {
   readonly #callbacks: koffi.IKoffiRegisteredCallback[] = [];
   #watch: FdWatch | null = null;
   readonly #devices = new Map<string, unknown>();
+  /** libinput device pointer (its address) → what we say about it: looked up once per event. */
+  readonly #byAddress = new Map<bigint, InputDevice>();
   readonly #warned = new Set<string>();
 
   constructor(opts: InputStackOptions = {}) {
@@ -169,35 +172,40 @@ export class InputStack extends EventEmitter<Events> {
       case li.LIBINPUT_EVENT_DEVICE_REMOVED: {
         const dev = b.eventGetDevice(e);
         const d = { name: this.#name(dev), sysname: (b.deviceGetSysname(dev) as string | null) ?? '?' };
-        if (type === li.LIBINPUT_EVENT_DEVICE_ADDED) this.#devices.set(d.sysname, dev);
-        else this.#devices.delete(d.sysname);
+        if (type === li.LIBINPUT_EVENT_DEVICE_ADDED) {
+          this.#devices.set(d.sysname, dev);
+          this.#byAddress.set(koffi.address(dev), d);
+        } else {
+          this.#devices.delete(d.sysname);
+          this.#byAddress.delete(koffi.address(dev));
+        }
         this.emit(type === li.LIBINPUT_EVENT_DEVICE_ADDED ? 'device-added' : 'device-removed', d);
         return;
       }
       case li.LIBINPUT_EVENT_KEYBOARD_KEY: {
         const k = b.keyboardEvent(e);
-        this.emit('input', { kind: 'key', code: b.keyboardKey(k) as number, pressed: b.keyboardKeyState(k) === li.LIBINPUT_KEY_STATE_PRESSED });
+        this.#input(e, { kind: 'key', code: b.keyboardKey(k) as number, pressed: b.keyboardKeyState(k) === li.LIBINPUT_KEY_STATE_PRESSED });
         return;
       }
       case li.LIBINPUT_EVENT_POINTER_MOTION: {
         const p = b.pointerEvent(e);
-        this.emit('input', { kind: 'motion', dx: b.pointerDx(p) as number, dy: b.pointerDy(p) as number, dxRaw: b.pointerDxRaw(p) as number, dyRaw: b.pointerDyRaw(p) as number });
+        this.#input(e, { kind: 'motion', dx: b.pointerDx(p) as number, dy: b.pointerDy(p) as number, dxRaw: b.pointerDxRaw(p) as number, dyRaw: b.pointerDyRaw(p) as number });
         return;
       }
       case li.LIBINPUT_EVENT_POINTER_MOTION_ABSOLUTE: {
         const p = b.pointerEvent(e);
-        this.emit('input', { kind: 'absolute', x: (b.pointerAbsX(p, ABS_RANGE) as number) / ABS_RANGE, y: (b.pointerAbsY(p, ABS_RANGE) as number) / ABS_RANGE });
+        this.#input(e, { kind: 'absolute', x: (b.pointerAbsX(p, ABS_RANGE) as number) / ABS_RANGE, y: (b.pointerAbsY(p, ABS_RANGE) as number) / ABS_RANGE });
         return;
       }
       case li.LIBINPUT_EVENT_POINTER_BUTTON: {
         const p = b.pointerEvent(e);
-        this.emit('input', { kind: 'button', button: b.pointerButton(p) as number, pressed: b.pointerButtonState(p) === li.LIBINPUT_BUTTON_STATE_PRESSED });
+        this.#input(e, { kind: 'button', button: b.pointerButton(p) as number, pressed: b.pointerButtonState(p) === li.LIBINPUT_BUTTON_STATE_PRESSED });
         return;
       }
       case li.LIBINPUT_EVENT_POINTER_SCROLL_WHEEL: {
         const p = b.pointerEvent(e);
         for (const [axis, name] of [[li.LIBINPUT_POINTER_AXIS_SCROLL_VERTICAL, 'vertical'], [li.LIBINPUT_POINTER_AXIS_SCROLL_HORIZONTAL, 'horizontal']] as const) {
-          if (b.pointerHasAxis(p, axis)) this.emit('input', { kind: 'scroll', axis: name, v120: b.pointerScrollV120(p, axis) as number });
+          if (b.pointerHasAxis(p, axis)) this.#input(e, { kind: 'scroll', axis: name, v120: b.pointerScrollV120(p, axis) as number });
         }
         return;
       }
@@ -208,7 +216,7 @@ export class InputStack extends EventEmitter<Events> {
         const t = b.touchEvent(e);
         const phase = type === li.LIBINPUT_EVENT_TOUCH_DOWN ? 'down' : type === li.LIBINPUT_EVENT_TOUCH_MOTION ? 'motion' : type === li.LIBINPUT_EVENT_TOUCH_UP ? 'up' : 'cancel';
         const withPos = phase === 'down' || phase === 'motion';
-        this.emit('input', {
+        this.#input(e, {
           kind: 'touch',
           phase,
           slot: phase === 'cancel' ? -1 : (b.touchSlot(t) as number),
@@ -220,6 +228,11 @@ export class InputStack extends EventEmitter<Events> {
       default:
         return; // gestures, tablet tools, switches: not used yet
     }
+  }
+
+  #input(e: unknown, ev: InputEvent): void {
+    const dev = this.#b.eventGetDevice(e);
+    this.emit('input', ev, this.#byAddress.get(koffi.address(dev)) ?? { name: this.#name(dev), sysname: (this.#b.deviceGetSysname(dev) as string | null) ?? '?' });
   }
 
   /**
@@ -264,6 +277,7 @@ export class InputStack extends EventEmitter<Events> {
     if (this.#udev) this.#b.udevUnref(this.#udev);
     this.#udev = null;
     this.#devices.clear();
+    this.#byAddress.clear();
     if (this.#iface) koffi.free(this.#iface);
     this.#iface = null;
     for (const cb of this.#callbacks.splice(0)) koffi.unregister(cb);

@@ -32,7 +32,7 @@ describe('guestplane command line', () => {
       [['kiosk', '--udmabuf', '640x480', '--test-guest', '30'], /--test-guest animates an mbochs device/],
       [['kiosk', '--config', 'x.json', '--udmabuf', '640x480'], /--udmabuf does not go with --config/],
       [['kiosk', '--udmabuf', '640x480', '--session', 'logind'], /--session 'logind' is not seat, direct or auto/],
-      [['kiosk', '--config', 'x.json', '--session', 'seat'], /--session seat does not go with --config yet/],
+      [['kiosk', '--config', 'x.json', '--session', 'logind'], /--session 'logind' is not seat, direct or auto/],
       [['kiosk', '--frobnicate'], /Unknown option '--frobnicate'/],
       [['compositor', '--fit', 'zoom'], /--fit 'zoom'/],
       [['kiosk', '--qemu-dbus', '/run/user/1000/bus'], /--qemu-dbus '\/run\/user\/1000\/bus' is not a D-Bus address; give the bus QEMU's -display dbus uses/],

@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadHeadsConfig, parseHeadsConfig } from '../../plugin/config.js';
+import { ConfigError, headInputOf, loadHeadsConfig, parseHeadsConfig } from '../../plugin/config.js';
 
 let dir = '';
 beforeAll(() => {
@@ -48,6 +48,22 @@ describe('heads config: valid files', () => {
     expect(cfg.heads.map((h) => h.scale)).toEqual(['fit', 'native', 'fit']);
     expect(cfg.heads[1].region).toEqual({ x: 0, y: 0, width: 960, height: 1080 });
     expect(cfg.device).toBeUndefined();
+    expect(cfg.heads.map((h) => [h.input, h.position])).toEqual([[true, undefined], [true, undefined], [true, undefined]]);
+  });
+
+  it('layout and input: a position per screen, input off, devices bound to a head, the absolute head', () => {
+    const c = structuredClone(good) as any;
+    c.heads[0].position = { x: -1920, y: 0 };
+    c.heads[0].input = { devices: ['guestplane kbd 2', '/dev/input/by-id/usb-x-event-kbd'] };
+    c.heads[1].input = false;
+    c.heads[2].input = { absolute: true };
+    const cfg = parseHeadsConfig(c);
+    expect(cfg.heads.map((h) => headInputOf(h))).toEqual([
+      { enabled: true, devices: ['guestplane kbd 2', '/dev/input/by-id/usb-x-event-kbd'], absolute: false },
+      { enabled: false, devices: [], absolute: false },
+      { enabled: true, devices: [], absolute: true },
+    ]);
+    expect(cfg.heads[0].position).toEqual({ x: -1920, y: 0 });
   });
 });
 
@@ -66,6 +82,12 @@ describe('heads config: bad files name the field, the value and the fix', () => 
     { what: 'two modes on one connector', mutate: (c) => ((c.heads[1].mode = { width: 1920, height: 1080 }), (c.heads[2].mode = { width: 1280, height: 720 })), path: 'heads[2].mode', value: { width: 1280, height: 720 }, says: /one connector has one mode/ },
     { what: 'view outside the guest', mutate: (c) => (c.heads[2].view.x = 1000), path: 'heads[2].view', value: { x: 1000, y: 0, width: 960, height: 1080 }, says: /ends at x=1960, y=1080, outside guest 'demo' \(1920x1080\)/ },
     { what: 'bad guest name', mutate: (c) => (c.guests['my vm'] = { type: 'vfio', device: 'x' }), path: 'guests.my vm', value: { type: 'vfio', device: 'x' }, says: /not valid .*FIX: rename it/ },
+    { what: 'two positions for one screen', mutate: (c) => ((c.heads[1].position = { x: 0, y: 0 }), (c.heads[2].position = { x: 1920, y: 0 })), path: 'heads[2].position', value: { x: 1920, y: 0 }, says: /a position places the whole screen/ },
+    { what: 'fractional position', mutate: (c) => (c.heads[0].position = { x: 0.5, y: 0 }), path: 'heads[0].position.x', value: 0.5, says: /whole number/ },
+    { what: 'a device named by two heads', mutate: (c) => ((c.heads[0].input = { devices: ['kbd'] }), (c.heads[2].input = { devices: ['mouse', 'kbd'] })), path: 'heads[2].input.devices[1]', value: 'kbd', says: /named by heads\[0\]\.input\.devices too; FIX/ },
+    { what: 'two absolute heads', mutate: (c) => ((c.heads[0].input = { absolute: true }), (c.heads[1].input = { absolute: true })), path: 'heads[1].input.absolute', value: true, says: /on one head only/ },
+    { what: 'input neither boolean nor object', mutate: (c) => (c.heads[0].input = 'kbd'), path: 'heads[0].input', value: 'kbd', says: /must be true, false or \{ "devices"/ },
+    { what: 'misspelt input field', mutate: (c) => (c.heads[0].input = { device: ['kbd'] }), path: 'heads[0].input.device', value: ['kbd'], says: /unknown field; FIX/ },
     { what: 'no heads', mutate: (c) => (c.heads = []), path: 'heads', value: [], says: /at least 1 entry/ },
   ];
   it.each(cases)('$what', ({ mutate, path, value, says }) => {

@@ -16,10 +16,11 @@ export class KioskProcess {
 
   /**
    * `guestplane kiosk --device <vkms> --connector Virtual-1 --stats json ARGS`; extraFds
-   * are inherited as fd 3, 4…; `user`: run as this uid/gid (setpriv, no supplementary groups).
+   * are inherited as fd 3, 4…; `user`: run as this uid/gid (setpriv, no supplementary groups);
+   * `bare`: `guestplane kiosk ARGS` alone (the multi-head kiosk takes neither --device nor --connector).
    */
-  constructor(args: string[], extraFds: number[] = [], opts: { user?: number; env?: NodeJS.ProcessEnv } = {}) {
-    const argv = [CLI, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
+  constructor(args: string[], extraFds: number[] = [], opts: { user?: number; env?: NodeJS.ProcessEnv; bare?: boolean } = {}) {
+    const argv = opts.bare ? [CLI, 'kiosk', ...args] : [CLI, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
     const [cmd, cmdArgs] = opts.user === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', process.execPath, ...argv]];
     this.child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env: { ...process.env, ...opts.env } });
     let buf = '';
