@@ -24,11 +24,21 @@ export type InputEvent =
   | { kind: 'button'; button: number; pressed: boolean }
   /** One wheel detent = 120; positive = down/right. */
   | { kind: 'scroll'; axis: 'vertical' | 'horizontal'; v120: number }
-  | { kind: 'touch'; phase: 'down' | 'motion' | 'up' | 'cancel'; slot: number; x: number; y: number };
+  | { kind: 'touch'; phase: 'down' | 'motion' | 'up' | 'cancel'; slot: number; x: number; y: number }
+  /** The touch events since the last frame belong together (one evdev SYN_REPORT). */
+  | { kind: 'touch-frame' };
 
 export interface InputDevice {
   name: string;
   sysname: string;
+  /** What libinput makes of the device (a seat's capabilities are the union of its devices'). */
+  capabilities?: DeviceCapabilities;
+}
+
+export interface DeviceCapabilities {
+  keyboard: boolean;
+  pointer: boolean;
+  touch: boolean;
 }
 
 interface Events {
@@ -58,6 +68,7 @@ export class InputStack extends EventEmitter<Events> {
   readonly #callbacks: koffi.IKoffiRegisteredCallback[] = [];
   #watch: FdWatch | null = null;
   readonly #devices = new Map<string, unknown>();
+  readonly #capabilities = new Map<string, DeviceCapabilities>();
   readonly #warned = new Set<string>();
 
   constructor(opts: InputStackOptions = {}) {
@@ -135,6 +146,11 @@ export class InputStack extends EventEmitter<Events> {
     return (this.#b.deviceGetName(dev) as string | null) ?? '?';
   }
 
+  #capabilitiesOf(dev: unknown): DeviceCapabilities {
+    const has = (cap: number) => (this.#b.deviceHasCapability(dev, cap) as number) !== 0;
+    return { keyboard: has(li.LIBINPUT_DEVICE_CAP_KEYBOARD), pointer: has(li.LIBINPUT_DEVICE_CAP_POINTER), touch: has(li.LIBINPUT_DEVICE_CAP_TOUCH) };
+  }
+
   #draining = false;
   #closeAfterDrain = false;
 
@@ -166,9 +182,12 @@ export class InputStack extends EventEmitter<Events> {
       case li.LIBINPUT_EVENT_DEVICE_ADDED:
       case li.LIBINPUT_EVENT_DEVICE_REMOVED: {
         const dev = b.eventGetDevice(e);
-        const d = { name: this.#name(dev), sysname: (b.deviceGetSysname(dev) as string | null) ?? '?' };
+        const sysname = (b.deviceGetSysname(dev) as string | null) ?? '?';
+        const d = { name: this.#name(dev), sysname, capabilities: this.#capabilities.get(sysname) ?? this.#capabilitiesOf(dev) };
         if (type === li.LIBINPUT_EVENT_DEVICE_ADDED) this.#devices.set(d.sysname, dev);
         else this.#devices.delete(d.sysname);
+        if (type === li.LIBINPUT_EVENT_DEVICE_ADDED) this.#capabilities.set(sysname, d.capabilities);
+        else this.#capabilities.delete(sysname);
         this.emit(type === li.LIBINPUT_EVENT_DEVICE_ADDED ? 'device-added' : 'device-removed', d);
         return;
       }
@@ -215,6 +234,9 @@ export class InputStack extends EventEmitter<Events> {
         });
         return;
       }
+      case li.LIBINPUT_EVENT_TOUCH_FRAME:
+        this.emit('input', { kind: 'touch-frame' });
+        return;
       default:
         return; // gestures, tablet tools, switches: not used yet
     }
@@ -240,6 +262,7 @@ export class InputStack extends EventEmitter<Events> {
     if (this.#udev) this.#b.udevUnref(this.#udev);
     this.#udev = null;
     this.#devices.clear();
+    this.#capabilities.clear();
     if (this.#iface) koffi.free(this.#iface);
     this.#iface = null;
     for (const cb of this.#callbacks.splice(0)) koffi.unregister(cb);
