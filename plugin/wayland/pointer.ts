@@ -77,12 +77,13 @@ export class SeatPointer {
   }
 
   #setCursor(r: WlPointer, serial: number, wl: WlSurface | null, hotX: number, hotY: number): void {
+    // Only the client the pointer is in, answering its latest enter; anything else is
+    // ignored (the spec's rule), before the role is looked at (as Weston and wlroots do).
+    const f = this.#focus;
+    if (!f || f.surface.resource.destroyed || f.surface.resource.client !== r.client || this.#enterSerial.get(r.client) !== serial) return;
     const s = wl ? Surface.of(wl) : null;
     if (s && s.role !== null && s.role !== CURSOR_ROLE) throw new ProtocolViolation(r, WlPointerError.ROLE, `${wl} already has the role ${s.role}`);
     if (s) s.role = CURSOR_ROLE;
-    // Only the client the pointer is in, answering its latest enter; anything else is ignored (the spec's rule).
-    const f = this.#focus;
-    if (!f || f.surface.resource.destroyed || f.surface.resource.client !== r.client || this.#enterSerial.get(r.client) !== serial) return;
     this.#cursor = { surface: s, hotX, hotY };
     this.onCursor(this.#cursor);
   }
