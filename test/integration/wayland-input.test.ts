@@ -116,7 +116,7 @@ describe('kiosk compositor input (uinput, udevd, libinput, a real Wayland client
     // middle of the output, (512, 384): surface (256, 128).
     const setup = c.lines.filter((l) => !/^CONFIGURE|^MAPPED/.test(l));
     expect(setup.slice(0, 3)).toEqual(['SEAT version=8', 'CAPS pointer=1 keyboard=1 touch=0', 'SEAT_NAME seat0']);
-    expect(setup).toContainEqual(expect.stringMatching(/^KEYMAP format=1 size=\d+ keys=\d+ layouts=1$/));
+    expect(setup).toContainEqual(expect.stringMatching(/^KEYMAP format=1 size=\d+ keys=\d+ layouts=1 seals=0xf$/));
     expect(setup).toContain('REPEAT rate=25 delay=600');
     await c.waitFor(/^PTR_ENTER/);
     await c.waitFor(/^MODS/);
@@ -259,7 +259,7 @@ describe('kiosk compositor input (uinput, udevd, libinput, a real Wayland client
     await ev.expect(
       [
         'CAPS pointer=1 keyboard=1 touch=0',
-        expect.stringMatching(/^KEYMAP format=1 size=\d+ keys=\d+ layouts=1$/) as unknown as string,
+        expect.stringMatching(/^KEYMAP format=1 size=\d+ keys=\d+ layouts=1 seals=0xf$/) as unknown as string,
         'REPEAT rate=25 delay=600',
         'KB_ENTER serial=S surface=toplevel keys=',
         'MODS serial=S depressed=0 latched=0 locked=0 group=0 active=',

@@ -1068,13 +1068,16 @@ static struct wl_keyboard *kbd;
 static struct wl_pointer *ptr;
 static struct wl_touch *tch;
 static struct wl_surface *input_surface, *cursor_surface;
-static bool set_cursor_on_enter;
+static bool set_cursor_on_enter, keep_devices;
+/* Events on a wl_pointer/wl_keyboard kept after its capability went (GP_KEEP_DEVICES=1) say so. */
+#define STALE(obj, cur) ((obj) != (cur) ? "STALE " : "")
 
 static const char *surface_name(struct wl_surface *s) {
 	return s == NULL ? "null" : s == input_surface ? "toplevel" : s == cursor_surface ? "cursor" : "other";
 }
 
 static void kb_keymap(void *d, struct wl_keyboard *k, uint32_t format, int32_t fd, uint32_t size) {
+	int seals = fcntl(fd, F_GET_SEALS);
 	char *text = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (text == MAP_FAILED) die("cannot map the keymap");
@@ -1084,8 +1087,8 @@ static void kb_keymap(void *d, struct wl_keyboard *k, uint32_t format, int32_t f
 	munmap(text, size);
 	if (!xkb_map) die("the keymap does not compile");
 	xkb_st = xkb_state_new(xkb_map);
-	printf("KEYMAP format=%u size=%u keys=%u layouts=%u\n", format, size, xkb_keymap_max_keycode(xkb_map) - xkb_keymap_min_keycode(xkb_map) + 1,
-	       xkb_keymap_num_layouts(xkb_map));
+	printf("KEYMAP format=%u size=%u keys=%u layouts=%u seals=0x%x\n", format, size, xkb_keymap_max_keycode(xkb_map) - xkb_keymap_min_keycode(xkb_map) + 1,
+	       xkb_keymap_num_layouts(xkb_map), seals < 0 ? 0 : seals);
 }
 static void kb_enter(void *d, struct wl_keyboard *k, uint32_t serial, struct wl_surface *s, struct wl_array *keys) {
 	printf("KB_ENTER serial=%u surface=%s keys=", serial, surface_name(s));
@@ -1106,7 +1109,8 @@ static void kb_key(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t tim
 		for (char *c = utf8; *c; c++)
 			if ((unsigned char)*c < 0x20) *c = '?';
 	}
-	printf("KEY serial=%u key=%u state=%u sym=%s utf8=%s\n", serial, key, state, name, utf8);
+	printf("%sKEY serial=%u", STALE(k, kbd), serial);
+	printf(" key=%u state=%u sym=%s utf8=%s\n", key, state, name, utf8);
 }
 static void kb_modifiers(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t dep, uint32_t lat, uint32_t lock, uint32_t group) {
 	if (xkb_st) xkb_state_update_mask(xkb_st, dep, lat, lock, 0, 0, group);
@@ -1135,14 +1139,15 @@ static void show_cursor(uint32_t serial) {
 	printf("SET_CURSOR serial=%u hotspot=3,5\n", serial);
 }
 static void p_enter(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s, wl_fixed_t x, wl_fixed_t y) {
-	printf("PTR_ENTER serial=%u surface=%s x=%.8f y=%.8f\n", serial, surface_name(s), wl_fixed_to_double(x), wl_fixed_to_double(y));
+	printf("%sPTR_ENTER", STALE(p, ptr));
+	printf(" serial=%u surface=%s x=%.8f y=%.8f\n", serial, surface_name(s), wl_fixed_to_double(x), wl_fixed_to_double(y));
 	if (set_cursor_on_enter) show_cursor(serial);
 }
-static void p_leave(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s) { printf("PTR_LEAVE serial=%u surface=%s\n", serial, surface_name(s)); }
-static void p_motion(void *d, struct wl_pointer *p, uint32_t t, wl_fixed_t x, wl_fixed_t y) { printf("MOTION x=%.8f y=%.8f\n", wl_fixed_to_double(x), wl_fixed_to_double(y)); }
-static void p_button(void *d, struct wl_pointer *p, uint32_t serial, uint32_t t, uint32_t button, uint32_t state) { printf("BUTTON serial=%u button=%u state=%u\n", serial, button, state); }
+static void p_leave(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s) { printf("%sPTR_LEAVE", STALE(p, ptr)); printf(" serial=%u surface=%s\n", serial, surface_name(s)); }
+static void p_motion(void *d, struct wl_pointer *p, uint32_t t, wl_fixed_t x, wl_fixed_t y) { printf("%sMOTION", STALE(p, ptr)); printf(" x=%.8f y=%.8f\n", wl_fixed_to_double(x), wl_fixed_to_double(y)); }
+static void p_button(void *d, struct wl_pointer *p, uint32_t serial, uint32_t t, uint32_t button, uint32_t state) { printf("%sBUTTON", STALE(p, ptr)); printf(" serial=%u button=%u state=%u\n", serial, button, state); }
 static void p_axis(void *d, struct wl_pointer *p, uint32_t t, uint32_t axis, wl_fixed_t v) { printf("AXIS axis=%u value=%.8f\n", axis, wl_fixed_to_double(v)); }
-static void p_frame(void *d, struct wl_pointer *p) { printf("FRAME\n"); }
+static void p_frame(void *d, struct wl_pointer *p) { printf("%sFRAME\n", STALE(p, ptr)); }
 static void p_axis_source(void *d, struct wl_pointer *p, uint32_t src) { printf("AXIS_SOURCE %u\n", src); }
 static void p_axis_stop(void *d, struct wl_pointer *p, uint32_t t, uint32_t axis) { printf("AXIS_STOP axis=%u\n", axis); }
 static void p_axis_discrete(void *d, struct wl_pointer *p, uint32_t axis, int32_t n) { printf("AXIS_DISCRETE axis=%u n=%d\n", axis, n); }
@@ -1168,7 +1173,8 @@ static void seat_caps(void *d, struct wl_seat *s, uint32_t caps) {
 		kbd = wl_seat_get_keyboard(s);
 		wl_keyboard_add_listener(kbd, &kb_listener, NULL);
 	} else if (!(caps & WL_SEAT_CAPABILITY_KEYBOARD) && kbd) {
-		if (v3) wl_keyboard_release(kbd);
+		if (keep_devices) {} /* kept: must get no more events */
+		else if (v3) wl_keyboard_release(kbd);
 		else wl_keyboard_destroy(kbd);
 		kbd = NULL;
 	}
@@ -1176,7 +1182,8 @@ static void seat_caps(void *d, struct wl_seat *s, uint32_t caps) {
 		ptr = wl_seat_get_pointer(s);
 		wl_pointer_add_listener(ptr, &p_listener, NULL);
 	} else if (!(caps & WL_SEAT_CAPABILITY_POINTER) && ptr) {
-		if (v3) wl_pointer_release(ptr);
+		if (keep_devices) {}
+		else if (v3) wl_pointer_release(ptr);
 		else wl_pointer_destroy(ptr);
 		ptr = NULL;
 	}
@@ -1194,10 +1201,13 @@ static const struct wl_seat_listener seat_listener = { seat_caps, seat_name };
 
 /* A toplevel showing a W x H wl_shm buffer (smaller than the output: the compositor's fit
  * mode scales it), then every input event until "quit" on stdin (or stdin closes).
- * GP_SET_CURSOR=1: answers each pointer enter with a 16x16 cursor surface, hotspot (3,5). */
+ * GP_SET_CURSOR=1: answers each pointer enter with a 16x16 cursor surface, hotspot (3,5).
+ * GP_KEEP_DEVICES=1: keeps a wl_pointer/wl_keyboard whose capability went (its events, if
+ * any came, would be printed STALE ...) and gets a new one when the capability is back. */
 static int run_input(int w, int h) {
 	if (!seat || !shm || !compositor || !wm_base) die("missing wl_seat, wl_shm, wl_compositor or xdg_wm_base");
 	set_cursor_on_enter = getenv("GP_SET_CURSOR") && !strcmp(getenv("GP_SET_CURSOR"), "1");
+	keep_devices = getenv("GP_KEEP_DEVICES") && !strcmp(getenv("GP_KEEP_DEVICES"), "1");
 	xkb_ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
 	if (!xkb_ctx) die("xkb_context_new");
 	printf("SEAT version=%u\n", wl_seat_get_version(seat));
