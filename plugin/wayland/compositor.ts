@@ -31,6 +31,8 @@ import { createSinglePixelBufferGlobal } from './single-pixel.js';
 import { DataDevices } from './data-device.js';
 import { Seat } from './seat.js';
 import { SeatInput } from './seat-input.js';
+import { PointerCursor } from './cursor-image.js';
+import { outputToSurface } from './input-map.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../host-layers.js';
@@ -99,6 +101,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly seatInput: SeatInput;
   /** The host's input devices (null: none asked for, or libinput could not start). */
   readonly input: InputStack | null;
+  /** The client's pointer image on the cursor plane. */
+  readonly cursor: PointerCursor;
   readonly #log: (m: string) => void;
   readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: SurfaceCommit) => void }[] = [];
   readonly #idle = new SurfaceSource('no client');
@@ -134,6 +138,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.#globals(display);
       this.seat = seat = new Seat(display, { keymap: opts.input === false ? false : (opts.keymap ?? {}), log: (m) => this.#log(m) });
       this.seatInput = new SeatInput(this.seat, { output: () => ({ w: this.output.width, h: this.output.height }), fit: () => this.#fit, root: () => this.#mappedRoot() });
+      this.cursor = new PointerCursor(() => this.#pointerPlace(), (m) => this.#log(m));
+      this.seat.pointer.onCursor = (c) => this.cursor.set(c);
       this.dataDevices = new DataDevices(display);
       this.#outputGlobal(display);
       this.leases =
@@ -228,9 +234,19 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.#log(`input device ${d.sysname} (${d.name}) removed`);
       this.seatInput.deviceRemoved(d);
     });
-    stack.on('input', (e) => this.seatInput.handle(e));
+    stack.on('input', (e) => {
+      this.seatInput.handle(e);
+      if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') this.cursor.update();
+    });
     stack.on('warning', (m) => this.#log(m));
     return stack;
+  }
+
+  /** The shown toplevel under the pointer, and the pointer in its root surface's coordinates. */
+  #pointerPlace(): { source: SurfaceSource; tip: { x: number; y: number } } | null {
+    const root = this.#mappedRoot();
+    if (!root?.size || !this.seat.pointer.focus) return null;
+    return { source: this.#shown, tip: outputToSurface(this.#fit, root.size, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
   }
 
   /** The shown toplevel's surface once it has a buffer (what has keyboard focus and is under the pointer). */
@@ -343,8 +359,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
 
   /** Puts the shown toplevel's sub-surfaces on the output as host layers around it. */
   #relayout(): void {
-    // Focus and pointer follow what is on screen now.
+    // Focus, pointer and its image follow what is on screen now.
     this.seatInput.refresh();
+    this.cursor.update();
     const root = this.#shownRoot();
     const scene = root ? sceneLayers(flattenTree(root), root, this.#fit, this.output.width, this.output.height) : [];
     const shown = new Set(scene.map((l) => l.surface));
@@ -382,6 +399,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     if (this.#closed) return;
     this.#closed = true;
     this.input?.close();
+    this.cursor.close();
     this.leases?.close();
     await this.display.stop();
     await this.output.close();

@@ -11,6 +11,7 @@ import { findCardByDriver } from '../../plugin/kms/device.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { waitFor } from './helpers/faults.js';
+import { readState } from './helpers/debugfs.js';
 import { keyboard, mouse, startUdevd, tablet, TouchScreen, udevSettle, uinputMissing, type VirtualDevice } from './helpers/uinput.js';
 import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
@@ -310,6 +311,38 @@ describe('kiosk compositor input (uinput, udevd, libinput, a real Wayland client
     kbd.key(KEY_B, false);
     await ev.expect(['KEY serial=S key=48 state=1 sym=b utf8=b', 'KEY serial=S key=48 state=0 sym=b utf8=b'], 'keys at the second client');
     expect(log.filter((l) => /client request failed|input/i.test(l) && !/^input device /.test(l)), log.join(' | ')).toEqual([]);
+  });
+
+  it.skipIf(missing)('set_cursor: the client image on the cursor plane, its hotspot under the pointer; hidden beside the picture', async () => {
+    const pen = plug(tablet(1024, 768));
+    udevSettle();
+    const log: string[] = [];
+    const { kiosk, socket } = await startCompositor(log);
+    await waitFor(() => log.some((l) => l.includes('(guestplane test tablet)')), 'the tablet', 15_000);
+    const c = startClient(client, ['input', '512', '256'], { runtimeDir: runtimeDir(), socket, extra: { GP_SET_CURSOR: '1' } });
+    cleanup.push(() => c.kill());
+    await c.waitFor(/^SET_CURSOR serial=\d+ hotspot=3,5$/);
+    const card = findCardByDriver('vkms')!;
+    const cursorPlane = kiosk.output.dev.planesFor(kiosk.output.crtc, 'cursor')[0]!;
+    // Output (300, 200) is surface (150, 36); the 16x16 image hangs from its hotspot (3, 5) there.
+    for (const [x, y] of [
+      [300, 200],
+      [302, 210],
+    ] as const) {
+      pen.absTo(x, y);
+      await waitFor(() => readState(card).planes.find((p) => p.id === cursorPlane.id)?.fields['crtc-pos'] === `16x16+${x - 3}+${y - 5}`, `the cursor plane at ${x - 3},${y - 5}`, 10_000).catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(readState(card).planes.find((p) => p.id === cursorPlane.id))}; log: ${log.join(' | ')}`);
+      });
+    }
+    const cap = await kiosk.output.captureNext();
+    expect(cap.content?.layers?.find((l) => l.id === 'cursor')).toMatchObject({ how: 'plane', planeId: cursorPlane.id });
+    const px = (x: number, y: number) => new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4)[(y * cap.stride) / 4 + x]! & 0xffffff;
+    expect([px(299, 205), px(302, 210), px(314, 220)]).toEqual([0xff00ff, 0xff00ff, 0xff00ff]);
+    expect([px(298, 205), px(315, 210), px(302, 221)]).toEqual([0x406080, 0x406080, 0x406080]);
+    // Over the letterbox the pointer is over no surface: no client image, the plane is off.
+    pen.absTo(300, 50);
+    await waitFor(() => !(readState(card).planes.find((p) => p.id === cursorPlane.id)?.fb ?? 0), 'the cursor plane off', 10_000);
+    expect(log.filter((l) => /client request failed|cursor/i.test(l) && !/^input device /.test(l)), log.join(' | ')).toEqual([]);
   });
 
   it.skipIf(missing)('wl_seat errors only where the protocol says: never-had capability, cursor role; a had-once one is no error', async () => {
