@@ -5,7 +5,9 @@
 // is sent with xkbcommon. The client shows a 512x256 buffer on the 1024x768 output with
 // fit: scaled by 2 into (0, 128)–(1024, 640), so every coordinate below is the inverse of
 // that placement, worked out by hand: output (X, Y) → surface ((X − 0) / 2, (Y − 128) / 2).
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll } from 'vitest';
+import { existsSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
@@ -343,6 +345,43 @@ describe('kiosk compositor input (uinput, udevd, libinput, a real Wayland client
     pen.absTo(300, 50);
     await waitFor(() => !(readState(card).planes.find((p) => p.id === cursorPlane.id)?.fb ?? 0), 'the cursor plane off', 10_000);
     expect(log.filter((l) => /client request failed|cursor/i.test(l) && !/^input device /.test(l)), log.join(' | ')).toEqual([]);
+  });
+
+  it.skipIf(missing || !existsSync('/usr/bin/foot'))('foot: keys typed on a uinput keyboard (shift included) run a command in its shell', async () => {
+    const kbd = plug(keyboard());
+    udevSettle();
+    const log: string[] = [];
+    const { kiosk, socket } = await startCompositor(log);
+    await waitFor(() => log.some((l) => l.includes('(guestplane test keyboard)')), 'the keyboard', 15_000);
+    const target = '/tmp/gpFOOT';
+    rmSync(target, { force: true });
+    const mapped = new Promise<void>((resolve) => kiosk.once('toplevel', (t) => t.surface.once('commit', () => resolve())));
+    const foot = spawn('foot', ['sh'], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    foot.stdout.on('data', (d) => (out += d));
+    foot.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => foot.on('exit', (code) => r(code)));
+    cleanup.push(() => foot.kill('SIGKILL'));
+    await mapped;
+    await waitFor(() => kiosk.seat.keyboard?.focus !== null, "foot's keyboard focus", 15_000);
+    // "touch /tmp/gpFOOT" (the capitals with shift), Enter, then "exit", Enter.
+    const KEYS: Record<string, number> = { t: 20, o: 24, u: 22, c: 46, h: 35, ' ': 57, '/': 53, m: 50, p: 25, g: 34, f: 33, e: 18, x: 45, i: 23, '\n': 28 };
+    const type = (text: string) => {
+      for (const ch of text) {
+        const shift = ch !== ch.toLowerCase();
+        if (shift) kbd.key(KEY_LEFTSHIFT, true);
+        kbd.key(KEYS[ch.toLowerCase()]!, true);
+        kbd.key(KEYS[ch.toLowerCase()]!, false);
+        if (shift) kbd.key(KEY_LEFTSHIFT, false);
+      }
+    };
+    type('touch /tmp/gpFOOT\n');
+    await waitFor(() => existsSync(target), `${target} made by foot's shell`, 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}; foot: ${out}; log: ${log.join(' | ')}`);
+    });
+    type('exit\n');
+    expect(await exited).toBe(0);
+    rmSync(target, { force: true });
   });
 
   it.skipIf(missing)('wl_seat errors only where the protocol says: never-had capability, cursor role; a had-once one is no error', async () => {
