@@ -144,4 +144,26 @@ describe('wl_seat by version', { timeout: 30_000 }, () => {
       'MODS serial=S depressed=1 latched=0 locked=0 group=0 active=Shift',
     ]);
   });
+
+  it('focus follows the toplevel: leave on unmap (keys then go nowhere), enter again on map', async () => {
+    const { socket, input } = serve();
+    input.deviceAdded({ sysname: 'event3', name: 'test keyboard+pointer', capabilities: { keyboard: true, pointer: true, touch: false } });
+    const c = client(socket);
+    await linesUntil(c, 0, /^PTR_ENTER/);
+    await c.waitFor(/^MODS/);
+    let from = c.lines.length;
+    c.child.stdin!.write('unmap\n');
+    expect(await linesUntil(c, from, /^PTR_LEAVE/)).toEqual(['KB_LEAVE serial=S surface=toplevel', 'PTR_LEAVE serial=S surface=toplevel', 'FRAME']);
+    from = c.lines.length;
+    input.handle({ kind: 'key', code: 48, pressed: true });
+    input.handle({ kind: 'key', code: 48, pressed: false });
+    input.handle({ kind: 'absolute', x: 300 / 1024, y: 200 / 768 });
+    c.child.stdin!.write('map\n');
+    expect(await linesUntil(c, from, /^PTR_ENTER/)).toEqual([
+      'KB_ENTER serial=S surface=toplevel keys=',
+      'MODS serial=S depressed=0 latched=0 locked=0 group=0 active=',
+      'PTR_ENTER serial=S surface=toplevel x=150.00000000 y=36.00000000',
+      'FRAME',
+    ]);
+  });
 });

@@ -30,7 +30,8 @@
  *   gp-wayland-client input W H  a toplevel with a WxH wl_shm buffer; binds wl_seat (v8, or
  *                                GP_SEAT_VERSION) and prints every wl_keyboard/wl_pointer/
  *                                wl_touch event (keysyms from the keymap it compiles with
- *                                xkbcommon) until "quit" on stdin ("sync": a roundtrip, SYNCED)
+ *                                xkbcommon) until "quit" on stdin ("sync": a roundtrip, SYNCED;
+ *                                "unmap"/"map": a null buffer, then the buffer again)
  *   gp-wayland-client seat-request WHAT  get_keyboard|pointer|touch (or cursor-role: set_cursor
  *                                on a sub-surface) and the protocol error that follows, if any
  *   gp-wayland-client error CASE sends one kind of bad request and prints the protocol
@@ -1248,6 +1249,10 @@ static int run_input(int w, int h) {
 			if (!strncmp(line, "sync", 4)) {
 				wl_display_roundtrip(display);
 				printf("SYNCED\n");
+			} else if (!strncmp(line, "unmap", 5) || !strncmp(line, "map", 3)) {
+				/* a null buffer unmaps the toplevel; the buffer again maps it */
+				wl_surface_attach(input_surface, line[0] == 'u' ? NULL : b.wl, 0, 0);
+				wl_surface_commit(input_surface);
 			}
 		}
 	}
