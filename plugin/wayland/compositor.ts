@@ -3,7 +3,9 @@
 // straight on the primary plane when the kernel takes it, wl_shm through the copy path.
 // Clients learn what scans out (linux-dmabuf feedback), when frames hit the screen
 // (presentation-time, from the page-flip events) and can lease the connectors the kiosk
-// does not use (drm-lease).
+// does not use (drm-lease). The seat has the host's input devices (libinput, seat-input.ts):
+// the shown toplevel has the keyboard focus, and the pointer is mapped into it through the
+// same fit placement the output shows it with.
 //
 // The Wayland display runs inside the Node event loop (protocols/runtime.ts: its
 // epoll fd is watched by the Node loop's own epoll (uv_poll), requests are dispatched on the main thread).
