@@ -67,7 +67,13 @@ function client(socket: string, extra: NodeJS.ProcessEnv = {}) {
 
 /** The lines after `from` once `last` has come (then a round trip for stragglers). */
 async function linesUntil(c: ReturnType<typeof client>, from: number, last: RegExp): Promise<string[]> {
-  await c.waitFor(last);
+  await new Promise<void>((resolve, reject) => {
+    const end = Date.now() + 20_000;
+    const t = setInterval(() => {
+      if (c.lines.slice(from).some((l) => last.test(l))) (clearInterval(t), resolve());
+      else if (Date.now() > end) (clearInterval(t), reject(new Error(`no ${last} after line ${from}: ${c.lines.slice(from).join(' | ')}`)));
+    }, 5);
+  });
   const synced = c.lines.filter((l) => l === 'SYNCED').length;
   c.child.stdin!.write('sync\n');
   await new Promise<void>((r) => {

@@ -1225,6 +1225,8 @@ static int run_input(int w, int h) {
 		if (wl_display_dispatch(display) < 0) die("display error waiting for the first frame");
 	printf("MAPPED %dx%d\n", w, h);
 	fflush(stdout);
+	/* Unbuffered: a second command must not wait in stdio's buffer while poll() sees none. */
+	setvbuf(stdin, NULL, _IONBF, 0);
 	struct pollfd fds[2] = { { wl_display_get_fd(display), POLLIN, 0 }, { 0, POLLIN, 0 } };
 	for (;;) {
 		while (wl_display_prepare_read(display) != 0) wl_display_dispatch_pending(display);
