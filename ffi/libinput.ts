@@ -43,6 +43,10 @@ export const LIBINPUT_EVENT_TOUCH_FRAME = 504;
 export const LIBINPUT_POINTER_AXIS_SCROLL_VERTICAL = 0;
 export const LIBINPUT_POINTER_AXIS_SCROLL_HORIZONTAL = 1;
 export const LIBINPUT_KEY_STATE_PRESSED = 1;
+// enum libinput_device_capability
+export const LIBINPUT_DEVICE_CAP_KEYBOARD = 0;
+export const LIBINPUT_DEVICE_CAP_POINTER = 1;
+export const LIBINPUT_DEVICE_CAP_TOUCH = 2;
 export const LIBINPUT_BUTTON_STATE_PRESSED = 1;
 
 type Fn = koffi.KoffiFunction;
@@ -67,6 +71,7 @@ export interface LibinputBindings {
   deviceGetSysname: Fn;
   deviceRef: Fn;
   deviceUnref: Fn;
+  deviceHasCapability: Fn;
   keyboardEvent: Fn;
   keyboardKey: Fn;
   keyboardKeyState: Fn;
@@ -114,6 +119,7 @@ export function libinput(): LibinputBindings {
     deviceGetSysname: l.func('const char *libinput_device_get_sysname(void *d)'),
     deviceRef: l.func('void *libinput_device_ref(void *d)'),
     deviceUnref: l.func('void *libinput_device_unref(void *d)'),
+    deviceHasCapability: l.func('int libinput_device_has_capability(void *d, int capability)'),
     keyboardEvent: l.func('void *libinput_event_get_keyboard_event(void *e)'),
     keyboardKey: l.func('uint32_t libinput_event_keyboard_get_key(void *k)'),
     keyboardKeyState: l.func('int libinput_event_keyboard_get_key_state(void *k)'),
@@ -156,6 +162,9 @@ export const ABI: AbiManifest = {
     LIBINPUT_POINTER_AXIS_SCROLL_VERTICAL,
     LIBINPUT_POINTER_AXIS_SCROLL_HORIZONTAL,
     LIBINPUT_KEY_STATE_PRESSED,
+    LIBINPUT_DEVICE_CAP_KEYBOARD,
+    LIBINPUT_DEVICE_CAP_POINTER,
+    LIBINPUT_DEVICE_CAP_TOUCH,
     LIBINPUT_BUTTON_STATE_PRESSED,
   },
 };

@@ -83,10 +83,15 @@ commands:
       --session, --no-input, --input-devices and the chords as for one guest.
 
   compositor [--device PATH] [--connector NAME] [--mode WxH[@Hz]] [--socket NAME] [--fit MODE] [--no-lease]
+             [--no-input | --input-devices P,Q]
       A kiosk Wayland compositor: one full-screen toplevel, its dma-buf buffers scanned
       out when the planes take them, wl_shm through the copy path; linux-dmabuf v4 with
       scanout tranches, presentation-time, drm-lease, viewporter; buffer transforms and
       Y_INVERT undone by the plane rotation. Prints WAYLAND_DISPLAY for clients.
+      The seat has the host's keyboards, pointers and touchscreens (libinput on udev's
+      seat0; keymap from XKB_DEFAULT_LAYOUT etc.); the shown toplevel has the focus.
+      --no-input       a seat without devices
+      --input-devices P,Q  only these /dev/input/event* nodes
 
   help                this text
 `;
@@ -429,12 +434,15 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
     socket: { type: 'string' },
     fit: { type: 'string' },
     'no-lease': { type: 'boolean' },
+    'no-input': { type: 'boolean' },
+    'input-devices': { type: 'string' },
   });
   if (o.flag('help')) {
     io.stdout(USAGE);
     return 0;
   }
   const str = (k: string) => o.str(k);
+  if (o.flag('no-input') && str('input-devices') !== undefined) throw new UsageError('compositor: --no-input and --input-devices contradict each other; give one');
   const fit = str('fit') ?? 'native';
   if (!FITS.includes(fit as FitMode)) throw new UsageError(`compositor: --fit '${fit}' is not one of ${FITS.join(', ')}`);
   const c = await runCompositor({
@@ -444,6 +452,7 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
     socket: str('socket'),
     fit: fit as FitMode,
     leasing: !o.flag('no-lease'),
+    input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
     log: (m) => io.stderr(`guestplane compositor: ${m}\n`),
   });
   io.stdout(`WAYLAND_DISPLAY=${c.socket}\n`);

@@ -24,11 +24,21 @@ export type InputEvent =
   | { kind: 'button'; button: number; pressed: boolean }
   /** One wheel detent = 120; positive = down/right. */
   | { kind: 'scroll'; axis: 'vertical' | 'horizontal'; v120: number }
-  | { kind: 'touch'; phase: 'down' | 'motion' | 'up' | 'cancel'; slot: number; x: number; y: number };
+  | { kind: 'touch'; phase: 'down' | 'motion' | 'up' | 'cancel'; slot: number; x: number; y: number }
+  /** The touch events since the last frame belong together (one evdev SYN_REPORT). */
+  | { kind: 'touch-frame' };
 
 export interface InputDevice {
   name: string;
   sysname: string;
+  /** What libinput makes of the device (a seat's capabilities are the union of its devices'). */
+  capabilities?: DeviceCapabilities;
+}
+
+export interface DeviceCapabilities {
+  keyboard: boolean;
+  pointer: boolean;
+  touch: boolean;
 }
 
 interface Events {
@@ -63,6 +73,7 @@ export class InputStack extends EventEmitter<Events> {
   readonly #devices = new Map<string, unknown>();
   /** libinput device pointer (its address) → what we say about it: looked up once per event. */
   readonly #byAddress = new Map<bigint, InputDevice>();
+  readonly #capabilities = new Map<string, DeviceCapabilities>();
   readonly #warned = new Set<string>();
 
   constructor(opts: InputStackOptions = {}) {
@@ -140,6 +151,11 @@ export class InputStack extends EventEmitter<Events> {
     return (this.#b.deviceGetName(dev) as string | null) ?? '?';
   }
 
+  #capabilitiesOf(dev: unknown): DeviceCapabilities {
+    const has = (cap: number) => (this.#b.deviceHasCapability(dev, cap) as number) !== 0;
+    return { keyboard: has(li.LIBINPUT_DEVICE_CAP_KEYBOARD), pointer: has(li.LIBINPUT_DEVICE_CAP_POINTER), touch: has(li.LIBINPUT_DEVICE_CAP_TOUCH) };
+  }
+
   #draining = false;
   #closeAfterDrain = false;
 
@@ -171,13 +187,16 @@ export class InputStack extends EventEmitter<Events> {
       case li.LIBINPUT_EVENT_DEVICE_ADDED:
       case li.LIBINPUT_EVENT_DEVICE_REMOVED: {
         const dev = b.eventGetDevice(e);
-        const d = { name: this.#name(dev), sysname: (b.deviceGetSysname(dev) as string | null) ?? '?' };
+        const sysname = (b.deviceGetSysname(dev) as string | null) ?? '?';
+        const d = { name: this.#name(dev), sysname, capabilities: this.#capabilities.get(sysname) ?? this.#capabilitiesOf(dev) };
         if (type === li.LIBINPUT_EVENT_DEVICE_ADDED) {
-          this.#devices.set(d.sysname, dev);
+          this.#devices.set(sysname, dev);
           this.#byAddress.set(koffi.address(dev), d);
+          this.#capabilities.set(sysname, d.capabilities);
         } else {
-          this.#devices.delete(d.sysname);
+          this.#devices.delete(sysname);
           this.#byAddress.delete(koffi.address(dev));
+          this.#capabilities.delete(sysname);
         }
         this.emit(type === li.LIBINPUT_EVENT_DEVICE_ADDED ? 'device-added' : 'device-removed', d);
         return;
@@ -225,6 +244,9 @@ export class InputStack extends EventEmitter<Events> {
         });
         return;
       }
+      case li.LIBINPUT_EVENT_TOUCH_FRAME:
+        this.#input(e, { kind: 'touch-frame' });
+        return;
       default:
         return; // gestures, tablet tools, switches: not used yet
     }
@@ -278,6 +300,7 @@ export class InputStack extends EventEmitter<Events> {
     this.#udev = null;
     this.#devices.clear();
     this.#byAddress.clear();
+    this.#capabilities.clear();
     if (this.#iface) koffi.free(this.#iface);
     this.#iface = null;
     for (const cb of this.#callbacks.splice(0)) koffi.unregister(cb);

@@ -3,7 +3,9 @@
 // straight on the primary plane when the kernel takes it, wl_shm through the copy path.
 // Clients learn what scans out (linux-dmabuf feedback), when frames hit the screen
 // (presentation-time, from the page-flip events) and can lease the connectors the kiosk
-// does not use (drm-lease).
+// does not use (drm-lease). The seat has the host's input devices (libinput, seat-input.ts):
+// the shown toplevel has the keyboard focus, and the pointer is mapped into it through the
+// same fit placement the output shows it with.
 //
 // The Wayland display runs inside the Node event loop (protocols/runtime.ts: its
 // epoll fd is watched by the Node loop's own epoll (uv_poll), requests are dispatched on the main thread).
@@ -29,7 +31,12 @@ import { sceneLayers } from './scene.js';
 import { createDecorationGlobal } from './decoration.js';
 import { createSinglePixelBufferGlobal } from './single-pixel.js';
 import { DataDevices } from './data-device.js';
-import { createSeatGlobal } from './seat.js';
+import { Seat } from './seat.js';
+import { SeatInput } from './seat-input.js';
+import { PointerCursor } from './cursor-image.js';
+import { outputToSurface } from './input-map.js';
+import { InputStack, type InputStackOptions } from '../input/devices.js';
+import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../host-layers.js';
 
 export interface CompositorOptions {
@@ -44,6 +51,14 @@ export interface CompositorOptions {
   fit?: FitMode;
   /** Offer unused connectors through wp_drm_lease_device_v1 (default true). */
   leasing?: boolean;
+  /**
+   * The host's keyboards, pointers and touchscreens for the seat (libinput): udev's seat0 by
+   * default, or the path backend on named nodes; false: a seat with no devices. A stack
+   * that cannot start is logged and the compositor runs without input.
+   */
+  input?: InputStackOptions | false;
+  /** Keymap names (RMLVO); XKB_DEFAULT_* in the environment fill the rest. */
+  keymap?: RuleNames;
   /** Diagnostics (default: stderr). */
   log?: (message: string) => void;
 }
@@ -83,6 +98,13 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   /** The clipboard; the shown toplevel's client has the focus. */
   readonly dataDevices: DataDevices;
   readonly mainDevice: bigint;
+  /** wl_seat: capabilities from the host's devices, focus on the shown toplevel. */
+  readonly seat: Seat;
+  readonly seatInput: SeatInput;
+  /** The host's input devices (null: none asked for, or libinput could not start). */
+  readonly input: InputStack | null;
+  /** The client's pointer image on the cursor plane. */
+  readonly cursor: PointerCursor;
   readonly #log: (m: string) => void;
   readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: SurfaceCommit) => void }[] = [];
   readonly #idle = new SurfaceSource('no client');
@@ -104,6 +126,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     const fit = opts.fit ?? 'native';
     let display: Display | null = null;
     let output: Output | null = null;
+    let seat: Seat | null = null;
     try {
       const connector = opts.connector ?? this.dev.connectors.find((c) => !c.writeback && c.connection === 'connected')?.name;
       if (!connector) throw new Error(`${devicePath}: no connected connector; pass --connector (connectors: ${this.dev.connectors.map((c) => `${c.name} ${c.connection}`).join(', ')})`);
@@ -115,6 +138,10 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
 
       this.dmabuf = this.#linuxDmabuf(display, devicePath);
       this.#globals(display);
+      this.seat = seat = new Seat(display, { keymap: opts.input === false ? false : (opts.keymap ?? {}), log: (m) => this.#log(m) });
+      this.seatInput = new SeatInput(this.seat, { output: () => ({ w: this.output.width, h: this.output.height }), fit: () => this.#fit, root: () => this.#mappedRoot() });
+      this.cursor = new PointerCursor(() => this.#pointerPlace(), (m) => this.#log(m));
+      this.seat.pointer.onCursor = (c) => this.cursor.set(c);
       this.dataDevices = new DataDevices(display);
       this.#outputGlobal(display);
       this.leases =
@@ -136,7 +163,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.output.attach(this.#idle, fit);
       this.#fit = fit;
       display.start({ onError: (e) => this.#log(`client request failed: ${e instanceof Error ? e.message : String(e)}`) });
+      this.input = opts.input === false ? null : this.#startInput(opts.input ?? {});
     } catch (e) {
+      seat?.close();
       if (display && !display.destroyed) display.destroy();
       void output?.close();
       void this.dev.close();
@@ -183,7 +212,49 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     createViewporterGlobal(display);
     createDecorationGlobal(display);
     createSinglePixelBufferGlobal(display);
-    createSeatGlobal(display);
+  }
+
+  /** libinput on the host's devices into the seat; null (logged) when it cannot start. */
+  #startInput(opts: InputStackOptions): InputStack | null {
+    let stack: InputStack;
+    try {
+      stack = new InputStack(opts);
+    } catch (e) {
+      this.#log(`no input devices: ${(e as Error).message}`);
+      return null;
+    }
+    const what = (d: { capabilities?: { keyboard: boolean; pointer: boolean; touch: boolean } }) =>
+      Object.entries(d.capabilities ?? {})
+        .filter(([, v]) => v)
+        .map(([k]) => k)
+        .join('+') || 'nothing the seat uses';
+    stack.on('device-added', (d) => {
+      this.#log(`input device ${d.sysname} (${d.name}): ${what(d)}`);
+      this.seatInput.deviceAdded(d);
+    });
+    stack.on('device-removed', (d) => {
+      this.#log(`input device ${d.sysname} (${d.name}) removed`);
+      this.seatInput.deviceRemoved(d);
+    });
+    stack.on('input', (e) => {
+      this.seatInput.handle(e);
+      if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') this.cursor.update();
+    });
+    stack.on('warning', (m) => this.#log(m));
+    return stack;
+  }
+
+  /** The shown toplevel under the pointer, and the pointer in its root surface's coordinates. */
+  #pointerPlace(): { source: SurfaceSource; tip: { x: number; y: number } } | null {
+    const root = this.#mappedRoot();
+    if (!root?.size || !this.seat.pointer.focus) return null;
+    return { source: this.#shown, tip: outputToSurface(this.#fit, root.size, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
+  }
+
+  /** The shown toplevel's surface once it has a buffer (what has keyboard focus and is under the pointer). */
+  #mappedRoot(): Surface | null {
+    const root = this.#shownRoot();
+    return root && !root.resource.destroyed && root.size ? root : null;
   }
 
   /** Presentation feedback for every surface the flip concerns, then the compositor's own event. */
@@ -221,8 +292,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     source.outputs = () => [...this.#wlOutputs];
     const onCommit = (c: SurfaceCommit) => {
       source.commit(c);
-      // The root's size places its sub-surfaces.
-      if (this.#sceneKey !== null) this.#queueRelayout();
+      // The root's size places its sub-surfaces, and maps the pointer into it.
+      this.#queueRelayout();
     };
     t.surface.on('commit', onCommit);
     this.#toplevels.push({ t, source, onCommit });
@@ -290,6 +361,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
 
   /** Puts the shown toplevel's sub-surfaces on the output as host layers around it. */
   #relayout(): void {
+    // Focus, pointer and its image follow what is on screen now.
+    this.seatInput.refresh();
+    this.cursor.update();
     const root = this.#shownRoot();
     const scene = root ? sceneLayers(flattenTree(root), root, this.#fit, this.output.width, this.output.height) : [];
     const shown = new Set(scene.map((l) => l.surface));
@@ -326,6 +400,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.input?.close();
+    this.cursor.close();
     this.leases?.close();
     await this.display.stop();
     await this.output.close();
@@ -335,6 +411,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.#subs.clear();
     this.#idle.close();
     this.dmabuf.close();
+    this.seat.close();
     await this.dev.close();
   }
 }

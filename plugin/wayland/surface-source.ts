@@ -20,11 +20,15 @@ import { ZwpLinuxBufferParamsV1Flags } from '../../protocols/generated/linux_dma
 import type { ClientBuffer } from './buffer.js';
 import { completeCallbacks, finishUnshown, type SurfaceCommit } from './surface.js';
 import { sendDiscarded, sendPresented, type Presented } from './presentation.js';
+import type { CursorPicture } from './cursor-image.js';
 
 export interface SurfacePresent extends Presented {
   /** The frame (commit seq) the output put on screen; undefined: not ours (no-signal). */
   frame?: number;
 }
+
+/** The cursor image's buffer id (client buffers count up from 1). */
+const CURSOR_BUFFER_ID = 0x7fff_0000;
 
 /** A superseded commit no flip completed in this time is finished anyway (the client must not stall). */
 const STALL_MS = 1000;
@@ -47,6 +51,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   readonly #snapshot: { buf: Buffer; bytes: Uint8Array | null; frame: number; bufferId: number } = { buf: Buffer.alloc(0), bytes: null, frame: -1, bufferId: -1 };
   /** Buffers whose client was already told they cannot be shown. */
   readonly #failed = new Set<number>();
+  /** The pointer image over this surface and its place (wl_pointer.set_cursor), for the cursor plane. */
+  #cursor: { plane: GuestPlaneInfo; bytes: Uint8Array } | null = null;
   /** wl_output resources of the output, for wp_presentation_feedback.sync_output. */
   outputs: () => readonly WlOutput[] = () => [];
 
@@ -175,8 +181,45 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     return this.#held.get(id) ?? null;
   }
 
+  /**
+   * The pointer image with its top-left at (x, y) in surface coordinates (the output maps
+   * the hotspot through the fit placement, unscaled); null: no image.
+   */
+  setCursor(c: { picture: CursorPicture; x: number; y: number; hotX: number; hotY: number } | null): void {
+    const old = this.#cursor?.plane;
+    if (!c) {
+      if (!old) return;
+      this.#cursor = null;
+      return void this.emit('changed');
+    }
+    const p = c.picture;
+    if (old && old.generation === p.generation && old.x === c.x && old.y === c.y && old.hotX === c.hotX && old.hotY === c.hotY) return;
+    const hot = (h: number, lim: number) => (h >= 0 && h < lim ? h : -1);
+    const plane: GuestPlaneInfo = {
+      kind: 'cursor',
+      transport: 'region',
+      bufferId: CURSOR_BUFFER_ID,
+      generation: p.generation,
+      frame: p.generation,
+      format: p.format,
+      modifier: 0n,
+      width: p.width,
+      height: p.height,
+      stride: p.stride,
+      offset: 0,
+      size: p.bytes.byteLength,
+      x: c.x,
+      y: c.y,
+      hotX: hot(c.hotX, p.width),
+      hotY: hot(c.hotY, p.height),
+    };
+    this.#cursor = { plane, bytes: p.bytes };
+    this.emit('changed');
+  }
+
   query(kind: GuestPlaneKind): PlaneQuery {
     if (this.#closed) return { state: 'lost', error: new Error(`${this.name} is closed`) };
+    if (kind === 'cursor') return this.#cursor ? { state: 'ok', plane: this.#cursor.plane } : { state: 'disabled' };
     const c = this.#current;
     if (kind !== 'primary' || !c?.buffer) return { state: 'disabled' };
     const b = c.buffer;
@@ -228,6 +271,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
    * software EGL has four) keep drawing while a slow output is still composing.
    */
   cpuView(plane: GuestPlaneInfo): CpuView | null {
+    if (plane.kind === 'cursor') return this.#cursor?.plane.generation === plane.generation ? { bytes: this.#cursor.bytes, offset: 0 } : null;
     const copied = this.#copied(plane.frame, plane.bufferId);
     if (copied) return { bytes: copied, offset: 0 };
     const snap = this.#snapshot;
@@ -312,5 +356,6 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     for (const b of this.#held.values()) if (!b.resource.destroyed) b.resource.sendRelease();
     this.#held.clear();
     this.#current = null;
+    this.#cursor = null;
   }
 }

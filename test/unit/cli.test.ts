@@ -35,6 +35,7 @@ describe('guestplane command line', () => {
       [['kiosk', '--config', 'x.json', '--session', 'logind'], /--session 'logind' is not seat, direct or auto/],
       [['kiosk', '--frobnicate'], /Unknown option '--frobnicate'/],
       [['compositor', '--fit', 'zoom'], /--fit 'zoom'/],
+      [['compositor', '--no-input', '--input-devices', '/dev/input/event3'], /--no-input and --input-devices contradict each other/],
       [['kiosk', '--qemu-dbus', '/run/user/1000/bus'], /--qemu-dbus '\/run\/user\/1000\/bus' is not a D-Bus address; give the bus QEMU's -display dbus uses/],
       [['kiosk', '--qemu-dbus', 'session', '--console', 'one'], /--console 'one' is not a console number/],
       [['kiosk', '--udmabuf', '640x480', '--console', '1'], /--console picks a console of a QEMU display/],

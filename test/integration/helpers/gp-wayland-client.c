@@ -27,6 +27,13 @@
  *                                dumb buffer, then waits for "exit" on stdin or
  *                                for wp_drm_lease_v1.finished
  *   gp-wayland-client roundtrip N  N wl_display_sync round trips: p50/p95/max latency
+ *   gp-wayland-client input W H  a toplevel with a WxH wl_shm buffer; binds wl_seat (v8, or
+ *                                GP_SEAT_VERSION) and prints every wl_keyboard/wl_pointer/
+ *                                wl_touch event (keysyms from the keymap it compiles with
+ *                                xkbcommon) until "quit" on stdin ("sync": a roundtrip, SYNCED;
+ *                                "unmap"/"map": a null buffer, then the buffer again)
+ *   gp-wayland-client seat-request WHAT  get_keyboard|pointer|touch (or cursor-role: set_cursor
+ *                                on a sub-surface) and the protocol error that follows, if any
  *   gp-wayland-client error CASE sends one kind of bad request and prints the protocol
  *                                error it gets back (memfds stand in for dma-bufs:
  *                                every check it exercises comes before any import)
@@ -53,6 +60,7 @@
 #include <xf86drm.h>
 #include <xf86drmMode.h>
 #include <wayland-client.h>
+#include <xkbcommon/xkbcommon.h>
 #include "xdg-shell-client-protocol.h"
 #include "linux-dmabuf-unstable-v1-client-protocol.h"
 #include "presentation-time-client-protocol.h"
@@ -71,6 +79,7 @@ static struct wp_viewporter *viewporter;
 static struct wl_subcompositor *subcompositor;
 static struct wl_data_device_manager *data_manager;
 static struct wl_seat *seat;
+static uint32_t seat_version = 1;
 static struct zxdg_decoration_manager_v1 *deco_manager;
 static struct wp_single_pixel_buffer_manager_v1 *single_pixel;
 static struct zwp_linux_dmabuf_v1 *dmabuf;
@@ -118,7 +127,7 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 	else if (!strcmp(iface, "wp_single_pixel_buffer_manager_v1"))
 		single_pixel = wl_registry_bind(r, name, &wp_single_pixel_buffer_manager_v1_interface, 1);
 	else if (!strcmp(iface, "wl_seat"))
-		seat = wl_registry_bind(r, name, &wl_seat_interface, 1);
+		seat = wl_registry_bind(r, name, &wl_seat_interface, version < seat_version ? version : seat_version);
 }
 static void registry_remove(void *data, struct wl_registry *r, uint32_t name) {}
 static const struct wl_registry_listener registry_listener = { registry_global, registry_remove };
@@ -1049,12 +1058,259 @@ static int run_error(const char *what) {
 	return 0;
 }
 
+/* ---- input: wl_seat, every wl_keyboard/wl_pointer/wl_touch event as one line.
+ * The keymap is compiled with xkbcommon (as every real client does), its state follows
+ * the modifiers events, and each key is printed with the keysym it makes in that state.
+ * Coordinates are wl_fixed_to_double, printed exactly (%.8f: multiples of 1/256). */
+static struct xkb_context *xkb_ctx;
+static struct xkb_keymap *xkb_map;
+static struct xkb_state *xkb_st;
+static struct wl_keyboard *kbd;
+static struct wl_pointer *ptr;
+static struct wl_touch *tch;
+static struct wl_surface *input_surface, *cursor_surface;
+static bool set_cursor_on_enter, keep_devices;
+/* Events on a wl_pointer/wl_keyboard kept after its capability went (GP_KEEP_DEVICES=1) say so. */
+#define STALE(obj, cur) ((obj) != (cur) ? "STALE " : "")
+
+static const char *surface_name(struct wl_surface *s) {
+	return s == NULL ? "null" : s == input_surface ? "toplevel" : s == cursor_surface ? "cursor" : "other";
+}
+
+static void kb_keymap(void *d, struct wl_keyboard *k, uint32_t format, int32_t fd, uint32_t size) {
+	int seals = fcntl(fd, F_GET_SEALS);
+	char *text = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (text == MAP_FAILED) die("cannot map the keymap");
+	if (xkb_map) xkb_keymap_unref(xkb_map);
+	if (xkb_st) xkb_state_unref(xkb_st);
+	xkb_map = xkb_keymap_new_from_string(xkb_ctx, text, XKB_KEYMAP_FORMAT_TEXT_V1, XKB_KEYMAP_COMPILE_NO_FLAGS);
+	munmap(text, size);
+	if (!xkb_map) die("the keymap does not compile");
+	xkb_st = xkb_state_new(xkb_map);
+	printf("KEYMAP format=%u size=%u keys=%u layouts=%u seals=0x%x\n", format, size, xkb_keymap_max_keycode(xkb_map) - xkb_keymap_min_keycode(xkb_map) + 1,
+	       xkb_keymap_num_layouts(xkb_map), seals < 0 ? 0 : seals);
+}
+static void kb_enter(void *d, struct wl_keyboard *k, uint32_t serial, struct wl_surface *s, struct wl_array *keys) {
+	printf("KB_ENTER serial=%u surface=%s keys=", serial, surface_name(s));
+	uint32_t *key;
+	const char *sep = "";
+	wl_array_for_each(key, keys) {
+		printf("%s%u", sep, *key);
+		sep = ",";
+	}
+	printf("\n");
+}
+static void kb_leave(void *d, struct wl_keyboard *k, uint32_t serial, struct wl_surface *s) { printf("KB_LEAVE serial=%u surface=%s\n", serial, surface_name(s)); }
+static void kb_key(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t time, uint32_t key, uint32_t state) {
+	char name[64] = "?", utf8[16] = "";
+	if (xkb_st) {
+		xkb_keysym_get_name(xkb_state_key_get_one_sym(xkb_st, key + 8), name, sizeof name);
+		xkb_state_key_get_utf8(xkb_st, key + 8, utf8, sizeof utf8);
+		for (char *c = utf8; *c; c++)
+			if ((unsigned char)*c < 0x20) *c = '?';
+	}
+	printf("%sKEY serial=%u", STALE(k, kbd), serial);
+	printf(" key=%u state=%u sym=%s utf8=%s\n", key, state, name, utf8);
+}
+static void kb_modifiers(void *d, struct wl_keyboard *k, uint32_t serial, uint32_t dep, uint32_t lat, uint32_t lock, uint32_t group) {
+	if (xkb_st) xkb_state_update_mask(xkb_st, dep, lat, lock, 0, 0, group);
+	printf("MODS serial=%u depressed=%u latched=%u locked=%u group=%u active=", serial, dep, lat, lock, group);
+	const char *sep = "";
+	for (xkb_mod_index_t i = 0; xkb_map && i < xkb_keymap_num_mods(xkb_map); i++)
+		if (xkb_state_mod_index_is_active(xkb_st, i, XKB_STATE_MODS_EFFECTIVE) > 0) {
+			printf("%s%s", sep, xkb_keymap_mod_get_name(xkb_map, i));
+			sep = ",";
+		}
+	printf("\n");
+}
+static void kb_repeat(void *d, struct wl_keyboard *k, int32_t rate, int32_t delay) { printf("REPEAT rate=%d delay=%d\n", rate, delay); }
+static const struct wl_keyboard_listener kb_listener = { kb_keymap, kb_enter, kb_leave, kb_key, kb_modifiers, kb_repeat };
+
+static void show_cursor(uint32_t serial) {
+	if (!cursor_surface) {
+		struct buffer b;
+		cursor_surface = wl_compositor_create_surface(compositor);
+		make_shm_sized(&b, 16, 16);
+		fill_solid(&b, 16, 16, 0xffff00ff);
+		wl_surface_attach(cursor_surface, b.wl, 0, 0);
+		wl_surface_commit(cursor_surface);
+	}
+	wl_pointer_set_cursor(ptr, serial, cursor_surface, 3, 5);
+	printf("SET_CURSOR serial=%u hotspot=3,5\n", serial);
+}
+static void p_enter(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s, wl_fixed_t x, wl_fixed_t y) {
+	printf("%sPTR_ENTER", STALE(p, ptr));
+	printf(" serial=%u surface=%s x=%.8f y=%.8f\n", serial, surface_name(s), wl_fixed_to_double(x), wl_fixed_to_double(y));
+	if (set_cursor_on_enter) show_cursor(serial);
+}
+static void p_leave(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s) { printf("%sPTR_LEAVE", STALE(p, ptr)); printf(" serial=%u surface=%s\n", serial, surface_name(s)); }
+static void p_motion(void *d, struct wl_pointer *p, uint32_t t, wl_fixed_t x, wl_fixed_t y) { printf("%sMOTION", STALE(p, ptr)); printf(" x=%.8f y=%.8f\n", wl_fixed_to_double(x), wl_fixed_to_double(y)); }
+static void p_button(void *d, struct wl_pointer *p, uint32_t serial, uint32_t t, uint32_t button, uint32_t state) { printf("%sBUTTON", STALE(p, ptr)); printf(" serial=%u button=%u state=%u\n", serial, button, state); }
+static void p_axis(void *d, struct wl_pointer *p, uint32_t t, uint32_t axis, wl_fixed_t v) { printf("AXIS axis=%u value=%.8f\n", axis, wl_fixed_to_double(v)); }
+static void p_frame(void *d, struct wl_pointer *p) { printf("%sFRAME\n", STALE(p, ptr)); }
+static void p_axis_source(void *d, struct wl_pointer *p, uint32_t src) { printf("AXIS_SOURCE %u\n", src); }
+static void p_axis_stop(void *d, struct wl_pointer *p, uint32_t t, uint32_t axis) { printf("AXIS_STOP axis=%u\n", axis); }
+static void p_axis_discrete(void *d, struct wl_pointer *p, uint32_t axis, int32_t n) { printf("AXIS_DISCRETE axis=%u n=%d\n", axis, n); }
+static void p_axis_value120(void *d, struct wl_pointer *p, uint32_t axis, int32_t v) { printf("AXIS_VALUE120 axis=%u v=%d\n", axis, v); }
+static const struct wl_pointer_listener p_listener = { p_enter, p_leave, p_motion, p_button, p_axis, p_frame, p_axis_source, p_axis_stop, p_axis_discrete, p_axis_value120 };
+
+static void t_down(void *d, struct wl_touch *t, uint32_t serial, uint32_t time, struct wl_surface *s, int32_t id, wl_fixed_t x, wl_fixed_t y) {
+	printf("TOUCH_DOWN serial=%u surface=%s id=%d x=%.8f y=%.8f\n", serial, surface_name(s), id, wl_fixed_to_double(x), wl_fixed_to_double(y));
+}
+static void t_up(void *d, struct wl_touch *t, uint32_t serial, uint32_t time, int32_t id) { printf("TOUCH_UP serial=%u id=%d\n", serial, id); }
+static void t_motion(void *d, struct wl_touch *t, uint32_t time, int32_t id, wl_fixed_t x, wl_fixed_t y) { printf("TOUCH_MOTION id=%d x=%.8f y=%.8f\n", id, wl_fixed_to_double(x), wl_fixed_to_double(y)); }
+static void t_frame(void *d, struct wl_touch *t) { printf("TOUCH_FRAME\n"); }
+static void t_cancel(void *d, struct wl_touch *t) { printf("TOUCH_CANCEL\n"); }
+static void t_shape(void *d, struct wl_touch *t, int32_t id, wl_fixed_t major, wl_fixed_t minor) {}
+static void t_orientation(void *d, struct wl_touch *t, int32_t id, wl_fixed_t o) {}
+static const struct wl_touch_listener t_listener = { t_down, t_up, t_motion, t_frame, t_cancel, t_shape, t_orientation };
+
+/* Gets and releases the devices as the capabilities come and go (what toolkits do). */
+static void seat_caps(void *d, struct wl_seat *s, uint32_t caps) {
+	printf("CAPS pointer=%d keyboard=%d touch=%d\n", !!(caps & WL_SEAT_CAPABILITY_POINTER), !!(caps & WL_SEAT_CAPABILITY_KEYBOARD), !!(caps & WL_SEAT_CAPABILITY_TOUCH));
+	bool v3 = wl_seat_get_version(s) >= 3;
+	if ((caps & WL_SEAT_CAPABILITY_KEYBOARD) && !kbd) {
+		kbd = wl_seat_get_keyboard(s);
+		wl_keyboard_add_listener(kbd, &kb_listener, NULL);
+	} else if (!(caps & WL_SEAT_CAPABILITY_KEYBOARD) && kbd) {
+		if (keep_devices) {} /* kept: must get no more events */
+		else if (v3) wl_keyboard_release(kbd);
+		else wl_keyboard_destroy(kbd);
+		kbd = NULL;
+	}
+	if ((caps & WL_SEAT_CAPABILITY_POINTER) && !ptr) {
+		ptr = wl_seat_get_pointer(s);
+		wl_pointer_add_listener(ptr, &p_listener, NULL);
+	} else if (!(caps & WL_SEAT_CAPABILITY_POINTER) && ptr) {
+		if (keep_devices) {}
+		else if (v3) wl_pointer_release(ptr);
+		else wl_pointer_destroy(ptr);
+		ptr = NULL;
+	}
+	if ((caps & WL_SEAT_CAPABILITY_TOUCH) && !tch) {
+		tch = wl_seat_get_touch(s);
+		wl_touch_add_listener(tch, &t_listener, NULL);
+	} else if (!(caps & WL_SEAT_CAPABILITY_TOUCH) && tch) {
+		if (v3) wl_touch_release(tch);
+		else wl_touch_destroy(tch);
+		tch = NULL;
+	}
+}
+static void seat_name(void *d, struct wl_seat *s, const char *name) { printf("SEAT_NAME %s\n", name); }
+static const struct wl_seat_listener seat_listener = { seat_caps, seat_name };
+
+/* A toplevel showing a W x H wl_shm buffer (smaller than the output: the compositor's fit
+ * mode scales it), then every input event until "quit" on stdin (or stdin closes).
+ * GP_SET_CURSOR=1: answers each pointer enter with a 16x16 cursor surface, hotspot (3,5).
+ * GP_KEEP_DEVICES=1: keeps a wl_pointer/wl_keyboard whose capability went (its events, if
+ * any came, would be printed STALE ...) and gets a new one when the capability is back. */
+static int run_input(int w, int h) {
+	if (!seat || !shm || !compositor || !wm_base) die("missing wl_seat, wl_shm, wl_compositor or xdg_wm_base");
+	set_cursor_on_enter = getenv("GP_SET_CURSOR") && !strcmp(getenv("GP_SET_CURSOR"), "1");
+	keep_devices = getenv("GP_KEEP_DEVICES") && !strcmp(getenv("GP_KEEP_DEVICES"), "1");
+	xkb_ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
+	if (!xkb_ctx) die("xkb_context_new");
+	printf("SEAT version=%u\n", wl_seat_get_version(seat));
+	wl_seat_add_listener(seat, &seat_listener, NULL);
+	input_surface = make_toplevel();
+	struct buffer b;
+	make_shm_sized(&b, w, h);
+	fill_solid(&b, w, h, 0xff406080);
+	wl_surface_attach(input_surface, b.wl, 0, 0);
+	struct wl_callback *cb = wl_surface_frame(input_surface);
+	wl_callback_add_listener(cb, &frame_listener, NULL);
+	wl_surface_commit(input_surface);
+	while (!frame_done)
+		if (wl_display_dispatch(display) < 0) die("display error waiting for the first frame");
+	printf("MAPPED %dx%d\n", w, h);
+	fflush(stdout);
+	/* Unbuffered: a second command must not wait in stdio's buffer while poll() sees none. */
+	setvbuf(stdin, NULL, _IONBF, 0);
+	struct pollfd fds[2] = { { wl_display_get_fd(display), POLLIN, 0 }, { 0, POLLIN, 0 } };
+	for (;;) {
+		while (wl_display_prepare_read(display) != 0) wl_display_dispatch_pending(display);
+		fflush(stdout);
+		if (wl_display_flush(display) < 0 && errno != EAGAIN) {
+			wl_display_cancel_read(display);
+			break;
+		}
+		if (poll(fds, 2, -1) < 0) {
+			wl_display_cancel_read(display);
+			if (errno == EINTR) continue;
+			die("poll");
+		}
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (wl_display_read_events(display) < 0) break;
+		} else
+			wl_display_cancel_read(display);
+		if (wl_display_dispatch_pending(display) < 0) break;
+		if (fds[1].revents & (POLLIN | POLLHUP)) {
+			char line[64];
+			if (!fgets(line, sizeof line, stdin) || !strncmp(line, "quit", 4)) break;
+			if (!strncmp(line, "sync", 4)) {
+				wl_display_roundtrip(display);
+				printf("SYNCED\n");
+			} else if (!strncmp(line, "unmap", 5) || !strncmp(line, "map", 3)) {
+				/* a null buffer unmaps the toplevel; the buffer again maps it */
+				wl_surface_attach(input_surface, line[0] == 'u' ? NULL : b.wl, 0, 0);
+				wl_surface_commit(input_surface);
+			}
+		}
+	}
+	print_error();
+	return 0;
+}
+
+/* get_keyboard/get_pointer/get_touch on a seat (bound at version GP_SEAT_VERSION, default 8):
+ * prints the capabilities it announced, then the protocol error (or none) the request got. */
+static uint32_t announced_caps = 0xffffffff;
+static void seat_caps_only(void *d, struct wl_seat *s, uint32_t caps) { announced_caps = caps; }
+static const struct wl_seat_listener seat_caps_listener = { seat_caps_only, seat_name };
+static uint32_t enter_serial;
+static void enter_only(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s, wl_fixed_t x, wl_fixed_t y) { enter_serial = serial; }
+static void ignore_leave(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s) {}
+static void ignore_motion(void *d, struct wl_pointer *p, uint32_t t, wl_fixed_t x, wl_fixed_t y) {}
+static void ignore_frame(void *d, struct wl_pointer *p) {}
+static const struct wl_pointer_listener enter_only_listener = { enter_only, ignore_leave, ignore_motion, p_button, p_axis, ignore_frame, p_axis_source, p_axis_stop, p_axis_discrete, p_axis_value120 };
+static int run_seat_request(const char *what) {
+	if (!seat) die("no wl_seat");
+	wl_seat_add_listener(seat, &seat_caps_listener, NULL);
+	wl_display_roundtrip(display);
+	printf("CAPS_ANNOUNCED %u\n", announced_caps);
+	if (!strcmp(what, "keyboard")) wl_seat_get_keyboard(seat);
+	else if (!strcmp(what, "pointer")) wl_seat_get_pointer(seat);
+	else if (!strcmp(what, "touch")) wl_seat_get_touch(seat);
+	else if (!strcmp(what, "cursor-role")) {
+		/* once the pointer is in our toplevel, set_cursor with a surface that already is a
+		 * sub-surface: wl_pointer.error.role */
+		struct wl_surface *parent = wl_compositor_create_surface(compositor), *s = wl_compositor_create_surface(compositor);
+		wl_subcompositor_get_subsurface(subcompositor, s, parent);
+		ptr = wl_seat_get_pointer(seat);
+		wl_pointer_add_listener(ptr, &enter_only_listener, NULL);
+		input_surface = make_toplevel();
+		struct buffer b;
+		make_shm_sized(&b, 64, 64);
+		wl_surface_attach(input_surface, b.wl, 0, 0);
+		wl_surface_commit(input_surface);
+		while (!enter_serial)
+			if (wl_display_dispatch(display) < 0) die("display error waiting for the pointer");
+		printf("ENTERED\n");
+		wl_pointer_set_cursor(ptr, enter_serial, s, 0, 0);
+	} else
+		die("unknown seat request");
+	wl_display_roundtrip(display);
+	print_error();
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	y_invert = getenv("GP_Y_INVERT") && !strcmp(getenv("GP_Y_INVERT"), "1");
 	buf_transform = getenv("GP_TRANSFORM") ? atoi(getenv("GP_TRANSFORM")) : 0;
 	no_seal = getenv("GP_NO_SEAL") && !strcmp(getenv("GP_NO_SEAL"), "1");
 	if (argc < 2) die("usage: gp-wayland-client dmabuf N | shm N | lease | error CASE");
+	if (!strcmp(argv[1], "input") || !strcmp(argv[1], "seat-request")) seat_version = getenv("GP_SEAT_VERSION") ? (uint32_t)atoi(getenv("GP_SEAT_VERSION")) : 8;
 	connect_and_bind();
 	if (!strcmp(argv[1], "dmabuf")) return run_frames(true, argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "shm")) return run_frames(false, argc > 2 ? atoi(argv[2]) : 60);
@@ -1067,5 +1323,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;
 	if (!strcmp(argv[1], "error") && argc > 2) return run_error(argv[2]);
+	if (!strcmp(argv[1], "input") && argc > 3) return run_input(atoi(argv[2]), atoi(argv[3]));
+	if (!strcmp(argv[1], "seat-request") && argc > 2) return run_seat_request(argv[2]);
 	die("unknown mode");
 }

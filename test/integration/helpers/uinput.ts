@@ -100,7 +100,24 @@ export class VirtualDevice {
     this.sync();
   }
 
+  /** An absolute pointer to (x, y) in the device's axis units. */
+  absTo(x: number, y: number): void {
+    this.emit(ui.EV_ABS, ui.ABS_X, x);
+    this.emit(ui.EV_ABS, ui.ABS_Y, y);
+    this.sync();
+  }
+
+  /** Wheel detents; evdev's sign: positive is away from the user (scrolling up). */
+  wheel(detents: number): void {
+    this.emit(ui.EV_REL, ui.REL_WHEEL, detents);
+    this.sync();
+  }
+
+  #closed = false;
+  /** Unplugs the device (once: a test may unplug it before its cleanup runs). */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     libc.ioctlTry(this.fd, ui.UI_DEV_DESTROY, null);
     libc.close(this.fd);
   }
@@ -111,3 +128,82 @@ export const keyboard = (name = 'guestplane test keyboard'): VirtualDevice =>
   new VirtualDevice({ name, keys: Array.from({ length: 88 }, (_, i) => i + 1).concat([97, 100, 103, 105, 106, 108]) });
 
 export const mouse = (name = 'guestplane test mouse'): VirtualDevice => new VirtualDevice({ name, keys: [ui.BTN_LEFT, ui.BTN_RIGHT, ui.BTN_MIDDLE], rel: [ui.REL_X, ui.REL_Y, ui.REL_WHEEL] });
+
+/**
+ * A multi-touch screen (type B protocol: slots and tracking ids) whose axes run 0..w-1 and
+ * 0..h-1, INPUT_PROP_DIRECT so udev and libinput take it for a touchscreen (not a touchpad).
+ */
+export class TouchScreen extends VirtualDevice {
+  #nextId = 1;
+  readonly #ids = new Map<number, number>();
+  #slot = -1;
+
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    name = 'guestplane test touchscreen',
+  ) {
+    super({
+      name,
+      keys: [ui.BTN_TOUCH],
+      abs: [
+        { code: ui.ABS_X, min: 0, max: width - 1 },
+        { code: ui.ABS_Y, min: 0, max: height - 1 },
+        { code: ui.ABS_MT_SLOT, min: 0, max: 9 },
+        { code: ui.ABS_MT_TRACKING_ID, min: 0, max: 65535 },
+        { code: ui.ABS_MT_POSITION_X, min: 0, max: width - 1 },
+        { code: ui.ABS_MT_POSITION_Y, min: 0, max: height - 1 },
+      ],
+      props: [ui.INPUT_PROP_DIRECT],
+    });
+  }
+
+  #select(slot: number): void {
+    if (slot !== this.#slot) this.emit(ui.EV_ABS, ui.ABS_MT_SLOT, slot);
+    this.#slot = slot;
+  }
+
+  /** Finger `slot` touches (x, y); no SYN_REPORT: several fingers can go in one frame (sync()). */
+  down(slot: number, x: number, y: number): void {
+    this.#select(slot);
+    const id = this.#nextId++;
+    this.#ids.set(slot, id);
+    this.emit(ui.EV_ABS, ui.ABS_MT_TRACKING_ID, id);
+    this.emit(ui.EV_ABS, ui.ABS_MT_POSITION_X, x);
+    this.emit(ui.EV_ABS, ui.ABS_MT_POSITION_Y, y);
+    // The single-touch emulation the kernel's input-mt would make: the first finger.
+    if (this.#ids.size === 1) {
+      this.emit(ui.EV_KEY, ui.BTN_TOUCH, 1);
+      this.emit(ui.EV_ABS, ui.ABS_X, x);
+      this.emit(ui.EV_ABS, ui.ABS_Y, y);
+    }
+  }
+
+  slide(slot: number, x: number, y: number): void {
+    this.#select(slot);
+    this.emit(ui.EV_ABS, ui.ABS_MT_POSITION_X, x);
+    this.emit(ui.EV_ABS, ui.ABS_MT_POSITION_Y, y);
+  }
+
+  up(slot: number): void {
+    this.#select(slot);
+    this.emit(ui.EV_ABS, ui.ABS_MT_TRACKING_ID, -1);
+    this.#ids.delete(slot);
+    if (this.#ids.size === 0) this.emit(ui.EV_KEY, ui.BTN_TOUCH, 0);
+  }
+}
+
+/**
+ * An absolute pointer (as QEMU's usb-tablet is): axes 0..w-1 and 0..h-1, left/right/middle
+ * buttons and a wheel; libinput gives its positions as they are, no acceleration.
+ */
+export const tablet = (width: number, height: number, name = 'guestplane test tablet'): VirtualDevice =>
+  new VirtualDevice({
+    name,
+    keys: [ui.BTN_LEFT, ui.BTN_RIGHT, ui.BTN_MIDDLE],
+    rel: [ui.REL_WHEEL],
+    abs: [
+      { code: ui.ABS_X, min: 0, max: width - 1 },
+      { code: ui.ABS_Y, min: 0, max: height - 1 },
+    ],
+  });

@@ -53,10 +53,10 @@ export function buildWaylandClient(): string {
   }
   const out = join(dir, 'gp-wayland-client');
   try {
-    execFileSync('gcc', ['-O1', '-Wall', '-o', out, `-I${dir}`, '-I/usr/include/libdrm', ...sources, '-lwayland-client', '-ldrm', '-pthread'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync('gcc', ['-O1', '-Wall', '-o', out, `-I${dir}`, '-I/usr/include/libdrm', ...sources, '-lwayland-client', '-lxkbcommon', '-ldrm', '-pthread'], { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stderr?: Buffer };
-    throw new Error(`building gp-wayland-client failed (needs gcc, libwayland-dev, libdrm-dev): ${err.stderr?.toString() ?? (e as Error).message}`);
+    throw new Error(`building gp-wayland-client failed (needs gcc, libwayland-dev, libxkbcommon-dev, libdrm-dev): ${err.stderr?.toString() ?? (e as Error).message}`);
   }
   built = out;
   return out;

@@ -1,0 +1,143 @@
+// The host's input (plugin/input/devices.ts events) into the kiosk's seat. The host pointer
+// lives on the output (relative motion moves it, absolute devices and touchscreens give
+// output positions; it never leaves the screen) and is mapped through the fit placement
+// of the shown toplevel (input-map.ts) into the surface under it. Keyboard focus is the
+// shown toplevel while it is mapped. Capabilities follow the devices present.
+import type { DeviceCapabilities, InputDevice, InputEvent } from '../input/devices.js';
+import type { FitMode } from '../geometry.js';
+import { clampToOutput, outputToSurface, pick, type Point, type Size } from './input-map.js';
+import { flattenTree } from './subsurface.js';
+import type { Surface } from './surface.js';
+import type { Seat } from './seat.js';
+import type { PointerTarget } from './pointer.js';
+
+export interface SeatScene {
+  /** The output's size in pixels. */
+  output(): Size;
+  fit(): FitMode;
+  /** The shown toplevel's root surface (null: none, or not mapped). */
+  root(): Surface | null;
+}
+
+export class SeatInput {
+  #pointer: Point;
+  readonly #devices = new Map<string, DeviceCapabilities>();
+  /** Each touch point's surface offset from the root at down (kept if the surface unmaps meanwhile). */
+  readonly #touchOffset = new Map<number, Point>();
+
+  constructor(
+    readonly seat: Seat,
+    private readonly scene: SeatScene,
+  ) {
+    const o = scene.output();
+    this.#pointer = { x: o.w / 2, y: o.h / 2 };
+  }
+
+  /** The host pointer on the output (pixels). */
+  get pointer(): Point {
+    return { ...this.#pointer };
+  }
+
+  deviceAdded(d: InputDevice): void {
+    this.#devices.set(d.sysname, d.capabilities ?? { keyboard: false, pointer: false, touch: false });
+    this.#updateCapabilities();
+  }
+
+  deviceRemoved(d: InputDevice): void {
+    this.#devices.delete(d.sysname);
+    this.#updateCapabilities();
+  }
+
+  #updateCapabilities(): void {
+    const all = [...this.#devices.values()];
+    this.seat.setCapabilities({ keyboard: all.some((c) => c.keyboard), pointer: all.some((c) => c.pointer), touch: all.some((c) => c.touch) });
+    // A pointer that just came has a focus to announce.
+    this.refresh();
+  }
+
+  handle(e: InputEvent): void {
+    const o = this.scene.output();
+    switch (e.kind) {
+      case 'key':
+        return this.seat.keyboard?.key(e.code, e.pressed);
+      case 'motion':
+        return this.#moveTo({ x: this.#pointer.x + e.dx, y: this.#pointer.y + e.dy });
+      case 'absolute':
+        return this.#moveTo({ x: e.x * o.w, y: e.y * o.h });
+      case 'button':
+        this.seat.pointer.button(e.button, e.pressed);
+        // Released off the surface: the grab ends, the focus goes where the pointer is.
+        if (!e.pressed) this.refresh();
+        return;
+      case 'scroll':
+        return this.seat.pointer.wheel(e.axis, e.v120);
+      case 'touch':
+        return this.#touch(e, o);
+      case 'touch-frame':
+        return this.seat.touch.frame();
+    }
+  }
+
+  #touch(e: Extract<InputEvent, { kind: 'touch' }>, o: Size): void {
+    const t = this.seat.touch;
+    const p = { x: e.x * o.w, y: e.y * o.h };
+    if (e.phase === 'cancel') {
+      this.#touchOffset.clear();
+      return t.cancel();
+    }
+    if (e.phase === 'up') {
+      this.#touchOffset.delete(e.slot);
+      return t.up(e.slot);
+    }
+    if (e.phase === 'down') {
+      const hit = this.#hit(p);
+      if (!hit) return;
+      const rootLocal = this.#rootLocal(p)!;
+      this.#touchOffset.set(e.slot, { x: rootLocal.x - hit.x, y: rootLocal.y - hit.y });
+      return t.down(e.slot, hit.surface, hit.x, hit.y);
+    }
+    const off = this.#touchOffset.get(e.slot);
+    const rootLocal = this.#rootLocal(p);
+    if (!off || !rootLocal) return;
+    t.motion(e.slot, rootLocal.x - off.x, rootLocal.y - off.y);
+  }
+
+  #moveTo(p: Point): void {
+    this.#pointer = clampToOutput(p, this.scene.output());
+    this.refresh();
+  }
+
+  /** The output point in the shown root's coordinates; null without a mapped toplevel. */
+  #rootLocal(p: Point): Point | null {
+    const root = this.scene.root();
+    const size = root?.size;
+    if (!root || !size) return null;
+    return outputToSurface(this.scene.fit(), size, this.scene.output(), p);
+  }
+
+  /** The surface of the shown tree under an output point, in its coordinates. */
+  #hit(p: Point): PointerTarget | null {
+    const root = this.scene.root();
+    const local = this.#rootLocal(p);
+    if (!root || !local) return null;
+    const entries = flattenTree(root).map((e) => ({ surface: e.surface, x: e.x, y: e.y, size: e.surface.size! }));
+    return pick(entries, local);
+  }
+
+  /**
+   * The scene or the pointer changed: pointer focus and position, keyboard focus. While a
+   * button is held the grabbing surface keeps the focus and follows the pointer off itself.
+   */
+  refresh(): void {
+    const root = this.scene.root();
+    this.seat.keyboard?.setFocus(root);
+    const ptr = this.seat.pointer;
+    const f = ptr.focus;
+    if (ptr.grabbed && f && !f.surface.resource.destroyed) {
+      const local = this.#rootLocal(this.#pointer);
+      const entry = root ? flattenTree(root).find((e) => e.surface === f.surface) : undefined;
+      if (local && entry) return ptr.moveTo({ surface: f.surface, x: local.x - entry.x, y: local.y - entry.y });
+    }
+    ptr.moveTo(this.#hit(this.#pointer));
+  }
+}
