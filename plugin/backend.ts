@@ -89,7 +89,8 @@ function describe(c: KmsConnector, enabled: boolean): OutputDescription {
   };
 }
 
-function cardNodes(): string[] {
+/** /dev/dri/card* in number order. */
+export function cardNodes(): string[] {
   let names: string[] = [];
   try {
     names = readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n));

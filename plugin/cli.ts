@@ -83,7 +83,7 @@ commands:
       --session, --no-input, --input-devices and the chords as for one guest.
 
   compositor [--device PATH] [--connector NAME] [--mode WxH[@Hz]] [--socket NAME] [--fit MODE] [--no-lease]
-             [--no-input | --input-devices P,Q]
+             [--no-input | --input-devices P,Q] [--session seat|direct|auto]
       A kiosk Wayland compositor: one full-screen toplevel, its dma-buf buffers scanned
       out when the planes take them, wl_shm through the copy path; linux-dmabuf v4 with
       scanout tranches, presentation-time, drm-lease, viewporter; buffer transforms and
@@ -92,6 +92,8 @@ commands:
       seat0; keymap from XKB_DEFAULT_LAYOUT etc.); the shown toplevel has the focus.
       --no-input       a seat without devices
       --input-devices P,Q  only these /dev/input/event* nodes
+      --session MODE   as for kiosk: seat (libseat: no root; nothing drawn while another
+                       VT has the seat; Ctrl+Alt+F1..F12 switch VTs), direct, or auto
 
   help                this text
 `;
@@ -338,8 +340,8 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
 }
 
 /** --session: seat (libseat), direct (open the nodes), auto (direct as root unless LIBSEAT_BACKEND says otherwise). */
-async function openSession(mode = 'auto'): Promise<SeatSession | undefined> {
-  if (!['auto', 'seat', 'direct'].includes(mode)) throw new UsageError(`kiosk: --session '${mode}' is not seat, direct or auto`);
+async function openSession(mode = 'auto', command = 'kiosk'): Promise<SeatSession | undefined> {
+  if (!['auto', 'seat', 'direct'].includes(mode)) throw new UsageError(`${command}: --session '${mode}' is not seat, direct or auto`);
   const seat = mode === 'seat' || (mode === 'auto' && (process.getuid?.() !== 0 || process.env['LIBSEAT_BACKEND'] !== undefined));
   if (!seat) return undefined;
   return SeatSession.open();
@@ -436,6 +438,7 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
     'no-lease': { type: 'boolean' },
     'no-input': { type: 'boolean' },
     'input-devices': { type: 'string' },
+    session: { type: 'string' },
   });
   if (o.flag('help')) {
     io.stdout(USAGE);
@@ -445,16 +448,25 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
   if (o.flag('no-input') && str('input-devices') !== undefined) throw new UsageError('compositor: --no-input and --input-devices contradict each other; give one');
   const fit = str('fit') ?? 'native';
   if (!FITS.includes(fit as FitMode)) throw new UsageError(`compositor: --fit '${fit}' is not one of ${FITS.join(', ')}`);
-  const c = await runCompositor({
+  const session = await openSession(str('session'), 'compositor');
+  let c: Awaited<ReturnType<typeof runCompositor>>;
+  try {
+    c = await runCompositor({
+      session,
     device: str('device'),
     connector: str('connector'),
     mode: str('mode') !== undefined ? parseMode(str('mode')!) : undefined,
     socket: str('socket'),
     fit: fit as FitMode,
     leasing: !o.flag('no-lease'),
-    input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
-    log: (m) => io.stderr(`guestplane compositor: ${m}\n`),
-  });
+      input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
+      log: (m) => io.stderr(`guestplane compositor: ${m}\n`),
+    });
+  } catch (e) {
+    await session?.close();
+    throw e;
+  }
+  if (session) io.stderr(`guestplane compositor: on seat ${session.name} (devices through libseat)\n`);
   io.stdout(`WAYLAND_DISPLAY=${c.socket}\n`);
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
@@ -465,6 +477,7 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
       if (!stopping) {
         stopping = true;
         await c.close();
+        await session?.close();
         io.stderr(`guestplane compositor: ${reason}; screen restored\n`);
         resolveDone(0);
       }

@@ -38,6 +38,9 @@ import { outputToSurface } from './input-map.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../host-layers.js';
+import type { SeatSession } from '../session.js';
+import { cardNodes } from '../backend.js';
+import { Chords } from '../input/chords.js';
 
 export interface CompositorOptions {
   /** KMS card node; default: the first /dev/dri/card* with a connected display. */
@@ -57,6 +60,12 @@ export interface CompositorOptions {
    * that cannot start is logged and the compositor runs without input.
    */
   input?: InputStackOptions | false;
+  /**
+   * Open the card and the input devices through this seat session (seatd/logind: no root).
+   * The compositor then draws nothing while another session has the seat, is lit again
+   * when it is back, and Ctrl+Alt+F1…F12 switch VTs. The session stays the caller's.
+   */
+  session?: SeatSession;
   /** Keymap names (RMLVO); XKB_DEFAULT_* in the environment fill the rest. */
   keymap?: RuleNames;
   /** Diagnostics (default: stderr). */
@@ -121,8 +130,15 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   private constructor(opts: CompositorOptions) {
     super();
     this.#log = opts.log ?? ((m) => process.stderr.write(`guestplane compositor: ${m}\n`));
-    const devicePath = opts.device ?? defaultDevice();
-    this.dev = KmsDevice.open(devicePath);
+    this.#session = opts.session ?? null;
+    let devicePath: string;
+    if (this.#session) {
+      const c = seatCard(this.#session, opts.device);
+      ({ dev: this.dev, fd: this.#seatFd, path: devicePath } = c);
+    } else {
+      devicePath = opts.device ?? defaultDevice();
+      this.dev = KmsDevice.open(devicePath);
+    }
     const fit = opts.fit ?? 'native';
     let display: Display | null = null;
     let output: Output | null = null;
@@ -169,10 +185,39 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       if (display && !display.destroyed) display.destroy();
       void output?.close();
       void this.dev.close();
+      if (this.#seatFd >= 0) this.#session!.closeDevice(this.#seatFd);
       throw e;
     }
+    this.#followSession();
   }
   #fit: FitMode = 'native';
+  readonly #session: SeatSession | null;
+  #seatFd = -1;
+  #sessionOff: (() => void) | null = null;
+  readonly #chords = new Chords(true);
+
+  /** While another session has the seat: no commits, input devices let go (libinput closes them). */
+  #followSession(): void {
+    const s = this.#session;
+    if (!s) return;
+    const disable = () => {
+      this.output.suspend();
+      this.input?.suspend();
+      this.#chords.clear();
+      this.#log('the seat went to another session: not drawing until it is back');
+    };
+    const enable = () => {
+      this.output.resume();
+      this.input?.resume();
+      this.#log(`the seat is back: ${this.output.connector.name} lit again (${(performance.now() - s.enabledAt).toFixed(1)} ms after the seat came back)`);
+    };
+    s.on('disable', disable);
+    s.on('enable', enable);
+    this.#sessionOff = () => {
+      s.off('disable', disable);
+      s.off('enable', enable);
+    };
+  }
 
   /** zwp_linux_dmabuf_v1 with feedback: the primary plane's formats as the scanout tranche. */
   #linuxDmabuf(display: Display, devicePath: string): LinuxDmabuf {
@@ -217,8 +262,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   /** libinput on the host's devices into the seat; null (logged) when it cannot start. */
   #startInput(opts: InputStackOptions): InputStack | null {
     let stack: InputStack;
+    const session = this.#session;
     try {
-      stack = new InputStack(opts);
+      stack = new InputStack(session ? { ...opts, open: (path) => session.openDevice(path), close: (fd) => session.closeDevice(fd) } : opts);
     } catch (e) {
       this.#log(`no input devices: ${(e as Error).message}`);
       return null;
@@ -237,11 +283,28 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.seatInput.deviceRemoved(d);
     });
     stack.on('input', (e) => {
+      // On a seat the kernel no longer switches VTs on Ctrl+Alt+Fn: the compositor asks the seat.
+      if (e.kind === 'key' && session) {
+        const c = this.#chords.key(e.code, e.pressed);
+        if (c === 'drop') return;
+        if (typeof c === 'object') {
+          if (c.kind === 'vt') this.#switchVt(session, c.vt);
+          if (c.kind === 'vt') return;
+        }
+      }
       this.seatInput.handle(e);
       if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') this.cursor.update();
     });
     stack.on('warning', (m) => this.#log(m));
     return stack;
+  }
+
+  #switchVt(session: SeatSession, vt: number): void {
+    try {
+      session.switchSession(vt);
+    } catch (e) {
+      this.#log((e as Error).message);
+    }
   }
 
   /** The shown toplevel under the pointer, and the pointer in its root surface's coordinates. */
@@ -413,7 +476,30 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.dmabuf.close();
     this.seat.close();
     await this.dev.close();
+    this.#sessionOff?.();
+    if (this.#seatFd >= 0) this.#session!.closeDevice(this.#seatFd);
+    this.#seatFd = -1;
   }
+}
+
+/** The card through the seat: `device`, else the first card with a connected display. Its fd is the session's. */
+function seatCard(session: SeatSession, device: string | undefined): { dev: KmsDevice; fd: number; path: string } {
+  const tried: string[] = [];
+  for (const path of device ? [device] : cardNodes()) {
+    let fd = -1;
+    let dev: KmsDevice | null = null;
+    try {
+      fd = session.openDevice(path);
+      dev = KmsDevice.adopt(fd, { name: path, master: false });
+      if (device || dev.connectors.some((c) => !c.writeback && c.connection === 'connected')) return { dev, fd, path };
+      tried.push(`${path}: nothing connected`);
+    } catch (e) {
+      tried.push((e as Error).message);
+    }
+    void dev?.close();
+    if (fd >= 0) session.closeDevice(fd);
+  }
+  throw new Error(`no KMS device with a connected display through seat ${session.name} (${tried.join('; ') || 'no /dev/dri/card*'}); pass --device`);
 }
 
 /**

@@ -7,7 +7,8 @@
 //
 // One file: seatd 0.7 listens on /run/seatd.sock only, and the VT is the whole machine's.
 import { describe, it, expect } from 'vitest';
-import { chmodSync, mkdtempSync, readdirSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as libc from '../../ffi/libc.js';
@@ -23,6 +24,7 @@ import { KioskProcess } from './helpers/kiosk-process.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu } from './helpers/qemu.js';
 import { keyboard, mouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
+import { buildWaylandClient, startClient } from './helpers/wayland-client.js';
 
 const cleanup = cleanupAfterEach();
 const missing = seatdMissing();
@@ -236,6 +238,83 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
     expect((await k.exited).code).toBe(0);
     expect(k.lines.some((l) => l.includes('screen restored'))).toBe(true);
     console.log(`seat kiosk (uid ${NOBODY}): ${lit.replace(/^guestplane kiosk: /, '')}; commits while away ${away.join(', ')}; kiosk fds ${fdsSteady} -> ${fdsEnd}`);
+  });
+  it.skipIf(missingKiosk)('compositor as uid 65534 through seatd: a real client gets the keys; away, none; back, lit again and keys flow; Ctrl+Alt+F2 switches VT and F2 reaches no client', async () => {
+    startUdevd();
+    const kbd = keyboard();
+    cleanup.push(() => kbd.close());
+    udevSettle();
+    const seatd = await startSeatd('nobody');
+    cleanup.push(() => seatd.close());
+    const home = activeVt();
+    cleanup.push(() => {
+      if (activeVt() !== home) chvt(home);
+    });
+    const runtime = mkdtempSync(join(tmpdir(), 'gpc-'));
+    chownSync(runtime, NOBODY, NOBODY);
+    const client = buildWaylandClient();
+    const CLI = join(process.cwd(), 'dist/plugin/cli.js');
+    const comp = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, CLI, 'compositor', '--session', 'seat', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--socket', 'wl-seat', '--no-lease'], {
+      env: { ...process.env, ...seatd.env, XDG_RUNTIME_DIR: runtime },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => comp.on('exit', (code) => r(code)));
+    cleanup.push(async () => {
+      if (comp.exitCode === null && comp.signalCode === null) comp.kill('SIGKILL');
+      await exited;
+    });
+    const log: string[] = [];
+    let partial = '';
+    comp.stderr.on('data', (d: Buffer) => {
+      partial += d.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop()!;
+      log.push(...parts);
+    });
+    const count = (text: string) => log.filter((l) => l.includes(text)).length;
+    const keyboardAdds = () => log.filter((l) => l.includes('(guestplane test keyboard)') && !l.includes('removed')).length;
+    const saw = (pred: () => boolean, what: string) => waitForLines(pred, () => `${what}; compositor: ${log.join(' | ')}`, 30_000);
+    await saw(() => count('on seat seat0') === 1 && keyboardAdds() === 1, 'the compositor on the seat with the keyboard');
+
+    const c = startClient(client, ['input', '512', '256'], { runtimeDir: runtime, socket: 'wl-seat' });
+    cleanup.push(() => c.kill());
+    await c.waitFor(/^KB_ENTER/);
+    const keys = () => c.lines.filter((l) => l.startsWith('KEY ')).map((l) => /key=(\d+) state=(\d)/.exec(l)!.slice(1).join(' '));
+    kbd.key(30, true);
+    kbd.key(30, false);
+    await waitForLines(() => keys().length >= 2, () => `client keys: ${keys().join(', ')}`);
+
+    chvt(home + 1);
+    await saw(() => count('the seat went to another session') === 1, 'the seat going');
+    kbd.key(48, true); // its device is revoked: no client may see it
+    kbd.key(48, false);
+    await sleep(500);
+    chvt(home);
+    await saw(() => count('lit again') === 1 && keyboardAdds() === 2, 'the seat back, the keyboard opened again');
+    kbd.key(46, true);
+    kbd.key(46, false);
+    await waitForLines(() => keys().length >= 4, () => `client keys: ${keys().join(', ')}`);
+
+    kbd.key(29, true);
+    kbd.key(56, true);
+    kbd.key(60, true); // F2
+    await waitForLines(() => activeVt() === home + 1, () => `VT ${activeVt()}; compositor: ${log.join(' | ')}`);
+    await saw(() => count('the seat went to another session') === 2, 'the seat going on Ctrl+Alt+F2');
+    kbd.key(60, false);
+    kbd.key(56, false);
+    kbd.key(29, false);
+    chvt(home);
+    await saw(() => count('lit again') === 2 && keyboardAdds() === 3, 'the seat back again');
+    await sleep(300);
+    // Ctrl and Alt went to the client (and it was told they are up when the devices went); F2 never.
+    expect(keys().filter((k) => k.startsWith('48 ') || k.startsWith('60 '))).toEqual([]);
+    expect(keys().slice(0, 4)).toEqual(['30 1', '30 0', '46 1', '46 0']);
+    const lit = log.find((l) => l.includes('lit again'))!;
+
+    comp.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(log.some((l) => l.includes('screen restored'))).toBe(true);
+    console.log(`seat compositor (uid ${NOBODY}): ${lit.replace(/^guestplane compositor: /, '')}; client keys ${keys().join(', ')}`);
   });
 });
 
