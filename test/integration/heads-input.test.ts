@@ -29,7 +29,7 @@ import type { Output } from '../../plugin/output.js';
 import { keyboard, mouse, startUdevd, udevSettle, uinputMissing, VirtualDevice } from './helpers/uinput.js';
 import { ABS_X, ABS_Y, BTN_LEFT, EV_ABS } from '../../ffi/uinput.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
-import { activeVt, chvt, seatdMissing, startSeatd } from './helpers/seat.js';
+import { activeVt, chvt, seatdAndHomeVt, seatdMissing } from './helpers/seat.js';
 import { KioskProcess } from './helpers/kiosk-process.js';
 
 const PREFIX = `gphi${process.pid}`;
@@ -312,12 +312,7 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     const kbd = device(() => keyboard('gp heads seat keyboard'));
     const rat = device(() => mouse('gp heads seat mouse'));
     udevSettle();
-    const seatd = await startSeatd('nobody');
-    cleanup.push(() => seatd.close());
-    const home = activeVt();
-    cleanup.push(() => {
-      if (activeVt() !== home) chvt(home);
-    });
+    const { seatd, home } = await seatdAndHomeVt(cleanup, 'nobody');
     const vd = vkms([false, false]);
     const [c0, c1] = vd.connectorNames;
     // QEMU peer-to-peer: the kiosk (another uid) gets its end of a socket each QEMU took through QMP.

@@ -19,7 +19,7 @@ import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, sleep } from './helpers/faults.js';
-import { activeVt, chvt, seatdMissing, startSeatd } from './helpers/seat.js';
+import { activeVt, chvt, seatdAndHomeVt, seatdMissing } from './helpers/seat.js';
 import { KioskProcess } from './helpers/kiosk-process.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu } from './helpers/qemu.js';
@@ -54,13 +54,8 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
   });
 
   it.skipIf(missing)('the card through seatd: away, nothing is committed; back, the current frame is lit again at once, pixel-exact; fds flat; a node the seat does not hand out is refused', async () => {
-    const seatd = await startSeatd('root');
-    cleanup.push(() => seatd.close());
+    const { seatd, home } = await seatdAndHomeVt(cleanup, 'root');
     setEnv(seatd.env);
-    const home = activeVt();
-    cleanup.push(() => {
-      if (activeVt() !== home) chvt(home);
-    });
     const session = await SeatSession.open();
     cleanup.push(() => session.close());
     expect(session.name).toBe('seat0');
@@ -122,12 +117,7 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
     const rat = mouse();
     cleanup.push(() => rat.close());
     udevSettle();
-    const seatd = await startSeatd('nobody');
-    cleanup.push(() => seatd.close());
-    const home = activeVt();
-    cleanup.push(() => {
-      if (activeVt() !== home) chvt(home);
-    });
+    const { seatd, home } = await seatdAndHomeVt(cleanup, 'nobody');
 
     // QEMU peer-to-peer: the kiosk gets its end of a socket QEMU took through QMP (no bus to share across users).
     const dir = mkdtempSync(join(tmpdir(), 'gps-'));
@@ -244,12 +234,7 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
     const kbd = keyboard();
     cleanup.push(() => kbd.close());
     udevSettle();
-    const seatd = await startSeatd('nobody');
-    cleanup.push(() => seatd.close());
-    const home = activeVt();
-    cleanup.push(() => {
-      if (activeVt() !== home) chvt(home);
-    });
+    const { seatd, home } = await seatdAndHomeVt(cleanup, 'nobody');
     const runtime = mkdtempSync(join(tmpdir(), 'gpc-'));
     chownSync(runtime, NOBODY, NOBODY);
     const client = buildWaylandClient();

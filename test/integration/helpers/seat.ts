@@ -2,6 +2,7 @@
 // session meets the real seat daemon and the kernel's VT layer, never a stand-in.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import type { Cleanup } from './cleanup.js';
 
 const SEATD = '/usr/sbin/seatd';
 const SOCK = '/run/seatd.sock';
@@ -58,4 +59,18 @@ export function activeVt(): number {
 /** Switches the foreground VT as `chvt` does (VT_ACTIVATE + VT_WAITACTIVE); with seatd's VT_PROCESS mode this waits for the seat's acknowledgement. */
 export function chvt(n: number): void {
   execFileSync('busybox', ['chvt', String(n)], { timeout: 20_000 });
+}
+
+/**
+ * seatd for `user`, and the VT the test started on to come back to: `cleanup` switches back
+ * (if a step failed while away) and then stops seatd.
+ */
+export async function seatdAndHomeVt(cleanup: Cleanup, user = 'nobody'): Promise<{ seatd: Seatd; home: number }> {
+  const seatd = await startSeatd(user);
+  cleanup.push(() => seatd.close());
+  const home = activeVt();
+  cleanup.push(() => {
+    if (activeVt() !== home) chvt(home);
+  });
+  return { seatd, home };
 }
