@@ -20,7 +20,7 @@ import { drawPattern } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, sleep } from './helpers/faults.js';
 import { activeVt, chvt, seatdAndHomeVt, seatdMissing } from './helpers/seat.js';
-import { KioskProcess } from './helpers/kiosk-process.js';
+import { KioskProcess, cliFor } from './helpers/kiosk-process.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu } from './helpers/qemu.js';
 import { keyboard, mouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
@@ -238,8 +238,7 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
     const runtime = mkdtempSync(join(tmpdir(), 'gpc-'));
     chownSync(runtime, NOBODY, NOBODY);
     const client = buildWaylandClient();
-    const CLI = join(process.cwd(), 'dist/plugin/cli.js');
-    const comp = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, CLI, 'compositor', '--session', 'seat', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--socket', 'wl-seat', '--no-lease'], {
+    const comp = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, cliFor(NOBODY), 'compositor', '--session', 'seat', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--socket', 'wl-seat', '--no-lease'], {
       env: { ...process.env, ...seatd.env, XDG_RUNTIME_DIR: runtime },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,12 +1,35 @@
 // The kiosk CLI as a child process (what an operator runs): its stderr lines, JSON stats,
 // captures through SIGUSR1 (written by the kiosk from the writeback connector) read back.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCardByDriver } from '../../../plugin/kms/device.js';
 import { readPng } from './png.js';
 
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
+const staged = new Map<number, string>();
+
+/**
+ * The CLI as `uid` can run it. A clone in a directory only root may enter (`mktemp -d`
+ * makes 0700 ones) cannot be read by the unprivileged user of the seat tests, so then dist/
+ * and the runtime dependencies are copied once into a world-readable directory of the rig.
+ */
+export function cliFor(uid: number): string {
+  const ok = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'test', '-r', CLI]).status === 0;
+  if (ok) return CLI;
+  const have = staged.get(uid);
+  if (have) return have;
+  const dir = mkdtempSync('/tmp/gp-cli-');
+  chmodSync(dir, 0o755);
+  const root = process.cwd();
+  cpSync(join(root, 'dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(join(root, 'package.json'), join(dir, 'package.json'));
+  const deps = Object.keys((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+  for (const d of deps) cpSync(join(root, 'node_modules', d), join(dir, 'node_modules', d), { recursive: true });
+  const cli = join(dir, 'dist/plugin/cli.js');
+  staged.set(uid, cli);
+  return cli;
+}
 
 export class KioskProcess {
   readonly child: ChildProcess;
@@ -20,7 +43,8 @@ export class KioskProcess {
    * `bare`: `guestplane kiosk ARGS` alone (the multi-head kiosk takes neither --device nor --connector).
    */
   constructor(args: string[], extraFds: number[] = [], opts: { user?: number; env?: NodeJS.ProcessEnv; bare?: boolean } = {}) {
-    const argv = opts.bare ? [CLI, 'kiosk', ...args] : [CLI, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
+    const cli = opts.user === undefined ? CLI : cliFor(opts.user);
+    const argv = opts.bare ? [cli, 'kiosk', ...args] : [cli, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
     const [cmd, cmdArgs] = opts.user === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', process.execPath, ...argv]];
     this.child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env: { ...process.env, ...opts.env } });
     let buf = '';
