@@ -1253,11 +1253,10 @@ export function atomicSetCursor(req: AtomicReqPtr, cursor: number): void {
  * SIGNED_RANGE properties like CRTC_X). Returns the new cursor.
  */
 export function atomicAddProperty(req: AtomicReqPtr, objectId: number, propId: number, value: bigint | number): number {
-  return checkNeg(
-    f.drmModeAtomicAddProperty(req, objectId, propId, toU64(value)),
-    'drmModeAtomicAddProperty',
-    `object ${objectId} property ${propId}`,
-  );
+  // A non-negative safe integer goes as it is (no BigInt per property of every commit).
+  const v = typeof value === 'number' && value >= 0 && Number.isSafeInteger(value) ? value : toU64(value);
+  const ret = f.drmModeAtomicAddProperty(req, objectId, propId, v) as number;
+  return ret >= 0 ? ret : checkNeg(ret, 'drmModeAtomicAddProperty', `object ${objectId} property ${propId}`);
 }
 /**
  * drmModeAtomicCommit. `userData` comes back in the DRM_EVENT_FLIP_COMPLETE events
@@ -1267,7 +1266,9 @@ export function atomicAddProperty(req: AtomicReqPtr, objectId: number, propId: n
 export function atomicCommit(fd: number, req: AtomicReqPtr, flags: number, userData: bigint | number = 0n): void {
   const ud = BigInt(userData);
   if (ud < 0n || ud > 0xffffffffffffffffn) throw new RangeError(`atomicCommit: userData ${ud} is not a 64-bit cookie`);
-  checkNeg(f.drmModeAtomicCommit(fd, req, flags, ud), 'drmModeAtomicCommit', fdName(fd, `flags 0x${flags.toString(16)}`));
+  // The error's text is made only on failure: this runs on every frame.
+  const ret = f.drmModeAtomicCommit(fd, req, flags, ud) as number;
+  if (ret < 0) checkNeg(ret, 'drmModeAtomicCommit', fdName(fd, `flags 0x${flags.toString(16)}`));
 }
 
 // --- Framebuffers ------------------------------------------------------------------------

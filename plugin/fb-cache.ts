@@ -77,8 +77,13 @@ interface ImageEntry {
 export type ImageLookup<T> = { ok: true; value: T; imported: boolean } | { ok: false; cause: string; message: string; remembered: boolean };
 
 /** What an FB fixes about a buffer: a description differing in any of these needs its own FB. */
-function layoutOf(p: Pick<FbEntry, 'format' | 'modifier' | 'width' | 'height' | 'stride' | 'offset'>): string {
+type Layout = Pick<FbEntry, 'format' | 'modifier' | 'width' | 'height' | 'stride' | 'offset'>;
+function layoutOf(p: Layout): string {
   return `${p.format}/${p.modifier}/${p.width}x${p.height}/${p.stride}/${p.offset}`;
+}
+/** layoutOf(a) === layoutOf(b) without making the strings (this runs on every frame's lookup). */
+function sameLayout(a: Layout, b: Layout): boolean {
+  return a.format === b.format && a.modifier === b.modifier && a.width === b.width && a.height === b.height && a.stride === b.stride && a.offset === b.offset;
 }
 
 /** Failed imports remembered at most (see rememberFailure). */
@@ -116,10 +121,11 @@ export class FramebufferCache {
   /** Advances the cache's clock (one tick per refresh) and releases idle entries. */
   tick(onScreen: ReadonlySet<number>): void {
     this.clock++;
-    for (const e of [...this.entries.values()]) {
+    // Deleting the entry being visited is safe in a Map iteration: no copy of the maps per refresh.
+    for (const e of this.entries.values()) {
       if (this.clock - e.lastUsed > this.idleRefreshes && !onScreen.has(e.fbId)) this.release(e);
     }
-    for (const e of [...this.images.values()]) if (this.clock - e.lastUsed > this.idleRefreshes) this.releaseImage(e);
+    for (const e of this.images.values()) if (this.clock - e.lastUsed > this.idleRefreshes) this.releaseImage(e);
   }
 
   /**
@@ -177,7 +183,7 @@ export class FramebufferCache {
     // Same id and generation but another layout: the FB would show the buffer as it was
     // described at import, not as now (a source that forgot to bump its generation, a
     // guest moving its offset within one dma-buf). Only a matching FB is a hit.
-    if (hit && hit.generation === plane.generation && layoutOf(hit) === layoutOf(plane)) {
+    if (hit && hit.generation === plane.generation && sameLayout(hit, plane)) {
       hit.lastUsed = this.clock;
       this.stats.hits++;
       return { ok: true, entry: hit, imported: false };

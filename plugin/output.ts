@@ -338,7 +338,9 @@ export class Output extends EventEmitter<OutputEvents> {
 
   /** A source shown cannot say when it changes: it is asked at every vblank. */
   private mustPoll(): boolean {
-    return (this.source !== null && !this.source.changeEvents) || [...this.hostFrames.layerSources].some((s) => !s.changeEvents);
+    if (this.source !== null && !this.source.changeEvents) return true;
+    for (const s of this.hostFrames.layerSources) if (!s.changeEvents) return true;
+    return false;
   }
 
   private requestVblank(): void {
@@ -466,6 +468,6 @@ export class Output extends EventEmitter<OutputEvents> {
       }
     }
     releasePipe(this.dev, this.crtc, this.primary, this);
-    this.committer.committed.clear();
+    this.committer.forget();
   }
 }

@@ -37,6 +37,11 @@ function rotationValue(pl: KmsPlane, t: Transform): number {
   return v;
 }
 
+/** Sets `name` unless the committed state (`old`; undefined = nothing committed) has it already. */
+function put(req: AtomicRequest, pl: KmsPlane, name: string, v: number, old: number | undefined): void {
+  if (old !== v) req.set(pl, name, v);
+}
+
 export interface CommitterDeps {
   readonly dev: KmsDevice;
   readonly crtc: KmsCrtc;
@@ -59,6 +64,7 @@ export interface CommitterDeps {
 
 export class Committer {
   /** What the last successful commit set on each plane this output has lit. */
+  /** Changed only here (the memo of fbsOnScreen counts on it); read it, don't write it. */
   readonly committed = new Map<number, PlaneState>();
   inflight: { cookie: bigint; content: FramePlan } | null = null;
   onScreen: FramePlan | null = null;
@@ -79,17 +85,34 @@ export class Committer {
     const req = dev.request().set(connector, 'CRTC_ID', crtc.id).set(crtc, 'MODE_ID', this.d.modeBlob()).set(crtc, 'ACTIVE', 1);
     this.applyPlanes(req, plan.planes, true);
     req.commit(COMMIT.ALLOW_MODESET);
+    this.committedVersion++;
     this.committed.clear();
     this.committed.set(primary.id, plan.planes.get(primary.id)!);
     this.onScreen = plan;
   }
 
-  /** FBs the kernel may be showing: committed, or in the plan on screen. */
-  fbsOnScreen(): Set<number> {
+  /** Bumped whenever `committed` changes (fbsOnScreen's memo). */
+  private committedVersion = 0;
+  private fbsMemo: { version: number; onScreen: FramePlan | null; ids: ReadonlySet<number> } | null = null;
+
+  /**
+   * FBs the kernel may be showing: committed, or in the plan on screen. Asked two or three
+   * times per frame, it changes only with a commit or a flip: remembered until then.
+   */
+  fbsOnScreen(): ReadonlySet<number> {
+    const m = this.fbsMemo;
+    if (m && m.version === this.committedVersion && m.onScreen === this.onScreen) return m.ids;
     const ids = new Set<number>();
     for (const st of this.committed.values()) ids.add(st.fbId);
     for (const st of this.onScreen?.planes.values() ?? []) if (st) ids.add(st.fbId);
+    this.fbsMemo = { version: this.committedVersion, onScreen: this.onScreen, ids };
     return ids;
+  }
+
+  /** The output is closed: nothing of it is committed any more. */
+  forget(): void {
+    this.committed.clear();
+    this.committedVersion++;
   }
 
   /** The planes other than the primary that this output lit. */
@@ -97,9 +120,14 @@ export class Committer {
     return [...this.committed.keys()].filter((id) => id !== this.d.primary.id).map((id) => this.planeById(id));
   }
 
+  private readonly planes = new Map<number, KmsPlane>();
+
   private planeById(id: number): KmsPlane {
-    const p = this.d.dev.planes.find((x) => x.id === id);
+    let p = this.planes.get(id);
+    if (p) return p;
+    p = this.d.dev.planes.find((x) => x.id === id);
     if (!p) throw new Error(`${this.d.dev.path}: no plane ${id}`);
+    this.planes.set(id, p);
     return p;
   }
 
@@ -116,35 +144,35 @@ export class Committer {
 
   /** Sets on `req` what differs between the committed planes and `want` (everything if `full`). */
   private applyPlanes(req: AtomicRequest, want: ReadonlyMap<number, PlaneState | null>, full: boolean): void {
-    const ids = new Set([...this.committed.keys(), ...want.keys()]);
-    for (const id of ids) {
-      const w = want.has(id) ? want.get(id)! : (this.committed.get(id) ?? null);
-      const have = full ? null : (this.committed.get(id) ?? null);
-      const pl = this.planeById(id);
-      if (!w) {
-        if (have || full) req.set(pl, 'FB_ID', 0).set(pl, 'CRTC_ID', 0);
-        continue;
-      }
-      const put = (name: string, v: number, old: number | undefined) => {
-        if (!have || old !== v) req.set(pl, name, v);
-      };
-      put('FB_ID', w.fbId, have?.fbId);
-      if (!have) req.set(pl, 'CRTC_ID', this.d.crtc.id);
-      put('SRC_X', w.src.x * 65536, have ? have.src.x * 65536 : undefined);
-      put('SRC_Y', w.src.y * 65536, have ? have.src.y * 65536 : undefined);
-      put('SRC_W', w.src.w * 65536, have ? have.src.w * 65536 : undefined);
-      put('SRC_H', w.src.h * 65536, have ? have.src.h * 65536 : undefined);
-      put('CRTC_X', w.dst.x, have?.dst.x);
-      put('CRTC_Y', w.dst.y, have?.dst.y);
-      put('CRTC_W', w.dst.w, have?.dst.w);
-      put('CRTC_H', w.dst.h, have?.dst.h);
-      if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put('zpos', w.zpos, have?.zpos);
-      // Always written where the plane has it: whoever used the plane before may have
-      // left it rotated, and a reflected layer's plane goes back to rotate-0 after it.
-      if (pl.props.has('rotation')) put('rotation', rotationValue(pl, w.transform ?? NORMAL), have ? rotationValue(pl, have.transform ?? NORMAL) : undefined);
-      if (w.hotX !== undefined && pl.props.has('HOTSPOT_X')) put('HOTSPOT_X', w.hotX, have?.hotX);
-      if (w.hotY !== undefined && pl.props.has('HOTSPOT_Y')) put('HOTSPOT_Y', w.hotY, have?.hotY);
+    // Committed planes first, then the new ones: the order of the request's properties.
+    for (const [id, st] of this.committed) this.applyPlane(req, id, want.has(id) ? want.get(id)! : st, full);
+    for (const [id, w] of want) if (!this.committed.has(id)) this.applyPlane(req, id, w, full);
+  }
+
+  private applyPlane(req: AtomicRequest, id: number, w: PlaneState | null, full: boolean): void {
+    const have = full ? null : (this.committed.get(id) ?? null);
+    const pl = this.planeById(id);
+    if (!w) {
+      if (have || full) req.set(pl, 'FB_ID', 0).set(pl, 'CRTC_ID', 0);
+      return;
     }
+    put(req, pl, 'FB_ID', w.fbId, have?.fbId);
+    if (!have) req.set(pl, 'CRTC_ID', this.d.crtc.id);
+    const hs = have?.src;
+    put(req, pl, 'SRC_X', w.src.x * 65536, hs ? hs.x * 65536 : undefined);
+    put(req, pl, 'SRC_Y', w.src.y * 65536, hs ? hs.y * 65536 : undefined);
+    put(req, pl, 'SRC_W', w.src.w * 65536, hs ? hs.w * 65536 : undefined);
+    put(req, pl, 'SRC_H', w.src.h * 65536, hs ? hs.h * 65536 : undefined);
+    put(req, pl, 'CRTC_X', w.dst.x, have?.dst.x);
+    put(req, pl, 'CRTC_Y', w.dst.y, have?.dst.y);
+    put(req, pl, 'CRTC_W', w.dst.w, have?.dst.w);
+    put(req, pl, 'CRTC_H', w.dst.h, have?.dst.h);
+    if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put(req, pl, 'zpos', w.zpos, have?.zpos);
+    // Always written where the plane has it: whoever used the plane before may have
+    // left it rotated, and a reflected layer's plane goes back to rotate-0 after it.
+    if (pl.props.has('rotation')) put(req, pl, 'rotation', rotationValue(pl, w.transform ?? NORMAL), have ? rotationValue(pl, have.transform ?? NORMAL) : undefined);
+    if (w.hotX !== undefined && pl.props.has('HOTSPOT_X')) put(req, pl, 'HOTSPOT_X', w.hotX, have?.hotX);
+    if (w.hotY !== undefined && pl.props.has('HOTSPOT_Y')) put(req, pl, 'HOTSPOT_Y', w.hotY, have?.hotY);
   }
 
   /** One non-blocking commit of `c` with a page-flip event carrying `cookie`. */
@@ -268,6 +296,7 @@ export class Committer {
   /** After a successful commit: remember what the planes show; take and give back planes. */
   private adopt(planes: ReadonlyMap<number, PlaneState | null>): void {
     const owner = claimsOf(this.d.dev).planeOwner;
+    this.committedVersion++;
     for (const [id, st] of planes) {
       if (st) {
         this.committed.set(id, st);

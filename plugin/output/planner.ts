@@ -9,7 +9,7 @@
 // options.paths. An invalid guest buffer is refused (the source is told) and the last
 // good frame stays: plan() returns null, as it does when nothing changed.
 import * as drm from '../../ffi/drm.js';
-import { placement, rectKey, type FitMode, type Rect } from '../geometry.js';
+import { placement, type FitMode, type Rect } from '../geometry.js';
 import { NORMAL } from '../transform.js';
 import { validatePlane } from '../validate.js';
 import type { FramebufferCache } from '../fb-cache.js';
@@ -52,7 +52,7 @@ export interface PlannerDeps {
   /** What the last successful commit set on each plane the output has lit. */
   committed(): ReadonlyMap<number, PlaneState>;
   /** FBs on screen or committed: the FB cache must not free them. */
-  fbsOnScreen(): Set<number>;
+  fbsOnScreen(): ReadonlySet<number>;
   /** The content key of the frame on screen. */
   onScreenKey(): string | undefined;
   /** The host background buffer (made on first use). */
@@ -77,16 +77,50 @@ interface Build {
   /** Something opaque covers the whole screen: no background needed. */
   covered: boolean;
   hostBufferIds: number[];
-  onScreenIds: Set<number>;
+  onScreenIds: ReadonlySet<number>;
 }
 
 type Placement = { src: Rect; dst: Rect };
+
+/**
+ * What must stay the same for the last plan to stand when only the guest's buffer changes:
+ * a copy of the plane's description (not the source's object, which it may reuse) and of
+ * the output's fit and size. Compared field by field; a string key of the same made two
+ * strings per frame, which under TCG cost more than the rest of the steady path.
+ */
+interface SteadyShape {
+  sid: number;
+  generation: number;
+  format: number;
+  modifier: bigint;
+  width: number;
+  height: number;
+  stride: number;
+  offset: number;
+  size: number;
+  transform: number;
+  crop: Rect | null;
+  displaySize: { w: number; h: number } | null;
+  x: number;
+  y: number;
+  hotX: number;
+  hotY: number;
+  fit: FitMode;
+  outW: number;
+  outH: number;
+}
+
+function sameRect(a: Rect | null, b: Rect | undefined): boolean {
+  return a === null ? b === undefined : b !== undefined && a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
+}
+
+
 
 export class FramePlanner {
   /** Cursor hotspots of this frame's layers, for the planes that take them. */
   private readonly hotspots = new Map<string, { x: number; y: number }>();
   /** The last full plan, when it can stand for the next frame of the same shape (see plan()). */
-  private lastPlan: { key: string; epoch: number; planeId: number; content: FramePlan } | null = null;
+  private lastPlan: { shape: SteadyShape; epoch: number; planeId: number; content: FramePlan } | null = null;
 
   constructor(private readonly d: PlannerDeps) {}
 
@@ -101,9 +135,9 @@ export class FramePlanner {
     // Steady state: the guest only flipped to another buffer of the same shape, alone on
     // its plane. The last plan stands with the new FB; no layers, allocation or reports
     // to rebuild (under TCG that rebuilding was most of the host's per-frame CPU).
-    const steadyKey = g && !f.host && !g.cursor && g.plane.transport === 'dmabuf' ? this.steadyKey(g.sourceId, g.plane) : null;
-    if (!force && steadyKey !== null) {
-      const again = this.reuse(steadyKey, g!, f.contentKey);
+    const steady = g !== null && !f.host && !g.cursor && g.plane.transport === 'dmabuf';
+    if (!force && steady) {
+      const again = this.reuse(g, f.contentKey);
       if (again) return again;
     }
     this.lastPlan = null;
@@ -123,13 +157,13 @@ export class FramePlanner {
     if (g?.cursor && place) this.cursorLayer(b, g, place);
     const ac = this.allocateAndCompose(b);
     if (!ac) return null; // nothing can show it: keep the last frame
-    return this.finish(f, b, ac.alloc, ac.composed, place, steadyKey);
+    return this.finish(f, b, ac.alloc, ac.composed, place, steady);
   }
 
   /** The last plan with the guest's new FB, when the frame's shape is the last one's. */
-  private reuse(steadyKey: string, g: GuestFrame, contentKey: string): FramePlan | null {
+  private reuse(g: GuestFrame, contentKey: string): FramePlan | null {
     const last = this.lastPlan;
-    if (!last || last.key !== steadyKey || last.epoch !== this.d.allocator.epoch) return null;
+    if (!last || last.epoch !== this.d.allocator.epoch || !this.shapeMatches(last.shape, g.sourceId, g.plane)) return null;
     const fb = this.d.cache.get(GUEST_PRIMARY_TAG, g.source, g.plane, this.d.fbsOnScreen());
     if (!fb.ok) return null;
     this.d.allocator.noteReuse();
@@ -140,9 +174,20 @@ export class FramePlanner {
     return { ...last.content, contentKey, planes, fbId: fb.entry.fbId, bufferId: p.bufferId, frame: p.frame, flipTimeNs: p.flipTimeNs, alloc: { ...a, reused: true, tests: 0, searchMs: 0 } };
   }
 
+  /** `shape` still describes plane `p` of source `sid` on this output (no allocation: every frame). */
+  private shapeMatches(a: SteadyShape, sid: number, p: GuestPlaneInfo): boolean {
+    const ds = p.displaySize;
+    return (
+      a.sid === sid && a.generation === p.generation && a.format === p.format && a.modifier === p.modifier && a.width === p.width && a.height === p.height &&
+      a.stride === p.stride && a.offset === p.offset && a.size === p.size && a.transform === (p.transform ?? 0) && sameRect(a.crop, p.crop) &&
+      (a.displaySize === null ? ds === undefined : ds !== undefined && a.displaySize.w === ds.w && a.displaySize.h === ds.h) &&
+      a.x === p.x && a.y === p.y && a.hotX === p.hotX && a.hotY === p.hotY && a.fit === this.d.fit() && a.outW === this.d.width && a.outH === this.d.height
+    );
+  }
+
   /** What must stay the same for the last plan to stand when only the guest's buffer changes. */
-  private steadyKey(sid: number, p: GuestPlaneInfo): string {
-    return `${sid}|${p.generation}|${p.format}|${p.modifier}|${p.width}x${p.height}|${p.stride}|${p.offset}|${p.size}|${p.transform ?? 0}|${p.crop ? rectKey(p.crop) : '-'}|${p.displaySize ? `${p.displaySize.w}x${p.displaySize.h}` : '-'}|${p.x},${p.y}|${p.hotX},${p.hotY}|${this.d.fit()}|${this.d.width}x${this.d.height}`;
+  private shapeOf(sid: number, p: GuestPlaneInfo): SteadyShape {
+    return { sid, generation: p.generation, format: p.format, modifier: p.modifier, width: p.width, height: p.height, stride: p.stride, offset: p.offset, size: p.size, transform: p.transform ?? 0, crop: p.crop ? { ...p.crop } : null, displaySize: p.displaySize ? { ...p.displaySize } : null, x: p.x, y: p.y, hotX: p.hotX, hotY: p.hotY, fit: this.d.fit(), outW: this.d.width, outH: this.d.height };
   }
 
   private coversScreen(r: Rect): boolean {
@@ -329,7 +374,7 @@ export class FramePlanner {
   }
 
   /** The plan: planes, path of the guest's pixels and why, reports; remembered when it can stand for the next frames. */
-  private finish(f: FrameDescription, b: Build, alloc: Allocation, composed: Composed | undefined, place: Placement | null, steadyKey: string | null): FramePlan {
+  private finish(f: FrameDescription, b: Build, alloc: Allocation, composed: Composed | undefined, place: Placement | null, steady: boolean): FramePlan {
     const full = this.full;
     const byId = new Map(b.layers.map((l) => [l.id, l]));
     const planes = this.planesFor(alloc.uses, byId, composed?.fbId);
@@ -358,7 +403,7 @@ export class FramePlanner {
       reason: onPlane ? undefined : reason,
       gles: !onPlane && composed?.path === 'gles' ? composed.gles : undefined,
     };
-    if (steadyKey !== null && onPlane && !composed && g.planeId !== null) this.lastPlan = { key: steadyKey, epoch: this.d.allocator.epoch, planeId: g.planeId, content: planned };
+    if (steady && onPlane && !composed && g.planeId !== null) this.lastPlan = { shape: this.shapeOf(f.guest!.sourceId, p), epoch: this.d.allocator.epoch, planeId: g.planeId, content: planned };
     return planned;
   }
 }

@@ -7,14 +7,25 @@ import type { FlipEvent } from '../kms/events.js';
 import type { FramebufferCache } from '../fb-cache.js';
 import type { PlaneAllocator } from '../allocator.js';
 import type { OutputStats, OutputStatsSnapshot } from '../stats.js';
-import type { FramePlan, PresentEvent } from './types.js';
+import type { FramePlan, PresentEvent, PresentedLayer } from './types.js';
+
+/** A layer report's counter name, made once per report: a steady plan shows the same reports frame after frame. */
+const statKeys = new WeakMap<PresentedLayer, string>();
+function statKey(l: PresentedLayer): string {
+  let k = statKeys.get(l);
+  if (k === undefined) {
+    k = l.how === 'composed' ? `composed:${l.reason?.code ?? '?'}` : l.how === 'plane' ? `plane:${l.planeType}` : 'hidden';
+    statKeys.set(l, k);
+  }
+  return k;
+}
 
 /** Counts a plan that reached the screen and makes its 'present' event. */
 export function presented(stats: OutputStats, c: FramePlan, ev: FlipEvent, refreshNs: number): PresentEvent {
   stats.framesPresented++;
   stats.paths[c.path]++;
   for (const l of c.layers ?? []) {
-    const k = l.how === 'composed' ? `composed:${l.reason?.code ?? '?'}` : l.how === 'plane' ? `plane:${l.planeType}` : 'hidden';
+    const k = statKey(l);
     stats.layers[k] = (stats.layers[k] ?? 0) + 1;
   }
   let latencyNs: number | undefined;
