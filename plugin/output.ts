@@ -301,11 +301,16 @@ export class Output extends EventEmitter<OutputEvents> {
   scheduleRefresh(): void {
     if (this.refreshQueued || this.closed) return;
     this.refreshQueued = true;
-    setImmediate(() => {
-      this.refreshQueued = false;
-      this.refresh();
-    });
+    // A microtask, not an immediate: changes made in one callback (a flip and a cursor
+    // move) still make one refresh, and the frame is committed as soon as that callback
+    // is done, without an Immediate and a turn of the loop's check phase per frame.
+    queueMicrotask(this.runQueuedRefresh);
   }
+
+  private readonly runQueuedRefresh = (): void => {
+    this.refreshQueued = false;
+    this.refresh();
+  };
 
   private handleEvent(ev: FlipEvent): void {
     if (this.closed) return;

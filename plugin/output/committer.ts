@@ -157,6 +157,9 @@ export class Committer {
       return;
     }
     put(req, pl, 'FB_ID', w.fbId, have?.fbId);
+    // A steady frame (planner.reuse) keeps the committed state's rectangles themselves:
+    // only the FB differs, and nothing else needs comparing.
+    if (have && have.src === w.src && have.dst === w.dst && have.zpos === w.zpos && have.transform === w.transform && have.hotX === w.hotX && have.hotY === w.hotY) return;
     if (!have) req.set(pl, 'CRTC_ID', this.d.crtc.id);
     const hs = have?.src;
     put(req, pl, 'SRC_X', w.src.x * 65536, hs ? hs.x * 65536 : undefined);

@@ -11,6 +11,7 @@ import { release } from 'node:os';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import { Sink, latencyRows, percentile, summarizeLatency } from './measure.js';
 import { pool, runFloor, runGuestOnly, runStream, type StreamResult } from './stream.js';
+import { runNodeFloor } from './node-floor.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runShmRead } from './shm-read.js';
 import { QEMU_DBUS_BENCH, runPeer, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
@@ -199,6 +200,8 @@ for (let round = 1; round <= streamRounds; round++) {
   for (const [w, h] of MODES) {
     const bench = `stream-${w}x${h}`;
     await measure(bench, 'c-floor', () => runFloor({ binary: floorBin, card, connector: 'Virtual-1', width: w, height: h, warmupMs, ms }));
+    // The same loop in JavaScript on our ffi: the runtime's share of the distance to the C floor.
+    await measure(bench, 'node-floor', () => runNodeFloor({ card, connector: 'Virtual-1', width: w, height: h, warmupMs, ms }));
     for (const path of ['scanout', 'copy'] as const) {
       await measure(bench, path, () => runStream({ card, connector: 'Virtual-1', width: w, height: h, path, warmupMs, ms }));
     }
@@ -219,7 +222,7 @@ guestCostMs = guestOnly.guestFrames ? guestOnly.cpuUs / 1000 / guestOnly.guestFr
 for (const [w, h] of MODES) {
   const bench = `stream-${w}x${h}`;
   const floor = cpuPerFrame(bench, 'c-floor');
-  for (const path of ['c-floor', 'scanout', 'scanout-worker-events', 'gles', 'copy']) emit(bench, path, floor);
+  for (const path of ['c-floor', 'node-floor', 'scanout', 'scanout-worker-events', 'gles', 'copy']) emit(bench, path, floor);
 }
 for (const path of ['flip-driven', 'poll-30ms', 'vblank-poll', 'late-latch']) emit(REFRESH, path, cpuPerFrame('stream-1024x768', 'c-floor'));
 if (want(BASELINE)) {
