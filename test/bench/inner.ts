@@ -9,9 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { findCardByDriver } from '../../plugin/kms/device.js';
-import { Sink, latencyRows, percentile, summarizeLatency } from './measure.js';
+import { Sink, latencyRows, percentile, summarizeLatency, type ProcessSample } from './measure.js';
 import { pool, runFloor, runGuestOnly, runStream, type StreamResult } from './stream.js';
 import { runNodeFloor } from './node-floor.js';
+import { runIdle } from './idle.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runShmRead } from './shm-read.js';
 import { QEMU_DBUS_BENCH, runPeer, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
@@ -59,12 +60,14 @@ sink.row('meta', '-', [
 
 type Row = Array<[string, number | string | null, string]>;
 
-function processRows(r: { start: { fds: number; rssMiB: number }; end: { fds: number; rssMiB: number } }): Row {
+function processRows(r: { start: ProcessSample; end: ProcessSample }): Row {
   return [
     ['rss_start', r.start.rssMiB, 'MiB'],
     ['rss_end', r.end.rssMiB, 'MiB'],
     ['fds_start', r.start.fds, 'count'],
     ['fds_end', r.end.fds, 'count'],
+    ['threads_start', r.start.threads, 'count'],
+    ['threads_end', r.end.threads, 'count'],
   ];
 }
 
@@ -242,6 +245,20 @@ for (const drmEvents of ['worker', 'uv'] as const) {
   await attempt('devices-16x640x480', drmEvents === 'uv' ? 'uv-poll' : 'worker-threads', async () =>
     scaleRows(await runScale({ guests: 16, devicePerGuest: true, drmEvents, width: 640, height: 480, warmupMs, ms: scaleMs, switchMs: 500 })),
   );
+}
+// Issue 15: nothing changes on screen. With uv_poll no thread but the main one should run.
+for (const drmEvents of ['worker', 'uv'] as const) {
+  await attempt('idle-1024x768', drmEvents === 'uv' ? 'uv-poll' : 'worker-threads', async () => {
+    const r = await runIdle({ card, connector: 'Virtual-1', width: 1024, height: 768, drmEvents, warmupMs, ms: quick ? 2000 : 4000 });
+    return [
+      ['window', r.windowMs, 'ms'],
+      ['cpu_load', r.cpuUs / 10 / r.windowMs, '%'],
+      ['commits', r.commits, 'count'],
+      ['busy_threads', r.busyThreads.length, 'count'],
+      ...processRows(r),
+      ['note', `threads with CPU in the window: ${r.busyThreads.join(', ') || 'none'}`, ''],
+    ] as Row;
+  });
 }
 // wl_shm read on the copy path: the direct mapping read (before) against the safe reads.
 for (const [w, h] of MODES) {

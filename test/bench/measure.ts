@@ -1,6 +1,6 @@
 // What the benchmark measures about its own process, and how results leave it: one JSON
 // object per metric, appended to a file the host reads after the VM is gone.
-import { appendFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 
 export interface Metric {
   bench: string;
@@ -40,10 +40,30 @@ export function rssMiB(): number {
 export interface ProcessSample {
   fds: number;
   rssMiB: number;
+  /** Threads of the process (V8's, libuv's pool once used, koffi's). */
+  threads: number;
 }
 
 export function sampleProcess(): ProcessSample {
-  return { fds: fdCount(), rssMiB: rssMiB() };
+  return { fds: fdCount(), rssMiB: rssMiB(), threads: readdirSync('/proc/self/task').length };
+}
+
+/** CPU time per thread so far, ms (utime + stime of /proc/self/task/N/stat), by "tid name". */
+export function threadCpuMs(): Map<string, number> {
+  const hz = 100; // USER_HZ: 100 on every Linux this runs on
+  const out = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(`${tid} ${name}`, ((Number(f[11]) + Number(f[12])) * 1000) / hz);
+  }
+  return out;
 }
 
 /** user+sys CPU of the whole process (all threads: the DRM event poller's too), µs. */

@@ -256,8 +256,9 @@ export async function runFloor(spec: FloorSpec): Promise<StreamResult> {
     cpuUs: f.cpuUs,
     windowMs: f.windowMs,
     refreshMs: f.refreshMs,
-    start: { fds: f.fds.start, rssMiB: f.rssKb.start / 1024 },
-    end: { fds: f.fds.end, rssMiB: f.rssKb.end / 1024 },
+    // floor.c is one thread.
+    start: { fds: f.fds.start, rssMiB: f.rssKb.start / 1024, threads: 1 },
+    end: { fds: f.fds.end, rssMiB: f.rssKb.end / 1024, threads: 1 },
     errors: r.stderr.trim() ? [r.stderr.trim()] : [],
   };
 }
