@@ -27,14 +27,21 @@ export class Chords {
   /** Chord keys pressed: their release is the chord's too, and is dropped. */
   readonly #swallowed = new Set<number>();
 
-  /** vtSwitch: Ctrl+Alt+Fn is a chord only on a seat (without one the kernel switches itself). */
-  constructor(private readonly vtSwitch: boolean) {}
+  /**
+   * vtSwitch: Ctrl+Alt+Fn is a chord only on a seat (without one the kernel switches itself).
+   * kiosk: Ctrl+Alt+Q and Ctrl+Alt+G are chords (the guest kiosks'); in the Wayland
+   * compositor they are keys for the client, press and release alike.
+   */
+  constructor(
+    private readonly vtSwitch: boolean,
+    private readonly kiosk = true,
+  ) {}
 
   /** 'send': pass the key on; 'drop': it belongs to a chord; else the chord pressed. */
   key(code: number, pressed: boolean): 'send' | 'drop' | ChordAction {
     if (pressed && this.#modifiers()) {
       const vt = functionKey(code);
-      const action: ChordAction | null = vt && this.vtSwitch ? { kind: 'vt', vt } : code === KEY_Q ? { kind: 'quit' } : code === KEY_G ? { kind: 'grab' } : null;
+      const action: ChordAction | null = vt && this.vtSwitch ? { kind: 'vt', vt } : !this.kiosk ? null : code === KEY_Q ? { kind: 'quit' } : code === KEY_G ? { kind: 'grab' } : null;
       if (action) {
         this.#swallowed.add(code);
         return action;
@@ -59,4 +66,26 @@ export class Chords {
     const alt = this.#down.has(KEY_LEFTALT) || this.#down.has(KEY_RIGHTALT);
     return ctrl && alt;
   }
+}
+
+/** What a kiosk does on each chord; `vt` absent: Ctrl+Alt+Fn are keys like others. */
+export interface ChordHandlers {
+  quit(): void;
+  grab(): void;
+  vt?(vt: number): void;
+}
+
+/**
+ * One host key through the chords: runs the chord's handler and returns false when the
+ * key belongs to a chord, true when it is to be passed on. The kiosk, the multi-head
+ * router and the compositor all read keys this way.
+ */
+export function passKey(chords: Chords, code: number, pressed: boolean, h: ChordHandlers): boolean {
+  const c = chords.key(code, pressed);
+  if (c === 'send') return true;
+  if (c === 'drop') return false;
+  if (c.kind === 'vt') h.vt?.(c.vt);
+  else if (c.kind === 'quit') h.quit();
+  else h.grab();
+  return false;
 }

@@ -11,7 +11,7 @@
 // every key and button the guest holds down.
 import type { InputEvent } from './devices.js';
 import type { FitMode } from '../geometry.js';
-import { Chords } from './chords.js';
+import { Chords, passKey, type ChordHandlers } from './chords.js';
 import { BUTTONS, GuestPort, Held, toGuestPoint, wheel, type InputTarget, type Point } from './guest-port.js';
 
 export type { InputTarget } from './guest-port.js';
@@ -91,17 +91,18 @@ export class GuestInput {
     }
   }
 
-  #key(code: number, pressed: boolean): void {
-    const c = this.#chords.key(code, pressed);
-    if (c === 'drop') return;
-    if (c !== 'send') {
-      if (c.kind === 'vt') return this.actions.switchSession?.(c.vt);
-      if (c.kind === 'quit') return this.actions.quit();
+  readonly #chordHandlers: ChordHandlers = {
+    quit: () => this.actions.quit(),
+    vt: (vt) => this.actions.switchSession?.(vt),
+    grab: () => {
       this.#grabbed = !this.#grabbed;
       if (!this.#grabbed) this.#held.release();
       this.actions.grab?.(this.#grabbed);
-      return;
-    }
+    },
+  };
+
+  #key(code: number, pressed: boolean): void {
+    if (!passKey(this.#chords, code, pressed, this.#chordHandlers)) return;
     this.#held.key(this.#grabbed ? this.#port : null, code, pressed);
   }
 

@@ -14,7 +14,7 @@
 // every keyboard, as in the single-guest kiosk.
 import type { InputEvent } from './devices.js';
 import type { FitMode } from '../geometry.js';
-import { Chords } from './chords.js';
+import { Chords, passKey, type ChordHandlers } from './chords.js';
 import { BUTTONS, Held, toGuestPoint, wheel, type GuestPort, type Point, type Size } from './guest-port.js';
 import { clampTo, closestPoint, contains, type LayoutRect, type PlacedScreen } from './layout.js';
 
@@ -145,17 +145,18 @@ export class HeadsRouter {
     this.#chords.clear();
   }
 
-  #key(route: Route, head: RoutedHead | null, code: number, pressed: boolean): void {
-    const c = this.#chords.key(code, pressed);
-    if (c === 'drop') return;
-    if (c !== 'send') {
-      if (c.kind === 'vt') return this.actions.switchSession?.(c.vt);
-      if (c.kind === 'quit') return this.actions.quit();
+  readonly #chordHandlers: ChordHandlers = {
+    quit: () => this.actions.quit(),
+    vt: (vt) => this.actions.switchSession?.(vt),
+    grab: () => {
       this.#grabbed = !this.#grabbed;
       if (!this.#grabbed) for (const r of [this.#shared, ...this.#bound.values()]) r.held.release();
       this.actions.grab?.(this.#grabbed);
-      return;
-    }
+    },
+  };
+
+  #key(route: Route, head: RoutedHead | null, code: number, pressed: boolean): void {
+    if (!passKey(this.#chords, code, pressed, this.#chordHandlers)) return;
     const port = !this.#grabbed ? null : head ? head.port : (this.#focus?.port ?? null);
     route.held.key(port, code, pressed);
   }

@@ -40,7 +40,7 @@ import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../host-layers.js';
 import type { SeatSession } from '../session.js';
 import { cardNodes } from '../backend.js';
-import { Chords } from '../input/chords.js';
+import { Chords, passKey } from '../input/chords.js';
 
 export interface CompositorOptions {
   /** KMS card node; default: the first /dev/dri/card* with a connected display. */
@@ -194,7 +194,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly #session: SeatSession | null;
   #seatFd = -1;
   #sessionOff: (() => void) | null = null;
-  readonly #chords = new Chords(true);
+  // Only Ctrl+Alt+Fn: Ctrl+Alt+Q and G go to the client (they are the guest kiosks' chords).
+  readonly #chords = new Chords(true, false);
 
   /** While another session has the seat: no commits, input devices let go (libinput closes them). */
   #followSession(): void {
@@ -284,14 +285,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     });
     stack.on('input', (e) => {
       // On a seat the kernel no longer switches VTs on Ctrl+Alt+Fn: the compositor asks the seat.
-      if (e.kind === 'key' && session) {
-        const c = this.#chords.key(e.code, e.pressed);
-        if (c === 'drop') return;
-        if (typeof c === 'object') {
-          if (c.kind === 'vt') this.#switchVt(session, c.vt);
-          if (c.kind === 'vt') return;
-        }
-      }
+      if (e.kind === 'key' && session && !passKey(this.#chords, e.code, e.pressed, { vt: (vt) => this.#switchVt(session, vt), quit: () => {}, grab: () => {} })) return;
       this.seatInput.handle(e);
       if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') this.cursor.update();
     });
