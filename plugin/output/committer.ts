@@ -63,8 +63,10 @@ export interface CommitterDeps {
 }
 
 export class Committer {
-  /** What the last successful commit set on each plane this output has lit. */
-  /** Changed only here (the memo of fbsOnScreen counts on it); read it, don't write it. */
+  /**
+   * What the last successful commit set on each plane this output has lit. Changed only
+   * here (the memo of fbsOnScreen counts on it): read it, don't write it.
+   */
   readonly committed = new Map<number, PlaneState>();
   inflight: { cookie: bigint; content: FramePlan } | null = null;
   onScreen: FramePlan | null = null;

@@ -88,33 +88,19 @@ type Placement = { src: Rect; dst: Rect };
  * the output's fit and size. Compared field by field; a string key of the same made two
  * strings per frame, which under TCG cost more than the rest of the steady path.
  */
-interface SteadyShape {
+type SteadyShape = Pick<GuestPlaneInfo, 'generation' | 'format' | 'modifier' | 'width' | 'height' | 'stride' | 'offset' | 'size' | 'x' | 'y' | 'hotX' | 'hotY'> & {
   sid: number;
-  generation: number;
-  format: number;
-  modifier: bigint;
-  width: number;
-  height: number;
-  stride: number;
-  offset: number;
-  size: number;
   transform: number;
   crop: Rect | null;
   displaySize: { w: number; h: number } | null;
-  x: number;
-  y: number;
-  hotX: number;
-  hotY: number;
   fit: FitMode;
   outW: number;
   outH: number;
-}
+};
 
 function sameRect(a: Rect | null, b: Rect | undefined): boolean {
   return a === null ? b === undefined : b !== undefined && a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
 }
-
-
 
 export class FramePlanner {
   /** Cursor hotspots of this frame's layers, for the planes that take them. */
