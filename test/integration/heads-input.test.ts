@@ -23,7 +23,7 @@ import { HeadsInput } from '../../plugin/heads-input.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches, sleep, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
+import { mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
 import type { Output } from '../../plugin/output.js';
 import { keyboard, mouse, startUdevd, udevSettle, uinputMissing, VirtualDevice } from './helpers/uinput.js';
@@ -110,9 +110,7 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
       await vm.waitForDisplay();
       // Each guest shows its own numbered pattern (5, 6), checked on screen before `cont`.
       const mode = await mdpyInit(vm.qtest);
-      const frame = new Uint8Array(mode.stride * mode.height);
-      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, 5 + n);
-      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+      await mdpyShowPattern(vm.qtest, mode, 5 + n);
       vms.push(vm);
       qmps.push(qmp);
       addresses.push(bus.address);

@@ -14,7 +14,7 @@ import { cleanupAfterEach } from './helpers/cleanup.js';
 import { waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, qemuDbusMissing, qmpCont, startQemu, startSessionBus } from './helpers/qemu.js';
-import { keyboard, mouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
+import { keyboardAndMouse, keyboard, uinputMissing } from './helpers/uinput.js';
 
 const cleanup = cleanupAfterEach();
 const missing = qemuDbusMissing({ parents: ['mdpy'], gl: false }) ?? uinputMissing();
@@ -22,12 +22,7 @@ if (missing) console.log(`qemu-dbus-input: skipped: ${missing}`);
 
 describe('kiosk input into a QEMU guest (libinput, uinput, udev)', () => {
   it.skipIf(missing)('keys, motion and buttons from uinput devices reach QEMU exactly; a hot-plugged keyboard works; Ctrl+Alt+Q quits', async () => {
-    startUdevd();
-    const kbd = keyboard();
-    cleanup.push(() => kbd.close());
-    const rat = mouse();
-    cleanup.push(() => rat.close());
-    udevSettle();
+    const { kbd, rat } = keyboardAndMouse(cleanup);
     const dir = mkdtempSync(join(tmpdir(), 'gpi-'));
     const mdev = createSmallMdev('mdpy');
     cleanup.push(() => mdev.remove());

@@ -17,7 +17,7 @@ import type { Output } from '../../plugin/output.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
+import { mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
 
 const cleanup = cleanupAfterEach();
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
@@ -50,11 +50,7 @@ describe('kiosk --qemu-dbus', () => {
     };
     let vm = await boot();
     const mode = await mdpyInit(vm.qtest);
-    const frame = new Uint8Array(mode.stride * mode.height);
-    const show = async (n: number) => {
-      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
-      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
-    };
+    const show = (n: number) => mdpyShowPattern(vm.qtest, mode, n);
     await show(5);
 
     // What an operator runs first.
@@ -120,9 +116,7 @@ describe('kiosk --qemu-dbus', () => {
     });
     await vm.waitForDisplay();
     const mode = await mdpyInit(vm.qtest);
-    const frame = new Uint8Array(mode.stride * mode.height);
-    drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, 21);
-    await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+    await mdpyShowPattern(vm.qtest, mode, 21);
     const config = parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: bus.address } }, heads: [{ guest: 'vm', connector: 'Virtual-1', mode: { width: mode.width, height: mode.height }, scale: 'native' }] });
     const log: string[] = [];
     const mgr = await runHeads(config, { log: (l) => log.push(l) });

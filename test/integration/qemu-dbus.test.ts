@@ -15,7 +15,7 @@ import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js'
 import { cleanupAfterEach, openVkms, type Cleanup } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
+import { mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpAddDbusClient, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
 
 const cleanup = cleanupAfterEach();
 const fdCount = () => readdirSync('/proc/self/fd').length;
@@ -64,10 +64,8 @@ describe('QEMU -display dbus as a guest source', () => {
     const src = await display.open(0);
     out.attach(src, 'native');
 
-    const frame = new Uint8Array(mode.stride * mode.height);
     for (const n of [3, 4, 77]) {
-      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
-      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+      await mdpyShowPattern(vm.qtest, mode, n);
       // QEMU sends the surface on its next refresh; the output shows it on the one after.
       // qtest writes the frame in pieces, so QEMU may send a half-written one first: wait
       // for the whole frame, then it must be exact.
@@ -212,9 +210,7 @@ describe('QEMU -display dbus,p2p=yes', () => {
     cleanup.push(() => out.close());
     out.enable();
     out.attach(await display.open(0), 'native');
-    const frame = new Uint8Array(mode.stride * mode.height);
-    drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, 12);
-    await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
+    await mdpyShowPattern(vm.qtest, mode, 12);
     let mismatches = -1;
     for (let tries = 0; tries < 60 && mismatches !== 0; tries++) {
       const cap = await out.captureNext();

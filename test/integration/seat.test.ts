@@ -22,8 +22,8 @@ import { nextPresent, patternMismatches, sleep } from './helpers/faults.js';
 import { activeVt, chvt, seatdAndHomeVt, seatdMissing } from './helpers/seat.js';
 import { KioskProcess, cliFor } from './helpers/kiosk-process.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu } from './helpers/qemu.js';
-import { keyboard, mouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
+import { mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpAddDbusClient, qmpCont, startQemu } from './helpers/qemu.js';
+import { keyboard, keyboardAndMouse, startUdevd, udevSettle, uinputMissing } from './helpers/uinput.js';
 import { buildWaylandClient, startClient } from './helpers/wayland-client.js';
 
 const cleanup = cleanupAfterEach();
@@ -111,12 +111,7 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
   });
 
   it.skipIf(missingKiosk)('kiosk as uid 65534 through seatd: shows QEMU pixel-exact, keys reach QEMU; away, no commit and no key; back, relit with the new frame; Ctrl+Alt+F2 switches VT with the guest’s keys released; no fd gained', async () => {
-    startUdevd();
-    const kbd = keyboard();
-    cleanup.push(() => kbd.close());
-    const rat = mouse();
-    cleanup.push(() => rat.close());
-    udevSettle();
+    const { kbd, rat } = keyboardAndMouse(cleanup);
     const { seatd, home } = await seatdAndHomeVt(cleanup, 'nobody');
 
     // QEMU peer-to-peer: the kiosk gets its end of a socket QEMU took through QMP (no bus to share across users).
@@ -130,11 +125,7 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
       await vm.close();
     });
     const mode = await mdpyInit(vm.qtest);
-    const frame = new Uint8Array(mode.stride * mode.height);
-    const show = async (n: number) => {
-      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
-      await mdpyWriteFramebuffer(vm.qtest, 0, frame, mode);
-    };
+    const show = (n: number) => mdpyShowPattern(vm.qtest, mode, n);
     await show(5);
     const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM);
     cleanup.push(() => libc.close(ours));
@@ -148,14 +139,11 @@ describe('seat session (libseat, seatd, VT switches)', { timeout: 120_000 }, () 
     await k.waitLine((l) => l.includes('(guestplane test mouse)'));
     const pid = k.child.pid!;
     const kioskFds = () => readdirSync(`/proc/${pid}/fd`).length;
-    const ref = new Uint32Array(frame.buffer);
     const mismatchesFor = async (n: number) => {
-      drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
       let bad = -1;
       for (let tries = 0; tries < 40 && bad !== 0; tries++) {
         const c = await k.capture();
-        bad = 0;
-        for (let y = 0; y < mode.height; y++) for (let x = 0; x < mode.width; x++) if (c.pixels[y * mode.width + x] !== (ref[(y * mode.stride) / 4 + x] & 0xffffff)) bad++;
+        bad = patternMismatches({ pixels: new Uint8Array(c.pixels.buffer), stride: mode.width * 4 }, n, mode.width, mode.height, drawPattern);
       }
       return bad;
     };

@@ -13,6 +13,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { listMdevParents, type MdevInstance } from './mdev.js';
+import { drawPattern } from '../../../plugin/sources/pattern.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 /** Where Debian's QEMU looks for its modules; -display dbus is one of them. */
@@ -957,6 +958,18 @@ export async function mdpyInit(qt: Qtest): Promise<MdpyInfo> {
 /** Writes pixels into mdpy's framebuffer (BAR0) at byte `offset`; pass `info` to bound-check. */
 export function mdpyWriteFramebuffer(qt: Qtest, offset: number, bytes: Uint8Array, info?: Pick<MdpyInfo, 'fbSize'>): Promise<void> {
   return writeBar0(qt, offset, bytes, info?.fbSize, 'mdpyWriteFramebuffer');
+}
+
+/** Test pattern frame `n` (plugin/sources/pattern.ts) in mdpy's layout: what the guest shows, or the reference to compare with. */
+export function mdpyPatternFrame(mode: Pick<MdpyInfo, 'width' | 'height' | 'stride'>, n: number): Uint8Array {
+  const frame = new Uint8Array(mode.stride * mode.height);
+  drawPattern({ bytes: frame, offset: 0, width: mode.width, height: mode.height, stride: mode.stride }, n);
+  return frame;
+}
+
+/** The guest draws test pattern frame `n` into mdpy's framebuffer (through qtest). */
+export function mdpyShowPattern(qt: Qtest, mode: MdpyInfo, n: number): Promise<void> {
+  return mdpyWriteFramebuffer(qt, 0, mdpyPatternFrame(mode, n), mode);
 }
 
 /** QMP `cont`: input only reaches QEMU's input layer (and its trace) while the VM runs. */

@@ -129,6 +129,17 @@ export const keyboard = (name = 'guestplane test keyboard'): VirtualDevice =>
 
 export const mouse = (name = 'guestplane test mouse'): VirtualDevice => new VirtualDevice({ name, keys: [ui.BTN_LEFT, ui.BTN_RIGHT, ui.BTN_MIDDLE], rel: [ui.REL_X, ui.REL_Y, ui.REL_WHEEL] });
 
+/** udevd, then the test keyboard and mouse, tagged for libinput; closed by `cleanup` after the test. */
+export function keyboardAndMouse(cleanup: (() => unknown)[]): { kbd: VirtualDevice; rat: VirtualDevice } {
+  startUdevd();
+  const kbd = keyboard();
+  cleanup.push(() => kbd.close());
+  const rat = mouse();
+  cleanup.push(() => rat.close());
+  udevSettle();
+  return { kbd, rat };
+}
+
 /**
  * A multi-touch screen (type B protocol: slots and tracking ids) whose axes run 0..w-1 and
  * 0..h-1, INPUT_PROP_DIRECT so udev and libinput take it for a touchscreen (not a touchpad).
