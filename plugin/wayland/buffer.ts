@@ -69,6 +69,46 @@ export function bindBuffer(buffer: ClientBuffer): void {
   });
 }
 
+/**
+ * wl_buffer.release bookkeeping, as wlroots' buffer locks. The protocol gives the client one
+ * release per attach+commit; a client that keeps a free list (mpv's wlshm puts a buffer on
+ * it at each release) breaks on a second one: the buffer is handed out twice and freed twice.
+ * So: a commit that attaches a buffer makes the release owed; whatever reads the buffer's
+ * contents holds a use; the last use to end sends the owed release, once. A commit without
+ * attach (damage only) owes nothing: the compositor keeps what it took from that buffer.
+ */
+const uses = new WeakMap<ClientBuffer, { owed: boolean; count: number }>();
+
+function useOf(b: ClientBuffer): { owed: boolean; count: number } {
+  let u = uses.get(b);
+  if (!u) uses.set(b, (u = { owed: false, count: 0 }));
+  return u;
+}
+
+/** A commit attached `b`: the client is owed one wl_buffer.release once no use reads it. */
+export function bufferAttached(b: ClientBuffer): void {
+  useOf(b).owed = true;
+}
+
+/** Whether the client is still owed a release for `b` (its contents are the commit's, untouched). */
+export function releaseOwed(b: ClientBuffer): boolean {
+  return uses.get(b)?.owed ?? false;
+}
+
+/** Something reads `b` until the matching endBufferUse. */
+export function beginBufferUse(b: ClientBuffer): void {
+  useOf(b).count++;
+}
+
+/** Ends a beginBufferUse; the last one sends the owed release (if the client has not destroyed `b`). */
+export function endBufferUse(b: ClientBuffer): void {
+  const u = useOf(b);
+  if (u.count > 0) u.count--;
+  if (u.count > 0 || !u.owed) return;
+  u.owed = false;
+  if (!b.resource.destroyed) b.resource.sendRelease();
+}
+
 /** A pool's file is, or became, shorter than the pool: reads would fault (wl_shm.error invalid_fd). */
 export class ShortPoolError extends Error {
   constructor(

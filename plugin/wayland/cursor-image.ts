@@ -6,7 +6,7 @@
 // mapping; cursor themes draw into wl_shm): the pointer then shows no image.
 //
 // Ownership: the copy is ours; the surface and its buffers stay the client's.
-import type { ClientBuffer } from './buffer.js';
+import { beginBufferUse, endBufferUse, type ClientBuffer } from './buffer.js';
 import { finishUnshown, type Surface, type SurfaceCommit } from './surface.js';
 
 export interface CursorPicture {
@@ -57,16 +57,19 @@ export class CursorImage {
   }
 
   #take(c: SurfaceCommit): void {
-    this.#set(c.buffer);
+    // A damage-only commit keeps the image we copied (the buffer was released: the client's again).
+    if (c.attached || !c.buffer) this.#set(c.buffer);
     finishUnshown(c);
     this.onChange();
   }
 
   #set(b: ClientBuffer | null): void {
+    if (b) beginBufferUse(b);
     const copy = copyCursorPixels(b);
     if (copy && 'why' in copy) this.log(`cursor of ${this.surface.resource}: not shown: ${copy.why}`);
     this.picture = copy && !('why' in copy) ? copy : null;
-    if (b && b.kind !== 'dmabuf' && !b.resource.destroyed) b.resource.sendRelease();
+    // A dma-buf is not read (not shown), so it is released at once too.
+    if (b) endBufferUse(b);
   }
 
   #gone(): void {

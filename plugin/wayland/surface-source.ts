@@ -5,7 +5,8 @@
 // Buffer lifetime: a committed buffer stays held (no wl_buffer.release) until a later
 // commit of the surface has been presented. The output may read a buffer at any refresh
 // up to then: a dma-buf is on the plane until the next flip completes, and a region
-// plane is copied again on every refresh.
+// plane is copied again on every refresh. Holding is a buffer use (buffer.ts): the client
+// gets one release per attach, however many damage-only commits show the buffer again.
 //
 // Frame numbers: every commit with a buffer is a new frame (its compositor-wide seq),
 // even when the same wl_buffer is committed again, so the output commits it and the
@@ -17,7 +18,7 @@ import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, Pl
 import { WlShmError, type WlOutput } from '../../protocols/generated/wayland.js';
 import { withYInvert } from '../transform.js';
 import { ZwpLinuxBufferParamsV1Flags } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
-import type { ClientBuffer } from './buffer.js';
+import { beginBufferUse, endBufferUse, releaseOwed, type ClientBuffer } from './buffer.js';
 import { completeCallbacks, finishUnshown, type SurfaceCommit } from './surface.js';
 import { sendDiscarded, sendPresented, type Presented } from './presentation.js';
 import type { CursorPicture } from './cursor-image.js';
@@ -74,7 +75,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     this.#current = c;
     this.#commitTimeNs = process.hrtime.bigint();
     this.#committedAt.set(c, this.#commitTimeNs);
-    this.#held.set(c.buffer.id, c.buffer);
+    // A damage-only commit of a buffer already released shows what we took from it (our
+    // copy of a wl_shm frame); the client owns that memory again, so it is not held.
+    if (releaseOwed(c.buffer)) this.#hold(c.buffer);
     if (!this.#shown) {
       // Not on any output: nothing will present it, so the frame is done now (a hidden
       // client keeps running, as on any compositor that throttles nothing).
@@ -141,11 +144,16 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     const keep = new Set<number>(this.#pending.map((c) => c.buffer!.id));
     if (onScreen) keep.add(onScreen.id);
     if (this.#current?.buffer) keep.add(this.#current.buffer.id);
-    for (const [id, b] of this.#held) {
-      if (keep.has(id)) continue;
-      this.#held.delete(id);
-      if (!b.resource.destroyed) b.resource.sendRelease();
-    }
+    for (const [id, b] of this.#held) if (!keep.has(id)) this.#letGo(b);
+  }
+
+  #hold(b: ClientBuffer): void {
+    if (this.#held.has(b.id)) return;
+    this.#held.set(b.id, b);
+    beginBufferUse(b);
+  }
+  #letGo(b: ClientBuffer): void {
+    if (this.#held.delete(b.id)) endBufferUse(b);
   }
 
   #armStallTimer(): void {
@@ -225,7 +233,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     const b = c.buffer;
     // The client destroyed the buffer it shows: its content is undefined, show nothing
     // (unless it is a wl_shm frame we already copied: it was released, and may be destroyed).
-    if (b.resource.destroyed && !this.#copied(c.seq, b.id)) return { state: 'disabled' };
+    if (b.resource.destroyed && !this.#copied(c.seq, b.id) && !this.#releasedCopy(b.id)) return { state: 'disabled' };
     const base = {
       kind,
       bufferId: b.id,
@@ -276,7 +284,13 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     if (copied) return { bytes: copied, offset: 0 };
     const snap = this.#snapshot;
     const b = this.#held.get(plane.bufferId);
-    if (!b || b.kind === 'dmabuf' || b.resource.destroyed) return null;
+    if (!b) {
+      // A damage-only commit of the wl_shm buffer we copied and released: the frame is our copy.
+      if (!this.#releasedCopy(plane.bufferId) || !snap.bytes) return null;
+      snap.frame = plane.frame ?? -1;
+      return { bytes: snap.bytes, offset: 0 };
+    }
+    if (b.kind === 'dmabuf' || b.resource.destroyed) return null;
     if (b.kind === 'solid') return { bytes: b.pixel, offset: 0 };
     const span = b.stride * (b.height - 1) + b.width * 4;
     let bytes: Uint8Array | null = null;
@@ -296,10 +310,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     snap.frame = plane.frame ?? -1;
     snap.bufferId = b.id;
     // Committed again in a later frame: that frame reads it again, keep it held till then.
-    if (!this.#pending.some((c) => c.seq > snap.frame && c.buffer === b)) {
-      this.#held.delete(b.id);
-      b.resource.sendRelease();
-    }
+    if (!this.#pending.some((c) => c.seq > snap.frame && c.buffer === b)) this.#letGo(b);
     return { bytes, offset: 0 };
   }
 
@@ -308,6 +319,11 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     const b = this.#current?.buffer;
     const bytes = b?.kind === 'shm' ? this.#copied(frame, b.id) : null;
     return bytes && b?.kind === 'shm' ? { bytes, stride: b.stride, width: b.width, height: b.height } : null;
+  }
+
+  /** Whether the copy taken is of `bufferId`, since released (a damage-only commit shows that copy). */
+  #releasedCopy(bufferId: number): boolean {
+    return this.#snapshot.bytes !== null && this.#snapshot.bufferId === bufferId && !this.#held.has(bufferId);
   }
 
   /** The copy of frame `frame` of buffer `bufferId`, if that is the one taken. */
@@ -353,8 +369,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     this.#closed = true;
     this.#clearStallTimer();
     for (const c of this.#pending.splice(0)) finishUnshown(c);
-    for (const b of this.#held.values()) if (!b.resource.destroyed) b.resource.sendRelease();
-    this.#held.clear();
+    for (const b of [...this.#held.values()]) this.#letGo(b);
     this.#current = null;
     this.#cursor = null;
   }

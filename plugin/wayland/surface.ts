@@ -10,7 +10,7 @@ import type { WpPresentationFeedback } from '../../protocols/generated/presentat
 import { NORMAL, isTransform, pictureSize, type Transform } from '../transform.js';
 import { WpViewportError, type WpViewport } from '../../protocols/generated/viewporter.js';
 import type { Rect } from '../geometry.js';
-import { bufferOf, type ClientBuffer } from './buffer.js';
+import { bufferAttached, bufferOf, type ClientBuffer } from './buffer.js';
 
 export interface SurfaceCommit {
   /** Compositor-wide commit counter: the frame number the output reports back. */
@@ -246,6 +246,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
   #apply(st: PendingState): void {
     const attached = st.buffer !== undefined;
     if (attached) this.buffer = st.buffer ?? null;
+    if (attached && this.buffer) bufferAttached(this.buffer);
     if (this.buffer?.resource.destroyed) this.buffer = null;
     if (st.transform !== undefined) this.transform = st.transform;
     if (st.scale !== undefined) this.scale = st.scale;

@@ -7,7 +7,8 @@
 // run against the real Output in the rig (test/integration/wayland-robust.test.ts).
 import { describe, it, expect, afterEach } from 'vitest';
 import { Display } from '../../protocols/runtime.js';
-import { createCompositorGlobal } from '../../plugin/wayland/surface.js';
+import { createCompositorGlobal, type Surface } from '../../plugin/wayland/surface.js';
+import { CursorImage } from '../../plugin/wayland/cursor-image.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
 import { createXdgShellGlobal } from '../../plugin/wayland/xdg-shell.js';
 import { createPresentationGlobal } from '../../plugin/wayland/presentation.js';
@@ -30,8 +31,11 @@ afterEach(async () => {
 
 type Consumer = (s: SurfaceSource) => void;
 
-/** A display with one SurfaceSource per toplevel, consumed by `consume` on every change. */
-function serve(consume: Consumer, sources: SurfaceSource[] = []): string {
+/**
+ * A display with one SurfaceSource per toplevel, consumed by `consume` on every change
+ * (or, with `onToplevel`, whatever that makes of each toplevel's surface).
+ */
+function serve(consume: Consumer, sources: SurfaceSource[] = [], onToplevel?: (surface: Surface) => void): string {
   display = Display.create();
   const socket = `gp-source-${process.pid}-${++n}`;
   display.addSocket(socket);
@@ -41,6 +45,7 @@ function serve(consume: Consumer, sources: SurfaceSource[] = []): string {
   createXdgShellGlobal(display, {
     size: () => ({ width: 640, height: 480 }),
     onToplevel: (t) => {
+      if (onToplevel) return onToplevel(t.surface);
       const s = new SurfaceSource(`toplevel ${sources.length}`);
       sources.push(s);
       t.surface.on('commit', (c) => s.commit(c));
@@ -145,6 +150,44 @@ describe('surface source against real clients (no output: the test presents)', (
     expect(r.stdout, r.stderr).toContain('SUMMARY frames=10 callbacks=10 presented=10');
     expect(sums).toHaveLength(10);
     expect(sums.every((x) => x === 1)).toBe(true);
+  }, 40_000);
+
+  it('damage-only commits show the frame copied last and owe no second wl_buffer.release (mpv --vo=wlshm crashed at exit on one)', async () => {
+    // The client dies on a release of a buffer not attached since its last release: mpv's
+    // wlshm puts a buffer on its free list at each release, and freed one twice on exit.
+    const shown: number[] = [];
+    const socket = serve((s) => {
+      const q = s.query('primary');
+      if (q.state === 'ok') {
+        const v = s.cpuView(q.plane);
+        // Pixel (0, 0) of frame f holds f in its low byte.
+        shown.push(v ? v.bytes[v.offset]! : -1);
+      }
+      present(s);
+    });
+    const r = await runClient(buildWaylandClient(), ['shm', '10'], { runtimeDir: runtimeDir(), socket, extra: { GP_DAMAGE_ONLY: '2' } }, 30_000);
+    expect(r.stderr).not.toMatch(/release/);
+    expect(r.stdout, r.stderr).toContain('SUMMARY frames=10 callbacks=30 presented=10');
+    // Each attached frame, then twice the same picture from our copy.
+    expect(shown).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1, i + 1, i + 1]).flat());
+  }, 40_000);
+
+  it('a pointer image takes a new copy only when a commit attaches a buffer, and releases each attach once', async () => {
+    // CursorImage on a toplevel's surface: it only follows the surface's commits, as it
+    // does for the surface a client passes to wl_pointer.set_cursor.
+    const generations: number[] = [];
+    const socket = serve(() => {}, [], (surface) => {
+      const img: CursorImage = new CursorImage(surface, 0, 0, () => generations.push(img.picture?.generation ?? -1), () => {});
+    });
+    const r = await runClient(buildWaylandClient(), ['shm', '6'], { runtimeDir: runtimeDir(), socket, extra: { GP_DAMAGE_ONLY: '2' } }, 30_000);
+    expect(r.stderr).not.toMatch(/release/);
+    expect(r.stdout, r.stderr).toContain('SUMMARY frames=6 callbacks=18');
+    // 18 commits with a picture (the configure commit before them and the surface's end
+    // have none), 6 copies: each attach's picture stays for its two damage-only commits.
+    const pictures = generations.filter((g) => g > 0);
+    expect(pictures).toHaveLength(18);
+    expect(new Set(pictures).size).toBe(6);
+    expect(pictures).toEqual([...new Set(pictures)].flatMap((g) => [g, g, g]));
   }, 40_000);
 
   it('weston-presentation-shm (60 buffers in one pool) validates every buffer and keeps drawing', async () => {

@@ -196,8 +196,20 @@ struct buffer {
 };
 static struct buffer buffers[NBUF];
 
-static void buffer_release(void *data, struct wl_buffer *b) { ((struct buffer *)data)->busy = false; }
+/* The protocol gives one release per attach+commit: a second one (mpv's wlshm hands the
+ * buffer out twice and frees it twice on exit) is a compositor bug, and fatal here. */
+static void buffer_release(void *data, struct wl_buffer *b) {
+	struct buffer *buf = data;
+	if (!buf->busy) die("wl_buffer.release of a buffer not attached since its last release");
+	buf->busy = false;
+}
 static const struct wl_buffer_listener buffer_listener = { buffer_release };
+
+/* Attaches `b` (or nothing) to `s`: busy until the compositor releases it. */
+static void attach_buffer(struct wl_surface *s, struct buffer *b) {
+	wl_surface_attach(s, b ? b->wl : NULL, 0, 0);
+	if (b) b->busy = true;
+}
 
 static bool no_seal;
 static int make_memfd(size_t size, void **map) {
@@ -349,7 +361,7 @@ static struct buffer *next_free_buffer(void) {
 /* Commits `b` on `s` as frame f (frame callback, presentation feedback tagged f) and
  * waits for the frame callback. */
 static void commit_frame(struct wl_surface *s, struct buffer *b, int w, int h, int f) {
-	wl_surface_attach(s, b->wl, 0, 0);
+	attach_buffer(s, b);
 	wl_surface_damage(s, 0, 0, w, h);
 	struct wl_callback *cb = wl_surface_frame(s);
 	wl_callback_add_listener(cb, &frame_listener, NULL);
@@ -357,7 +369,18 @@ static void commit_frame(struct wl_surface *s, struct buffer *b, int w, int h, i
 		struct wp_presentation_feedback *pf = wp_presentation_feedback(presentation, s);
 		wp_presentation_feedback_add_listener(pf, &pf_listener, (void *)(uintptr_t)f);
 	}
-	b->busy = true;
+	frame_done = false;
+	wl_surface_commit(s);
+	while (!frame_done)
+		if (wl_display_dispatch(display) < 0) die("display error waiting for the frame callback");
+}
+
+/* A commit without attach (damage and a frame callback only, as mpv's wlshm makes them):
+ * the surface keeps its buffer, the compositor owes no second release for it. */
+static void commit_damage_only(struct wl_surface *s, int w, int h) {
+	wl_surface_damage(s, 0, 0, w, h);
+	struct wl_callback *cb = wl_surface_frame(s);
+	wl_callback_add_listener(cb, &frame_listener, NULL);
 	frame_done = false;
 	wl_surface_commit(s);
 	while (!frame_done)
@@ -432,6 +455,8 @@ static int run_frames(bool use_dmabuf, int n) {
 		width = 640;
 		height = 480;
 	}
+	/* GP_DAMAGE_ONLY=k: k damage-only commits after each frame's. */
+	const int damage_only = getenv("GP_DAMAGE_ONLY") ? atoi(getenv("GP_DAMAGE_ONLY")) : 0;
 	for (int i = 0; i < NBUF; i++) {
 		if (use_dmabuf) make_dmabuf_buffer(&buffers[i], i);
 		else make_shm_buffer(&buffers[i]);
@@ -442,6 +467,7 @@ static int run_frames(bool use_dmabuf, int n) {
 		struct buffer *b = next_free_buffer();
 		draw(b, (uint32_t)f);
 		commit_frame(surface, b, width, height, f);
+		for (int k = 0; k < damage_only; k++) commit_damage_only(surface, width, height);
 		fflush(stdout);
 	}
 	wait_feedback(n);
@@ -546,12 +572,12 @@ static int run_subtree(void) {
 	struct wl_subsurface *sb = wl_subcompositor_get_subsurface(subcompositor, b, a);
 	wl_subsurface_set_position(sa, 10, 20);
 	wl_subsurface_set_position(sb, 5, 5);
-	wl_surface_attach(b, bb.wl, 0, 0);
+	attach_buffer(b, &bb);
 	wl_surface_commit(b);
-	wl_surface_attach(a, ab.wl, 0, 0);
+	attach_buffer(a, &ab);
 	wl_surface_commit(a);
 	step("cached");
-	wl_surface_attach(root, rb.wl, 0, 0);
+	attach_buffer(root, &rb);
 	wl_surface_commit(root);
 	step("mapped");
 	wl_subsurface_place_below(sa, root);
@@ -561,12 +587,12 @@ static int run_subtree(void) {
 	wl_surface_commit(root);
 	step("below");
 	wl_subsurface_set_desync(sa);
-	wl_surface_attach(a, ab2.wl, 0, 0);
+	attach_buffer(a, &ab2);
 	wl_surface_commit(a);
 	step("desync");
 	wl_subsurface_set_desync(sb);
 	wl_subsurface_set_sync(sa);
-	wl_surface_attach(b, bb2.wl, 0, 0);
+	attach_buffer(b, &bb2);
 	wl_surface_commit(b);
 	step("inherited-sync");
 	wl_surface_commit(root);
@@ -597,7 +623,7 @@ static int run_subsurface(int n) {
 	wl_subsurface_set_position(sv, 100, 50);
 	const int vw = 256, vh = 256;
 	for (int i = 0; i < NBUF; i++) make_dmabuf_sized(&buffers[i], i, vw, vh);
-	wl_surface_attach(root, rb.wl, 0, 0);
+	attach_buffer(root, &rb);
 	wl_surface_commit(root);
 	wl_subsurface_set_desync(sv);
 	printf("SUBSURFACE %dx%d at 100,50 over %dx%d\n", vw, vh, width, height);
@@ -1129,11 +1155,11 @@ static const struct wl_keyboard_listener kb_listener = { kb_keymap, kb_enter, kb
 
 static void show_cursor(uint32_t serial) {
 	if (!cursor_surface) {
-		struct buffer b;
+		static struct buffer b; /* the release listener outlives this call */
 		cursor_surface = wl_compositor_create_surface(compositor);
 		make_shm_sized(&b, 16, 16);
 		fill_solid(&b, 16, 16, 0xffff00ff);
-		wl_surface_attach(cursor_surface, b.wl, 0, 0);
+		attach_buffer(cursor_surface, &b);
 		wl_surface_commit(cursor_surface);
 	}
 	wl_pointer_set_cursor(ptr, serial, cursor_surface, 3, 5);
@@ -1217,7 +1243,7 @@ static int run_input(int w, int h) {
 	struct buffer b;
 	make_shm_sized(&b, w, h);
 	fill_solid(&b, w, h, 0xff406080);
-	wl_surface_attach(input_surface, b.wl, 0, 0);
+	attach_buffer(input_surface, &b);
 	struct wl_callback *cb = wl_surface_frame(input_surface);
 	wl_callback_add_listener(cb, &frame_listener, NULL);
 	wl_surface_commit(input_surface);
@@ -1253,7 +1279,7 @@ static int run_input(int w, int h) {
 				printf("SYNCED\n");
 			} else if (!strncmp(line, "unmap", 5) || !strncmp(line, "map", 3)) {
 				/* a null buffer unmaps the toplevel; the buffer again maps it */
-				wl_surface_attach(input_surface, line[0] == 'u' ? NULL : b.wl, 0, 0);
+				attach_buffer(input_surface, line[0] == 'u' ? NULL : &b);
 				wl_surface_commit(input_surface);
 			}
 		}
@@ -1289,9 +1315,9 @@ static int run_seat_request(const char *what) {
 		ptr = wl_seat_get_pointer(seat);
 		wl_pointer_add_listener(ptr, &enter_only_listener, NULL);
 		input_surface = make_toplevel();
-		struct buffer b;
+		static struct buffer b; /* the release listener outlives this block */
 		make_shm_sized(&b, 64, 64);
-		wl_surface_attach(input_surface, b.wl, 0, 0);
+		attach_buffer(input_surface, &b);
 		wl_surface_commit(input_surface);
 		while (!enter_serial)
 			if (wl_display_dispatch(display) < 0) die("display error waiting for the pointer");
