@@ -9,6 +9,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
+import type { PresentEvent } from '../../plugin/output.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
@@ -33,6 +34,8 @@ const KEY_A = 30;
 const KEY_B = 48;
 const KEY_LEFTSHIFT = 42;
 const KEY_CAPSLOCK = 58;
+const KEY_LEFTCTRL = 29;
+const KEY_Q = 16;
 const BTN = BTN_LEFT; // 272
 
 type Client = ReturnType<typeof startClient>;
@@ -390,6 +393,43 @@ describe('kiosk compositor input (uinput, udevd, libinput, a real Wayland client
     expect(await exited).toBe(0);
     rmSync(target, { force: true });
   });
+
+  // GTK's widget factories quit on Ctrl+Q (an application accelerator): the keymap, the
+  // keyboard focus and the modifiers all have to be right for GTK to see it.
+  for (const app of ['gtk3-widget-factory', 'gtk4-widget-factory']) {
+    it.skipIf(missing || !existsSync(`/usr/bin/${app}`))(`${app}: Ctrl+Q typed on a uinput keyboard quits it`, async () => {
+      const kbd = plug(keyboard());
+      udevSettle();
+      const log: string[] = [];
+      const { kiosk, socket } = await startCompositor(log);
+      await waitFor(() => log.some((l) => l.includes('(guestplane test keyboard)')), 'the keyboard', 15_000);
+      // Its first frame on screen: GTK has mapped the window and reads input (20-40 s under TCG).
+      const shown = new Promise<void>((resolve) => {
+        kiosk.once('toplevel', () => {
+          const on = (p: PresentEvent) => {
+            if (p.frame !== undefined) (kiosk.off('present', on), resolve());
+          };
+          kiosk.on('present', on);
+        });
+      });
+      const child = spawn(app, [], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket, GDK_BACKEND: 'wayland', GSETTINGS_BACKEND: 'memory', NO_AT_BRIDGE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      const exited = new Promise<number | string | null>((r) => child.on('exit', (code, signal) => r(signal ?? code)));
+      cleanup.push(() => child.kill('SIGKILL'));
+      const early = exited.then((c) => Promise.reject(new Error(`${app} ended before its first frame (${c}): ${out.slice(-2000)}`)));
+      early.catch(() => {});
+      await Promise.race([shown, early]);
+      await waitFor(() => kiosk.seat.keyboard?.focus !== null, `${app}'s keyboard focus`, 15_000);
+      kbd.key(KEY_LEFTCTRL, true);
+      kbd.key(KEY_Q, true);
+      kbd.key(KEY_Q, false);
+      kbd.key(KEY_LEFTCTRL, false);
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running 30 s after Ctrl+Q'), 30_000))]);
+      expect(code, `${out.slice(-2000)}; log: ${log.join(' | ')}`).toBe(0);
+    }, 240_000);
+  }
 
   it.skipIf(missing)('wl_seat errors only where the protocol says: never-had capability, cursor role; a had-once one is no error', async () => {
     const log: string[] = [];
