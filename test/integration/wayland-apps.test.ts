@@ -18,7 +18,7 @@ import { KioskCompositor } from '../../plugin/wayland/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import type { PresentEvent } from '../../plugin/output.js';
 import { readState } from './helpers/debugfs.js';
-import { buildWaylandClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
+import { buildWaylandClient, nextToplevelShown, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 import { clientTraceViolations } from './helpers/wayland-trace.js';
 
 let kiosk: KioskCompositor;
@@ -116,14 +116,7 @@ describe('real applications on the kiosk compositor (vkms)', () => {
 
   it('foot starts and its first frame is on screen (its background colour)', async () => {
     // A frame of foot's own toplevel on screen (not of an earlier client's).
-    const shown = new Promise<void>((resolve) => {
-      kiosk.once('toplevel', () => {
-        const on = (p: PresentEvent) => {
-          if (p.frame !== undefined) (kiosk.off('present', on), resolve());
-        };
-        kiosk.on('present', on);
-      });
-    });
+    const shown = nextToplevelShown(kiosk);
     const run = runApp('foot', ['-o', 'colors.background=123456', 'sh', '-c', 'sleep 60'], 60_000);
     await shown;
     const cap = await kiosk.output.captureNext();
@@ -166,14 +159,7 @@ describe('real applications on the kiosk compositor (vkms)', () => {
   // about a second per frame after that.
   for (const app of ['gtk3-widget-factory', 'gtk4-widget-factory']) {
     it(`${app}: its window is on screen, and xdg_toplevel.close ends it cleanly`, async () => {
-      const shown = new Promise<void>((resolve) => {
-        kiosk.once('toplevel', () => {
-          const on = (p: PresentEvent) => {
-            if (p.frame !== undefined) (kiosk.off('present', on), resolve());
-          };
-          kiosk.on('present', on);
-        });
-      });
+      const shown = nextToplevelShown(kiosk);
       // No session bus in the rig: GTK's settings from memory, no accessibility bus.
       const run = runApp(app, [], 150_000, { GDK_BACKEND: 'wayland', GSETTINGS_BACKEND: 'memory', NO_AT_BRIDGE: '1' });
       const early = run.then((r) => { throw new Error(`${app} ended before its first frame (${r.signal ?? r.code}):\n${r.out.slice(-2000)}`); });

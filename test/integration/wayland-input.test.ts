@@ -9,14 +9,13 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { KioskCompositor } from '../../plugin/wayland/compositor.js';
-import type { PresentEvent } from '../../plugin/output.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { waitFor } from './helpers/faults.js';
 import { readState } from './helpers/debugfs.js';
 import { keyboard, mouse, startUdevd, tablet, TouchScreen, udevSettle, uinputMissing, type VirtualDevice } from './helpers/uinput.js';
-import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
+import { buildWaylandClient, nextToplevelShown, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
 const cleanup = cleanupAfterEach();
 const missing = uinputMissing();
@@ -404,14 +403,7 @@ describe('kiosk compositor input (uinput, udevd, libinput, a real Wayland client
       const { kiosk, socket } = await startCompositor(log);
       await waitFor(() => log.some((l) => l.includes('(guestplane test keyboard)')), 'the keyboard', 15_000);
       // Its first frame on screen: GTK has mapped the window and reads input (20-40 s under TCG).
-      const shown = new Promise<void>((resolve) => {
-        kiosk.once('toplevel', () => {
-          const on = (p: PresentEvent) => {
-            if (p.frame !== undefined) (kiosk.off('present', on), resolve());
-          };
-          kiosk.on('present', on);
-        });
-      });
+      const shown = nextToplevelShown(kiosk);
       const child = spawn(app, [], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir(), WAYLAND_DISPLAY: socket, GDK_BACKEND: 'wayland', GSETTINGS_BACKEND: 'memory', NO_AT_BRIDGE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       child.stdout.on('data', (d) => (out += d));

@@ -6,6 +6,8 @@ import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { beforeAll, afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { KioskCompositor } from '../../../plugin/wayland/compositor.js';
+import type { PresentEvent } from '../../../plugin/output.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const XMLS: [string, string][] = [
@@ -130,4 +132,19 @@ export function startClient(
       });
     },
   };
+}
+
+/**
+ * Resolves when the next toplevel's first frame is on screen: the output presented one of its
+ * commits (not a frame of an earlier client's). Call before starting the client.
+ */
+export function nextToplevelShown(kiosk: KioskCompositor): Promise<void> {
+  return new Promise((resolve) => {
+    kiosk.once('toplevel', () => {
+      const on = (p: PresentEvent) => {
+        if (p.frame !== undefined) (kiosk.off('present', on), resolve());
+      };
+      kiosk.on('present', on);
+    });
+  });
 }
