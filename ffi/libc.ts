@@ -54,6 +54,7 @@ export const errno = {
   ERANGE: osConstants.errno.ERANGE,
   ENOSYS: osConstants.errno.ENOSYS,
   EOPNOTSUPP: osConstants.errno.EOPNOTSUPP,
+  EINPROGRESS: osConstants.errno.EINPROGRESS,
 } as const;
 
 /** Reads the calling thread's errno (koffi saves it right after each native call). */
@@ -138,6 +139,32 @@ const c_socket = libc.func('int socket(int domain, int type, int protocol)');
 const c_bind = libc.func('int bind(int fd, const void *addr, uint32_t len)');
 const c_recv = libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
 const c_socketpair = libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');
+const c_connect = libc.func('int connect(int fd, const void *addr, uint32_t len)');
+const c_geteuid = libc.func('uint32_t geteuid(void)');
+
+/** struct iovec and struct msghdr (sys/socket.h): sendmsg/recvmsg with unix fds (SCM_RIGHTS). */
+export const iovec = koffi.struct('iovec', { iov_base: 'void *', iov_len: 'size_t' });
+export const msghdr = koffi.struct('msghdr', {
+  msg_name: 'void *',
+  msg_namelen: 'uint32_t',
+  msg_iov: 'iovec *',
+  msg_iovlen: 'size_t',
+  msg_control: 'void *',
+  msg_controllen: 'size_t',
+  msg_flags: 'int',
+});
+/** struct cmsghdr's fixed part: cmsg_len (size_t), cmsg_level, cmsg_type; the data follows. */
+export const cmsghdr = koffi.struct('cmsghdr', { cmsg_len: 'size_t', cmsg_level: 'int', cmsg_type: 'int' });
+export const CMSG_HEADER = koffi.sizeof(cmsghdr);
+export const SOL_SOCKET = 1;
+export const SCM_RIGHTS = 1;
+export const MSG_CTRUNC = 0x8;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+/** The kernel's limit on fds in one SCM_RIGHTS message (SCM_MAX_FD, not exported to user space). */
+export const SCM_MAX_FD = 253;
+const c_sendmsg = libc.func('long sendmsg(int fd, const msghdr *msg, int flags)');
+const c_recvmsg = libc.func('long recvmsg(int fd, _Inout_ msghdr *msg, int flags)');
 
 export function open(path: string, flags: number): number {
   return check(c_open(path, flags | O_CLOEXEC), 'open', path);
@@ -352,6 +379,103 @@ export function recv(fd: number, buf: Buffer, flags: number, what = `fd ${fd}`):
   }
 }
 
+export function geteuid(): number {
+  return c_geteuid() as number;
+}
+
+/**
+ * connect(2) of an AF_UNIX socket to a path, or to an abstract name (`abstract`: the name
+ * without its leading NUL). Returns false when the connection is still being made
+ * (EINPROGRESS/EAGAIN on a non-blocking socket: wait until it is writable).
+ */
+export function connectUnix(fd: number, name: string, abstract: boolean, what = name): boolean {
+  const path = Buffer.from(name, 'utf8');
+  if (path.length + 1 > 108) throw new SysError('connect', `${what} (a unix socket path is at most 107 bytes)`, errno.EINVAL);
+  const addr = Buffer.alloc(2 + 108);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  path.copy(addr, abstract ? 3 : 2);
+  const len = 2 + (abstract ? 1 + path.length : path.length + 1);
+  for (;;) {
+    if ((c_connect(fd, addr, len) as number) === 0) return true;
+    const e = koffi.errno();
+    if (e === errno.EINTR) continue;
+    if (e === errno.EINPROGRESS || e === errno.EAGAIN) return false;
+    throw new SysError('connect', what, e);
+  }
+}
+
+/**
+ * sendmsg(2) of `chunks` with `fds` as SCM_RIGHTS (non-blocking). Returns the bytes the
+ * kernel took, or -1 when the socket is full (EAGAIN). The fds stay the caller's.
+ */
+export function sendmsg(fd: number, chunks: readonly Uint8Array[], fds: readonly number[], what = `fd ${fd}`): number {
+  let control: Buffer | null = null;
+  if (fds.length) {
+    control = Buffer.alloc(CMSG_HEADER + 8 * Math.ceil(fds.length / 2));
+    control.writeBigUInt64LE(BigInt(CMSG_HEADER + 4 * fds.length), 0);
+    control.writeInt32LE(SOL_SOCKET, 8);
+    control.writeInt32LE(SCM_RIGHTS, 12);
+    fds.forEach((f, i) => control!.writeInt32LE(f, CMSG_HEADER + 4 * i));
+  }
+  const msg = {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: chunks.map((c) => ({ iov_base: c, iov_len: c.byteLength })),
+    msg_iovlen: chunks.length,
+    msg_control: control,
+    msg_controllen: control?.length ?? 0,
+    msg_flags: 0,
+  };
+  for (;;) {
+    const ret = Number(c_sendmsg(fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL));
+    if (ret >= 0) return ret;
+    const e = koffi.errno();
+    if (e === errno.EINTR) continue;
+    if (e === errno.EAGAIN) return -1;
+    throw new SysError('sendmsg', what, e);
+  }
+}
+
+const recvControl = Buffer.alloc(CMSG_HEADER + 4 * SCM_MAX_FD + 8);
+
+/**
+ * recvmsg(2) into `buf` (non-blocking, fds close-on-exec). Received fds are appended to
+ * `fds` and are the caller's. Returns the byte count (0: the peer closed), or -1 when
+ * nothing is queued (EAGAIN). `truncated`: the kernel had more fds than fit (it closed those).
+ */
+export function recvmsg(fd: number, buf: Uint8Array, fds: number[], what = `fd ${fd}`): { bytes: number; truncated: boolean } {
+  const msg = {
+    msg_name: null,
+    msg_namelen: 0,
+    msg_iov: [{ iov_base: buf, iov_len: buf.byteLength }],
+    msg_iovlen: 1,
+    msg_control: recvControl,
+    msg_controllen: recvControl.length,
+    msg_flags: 0,
+  };
+  for (;;) {
+    const ret = Number(c_recvmsg(fd, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+    if (ret < 0) {
+      const e = koffi.errno();
+      if (e === errno.EINTR) continue;
+      if (e === errno.EAGAIN) return { bytes: -1, truncated: false };
+      throw new SysError('recvmsg', what, e);
+    }
+    // Walk the control messages; every SCM_RIGHTS fd becomes the caller's.
+    let off = 0;
+    const end = Number(msg.msg_controllen);
+    while (off + CMSG_HEADER <= end) {
+      const len = Number(recvControl.readBigUInt64LE(off));
+      if (len < CMSG_HEADER || off + len > end) break;
+      if (recvControl.readInt32LE(off + 8) === SOL_SOCKET && recvControl.readInt32LE(off + 12) === SCM_RIGHTS) {
+        for (let p = off + CMSG_HEADER; p + 4 <= off + len; p += 4) fds.push(recvControl.readInt32LE(p));
+      }
+      off += (len + 7) & ~7;
+    }
+    return { bytes: ret, truncated: (msg.msg_flags & MSG_CTRUNC) !== 0 };
+  }
+}
+
 // ioctl request encoding (asm-generic/ioctl.h, used by x86_64).
 const IOC_NONE = 0;
 const IOC_WRITE = 1;
@@ -367,7 +491,7 @@ export const IOWR = (type: number, nr: number, size: number): number => ioc(IOC_
 /** The libc constants above, checked against the C headers by test/unit/abi.test.ts. */
 export const ABI: AbiManifest = {
   headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h', 'sys/socket.h', 'linux/netlink.h'],
-  structs: { 'struct sockaddr_nl': { type: sockaddr_nl } },
+  structs: { 'struct sockaddr_nl': { type: sockaddr_nl }, 'struct iovec': { type: iovec }, 'struct msghdr': { type: msghdr }, 'struct cmsghdr': { type: cmsghdr } },
   constants: {
     O_RDONLY,
     AF_UNIX,
@@ -406,5 +530,10 @@ export const ABI: AbiManifest = {
     SOCK_CLOEXEC,
     NETLINK_KOBJECT_UEVENT,
     MSG_DONTWAIT,
+    SOL_SOCKET,
+    SCM_RIGHTS,
+    MSG_CTRUNC,
+    MSG_NOSIGNAL,
+    MSG_CMSG_CLOEXEC,
   },
 };

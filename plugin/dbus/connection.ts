@@ -1,42 +1,21 @@
-// One D-Bus connection (sd-bus underneath), driven by Node's event loop: the bus fd is
-// watched with uv_poll and sd_bus_process runs on the main thread whenever it is ready
-// or its timeout passes. Nothing waits: a method call returns a promise, an incoming call
-// can be answered later (QEMU's UpdateDMABUF is answered once the frame is on screen).
+// One D-Bus connection (our own wire format and transport: wire.ts, transport.ts), driven
+// by Node's event loop. Nothing waits: a method call returns a promise with a timeout of
+// its own (a peer that never answers delays only that call), and an incoming call can be
+// answered later (QEMU's UpdateDMABUF is answered once the frame is on screen).
 //
-// sd-bus reads the authentication replies and refuses (EIO) a connection whose peer sends
-// fds before the client has read them all; it pipelines AUTH, NEGOTIATE_UNIX_FD and BEGIN,
-// so a server that sends an fd right after BEGIN can hit that. QEMU does not: its listener
-// proxy first loads properties (a GetAll round trip), which needs us to be running.
+// An object may declare its methods' signatures: a call of another method, or with other
+// arguments, is refused from its header alone, before a byte of its body is decoded.
 //
-// Ownership: the connection owns the sd_bus (and through it the socket fd), every held
-// incoming call (a message reference until reply() or close()), and each fd that arrives
-// in a message until a handler takes it with IncomingCall.takeFd(); fds not taken are
-// closed when the handler returns.
+// Ownership: the connection owns its transport (and through it the socket fd), every
+// held incoming call until reply() or close(), and each fd that arrives in a message
+// until a handler takes it with IncomingCall.takeFd(); fds not taken are closed when the
+// handler returns.
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
-import koffi from 'koffi';
 import * as libc from '../../ffi/libc.js';
-import { FdWatch, UV_READABLE, UV_WRITABLE } from '../../ffi/uv.js';
-import { registerHandler, sdbus, sd_bus_error, SD_BUS_MESSAGE_METHOD_ERROR } from '../../ffi/sdbus.js';
+import { DbusTransport, type RawMessage, type RefusedMessage, type TransportLimits } from './transport.js';
+import { DbusFd, DbusWireError, FLAG_NO_REPLY_EXPECTED, MESSAGE_TYPE, decodeBody, encodeMessage, type DbusArg, type DbusValue, type MessageHeader, type OutgoingMessage } from './wire.js';
 
-/** A value read from a message. 'h' arrives as DbusFd; 'ay' as a Buffer (a copy). */
-export type DbusValue = number | bigint | string | boolean | Buffer | DbusFd | DbusValue[] | Map<DbusValue, DbusValue>;
-
-/** A unix fd received in a message, owned by the connection until taken. */
-export class DbusFd {
-  constructor(public fd: number) {}
-}
-
-/** An argument to send: its D-Bus type and value. */
-export type DbusArg =
-  | { type: 'y' | 'n' | 'q' | 'i' | 'u'; value: number }
-  | { type: 'b'; value: boolean }
-  | { type: 'x' | 't'; value: bigint }
-  | { type: 'd'; value: number }
-  | { type: 's' | 'o' | 'g'; value: string }
-  /** The fd stays the caller's: sd-bus sends a duplicate. */
-  | { type: 'h'; value: number }
-  | { type: 'ay'; value: Uint8Array };
+export { DbusFd, type DbusArg, type DbusValue } from './wire.js';
 
 export class DbusError extends Error {
   constructor(
@@ -62,61 +41,140 @@ export interface IncomingCall {
   readonly answered: boolean;
 }
 
+/** `interface.member` → the argument signature a call must have. */
+export type MethodTable = Readonly<Record<string, string>>;
+
 interface Events {
-  /** The connection ended (peer hung up, protocol error, or close()). */
+  /** The connection ended (peer hung up, protocol error, a bound passed, or close()). */
   closed: [Error | null];
-  /** A handler threw or a message could not be read: reported, never thrown into libsystemd. */
+  /** A handler threw, or a message was refused: reported, never thrown into the loop. */
   error: [Error];
 }
 
-const UINT64_MAX = 0xffffffffffffffffn;
-const POLLIN = 1;
-const POLLOUT = 4;
-
-function check(rc: number, what: string): number {
-  if (rc < 0) throw new libc.SysError(what, 'sd-bus', -rc);
-  return rc;
+/** Bounds of one connection beyond the transport's (see README, "What guestplane assumes of QEMU"). */
+export interface ConnectionLimits extends TransportLimits {
+  /** Values decoded from one message. */
+  maxValues: number;
+  /** Our calls waiting for a reply at once. */
+  maxPendingCalls: number;
+  /** Incoming calls a handler holds unanswered at once. */
+  maxHeldCalls: number;
 }
 
-type Reader = (m: unknown) => DbusValue;
+export const DEFAULT_LIMITS: Omit<ConnectionLimits, keyof TransportLimits> = {
+  maxValues: 65_536,
+  maxPendingCalls: 256,
+  maxHeldCalls: 256,
+};
+
+export interface ConnectionOptions {
+  name?: string;
+  limits?: Partial<ConnectionLimits>;
+}
+
+interface Pending {
+  resolve(v: DbusValue[]): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+  what: string;
+}
+
+interface ObjectEntry {
+  handler: (call: IncomingCall) => void;
+  methods: MethodTable | null;
+}
+
+const DBUS = 'org.freedesktop.DBus';
+
+/** The unix socket addresses in a D-Bus address (`unix:path=…;unix:abstract=…`), in order. */
+export function parseAddress(address: string): { path: string; abstract: boolean }[] {
+  const out: { path: string; abstract: boolean }[] = [];
+  for (const part of address.split(';')) {
+    if (!part) continue;
+    const colon = part.indexOf(':');
+    if (colon < 0) throw new Error(`D-Bus address '${address}': '${part}' has no transport (expected unix:path=…)`);
+    const transport = part.slice(0, colon);
+    const kv = new Map<string, string>();
+    for (const pair of part.slice(colon + 1).split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) kv.set(pair.slice(0, eq), decodeURIComponent(pair.slice(eq + 1)));
+    }
+    if (transport !== 'unix') continue;
+    const path = kv.get('path');
+    const abs = kv.get('abstract');
+    if (path) out.push({ path, abstract: false });
+    else if (abs) out.push({ path: abs, abstract: true });
+  }
+  if (!out.length) throw new Error(`D-Bus address '${address}' names no unix socket (expected unix:path=… or unix:abstract=…)`);
+  return out;
+}
 
 export class DbusConnection extends EventEmitter<Events> {
   readonly name: string;
-  #bus: unknown;
-  #watch: FdWatch | null = null;
-  #watchEvents = 0;
-  #timer: NodeJS.Timeout | null = null;
-  #timerUntil = 0n;
-  #processing = false;
-  #again = false;
+  readonly limits: ConnectionLimits;
+  readonly #t: DbusTransport;
+  #serial = 0;
+  #uniqueName: string | null = null;
+  readonly #pending = new Map<number, Pending>();
+  readonly #objects = new Map<string, ObjectEntry>();
+  readonly #held = new Set<IncomingCall>();
   #closed = false;
-  readonly #slots = new Set<unknown>();
-  readonly #callbacks: koffi.IKoffiRegisteredCallback[] = [];
-  readonly #held = new Set<unknown>();
 
-  private constructor(name: string, bus: unknown) {
+  private constructor(fd: number, name: string, role: 'client' | 'server', busClient: boolean, limits: Partial<ConnectionLimits>) {
     super();
     this.name = name;
-    this.#bus = bus;
+    this.limits = { ...DEFAULT_LIMITS, ...limits } as ConnectionLimits;
+    this.#t = new DbusTransport(
+      fd,
+      name,
+      role,
+      {
+        running: () => {
+          if (!busClient) this.#readyResolve?.();
+        },
+        message: (m) => this.#onMessage(m),
+        refused: (r) => this.#onRefused(r),
+        closed: (e) => this.#onClosed(e),
+      },
+      limits,
+    );
+    Object.assign(this.limits, this.#t.limits);
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.#ready.catch(() => {});
+    // Hello is the first message on a bus: queued now, ahead of any call.
+    if (busClient) this.#hello();
+  }
+
+  #ready: Promise<void>;
+  #readyResolve: (() => void) | null = null;
+  #readyReject: ((e: Error) => void) | null = null;
+
+  /** Resolves once the handshake is done (and, on a bus, Hello answered); rejects if the connection ends first. */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   /**
    * Connects to a bus address (`unix:path=…`, as in DBUS_SESSION_BUS_ADDRESS). With
    * busClient the connection says Hello to a bus daemon; without, it is peer-to-peer.
    */
-  static connect(address: string, opts: { busClient: boolean; name?: string }): DbusConnection {
-    const b = sdbus();
-    const out: unknown[] = [null];
-    check(b.new(out) as number, 'sd_bus_new');
-    const c = new DbusConnection(opts.name ?? address, out[0]);
-    try {
-      check(b.setAddress(out[0], address) as number, `sd_bus_set_address("${address}")`);
-      c.#start(opts.busClient);
-    } catch (e) {
-      c.close();
-      throw e;
+  static connect(address: string, opts: { busClient: boolean } & ConnectionOptions): DbusConnection {
+    let last: Error | null = null;
+    for (const a of parseAddress(address)) {
+      const fd = libc.socket(libc.AF_UNIX, libc.SOCK_STREAM | libc.SOCK_NONBLOCK, 0, `D-Bus socket for ${address}`);
+      try {
+        if (!libc.connectUnix(fd, a.path, a.abstract, `D-Bus address ${address}`)) throw new libc.SysError('connect', `D-Bus address ${address} (the bus accepts no more connections)`, libc.errno.EAGAIN);
+      } catch (e) {
+        libc.close(fd);
+        last = e as Error;
+        continue;
+      }
+      return new DbusConnection(fd, opts.name ?? address, 'client', opts.busClient, opts.limits ?? {});
     }
-    return c;
+    throw last ?? new Error(`cannot connect to ${address}`);
   }
 
   /**
@@ -124,143 +182,176 @@ export class DbusConnection extends EventEmitter<Events> {
    * `server` side answers the authentication (QEMU is the server on a listener socket;
    * tests play QEMU with it).
    */
-  static fromSocket(fd: number, name: string, opts: { server?: boolean } = {}): DbusConnection {
-    const b = sdbus();
-    const out: unknown[] = [null];
-    const rc = b.new(out) as number;
-    if (rc < 0) {
-      libc.close(fd);
-      check(rc, 'sd_bus_new');
-    }
-    const c = new DbusConnection(name, out[0]);
-    const set = b.setFd(out[0], fd, fd) as number;
-    if (set < 0) {
-      libc.close(fd);
-      c.close();
-      check(set, 'sd_bus_set_fd');
-    }
+  static fromSocket(fd: number, name: string, opts: { server?: boolean } & Omit<ConnectionOptions, 'name'> = {}): DbusConnection {
     try {
-      if (opts.server) check(b.setServer(out[0], 1, { bytes: [...randomBytes(16)] }) as number, 'sd_bus_set_server');
-      c.#start(false);
+      libc.fcntl(fd, libc.F_SETFL, libc.fcntl(fd, libc.F_GETFL, 0, name) | libc.O_NONBLOCK, name);
     } catch (e) {
-      c.close();
+      libc.close(fd);
       throw e;
     }
-    return c;
-  }
-
-  #start(busClient: boolean): void {
-    const b = sdbus();
-    check(b.setBusClient(this.#bus, busClient ? 1 : 0) as number, 'sd_bus_set_bus_client');
-    check(b.negotiateFds(this.#bus, 1) as number, 'sd_bus_negotiate_fds');
-    check(b.start(this.#bus) as number, `sd_bus_start(${this.name})`);
-    const fd = check(b.getFd(this.#bus) as number, 'sd_bus_get_fd');
-    this.#watchEvents = UV_READABLE;
-    this.#watch = new FdWatch(fd, UV_READABLE, {
-      ready: (_events, error) => {
-        if (error) return this.#fail(error);
-        this.#pump();
-      },
-      error: (e) => this.emit('error', e instanceof Error ? e : new Error(String(e))),
-    });
-    this.#pump();
+    return new DbusConnection(fd, name, opts.server ? 'server' : 'client', false, opts.limits ?? {});
   }
 
   /** The bus's name for this connection (bus clients, once Hello was answered). */
   uniqueName(): string | null {
-    if (this.#closed) return null;
-    const out: (string | null)[] = [null];
-    return (sdbus().getUniqueName(this.#bus, out) as number) >= 0 ? out[0] : null;
+    return this.#closed ? null : this.#uniqueName;
   }
 
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Calls a method; resolves with the reply's values, rejects with DbusError. */
+  /** Counters of the transport (messages, refusals, fds closed on arrival, longest slice). */
+  get stats(): Readonly<DbusTransport['stats']> {
+    return this.#t.stats;
+  }
+
+  #hello(): void {
+    this.call(DBUS, '/org/freedesktop/DBus', DBUS, 'Hello', [], this.limits.authTimeoutMs).then(
+      ([n]) => {
+        this.#uniqueName = typeof n === 'string' ? n : null;
+        this.#readyResolve?.();
+      },
+      (e: Error) => this.close(new Error(`${this.name}: the bus did not answer Hello: ${e.message}`)),
+    );
+  }
+
+  /** Calls a method; resolves with the reply's values, rejects with DbusError (also on timeout). */
   call(dest: string | null, path: string, iface: string, member: string, args: DbusArg[] = [], timeoutMs = 25000): Promise<DbusValue[]> {
     if (this.#closed) return Promise.reject(new Error(`D-Bus connection ${this.name} is closed`));
-    const b = sdbus();
-    const out: unknown[] = [null];
-    check(b.newMethodCall(this.#bus, out, dest, path, iface, member) as number, `new method call ${iface}.${member}`);
-    const m = out[0];
-    return new Promise((resolve, reject) => {
-      let cb: koffi.IKoffiRegisteredCallback | null = null;
-      const slot: unknown[] = [null];
-      const done = (reply: unknown): number => {
-        this.#slots.delete(slot[0]);
-        b.slotUnref(slot[0]);
-        if (cb) koffi.unregister(cb);
-        try {
-          const e = messageError(reply);
-          if (e) reject(e);
-          else resolve(readAll(reply));
-        } catch (err) {
-          reject(err);
-        }
-        return 1;
-      };
-      try {
-        appendArgs(m, args);
-        cb = registerHandler((reply) => done(reply));
-        check(b.callAsync(this.#bus, slot, m, cb, null, BigInt(timeoutMs) * 1000n) as number, `call ${iface}.${member} on ${this.name}`);
-        this.#slots.add(slot[0]);
-      } catch (e) {
-        if (cb) koffi.unregister(cb);
-        reject(e);
-      } finally {
-        b.messageUnref(m);
-      }
-      this.#kick();
-    });
-  }
-
-  /** Serves method calls on an object path (every interface; the handler checks which). */
-  addObject(path: string, handler: (call: IncomingCall) => void): void {
-    const b = sdbus();
-    const cb = registerHandler((m) => {
-      try {
-        this.#dispatch(m, handler);
-      } catch (e) {
-        this.emit('error', e instanceof Error ? e : new Error(String(e)));
-      }
-      return 1;
-    });
-    this.#callbacks.push(cb);
-    const slot: unknown[] = [null];
-    check(b.addObject(this.#bus, slot, path, cb, null) as number, `sd_bus_add_object(${path})`);
-    this.#slots.add(slot[0]);
-  }
-
-  #dispatch(m: unknown, handler: (call: IncomingCall) => void): void {
-    const b = sdbus();
-    const fds: DbusFd[] = [];
-    let args: DbusValue[] = [];
-    let readError: Error | null = null;
-    try {
-      args = readAll(m, fds);
-    } catch (e) {
-      readError = e instanceof Error ? e : new Error(String(e));
+    const what = `${iface}.${member} on ${path}`;
+    if (this.#pending.size >= this.limits.maxPendingCalls) {
+      return Promise.reject(new DbusError('org.freedesktop.DBus.Error.LimitsExceeded', `${this.name}: ${this.#pending.size} calls already wait for an answer; ${what} not sent`));
     }
-    let answered = false;
-    b.messageRef(m);
-    this.#held.add(m);
-    const finish = (reply: unknown): void => {
-      if (answered) return;
-      answered = true;
-      if (!this.#held.delete(m)) return; // closed meanwhile
-      if (reply) {
-        b.send(this.#bus, reply, [0n]);
-        b.messageUnref(reply);
+    const serial = this.#nextSerial();
+    let encoded: { bytes: Buffer; fds: number[] };
+    try {
+      encoded = encodeMessage({ type: MESSAGE_TYPE.call, serial, path, interface: iface, member, destination: dest ?? undefined, args });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(serial);
+        reject(new DbusError('org.freedesktop.DBus.Error.NoReply', `${this.name}: no answer to ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(serial, { resolve, reject, timer, what });
+      try {
+        this.#t.send(encoded.bytes, encoded.fds);
+      } catch (e) {
+        clearTimeout(timer);
+        this.#pending.delete(serial);
+        reject(e);
       }
-      b.messageUnref(m);
-      this.#kick();
-    };
+    });
+  }
+
+  #nextSerial(): number {
+    this.#serial = this.#serial >= 0xffffffff ? 1 : this.#serial + 1;
+    return this.#serial;
+  }
+
+  /**
+   * Serves method calls on an object path. With `methods`, only those (by interface and
+   * member) with exactly those argument signatures reach the handler; anything else is
+   * refused undecoded. Without, every call does (the handler checks).
+   */
+  addObject(path: string, handler: (call: IncomingCall) => void, methods: MethodTable | null = null): void {
+    this.#objects.set(path, { handler, methods });
+  }
+
+  #send(m: OutgoingMessage): void {
+    if (this.#closed) return;
+    const { bytes, fds } = encodeMessage(m);
+    this.#t.send(bytes, fds);
+  }
+
+  #error(to: { serial: number; flags: number; sender?: string }, name: string, message: string): void {
+    if (to.flags & FLAG_NO_REPLY_EXPECTED) return;
+    this.#send({ type: MESSAGE_TYPE.error, serial: this.#nextSerial(), replySerial: to.serial, destination: to.sender, errorName: name, args: [{ type: 's', value: message }] });
+  }
+
+  #onRefused(r: RefusedMessage): void {
+    const e = new Error(`${this.name}: refused a message: ${r.reason}`);
+    this.emit('error', e);
+    if (r.header?.type === MESSAGE_TYPE.call) this.#error(r.header, 'org.freedesktop.DBus.Error.InvalidArgs', r.reason);
+  }
+
+  #onMessage(m: RawMessage): void {
+    const h = m.header;
+    try {
+      if (h.type === MESSAGE_TYPE.call) return this.#onCall(m);
+      if (h.type === MESSAGE_TYPE.return || h.type === MESSAGE_TYPE.error) return this.#onReply(m);
+      // Signals: none are subscribed to (the bus's NameAcquired arrives unasked).
+    } finally {
+      for (const f of m.fds) if (f.fd >= 0) libc.close(f.fd);
+    }
+  }
+
+  #onReply(m: RawMessage): void {
+    const p = this.#pending.get(m.header.replySerial!);
+    if (!p) return; // timed out already, or never ours
+    this.#pending.delete(m.header.replySerial!);
+    clearTimeout(p.timer);
+    let values: DbusValue[];
+    try {
+      values = decodeBody(m.bytes, m.header, m.fds, this.limits.maxValues);
+    } catch (e) {
+      return p.reject(new DbusError('org.freedesktop.DBus.Error.InvalidArgs', `${this.name}: the answer to ${p.what} cannot be read: ${(e as Error).message}`));
+    }
+    if (m.header.type === MESSAGE_TYPE.error) {
+      const text = typeof values[0] === 'string' ? values[0] : '';
+      return p.reject(new DbusError(m.header.errorName!, `${m.header.errorName}: ${text}`));
+    }
+    p.resolve(values);
+  }
+
+  #onCall(m: RawMessage): void {
+    const h = m.header;
+    const path = h.path!;
+    const iface = h.interface ?? '';
+    const member = h.member!;
+    const obj = this.#objects.get(path);
+    if (iface === 'org.freedesktop.DBus.Peer' && member === 'Ping') {
+      if (!(h.flags & FLAG_NO_REPLY_EXPECTED)) this.#send({ type: MESSAGE_TYPE.return, serial: this.#nextSerial(), replySerial: h.serial, destination: h.sender });
+      return;
+    }
+    if (!obj) return this.#error(h, 'org.freedesktop.DBus.Error.UnknownObject', `no object at ${path}`);
+    if (obj.methods) {
+      const want = obj.methods[`${iface}.${member}`];
+      if (want === undefined) return this.#error(h, 'org.freedesktop.DBus.Error.UnknownMethod', `${path} has no method ${iface}.${member}`);
+      if (want !== h.signature) return this.#error(h, 'org.freedesktop.DBus.Error.InvalidArgs', `${iface}.${member} takes '${want}', not '${h.signature}'`);
+    }
+    if (this.#held.size >= this.limits.maxHeldCalls) {
+      return this.#error(h, 'org.freedesktop.DBus.Error.LimitsExceeded', `${this.#held.size} calls are already waiting for an answer here`);
+    }
+    let args: DbusValue[];
+    try {
+      args = decodeBody(m.bytes, h, m.fds, this.limits.maxValues);
+    } catch (e) {
+      const msg = e instanceof DbusWireError ? e.message : String(e);
+      this.emit('error', new Error(`${this.name}: ${iface}.${member}: cannot read the arguments: ${msg}`));
+      return this.#error(h, 'org.freedesktop.DBus.Error.InvalidArgs', `cannot read the arguments: ${msg}`);
+    }
+    const call = this.#incoming(h, iface, args);
+    try {
+      obj.handler(call);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.emit('error', err);
+      if (!call.answered) call.fail('org.freedesktop.DBus.Error.Failed', err.message);
+    }
+  }
+
+  #incoming(h: MessageHeader, iface: string, args: DbusValue[]): IncomingCall {
+    let answered = false;
+    const { serial, flags, sender } = h;
+    const conn = this;
     const call: IncomingCall = {
-      path: (b.getPath(m) as string | null) ?? '',
-      interface: (b.getInterface(m) as string | null) ?? '',
-      member: (b.getMember(m) as string | null) ?? '',
-      signature: (b.getSignature(m, 1) as string | null) ?? '',
+      path: h.path!,
+      interface: iface,
+      member: h.member!,
+      signature: h.signature,
       args,
       takeFd: (v) => {
         if (!(v instanceof DbusFd) || v.fd < 0) return -1;
@@ -268,259 +359,44 @@ export class DbusConnection extends EventEmitter<Events> {
         v.fd = -1;
         return fd;
       },
-      reply: (replyArgs = []) => {
-        if (answered || this.#closed) return finish(null);
-        const out: unknown[] = [null];
-        if ((b.newMethodReturn(m, out) as number) < 0) return finish(null);
-        try {
-          appendArgs(out[0], replyArgs);
-        } catch (e) {
-          b.messageUnref(out[0]);
-          finish(null);
-          throw e;
-        }
-        finish(out[0]);
+      reply(replyArgs = []) {
+        if (answered) return;
+        answered = true;
+        conn.#held.delete(call);
+        if (flags & FLAG_NO_REPLY_EXPECTED || conn.#closed) return;
+        conn.#send({ type: MESSAGE_TYPE.return, serial: conn.#nextSerial(), replySerial: serial, destination: sender, args: replyArgs });
       },
-      fail: (name, message) => {
-        if (answered || this.#closed) return finish(null);
-        const out: unknown[] = [null];
-        if ((b.newMethodError(m, out, { name, message, _need_free: 0 }) as number) < 0) return finish(null);
-        finish(out[0]);
+      fail(name, message) {
+        if (answered) return;
+        answered = true;
+        conn.#held.delete(call);
+        if (!conn.#closed) conn.#error(h, name, message);
       },
       get answered() {
         return answered;
       },
     };
-    try {
-      if (readError) call.fail('org.freedesktop.DBus.Error.InvalidArgs', `cannot read the arguments: ${readError.message}`);
-      else handler(call);
-    } finally {
-      for (const f of fds) if (f.fd >= 0) libc.close(f.fd);
-    }
+    this.#held.add(call);
+    return call;
   }
 
-  /** Runs sd_bus_process until it has nothing to do, then re-arms the watch and timer. */
-  #pump(): void {
-    if (this.#closed) return;
-    if (this.#processing) {
-      this.#again = true;
-      return;
-    }
-    this.#processing = true;
-    const b = sdbus();
-    try {
-      do {
-        this.#again = false;
-        for (;;) {
-          const r = b.process(this.#bus, null) as number;
-          if (r < 0) return this.#fail(new libc.SysError('sd_bus_process', this.name, -r));
-          if (this.#closed) return;
-          if (r === 0) break;
-        }
-      } while (this.#again);
-      if ((b.isOpen(this.#bus) as number) <= 0) return this.#fail(null);
-      this.#rearm();
-    } finally {
-      this.#processing = false;
-    }
-  }
-
-  #kickScheduled = false;
-  /** Something was queued: write it out soon (coalesced). */
-  #kick(): void {
-    if (this.#closed || this.#kickScheduled) return;
-    this.#kickScheduled = true;
-    setImmediate(() => {
-      this.#kickScheduled = false;
-      this.#pump();
-    });
-  }
-
-  #rearm(): void {
-    const b = sdbus();
-    const ev = b.getEvents(this.#bus) as number;
-    if (ev < 0) return this.#fail(new libc.SysError('sd_bus_get_events', this.name, -ev));
-    const want = (ev & POLLIN ? UV_READABLE : 0) | (ev & POLLOUT ? UV_WRITABLE : 0) || UV_READABLE;
-    if (want !== this.#watchEvents && this.#watch) {
-      this.#watch.setEvents(want);
-      this.#watchEvents = want;
-    }
-    const t: (bigint | number)[] = [0n];
-    const until = (b.getTimeout(this.#bus, t) as number) >= 0 ? BigInt(t[0]!) : UINT64_MAX;
-    // A timer armed for an earlier deadline stays: it pumps and re-arms when it fires.
-    // (Each call moves the deadline; re-arming per message cost ~10 % of a round trip.)
-    if (until === UINT64_MAX || (this.#timer && this.#timerUntil <= until)) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    const nowUs = process.hrtime.bigint() / 1000n;
-    const ms = until > nowUs ? Number((until - nowUs + 999n) / 1000n) : 0;
-    this.#timerUntil = until;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#pump();
-    }, ms);
-  }
-
-  #fail(e: Error | null): void {
-    if (this.#closed) return;
-    this.close(e);
-  }
-
-  /** Closes the connection: held calls are dropped unanswered, every slot and callback freed. */
-  close(reason: Error | null = null): void {
+  #onClosed(e: Error | null): void {
     if (this.#closed) return;
     this.#closed = true;
-    const b = sdbus();
-    if (this.#timer) clearTimeout(this.#timer);
-    void this.#watch?.close();
-    this.#watch = null;
-    for (const m of this.#held) b.messageUnref(m);
+    const why = e?.message ?? 'closed';
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`D-Bus connection ${this.name} closed before ${p.what} was answered (${why})`));
+    }
+    this.#pending.clear();
     this.#held.clear();
-    for (const s of this.#slots) b.slotUnref(s);
-    this.#slots.clear();
-    b.flushCloseUnref(this.#bus);
-    this.#bus = null;
-    for (const cb of this.#callbacks) koffi.unregister(cb);
-    this.#callbacks.length = 0;
-    this.emit('closed', reason);
+    this.#readyReject?.(new Error(`D-Bus connection ${this.name} closed before it was ready (${why})`));
+    this.emit('closed', e);
+  }
+
+  /** Closes the connection at once: held calls are dropped unanswered, pending calls fail. */
+  close(reason: Error | null = null): void {
+    this.#t.close(reason);
   }
 }
 
-function messageError(m: unknown): DbusError | null {
-  const b = sdbus();
-  const t: number[] = [0];
-  b.getType(m, t);
-  if (t[0] !== SD_BUS_MESSAGE_METHOD_ERROR) return null;
-  const p = b.getError(m);
-  const e = p ? (koffi.decode(p, sd_bus_error) as { name: string | null; message: string | null }) : { name: null, message: null };
-  return new DbusError(e.name ?? 'unknown', `${e.name ?? 'D-Bus error'}: ${e.message ?? ''}`);
-}
-
-const scratch = Buffer.alloc(8);
-
-function appendArgs(m: unknown, args: DbusArg[]): void {
-  const b = sdbus();
-  for (const a of args) {
-    let rc: number;
-    if (a.type === 'ay') {
-      rc = b.appendArray(m, 'y'.charCodeAt(0), a.value, a.value.byteLength) as number;
-    } else if (a.type === 's' || a.type === 'o' || a.type === 'g') {
-      rc = b.appendBasic(m, a.type.charCodeAt(0), Buffer.from(`${a.value}\0`, 'utf8')) as number;
-    } else {
-      scratch.fill(0);
-      switch (a.type) {
-        case 'y':
-          scratch.writeUInt8(a.value);
-          break;
-        case 'n':
-          scratch.writeInt16LE(a.value);
-          break;
-        case 'q':
-          scratch.writeUInt16LE(a.value);
-          break;
-        case 'i':
-        case 'h':
-          scratch.writeInt32LE(a.value);
-          break;
-        case 'u':
-          scratch.writeUInt32LE(a.value);
-          break;
-        case 'b':
-          scratch.writeInt32LE(a.value ? 1 : 0);
-          break;
-        case 'x':
-          scratch.writeBigInt64LE(a.value);
-          break;
-        case 't':
-          scratch.writeBigUInt64LE(a.value);
-          break;
-        case 'd':
-          scratch.writeDoubleLE(a.value);
-          break;
-      }
-      rc = b.appendBasic(m, a.type.charCodeAt(0), scratch) as number;
-    }
-    check(rc, `append '${a.type}'`);
-  }
-}
-
-/** Reads the whole body. Received fds are duplicated into `fds` (owned by the caller). */
-export function readAll(m: unknown, fds: DbusFd[] = []): DbusValue[] {
-  const out: DbusValue[] = [];
-  for (;;) {
-    const v = readValue(m, fds);
-    if (v === undefined) return out;
-    out.push(v);
-  }
-}
-
-const readers: Record<string, Reader> = {
-  y: () => scratch.readUInt8(0),
-  b: () => scratch.readInt32LE(0) !== 0,
-  n: () => scratch.readInt16LE(0),
-  q: () => scratch.readUInt16LE(0),
-  i: () => scratch.readInt32LE(0),
-  u: () => scratch.readUInt32LE(0),
-  x: () => scratch.readBigInt64LE(0),
-  t: () => scratch.readBigUInt64LE(0),
-  d: () => scratch.readDoubleLE(0),
-};
-
-function readValue(m: unknown, fds: DbusFd[]): DbusValue | undefined {
-  const b = sdbus();
-  const type: number[] = [0];
-  const contents: (string | null)[] = [null];
-  check(b.peekType(m, type, contents) as number, 'peek type');
-  const t = String.fromCharCode(type[0] & 0xff);
-  if (type[0] === 0) return undefined;
-  const c = contents[0] ?? '';
-  if (t === 'a' && 'ybnqiuxtd'.includes(c) && c.length === 1) {
-    const ptr: unknown[] = [null];
-    const size: (number | bigint)[] = [0];
-    check(b.readArray(m, c.charCodeAt(0), ptr, size) as number, `read array of '${c}'`);
-    const n = Number(size[0]);
-    // koffi.view is the message's own memory (freed with the message): copy it out.
-    const bytes = Buffer.allocUnsafe(n);
-    if (n > 0) bytes.set(new Uint8Array(koffi.view(ptr[0], n) as ArrayBuffer));
-    if (c === 'y') return bytes;
-    const width = 'y'.includes(c) ? 1 : 'bnqiu'.includes(c) ? (c === 'n' || c === 'q' ? 2 : 4) : 8;
-    const list: DbusValue[] = [];
-    for (let o = 0; o + width <= n; o += width) {
-      bytes.copy(scratch, 0, o, o + width);
-      list.push(readers[c]!(m));
-    }
-    return list;
-  }
-  if (t === 'a' || t === 'v' || t === 'r' || t === 'e') {
-    check(b.enterContainer(m, type[0], c) as number, `enter '${t}${c}'`);
-    let v: DbusValue;
-    if (t === 'v') v = readValue(m, fds) ?? [];
-    else if (t === 'a' && c.startsWith('{')) {
-      const map = new Map<DbusValue, DbusValue>();
-      for (;;) {
-        const e = readValue(m, fds);
-        if (e === undefined) break;
-        const [k, val] = e as DbusValue[];
-        map.set(k!, val!);
-      }
-      v = map;
-    } else v = readAll(m, fds);
-    check(b.exitContainer(m) as number, `exit '${t}'`);
-    return v;
-  }
-  if (t === 's' || t === 'o' || t === 'g') {
-    const s = Buffer.alloc(8);
-    check(b.readBasic(m, type[0], s) as number, `read '${t}'`);
-    return koffi.decode(s, 'const char *') as string;
-  }
-  scratch.fill(0);
-  check(b.readBasic(m, type[0], scratch) as number, `read '${t}'`);
-  if (t === 'h') {
-    // The message owns its fd; keep a duplicate of our own.
-    const f = new DbusFd(libc.fcntl(scratch.readInt32LE(0), libc.F_DUPFD_CLOEXEC, 3, 'received fd'));
-    fds.push(f);
-    return f;
-  }
-  const r = readers[t];
-  if (!r) throw new Error(`unsupported D-Bus type '${t}'`);
-  return r(m);
-}

@@ -1,4 +1,4 @@
-// The D-Bus connection (sd-bus through koffi) against a real dbus-daemon, and the QEMU
+// The D-Bus connection (plugin/dbus/) against a real dbus-daemon, and the QEMU
 // listener's handling of what QEMU may say. The real QEMU is in
 // test/integration/qemu-dbus.test.ts; here a peer plays QEMU only to send what an
 // unmodified QEMU never sends (a file that is not a dma-buf, lying sizes, unknown
@@ -35,12 +35,13 @@ const until = async (pred: () => boolean, ms = 5000) => {
   }
 };
 
-describe('DbusConnection (sd-bus on the event loop) with a real dbus-daemon', () => {
+describe('DbusConnection (our wire format on the event loop) with a real dbus-daemon', () => {
   it('calls the bus, reads variants and dicts, passes fds both ways, holds a reply, and leaks nothing', async () => {
     const address = bus();
     const fds0 = fdCount();
     const a = DbusConnection.connect(address, { busClient: true, name: 'A' });
     const b = DbusConnection.connect(address, { busClient: true, name: 'B' });
+    await Promise.all([a.ready(), b.ready()]);
     const [props] = await a.call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: 'org.freedesktop.DBus' }]);
     expect(props).toBeInstanceOf(Map);
     expect(Array.isArray((props as Map<DbusValue, DbusValue>).get('Interfaces'))).toBe(true);
@@ -94,6 +95,7 @@ describe('DbusConnection (sd-bus on the event loop) with a real dbus-daemon', ()
     const a = DbusConnection.connect(address, { busClient: true });
     const b = DbusConnection.connect(address, { busClient: true });
     later.push(() => (a.close(), b.close()));
+    await Promise.all([a.ready(), b.ready()]);
     const kept: Buffer[] = [];
     a.addObject('/keep', (call) => {
       kept.push(call.args[0] as Buffer);
@@ -104,7 +106,7 @@ describe('DbusConnection (sd-bus on the event loop) with a real dbus-daemon', ()
   });
 
   it('a bus address that does not answer is an error naming it', () => {
-    expect(() => DbusConnection.connect('unix:path=/nonexistent/bus', { busClient: true })).toThrow(/sd_bus_start|ENOENT/);
+    expect(() => DbusConnection.connect('unix:path=/nonexistent/bus', { busClient: true })).toThrow(/ENOENT/);
   });
 });
 

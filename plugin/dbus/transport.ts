@@ -1,0 +1,359 @@
+// One D-Bus socket on Node's event loop: the authentication handshake, then messages
+// framed out of the byte stream with the unix fds that came with them, and a write queue.
+// Everything that arrives is bounded before it is held: a message announcing more than
+// maxMessageBytes ends the connection before its body is read; fds are counted as they
+// arrive and a message whose header declares a different number than came with it is
+// refused with all of them closed; work is done in slices (sliceMs) so that no peer holds
+// the event loop, and the rest waits in the socket (the peer blocks, not us).
+//
+// Fd attribution: a sender passes a message's fds with its first bytes. Each recvmsg here
+// reads within one message (the 16-byte fixed header, then exactly the rest), so the fds
+// one returns belong to the message being read, never to a neighbour.
+//
+// Ownership: the transport owns the socket fd, every received fd until it hands a
+// complete message to onMessage (then the message's DbusFds are the receiver's), and the
+// duplicates of fds queued for sending (closed once sent, or at close()).
+import * as libc from '../../ffi/libc.js';
+import { FdWatch, UV_READABLE, UV_WRITABLE } from '../../ffi/uv.js';
+import { AuthError, MAX_AUTH_LINE, SaslClient, SaslServer, type AuthStep } from './auth.js';
+import { DbusFd, DbusWireError, decodeHeader, messageLength, type MessageHeader } from './wire.js';
+
+/** Bounds on one connection (see README, "What guestplane assumes of QEMU"). */
+export interface TransportLimits {
+  /** One message, header and body (a 5K frame in a Scanout call fits). */
+  maxMessageBytes: number;
+  /** Fds one message may carry. */
+  maxFds: number;
+  /** Bytes queued for a peer that does not read: past this the connection is dropped. */
+  maxQueuedOutBytes: number;
+  /** The handshake must be done by then. */
+  authTimeoutMs: number;
+  /** Longest stretch of reading and handling before the event loop gets a turn. */
+  sliceMs: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxFds: 16,
+  maxQueuedOutBytes: 64 * 1024 * 1024,
+  authTimeoutMs: 10_000,
+  sliceMs: 4,
+};
+
+/** A complete message: its fds are the receiver's (close those not taken). */
+export interface RawMessage {
+  header: MessageHeader;
+  bytes: Buffer;
+  fds: DbusFd[];
+}
+
+/** A message that could not be taken; `header` when it was readable enough to answer. */
+export interface RefusedMessage {
+  header: MessageHeader | null;
+  reason: string;
+}
+
+export interface TransportHandlers {
+  running(): void;
+  message(m: RawMessage): void;
+  refused(r: RefusedMessage): void;
+  closed(e: Error | null): void;
+}
+
+interface Outgoing {
+  bytes: Buffer;
+  off: number;
+  /** Our duplicates, sent with the first bytes. */
+  fds: number[];
+}
+
+export class DbusTransport {
+  readonly name: string;
+  readonly limits: TransportLimits;
+  #fd: number;
+  #watch: FdWatch | null = null;
+  #watchEvents = 0;
+  #auth: SaslClient | SaslServer;
+  #state: 'nul' | 'auth' | 'running' | 'closed';
+  #authLine = '';
+  #authTimer: NodeJS.Timeout | null = null;
+  unixFds = false;
+  readonly #h: TransportHandlers;
+  // reading
+  readonly #head = Buffer.alloc(16);
+  #headFilled = 0;
+  #cur: Buffer | null = null;
+  #curFilled = 0;
+  #curFds: number[] = [];
+  #curTooManyFds = 0;
+  // writing
+  readonly #authOut: Buffer[] = [];
+  readonly #out: Outgoing[] = [];
+  #outBytes = 0;
+  #flushScheduled = false;
+  /** Bytes and messages read, for tests and stats. */
+  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, refused: 0, fdsClosedOnArrival: 0, longestSliceMs: 0 };
+
+  constructor(fd: number, name: string, role: 'client' | 'server', handlers: TransportHandlers, limits: Partial<TransportLimits> = {}) {
+    this.#fd = fd;
+    this.name = name;
+    this.#h = handlers;
+    this.limits = { ...DEFAULT_TRANSPORT_LIMITS, ...limits };
+    const uid = libc.geteuid();
+    this.#auth = role === 'client' ? new SaslClient(uid, true) : new SaslServer(uid);
+    this.#state = role === 'client' ? 'auth' : 'nul';
+    this.#authTimer = setTimeout(
+      () => this.close(new AuthError(`${name}: the peer did not finish the D-Bus handshake within ${this.limits.authTimeoutMs / 1000} s (is it a D-Bus socket, and is its process alive?)`)),
+      this.limits.authTimeoutMs,
+    );
+    this.#watchEvents = UV_READABLE;
+    this.#watch = new FdWatch(fd, UV_READABLE, {
+      ready: (events, error) => {
+        if (error) return this.close(error);
+        if (events & UV_WRITABLE) this.#flush();
+        if (events & UV_READABLE) this.#readSlice();
+      },
+      error: (e) => this.close(e instanceof Error ? e : new Error(String(e))),
+    });
+    if (this.#auth instanceof SaslClient) this.#writeRaw(Buffer.from(this.#auth.start(), 'latin1'));
+  }
+
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  get running(): boolean {
+    return this.#state === 'running';
+  }
+
+  /** Queues a message; `fds` are the caller's (duplicates are sent). Written soon, in order. */
+  send(bytes: Buffer, fds: readonly number[] = []): void {
+    if (this.#state === 'closed') return;
+    if (fds.length && this.#state === 'running' && !this.unixFds) throw new Error(`${this.name}: the peer did not agree to receive fds`);
+    const dups: number[] = [];
+    try {
+      for (const f of fds) dups.push(libc.fcntl(f, libc.F_DUPFD_CLOEXEC, 3, `fd ${f} to send`));
+    } catch (e) {
+      for (const d of dups) libc.close(d);
+      throw e;
+    }
+    this.#out.push({ bytes, off: 0, fds: dups });
+    this.#outBytes += bytes.length;
+    if (this.#outBytes > this.limits.maxQueuedOutBytes) {
+      this.close(new Error(`${this.name}: the peer does not read what is sent to it (${this.#outBytes} bytes queued, at most ${this.limits.maxQueuedOutBytes})`));
+      return;
+    }
+    this.stats.messagesOut++;
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#state !== 'running') return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  /** The handshake's own lines: written ahead of every message. */
+  #writeRaw(b: Buffer): void {
+    this.#authOut.push(b);
+    this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#state === 'closed') return;
+    try {
+      while (this.#authOut.length) {
+        const b = this.#authOut[0]!;
+        const n = libc.sendmsg(this.#fd, [b], [], this.name);
+        if (n < 0) return this.#want(true);
+        if (n < b.length) this.#authOut[0] = b.subarray(n);
+        else this.#authOut.shift();
+      }
+      // Messages wait for the handshake.
+      while (this.#out.length && this.#state === 'running') {
+        const o = this.#out[0]!;
+        const n = libc.sendmsg(this.#fd, [o.bytes.subarray(o.off)], o.off === 0 ? o.fds : [], this.name);
+        if (n < 0) break;
+        if (o.off === 0) for (const f of o.fds.splice(0)) libc.close(f);
+        o.off += n;
+        this.#outBytes -= n;
+        if (o.off < o.bytes.length) break;
+        this.#out.shift();
+      }
+    } catch (e) {
+      return this.close(e instanceof Error ? e : new Error(String(e)));
+    }
+    this.#want(this.#out.length > 0 && this.#state === 'running');
+  }
+
+  #want(writable: boolean): void {
+    const ev = UV_READABLE | (writable ? UV_WRITABLE : 0);
+    if (ev === this.#watchEvents || !this.#watch) return;
+    this.#watch.setEvents(ev);
+    this.#watchEvents = ev;
+  }
+
+  /** Reads and handles until the socket is empty or the slice is used up. */
+  #readSlice(): void {
+    const t0 = performance.now();
+    try {
+      while (this.#state !== 'closed') {
+        const more = this.#state === 'running' ? this.#readMessageBytes() : this.#readAuth();
+        if (!more) break;
+        if (performance.now() - t0 >= this.limits.sliceMs) break; // the rest next turn (uv_poll is level-triggered)
+      }
+    } catch (e) {
+      this.close(e instanceof Error ? e : new Error(String(e)));
+    }
+    const ms = performance.now() - t0;
+    if (ms > this.stats.longestSliceMs) this.stats.longestSliceMs = ms;
+    if (this.#out.length && this.#state === 'running') this.#flush();
+  }
+
+  #recv(into: Buffer, fds: number[]): number {
+    const { bytes } = libc.recvmsg(this.#fd, into, fds, this.name);
+    if (bytes === 0) {
+      this.close(new Error(`${this.name}: the peer closed the connection`));
+      return -1;
+    }
+    if (bytes > 0) this.stats.bytesIn += bytes;
+    return bytes;
+  }
+
+  /** Handshake lines, byte by byte up to the end of BEGIN: nothing after it is read here. */
+  #readAuth(): boolean {
+    const buf = Buffer.alloc(1);
+    const fds: number[] = [];
+    const n = this.#recv(buf, fds);
+    for (const f of fds) {
+      libc.close(f);
+      this.stats.fdsClosedOnArrival++;
+    }
+    if (n <= 0) return false;
+    const c = buf[0]!;
+    if (this.#state === 'nul') {
+      if (c !== 0) throw new AuthError(`${this.name}: the peer did not begin with the D-Bus handshake's NUL byte`);
+      this.#state = 'auth';
+      return true;
+    }
+    if (c !== 0x0a) {
+      this.#authLine += String.fromCharCode(c);
+      if (this.#authLine.length > MAX_AUTH_LINE) throw new AuthError(`${this.name}: a handshake line longer than ${MAX_AUTH_LINE} bytes: not a D-Bus peer`);
+      return true;
+    }
+    const line = this.#authLine.replace(/\r$/, '');
+    this.#authLine = '';
+    const step: AuthStep = this.#auth.line(line);
+    if (step.send) this.#writeRaw(Buffer.from(step.send, 'latin1'));
+    if (step.done) {
+      this.unixFds = step.done.unixFds;
+      this.#state = 'running';
+      if (this.#authTimer) clearTimeout(this.#authTimer);
+      this.#authTimer = null;
+      this.#h.running();
+      this.#flush();
+    }
+    return true;
+  }
+
+  #readMessageBytes(): boolean {
+    if (!this.#cur) {
+      const n = this.#recv(this.#head.subarray(this.#headFilled), this.#curFds);
+      this.#checkFds();
+      if (n <= 0) return false;
+      this.#headFilled += n;
+      if (this.#headFilled < 16) return true;
+      const total = messageLength(this.#head, this.limits);
+      if (total === null) return true;
+      this.#cur = Buffer.allocUnsafe(total);
+      this.#head.copy(this.#cur);
+      this.#curFilled = 16;
+      this.#headFilled = 0;
+    } else {
+      const n = this.#recv(this.#cur.subarray(this.#curFilled), this.#curFds);
+      this.#checkFds();
+      if (n <= 0) return false;
+      this.#curFilled += n;
+    }
+    if (this.#curFilled < this.#cur.length) return true;
+    const bytes = this.#cur;
+    const fds = this.#curFds;
+    const tooMany = this.#curTooManyFds;
+    this.#cur = null;
+    this.#curFds = [];
+    this.#curTooManyFds = 0;
+    this.stats.messagesIn++;
+    this.#complete(bytes, fds, tooMany);
+    return true;
+  }
+
+  /** Fds past the per-message bound are closed as they arrive. */
+  #checkFds(): void {
+    if (this.#curFds.length && !this.unixFds) {
+      this.#curTooManyFds += this.#curFds.length;
+      this.#closeArrived(this.#curFds.splice(0));
+      return;
+    }
+    if (this.#curFds.length <= this.limits.maxFds) return;
+    const extra = this.#curFds.splice(this.limits.maxFds);
+    this.#curTooManyFds += extra.length;
+    this.#closeArrived(extra);
+  }
+
+  #closeArrived(fds: number[]): void {
+    for (const f of fds) {
+      libc.close(f);
+      this.stats.fdsClosedOnArrival++;
+    }
+  }
+
+  #complete(bytes: Buffer, fds: number[], tooMany: number): void {
+    let header: MessageHeader | null = null;
+    let reason: string | null = null;
+    try {
+      header = decodeHeader(bytes);
+    } catch (e) {
+      reason = e instanceof DbusWireError ? `malformed header: ${e.message}` : String(e);
+    }
+    const arrived = fds.length + tooMany;
+    if (!reason && header && arrived !== header.unixFds) {
+      reason = `${arrived} fds came with the message but its header declares ${header.unixFds}`;
+    } else if (!reason && header && header.unixFds > this.limits.maxFds) {
+      reason = `${header.unixFds} fds in one message (at most ${this.limits.maxFds})`;
+    }
+    if (reason) {
+      this.#closeArrived(fds);
+      this.stats.refused++;
+      this.#h.refused({ header, reason });
+      return;
+    }
+    this.#h.message({ header: header!, bytes, fds: fds.map((f) => new DbusFd(f)) });
+  }
+
+  /**
+   * Ends the connection at once, never waiting for the peer: what could be written
+   * without blocking is written, the rest dropped; every fd we hold is closed.
+   */
+  close(reason: Error | null = null): void {
+    if (this.#state === 'closed') return;
+    const wasRunning = this.#state === 'running';
+    if (wasRunning) this.#flush();
+    this.#state = 'closed';
+    if (this.#authTimer) clearTimeout(this.#authTimer);
+    this.#authTimer = null;
+    void this.#watch?.close();
+    this.#watch = null;
+    for (const o of this.#out) for (const f of o.fds) libc.close(f);
+    this.#out.length = 0;
+    this.#outBytes = 0;
+    for (const f of this.#curFds) libc.close(f);
+    this.#curFds = [];
+    this.#cur = null;
+    libc.close(this.#fd, `${this.name} socket`);
+    this.#fd = -1;
+    this.#h.closed(reason);
+  }
+}
