@@ -319,8 +319,12 @@ export class DbusConnection extends EventEmitter<Events> {
     if (!obj) return this.#error(h, 'org.freedesktop.DBus.Error.UnknownObject', `no object at ${path}`);
     if (obj.methods) {
       const want = obj.methods[`${iface}.${member}`];
-      if (want === undefined) return this.#error(h, 'org.freedesktop.DBus.Error.UnknownMethod', `${path} has no method ${iface}.${member}`);
-      if (want !== h.signature) return this.#error(h, 'org.freedesktop.DBus.Error.InvalidArgs', `${iface}.${member} takes '${want}', not '${h.signature}'`);
+      const refuse = (name: string, why: string) => {
+        this.emit('error', new Error(`${this.name}: refused ${iface}.${member}: ${why}`));
+        this.#error(h, name, why);
+      };
+      if (want === undefined) return refuse('org.freedesktop.DBus.Error.UnknownMethod', `unknown method ${iface}.${member} of ${path}`);
+      if (want !== h.signature) return refuse('org.freedesktop.DBus.Error.InvalidArgs', `${iface}.${member}: arguments '${h.signature}', expected '${want}' (the body was not read)`);
     }
     if (this.#held.size >= this.limits.maxHeldCalls) {
       return this.#error(h, 'org.freedesktop.DBus.Error.LimitsExceeded', `${this.#held.size} calls are already waiting for an answer here`);

@@ -34,7 +34,7 @@ export class ListenerError extends Error {
   }
 }
 
-const SIGNATURES: Record<ListenerCall['member'], string> = {
+export const SIGNATURES: Readonly<Record<ListenerCall['member'], string>> = {
   ScanoutDMABUF: 'huuuutb',
   UpdateDMABUF: 'iiii',
   Scanout: 'uuuuay',
@@ -43,6 +43,25 @@ const SIGNATURES: Record<ListenerCall['member'], string> = {
   CursorDefine: 'iiiiay',
   MouseSet: 'iii',
 };
+
+export const PROPERTIES_IFACE = 'org.freedesktop.DBus.Properties';
+
+/**
+ * Every call the listener object takes, with its argument signature: anything else is
+ * refused by the connection before its body is read. QEMU 8.1 and later load the
+ * listener's properties (GetAll) when they make their proxy of it.
+ */
+export const LISTENER_METHODS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(Object.entries(SIGNATURES).map(([m, sig]) => [`${LISTENER_IFACE}.${m}`, sig])),
+  [`${PROPERTIES_IFACE}.GetAll`]: 's',
+  [`${PROPERTIES_IFACE}.Get`]: 'ss',
+};
+
+/**
+ * The listener's extra interfaces (its `Interfaces` property): what QEMU may use beyond
+ * org.qemu.Display1.Listener. None yet.
+ */
+export const LISTENER_INTERFACES: readonly string[] = [];
 
 /**
  * pixman format codes (PIXMAN_FORMAT(bpp, type, a, r, g, b)) QEMU's 2D surfaces use, as

@@ -36,9 +36,9 @@ import { EventEmitter } from 'node:events';
 import { fstatSync, readlinkSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
-import type { DbusConnection, IncomingCall } from '../dbus/connection.js';
+import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
-import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_PATH, ListenerError, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
 export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
@@ -123,16 +123,17 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#listener = listener;
     this.#bus = bus;
     this.#dest = dest;
-    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call));
-    listener.on('error', (e) => this.#warn('listener', `${this.name}: ${e.message}`));
+    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call), LISTENER_METHODS);
+    listener.on('error', (e) => {
+      this.stats.refusedCalls++;
+      this.#warn(`listener:${e.message.replace(/\d+/g, 'N')}`, `${this.name}: ${e.message}`);
+    });
     listener.on('closed', (e) => this.#gone(`QEMU closed the display connection of console ${info.id}${e ? ` (${e.message})` : ''}: QEMU exited or dropped the listener`));
     bus.on('closed', () => this.#gone(`the D-Bus connection to QEMU closed`));
   }
 
   #onCall(call: IncomingCall): void {
-    if (call.interface !== LISTENER_IFACE) {
-      return call.fail('org.freedesktop.DBus.Error.UnknownInterface', `guestplane's listener has no interface ${call.interface}`);
-    }
+    if (call.interface === PROPERTIES_IFACE) return this.#properties(call);
     let c: ListenerCall;
     try {
       c = decodeListenerCall(call.member, call.signature, call.args);
@@ -150,6 +151,16 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
       this.#warn(`${call.member}:handle`, `${this.name}: ${msg}; the last good frame stays`);
       if (!call.answered) call.fail('org.freedesktop.DBus.Error.Failed', msg);
     }
+  }
+
+  /** org.freedesktop.DBus.Properties of the listener object: its one property, Interfaces. */
+  #properties(call: IncomingCall): void {
+    const iface = call.args[0];
+    if (iface !== LISTENER_IFACE) return call.fail('org.freedesktop.DBus.Error.UnknownInterface', `the listener has no interface ${String(iface)}`);
+    const interfaces: DbusArg = { type: 'as', value: LISTENER_INTERFACES };
+    if (call.member === 'GetAll') return call.reply([{ type: 'a{sv}', value: new Map([['Interfaces', { type: 'v', value: interfaces }]]) }]);
+    if (call.args[1] !== 'Interfaces') return call.fail('org.freedesktop.DBus.Error.UnknownProperty', `the listener has no property ${String(call.args[1])}`);
+    call.reply([{ type: 'v', value: interfaces }]);
   }
 
   /** A ScanoutDMABUF came and no UpdateDMABUF/Scanout/Update since (see Disable). */
