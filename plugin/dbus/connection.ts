@@ -62,7 +62,7 @@ export interface ConnectionLimits extends TransportLimits {
 }
 
 export const DEFAULT_LIMITS: Omit<ConnectionLimits, keyof TransportLimits> = {
-  maxValues: 65_536,
+  maxValues: 4096,
   maxPendingCalls: 256,
   maxHeldCalls: 256,
 };

@@ -446,7 +446,14 @@ export class WireReader {
             return map;
           }
           const list: DbusValue[] = [];
-          while (this.pos < end) list.push(this.value(t.elem));
+          const fixed = t.elem.code !== 'h' && FIXED_SIZE[t.elem.code] !== undefined;
+          while (this.pos < end) {
+            if (fixed) {
+              // Numbers in a row: no alignment between them, counted like any value.
+              if (++this.#values > this.maxValues) throw new DbusWireError(`more than ${this.maxValues} values in one message`);
+              list.push(this.#fixed(t.elem.code));
+            } else list.push(this.value(t.elem));
+          }
           if (this.pos !== end) throw new DbusWireError('an array element runs past the array');
           return list;
         });
