@@ -271,9 +271,14 @@ export class DbusConnection extends EventEmitter<Events> {
     this.#send({ type: MESSAGE_TYPE.error, serial: this.#nextSerial(), replySerial: to.serial, destination: to.sender, errorName: name, args: [{ type: 's', value: message }] });
   }
 
+  /** 'error' without a listener would throw (EventEmitter): a report nobody asked for is dropped. */
+  #report(e: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+  }
+
   #onRefused(r: RefusedMessage): void {
     const e = new Error(`${this.name}: refused a message: ${r.reason}`);
-    this.emit('error', e);
+    this.#report(e);
     if (r.header?.type === MESSAGE_TYPE.call) this.#error(r.header, 'org.freedesktop.DBus.Error.InvalidArgs', r.reason);
   }
 
@@ -320,7 +325,7 @@ export class DbusConnection extends EventEmitter<Events> {
     if (obj.methods) {
       const want = obj.methods[`${iface}.${member}`];
       const refuse = (name: string, why: string) => {
-        this.emit('error', new Error(`${this.name}: refused ${iface}.${member}: ${why}`));
+        this.#report(new Error(`${this.name}: refused ${iface}.${member}: ${why}`));
         this.#error(h, name, why);
       };
       if (want === undefined) return refuse('org.freedesktop.DBus.Error.UnknownMethod', `unknown method ${iface}.${member} of ${path}`);
@@ -334,7 +339,7 @@ export class DbusConnection extends EventEmitter<Events> {
       args = decodeBody(m.bytes, h, m.fds, this.limits.maxValues);
     } catch (e) {
       const msg = e instanceof DbusWireError ? e.message : String(e);
-      this.emit('error', new Error(`${this.name}: ${iface}.${member}: cannot read the arguments: ${msg}`));
+      this.#report(new Error(`${this.name}: ${iface}.${member}: cannot read the arguments: ${msg}`));
       return this.#error(h, 'org.freedesktop.DBus.Error.InvalidArgs', `cannot read the arguments: ${msg}`);
     }
     const call = this.#incoming(h, iface, args);
@@ -342,7 +347,7 @@ export class DbusConnection extends EventEmitter<Events> {
       obj.handler(call);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
-      this.emit('error', err);
+      this.#report(err);
       if (!call.answered) call.fail('org.freedesktop.DBus.Error.Failed', err.message);
     }
   }

@@ -60,6 +60,9 @@ export interface TransportHandlers {
   closed(e: Error | null): void;
 }
 
+/** Bytes gathered into one sendmsg (the ffi's staging area holds 256 KiB). */
+const BATCH_BYTES = 256 * 1024;
+
 interface Outgoing {
   bytes: Buffer;
   off: number;
@@ -92,7 +95,7 @@ export class DbusTransport {
   #outBytes = 0;
   #flushScheduled = false;
   /** Bytes and messages read, for tests and stats. */
-  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, refused: 0, fdsClosedOnArrival: 0, longestSliceMs: 0 };
+  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
 
   constructor(fd: number, name: string, role: 'client' | 'server', handlers: TransportHandlers, limits: Partial<TransportLimits> = {}) {
     this.#fd = fd;
@@ -172,16 +175,34 @@ export class DbusTransport {
         if (n < b.length) this.#authOut[0] = b.subarray(n);
         else this.#authOut.shift();
       }
-      // Messages wait for the handshake.
+      // Messages wait for the handshake. Consecutive messages leave in one sendmsg; one
+      // with fds starts a new one (its fds must come with its first byte).
       while (this.#out.length && this.#state === 'running') {
-        const o = this.#out[0]!;
-        const n = libc.sendmsg(this.#fd, [o.bytes.subarray(o.off)], o.off === 0 ? o.fds : [], this.name);
+        const first = this.#out[0]!;
+        const chunks: Buffer[] = [first.bytes.subarray(first.off)];
+        let size = chunks[0]!.length;
+        for (let i = 1; i < this.#out.length && size < BATCH_BYTES; i++) {
+          const o = this.#out[i]!;
+          if (o.fds.length) break;
+          chunks.push(o.bytes);
+          size += o.bytes.length;
+        }
+        let n = libc.sendmsg(this.#fd, chunks, first.off === 0 ? first.fds : [], this.name);
         if (n < 0) break;
-        if (o.off === 0) for (const f of o.fds.splice(0)) libc.close(f);
-        o.off += n;
+        if (first.off === 0) for (const f of first.fds.splice(0)) libc.close(f);
         this.#outBytes -= n;
-        if (o.off < o.bytes.length) break;
-        this.#out.shift();
+        while (n > 0) {
+          const o = this.#out[0]!;
+          const left = o.bytes.length - o.off;
+          if (n < left) {
+            o.off += n;
+            n = 0;
+          } else {
+            n -= left;
+            this.#out.shift();
+          }
+        }
+        if (this.#out.length && this.#out[0]!.off > 0) break; // the socket is full
       }
     } catch (e) {
       return this.close(e instanceof Error ? e : new Error(String(e)));
@@ -209,6 +230,7 @@ export class DbusTransport {
       this.close(e instanceof Error ? e : new Error(String(e)));
     }
     const ms = performance.now() - t0;
+    this.stats.slices++;
     if (ms > this.stats.longestSliceMs) this.stats.longestSliceMs = ms;
     if (this.#out.length && this.#state === 'running') this.#flush();
   }
