@@ -4,10 +4,22 @@
 //
 // Ownership: the QemuDisplay owns the bus connection; closing it closes every console
 // source it opened.
+import { fstatSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DbusConnection, DbusError, type DbusValue } from '../dbus/connection.js';
 import { CONSOLE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, num, str, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 import { QemuConsoleSource, type QemuIdSpace } from './qemu-dbus.js';
+
+/** The handshake with the bus (or QEMU's p2p socket) must be done by then. */
+const CONNECT_MS = 5000;
+const CONSOLES_AT_ONCE = 8;
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | null = null;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => {
+    if (timer) clearTimeout(timer);
+  });
+}
 
 /** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */
 export class QemuDisplay {
@@ -40,7 +52,18 @@ export class QemuDisplay {
     let bus: DbusConnection;
     try {
       if (fdMatch) {
-        const fd = libc.fcntl(Number(fdMatch[1]), libc.F_DUPFD_CLOEXEC, 3, `--qemu-dbus ${address}`);
+        const n = Number(fdMatch[1]);
+        // Any open fd would do for dup(): a wrong number (a wrapper that did not pass it)
+        // would take one of Node's own. Only a socket can be QEMU's.
+        let kind: string;
+        try {
+          const st = fstatSync(n);
+          kind = st.isSocket() ? 'socket' : st.isFIFO() ? 'pipe' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isCharacterDevice() ? 'character device' : 'not a socket';
+        } catch {
+          throw Object.assign(new Error(`fd ${n} is not open`), { code: 'EBADF' });
+        }
+        if (kind !== 'socket') throw new Error(`fd ${n} is a ${kind}, not a socket connected to QEMU (pass the fd of QMP add_client's or libvirt's socket)`);
+        const fd = libc.fcntl(n, libc.F_DUPFD_CLOEXEC, 3, `--qemu-dbus ${address}`);
         bus = DbusConnection.fromSocket(fd, `QEMU display ${address}`);
       } else {
         bus = DbusConnection.connect(addr, { busClient: true, name: `QEMU display bus ${addr}` });
@@ -52,6 +75,7 @@ export class QemuDisplay {
     }
     const d = new QemuDisplay(address, bus, fdMatch ? null : QEMU_NAME);
     try {
+      await withTimeout(bus.ready(), CONNECT_MS, `no D-Bus handshake within ${CONNECT_MS / 1000} s: the socket does not speak D-Bus, or its process hangs`);
       await d.vmInfo();
     } catch (e) {
       bus.close();
@@ -75,9 +99,22 @@ export class QemuDisplay {
     return { name: str(p.get('Name')), uuid: str(p.get('UUID')), consoleIds: Array.isArray(ids) ? ids.map(num) : [] };
   }
 
+  /**
+   * Every console, asked a few at a time: a bus daemon bounds the calls one connection
+   * may have waiting (a VM with 1,000 consoles asked at once got LimitsExceeded).
+   */
   async consoles(): Promise<QemuConsoleInfo[]> {
     const { consoleIds } = await this.vmInfo();
-    return Promise.all(consoleIds.map((id) => this.console(id)));
+    const out: QemuConsoleInfo[] = new Array(consoleIds.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < consoleIds.length) {
+        const i = next++;
+        out[i] = await this.console(consoleIds[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONSOLES_AT_ONCE, consoleIds.length) }, worker));
+    return out;
   }
 
   async console(id: number): Promise<QemuConsoleInfo> {

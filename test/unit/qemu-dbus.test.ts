@@ -12,6 +12,8 @@ import * as libc from '../../ffi/libc.js';
 import { DbusConnection, DbusError, DbusFd, type DbusValue } from '../../plugin/dbus/connection.js';
 import { decodeListenerCall, ListenerError, MAX_DIMENSION } from '../../plugin/sources/qemu-dbus-protocol.js';
 import { evdevToQnum } from '../../plugin/sources/qemu-dbus.js';
+import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
+import { createServer, type Socket } from 'node:net';
 import { qemuPeer, type QemuPeer } from '../integration/helpers/qemu-peer.js';
 import { startSessionBus } from '../integration/helpers/qemu.js';
 
@@ -214,4 +216,29 @@ describe('evdev → QEMU key numbers', () => {
     expect(evdevToQnum(0)).toBeUndefined();
     expect(evdevToQnum(240)).toBeUndefined();
   });
+});
+
+describe('QemuDisplay.connect: addresses that are not QEMU', () => {
+  it('fd:N that is not a socket, or not open, is an error naming it (never taken as QEMU)', async () => {
+    const fds0 = fdCount();
+    const memfd = libc.memfdCreate('not-qemu', libc.MFD_CLOEXEC);
+    later.push(() => libc.close(memfd));
+    await expect(QemuDisplay.connect(`fd:${memfd}`)).rejects.toThrow(new RegExp(`fd ${memfd} is a file, not a socket connected to QEMU`));
+    await expect(QemuDisplay.connect('fd:999')).rejects.toThrow(/no QEMU display at fd:999: cannot connect \(no such open fd\)/);
+    expect(fdCount()).toBe(fds0 + 1);
+  });
+
+  it('a socket that accepts but never speaks D-Bus fails within the handshake bound, and leaves nothing open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpmute-'));
+    const held: Socket[] = [];
+    const server = createServer((c) => held.push(c)); // accepts, never writes
+    await new Promise<void>((r) => server.listen(join(dir, 's'), r));
+    later.push(() => (held.forEach((c) => c.destroy()), server.close()));
+    const fds0 = fdCount();
+    const t0 = Date.now();
+    await expect(QemuDisplay.connect(`unix:path=${join(dir, 's')}`)).rejects.toThrow(/no D-Bus handshake within 5 s: the socket does not speak D-Bus/);
+    expect(Date.now() - t0).toBeLessThan(9000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fdCount()).toBeLessThanOrEqual(fds0 + held.length);
+  }, 15_000);
 });
