@@ -1,6 +1,6 @@
 // What QEMU's D-Bus display (ui/dbus-display1.xml, org.qemu.Display1.Listener) says to a
 // listener, checked and turned into typed calls. Everything here is pure: the values come
-// from a message already read by sd-bus, untrusted (QEMU may be buggy, or not QEMU), and
+// from a message already read by plugin/dbus/, untrusted (QEMU may be buggy, or not QEMU), and
 // every way they can be wrong gives a ListenerError naming the argument and what was
 // expected. The fds in a call are the connection's until the source takes them. Also the
 // display's other names (bus name, object paths, interfaces), the console and VM

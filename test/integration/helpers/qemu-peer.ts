@@ -17,10 +17,8 @@ export interface QemuPeer {
 
 /**
  * A console source on one end of a socketpair; the returned peer is QEMU on the other.
- * Like QEMU (its listener proxy loads properties: a GetAll round trip), the peer waits for
- * the listener to answer once before it sends anything: sd-bus fails a connection whose
- * fds arrive while it is still reading the authentication replies (EIO), and an fd sent
- * right after BEGIN could.
+ * Like QEMU 8.1 and later (its listener proxy loads properties: a GetAll round trip), the
+ * peer asks for the listener's properties before it sends anything.
  */
 export async function qemuPeer(size = { width: 64, height: 32 }): Promise<QemuPeer> {
   const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'QEMU peer');
