@@ -22,7 +22,9 @@ export type ListenerCall =
   | { member: 'Update'; x: number; y: number; w: number; h: number; stride: number; fourcc: number; data: Buffer }
   | { member: 'Disable' }
   | { member: 'CursorDefine'; width: number; height: number; hotX: number; hotY: number; data: Buffer }
-  | { member: 'MouseSet'; x: number; y: number; on: boolean };
+  | { member: 'MouseSet'; x: number; y: number; on: boolean }
+  | { member: 'ScanoutMap'; fd: DbusFd; offset: number; width: number; height: number; stride: number; fourcc: number }
+  | { member: 'UpdateMap'; x: number; y: number; w: number; h: number };
 
 export class ListenerError extends Error {
   constructor(
@@ -34,7 +36,16 @@ export class ListenerError extends Error {
   }
 }
 
+/**
+ * org.qemu.Display1.Listener.Unix.Map (QEMU 9.2 and later, offered through our Interfaces
+ * property): the console surface as a mappable memfd, then only damaged rectangles.
+ */
+export const MAP_IFACE = 'org.qemu.Display1.Listener.Unix.Map';
+const MAP_MEMBERS = new Set(['ScanoutMap', 'UpdateMap']);
+
 export const SIGNATURES: Readonly<Record<ListenerCall['member'], string>> = {
+  ScanoutMap: 'huuuuu',
+  UpdateMap: 'iiii',
   ScanoutDMABUF: 'huuuutb',
   UpdateDMABUF: 'iiii',
   Scanout: 'uuuuay',
@@ -52,16 +63,16 @@ export const PROPERTIES_IFACE = 'org.freedesktop.DBus.Properties';
  * listener's properties (GetAll) when they make their proxy of it.
  */
 export const LISTENER_METHODS: Readonly<Record<string, string>> = {
-  ...Object.fromEntries(Object.entries(SIGNATURES).map(([m, sig]) => [`${LISTENER_IFACE}.${m}`, sig])),
+  ...Object.fromEntries(Object.entries(SIGNATURES).map(([m, sig]) => [`${MAP_MEMBERS.has(m) ? MAP_IFACE : LISTENER_IFACE}.${m}`, sig])),
   [`${PROPERTIES_IFACE}.GetAll`]: 's',
   [`${PROPERTIES_IFACE}.Get`]: 'ss',
 };
 
 /**
  * The listener's extra interfaces (its `Interfaces` property): what QEMU may use beyond
- * org.qemu.Display1.Listener. None yet.
+ * org.qemu.Display1.Listener.
  */
-export const LISTENER_INTERFACES: readonly string[] = [];
+export const LISTENER_INTERFACES: readonly string[] = [MAP_IFACE];
 
 /**
  * pixman format codes (PIXMAN_FORMAT(bpp, type, a, r, g, b)) QEMU's 2D surfaces use, as
@@ -85,26 +96,28 @@ function isInt(v: DbusValue | undefined): v is number {
   return typeof v === 'number' && Number.isInteger(v);
 }
 
+function dimension(m: string, v: DbusValue | undefined, what: string, max: number): number {
+  if (!isInt(v) || v < 1 || v > max) throw new ListenerError(m, `${what} ${String(v)} is not within 1..${max}`);
+  return v;
+}
+
+function coordinate(m: string, v: DbusValue | undefined, what: string): number {
+  if (!isInt(v) || v < 0 || v > MAX_DIMENSION) throw new ListenerError(m, `${what} ${String(v)} is not within 0..${MAX_DIMENSION}`);
+  return v;
+}
+
+/** A damage rectangle: x, y, width, height, each within 0..MAX_DIMENSION. */
+function damage(m: string, a: readonly DbusValue[]): { x: number; y: number; w: number; h: number } {
+  return { x: coordinate(m, a[0], 'x'), y: coordinate(m, a[1], 'y'), w: coordinate(m, a[2], 'width'), h: coordinate(m, a[3], 'height') };
+}
+
 /** Checks a call's signature and values; returns the typed call or throws ListenerError. */
 export function decodeListenerCall(member: string, signature: string, args: readonly DbusValue[]): ListenerCall {
   if (!(member in SIGNATURES)) throw new ListenerError(member, 'unknown method of org.qemu.Display1.Listener (newer QEMU?)');
   const m = member as ListenerCall['member'];
   if (signature !== SIGNATURES[m]) throw new ListenerError(m, `arguments '${signature}', expected '${SIGNATURES[m]}'`);
-  const dim = (v: DbusValue | undefined, what: string, max = MAX_DIMENSION): number => {
-    if (!isInt(v) || v < 1 || v > max) throw new ListenerError(m, `${what} ${String(v)} is not within 1..${max}`);
-    return v;
-  };
-  const coord = (v: DbusValue | undefined, what: string): number => {
-    if (!isInt(v) || v < 0 || v > MAX_DIMENSION) throw new ListenerError(m, `${what} ${String(v)} is not within 0..${MAX_DIMENSION}`);
-    return v;
-  };
-  const rect = (a: readonly DbusValue[]) => {
-    const x = coord(a[0], 'x');
-    const y = coord(a[1], 'y');
-    const w = coord(a[2], 'width');
-    const h = coord(a[3], 'height');
-    return { x, y, w, h };
-  };
+  const dim = (v: DbusValue | undefined, what: string, max = MAX_DIMENSION): number => dimension(m, v, what, max);
+  const rect = (a: readonly DbusValue[]) => damage(m, a);
   switch (m) {
     case 'ScanoutDMABUF': {
       const fd = args[0];
@@ -153,6 +166,19 @@ export function decodeListenerCall(member: string, signature: string, args: read
     }
     case 'MouseSet':
       return { member: m, x: args[0] as number, y: args[1] as number, on: args[2] !== 0 };
+    case 'ScanoutMap': {
+      const fd = args[0];
+      if (!(fd instanceof DbusFd) || fd.fd < 0) throw new ListenerError(m, 'no memfd came with the call');
+      const offset = args[1] as number;
+      const width = dim(args[2], 'width');
+      const height = dim(args[3], 'height');
+      const stride = dim(args[4], 'stride', MAX_DIMENSION * 16);
+      const fourcc = pixmanFormat(m, args[5] as number);
+      if (stride < width * 4) throw new ListenerError(m, `stride ${stride} is less than width ${width} × 4 bytes`);
+      return { member: m, fd, offset, width, height, stride, fourcc };
+    }
+    case 'UpdateMap':
+      return { member: m, ...rect(args) };
   }
 }
 

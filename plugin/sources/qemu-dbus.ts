@@ -5,7 +5,9 @@
 //   ScanoutDMABUF (a dma-buf of the guest plane, or a udmabuf of guest memory) + UpdateDMABUF
 //     → the dmabuf transport: imported once, scanned out zero-copy where the plane takes it;
 //   Scanout / Update (pixels in the message, guests without dma-bufs)
-//     → the region transport: a shadow copy the CPU path copies from.
+//     → the region transport: a shadow copy the CPU path copies from;
+//   ScanoutMap / UpdateMap (Unix.Map, QEMU 9.2+: the surface as a memfd, then only the
+//     damaged rectangle's coordinates) → the same shadow, read from the memfd (qemu-map.ts).
 //
 // Buffer identity: QEMU sends a new fd for every ScanoutDMABUF, also for a buffer it sent
 // before (its vfio display keeps a few). The dma-buf's inode names the buffer: a known
@@ -38,6 +40,7 @@ import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
+import { MappedSurface } from './qemu-map.js';
 import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
@@ -97,6 +100,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly #dest: string | null;
   readonly #buffers = new Map<string, KnownBuffer>();
   #scanout: Scanout | null = null;
+  /** The surface's memfd while QEMU shares it (Unix.Map); the shadow in #scanout is read from it. */
+  #map: MappedSurface | null = null;
   #enabled = false;
   /** Buffer ids, generations and frames: shared by the sources of one QemuGuest, so they never repeat across reconnections. */
   readonly #ids: QemuIdSpace;
@@ -167,8 +172,22 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #freshScanout = false;
 
   #handle(c: ListenerCall, call: IncomingCall): void {
-    if (c.member === 'ScanoutDMABUF' || c.member === 'UpdateDMABUF' || c.member === 'Scanout' || c.member === 'Update') this.#freshScanout = c.member === 'ScanoutDMABUF';
+    if (c.member !== 'Disable' && c.member !== 'CursorDefine' && c.member !== 'MouseSet') this.#freshScanout = c.member === 'ScanoutDMABUF';
+    // A new surface of another kind replaces the shared map.
+    if (c.member === 'Scanout' || c.member === 'ScanoutDMABUF') this.#dropMap();
     switch (c.member) {
+      case 'ScanoutMap':
+        this.#scanoutMap(c, call);
+        return;
+      case 'UpdateMap': {
+        const s = this.#scanout;
+        if (!this.#map || s?.kind !== 'surface') return call.reply();
+        this.#map.read(s.pixels, c.x, c.y, c.w, c.h);
+        call.reply();
+        this.stats.updates++;
+        this.#newFrame();
+        return;
+      }
       case 'ScanoutDMABUF':
         this.#scanoutDmabuf(c, call);
         return;
@@ -254,6 +273,32 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.stats.scanouts++;
     call.reply();
     this.#newFrame();
+  }
+
+  /** QEMU's surface as a memfd (Unix.Map): read once now, then per UpdateMap only the damage. */
+  #scanoutMap(c: Extract<ListenerCall, { member: 'ScanoutMap' }>, call: IncomingCall): void {
+    const surface = new MappedSurface(call.takeFd(c.fd), c.offset, c.width, c.height, c.stride);
+    const s = this.#scanout;
+    const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
+    const pixels = reuse ? s.pixels : Buffer.alloc(c.width * 4 * c.height);
+    try {
+      surface.read(pixels, 0, 0, c.width, c.height);
+    } catch (e) {
+      surface.close();
+      throw e;
+    }
+    call.reply();
+    this.#dropMap();
+    this.#map = surface;
+    this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride: c.width * 4, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
+    this.#enabled = true;
+    this.stats.scanouts++;
+    this.#newFrame();
+  }
+
+  #dropMap(): void {
+    this.#map?.close();
+    this.#map = null;
   }
 
   /** A (new or known) dma-buf is the console's scanout now; same layout keeps the generation. */
@@ -507,7 +552,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   /** Open dma-buf fds the source holds (tests: flat over many scanouts). */
   get heldFds(): number {
-    return this.#buffers.size;
+    return this.#buffers.size + (this.#map ? 1 : 0);
   }
 
   close(): void {
@@ -517,6 +562,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#listener.close();
     for (const b of this.#buffers.values()) libc.close(b.fd, 'QEMU dma-buf');
     this.#buffers.clear();
+    this.#dropMap();
     this.#scanout = null;
     this.onClosed?.();
   }

@@ -9,8 +9,8 @@ import { mkdtempSync, readdirSync, writeFileSync, openSync, closeSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as libc from '../../ffi/libc.js';
-import { DbusConnection, DbusError, DbusFd, type DbusValue } from '../../plugin/dbus/connection.js';
-import { decodeListenerCall, ListenerError, MAX_DIMENSION } from '../../plugin/sources/qemu-dbus-protocol.js';
+import { DbusConnection, DbusError, DbusFd, type DbusArg, type DbusValue } from '../../plugin/dbus/connection.js';
+import { decodeListenerCall, LISTENER_PATH, ListenerError, MAP_IFACE, MAX_DIMENSION } from '../../plugin/sources/qemu-dbus-protocol.js';
 import { evdevToQnum } from '../../plugin/sources/qemu-dbus.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { createServer, type Socket } from 'node:net';
@@ -182,8 +182,79 @@ describe('QemuConsoleSource: what a misbehaving QEMU sends', () => {
   });
 });
 
+describe('Unix.Map (QEMU 9.2+): the surface as a memfd, updates by rectangle', () => {
+  const W = 16,
+    H = 8;
+  function memfdWith(bytes: Buffer): number {
+    const fd = libc.memfdCreate('qemu-surface', libc.MFD_CLOEXEC | libc.MFD_ALLOW_SEALING);
+    libc.pwrite(fd, bytes, 0);
+    later.push(() => libc.close(fd));
+    return fd;
+  }
+  const mapCall = (p: QemuPeer, member: string, args: DbusArg[]) => p.qemu.call(null, LISTENER_PATH, MAP_IFACE, member, args, 5000);
+  const scanoutMap = (fd: number, offset = 64, stride = W * 4 + 16, width = W, height = H): DbusArg[] => [
+    { type: 'h', value: fd },
+    { type: 'u', value: offset },
+    { type: 'u', value: width },
+    { type: 'u', value: height },
+    { type: 'u', value: stride },
+    { type: 'u', value: 0x20020888 },
+  ];
+  const rect = (x: number, y: number, w: number, h: number): DbusArg[] => [x, y, w, h].map((value) => ({ type: 'i', value }) as DbusArg);
+
+  it('is offered in Interfaces; ScanoutMap reads the surface, UpdateMap only its damaged rectangle', async () => {
+    const p = await fakeQemu();
+    const [props] = await p.qemu.call(null, LISTENER_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: 'org.qemu.Display1.Listener' }]);
+    expect((props as Map<DbusValue, DbusValue>).get('Interfaces')).toEqual([MAP_IFACE]);
+    const stride = W * 4 + 16;
+    const surface = Buffer.alloc(64 + stride * H, 0x11);
+    const fd = memfdWith(surface);
+    const fds0 = fdCount();
+    await mapCall(p, 'ScanoutMap', scanoutMap(fd));
+    expect(fdCount()).toBe(fds0 + 1); // the source keeps its own copy of the memfd
+    const pixel = (x: number, y: number) => {
+      const q = p.src.query('primary');
+      if (q.state !== 'ok') throw new Error(q.state);
+      const v = p.src.cpuView(q.plane)!;
+      return v.bytes[v.offset + y * q.plane.stride + x * 4];
+    };
+    expect(pixel(W - 1, H - 1)).toBe(0x11);
+    // QEMU draws everywhere, but says only (2,3) 4x2 changed: only that is read.
+    libc.pwrite(fd, Buffer.alloc(stride * H, 0x77), 64);
+    await mapCall(p, 'UpdateMap', rect(2, 3, 4, 2));
+    expect([pixel(2, 3), pixel(5, 4), pixel(1, 3), pixel(6, 3), pixel(2, 5)]).toEqual([0x77, 0x77, 0x11, 0x11, 0x11]);
+    // A damage rectangle reaching past the surface is cut to it.
+    await mapCall(p, 'UpdateMap', rect(W - 2, H - 2, 100, 100));
+    expect(pixel(W - 1, H - 1)).toBe(0x77);
+    // Only through its own interface: as a Listener method it is unknown.
+    await expect(p.call('ScanoutMap', scanoutMap(fd))).rejects.toThrow(/unknown method org.qemu.Display1.Listener.ScanoutMap/);
+  });
+
+  it('refuses a memfd that lies about its size, a pipe, and survives a memfd truncated under it (no SIGBUS: read, not mapped)', async () => {
+    const p = await fakeQemu();
+    const fds0 = fdCount();
+    const small = memfdWith(Buffer.alloc(100));
+    await expect(mapCall(p, 'ScanoutMap', scanoutMap(small))).rejects.toThrow(/needs \d+ bytes but the memfd has 100/);
+    const [r, w] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM);
+    await expect(mapCall(p, 'ScanoutMap', scanoutMap(r))).rejects.toThrow(/not a shared memory file/);
+    libc.close(r);
+    libc.close(w);
+    const stride = W * 4;
+    const fd = memfdWith(Buffer.alloc(stride * H, 0x22));
+    await mapCall(p, 'ScanoutMap', scanoutMap(fd, 0, stride));
+    const shown = p.src.query('primary');
+    libc.ftruncate(fd, 16);
+    await expect(mapCall(p, 'UpdateMap', rect(0, 0, W, H))).rejects.toThrow(/memfd is shorter than the surface/);
+    const after = p.src.query('primary');
+    expect(after.state === 'ok' && shown.state === 'ok' && after.plane.bufferId === shown.plane.bufferId).toBe(true);
+    p.close();
+    // The peer's two sockets are gone, the test's two memfds still open: nothing else.
+    expect(fdCount()).toBe(fds0);
+  });
+});
+
 describe('decodeListenerCall (fuzzed)', () => {
-  const members = ['ScanoutDMABUF', 'UpdateDMABUF', 'Scanout', 'Update', 'Disable', 'CursorDefine', 'MouseSet', 'Other'];
+  const members = ['ScanoutDMABUF', 'UpdateDMABUF', 'Scanout', 'Update', 'Disable', 'CursorDefine', 'MouseSet', 'ScanoutMap', 'UpdateMap', 'Other'];
   const value: fc.Arbitrary<DbusValue> = fc.oneof(
     fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }),
     fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
@@ -194,7 +265,7 @@ describe('decodeListenerCall (fuzzed)', () => {
   );
   it('throws only ListenerErrors, and what it accepts is within bounds', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...members), fc.constantFrom('huuuutb', 'iiii', 'uuuuay', 'iiiiuuay', '', 'iiiiay', 'iii', 'u'), fc.array(value, { maxLength: 8 }), (member, sig, args) => {
+      fc.property(fc.constantFrom(...members), fc.constantFrom('huuuutb', 'iiii', 'uuuuay', 'iiiiuuay', '', 'iiiiay', 'iii', 'huuuuu', 'u'), fc.array(value, { maxLength: 8 }), (member, sig, args) => {
         try {
           const c = decodeListenerCall(member, sig, args);
           if ('width' in c) expect(c.width >= 1 && c.width <= MAX_DIMENSION).toBe(true);
