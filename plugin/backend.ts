@@ -240,12 +240,8 @@ export class Backend extends EventEmitter<BackendEvents> {
       throw e;
     }
     this.outputs.set(name, out);
-    const origClose = out.close.bind(out);
-    // Closing the output directly must also forget it here.
-    out.close = async (restore = true) => {
-      this.outputs.delete(name);
-      await origClose(restore);
-    };
+    // Closed directly or through us: forgotten here either way.
+    out.once('closed', () => this.outputs.delete(name));
     return out;
   }
 

@@ -25,8 +25,6 @@ import type { Layer } from './allocator.js';
 import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
 import { validatePlane } from './validate.js';
 
-/** FB-cache plane tag of guest cursor buffers (guest primaries use GUEST_PRIMARY_TAG). */
-export const GUEST_CURSOR_TAG = -2;
 
 export const CURSOR_Z = 1_000_000;
 
@@ -84,7 +82,7 @@ export class CursorBuffers {
     else if (cur.width > cw || cur.height > ch) why = `${cur.width}x${cur.height} exceeds the cursor plane's ${cw}x${ch}`;
     else if (!linear) why = `modifier ${drm.formatModifierName(cur.modifier)} is not linear`;
     if (!why) {
-      const fb = cache.get(GUEST_CURSOR_TAG, source, cur, onScreen);
+      const fb = cache.get('guest-cursor', source, cur, onScreen);
       if (fb.ok) {
         const e = fb.entry;
         return { layer: { ...base, buffer: { fbId: e.fbId, format: e.format, modifier: e.modifier, width: e.width, height: e.height } }, input, hotX: pos.hotX, hotY: pos.hotY, copied: null };

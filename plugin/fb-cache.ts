@@ -24,9 +24,15 @@ import { dmabufSize } from '../ffi/dmabuf.js';
 import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
 import { validatePlane } from './validate.js';
 
+/**
+ * What a buffer is imported for: entries of one kind and source are bounded together
+ * (maxPerSource), and the same guest buffer may be imported once per kind.
+ */
+export type FbKind = 'guest-primary' | 'guest-cursor' | 'host-layer';
+
 export interface FbEntry {
   readonly key: string;
-  readonly planeId: number;
+  readonly kind: FbKind;
   readonly sourceId: number;
   readonly bufferId: number;
   readonly generation: number;
@@ -114,8 +120,8 @@ export class FramebufferCache {
     return id;
   }
 
-  private key(planeId: number, sourceId: number, bufferId: number): string {
-    return `${planeId}/${sourceId}/${bufferId}`;
+  private key(kind: FbKind, sourceId: number, bufferId: number): string {
+    return `${kind}/${sourceId}/${bufferId}`;
   }
 
   /** Advances the cache's clock (one tick per refresh) and releases idle entries. */
@@ -176,9 +182,9 @@ export class FramebufferCache {
   }
 
   /** The FB for a guest buffer on a plane; imports it on first sight. */
-  get(planeId: number, source: GuestSource, plane: GuestPlaneInfo, onScreen: ReadonlySet<number>): FbLookup {
+  get(kind: FbKind, source: GuestSource, plane: GuestPlaneInfo, onScreen: ReadonlySet<number>): FbLookup {
     const sid = this.sourceId(source);
-    const key = this.key(planeId, sid, plane.bufferId);
+    const key = this.key(kind, sid, plane.bufferId);
     const hit = this.entries.get(key);
     // Same id and generation but another layout: the FB would show the buffer as it was
     // described at import, not as now (a source that forgot to bump its generation, a
@@ -192,7 +198,7 @@ export class FramebufferCache {
     const bad = this.failed.get(key);
     if (bad && bad.generation === plane.generation && bad.layout === layoutOf(plane)) return { ok: false, cause: bad.cause, message: bad.message, remembered: true };
     this.stats.misses++;
-    const r = this.importBuffer(planeId, sid, key, source, plane);
+    const r = this.importBuffer(kind, sid, key, source, plane);
     if (!r.ok) {
       this.stats.importFailures++;
       this.rememberFailure(key, { generation: plane.generation, layout: layoutOf(plane), cause: r.cause, message: r.message });
@@ -200,7 +206,7 @@ export class FramebufferCache {
     }
     this.entries.set(key, r.entry);
     this.stats.live = this.entries.size;
-    this.evict(planeId, sid, onScreen);
+    this.evict(kind, sid, onScreen);
     return r;
   }
 
@@ -220,7 +226,7 @@ export class FramebufferCache {
     if (this.failed.size > MAX_REMEMBERED_FAILURES) this.failed.delete(this.failed.keys().next().value as string);
   }
 
-  private importBuffer(planeId: number, sourceId: number, key: string, source: GuestSource, plane: GuestPlaneInfo): FbLookup {
+  private importBuffer(kind: FbKind, sourceId: number, key: string, source: GuestSource, plane: GuestPlaneInfo): FbLookup {
     let fd: number;
     try {
       fd = source.exportDmabuf(plane);
@@ -252,7 +258,7 @@ export class FramebufferCache {
         imported: true,
         entry: {
           key,
-          planeId,
+          kind,
           sourceId,
           bufferId: plane.bufferId,
           generation: plane.generation,
@@ -273,8 +279,8 @@ export class FramebufferCache {
     }
   }
 
-  private evict(planeId: number, sourceId: number, onScreen: ReadonlySet<number>): void {
-    const mine = [...this.entries.values()].filter((e) => e.planeId === planeId && e.sourceId === sourceId);
+  private evict(kind: FbKind, sourceId: number, onScreen: ReadonlySet<number>): void {
+    const mine = [...this.entries.values()].filter((e) => e.kind === kind && e.sourceId === sourceId);
     let excess = mine.length - this.maxPerSource;
     mine.sort((a, b) => a.lastUsed - b.lastUsed);
     for (const e of mine) {

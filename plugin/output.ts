@@ -431,9 +431,18 @@ export class Output extends EventEmitter<OutputEvents> {
     while (this.committer.inflight && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
   }
 
+  private closing: Promise<void> | null = null;
+
   /** Stops presenting, restores the CRTC (by default) and frees every kernel object it holds. */
-  async close(restore = true): Promise<void> {
+  close(restore = true): Promise<void> {
+    // A second close() while the first waits for its flip gets the same promise.
+    this.closing ??= this.closeOnce(restore);
+    return this.closing;
+  }
+
+  private async closeOnce(restore: boolean): Promise<void> {
     if (this.closed) return;
+    this.emit('closed');
     await this.idle();
     this.closed = true;
     this.committer.stopWaiting();

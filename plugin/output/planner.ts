@@ -25,10 +25,6 @@ import type { FrameDescription, GuestFrame } from './gather.js';
 import { cropOf, pictureOf, srcInBuffer, viewOf } from './picture.js';
 import type { FramePath, FramePlan, PlaneState, PresentedLayer } from './types.js';
 
-/** FB-cache plane tag of guest primary buffers (FBs are not tied to a plane). */
-export const GUEST_PRIMARY_TAG = -1;
-/** FB-cache plane tag of host layers' buffers (cursor.ts has -2). */
-const HOST_LAYER_TAG = -3;
 const GUEST_Z = 0;
 const BACKGROUND_Z = -1_000_000;
 
@@ -150,7 +146,7 @@ export class FramePlanner {
   private reuse(g: GuestFrame, contentKey: string): FramePlan | null {
     const last = this.lastPlan;
     if (!last || last.epoch !== this.d.allocator.epoch || !this.shapeMatches(last.shape, g.sourceId, g.plane)) return null;
-    const fb = this.d.cache.get(GUEST_PRIMARY_TAG, g.source, g.plane, this.d.fbsOnScreen());
+    const fb = this.d.cache.get('guest-primary', g.source, g.plane, this.d.fbsOnScreen());
     if (!fb.ok) return null;
     this.d.allocator.noteReuse();
     const p = g.plane;
@@ -195,7 +191,7 @@ export class FramePlanner {
   private guestBuffer(b: Build, layer: Layer, source: GuestSource, plane: GuestPlaneInfo, refusal: (m: string) => string): boolean {
     layer.noBufferReason = this.noScanout(plane);
     if (layer.noBufferReason) return true;
-    const fb = this.d.cache.get(GUEST_PRIMARY_TAG, source, plane, b.onScreenIds);
+    const fb = this.d.cache.get('guest-primary', source, plane, b.onScreenIds);
     if (fb.ok) {
       const e = fb.entry;
       layer.buffer = { fbId: e.fbId, format: e.format, modifier: e.modifier, width: e.width, height: e.height };
@@ -242,7 +238,7 @@ export class FramePlanner {
     const layer: Layer = { id: l.id, zIndex: l.zIndex, buffer: null, src: hsrc, dst: l.dst, alpha, transform: plane.transform ?? NORMAL };
     layer.noBufferReason = this.d.paths.has('scanout') ? (this.d.primeImport ? undefined : 'the KMS device cannot import dma-bufs (no PRIME import)') : 'scanout is not among options.paths';
     if (!layer.noBufferReason) {
-      const fb = this.d.cache.get(HOST_LAYER_TAG, hs, plane, b.onScreenIds);
+      const fb = this.d.cache.get('host-layer', hs, plane, b.onScreenIds);
       if (fb.ok) layer.buffer = { fbId: fb.entry.fbId, format: fb.entry.format, modifier: fb.entry.modifier, width: fb.entry.width, height: fb.entry.height };
       else {
         layer.noBufferReason = `import failed: ${fb.message}`;

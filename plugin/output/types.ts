@@ -84,6 +84,8 @@ export interface OutputErrorEvent {
 
 export interface OutputEvents {
   present: [PresentEvent];
+  /** close() was called: the output takes no more frames (its kernel objects are freed when close() resolves). */
+  closed: [];
   /** Once per distinct cause (repeats are only counted in stats.errors). */
   error: [OutputErrorEvent];
   'source-lost': [Error];

@@ -30,17 +30,17 @@ describe('FramebufferCache failure memory', () => {
   it('a failed import is remembered (not retried every refresh), and a guest cycling 100,000 ids keeps it bounded', () => {
     const cache = new FramebufferCache(-1); // no import reaches the device: every export fails first
     const src = new RefusingSource();
-    const r1 = cache.get(1, src, plane(7), new Set());
+    const r1 = cache.get('guest-primary', src, plane(7), new Set());
     expect(r1).toMatchObject({ ok: false, cause: 'export-failed', remembered: false });
-    const r2 = cache.get(1, src, plane(7), new Set());
+    const r2 = cache.get('guest-primary', src, plane(7), new Set());
     expect(r2).toMatchObject({ ok: false, remembered: true });
     expect(src.exports).toBe(1);
-    for (let id = 0; id < 100_000; id++) cache.get(1, src, plane(1000 + id), new Set());
+    for (let id = 0; id < 100_000; id++) cache.get('guest-primary', src, plane(1000 + id), new Set());
     expect(cache.rememberedFailures).toBe(MAX_REMEMBERED_FAILURES);
     // The newest are remembered, the oldest forgotten (and so tried again).
     const before = src.exports;
-    expect(cache.get(1, src, plane(1000 + 99_999), new Set())).toMatchObject({ remembered: true });
-    expect(cache.get(1, src, plane(7), new Set())).toMatchObject({ remembered: false });
+    expect(cache.get('guest-primary', src, plane(1000 + 99_999), new Set())).toMatchObject({ remembered: true });
+    expect(cache.get('guest-primary', src, plane(7), new Set())).toMatchObject({ remembered: false });
     expect(src.exports).toBe(before + 1);
   });
 });
