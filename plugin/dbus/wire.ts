@@ -515,6 +515,19 @@ export class WireReader {
   }
 }
 
+/** Header field codes → the MessageHeader member each fills and its type. */
+const HEADER_FIELDS: Readonly<Record<number, readonly [keyof MessageHeader, string]>> = {
+  [FIELD.path]: ['path', 'o'],
+  [FIELD.interface]: ['interface', 's'],
+  [FIELD.member]: ['member', 's'],
+  [FIELD.errorName]: ['errorName', 's'],
+  [FIELD.replySerial]: ['replySerial', 'u'],
+  [FIELD.destination]: ['destination', 's'],
+  [FIELD.sender]: ['sender', 's'],
+  [FIELD.signature]: ['signature', 'g'],
+  [FIELD.unixFds]: ['unixFds', 'u'],
+};
+
 /** Parses a complete message's header (fields checked by type); the body is not touched. */
 export function decodeHeader(b: Buffer): MessageHeader {
   const le = b[0] === 0x6c;
@@ -527,7 +540,6 @@ export function decodeHeader(b: Buffer): MessageHeader {
   if (fieldsEnd > b.length) throw new DbusWireError('header fields run past the message');
   const h: MessageHeader = { littleEndian: le, type: b[1]!, flags: b[2]!, serial, bodyLength, bodyOffset: 0, signature: '', unixFds: 0 };
   const inFields = new WireReader(b, le, r.pos, fieldsEnd, [], 64);
-  const want: Record<number, string> = { 1: 'o', 2: 's', 3: 's', 4: 's', 5: 'u', 6: 's', 7: 's', 8: 'g', 9: 'u' };
   while (inFields.pos < fieldsEnd) {
     inFields.align(8);
     const code = inFields.u8();
@@ -535,38 +547,10 @@ export function decodeHeader(b: Buffer): MessageHeader {
     const t = parseSignature(sig);
     if (t.length !== 1) throw new DbusWireError(`header field ${code} has signature '${sig}'`);
     const v = inFields.value(t[0]!);
-    const expected = want[code];
-    if (expected === undefined) continue; // unknown fields are ignored, as the specification says
-    if (sig !== expected) throw new DbusWireError(`header field ${code} has type '${sig}', expected '${expected}'`);
-    switch (code) {
-      case FIELD.path:
-        h.path = v as string;
-        break;
-      case FIELD.interface:
-        h.interface = v as string;
-        break;
-      case FIELD.member:
-        h.member = v as string;
-        break;
-      case FIELD.errorName:
-        h.errorName = v as string;
-        break;
-      case FIELD.replySerial:
-        h.replySerial = v as number;
-        break;
-      case FIELD.destination:
-        h.destination = v as string;
-        break;
-      case FIELD.sender:
-        h.sender = v as string;
-        break;
-      case FIELD.signature:
-        h.signature = v as string;
-        break;
-      case FIELD.unixFds:
-        h.unixFds = v as number;
-        break;
-    }
+    const field = HEADER_FIELDS[code];
+    if (field === undefined) continue; // unknown fields are ignored, as the specification says
+    if (sig !== field[1]) throw new DbusWireError(`header field ${code} has type '${sig}', expected '${field[1]}'`);
+    (h as unknown as Record<string, DbusValue>)[field[0]] = v;
   }
   h.bodyOffset = fieldsEnd + ((8 - (fieldsEnd % 8)) % 8);
   if (h.bodyOffset + bodyLength !== b.length) throw new DbusWireError('header and body lengths do not add up to the message');
