@@ -1,8 +1,13 @@
 // The D-Bus authentication handshake (the specification's "Authentication Protocol"):
 // line-based SASL before the first message. Both sides, as pure state machines the
-// transport feeds line by line: the client (our listener and bus connections, EXTERNAL
-// with our uid, then NEGOTIATE_UNIX_FD and BEGIN pipelined, as sd-bus and GDBus clients
-// do) and the server (QEMU's role on a listener socket; the tests play QEMU with it).
+// transport feeds line by line: the client (our listener and bus connections) and the
+// server (QEMU's role on a listener socket; the tests play QEMU with it).
+//
+// The client sends EXTERNAL with no identity of its own, then an empty DATA, NEGOTIATE_UNIX_FD
+// and BEGIN pipelined (as sd-bus does): the server then takes the uid it sees on the
+// socket (SO_PEERCRED). Claiming our euid instead fails wherever the socket was made by
+// another user than the one using it: a kiosk running as an unprivileged user with a
+// socket root made and QEMU (as root) took through QMP add_client; the server sees root.
 import { randomBytes } from 'node:crypto';
 
 /** Longest auth line accepted: a real one is under 100 bytes. */
@@ -17,7 +22,6 @@ export class AuthError extends Error {
   }
 }
 
-const hex = (s: string) => Buffer.from(s, 'ascii').toString('hex');
 
 export class SaslClient {
   #state: 'ok' | 'fds' | 'done' = 'ok';
@@ -30,18 +34,20 @@ export class SaslClient {
 
   /** What the client sends first (the NUL byte, AUTH, and the rest pipelined). */
   start(): string {
-    return `\0AUTH EXTERNAL ${hex(String(this.uid))}\r\n${this.wantFds ? 'NEGOTIATE_UNIX_FD\r\n' : ''}BEGIN\r\n`;
+    return `\0AUTH EXTERNAL\r\nDATA\r\n${this.wantFds ? 'NEGOTIATE_UNIX_FD\r\n' : ''}BEGIN\r\n`;
   }
 
   /** One line from the server (without CRLF). */
   line(l: string): AuthStep {
     if (this.#state === 'ok') {
+      // The server's empty challenge to an AUTH without identity: our DATA already answered it.
+      if (l === 'DATA' || l.startsWith('DATA ')) return {};
       if (/^OK [0-9a-fA-F]{32}$/.test(l)) {
         if (!this.wantFds) return this.#finish();
         this.#state = 'fds';
         return {};
       }
-      if (l.startsWith('REJECTED')) throw new AuthError(`the peer refused EXTERNAL authentication as uid ${this.uid} (it offers: ${l.slice(8).trim() || 'nothing'})`);
+      if (l.startsWith('REJECTED')) throw new AuthError(`the peer refused EXTERNAL authentication (we are uid ${this.uid}; it offers: ${l.slice(8).trim() || 'nothing'})`);
       throw new AuthError(`unexpected authentication reply '${printable(l)}'`);
     }
     if (this.#state === 'fds') {
@@ -61,6 +67,7 @@ export class SaslClient {
 export class SaslServer {
   readonly guid = randomBytes(16).toString('hex');
   #authed = false;
+  #waitingData = false;
   #unixFds = false;
 
   constructor(private readonly uid: number) {}
@@ -70,11 +77,17 @@ export class SaslServer {
     switch (cmd) {
       case 'AUTH': {
         if (rest[0] !== 'EXTERNAL') return { send: 'REJECTED EXTERNAL\r\n' };
-        const claimed = rest[1] ? Buffer.from(rest[1], 'hex').toString('ascii') : String(this.uid);
-        if (claimed !== String(this.uid)) return { send: 'REJECTED EXTERNAL\r\n' };
-        this.#authed = true;
-        return { send: `OK ${this.guid}\r\n` };
+        // No identity given: ask for it (an empty DATA means "the one you see").
+        if (!rest[1]) {
+          this.#waitingData = true;
+          return { send: 'DATA\r\n' };
+        }
+        return this.#identity(rest[1]);
       }
+      case 'DATA':
+        if (!this.#waitingData) return { send: 'ERROR unexpected DATA\r\n' };
+        this.#waitingData = false;
+        return this.#identity(rest[0] ?? '');
       case 'NEGOTIATE_UNIX_FD':
         if (!this.#authed) return { send: 'ERROR not authenticated\r\n' };
         this.#unixFds = true;
@@ -89,6 +102,17 @@ export class SaslServer {
       default:
         return { send: `ERROR unknown command\r\n` };
     }
+  }
+
+  /**
+   * The client's identity: hex of a uid string, or empty for "the one on the socket". The
+   * tests that play QEMU run in one process with the client, so that one is ours.
+   */
+  #identity(hexUid: string): AuthStep {
+    const claimed = hexUid ? Buffer.from(hexUid, 'hex').toString('ascii') : String(this.uid);
+    if (claimed !== String(this.uid)) return { send: 'REJECTED EXTERNAL\r\n' };
+    this.#authed = true;
+    return { send: `OK ${this.guid}\r\n` };
   }
 }
 

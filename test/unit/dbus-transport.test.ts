@@ -77,7 +77,7 @@ class RawPeer {
 
   async handshake(): Promise<void> {
     await until(() => this.drain().includes('BEGIN\r\n'));
-    this.writeAll(Buffer.from(`OK ${'ab'.repeat(16)}\r\nAGREE_UNIX_FD\r\n`));
+    this.writeAll(Buffer.from(`DATA\r\nOK ${'ab'.repeat(16)}\r\nAGREE_UNIX_FD\r\n`));
     this.received = Buffer.alloc(0);
     await this.conn.ready();
   }
