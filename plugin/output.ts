@@ -207,9 +207,15 @@ export class Output extends EventEmitter<OutputEvents> {
     this.scheduleRefresh();
   }
 
-  /** The attached source's producer went away with all its buffers: let go of them as on detach. */
+  /**
+   * The attached source's producer went away with all its buffers: let go of them as on
+   * detach, and of the GPU compositor made for them (its own DRM fd, targets and FBs; made
+   * again if a later producer needs it).
+   */
   private readonly onBuffersGone = () => {
-    if (this.source) this.forgetBuffers(this.source);
+    if (!this.source) return;
+    this.forgetBuffers(this.source);
+    this.composer.dropGpu();
   };
 
   private forgetBuffers(s: GuestSource): void {
