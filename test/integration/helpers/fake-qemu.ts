@@ -235,7 +235,7 @@ export class FakeListener {
    */
   async write(messages: Iterable<RawOut>): Promise<number> {
     let total = 0;
-    for (const m of messages) {
+    for (const m of batched(messages)) {
       let off = 0;
       while (off < m.bytes.length) {
         if (this.#closed) throw new Error('fake QEMU listener closed');
@@ -286,6 +286,31 @@ export class FakeListener {
     if (w) void w.close().then(() => libc.close(this.#raw));
     else libc.close(this.#raw);
   }
+}
+
+/**
+ * Consecutive messages without fds joined into chunks of up to 256 KiB, as a peer that
+ * writes a flood "at once" does (one sendmsg per chunk, not per message).
+ */
+function* batched(messages: Iterable<RawOut>): Iterable<RawOut> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  const flush = function* () {
+    if (parts.length) yield { bytes: Buffer.concat(parts, size), fds: [] };
+    parts = [];
+    size = 0;
+  };
+  for (const m of messages) {
+    if (m.fds.length) {
+      yield* flush();
+      yield m;
+      continue;
+    }
+    parts.push(m.bytes);
+    size += m.bytes.length;
+    if (size >= 256 * 1024) yield* flush();
+  }
+  yield* flush();
 }
 
 /** ScanoutDMABUF's arguments (h fd, u width, u height, u stride, u fourcc, t modifier, b y0_top). */
