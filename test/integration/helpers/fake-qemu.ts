@@ -59,6 +59,7 @@ export class FakeQemu {
     readonly height: number,
   ) {
     this.#bus = bus;
+    bus.on('error', (e) => this.#note(e));
     bus.addObject(VM_PATH, (c) => this.#vm(c));
     bus.addObject(CONSOLE_PATH, (c) => this.#console(c));
   }
@@ -77,6 +78,14 @@ export class FakeQemu {
       bus.close();
       throw e;
     }
+  }
+
+  /** What the peer sent that the fake's connections refused (the newest 20), for a failing test to show. */
+  readonly errors: string[] = [];
+
+  #note(e: Error): void {
+    this.errors.push(e.message);
+    if (this.errors.length > 20) this.errors.shift();
   }
 
   #vm(c: IncomingCall): void {
@@ -142,11 +151,14 @@ export class FakeQemu {
       return c.fail('org.freedesktop.DBus.Error.Failed', (e as Error).message);
     }
     this.#listeners.push(l);
+    // An EventEmitter 'error' without a listener would throw into the fake's own reading.
+    l.conn.on('error', (e) => this.#note(e));
     try {
       // QEMU authenticates the listener before it answers, then (8.1+) loads its properties.
       await l.conn.ready();
       c.reply();
-      await l.conn.call(null, LISTENER_PATH, PROPS, 'GetAll', [{ type: 's', value: LISTENER_IFACE }], 5000);
+      // A listener without properties makes QEMU log an assertion and go on: so does the fake.
+      await l.conn.call(null, LISTENER_PATH, PROPS, 'GetAll', [{ type: 's', value: LISTENER_IFACE }], 5000).catch((e: Error) => this.#note(e));
     } catch (e) {
       if (!c.answered) c.fail('org.freedesktop.DBus.Error.Failed', (e as Error).message);
       return;
