@@ -18,7 +18,7 @@ import { InputStack, type InputStackOptions } from './input/devices.js';
 import { GuestInput } from './input/guest-input.js';
 import type { SeatSession } from './session.js';
 import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
-import type { OutputStatsSnapshot } from './stats.js';
+import { LoopStallMeter, type OutputStatsSnapshot } from './stats.js';
 import { encodePng } from './png.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,6 +71,8 @@ export interface KioskStatsLine {
   testOnlyCommits: number;
   commits: number;
   errors: Record<string, number>;
+  /** The event loop's longest stall since the previous line, ms (see LoopStallMeter). */
+  stallMs: number;
 }
 
 export interface Kiosk {
@@ -108,7 +110,7 @@ export function formatStatsLine(s: KioskStatsLine): string {
     .join(' ');
   return (
     `${s.fps.toFixed(1)} fps [${paths || 'no frames'}]  latency p50 ${s.latencyMs.p50.toFixed(1)} ms p99 ${s.latencyMs.p99.toFixed(1)} ms` +
-    `  copied ${(s.bytesCopiedPerSec / 1e6).toFixed(1)} MB/s  imports ${s.imports}  test-only ${s.testOnlyCommits}${errs ? `  errors ${errs}` : ''}`
+    `  copied ${(s.bytesCopiedPerSec / 1e6).toFixed(1)} MB/s  imports ${s.imports}  test-only ${s.testOnlyCommits}  stall ${s.stallMs.toFixed(0)} ms${errs ? `  errors ${errs}` : ''}`
   );
 }
 
@@ -144,7 +146,7 @@ function openKioskSource(opts: KioskOptions, out: Output, failed: (e: Error) => 
 }
 
 /** One stats line per interval (opts.log), the rates since the previous line. */
-function reportStats(out: Output, opts: KioskOptions): NodeJS.Timeout {
+function reportStats(out: Output, opts: KioskOptions, stalls: LoopStallMeter): NodeJS.Timeout {
   let last: OutputStatsSnapshot = out.statsSnapshot();
   let lastT = Date.now();
   const started = lastT;
@@ -164,6 +166,7 @@ function reportStats(out: Output, opts: KioskOptions): NodeJS.Timeout {
       testOnlyCommits: s.testOnlyCommits,
       commits: s.commits,
       errors: s.errors,
+      stallMs: stalls.take(),
     };
     opts.log(opts.statsFormat === 'json' ? JSON.stringify({ stats: line }) : `guestplane kiosk: ${formatStatsLine(line)}`);
     last = s;
@@ -268,7 +271,8 @@ export function startKiosk(opts: KioskOptions): Kiosk {
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<number> | null = null;
-  const statsTimer = opts.statsIntervalMs === 0 ? null : reportStats(out, opts);
+  const stalls = new LoopStallMeter();
+  const statsTimer = opts.statsIntervalMs === 0 ? null : reportStats(out, opts, stalls);
 
   const onError = (e: OutputErrorEvent) => {
     if (e.cause === 'device-lost') void stop(`the display device went away (${e.message}); check the GPU/driver and start the kiosk again`, 1);
@@ -296,7 +300,9 @@ export function startKiosk(opts: KioskOptions): Kiosk {
         code = code || 1;
       }
       source?.close();
-      opts.log(`guestplane kiosk: ${reason}; ${s.framesPresented} frames presented (${Object.entries(s.paths).filter(([, n]) => n > 0).map(([p, n]) => `${p} ${n}`).join(', ') || 'none'}), screen restored`);
+      const stallMs = stalls.overall();
+      stalls.stop();
+      opts.log(`guestplane kiosk: ${reason}; ${s.framesPresented} frames presented (${Object.entries(s.paths).filter(([, n]) => n > 0).map(([p, n]) => `${p} ${n}`).join(', ') || 'none'}), screen restored; longest event-loop stall ${stallMs.toFixed(0)} ms`);
       resolveDone(code);
       return code;
     })();

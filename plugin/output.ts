@@ -203,7 +203,25 @@ export class Output extends EventEmitter<OutputEvents> {
     this.fit = fit;
     source.on('changed', this.onChanged);
     source.on('lost', this.onLost);
+    source.on('buffers-gone', this.onBuffersGone);
     this.scheduleRefresh();
+  }
+
+  /**
+   * The attached source's producer went away with all its buffers: let go of them as on
+   * detach, and of the GPU compositor made for them (its own DRM fd, targets and FBs; made
+   * again if a later producer needs it).
+   */
+  private readonly onBuffersGone = () => {
+    if (!this.source) return;
+    this.forgetBuffers(this.source);
+    this.composer.dropGpu();
+  };
+
+  private forgetBuffers(s: GuestSource): void {
+    this.maps.invalidateSource(this.cache.sourceId(s));
+    // FBs of this source may be on screen: CLOSEFB keeps them lit until replaced.
+    this.cache.invalidateSource(s);
   }
 
   private lostFrom: GuestSource | null = null;
@@ -220,10 +238,9 @@ export class Output extends EventEmitter<OutputEvents> {
     if (!s) return;
     s.off('changed', this.onChanged);
     s.off('lost', this.onLost);
+    s.off('buffers-gone', this.onBuffersGone);
     this.source = null;
-    this.maps.invalidateSource(this.cache.sourceId(s));
-    // FBs of this source may be on screen: CLOSEFB keeps them lit until replaced.
-    this.cache.invalidateSource(s);
+    this.forgetBuffers(s);
     this.composer.dropGpu();
   }
 

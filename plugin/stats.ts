@@ -77,3 +77,48 @@ export class OutputStats {
     this.errors[cause] = (this.errors[cause] ?? 0) + 1;
   }
 }
+
+/**
+ * The event loop's longest stall: how long the loop could not run a timer that was due.
+ * A peer that holds the loop (a flood worked off in one go, a blocking call) freezes
+ * every frame, input event and signal; the kiosk prints this per stats line so that is
+ * seen, and tests bound it. A timer every `resolutionMs` notes when it runs; a stall is
+ * the time between two runs less the period. (Node's monitorEventLoopDelay did not see a
+ * 150 ms busy stretch here: it measures against the loop's cached clock.)
+ */
+export class LoopStallMeter {
+  readonly #timer: NodeJS.Timeout;
+  #last = performance.now();
+  #intervalMs = 0;
+  #overallMs = 0;
+
+  constructor(readonly resolutionMs = 10) {
+    this.#timer = setInterval(() => this.#note(), resolutionMs);
+    this.#timer.unref();
+  }
+
+  #note(): void {
+    const now = performance.now();
+    const stall = Math.max(0, now - this.#last - this.resolutionMs);
+    this.#last = now;
+    if (stall > this.#intervalMs) this.#intervalMs = stall;
+  }
+
+  /** The longest stall since the last take(), ms (a stall still going on counts so far); starts a new interval. */
+  take(): number {
+    this.#note();
+    const ms = this.#intervalMs;
+    this.#intervalMs = 0;
+    if (ms > this.#overallMs) this.#overallMs = ms;
+    return ms;
+  }
+
+  /** The longest stall since the meter started, ms. */
+  overall(): number {
+    return Math.max(this.#overallMs, this.take());
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}

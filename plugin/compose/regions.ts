@@ -47,6 +47,8 @@ export class RegionComposer extends EventEmitter<GuestSourceEvents> implements G
   private poll: NodeJS.Timeout | null = null;
   readonly stats: RegionComposerStats;
   private readonly onChanged = () => this.schedule();
+  /** A region's guest took its buffers with it (QEMU went away): unmap them now. */
+  private readonly onGone: (() => void)[];
 
   constructor(
     readonly width: number,
@@ -66,7 +68,11 @@ export class RegionComposer extends EventEmitter<GuestSourceEvents> implements G
     this.target = new UdmabufSource({ width, height, buffers: 3 });
     this.keys = regions.map(() => null);
     this.stats = { composed: 0, bytesCopied: 0, problems: regions.map(() => null) };
-    for (const r of regions) r.source.on('changed', this.onChanged);
+    this.onGone = regions.map((_, i) => () => this.maps.invalidateSource(i));
+    regions.forEach((r, i) => {
+      r.source.on('changed', this.onChanged);
+      r.source.on('buffers-gone', this.onGone[i]!);
+    });
     if (regions.some((r) => !r.source.changeEvents)) {
       this.poll = setInterval(() => this.schedule(), pollMs);
       this.poll.unref?.();
@@ -157,7 +163,10 @@ export class RegionComposer extends EventEmitter<GuestSourceEvents> implements G
     if (this.closed) return;
     this.closed = true;
     if (this.poll) clearInterval(this.poll);
-    for (const r of this.regions) r.source.off('changed', this.onChanged);
+    this.regions.forEach((r, i) => {
+      r.source.off('changed', this.onChanged);
+      r.source.off('buffers-gone', this.onGone[i]!);
+    });
     this.maps.close();
     this.target.close();
   }

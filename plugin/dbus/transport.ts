@@ -94,6 +94,7 @@ export class DbusTransport {
   readonly #out: Outgoing[] = [];
   #outBytes = 0;
   #flushScheduled = false;
+  #closing = false;
   /** Bytes and messages read, for tests and stats. */
   readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
 
@@ -360,7 +361,9 @@ export class DbusTransport {
    * without blocking is written, the rest dropped; every fd we hold is closed.
    */
   close(reason: Error | null = null): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#closing) return;
+    // The last flush may fail (the peer is gone): its error comes back here and must not flush again.
+    this.#closing = true;
     const wasRunning = this.#state === 'running';
     if (wasRunning) this.#flush();
     this.#state = 'closed';

@@ -29,6 +29,8 @@ export class HostFrames {
   private readonly sources = new Map<string, HostLayerSource>();
   /** Guest sources shown as host layers, listened to for 'changed'. */
   readonly layerSources = new Set<GuestSource>();
+  /** Their 'buffers-gone' listeners: the imports of a producer that went away are dropped at once. */
+  private readonly goneListeners = new Map<GuestSource, () => void>();
   /** Host buffer ids the output holds (on screen, in flight, or in the newest frame). */
   private held = new Set<number>();
   /**
@@ -80,10 +82,26 @@ export class HostFrames {
   private watchLayerSources(): void {
     const want = new Set<GuestSource>();
     for (const l of this.newest?.layers ?? []) if (!isHostBuffer(l.buffer)) want.add(l.buffer.source);
-    for (const s of this.layerSources) if (!want.has(s)) s.off('changed', this.deps.onChanged);
-    for (const s of want) if (!this.layerSources.has(s)) s.on('changed', this.deps.onChanged);
+    for (const s of this.layerSources) if (!want.has(s)) this.unwatch(s);
+    for (const s of want) {
+      if (this.layerSources.has(s)) continue;
+      s.on('changed', this.deps.onChanged);
+      const gone = () => {
+        this.deps.maps.invalidateSource(this.deps.cache.sourceId(s));
+        this.deps.cache.invalidateSource(s);
+      };
+      this.goneListeners.set(s, gone);
+      s.on('buffers-gone', gone);
+    }
     this.layerSources.clear();
     for (const s of want) this.layerSources.add(s);
+  }
+
+  private unwatch(s: GuestSource): void {
+    s.off('changed', this.deps.onChanged);
+    const gone = this.goneListeners.get(s);
+    if (gone) s.off('buffers-gone', gone);
+    this.goneListeners.delete(s);
   }
 
   /**
@@ -113,7 +131,7 @@ export class HostFrames {
 
   /** Lets go of everything at once (no 'release' events after it). */
   close(): void {
-    for (const s of this.layerSources) s.off('changed', this.deps.onChanged);
+    for (const s of this.layerSources) this.unwatch(s);
     this.layerSources.clear();
     for (const s of this.sources.values()) s.close();
     this.sources.clear();

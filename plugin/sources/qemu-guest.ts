@@ -6,6 +6,9 @@
 //
 // Buffer ids, generations and frame numbers come from one counter space for all the
 // connections, so a buffer of a new QEMU never takes the FB-cache entry of an old one.
+// When a connection ends its buffers are gone with it ('buffers-gone'): the source lives
+// on, so without that event the outputs would keep the old QEMU's FBs and mapped dma-bufs
+// (up to their per-source bound) for as long as the kiosk runs (issue 25).
 import { EventEmitter } from 'node:events';
 import { QemuDisplay } from './qemu-display.js';
 import type { QemuButton, QemuConsoleSource, QemuIdSpace } from './qemu-dbus.js';
@@ -108,11 +111,13 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
   };
 
   #drop(): void {
+    const had = this.#inner !== null;
     this.#inner?.off('changed', this.#onChanged);
     this.#inner?.off('lost', this.#onLost);
     this.#display?.close();
     this.#inner = null;
     this.#display = null;
+    if (had) this.emit('buffers-gone');
   }
 
   query(kind: GuestPlaneKind): PlaneQuery {

@@ -61,6 +61,13 @@ export interface GuestSourceEvents {
   changed: [];
   /** The source went away (device removed, fd closed): it will answer 'lost' from now on. */
   lost: [Error];
+  /**
+   * Every buffer the source handed out so far is gone for good, though the source lives on
+   * (a QEMU connection ended; the next one brings new buffers with new ids): whoever
+   * imported or mapped them lets go now, as on detach, so nothing of a producer that went
+   * away outlives it in our process (FBs still on screen stay lit until replaced).
+   */
+  'buffers-gone': [];
 }
 
 /** CPU-readable pixels of a plane, valid until the next query of that plane. */

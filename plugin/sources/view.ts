@@ -20,6 +20,7 @@ export class ViewSource extends EventEmitter<GuestSourceEvents> implements Guest
   readonly changeEvents: boolean;
   private readonly onChanged = () => this.emit('changed');
   private readonly onLost = (e: Error) => this.emit('lost', e);
+  private readonly onGone = () => this.emit('buffers-gone');
   /** Offsets added per plane we handed out, to undo them for the inner source. */
   private readonly deltas = new WeakMap<GuestPlaneInfo, { plane: GuestPlaneInfo; delta: number }>();
   private closed = false;
@@ -33,6 +34,7 @@ export class ViewSource extends EventEmitter<GuestSourceEvents> implements Guest
     this.changeEvents = inner.changeEvents;
     inner.on('changed', this.onChanged);
     inner.on('lost', this.onLost);
+    inner.on('buffers-gone', this.onGone);
   }
 
   query(kind: GuestPlaneKind): PlaneQuery {
@@ -74,5 +76,6 @@ export class ViewSource extends EventEmitter<GuestSourceEvents> implements Guest
     this.closed = true;
     this.inner.off('changed', this.onChanged);
     this.inner.off('lost', this.onLost);
+    this.inner.off('buffers-gone', this.onGone);
   }
 }
