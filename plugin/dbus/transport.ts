@@ -113,7 +113,9 @@ export class DbusTransport {
     this.#watchEvents = UV_READABLE;
     this.#watch = new FdWatch(fd, UV_READABLE, {
       ready: (events, error) => {
-        if (error) return this.close(error);
+        // libuv reports POLLERR as EBADF: a read says what really happened (a reset, the end).
+        if (error) this.#readSlice();
+        if (error) return this.close(new Error(`${name}: the socket failed (${error.message})`));
         if (events & UV_WRITABLE) this.#flush();
         if (events & UV_READABLE) this.#readSlice();
       },
