@@ -109,6 +109,11 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly warnings: string[] = [];
   onWarning: ((message: string) => void) | null = null;
   onClosed: (() => void) | null = null;
+  /**
+   * Every listener call QEMU made, in order, before it is handled (tests and debugging: what
+   * a QEMU version really sends, e.g. which Disables follow which ScanoutDMABUF).
+   */
+  onListenerCall: ((member: string) => void) | null = null;
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
@@ -133,6 +138,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   }
 
   #onCall(call: IncomingCall): void {
+    this.onListenerCall?.(call.interface === PROPERTIES_IFACE ? `Properties.${call.member}` : call.member);
     if (call.interface === PROPERTIES_IFACE) return this.#properties(call);
     let c: ListenerCall;
     try {
