@@ -24,6 +24,15 @@
 // kind 'cursor', placed by MouseSet's pointer position less the hotspot: the output puts
 // it on the cursor plane (copied once per image into a cursor-sized buffer).
 //
+// Disable means the display went off, or (QEMU 7.2+) the release of the dma-buf a page flip
+// replaced (see #handle). QEMU 9.2+ also drop display messages still queued when a Disable
+// is sent, and a virtio-gpu flip queues ScanoutDMABUF(new) then Disable(release of old):
+// with QEMU 10.0.2 in the rig 25 of 30 flips came as Disable + UpdateDMABUF, ScanoutDMABUF
+// gone (QEMU's dbus_filter trace names each). So a Disable without a ScanoutDMABUF before it
+// waits (DISABLE_GRACE_MS): an UpdateDMABUF next means the guest shows a buffer we were not
+// told of, which only a new listener learns (QEMU sends it the current scanout), so the
+// source registers one. Nothing following: the display really went off, "no signal".
+//
 // y0_top: QEMU's own GL viewers blit flipped when y0_top is false, because a GL window's
 // row 0 is its bottom. So false means the buffer's row 0 is the picture's top (mbochs,
 // plain guest framebuffers: shown as is) and true means GL's bottom-up order (reflect-y).
@@ -39,6 +48,7 @@ import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
+import { registerListener } from './qemu-listener.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
 export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
@@ -47,6 +57,8 @@ export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } f
 const MAX_BUFFERS = 8;
 /** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us (its own call timeout is 1 s). */
 const HOLD_MS = 500;
+/** How long a Disable without a ScanoutDMABUF before it waits for the UpdateDMABUF of a flip (QEMU sends both in one main-loop pass). */
+const DISABLE_GRACE_MS = 100;
 
 /** Counters a console source draws its buffer ids, generations and frame numbers from. */
 export interface QemuIdSpace {
@@ -82,6 +94,10 @@ export interface QemuConsoleStats {
   unchanged: number;
   /** Disable calls taken as the release of the buffer a ScanoutDMABUF replaced (ignored). */
   releaseDisables: number;
+  /** Flips whose ScanoutDMABUF QEMU (9.2+) dropped: a Disable then an UpdateDMABUF with no ScanoutDMABUF before. */
+  lostScanouts: number;
+  /** Listeners registered again to learn the current scanout after a lost one. */
+  relistens: number;
   refusedCalls: number;
   /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
   answered: { shown: number; refused: number; timeout: number; superseded: number };
@@ -92,7 +108,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly name: string;
   readonly changeEvents = true;
   readonly info: QemuConsoleInfo;
-  readonly #listener: DbusConnection;
+  #listener: DbusConnection;
   readonly #bus: DbusConnection;
   readonly #dest: string | null;
   readonly #buffers = new Map<string, KnownBuffer>();
@@ -117,7 +133,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
-  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, lostScanouts: 0, relistens: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
   constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
@@ -128,16 +144,46 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#listener = listener;
     this.#bus = bus;
     this.#dest = dest;
-    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call), LISTENER_METHODS);
+    this.#serve(listener);
+    bus.on('closed', () => this.#gone(`the D-Bus connection to QEMU closed`));
+  }
+
+  #serve(listener: DbusConnection): void {
+    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call, listener), LISTENER_METHODS);
     listener.on('error', (e) => {
       this.stats.refusedCalls++;
       this.#warn(`listener:${e.message.replace(/\d+/g, 'N')}`, `${this.name}: ${e.message}`);
     });
-    listener.on('closed', (e) => this.#gone(`QEMU closed the display connection of console ${info.id}${e ? ` (${e.message})` : ''}: QEMU exited or dropped the listener`));
-    bus.on('closed', () => this.#gone(`the D-Bus connection to QEMU closed`));
+    // A listener we replaced (see #relisten) closing is not QEMU going away.
+    listener.on('closed', (e) => {
+      if (listener === this.#listener) this.#gone(`QEMU closed the display connection of console ${this.info.id}${e ? ` (${e.message})` : ''}: QEMU exited or dropped the listener`);
+    });
   }
 
-  #onCall(call: IncomingCall): void {
+  /** Registers a second listener (QEMU sends it the current scanout), then drops the first. */
+  async #relisten(): Promise<void> {
+    if (this.#relistening || this.#closed || this.#lost) return;
+    this.#relistening = true;
+    this.stats.relistens++;
+    try {
+      const next = await registerListener(this.#bus, this.#dest, this.info.path, `QEMU console ${this.info.id} listener`, (l) => {
+        this.#serve(l);
+        this.#unflipped.add(l);
+      });
+      const old = this.#listener;
+      this.#listener = next;
+      if (this.#closed) return next.close();
+      // Held answers belong to the old connection: give them before it closes.
+      this.#answerHeld(Infinity, 'superseded');
+      old.close();
+    } catch (e) {
+      this.#warn('relisten', `${this.name}: registering a new listener to learn the current scanout failed: ${(e as Error).message}`);
+    } finally {
+      this.#relistening = false;
+    }
+  }
+
+  #onCall(call: IncomingCall, from: DbusConnection): void {
     this.onListenerCall?.(call.interface === PROPERTIES_IFACE ? `Properties.${call.member}` : call.member);
     if (call.interface === PROPERTIES_IFACE) return this.#properties(call);
     let c: ListenerCall;
@@ -150,7 +196,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
       return call.fail('org.freedesktop.DBus.Error.InvalidArgs', msg);
     }
     try {
-      this.#handle(c, call);
+      this.#handle(c, call, from);
     } catch (e) {
       this.stats.refusedCalls++;
       const msg = (e as Error).message;
@@ -171,9 +217,26 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   /** A ScanoutDMABUF came and no UpdateDMABUF/Scanout/Update since (see Disable). */
   #freshScanout = false;
+  /** A Disable without a fresh ScanoutDMABUF, waiting to be told apart (file comment); its timer turns the display off. */
+  #pendingOff: NodeJS.Timeout | null = null;
+  #relistening = false;
+  /** New listeners whose first ScanoutDMABUF (the current buffer, not a flip: no release Disable follows it) is yet to come. */
+  readonly #unflipped = new WeakSet<DbusConnection>();
 
-  #handle(c: ListenerCall, call: IncomingCall): void {
-    if (c.member === 'ScanoutDMABUF' || c.member === 'UpdateDMABUF' || c.member === 'Scanout' || c.member === 'Update') this.#freshScanout = c.member === 'ScanoutDMABUF';
+  #handle(c: ListenerCall, call: IncomingCall, from: DbusConnection): void {
+    const display = c.member === 'ScanoutDMABUF' || c.member === 'UpdateDMABUF' || c.member === 'Scanout' || c.member === 'Update';
+    if (display) this.#freshScanout = c.member === 'ScanoutDMABUF' && !this.#unflipped.delete(from);
+    if (this.#pendingOff && c.member !== 'Disable' && c.member !== 'MouseSet' && c.member !== 'CursorDefine') {
+      clearTimeout(this.#pendingOff);
+      this.#pendingOff = null;
+      // QEMU dropped the flip's ScanoutDMABUF: an update of a buffer we do not have, answered
+      // at once (holding it would stall the guest); the new listener brings the current one.
+      if (c.member === 'UpdateDMABUF') {
+        this.stats.lostScanouts++;
+        call.reply();
+        return void this.#relisten();
+      }
+    }
     switch (c.member) {
       case 'ScanoutDMABUF':
         this.#scanoutDmabuf(c, call);
@@ -215,9 +278,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
           this.stats.releaseDisables++;
           return;
         }
-        this.#enabled = false;
-        this.#answerHeld(Infinity, 'superseded');
-        this.emit('changed');
+        if (this.#pendingOff || this.#scanout?.kind !== 'dmabuf') return this.#displayOff();
+        this.#pendingOff = setTimeout(() => this.#displayOff(), DISABLE_GRACE_MS);
         return;
       case 'CursorDefine': {
         const pixels = premultiplied(c.data);
@@ -233,6 +295,14 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.emit('changed');
         return;
     }
+  }
+
+  #displayOff(): void {
+    if (this.#pendingOff) clearTimeout(this.#pendingOff);
+    this.#pendingOff = null;
+    this.#enabled = false;
+    this.#answerHeld(Infinity, 'superseded');
+    this.emit('changed');
   }
 
   /** A pixel surface (gl=off): the shadow the copy path reads; an unchanged resend is not a frame. */
@@ -518,6 +588,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   close(): void {
     if (this.#closed) return;
+    clearTimeout(this.#pendingOff ?? undefined);
     this.#answerHeld(Infinity, 'superseded');
     this.#closed = true;
     this.#listener.close();

@@ -13,7 +13,7 @@
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultQemu, qemuLaunch, type QemuBuild } from './qemu-builds.js';
 
@@ -154,7 +154,7 @@ export interface GuestFrame {
 
 /** A nested QEMU and its guest's console. */
 export class NestedGuest {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
   readonly args: readonly string[];
   readonly spawnedAt: number;
   console = '';
@@ -166,11 +166,14 @@ export class NestedGuest {
   #partial = '';
   #waiters = new Set<() => void>();
 
-  constructor(child: ChildProcessByStdio<null, Readable, Readable>, args: readonly string[], spawnedAt: number) {
+  constructor(child: ChildProcessByStdio<Writable, Readable, Readable>, args: readonly string[], spawnedAt: number) {
     this.child = child;
     this.args = args;
     this.spawnedAt = spawnedAt;
     child.stdout.setEncoding('utf8').on('data', (s: string) => this.#onConsole(s));
+    child.stdin.on('error', () => {
+      /* QEMU gone: the exit status says so */
+    });
     child.stderr.setEncoding('utf8').on('data', (s: string) => {
       if (this.stderr.length < 1 << 20) this.stderr += s;
     });
@@ -198,6 +201,11 @@ export class NestedGuest {
 
   get exitStatus() {
     return this.#exit;
+  }
+
+  /** Types `line` on the guest's serial console (gp-guest-flip reads "off" while it holds). */
+  type(line: string): void {
+    this.child.stdin.write(`${line}\n`);
   }
 
   /** The first guest line matching `re` (already there or to come). */
@@ -261,7 +269,7 @@ export function startNestedGuest(opts: NestedGuestOptions): { guest: NestedGuest
   const child = spawn(launch.binary, args, {
     cwd: opts.dir,
     env: { ...process.env, ...launch.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   child.once('error', () => {
     /* reported through close */
