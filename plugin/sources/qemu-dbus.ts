@@ -210,7 +210,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     const iface = call.args[0];
     if (iface !== LISTENER_IFACE) return call.fail('org.freedesktop.DBus.Error.UnknownInterface', `the listener has no interface ${String(iface)}`);
     const interfaces: DbusArg = { type: 'as', value: LISTENER_INTERFACES };
-    if (call.member === 'GetAll') return call.reply([{ type: 'a{sv}', value: new Map([['Interfaces', { type: 'v', value: interfaces }]]) }]);
+    // a{sv} values are variants already (another wrapping: QEMU 10 warns "type v" and drops it).
+    if (call.member === 'GetAll') return call.reply([{ type: 'a{sv}', value: new Map([['Interfaces', interfaces]]) }]);
     if (call.args[1] !== 'Interfaces') return call.fail('org.freedesktop.DBus.Error.UnknownProperty', `the listener has no property ${String(call.args[1])}`);
     call.reply([{ type: 'v', value: interfaces }]);
   }
@@ -226,7 +227,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #handle(c: ListenerCall, call: IncomingCall, from: DbusConnection): void {
     const display = c.member === 'ScanoutDMABUF' || c.member === 'UpdateDMABUF' || c.member === 'Scanout' || c.member === 'Update';
     if (display) this.#freshScanout = c.member === 'ScanoutDMABUF' && !this.#unflipped.delete(from);
-    if (this.#pendingOff && c.member !== 'Disable' && c.member !== 'MouseSet' && c.member !== 'CursorDefine') {
+    if (this.#pendingOff && display) {
       clearTimeout(this.#pendingOff);
       this.#pendingOff = null;
       // QEMU dropped the flip's ScanoutDMABUF: an update of a buffer we do not have, answered
@@ -239,8 +240,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     }
     switch (c.member) {
       case 'ScanoutDMABUF':
-        this.#scanoutDmabuf(c, call);
-        return;
+        return this.#scanoutDmabuf(c, call);
       case 'UpdateDMABUF': {
         if (this.#scanout?.kind !== 'dmabuf') return call.reply();
         this.stats.updates++;
@@ -249,8 +249,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         return;
       }
       case 'Scanout':
-        this.#scanoutPixels(c, call);
-        return;
+        return this.#scanoutPixels(c, call);
       case 'Update': {
         const s = this.#scanout;
         call.reply();

@@ -151,7 +151,6 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       expect(presents.some((p) => p.path === 'no-signal' && presents.indexOf(p) > presents.findIndex((q) => q.frame !== undefined))).toBe(false);
       expect(src.stats.answered.timeout, 'no UpdateDMABUF waited for the backstop').toBe(0);
       expect(errors).toEqual([]);
-      expect(unexpectedQemuStderr(guest.stderr).filter((l) => !traced(l).length), guest.stderr).toEqual([]);
 
       // The guest turns its display off for real (a Disable alone, nothing after it): no signal.
       const offFrom = presents.length;
@@ -160,8 +159,13 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       await guest.waitForLine(/^display off/, 60_000);
       const dark = await waitFor(() => presents.slice(offFrom).some((p) => p.path === 'no-signal'), 'no signal', 15_000).then(() => true, () => false);
       console.log(`${qemu.label} after "off": listener calls ${calls.slice(callsFrom).join(' ') || '(none)'}; no signal ${dark}; trace ${traced(guest.stderr).slice(-4).join(' | ')}`);
-      expect(dark, 'no signal after the guest turned its display off').toBe(true);
-      expect(src.query('primary').state).toBe('disabled');
+      // QEMU 7.2 sends nothing then in the rig (the placeholder it switches to cannot be
+      // exported: "failed to get fd for texture"), so the last frame stays; a Disable alone
+      // must turn the screen dark, and nothing else may.
+      const disabled = calls.slice(callsFrom).includes('D');
+      expect(dark, `no signal after the guest turned its display off (QEMU sent ${disabled ? 'a Disable' : 'no Disable'})`).toBe(disabled);
+      if (disabled) expect(src.query('primary').state).toBe('disabled');
+      expect(unexpectedQemuStderr(guest.stderr).filter((l) => !traced(l).length), guest.stderr).toEqual([]);
     },
     600_000,
   );
