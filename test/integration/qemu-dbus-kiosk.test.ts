@@ -34,7 +34,7 @@ async function showsFrame(out: Output, n: number, w: number, h: number): Promise
   return mismatches;
 }
 
-describe.each(builds)('$label: kiosk --qemu-dbus', ({ qemu, missing }) => {
+for (const { qemu, missing } of builds) describe(`${qemu.label}: kiosk --qemu-dbus`, () => {
   it.skipIf(missing)('info lists the console; the kiosk shows it pixel-exact, sends keys and mouse to QEMU, and reattaches after QEMU is killed and restarted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpk-'));
     const mdev = createSmallMdev('mdpy');

@@ -52,7 +52,7 @@ const builds = qemuBuilds().map((qemu) => ({
 }));
 for (const b of builds) if (b.missingMdpy ?? b.missingMbochs) console.log(`qemu-dbus on ${b.label}: skipped: ${b.missingMdpy ?? b.missingMbochs}`);
 
-describe.each(builds)('$label', ({ qemu, missingMdpy, missingMbochs }) => {
+for (const { qemu, missingMdpy, missingMbochs } of builds) describe(qemu.label, () => {
   describe('QEMU -display dbus as a guest source', () => {
     it.skipIf(missingMdpy)('mdpy, gl=off: the console is listed, its Scanout/Update pixels reach the screen pixel-exact (copy path), frame after frame', async () => {
       const { vm, busAddress } = await qemuWith(cleanup, qemu, 'mdpy', false);
