@@ -27,7 +27,7 @@
 // Disable means the display went off, or (QEMU 7.2+) the release of the dma-buf a page flip
 // replaced (see #handle). QEMU 9.2+ also drop display messages still queued when a Disable
 // is sent, and a virtio-gpu flip queues ScanoutDMABUF(new) then Disable(release of old):
-// with QEMU 10.0.2 in the rig 25 of 30 flips came as Disable + UpdateDMABUF, ScanoutDMABUF
+// with QEMU 10.0.2 in the rig 8-25 of 30 flips came as Disable + UpdateDMABUF, ScanoutDMABUF
 // gone (QEMU's dbus_filter trace names each). So a Disable without a ScanoutDMABUF before it
 // waits (DISABLE_GRACE_MS): an UpdateDMABUF next means the guest shows a buffer we were not
 // told of, which only a new listener learns (QEMU sends it the current scanout), so the
