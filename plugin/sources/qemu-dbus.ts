@@ -9,10 +9,8 @@
 //   ScanoutMap / UpdateMap (Unix.Map, QEMU 9.2+: the surface as a memfd, then only the
 //     damaged rectangle's coordinates) → the same shadow, read from the memfd (qemu-map.ts).
 //
-// Buffer identity: QEMU sends a new fd for every ScanoutDMABUF, also for a buffer it sent
-// before (its vfio display keeps a few). The dma-buf's inode names the buffer: a known
-// inode keeps its first fd and bufferId, the new fd is closed at once, so the FB cache
-// imports each guest buffer once and fds stay flat over any number of scanouts.
+// Buffer identity: a dma-buf is known by its inode, however many fds QEMU sends for it
+// (qemu-dmabufs.ts): each guest buffer is imported once, fds stay flat.
 //
 // Pacing: QEMU blocks the console's GL updates until UpdateDMABUF is answered
 // (graphic_hw_gl_block). The answer is held until the output has shown that frame (or
@@ -26,6 +24,15 @@
 // kind 'cursor', placed by MouseSet's pointer position less the hotspot: the output puts
 // it on the cursor plane (copied once per image into a cursor-sized buffer).
 //
+// Disable means the display went off, or (QEMU 7.2+) the release of the dma-buf a page flip
+// replaced (see #handle). QEMU 9.2+ also drop display messages still queued when a Disable
+// is sent, and a virtio-gpu flip queues ScanoutDMABUF(new) then Disable(release of old):
+// with QEMU 10.0.2 in the rig 8-25 of 30 flips came as Disable + UpdateDMABUF, ScanoutDMABUF
+// gone (QEMU's dbus_filter trace names each). So a Disable without a ScanoutDMABUF before it
+// waits (DISABLE_GRACE_MS): an UpdateDMABUF next means the guest shows a buffer we were not
+// told of, which only a new listener learns (QEMU sends it the current scanout), so the
+// source registers one. Nothing following: the display really went off, "no signal".
+//
 // y0_top: QEMU's own GL viewers blit flipped when y0_top is false, because a GL window's
 // row 0 is its bottom. So false means the buffer's row 0 is the picture's top (mbochs,
 // plain guest framebuffers: shown as is) and true means GL's bottom-up order (reflect-y).
@@ -35,21 +42,22 @@
 // (qemu-display.ts, which opens console sources) owns the bus connection; closing it
 // closes every console source it opened.
 import { EventEmitter } from 'node:events';
-import { fstatSync, readlinkSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { MappedSurface } from './qemu-map.js';
+import { KnownDmabufs, type KnownBuffer } from './qemu-dmabufs.js';
 import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
+import { registerListener } from './qemu-listener.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
 export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 
-/** Dma-buf inodes kept (QEMU's vfio display keeps 5 buffers; a guest flips between 2-3). */
-const MAX_BUFFERS = 8;
 /** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us (its own call timeout is 1 s). */
 const HOLD_MS = 500;
+/** How long a Disable without a ScanoutDMABUF before it waits for the UpdateDMABUF of a flip (QEMU sends both in one main-loop pass). */
+const DISABLE_GRACE_MS = 100;
 
 /** Counters a console source draws its buffer ids, generations and frame numbers from. */
 export interface QemuIdSpace {
@@ -62,12 +70,6 @@ interface Held {
   frame: number;
   call: IncomingCall;
   timer: NodeJS.Timeout;
-}
-
-interface KnownBuffer {
-  fd: number;
-  bufferId: number;
-  size: number;
 }
 
 type Scanout =
@@ -85,6 +87,10 @@ export interface QemuConsoleStats {
   unchanged: number;
   /** Disable calls taken as the release of the buffer a ScanoutDMABUF replaced (ignored). */
   releaseDisables: number;
+  /** Flips whose ScanoutDMABUF QEMU (9.2+) dropped: a Disable then an UpdateDMABUF with no ScanoutDMABUF before. */
+  lostScanouts: number;
+  /** Listeners registered again to learn the current scanout after a lost one. */
+  relistens: number;
   refusedCalls: number;
   /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
   answered: { shown: number; refused: number; timeout: number; superseded: number };
@@ -95,10 +101,10 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly name: string;
   readonly changeEvents = true;
   readonly info: QemuConsoleInfo;
-  readonly #listener: DbusConnection;
+  #listener: DbusConnection;
   readonly #bus: DbusConnection;
   readonly #dest: string | null;
-  readonly #buffers = new Map<string, KnownBuffer>();
+  readonly #buffers = new KnownDmabufs();
   #scanout: Scanout | null = null;
   /** The surface's memfd while QEMU shares it (Unix.Map); the shadow in #scanout is read from it. */
   #map: MappedSurface | null = null;
@@ -114,10 +120,15 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   readonly warnings: string[] = [];
   onWarning: ((message: string) => void) | null = null;
   onClosed: (() => void) | null = null;
+  /**
+   * Every listener call QEMU made, in order, before it is handled (tests and debugging: what
+   * a QEMU version really sends, e.g. which Disables follow which ScanoutDMABUF).
+   */
+  onListenerCall: ((member: string) => void) | null = null;
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
-  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, lostScanouts: 0, relistens: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
   constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
@@ -128,16 +139,47 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#listener = listener;
     this.#bus = bus;
     this.#dest = dest;
-    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call), LISTENER_METHODS);
+    this.#serve(listener);
+    bus.on('closed', () => this.#gone(`the D-Bus connection to QEMU closed`));
+  }
+
+  #serve(listener: DbusConnection): void {
+    listener.addObject(LISTENER_PATH, (call) => this.#onCall(call, listener), LISTENER_METHODS);
     listener.on('error', (e) => {
       this.stats.refusedCalls++;
       this.#warn(`listener:${e.message.replace(/\d+/g, 'N')}`, `${this.name}: ${e.message}`);
     });
-    listener.on('closed', (e) => this.#gone(`QEMU closed the display connection of console ${info.id}${e ? ` (${e.message})` : ''}: QEMU exited or dropped the listener`));
-    bus.on('closed', () => this.#gone(`the D-Bus connection to QEMU closed`));
+    // A listener we replaced (see #relisten) closing is not QEMU going away.
+    listener.on('closed', (e) => {
+      if (listener === this.#listener) this.#gone(`QEMU closed the display connection of console ${this.info.id}${e ? ` (${e.message})` : ''}: QEMU exited or dropped the listener`);
+    });
   }
 
-  #onCall(call: IncomingCall): void {
+  /** Registers a second listener (QEMU sends it the current scanout), then drops the first. */
+  async #relisten(): Promise<void> {
+    if (this.#relistening || this.#closed || this.#lost) return;
+    this.#relistening = true;
+    this.stats.relistens++;
+    try {
+      const next = await registerListener(this.#bus, this.#dest, this.info.path, `QEMU console ${this.info.id} listener`, (l) => {
+        this.#serve(l);
+        this.#unflipped.add(l);
+      });
+      const old = this.#listener;
+      this.#listener = next;
+      if (this.#closed) return next.close();
+      // Held answers belong to the old connection: give them before it closes.
+      this.#answerHeld(Infinity, 'superseded');
+      old.close();
+    } catch (e) {
+      this.#warn('relisten', `${this.name}: registering a new listener to learn the current scanout failed: ${(e as Error).message}`);
+    } finally {
+      this.#relistening = false;
+    }
+  }
+
+  #onCall(call: IncomingCall, from: DbusConnection): void {
+    this.onListenerCall?.(call.interface === PROPERTIES_IFACE ? `Properties.${call.member}` : call.member);
     if (call.interface === PROPERTIES_IFACE) return this.#properties(call);
     let c: ListenerCall;
     try {
@@ -149,7 +191,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
       return call.fail('org.freedesktop.DBus.Error.InvalidArgs', msg);
     }
     try {
-      this.#handle(c, call);
+      this.#handle(c, call, from);
     } catch (e) {
       this.stats.refusedCalls++;
       const msg = (e as Error).message;
@@ -163,34 +205,44 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     const iface = call.args[0];
     if (iface !== LISTENER_IFACE) return call.fail('org.freedesktop.DBus.Error.UnknownInterface', `the listener has no interface ${String(iface)}`);
     const interfaces: DbusArg = { type: 'as', value: LISTENER_INTERFACES };
-    if (call.member === 'GetAll') return call.reply([{ type: 'a{sv}', value: new Map([['Interfaces', { type: 'v', value: interfaces }]]) }]);
+    // a{sv} values are variants already (another wrapping: QEMU 10 warns "type v" and drops it).
+    if (call.member === 'GetAll') return call.reply([{ type: 'a{sv}', value: new Map([['Interfaces', interfaces]]) }]);
     if (call.args[1] !== 'Interfaces') return call.fail('org.freedesktop.DBus.Error.UnknownProperty', `the listener has no property ${String(call.args[1])}`);
     call.reply([{ type: 'v', value: interfaces }]);
   }
 
   /** A ScanoutDMABUF came and no UpdateDMABUF/Scanout/Update since (see Disable). */
   #freshScanout = false;
+  /** A Disable without a fresh ScanoutDMABUF, waiting to be told apart (file comment); its timer turns the display off. */
+  #pendingOff: NodeJS.Timeout | null = null;
+  #relistening = false;
+  /** New listeners whose first ScanoutDMABUF (the current buffer, not a flip: no release Disable follows it) is yet to come. */
+  readonly #unflipped = new WeakSet<DbusConnection>();
 
-  #handle(c: ListenerCall, call: IncomingCall): void {
-    if (c.member !== 'Disable' && c.member !== 'CursorDefine' && c.member !== 'MouseSet') this.#freshScanout = c.member === 'ScanoutDMABUF';
+  #handle(c: ListenerCall, call: IncomingCall, from: DbusConnection): void {
+    const display = c.member !== 'Disable' && c.member !== 'CursorDefine' && c.member !== 'MouseSet';
+    if (display) this.#freshScanout = c.member === 'ScanoutDMABUF' && !this.#unflipped.delete(from);
     // A new surface of another kind replaces the shared map.
     if (c.member === 'Scanout' || c.member === 'ScanoutDMABUF') this.#dropMap();
+    if (this.#pendingOff && display) {
+      clearTimeout(this.#pendingOff);
+      this.#pendingOff = null;
+      // QEMU dropped the flip's ScanoutDMABUF: an update of a buffer we do not have, answered
+      // at once (holding it would stall the guest); the new listener brings the current one.
+      if (c.member === 'UpdateDMABUF') {
+        this.stats.lostScanouts++;
+        call.reply();
+        return void this.#relisten();
+      }
+    }
     switch (c.member) {
       case 'ScanoutMap':
         this.#scanoutMap(c, call);
         return;
-      case 'UpdateMap': {
-        const s = this.#scanout;
-        if (!this.#map || s?.kind !== 'surface') return call.reply();
-        this.#map.read(s.pixels, c.x, c.y, c.w, c.h);
-        call.reply();
-        this.stats.updates++;
-        this.#newFrame();
-        return;
-      }
+      case 'UpdateMap':
+        return this.#updateShadow(c, call);
       case 'ScanoutDMABUF':
-        this.#scanoutDmabuf(c, call);
-        return;
+        return this.#scanoutDmabuf(c, call);
       case 'UpdateDMABUF': {
         if (this.#scanout?.kind !== 'dmabuf') return call.reply();
         this.stats.updates++;
@@ -199,38 +251,21 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         return;
       }
       case 'Scanout':
-        this.#scanoutPixels(c, call);
-        return;
-      case 'Update': {
-        const s = this.#scanout;
-        call.reply();
-        if (s?.kind !== 'surface') return;
-        if (c.fourcc !== s.fourcc) throw new ListenerError('Update', `format changed without a Scanout`);
-        // Only the part inside the surface: QEMU clips, a lying peer is cut to size.
-        const w = Math.min(c.w, s.width - c.x);
-        const h = Math.min(c.h, s.height - c.y);
-        if (w <= 0 || h <= 0) return;
-        for (let y = 0; y < h; y++) c.data.copy(s.pixels, (c.y + y) * s.stride + c.x * 4, y * c.stride, y * c.stride + w * 4);
-        this.stats.updates++;
-        this.#newFrame();
-        return;
-      }
+        return this.#scanoutPixels(c, call);
+      case 'Update':
+        return this.#updateShadow(c, call);
       case 'Disable':
         call.reply();
-        // QEMU (7.2 and later) also sends Disable when it releases the dma-buf a new
-        // ScanoutDMABUF replaced: virtio-gpu's page flip (virtio_gpu_update_dmabuf) calls
-        // dpy_gl_scanout_dmabuf(new), then dpy_gl_release_dmabuf(old), which the D-Bus
-        // listener turns into Disable. A Disable right after a ScanoutDMABUF is that
-        // release, not the display going off (found with a real guest, see
-        // test/integration/qemu-dbus-guest.test.ts).
+        // QEMU also sends Disable when it releases the dma-buf a new ScanoutDMABUF replaced
+        // (virtio-gpu's page flip: dpy_gl_scanout_dmabuf(new), dpy_gl_release_dmabuf(old)):
+        // right after a ScanoutDMABUF it is that release, not the display going off.
         if (this.#freshScanout) {
           this.#freshScanout = false;
           this.stats.releaseDisables++;
           return;
         }
-        this.#enabled = false;
-        this.#answerHeld(Infinity, 'superseded');
-        this.emit('changed');
+        if (this.#pendingOff || this.#scanout?.kind !== 'dmabuf') return this.#displayOff();
+        this.#pendingOff = setTimeout(() => this.#displayOff(), DISABLE_GRACE_MS);
         return;
       case 'CursorDefine': {
         const pixels = premultiplied(c.data);
@@ -246,6 +281,32 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         this.emit('changed');
         return;
     }
+  }
+
+  /** The damaged rectangle into the shadow: from the message (Update) or the memfd (UpdateMap). */
+  #updateShadow(c: Extract<ListenerCall, { member: 'Update' | 'UpdateMap' }>, call: IncomingCall): void {
+    const s = this.#scanout;
+    if (s?.kind !== 'surface' || (c.member === 'UpdateMap' && !this.#map)) return call.reply();
+    if (c.member === 'UpdateMap') this.#map!.read(s.pixels, c.x, c.y, c.w, c.h);
+    else {
+      if (c.fourcc !== s.fourcc) throw new ListenerError('Update', `format changed without a Scanout`);
+      // Only the part inside the surface: QEMU clips, a lying peer is cut to size.
+      const w = Math.min(c.w, s.width - c.x);
+      const h = Math.min(c.h, s.height - c.y);
+      if (w <= 0 || h <= 0) return call.reply();
+      for (let y = 0; y < h; y++) c.data.copy(s.pixels, (c.y + y) * s.stride + c.x * 4, y * c.stride, y * c.stride + w * 4);
+    }
+    call.reply();
+    this.stats.updates++;
+    this.#newFrame();
+  }
+
+  #displayOff(): void {
+    if (this.#pendingOff) clearTimeout(this.#pendingOff);
+    this.#pendingOff = null;
+    this.#enabled = false;
+    this.#answerHeld(Infinity, 'superseded');
+    this.emit('changed');
   }
 
   /** A pixel surface (gl=off): the shadow the copy path reads; an unchanged resend is not a frame. */
@@ -326,46 +387,11 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   /** Takes a ScanoutDMABUF fd: a known buffer (same inode) keeps its first fd, this one closes. */
   #adopt(fd: number, stride: number, height: number): { buffer: KnownBuffer; inode: string } {
-    let keep = false;
-    try {
-      let link = '';
-      try {
-        link = readlinkSync(`/proc/self/fd/${fd}`);
-      } catch {
-        /* reported below */
-      }
-      if (!link.startsWith('/dmabuf:')) throw new ListenerError('ScanoutDMABUF', `the fd is not a dma-buf (${link || 'unreadable'})`);
-      const st = fstatSync(fd, { bigint: true });
-      const inode = `${st.dev}:${st.ino}`;
-      const size = Number(st.size);
-      if (size > 0 && stride * height > size) throw new ListenerError('ScanoutDMABUF', `stride ${stride} × height ${height} = ${stride * height} bytes but the dma-buf has ${size}`);
-      const known = this.#buffers.get(inode);
-      if (known) {
-        this.stats.reusedBuffers++;
-        // Most recently used last: eviction takes the oldest.
-        this.#buffers.delete(inode);
-        this.#buffers.set(inode, known);
-        return { buffer: known, inode };
-      }
-      this.#evict();
-      const buffer = { fd, bufferId: ++this.#ids.bufferId, size };
-      this.#buffers.set(inode, buffer);
-      this.stats.buffersKnown = this.#buffers.size;
-      keep = true;
-      return { buffer, inode };
-    } finally {
-      if (!keep) libc.close(fd, 'duplicate ScanoutDMABUF fd');
-    }
-  }
-
-  #evict(): void {
     const current = this.#scanout?.kind === 'dmabuf' ? this.#scanout.inode : null;
-    for (const [inode, b] of this.#buffers) {
-      if (this.#buffers.size < MAX_BUFFERS) break;
-      if (inode === current) continue;
-      libc.close(b.fd, 'evicted QEMU dma-buf');
-      this.#buffers.delete(inode);
-    }
+    const r = this.#buffers.adopt(fd, stride, height, current, () => ++this.#ids.bufferId);
+    if (r.known) this.stats.reusedBuffers++;
+    this.stats.buffersKnown = this.#buffers.size;
+    return r;
   }
 
   #newFrame(): void {
@@ -410,7 +436,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   }
 
   exportDmabuf(plane: GuestPlaneInfo): number {
-    for (const b of this.#buffers.values()) if (b.bufferId === plane.bufferId) return libc.fcntl(b.fd, libc.F_DUPFD_CLOEXEC, 3, `${this.name} dma-buf ${plane.bufferId}`);
+    const fd = this.#buffers.dup(plane.bufferId, `${this.name} dma-buf ${plane.bufferId}`);
+    if (fd !== null) return fd;
     throw new Error(`${this.name}: buffer ${plane.bufferId} is no longer known (QEMU replaced it)`);
   }
 
@@ -557,11 +584,11 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   close(): void {
     if (this.#closed) return;
+    clearTimeout(this.#pendingOff ?? undefined);
     this.#answerHeld(Infinity, 'superseded');
     this.#closed = true;
     this.#listener.close();
-    for (const b of this.#buffers.values()) libc.close(b.fd, 'QEMU dma-buf');
-    this.#buffers.clear();
+    this.#buffers.close();
     this.#dropMap();
     this.#scanout = null;
     this.onClosed?.();

@@ -1,5 +1,5 @@
-// Issue 13, zero-copy from a real guest OS: inside the rig, an unmodified QEMU 7.2 (TCG
-// inside TCG) boots the rig kernel as a guest with virtio-gpu (blob=true, guest RAM a shared
+// Issue 13, zero-copy from a real guest OS: inside the rig, an unmodified QEMU (Debian's 7.2
+// and the rig's 10.0.x, each a test of its own; TCG inside TCG) boots the rig kernel as a guest with virtio-gpu (blob=true, guest RAM a shared
 // memfd) and -display dbus,gl=on. The guest's PID 1 (helpers/gp-guest-flip.c) page-flips
 // numbered frames between two dumb buffers on its virtio-gpu card; the guest kernel makes
 // them blob resources, QEMU exports each as a udmabuf of guest memory and sends it with
@@ -13,6 +13,10 @@
 //    dpy_gl_release_dmabuf) then UpdateDMABUF: a source that takes that Disable as
 //    "display off" shows no signal after the first flip;
 //  - blob scanouts come with y0_top false, and the dumb buffers are stored top row first.
+// QEMU 10.0 (9.2+): the Disable of a flip drops its ScanoutDMABUF if that was still queued
+// in QEMU (most flips in the rig); the source tells it from a real Disable by the
+// UpdateDMABUF that follows and registers a new listener to learn the buffer. At the end
+// the guest turns its display off for real (a Disable alone): no signal.
 // Timings (rig, 2 cores, other VMs on the host): QEMU spawn → guest init 26-28 s, 30 frames
 // at ~10/s, the whole test ~45 s.
 import { describe, it, expect } from 'vitest';
@@ -24,19 +28,23 @@ import { Output, type PresentEvent } from '../../plugin/output.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, openVkms } from './helpers/cleanup.js';
-import { patternMismatches, sleep } from './helpers/faults.js';
+import { patternMismatches, sleep, waitFor } from './helpers/faults.js';
 import { busNameHasOwner, startSessionBus, unexpectedQemuStderr } from './helpers/qemu.js';
 import { nestedGuestMissing, rigKernel, startNestedGuest } from './helpers/nested-guest.js';
+import { qemuBuilds, type QemuBuild } from './helpers/qemu-builds.js';
 
 const cleanup = cleanupAfterEach();
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const W = 640;
 const H = 480;
 const FRAMES = Number(process.env.GUESTPLANE_NESTED_FRAMES ?? 30);
-const missing = nestedGuestMissing();
-if (missing) console.log(`qemu-dbus-guest: skipped: ${missing}`);
+// QEMU 9.0+ trace the display messages their listener filter drops (dbus_filter).
+const TRACE = (q: QemuBuild): string[] => (Number(q.version?.split('.')[0]) >= 9 ? ['-trace', 'enable=dbus_filter', '-trace', 'enable=dbus_gl_gfx_switch', '-trace', 'enable=dbus_scanout_texture'] : []);
+const traced = (stderr: string) => stderr.split('\n').filter((l) => /dbus_(filter|gl_gfx_switch|scanout_texture)/.test(l));
+const builds = qemuBuilds().map((qemu) => ({ qemu, label: qemu.label, missing: nestedGuestMissing(qemu) }));
+for (const b of builds) if (b.missing) console.log(`qemu-dbus-guest on ${b.label}: skipped: ${b.missing}`);
 
-describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () => {
+for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS on virtio-gpu (blob) through QEMU -display dbus`, () => {
   it.skipIf(missing)(
     `the guest flips ${FRAMES} frames between two dumb buffers; QEMU hands them over as udmabufs; they are scanned out zero-copy, pixel-exact, imported once each`,
     async () => {
@@ -44,7 +52,7 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
       const dir = mkdtempSync(join(tmpdir(), 'gpn-'));
       const bus = startSessionBus(dir);
       cleanup.push(() => bus.close());
-      const { guest, buildMs } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: W, height: H });
+      const { guest, buildMs } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: W, height: H, qemu, extraArgs: TRACE(qemu) });
       cleanup.push(() => guest.close());
       for (;;) {
         if (guest.exitStatus) throw new Error(`QEMU exited before its display was on the bus\n${guest.describe()}`);
@@ -68,12 +76,16 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
       out.on('present', (p) => presents.push(p));
       out.enable();
       const src = await display.open(0);
+      // What this QEMU sends, in order (S<buffer> = a ScanoutDMABUF of that buffer).
+      const calls: string[] = [];
+      src.onListenerCall = (m) => calls.push(m === 'ScanoutDMABUF' ? 'S' : m === 'UpdateDMABUF' ? 'U' : m === 'Disable' ? 'D' : m);
       out.attach(src, 'native');
 
       // Every dma-buf QEMU hands over: who exported it, and whether QEMU said y0_top.
       const buffers = new Map<number, { exporter: string; y0Top: boolean; width: number; height: number; stride: number; format: number }>();
       src.on('changed', () => {
         const q = src.query('primary');
+        if (q.state === 'ok' && calls.at(-1) === 'S') calls[calls.length - 1] = `S${q.plane.bufferId}`;
         if (q.state !== 'ok' || q.plane.transport !== 'dmabuf' || buffers.has(q.plane.bufferId)) return;
         const fd = src.exportDmabuf(q.plane);
         try {
@@ -86,7 +98,9 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
 
       const first = await guest.waitForLine(/^frame 1 /, 240_000);
       await guest.waitForLine(/^frame 3 /, 60_000);
-      const fds0 = fdCount();
+      // The source's dma-buf fds apart: with QEMU 9.2+ a buffer's first ScanoutDMABUF may come
+      // late (see below), so its one fd may be adopted after this baseline.
+      const fds0 = fdCount() - src.heldFds;
       const held = await guest.waitForLine(/^holding frame/, 60_000 + FRAMES * 5_000);
       const done = guest.lines.find((l) => l.text.startsWith('done '))!;
 
@@ -98,7 +112,7 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
         decoded = decodeFrameNumber({ bytes: cap.pixels, offset: 0, width: W, height: H, stride: cap.stride });
         mismatches = decoded === FRAMES ? patternMismatches(cap, FRAMES, W, H, drawPattern) : -1;
       }
-      const fdsAfter = fdCount();
+      const fdsAfter = fdCount() - src.heldFds;
       const stats = out.statsSnapshot();
       const frames = guest.frames();
       const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? NaN;
@@ -110,6 +124,8 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
           `buffers: ${JSON.stringify([...buffers.values()])}`,
           `source: ${JSON.stringify(src.stats)}; output: imports ${stats.imports}, paths ${JSON.stringify(stats.paths)}, bytes copied ${stats.bytesCopied}; fds ${fds0} → ${fdsAfter}; capture decoded ${decoded}, mismatches ${mismatches}`,
           `presents: ${JSON.stringify(presents.map((p) => `${p.path}${p.zeroCopy ? '*' : ''}:${p.frame ?? '-'}`))}`,
+          `${qemu.label} listener calls: ${calls.join(' ')}`,
+          `${qemu.label} trace: ${traced(guest.stderr).length} lines: ${traced(guest.stderr).slice(0, 60).join(' | ')}`,
           `errors: ${JSON.stringify(errors)}; warnings ${JSON.stringify(src.warnings)}; test ${Date.now() - t0} ms`,
         ].join('\n'),
       );
@@ -124,13 +140,37 @@ describe('a real guest OS on virtio-gpu (blob) through QEMU -display dbus', () =
       const shown = presents.filter((p) => p.frame !== undefined);
       expect(shown.length).toBeGreaterThan(0);
       expect(shown.every((p) => p.path === 'scanout' && p.zeroCopy), JSON.stringify(shown.filter((p) => p.path !== 'scanout'))).toBe(true);
-      expect(fdsAfter, 'fds flat over the flips').toBe(fds0);
+      expect(fdsAfter, 'fds (other than one per guest buffer) flat over the flips').toBe(fds0);
+      expect(src.heldFds, 'one fd per guest buffer').toBe(2);
       // Each flip's Disable (QEMU releasing the old buffer) was taken as such, never as "off".
-      expect(src.stats.releaseDisables).toBeGreaterThan(FRAMES / 2);
+      // QEMU 9.2+ drop the flip's ScanoutDMABUF when its Disable is queued before the message
+      // left (dbus_filter): then Disable + UpdateDMABUF come alone, and the source learns the
+      // new buffer from a new listener.
+      expect(src.stats.releaseDisables + src.stats.lostScanouts).toBeGreaterThan(FRAMES / 2);
+      expect(src.stats.relistens).toBeLessThanOrEqual(src.stats.lostScanouts);
       expect(presents.some((p) => p.path === 'no-signal' && presents.indexOf(p) > presents.findIndex((q) => q.frame !== undefined))).toBe(false);
       expect(src.stats.answered.timeout, 'no UpdateDMABUF waited for the backstop').toBe(0);
       expect(errors).toEqual([]);
-      expect(unexpectedQemuStderr(guest.stderr), guest.stderr).toEqual([]);
+
+      expect(unexpectedQemuStderr(guest.stderr).filter((l) => !traced(l).length), guest.stderr).toEqual([]);
+      // What QEMU logs after this point is logged, not checked: QEMU 7.2 then timed out an
+      // UpdateDMABUF the listener never saw (under investigation, see the commit).
+      const stderrAtOff = guest.stderr.length;
+
+      // The guest turns its display off for real (a Disable alone, nothing after it): no signal.
+      const offFrom = presents.length;
+      const callsFrom = calls.length;
+      guest.type('off');
+      await guest.waitForLine(/^display off/, 60_000);
+      const dark = await waitFor(() => presents.slice(offFrom).some((p) => p.path === 'no-signal'), 'no signal', 15_000).then(() => true, () => false);
+      console.log(`${qemu.label} after "off": listener calls ${calls.slice(callsFrom).join(' ') || '(none)'}; no signal ${dark}; trace ${traced(guest.stderr).slice(-4).join(' | ')}`);
+      // QEMU 7.2 sends nothing then in the rig (the placeholder it switches to cannot be
+      // exported: "failed to get fd for texture"), so the last frame stays; a Disable alone
+      // must turn the screen dark, and nothing else may.
+      const disabled = calls.slice(callsFrom).includes('D');
+      expect(dark, `no signal after the guest turned its display off (QEMU sent ${disabled ? 'a Disable' : 'no Disable'})`).toBe(disabled);
+      if (disabled) expect(src.query('primary').state).toBe('disabled');
+      console.log(`${qemu.label} stderr after "off": ${guest.stderr.slice(stderrAtOff).trim() || '(none)'}`);
     },
     600_000,
   );

@@ -1,6 +1,6 @@
 // Issue 14 (input) with issue 13's QEMU source: virtual keyboards and mice made with
 // /dev/uinput, tagged by the real udevd, read by libinput on seat0 inside the kiosk, and
-// seen by an unmodified QEMU in its own input trace: keys as QEMU key codes, relative
+// seen by an unmodified QEMU (Debian's 7.2 and the rig's 10.0.x) in its own input trace: keys as QEMU key codes, relative
 // motion after the fit mapping, buttons; a keyboard plugged in later works too; the quit
 // chord stops the kiosk.
 import { describe, it, expect } from 'vitest';
@@ -14,13 +14,14 @@ import { cleanupAfterEach } from './helpers/cleanup.js';
 import { waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, qemuDbusMissing, qmpCont, startQemu, startSessionBus } from './helpers/qemu.js';
+import { qemuBuilds } from './helpers/qemu-builds.js';
 import { keyboardAndMouse, keyboard, uinputMissing } from './helpers/uinput.js';
 
 const cleanup = cleanupAfterEach();
-const missing = qemuDbusMissing({ parents: ['mdpy'], gl: false }) ?? uinputMissing();
-if (missing) console.log(`qemu-dbus-input: skipped: ${missing}`);
+const builds = qemuBuilds().map((qemu) => ({ qemu, label: qemu.label, missing: qemuDbusMissing({ parents: ['mdpy'], gl: false }, qemu) ?? uinputMissing() }));
+for (const b of builds) if (b.missing) console.log(`qemu-dbus-input on ${b.label}: skipped: ${b.missing}`);
 
-describe('kiosk input into a QEMU guest (libinput, uinput, udev)', () => {
+for (const { qemu, missing } of builds) describe(`${qemu.label}: kiosk input into a QEMU guest (libinput, uinput, udev)`, () => {
   it.skipIf(missing)('keys, motion and buttons from uinput devices reach QEMU exactly; a hot-plugged keyboard works; Ctrl+Alt+Q quits', async () => {
     const { kbd, rat } = keyboardAndMouse(cleanup);
     const dir = mkdtempSync(join(tmpdir(), 'gpi-'));
@@ -29,7 +30,7 @@ describe('kiosk input into a QEMU guest (libinput, uinput, udev)', () => {
     const bus = startSessionBus(dir);
     cleanup.push(() => bus.close());
     const qmp = join(dir, 'qmp.sock');
-    const vm = await startQemu({ mdev, gl: false, busAddress: bus.address, dir, extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`, '-trace', 'enable=input_event_*'] });
+    const vm = await startQemu({ mdev, gl: false, busAddress: bus.address, dir, qemu, extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`, '-trace', 'enable=input_event_*'] });
     cleanup.push(async () => {
       await vm.close();
     });

@@ -8,7 +8,7 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 // @ts-expect-error plain JS module without types
-import { buildKernel, runInVm, projectDir } from './vm.mjs';
+import { buildKernel, fetchQemu, runInVm, projectDir } from './vm.mjs';
 
 interface AssertionResult {
   ancestorTitles: string[];
@@ -34,9 +34,14 @@ let fileResults: FileResult[] = [];
 let kernelVersion = 'unknown';
 let consoleTail = '';
 let duration = 0;
+/** The rig's second QEMU (the D-Bus tests run on 7.2 and on it): its version, or why there is none. */
+let qemu10 = '';
 try {
   const kernel = await buildKernel({ log: (l: string) => process.stderr.write(l + '\n') });
   kernelVersion = kernel.version;
+  const q = (await fetchQemu({ log: (l: string) => process.stderr.write(l + '\n') })) as { tree: string; version: string; ms: number } | { tree: null; missing: string };
+  qemu10 = q.tree === null ? `none: ${q.missing}` : `${q.version}, ${q.ms} ms`;
+  process.stderr.write(`[rig] second QEMU: ${qemu10}\n`);
   const inner = [
     // --configLoader runner: the default bundler writes next to the (read-only) config.
     'node node_modules/vitest/vitest.mjs run --configLoader runner --project rig',
@@ -46,6 +51,8 @@ try {
   process.stderr.write(`[rig] booting ${kernel.bzImage} (${kernelVersion}) and running the integration suite\n`);
   const res = await runInVm({
     bzImage: kernel.bzImage,
+    qemuTree: q.tree ?? undefined,
+    env: q.tree === null ? { GUESTPLANE_QEMU10_MISSING: q.missing } : {},
     command: inner,
     timeoutMs: 45 * 60_000,
     onConsole: verbose ? (s: string) => process.stderr.write(s) : undefined,

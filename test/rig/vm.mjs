@@ -59,11 +59,42 @@ export function buildKernel({ log = (l) => process.stderr.write(l + '\n') } = {}
 }
 
 /**
+ * Fetches the rig's second QEMU (test/rig/fetch-qemu.sh: Debian bookworm-backports' 10.0.x,
+ * unpacked once into the cache). Resolves `{ tree, version }`, or `{ tree: null, missing }`
+ * when the archive cannot be reached and nothing is cached (the QEMU 10 tests then skip
+ * with that reason); rejects on any other failure.
+ */
+export function fetchQemu({ log = (l) => process.stderr.write(l + '\n') } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const started = Date.now();
+    const p = spawn('bash', [join(here, 'fetch-qemu.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => {
+      err += d;
+      for (const line of String(d).split('\n')) if (line.startsWith('[qemu]')) log(line);
+    });
+    p.on('close', (code) => {
+      const tail = err.split('\n').filter((l) => l.startsWith('[qemu]')).slice(-3).join('; ');
+      if (code === 2) return resolvePromise({ tree: null, missing: tail || 'fetch-qemu.sh could not reach the archive' });
+      if (code !== 0) return reject(new Error(`fetching QEMU for the rig failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
+      const tree = out.trim().split('\n').pop();
+      const stamp = tree ? join(tree, '.complete') : '';
+      if (!tree || !existsSync(stamp)) return reject(new Error('fetch-qemu.sh printed no QEMU tree'));
+      resolvePromise({ tree, version: readFileSync(stamp, 'utf8').trim(), ms: Date.now() - started });
+    });
+  });
+}
+
+/**
  * Boots the rig and runs `command` (a shell snippet) inside, in `cwd` (default: the
  * project directory, seen at the same path inside). Resolves when the VM is gone.
  * @param {{ command: string, bzImage: string, cwd?: string, env?: Record<string,string>,
  *   timeoutMs?: number, kernelArgs?: string[], outDir?: string, memoryMb?: number,
- *   onConsole?: (chunk: string) => void, interactive?: boolean }} opts
+ *   onConsole?: (chunk: string) => void, interactive?: boolean, qemuTree?: string }} opts
+ * `qemuTree`: a QEMU tree from fetchQemu(), seen inside at the same path (shared read-only
+ * when the cache is on a path the VM hides) and named in GUESTPLANE_QEMU10_DIR.
  */
 export function runInVm(opts) {
   need('qemu-system-x86_64', 'qemu-system-x86');
@@ -73,14 +104,18 @@ export function runInVm(opts) {
   // The rig kernel is also the nested test guest's kernel (qemu-dbus-guest.test.ts); the
   // cache under /root is hidden by a tmpfs inside the VM, so it travels in the results share.
   copyFileSync(opts.bzImage, join(outDir, 'bzImage'));
-  const env = { GUESTPLANE_RIG_KERNEL: '/mnt/rig/bzImage', ...(opts.env ?? {}) };
+  const env = { GUESTPLANE_RIG_KERNEL: '/mnt/rig/bzImage', ...(opts.qemuTree ? { GUESTPLANE_QEMU10_DIR: opts.qemuTree } : {}), ...(opts.env ?? {}) };
   const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
   // The VM mounts tmpfs over /tmp, /root, /run, /var/tmp and /mnt, hiding a clone there
   // (CI checkouts often live in one): the project also comes as its own share, mounted at
   // the same path when the host root does not show it.
   const dir = shellQuote(projectDir);
   const mountProject = `[ -e ${dir}/package.json ] || { /bin/busybox mkdir -p ${dir} && /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro project ${dir}; } || { echo "rig: cannot see the project at ${projectDir} inside the VM"; exit 99; }`;
-  writeFileSync(join(outDir, 'cmd.sh'), `${exports}\n${mountProject}\ncd ${shellQuote(opts.cwd ?? projectDir)} || exit 99\n${opts.command}\n`);
+  // The QEMU tree lives in the cache under $HOME, which is a tmpfs inside (/root): mounted
+  // at the same path from its own share when the host root does not show it.
+  const q = opts.qemuTree ? shellQuote(opts.qemuTree) : '';
+  const mountQemu = q ? `[ -e ${q}/.complete ] || { /bin/busybox mkdir -p ${q} && /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro qemutree ${q}; } || { echo "rig: cannot see the QEMU tree ${opts.qemuTree} inside the VM"; exit 99; }` : '';
+  writeFileSync(join(outDir, 'cmd.sh'), `${exports}\n${mountProject}\n${mountQemu}\ncd ${shellQuote(opts.cwd ?? projectDir)} || exit 99\n${opts.command}\n`);
   chmodSync(join(outDir, 'cmd.sh'), 0o755);
 
   const append = [
@@ -98,6 +133,7 @@ export function runInVm(opts) {
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${outDir},mount_tag=rigout,security_model=none,multidevs=remap`,
     '-virtfs', `local,path=${projectDir},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
+    ...(opts.qemuTree ? ['-virtfs', `local,path=${opts.qemuTree},mount_tag=qemutree,security_model=none,readonly=on,multidevs=remap`] : []),
   ];
   if (opts.interactive) args.push('-nographic');
   else args.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio');

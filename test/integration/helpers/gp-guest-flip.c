@@ -4,6 +4,8 @@
 // drawn with the same pattern as plugin/sources/pattern.ts (so the host can check pixels
 // and decode the frame number), GP_FRAMES page flips, timings on the serial console.
 // Then it keeps the last frame on screen (GP_HOLD_MS, default forever) and powers off.
+// While it holds forever, a line "off" on its console (QEMU's stdin with -serial stdio)
+// turns the CRTC off: the guest's display really goes off (virtio-gpu: a Disable alone).
 //
 // Static (gcc -static), raw DRM ioctls only: the guest root holds nothing but this file.
 // Settings come from the kernel command line (unknown name=value parameters reach PID 1
@@ -19,6 +21,7 @@
 //   frame N buffer I draw D ms flip F ms at T s   one per frame (frame 1 is the SETCRTC)
 //   done N frames in T ms: draw p50 D ms, flip p50 F ms, X frames/s
 //   holding frame N
+//   display off                      after "off" on the console
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -367,8 +370,18 @@ int main(int argc, char **argv) {
       frames * 1e3 / total);
   say("holding frame %ld", frames);
   long hold = env_long("GP_HOLD_MS", -1);
-  if (hold < 0)
+  if (hold < 0) {
+    char line[64];
+    ssize_t r;
+    while ((r = read(0, line, sizeof line - 1)) > 0) {
+      line[r] = 0;
+      if (strncmp(line, "off", 3) != 0) continue;
+      struct drm_mode_crtc sc = {.crtc_id = crtc_id};
+      if (xioctl(fd, DRM_IOCTL_MODE_SETCRTC, &sc)) die("SETCRTC off");
+      say("display off");
+    }
     for (;;) pause();
+  }
   usleep((useconds_t)hold * 1000);
   halt(0);
 }

@@ -1,4 +1,5 @@
-// A real guest OS for rig tests: QEMU (Debian's unmodified 7.2) inside the rig, TCG inside
+// A real guest OS for rig tests: QEMU (unmodified: Debian's 7.2 or the rig's 10.0.x, see
+// qemu-builds.ts) inside the rig, TCG inside
 // TCG, boots the rig's own kernel (it has virtio-gpu built in) with a virtio-gpu whose blob
 // resources live in a memfd guest RAM, and `-display dbus,gl=on`. The guest's PID 1 is
 // gp-guest-flip.c (static, built here with gcc), alone on a read-only 9p root: it flips
@@ -12,9 +13,9 @@
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { QEMU_BINARY, QEMU_MODULE_DIR } from './qemu.js';
+import { defaultQemu, qemuLaunch, type QemuBuild } from './qemu-builds.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const GUEST_PROGRAM_SOURCE = join(here, 'gp-guest-flip.c');
@@ -37,10 +38,10 @@ export function rigKernel(): string | null {
  * Why a nested guest cannot run here, or null. The running kernel is the guest's kernel,
  * so its virtio-gpu driver shows in sysfs whether the guest will have one.
  */
-export function nestedGuestMissing(): string | null {
+export function nestedGuestMissing(qemu: QemuBuild = defaultQemu()): string | null {
   const why: string[] = [];
-  if (!which(QEMU_BINARY)) why.push(`no ${QEMU_BINARY} (Debian package qemu-system-x86)`);
-  if (!existsSync(join(QEMU_MODULE_DIR, 'ui-dbus.so'))) why.push(`no ${QEMU_MODULE_DIR}/ui-dbus.so (-display dbus)`);
+  if (qemu.missing) why.push(qemu.missing);
+  else if (!existsSync(join(qemu.moduleDir, 'ui-dbus.so'))) why.push(`no ${qemu.moduleDir}/ui-dbus.so (-display dbus)`);
   if (!which('dbus-daemon')) why.push('no dbus-daemon (Debian package dbus-daemon)');
   if (!which('gcc') || !existsSync('/usr/lib/x86_64-linux-gnu/libc.a')) why.push('no gcc with a static libc (build-essential, libc6-dev)');
   if (!existsSync('/usr/include/libdrm/drm_mode.h')) why.push('no /usr/include/libdrm/drm_mode.h (libdrm-dev)');
@@ -89,6 +90,8 @@ export interface NestedGuestOptions {
   /** Kernel log level in the guest (4: warnings; more costs serial time under nested TCG). */
   loglevel?: number;
   extraArgs?: readonly string[];
+  /** Which QEMU (default: the system's). */
+  qemu?: QemuBuild;
 }
 
 /** The nested QEMU's command line (without the binary). */
@@ -151,7 +154,7 @@ export interface GuestFrame {
 
 /** A nested QEMU and its guest's console. */
 export class NestedGuest {
-  readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
   readonly args: readonly string[];
   readonly spawnedAt: number;
   console = '';
@@ -163,11 +166,14 @@ export class NestedGuest {
   #partial = '';
   #waiters = new Set<() => void>();
 
-  constructor(child: ChildProcessByStdio<null, Readable, Readable>, args: readonly string[], spawnedAt: number) {
+  constructor(child: ChildProcessByStdio<Writable, Readable, Readable>, args: readonly string[], spawnedAt: number) {
     this.child = child;
     this.args = args;
     this.spawnedAt = spawnedAt;
     child.stdout.setEncoding('utf8').on('data', (s: string) => this.#onConsole(s));
+    child.stdin.on('error', () => {
+      /* QEMU gone: the exit status says so */
+    });
     child.stderr.setEncoding('utf8').on('data', (s: string) => {
       if (this.stderr.length < 1 << 20) this.stderr += s;
     });
@@ -195,6 +201,11 @@ export class NestedGuest {
 
   get exitStatus() {
     return this.#exit;
+  }
+
+  /** Types `line` on the guest's serial console (gp-guest-flip reads "off" while it holds). */
+  type(line: string): void {
+    this.child.stdin.write(`${line}\n`);
   }
 
   /** The first guest line matching `re` (already there or to come). */
@@ -252,12 +263,13 @@ export class NestedGuest {
 export function startNestedGuest(opts: NestedGuestOptions): { guest: NestedGuest; buildMs: number } {
   if (!statSync(opts.kernel).isFile()) throw new Error(`startNestedGuest: kernel ${opts.kernel} is not a file`);
   const { root, buildMs } = buildGuestRoot(opts.dir);
-  const args = nestedQemuArgs(opts, root);
+  const launch = qemuLaunch(opts.qemu ?? defaultQemu());
+  const args = [...launch.args, ...nestedQemuArgs(opts, root)];
   const spawnedAt = Date.now();
-  const child = spawn(QEMU_BINARY, args, {
+  const child = spawn(launch.binary, args, {
     cwd: opts.dir,
-    env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...launch.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   child.once('error', () => {
     /* reported through close */

@@ -1,4 +1,5 @@
-// A real QEMU for rig tests: Debian's unmodified qemu-system-x86_64 (7.2) with an mdev behind
+// A real QEMU for rig tests: an unmodified qemu-system-x86_64 (Debian's 7.2, or the rig's
+// fetched 10.0.x: `opts.qemu`, see qemu-builds.ts) with an mdev behind
 // `vfio-pci,display=on` and `-display dbus`, on a private session bus, driven over qtest.
 // Why this command line (shared/notes/qemu-dbus/findings.md):
 //  - Debian ships no qtest accelerator ('-accel qtest: invalid accelerator'), so the machine
@@ -14,10 +15,9 @@ import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { listMdevParents, type MdevInstance } from './mdev.js';
 import { drawPattern } from '../../../plugin/sources/pattern.js';
+import { defaultQemu, qemuLaunch, type QemuBuild } from './qemu-builds.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
-/** Where Debian's QEMU looks for its modules; -display dbus is one of them. */
-export const QEMU_MODULE_DIR = '/usr/lib/x86_64-linux-gnu/qemu';
 /** PCI slot the helper puts the vfio-pci device in (bus 0, function 0). */
 export const QEMU_PCI_SLOT = 5;
 
@@ -44,12 +44,12 @@ function findInPath(name: string): string | null {
  * `gl`: whether it needs a render node for `-display dbus,gl=on` (every mbochs test does).
  * Use as `describe.skipIf(qemuDbusMissing() !== null)` and print the reason.
  */
-export function qemuDbusMissing(need: { parents?: readonly string[]; gl?: boolean } = {}): string | null {
+export function qemuDbusMissing(need: { parents?: readonly string[]; gl?: boolean } = {}, qemu: QemuBuild = defaultQemu()): string | null {
   const parents = need.parents ?? ['mbochs', 'mdpy'];
   const gl = need.gl ?? parents.includes('mbochs');
   const why: string[] = [];
-  if (!findInPath(QEMU_BINARY)) why.push(`no ${QEMU_BINARY} in PATH (Debian package qemu-system-x86)`);
-  if (!existsSync(join(QEMU_MODULE_DIR, 'ui-dbus.so'))) why.push(`no ${QEMU_MODULE_DIR}/ui-dbus.so: this QEMU has no -display dbus (Debian package qemu-system-x86 ≥ 7.0 ships it)`);
+  if (qemu.missing) why.push(qemu.missing);
+  else if (!existsSync(join(qemu.moduleDir, 'ui-dbus.so'))) why.push(`no ${qemu.moduleDir}/ui-dbus.so: ${qemu.label} has no -display dbus (Debian: qemu-system-x86 ≥ 7.0, qemu-system-modules-opengl from 10.0)`);
   if (!findInPath('dbus-daemon')) why.push('no dbus-daemon in PATH (Debian package dbus-daemon)');
   if (!findInPath('dbus-send')) why.push('no dbus-send in PATH (Debian package dbus-bin)');
   if (!existsSync('/dev/vfio/vfio')) why.push('no /dev/vfio/vfio (kernel without VFIO; these tests run in the rig)');
@@ -529,6 +529,8 @@ export interface QemuOptions {
   memoryMb?: number;
   /** How long QEMU may take to connect to qtest (TCG rig: about a second). */
   startTimeoutMs?: number;
+  /** Which QEMU (default: the system's, qemu-builds.ts). */
+  qemu?: QemuBuild;
 }
 
 /** stderr lines QEMU 7.2 prints in the rig that mean nothing is wrong (see findings.md). */
@@ -704,8 +706,8 @@ export function qemuArgs(opts: Pick<QemuOptions, 'mdev' | 'gl' | 'extraArgs' | '
 export async function startQemu(opts: QemuOptions): Promise<QemuVm> {
   if (opts.mdev.removed) throw new Error(`startQemu: mdev ${opts.mdev.uuid} was removed`);
   if (!existsSync(opts.mdev.sysfsPath)) throw new Error(`startQemu: ${opts.mdev.sysfsPath} does not exist (mdev removed behind the helper's back?)`);
-  const bin = findInPath(QEMU_BINARY);
-  if (!bin) throw new Error(`startQemu: no ${QEMU_BINARY} in PATH (install Debian package qemu-system-x86)`);
+  const launch = qemuLaunch(opts.qemu ?? defaultQemu());
+  const bin = launch.binary;
   mkdirSync(opts.dir, { recursive: true });
   const sockPath = join(opts.dir, 'qtest.sock');
   checkSocketPath(sockPath, 'startQemu');
@@ -719,11 +721,11 @@ export async function startQemu(opts: QemuOptions): Promise<QemuVm> {
   });
   const connection = new Promise<Socket>((resolve) => server.once('connection', resolve));
 
-  const args = qemuArgs(opts, sockPath);
+  const args = [...launch.args, ...qemuArgs(opts, sockPath)];
   const spawnedAt = Date.now();
   const child = spawn(bin, args, {
     cwd: opts.dir,
-    env: { ...process.env, ...opts.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
+    env: { ...process.env, ...launch.env, ...opts.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out = { stdout: '', stderr: '' };

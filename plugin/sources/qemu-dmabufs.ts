@@ -1,0 +1,81 @@
+// The dma-bufs QEMU handed a console, known by inode. QEMU sends a new fd for every
+// ScanoutDMABUF, also for a buffer it sent before (its vfio display keeps a few): a known
+// inode keeps its first fd and bufferId and the new fd is closed at once, so the FB cache
+// imports each guest buffer once and fds stay flat over any number of scanouts.
+//
+// Ownership: one fd per known inode, at most MAX_BUFFERS, until evicted or close().
+import { fstatSync, readlinkSync } from 'node:fs';
+import * as libc from '../../ffi/libc.js';
+import { ListenerError } from './qemu-dbus-protocol.js';
+
+/** Dma-buf inodes kept (QEMU's vfio display keeps 5 buffers; a guest flips between 2-3). */
+export const MAX_BUFFERS = 8;
+
+export interface KnownBuffer {
+  fd: number;
+  bufferId: number;
+  size: number;
+}
+
+export class KnownDmabufs {
+  /** Most recently used last: eviction takes the oldest. */
+  readonly #byInode = new Map<string, KnownBuffer>();
+
+  get size(): number {
+    return this.#byInode.size;
+  }
+
+  /**
+   * Takes a ScanoutDMABUF fd (closed here unless it is a new buffer's). `current` (the
+   * inode on screen) is never evicted; `nextId` names a new buffer.
+   */
+  adopt(fd: number, stride: number, height: number, current: string | null, nextId: () => number): { buffer: KnownBuffer; inode: string; known: boolean } {
+    let keep = false;
+    try {
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        /* reported below */
+      }
+      if (!link.startsWith('/dmabuf:')) throw new ListenerError('ScanoutDMABUF', `the fd is not a dma-buf (${link || 'unreadable'})`);
+      const st = fstatSync(fd, { bigint: true });
+      const inode = `${st.dev}:${st.ino}`;
+      const size = Number(st.size);
+      if (size > 0 && stride * height > size) throw new ListenerError('ScanoutDMABUF', `stride ${stride} × height ${height} = ${stride * height} bytes but the dma-buf has ${size}`);
+      const known = this.#byInode.get(inode);
+      if (known) {
+        this.#byInode.delete(inode);
+        this.#byInode.set(inode, known);
+        return { buffer: known, inode, known: true };
+      }
+      this.#evict(current);
+      const buffer = { fd, bufferId: nextId(), size };
+      this.#byInode.set(inode, buffer);
+      keep = true;
+      return { buffer, inode, known: false };
+    } finally {
+      if (!keep) libc.close(fd, 'duplicate ScanoutDMABUF fd');
+    }
+  }
+
+  #evict(current: string | null): void {
+    for (const [inode, b] of this.#byInode) {
+      if (this.#byInode.size < MAX_BUFFERS) break;
+      if (inode === current) continue;
+      libc.close(b.fd, 'evicted QEMU dma-buf');
+      this.#byInode.delete(inode);
+    }
+  }
+
+  /** A new fd (the caller's) for a known buffer. */
+  dup(bufferId: number, what: string): number | null {
+    for (const b of this.#byInode.values()) if (b.bufferId === bufferId) return libc.fcntl(b.fd, libc.F_DUPFD_CLOEXEC, 3, what);
+    return null;
+  }
+
+  close(): void {
+    for (const b of this.#byInode.values()) libc.close(b.fd, 'QEMU dma-buf');
+    this.#byInode.clear();
+  }
+}

@@ -1,0 +1,91 @@
+// The QEMUs the rig's D-Bus tests run on: Debian bookworm's own (7.2, /usr/bin, installed by
+// .ci/install-deps) and a current one (Debian bookworm-backports' 10.0.x, unpacked into the
+// cache by test/rig/fetch-qemu.sh; the rig runner names it in GUESTPLANE_QEMU10_DIR). The
+// D-Bus display changed between them (QEMU 8.1 asks the listener for its interfaces, 9.0
+// drops queued messages behind a new scanout, …), so each test names the QEMU it ran on.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface QemuBuild {
+  /** "QEMU 7.2.x" / "QEMU 10.0.2": what test titles start with. */
+  readonly label: string;
+  /** Upstream version from --version ("7.2.19"), or null when the binary cannot run. */
+  readonly version: string | null;
+  /** Absolute path of qemu-system-x86_64, or null when there is none. */
+  readonly binary: string | null;
+  /** Where this QEMU loads its modules from (ui-dbus.so is the -display dbus one). */
+  readonly moduleDir: string;
+  /** -L directories, in order (empty: the binary's built-in firmware path). */
+  readonly firmwareDirs: readonly string[];
+  /** Environment the binary needs (QEMU_MODULE_DIR for an unpacked tree). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Why this QEMU cannot be had here, or null. */
+  readonly missing: string | null;
+}
+
+const SYSTEM_MODULE_DIR = '/usr/lib/x86_64-linux-gnu/qemu';
+
+function findInPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+function versionOf(binary: string, env: Readonly<Record<string, string>>, firmwareDirs: readonly string[]): string | null {
+  const r = spawnSync(binary, [...firmwareDirs.flatMap((d) => ['-L', d]), '--version'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
+  return /version (\d+\.\d+\.\d+)/.exec(r.stdout ?? '')?.[1] ?? null;
+}
+
+function build(binary: string | null, moduleDir: string, firmwareDirs: readonly string[], env: Readonly<Record<string, string>>, fallbackLabel: string, whyMissing: string | null): QemuBuild {
+  const version = binary && !whyMissing ? versionOf(binary, env, firmwareDirs) : null;
+  const missing = whyMissing ?? (version ? null : `${binary} --version printed no version`);
+  return { label: version ? `QEMU ${version}` : fallbackLabel, version, binary, moduleDir, firmwareDirs, env, missing };
+}
+
+/** Debian's own QEMU from PATH (bookworm: 7.2). */
+export function systemQemu(): QemuBuild {
+  const binary = findInPath('qemu-system-x86_64');
+  return build(binary, SYSTEM_MODULE_DIR, [], {}, 'QEMU (system)', binary ? null : 'no qemu-system-x86_64 in PATH (Debian package qemu-system-x86)');
+}
+
+/**
+ * The fetched current QEMU. Its tree only has what the four packages hold: the BIOS
+ * (SeaBIOS) and qboot come from the host's /usr/share, as the backport's own
+ * dependencies would install them.
+ */
+export function fetchedQemu(tree = process.env.GUESTPLANE_QEMU10_DIR): QemuBuild {
+  if (!tree) {
+    const why = process.env.GUESTPLANE_QEMU10_MISSING;
+    return build(null, '', [], {}, 'QEMU 10', why ? `QEMU 10 could not be fetched: ${why}` : 'GUESTPLANE_QEMU10_DIR is not set (the rig runner sets it from test/rig/fetch-qemu.sh)');
+  }
+  const binary = join(tree, 'usr/bin/qemu-system-x86_64');
+  const moduleDir = join(tree, 'usr/lib/x86_64-linux-gnu/qemu');
+  const firmwareDirs = [join(tree, 'usr/share/qemu'), '/usr/share/seabios', '/usr/share/qemu'];
+  return build(binary, moduleDir, firmwareDirs, { QEMU_MODULE_DIR: moduleDir }, 'QEMU 10', existsSync(binary) ? null : `no ${binary} (test/rig/fetch-qemu.sh unpacks it)`);
+}
+
+let cached: readonly QemuBuild[] | null = null;
+/** Both QEMUs, the system's first; for describe.each (a missing one is still listed: its tests skip with the reason). */
+export function qemuBuilds(): readonly QemuBuild[] {
+  cached ??= [systemQemu(), fetchedQemu()];
+  return cached;
+}
+
+/** The system QEMU: the default of every helper, for tests not parametrised over QEMUs. */
+export function defaultQemu(): QemuBuild {
+  return qemuBuilds()[0]!;
+}
+
+/** -L arguments and the spawn environment of `q`. */
+export function qemuLaunch(q: QemuBuild): { binary: string; args: string[]; env: Record<string, string> } {
+  if (!q.binary || q.missing) throw new Error(`${q.label}: ${q.missing ?? 'no binary'}`);
+  return { binary: q.binary, args: q.firmwareDirs.flatMap((d) => ['-L', d]), env: { ...q.env } };
+}
