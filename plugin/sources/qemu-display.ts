@@ -9,6 +9,7 @@ import * as libc from '../../ffi/libc.js';
 import { DbusConnection, DbusError, type DbusValue } from '../dbus/connection.js';
 import { CONSOLE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, num, str, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 import { QemuConsoleSource, type QemuIdSpace } from './qemu-dbus.js';
+import { registerListener } from './qemu-listener.js';
 
 /** The handshake with the bus (or QEMU's p2p socket) must be done by then. */
 const CONNECT_MS = 5000;
@@ -149,25 +150,16 @@ export class QemuDisplay {
   async open(id = 0, ids?: QemuIdSpace): Promise<QemuConsoleSource> {
     const info = await this.console(id);
     if (info.type !== 'Graphic') throw new Error(`QEMU console ${id} is a ${info.type || 'unknown'} console, not a graphic one; pick another with --console N`);
-    const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'QEMU listener socket');
-    let listener: DbusConnection;
+    let made = null as QemuConsoleSource | null;
     try {
-      listener = DbusConnection.fromSocket(ours, `QEMU console ${id} listener`);
+      await registerListener(this.#bus, this.#dest, info.path, `QEMU console ${id} listener`, (listener) => {
+        made = new QemuConsoleSource(info, listener, this.#bus, this.#dest, ids);
+      });
     } catch (e) {
-      libc.close(theirs);
-      throw e;
-    }
-    const source = new QemuConsoleSource(info, listener, this.#bus, this.#dest, ids);
-    try {
-      // QEMU authenticates the listener while this call is in flight: the listener
-      // connection must be served meanwhile, which the event loop does.
-      await this.#bus.call(this.#dest, info.path, CONSOLE_IFACE, 'RegisterListener', [{ type: 'h', value: theirs }], 10000);
-    } catch (e) {
-      source.close();
+      made?.close();
       throw new Error(`QEMU console ${id}: RegisterListener failed: ${(e as Error).message}`);
-    } finally {
-      libc.close(theirs);
     }
+    const source = made!;
     this.#consoles.add(source);
     source.onClosed = () => this.#consoles.delete(source);
     return source;
