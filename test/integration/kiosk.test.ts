@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import * as drm from '../../ffi/drm.js';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
+import { screenState } from './helpers/modeset.js';
 import { DumbFramebuffer } from '../../plugin/kms/dumb.js';
 import { WritebackCapture } from '../../plugin/kms/writeback.js';
 import { COMMIT } from '../../plugin/kms/atomic.js';
@@ -21,32 +22,6 @@ import { removeMdevAsync } from './helpers/mdev.js';
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
 const card = findCardByDriver('vkms')!;
 const PREVIOUS = 0x00336699; // what was on screen before the kiosk
-
-interface ScreenState {
-  active: bigint;
-  mode: string;
-  fbId: bigint;
-  planeCrtc: bigint;
-  connectorCrtc: bigint;
-}
-
-function readState(d: KmsDevice): ScreenState {
-  const crtc = d.crtcs[0];
-  const conn = d.connectorByName('Virtual-1');
-  const primary = d.planesFor(crtc, 'primary')[0];
-  crtc.props.refreshValues(d.fd, drm.DRM_MODE_OBJECT_CRTC);
-  conn.props.refreshValues(d.fd, drm.DRM_MODE_OBJECT_CONNECTOR);
-  primary.props.refreshValues(d.fd, drm.DRM_MODE_OBJECT_PLANE);
-  const blobId = Number(crtc.props.get('MODE_ID')!.value);
-  const blob = blobId ? drm.getPropertyBlob(d.fd, blobId) : null;
-  return {
-    active: crtc.props.get('ACTIVE')!.value,
-    mode: blob ? Buffer.from(blob).toString('hex') : '',
-    fbId: primary.props.get('FB_ID')!.value,
-    planeCrtc: primary.props.get('CRTC_ID')!.value,
-    connectorCrtc: conn.props.get('CRTC_ID')!.value,
-  };
-}
 
 /** Lights Virtual-1 at 1024x768 with a solid frame, as another program would have left it. */
 function lightPrevious(d: KmsDevice): { fb: DumbFramebuffer; blob: number } {
@@ -113,7 +88,7 @@ describe('guestplane kiosk on vkms', { timeout: 180_000 }, () => {
   it('shows a udmabuf guest zero-copy, prints stats, and SIGTERM mid-stream restores the previous CRTC configuration', async () => {
     const d = KmsDevice.open(card);
     const prev = lightPrevious(d);
-    const before = readState(d);
+    const before = screenState(d);
     drm.dropMaster(d.fd);
     const dir = mkdtempSync('/tmp/kiosk-');
     const k = new KioskProcess(['--udmabuf', '640x480', '--fps', '60', '--mode', '1024x768', '--fit', 'native', '--capture-dir', dir]);
@@ -133,7 +108,7 @@ describe('guestplane kiosk on vkms', { timeout: 180_000 }, () => {
       expect(ex.code).toBe(0);
       expect(k.lines.join('\n')).toMatch(/SIGTERM received; \d+ frames presented .*screen restored/);
       drm.setMaster(d.fd);
-      expect(readState(d)).toEqual(before);
+      expect(screenState(d)).toEqual(before);
       const px = await captureHere(d);
       expect(px[384 * 1024 + 512] & 0xffffff).toBe(PREVIOUS);
     } finally {

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as drm from '../../ffi/drm.js';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
+import { screenState, type ScreenState } from './helpers/modeset.js';
 import type { DbusArg } from '../../plugin/dbus/connection.js';
 import { KioskProcess } from './helpers/kiosk-process.js';
 import { readFramebuffers } from './helpers/debugfs.js';
@@ -41,32 +42,6 @@ interface KioskStats {
   paths: Record<string, number>;
   stallMs: number;
   t: number;
-}
-
-interface ScreenState {
-  active: bigint;
-  mode: string;
-  fbId: bigint;
-  planeCrtc: bigint;
-  connectorCrtc: bigint;
-}
-
-function screenState(d: KmsDevice): ScreenState {
-  const crtc = d.crtcs[0]!;
-  const conn = d.connectorByName('Virtual-1');
-  const primary = d.planesFor(crtc, 'primary')[0]!;
-  crtc.props.refreshValues(d.fd, drm.DRM_MODE_OBJECT_CRTC);
-  conn.props.refreshValues(d.fd, drm.DRM_MODE_OBJECT_CONNECTOR);
-  primary.props.refreshValues(d.fd, drm.DRM_MODE_OBJECT_PLANE);
-  const blobId = Number(crtc.props.get('MODE_ID')!.value);
-  const blob = blobId ? drm.getPropertyBlob(d.fd, blobId) : null;
-  return {
-    active: crtc.props.get('ACTIVE')!.value,
-    mode: blob ? Buffer.from(blob).toString('hex') : '',
-    fbId: primary.props.get('FB_ID')!.value,
-    planeCrtc: primary.props.get('CRTC_ID')!.value,
-    connectorCrtc: conn.props.get('CRTC_ID')!.value,
-  };
 }
 
 const statsOf = (lines: readonly string[]): KioskStats[] => lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: KioskStats }).stats);
