@@ -35,27 +35,36 @@ function need(cmd, pkg) {
 }
 
 /**
- * Builds the rig kernel if its cache key changed; returns the bzImage path.
- * Progress lines go to `log` (stderr by default): the first build takes ~11 min.
+ * Runs one of the rig's set-up scripts (beside this file): resolves its exit code, stdout
+ * and stderr; stderr lines starting with `prefix` are passed to `log` as they come.
  */
-export function buildKernel({ log = (l) => process.stderr.write(l + '\n') } = {}) {
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn('bash', [join(here, 'build-kernel.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+function runRigScript(script, prefix, log) {
+  return new Promise((resolvePromise) => {
+    const p = spawn('bash', [join(here, script)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => {
       err += d;
-      for (const line of String(d).split('\n')) if (line.startsWith('[kernel]')) log(line);
+      for (const line of String(d).split('\n')) if (line.startsWith(prefix)) log(line);
     });
-    p.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`rig kernel build failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
-      const path = out.trim().split('\n').pop();
-      if (!path || !existsSync(path)) return reject(new Error(`rig kernel build printed no bzImage path`));
-      const info = join(dirname(path), 'version');
-      resolvePromise({ bzImage: path, version: existsSync(info) ? readFileSync(info, 'utf8').trim() : 'unknown' });
-    });
+    p.on('close', (code) => resolvePromise({ code, out, err }));
   });
+}
+
+const lastLines = (text) => text.split('\n').slice(-15).join('\n');
+
+/**
+ * Builds the rig kernel if its cache key changed; returns the bzImage path.
+ * Progress lines go to `log` (stderr by default): the first build takes ~11 min.
+ */
+export async function buildKernel({ log = (l) => process.stderr.write(l + '\n') } = {}) {
+  const { code, out, err } = await runRigScript('build-kernel.sh', '[kernel]', log);
+  if (code !== 0) throw new Error(`rig kernel build failed (exit ${code}):\n${lastLines(err)}`);
+  const path = out.trim().split('\n').pop();
+  if (!path || !existsSync(path)) throw new Error(`rig kernel build printed no bzImage path`);
+  const info = join(dirname(path), 'version');
+  return { bzImage: path, version: existsSync(info) ? readFileSync(info, 'utf8').trim() : 'unknown' };
 }
 
 /**
@@ -64,27 +73,16 @@ export function buildKernel({ log = (l) => process.stderr.write(l + '\n') } = {}
  * when the archive cannot be reached and nothing is cached (the QEMU 10 tests then skip
  * with that reason); rejects on any other failure.
  */
-export function fetchQemu({ log = (l) => process.stderr.write(l + '\n') } = {}) {
-  return new Promise((resolvePromise, reject) => {
-    const started = Date.now();
-    const p = spawn('bash', [join(here, 'fetch-qemu.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => {
-      err += d;
-      for (const line of String(d).split('\n')) if (line.startsWith('[qemu]')) log(line);
-    });
-    p.on('close', (code) => {
-      const tail = err.split('\n').filter((l) => l.startsWith('[qemu]')).slice(-3).join('; ');
-      if (code === 2) return resolvePromise({ tree: null, missing: tail || 'fetch-qemu.sh could not reach the archive' });
-      if (code !== 0) return reject(new Error(`fetching QEMU for the rig failed (exit ${code}):\n${err.split('\n').slice(-15).join('\n')}`));
-      const tree = out.trim().split('\n').pop();
-      const stamp = tree ? join(tree, '.complete') : '';
-      if (!tree || !existsSync(stamp)) return reject(new Error('fetch-qemu.sh printed no QEMU tree'));
-      resolvePromise({ tree, version: readFileSync(stamp, 'utf8').trim(), ms: Date.now() - started });
-    });
-  });
+export async function fetchQemu({ log = (l) => process.stderr.write(l + '\n') } = {}) {
+  const started = Date.now();
+  const { code, out, err } = await runRigScript('fetch-qemu.sh', '[qemu]', log);
+  const tail = err.split('\n').filter((l) => l.startsWith('[qemu]')).slice(-3).join('; ');
+  if (code === 2) return { tree: null, missing: tail || 'fetch-qemu.sh could not reach the archive' };
+  if (code !== 0) throw new Error(`fetching QEMU for the rig failed (exit ${code}):\n${lastLines(err)}`);
+  const tree = out.trim().split('\n').pop();
+  const stamp = tree ? join(tree, '.complete') : '';
+  if (!tree || !existsSync(stamp)) throw new Error('fetch-qemu.sh printed no QEMU tree');
+  return { tree, version: readFileSync(stamp, 'utf8').trim(), ms: Date.now() - started };
 }
 
 /**
