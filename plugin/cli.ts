@@ -20,6 +20,7 @@ import { HeadsInput } from './heads-input.js';
 import type { InputStackOptions } from './input/devices.js';
 import { runCompositor } from './wayland/compositor.js';
 import { SeatSession } from './session.js';
+import { LoopStallMeter } from './stats.js';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -386,6 +387,9 @@ async function heads(args: HeadsArgs, io: CliIo, onStart?: (k: RunningCommand) =
   mgr.on('output-error', (e) => log(`guestplane heads: ${e.connector}: ${e.cause}: ${e.message}`));
   for (const h of mgr.status()) log(`guestplane heads: head ${h.index} (${h.guest}) on ${h.connector}: ${h.state}${h.reason ? ` (${h.reason})` : ''}`);
   let last = new Map<string, number>();
+  // One loop serves every head: a QEMU that held it would freeze the others' frames and input.
+  const stalls = new LoopStallMeter();
+  const started = Date.now();
   const timer =
     stats === 'none'
       ? null
@@ -398,8 +402,9 @@ async function heads(args: HeadsArgs, io: CliIo, onStart?: (k: RunningCommand) =
             if (s) last.set(key, s.framesPresented);
             return { head: h.index, guest: h.guest, connector: h.connector, state: h.state, fps, paths: s?.paths ?? {}, bytesCopied: s?.bytesCopied ?? 0, latencyP99Ms: s?.latencyMs.p99 ?? null, commits: s?.commits ?? 0 };
           });
-          if (stats === 'json') log(JSON.stringify({ heads: rows }));
-          else log(`guestplane heads: ${rows.map((r) => `${r.connector}/${r.guest} ${r.state} ${r.fps} fps`).join('  ')}`);
+          const stallMs = stalls.take();
+          if (stats === 'json') log(JSON.stringify({ heads: rows, t: (Date.now() - started) / 1000, stallMs }));
+          else log(`guestplane heads: ${rows.map((r) => `${r.connector}/${r.guest} ${r.state} ${r.fps} fps`).join('  ')}  stall ${stallMs.toFixed(0)} ms`);
         }, 1000);
   let resolveDone!: (c: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
@@ -408,6 +413,7 @@ async function heads(args: HeadsArgs, io: CliIo, onStart?: (k: RunningCommand) =
     if (stopping) return done;
     stopping = true;
     if (timer) clearInterval(timer);
+    stalls.stop();
     input?.close();
     await mgr.close();
     await session?.close();

@@ -23,7 +23,7 @@ import { screenState, type ScreenState } from './helpers/modeset.js';
 import type { DbusArg } from '../../plugin/dbus/connection.js';
 import { KioskProcess } from './helpers/kiosk-process.js';
 import { readFramebuffers } from './helpers/debugfs.js';
-import { FakeQemu, dmabufArgs, type FakeListener, type RawOut } from './helpers/fake-qemu.js';
+import { FakeQemu, PIXMAN_X8R8G8B8, dmabufArgs, type FakeListener, type RawOut } from './helpers/fake-qemu.js';
 import { GuestRam } from './helpers/guest-ram.js';
 import { formatUsage, pollUntil, usageOf, type Usage } from './helpers/process-usage.js';
 import { startSessionBus, type SessionBus } from './helpers/qemu.js';
@@ -33,7 +33,6 @@ const missing = !card || !existsSync('/dev/udmabuf');
 const W = 640;
 const H = 480;
 const XR24 = drm.fourcc('XR24');
-const PIXMAN_X8R8G8B8 = 0x20020888;
 /** The fds the hostile QEMU sends undeclared are this memfd's copies: none may stay in the kiosk. */
 const UNDECLARED = /gp-fake-undeclared/;
 
@@ -199,7 +198,7 @@ class Case {
       await l.updateDmabuf(W, H);
       await this.k.stats((s) => (s.paths.gles ?? 0) + (s.paths.copy ?? 0) > 0);
     }
-    await showPixels(l, 1);
+    await l.scanoutPixels(1);
     await this.k.stats((s) => (s.paths.copy ?? 0) > 0);
     await this.vanish(fake);
     await this.expectIdle('a well-behaved QEMU', Infinity);
@@ -259,13 +258,6 @@ async function showDmabuf(l: FakeListener, n: number, stride = W * 4): Promise<v
     ram.drop(fd);
   }
   await l.updateDmabuf(W, H);
-}
-
-/** A pixel frame (gl=off): Scanout of a small surface. */
-async function showPixels(l: FakeListener, n: number): Promise<void> {
-  const w = 64;
-  const h = 48;
-  await l.call('Scanout', [{ type: 'u', value: w }, { type: 'u', value: h }, { type: 'u', value: w * 4 }, { type: 'u', value: PIXMAN_X8R8G8B8 }, { type: 'ay', value: new Uint8Array(w * h * 4).fill(n) }]);
 }
 
 /** Runs one class: warm-up, `act`, QEMU gone, back to idle, SIGTERM. */
@@ -334,7 +326,7 @@ describe.skipIf(missing)('kiosk --qemu-dbus against a hostile QEMU (issue 25)', 
         void l.updateDmabuf(w, 64).catch(() => {});
       }
       // Odd rectangles on a pixel surface.
-      await showPixels(l, 3);
+      await l.scanoutPixels(3);
       let oddRefused = 0;
       for (const r of ODD_UPDATES) {
         const data = new Uint8Array(Math.max(0, r.len ?? r.stride * Math.max(0, r.h)));
@@ -415,9 +407,8 @@ describe.skipIf(missing)('kiosk --qemu-dbus against a hostile QEMU (issue 25)', 
     // RSS: +16 MiB measured (the heap grown while replies queued).
     const { stalls } = await runCase('floods', 48, async (c) => {
       const { fake, l } = await c.attach();
-      await showPixels(l, 7);
-      const update = (i: number) =>
-        l.message('Update', [{ type: 'i', value: i % 64 }, { type: 'i', value: (i >> 6) % 48 }, { type: 'i', value: 1 }, { type: 'i', value: 1 }, { type: 'u', value: 4 }, { type: 'u', value: PIXMAN_X8R8G8B8 }, { type: 'ay', value: new Uint8Array([i & 255, 0, 0, 0]) }]);
+      await l.scanoutPixels(7);
+      const update = (i: number) => l.tinyUpdate(i);
       const flood = async (what: string, minFramedShare: number, gen: Iterable<RawOut>) => {
         const from = c.k.lines.length;
         const t0 = performance.now();

@@ -1,7 +1,8 @@
 // A misbehaving QEMU, written from QEMU's D-Bus display protocol (ui/dbus-display1.xml):
 // on a bus it owns org.qemu and serves /org/qemu/Display1/VM (Properties.GetAll of
 // org.qemu.Display1.VM) and /org/qemu/Display1/Console_0 (GetAll of
-// org.qemu.Display1.Console, RegisterListener, SetUIInfo). RegisterListener's fd becomes
+// org.qemu.Display1.Console, RegisterListener, SetUIInfo; its Keyboard and Mouse calls are
+// recorded with their arrival time). RegisterListener's fd becomes
 // a D-Bus server connection, as in QEMU (which authenticates it before it answers), and
 // the listener is then called as QEMU calls it — or lied to, flooded, hung or left
 // mid-message, as a test says. Each attach step can hang or fail (`steps`).
@@ -20,9 +21,11 @@ import * as libc from '../../../ffi/libc.js';
 import { FdWatch, UV_WRITABLE } from '../../../ffi/uv.js';
 import { DbusConnection, type DbusArg, type DbusValue, type IncomingCall } from '../../../plugin/dbus/connection.js';
 import { encodeMessage, MESSAGE_TYPE, FLAG_NO_REPLY_EXPECTED } from '../../../plugin/dbus/wire.js';
-import { CONSOLE_IFACE, LISTENER_IFACE, LISTENER_PATH, QEMU_NAME, VM_IFACE, VM_PATH } from '../../../plugin/sources/qemu-dbus-protocol.js';
+import { CONSOLE_IFACE, KEYBOARD_IFACE, LISTENER_IFACE, LISTENER_PATH, MOUSE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH } from '../../../plugin/sources/qemu-dbus-protocol.js';
 
 const CONSOLE_PATH = '/org/qemu/Display1/Console_0';
+/** pixman's x8r8g8b8, the format QEMU names in Scanout/Update. */
+export const PIXMAN_X8R8G8B8 = 0x20020888;
 const PROPS = 'org.freedesktop.DBus.Properties';
 
 /** How the fake answers one step of the kiosk's attach. */
@@ -46,6 +49,8 @@ const variant = (a: DbusArg): DbusArg => ({ type: 'v', value: a });
 export class FakeQemu {
   readonly steps: AttachSteps = { vmGetAll: 'answer', register: 'answer' };
   readonly counts = { vmGetAll: 0, consoleGetAll: 0, register: 0, setUIInfo: 0 };
+  /** Keyboard and mouse calls on the console as they arrived (the newest 10,000); `at`: performance.now(). */
+  readonly input: { iface: string; member: string; args: readonly DbusValue[]; at: number }[] = [];
   readonly #bus: DbusConnection;
   readonly #keptFds: number[] = [];
   readonly #listeners: FakeListener[] = [];
@@ -121,6 +126,12 @@ export class FakeQemu {
           ]),
         },
       ]);
+    }
+    if (c.interface === PROPS && c.member === 'Get' && c.args[0] === MOUSE_IFACE && c.args[1] === 'IsAbsolute') return c.reply([variant({ type: 'b', value: false })]);
+    if (c.interface === KEYBOARD_IFACE || c.interface === MOUSE_IFACE) {
+      this.input.push({ iface: c.interface, member: c.member, args: c.args, at: performance.now() });
+      if (this.input.length > 10_000) this.input.shift();
+      return c.reply();
     }
     if (c.interface === CONSOLE_IFACE && c.member === 'RegisterListener') return void this.#register(c);
     if (c.interface === CONSOLE_IFACE && c.member === 'SetUIInfo') {
@@ -232,6 +243,16 @@ export class FakeListener {
 
   updateDmabuf(w: number, h: number): Promise<DbusValue[]> {
     return this.call('UpdateDMABUF', [{ type: 'i', value: 0 }, { type: 'i', value: 0 }, { type: 'i', value: w }, { type: 'i', value: h }]);
+  }
+
+  /** A pixel frame as QEMU sends one for a gl=off display: Scanout of a w×h surface filled with byte `fill`. */
+  scanoutPixels(fill: number, w = 64, h = 48): Promise<DbusValue[]> {
+    return this.call('Scanout', [{ type: 'u', value: w }, { type: 'u', value: h }, { type: 'u', value: w * 4 }, { type: 'u', value: PIXMAN_X8R8G8B8 }, { type: 'ay', value: new Uint8Array(w * h * 4).fill(fill) }]);
+  }
+
+  /** The `i`th of a flood of 1×1 Update calls on a 64×48 pixel surface, encoded for a raw write. */
+  tinyUpdate(i: number): RawOut {
+    return this.message('Update', [{ type: 'i', value: i % 64 }, { type: 'i', value: (i >> 6) % 48 }, { type: 'i', value: 1 }, { type: 'i', value: 1 }, { type: 'u', value: 4 }, { type: 'u', value: PIXMAN_X8R8G8B8 }, { type: 'ay', value: new Uint8Array([i & 255, 0, 0, 0]) }]);
   }
 
   /** A listener call encoded for a raw write; `noReply` sets NO_REPLY_EXPECTED. */
