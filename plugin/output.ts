@@ -45,14 +45,16 @@ import { presented, statsSnapshot } from './output/presentation.js';
 import { restoreCrtc, saveCrtc, untilGone, type SavedCrtc } from './output/crtc-state.js';
 import { noSignalBuffer, solidBuffer } from './output/own-buffers.js';
 import { LateLatch } from './output/latch.js';
+import type { GuestOutput } from './output/interface.js';
 import { nextCookie, type FramePath, type FramePlan, type OutputEvents, type OutputOptions, type PlaneState } from './output/types.js';
 
 export type { HostBuffer, HostLayer, HostBufferRelease } from './host-layers.js';
+export type { GuestOutput, GuestOutputEvents } from './output/interface.js';
 export { DEFAULT_PATHS, NO_SIGNAL_PIXEL } from './output/types.js';
 export type { FramePath, FramePlan, ModeRequest, OutputErrorEvent, OutputEvents, OutputOptions, PlaneState, PresentEvent, PresentedLayer } from './output/types.js';
 export { pickMode } from './output/claims.js';
 
-export class Output extends EventEmitter<OutputEvents> {
+export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
   readonly crtc: KmsCrtc;
   readonly connector: KmsConnector;
   readonly primary: KmsPlane;
@@ -173,6 +175,10 @@ export class Output extends EventEmitter<OutputEvents> {
       report: (cause, message) => this.report(cause, message),
       refuse: (source, plane, cause, message, remembered) => this.refuse(source, plane, cause, message, remembered),
     });
+  }
+
+  get name(): string {
+    return this.connector.name;
   }
 
   get width(): number {
