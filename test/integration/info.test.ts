@@ -13,7 +13,7 @@ import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
 import { DumbFramebuffer } from '../../plugin/kms/dumb.js';
 import { COMMIT } from '../../plugin/kms/atomic.js';
 import * as drm from '../../ffi/drm.js';
-import type { DeviceDescription } from '../../plugin/info.js';
+import type { DeviceDescription } from '../../plugin/modes/info.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
 import { modetestDump, type ModetestDump, type ModetestProp } from './helpers/modetest.js';
 import { readDebugfsName } from './helpers/debugfs.js';
@@ -46,7 +46,7 @@ beforeAll(() => {
     throw new Error(`${CLI} is missing: run 'npm run build' on the host before the rig (the project tree is read-only inside it)`);
   }
   const built = statSync(CLI).mtimeMs;
-  const stale = ['plugin/cli.ts', 'plugin/info.ts', 'plugin/kms/device.ts']
+  const stale = ['plugin/cli.ts', 'plugin/modes/info.ts', 'plugin/kms/device.ts']
     .map((f) => join(projectDir, f))
     .filter((f) => existsSync(f) && statSync(f).mtimeMs > built);
   if (stale.length) throw new Error(`dist is older than ${stale.join(', ')}: run 'npm run build' on the host before the rig`);

@@ -1,6 +1,6 @@
 // Issue 25: nothing a QEMU brought outlives it. QemuGuest lives across QEMU restarts, so
 // the outputs showing it learn from its 'buffers-gone' event that a connection's buffers
-// are gone (and drop their FBs and maps: plugin/output.ts; the rig proves the kernel side
+// are gone (and drop their FBs and maps: plugin/output/output.ts; the rig proves the kernel side
 // in qemu-dbus-hostile.test.ts). Here: the event comes once per connection that ended,
 // after the console source let go, and not while attached. A fake QEMU on a real
 // dbus-daemon plays the other side (test/integration/helpers/fake-qemu.ts).

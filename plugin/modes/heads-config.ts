@@ -323,7 +323,7 @@ export function parseHeadsConfig(input: unknown, source = 'heads config'): Heads
       // One issue per unknown key, each with its own path and value.
       for (const k of i.keys) {
         const path = [...i.path, k];
-        issues.push({ path: pathString(path), value: valueAt(input, path), message: `unknown field; FIX: remove it or check the spelling (the format is documented at the top of plugin/config.ts)` });
+        issues.push({ path: pathString(path), value: valueAt(input, path), message: `unknown field; FIX: remove it or check the spelling (the format is documented at the top of plugin/modes/heads-config.ts)` });
       }
       continue;
     }
