@@ -612,6 +612,14 @@ const BLOB = {
  * 64-bit window over the format list starting at its `offset`. Formats the blob lists
  * without any modifier map to [] (libdrm's iterator omits them). Malformed blobs
  * (out-of-bounds arrays, mask bits past count_formats) throw a RangeError.
+ *
+ * Why not libdrm's drmModeFormatModifierBlobIterNext (issue 27 asked): bookworm's libdrm
+ * 2.4.114 tests mask bit n with an int `1 << n`, so bits 31-63 are read wrong (bit 31
+ * sign-extends, bit 35 reads bit 3), and planes with more than 32 formats exist;
+ * test/unit/drm-ffi.test.ts shows it against this parser. It also trusts the blob's
+ * offsets without bounds checks. And fourccName below is not drmGetFormatName's job:
+ * that gives 'XRGB8888', while users compare our messages with the kernel's debugfs state
+ * and modetest, which both say 'XR24'.
  */
 export function parseInFormats(blob: Buffer | Uint8Array): Map<number, bigint[]> {
   const b = Buffer.isBuffer(blob) ? blob : Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);

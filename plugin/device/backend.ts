@@ -1,10 +1,14 @@
-// The Backend: one KMS device, its outputs and hotplug (the public entry is index.ts,
-// which re-exports it: `import { Backend } from 'guestplane'`).
+// The Backend: one KMS card, its outputs, connector hotplug and the seat session (the
+// public entry is index.ts, which re-exports it: `import { Backend } from 'guestplane'`).
+// Every mode (kiosk, heads, compositor) gets its card here (card.ts opens it), learns of
+// hotplug and of the seat going and coming back from the Backend's events, and lights
+// connectors with enableOutput: no mode opens a card or follows the seat itself.
 //
 // Ownership, in one place:
-// - Backend owns the DRM fd it opened (not one it was handed, unless takeOwnership), the
-//   event reader on it, and every Output it enabled; Backend.close() closes those outputs
-//   (restoring what was on screen before) and then the fd.
+// - Backend owns the Card it opened (card.ts: the DRM fd, or the seat's fd; not one it was
+//   handed, unless takeOwnership), the event reader on it, the hotplug monitor and every
+//   Output it enabled; Backend.close() closes those outputs (restoring what was on screen
+//   before) and then the card.
 // - An Output owns its framebuffer cache (FBs, GEM handles), copy and no-signal buffers,
 //   mode blob and writeback capture. Output.close() releases them; closing twice is a no-op.
 // - Sources (openVfio, createUdmabufGuest, your own GuestSource) belong to the caller:
@@ -16,15 +20,15 @@
 // - On a seat (BackendOptions.session): the card fd is the session's; Backend.close()
 //   gives it back (session.closeDevice). The session itself stays the caller's.
 import { EventEmitter } from 'node:events';
-import { readdirSync } from 'node:fs';
-import { KmsDevice, findCardByDriver, type KmsConnector } from '../kms/device.js';
+import type { KmsDevice, KmsConnector } from '../kms/device.js';
+import { Card, type CardWanted } from './card.js';
 import { Output, pickMode, type ModeRequest } from '../output/output.js';
 import type { FitMode } from '../geometry.js';
 import type { GuestSource } from '../sources/source.js';
 import { openVfioSource } from '../sources/open.js';
 import { UdmabufSource, type UdmabufSourceOptions } from '../sources/udmabuf.js';
 import * as drm from '../../ffi/drm.js';
-import { HotplugMonitor, type HotplugOptions } from './hotplug.js';
+import { HotplugMonitor, type HotplugEvent, type HotplugOptions } from './hotplug.js';
 import type { SeatSession } from './session.js';
 
 export interface BackendOptions {
@@ -42,6 +46,10 @@ export interface BackendOptions {
    * committing while another session has the seat and light up again when it is back.
    */
   session?: SeatSession;
+  /** An open device to drive (stays the caller's; its owner knows about hotplug). */
+  kms?: KmsDevice;
+  /** Which card to take when searching (no `device`), and what that means for the message if none is. */
+  want?: { test: CardWanted; what: string };
   /** Take DRM master when opening a node (default true; a lease fd is already master of its objects). */
   master?: boolean;
   /**
@@ -72,6 +80,14 @@ export interface OutputDescription {
 export interface BackendEvents {
   'output-added': [OutputDescription];
   'output-removed': [OutputDescription];
+  /** The connectors may have changed (after the backend's own rescan): a mode re-reads what it shows. */
+  hotplug: [HotplugEvent];
+  /** Another session has the seat: outputs stopped committing; a mode lets its input go. */
+  suspend: [];
+  /** The seat is back: outputs lit again, connectors rescanned; `enabledAt` is when the session said so (performance.now()). */
+  resume: [{ enabledAt: number }];
+  /** Said once: why hotplug is degraded (then polling is used). */
+  'hotplug-degraded': [string];
 }
 
 function describe(c: KmsConnector, enabled: boolean): OutputDescription {
@@ -89,91 +105,60 @@ function describe(c: KmsConnector, enabled: boolean): OutputDescription {
   };
 }
 
-/** /dev/dri/card* in number order. */
-export function cardNodes(): string[] {
-  let names: string[] = [];
-  try {
-    names = readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n));
-  } catch {
-    /* no /dev/dri */
-  }
-  return names.sort((a, b) => Number(a.slice(4)) - Number(b.slice(4))).map((n) => `/dev/dri/${n}`);
-}
-
-function firstAtomicCard(master: boolean): KmsDevice {
-  const tried: string[] = [];
-  for (let i = 0; i < 64; i++) {
-    const path = `/dev/dri/card${i}`;
-    try {
-      return KmsDevice.open(path, { master });
-    } catch (e) {
-      if ((e as { reason?: string }).reason !== 'not-found') tried.push(`${path}: ${(e as Error).message}`);
-    }
-  }
-  const vkms = findCardByDriver('vkms');
-  if (vkms) return KmsDevice.open(vkms, { master });
-  throw new Error(`no KMS device with atomic modesetting could be opened${tried.length ? `:\n  ${tried.join('\n  ')}` : ' (no /dev/dri/card* nodes)'}; pass { device: "/dev/dri/cardN" }`);
-}
-
 export class Backend extends EventEmitter<BackendEvents> {
   private readonly outputs = new Map<string, Output>();
   private known = new Map<string, OutputDescription>();
   private closed = false;
   private hotplug: HotplugMonitor | null = null;
-
-  private constructor(readonly device: KmsDevice, hotplug: boolean | HotplugOptions) {
-    super();
-    for (const c of this.displayConnectors()) this.known.set(c.name, describe(c, false));
-    if (hotplug) {
-      this.hotplug = new HotplugMonitor(device.path, hotplug === true ? {} : hotplug).start();
-      this.hotplug.on('hotplug', () => {
-        if (this.closed) return;
-        try {
-          this.rescan();
-        } catch {
-          // The device itself went away: its outputs report device-lost themselves.
-        }
-      });
-    }
-  }
-
-  static open(opts: BackendOptions = {}): Backend {
-    if (opts.session) return Backend.onSeat(opts.session, opts);
-    if (opts.fd !== undefined) {
-      return new Backend(KmsDevice.adopt(opts.fd, { takeOwnership: opts.takeOwnership, master: false }), opts.hotplug ?? false);
-    }
-    const master = opts.master ?? true;
-    return new Backend(opts.device ? KmsDevice.open(opts.device, { master }) : firstAtomicCard(master), opts.hotplug ?? true);
-  }
-
-  /** The card (opts.device, else the first with KMS) opened through the seat, which makes us master. */
-  private static onSeat(session: SeatSession, opts: BackendOptions): Backend {
-    const paths = opts.device ? [opts.device] : cardNodes();
-    const tried: string[] = [];
-    for (const path of paths) {
-      let fd = -1;
-      try {
-        fd = session.openDevice(path);
-        const b = new Backend(KmsDevice.adopt(fd, { name: path, master: false }), opts.hotplug ?? true);
-        b.useSession(session, fd);
-        return b;
-      } catch (e) {
-        if (fd >= 0) session.closeDevice(fd);
-        tried.push((e as Error).message);
-      }
-    }
-    throw new Error(`no KMS device could be opened through seat ${session.name}${tried.length ? `:\n  ${tried.join('\n  ')}` : ' (no /dev/dri/card* nodes)'}; pass the card node (device)`);
-  }
-
-  private session: { session: SeatSession; fd: number; off: () => void } | null = null;
   private suspended = false;
+  private sessionOff: (() => void) | null = null;
+  readonly device: KmsDevice;
 
-  private useSession(session: SeatSession, fd: number): void {
+  private constructor(
+    private readonly card: Card,
+    hotplug: boolean | HotplugOptions,
+  ) {
+    super();
+    this.device = card.dev;
+    for (const c of this.displayConnectors()) this.known.set(c.name, describe(c, false));
+    if (hotplug) this.watchHotplug(hotplug === true ? {} : hotplug);
+    if (card.session) this.followSession(card.session);
+  }
+
+  /**
+   * Opens a card: `fd` or `kms` (the caller's), else `device` or the first card `want` takes
+   * (default: any with atomic KMS), through `session` when given (no root needed).
+   */
+  static open(opts: BackendOptions = {}): Backend {
+    if (opts.kms) return new Backend(Card.adopt(opts.kms), opts.hotplug ?? false);
+    if (opts.fd !== undefined) return new Backend(Card.adopt({ fd: opts.fd, takeOwnership: opts.takeOwnership }), opts.hotplug ?? false);
+    return new Backend(Card.open({ path: opts.device, session: opts.session, master: opts.master, want: opts.want }), opts.hotplug ?? true);
+  }
+
+  private watchHotplug(opts: HotplugOptions): void {
+    this.hotplug = new HotplugMonitor(this.device.path, opts);
+    this.hotplug.on('degraded', (why) => this.emit('hotplug-degraded', why));
+    this.hotplug.on('hotplug', (ev) => {
+      if (this.closed) return;
+      // While another session has the seat nothing may be committed: resume() rescans.
+      if (this.suspended) return;
+      try {
+        this.rescan();
+      } catch {
+        // The device itself went away: its outputs report device-lost themselves.
+      }
+      this.emit('hotplug', ev);
+    });
+    this.hotplug.start();
+  }
+
+  /** Stops every output while another session has the seat, and lights them again when it is back. */
+  private followSession(session: SeatSession): void {
     const disable = () => this.suspend();
-    const enable = () => this.resume();
+    const enable = () => this.resume(session.enabledAt);
     session.on('disable', disable);
     session.on('enable', enable);
-    this.session = { session, fd, off: () => (session.off('disable', disable), session.off('enable', enable)) };
+    this.sessionOff = () => (session.off('disable', disable), session.off('enable', enable));
   }
 
   /**
@@ -181,14 +166,32 @@ export class Backend extends EventEmitter<BackendEvents> {
    * committing. Called by the seat session; a compositor with its own session calls it.
    */
   suspend(): void {
+    if (this.suspended) return;
     this.suspended = true;
     for (const o of this.outputs.values()) o.suspend();
+    this.emit('suspend');
   }
 
-  /** The session has the seat again: every output is lit with its current frame. */
-  resume(): void {
+  /** The session has the seat again: every output is lit with its current frame; connectors that came or went meanwhile are noticed. */
+  resume(enabledAt = performance.now()): void {
+    if (!this.suspended) return;
     this.suspended = false;
     for (const o of this.outputs.values()) o.resume();
+    try {
+      this.rescan();
+    } catch {
+      // As on hotplug: a lost device is reported by its outputs.
+    }
+    this.emit('resume', { enabledAt });
+  }
+
+  /** The hotplug monitor (null: hotplug not followed). */
+  get hotplugMonitor(): HotplugMonitor | null {
+    return this.hotplug;
+  }
+
+  get isSuspended(): boolean {
+    return this.suspended;
   }
 
   private displayConnectors(): KmsConnector[] {
@@ -219,7 +222,9 @@ export class Backend extends EventEmitter<BackendEvents> {
         const out = this.outputs.get(name);
         if (out) {
           this.outputs.delete(name);
-          void out.close(false);
+          // As wlroots' DRM backend: the CRTC of a connector that went is turned off (the
+          // state from before the output is put back), not left scanning out our buffers.
+          void out.close(true);
         }
         this.emit('output-removed', { ...was, connected: false, enabled: false });
       }
@@ -267,21 +272,18 @@ export class Backend extends EventEmitter<BackendEvents> {
     return new UdmabufSource(opts);
   }
 
-  /** Closes every output (restoring what was on screen unless restore=false), then the device. */
+  /** Closes every output (restoring what was on screen unless restore=false), then the card. */
   async close(restore = true): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.hotplug?.close();
     this.hotplug = null;
+    this.sessionOff?.();
+    this.sessionOff = null;
     const outs = [...this.outputs.values()];
     this.outputs.clear();
     for (const o of outs) await o.close(restore);
-    await this.device.close();
-    if (this.session) {
-      this.session.off();
-      this.session.session.closeDevice(this.session.fd);
-      this.session = null;
-    }
+    await this.card.close();
   }
 }
 

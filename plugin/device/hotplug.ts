@@ -1,17 +1,22 @@
 // Connector hotplug: tells when a DRM card's connectors may have changed.
 //
 // The kernel announces it as a uevent (ACTION=change, SUBSYSTEM=drm, HOTPLUG=1,
-// DEVNAME=dri/cardN, and CONNECTOR=<id> when it knows which) on the netlink
-// NETLINK_KOBJECT_UEVENT socket's group 1: what udev listens to, without udev. Where that
-// socket cannot be had (no CONFIG_NET, a sandbox without netlink), or in addition to it,
-// the monitor falls back to asking for a re-probe on a timer. Either way it only says
-// "look again": the caller re-reads the connectors (KmsDevice.probe) and diffs.
+// DEVNAME=dri/cardN, and CONNECTOR=<id> when it knows which). Where udevd runs, the monitor
+// listens on udev's netlink group (udev-monitor.ts): udevd re-broadcasts the event once its
+// rules have set the node's permissions and seat tags, so what a seat user then opens is
+// ready. Where it does not (the rig's minimal init, containers), the monitor listens on the
+// kernel's own group 1 (NETLINK_KOBJECT_UEVENT) — the documented fallback. Where neither
+// socket can be had (no CONFIG_NET, a sandbox without netlink), or in addition to it, it
+// asks for a re-probe on a timer. Either way it only says "look again": the caller
+// re-reads the connectors (KmsDevice.probe) and diffs.
 //
-// Ownership: the monitor owns its netlink socket and its timer; close() releases both.
+// Ownership: the monitor owns its netlink socket or its UdevMonitor, and its timer; close()
+// releases them.
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
 import * as libc from '../../ffi/libc.js';
 import { FdWatch, UV_READABLE } from '../../ffi/uv.js';
+import { UdevMonitor, udevUnavailable, type UdevDrmEvent } from './udev-monitor.js';
 
 export interface HotplugEvent {
   /** 'uevent': the kernel said so; 'poll': the fallback timer fired. */
@@ -21,8 +26,10 @@ export interface HotplugEvent {
 }
 
 export interface HotplugOptions {
-  /** Listen to kernel uevents (default true). */
+  /** Listen to uevents (default true). */
   uevents?: boolean;
+  /** Prefer udev's re-broadcast where udevd runs (default true); false: the kernel's group. */
+  udev?: boolean;
   /**
    * Re-probe period when uevents are unavailable, ms (default 1000); 0 = never. With
    * `alwaysPoll` the timer runs even when uevents work (belt and braces).
@@ -63,8 +70,11 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
   private watch: FdWatch | null = null;
   private readonly buf = Buffer.alloc(8192);
   private readonly devname: string;
+  private udev: UdevMonitor | null = null;
   /** Why uevents are not in use, or null when they are. */
   ueventUnavailable: string | null = null;
+  /** Why udev's group is not used (then the kernel's is), or null when it is. */
+  udevUnavailable: string | null = null;
   readonly counts = { uevents: 0, polls: 0, ignored: 0 };
 
   constructor(
@@ -77,7 +87,8 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
   }
 
   start(): this {
-    if (this.opts.uevents !== false) {
+    if (this.opts.uevents !== false) this.listenUdev();
+    if (this.opts.uevents !== false && !this.udev) {
       try {
         this.sock = libc.socket(libc.AF_NETLINK, libc.SOCK_DGRAM | libc.SOCK_NONBLOCK, libc.NETLINK_KOBJECT_UEVENT, 'netlink uevent socket');
         libc.bindNetlink(this.sock, KERNEL_UEVENT_GROUP, 'netlink uevent socket');
@@ -90,12 +101,12 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
         this.sock = -1;
         this.ueventUnavailable = `kernel uevents unavailable (${(e as Error).message}); re-probing connectors every ${this.opts.pollMs ?? 1000} ms instead`;
       }
-    } else {
+    } else if (this.opts.uevents === false) {
       this.ueventUnavailable = 'uevents disabled by options';
     }
     if (this.ueventUnavailable) queueMicrotask(() => this.emit('degraded', this.ueventUnavailable!));
     const pollMs = this.opts.pollMs ?? 1000;
-    if (pollMs > 0 && (this.sock < 0 || this.opts.alwaysPoll)) {
+    if (pollMs > 0 && (!this.usingUevents || this.opts.alwaysPoll)) {
       this.timer = setInterval(() => {
         this.counts.polls++;
         this.emit('hotplug', { source: 'poll' });
@@ -105,11 +116,36 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
     return this;
   }
 
+  private listenUdev(): void {
+    this.udevUnavailable = this.opts.udev === false ? 'udev disabled by options' : udevUnavailable();
+    if (this.udevUnavailable) return;
+    try {
+      this.udev = new UdevMonitor(
+        (e) => this.onUdev(e),
+        (e) => this.fallBack(`the udev listener failed (${e.message})`),
+      );
+    } catch (e) {
+      this.udevUnavailable = (e as Error).message;
+    }
+  }
+
+  private onUdev(e: UdevDrmEvent): void {
+    if (this.closed) return;
+    if (!e.hotplug || e.card !== basename(this.cardPath)) {
+      this.counts.ignored++;
+      return;
+    }
+    this.counts.uevents++;
+    this.emit('hotplug', { source: 'uevent', connectorId: e.connectorId });
+  }
+
   /** Switches to re-probing on a timer when the uevent socket stops working. */
   private fallBack(why: string): void {
     if (this.closed) return;
     void this.watch?.close();
     this.watch = null;
+    void this.udev?.close();
+    this.udev = null;
     this.ueventUnavailable = `${why}; re-probing connectors every ${this.opts.pollMs || 1000} ms instead`;
     this.emit('degraded', this.ueventUnavailable);
     if (!this.timer) {
@@ -122,7 +158,12 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
   }
 
   get usingUevents(): boolean {
-    return this.sock >= 0;
+    return this.sock >= 0 || this.udev !== null;
+  }
+
+  /** Which group the uevents come from: udev's re-broadcast, the kernel's own, or none (polling). */
+  get via(): 'udev' | 'kernel' | null {
+    return this.udev ? 'udev' : this.sock >= 0 ? 'kernel' : null;
   }
 
   /** Reads every uevent the socket holds (it is readable now). */
@@ -153,6 +194,8 @@ export class HotplugMonitor extends EventEmitter<HotplugEvents> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.udev?.close();
+    this.udev = null;
     // The socket is closed only once libuv has let go of it.
     await this.watch?.close();
     this.watch = null;

@@ -156,6 +156,11 @@ export class SeatSession extends EventEmitter<SessionEvents> {
     this.#dispatchSoon();
   }
 
+  /** The open/close pair libinput's device access takes (InputStackOptions): input devices through the seat. */
+  get deviceAccess(): { open: (path: string) => number; close: (fd: number) => void } {
+    return { open: (path) => this.openDevice(path), close: (fd) => this.closeDevice(fd) };
+  }
+
   /** Asks the seat to switch to another session (a VT number on a VT-bound seat). */
   switchSession(session: number): void {
     if ((this.#b.switchSession(this.#seat, session) as number) < 0) throw new Error(`seat ${this.name} cannot switch to session ${session}: ${libc.errnoName(koffi.errno())}${lastLog()}`);

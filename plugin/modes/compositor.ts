@@ -9,12 +9,12 @@
 //
 // The Wayland display runs inside the Node event loop (protocols/runtime.ts: its
 // epoll fd is watched by the Node loop's own epoll (uv_poll), requests are dispatched on the main thread).
-import { fstatSync, readdirSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import * as drm from '../../ffi/drm.js';
 import { Display, type Global } from '../../protocols/runtime.js';
 import { WlOutput, WlOutputMode, WlOutputSubpixel, WlOutputTransform } from '../../protocols/generated/wayland.js';
-import { KmsDevice } from '../kms/device.js';
+import type { KmsDevice } from '../kms/device.js';
 import { Output, type ModeRequest, type PresentEvent } from '../output/output.js';
 import type { FitMode } from '../geometry.js';
 import { createCompositorGlobal, type Surface, type SurfaceCommit } from '../wayland/surface.js';
@@ -39,7 +39,8 @@ import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../planes/host-layers.js';
 import type { SeatSession } from '../device/session.js';
-import { cardNodes } from '../device/backend.js';
+import { Backend } from '../device/backend.js';
+import { hasConnectedDisplay } from '../device/card.js';
 import { Chords, passKey } from '../input/chords.js';
 
 export interface CompositorOptions {
@@ -78,27 +79,10 @@ export interface CompositorEvents {
   toplevel: [Toplevel];
 }
 
-function defaultDevice(): string {
-  const cards = readdirSync('/dev/dri').filter((n) => /^card\d+$/.test(n)).sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-  const tried: string[] = [];
-  for (const c of cards) {
-    const path = `/dev/dri/${c}`;
-    let dev: KmsDevice | null = null;
-    try {
-      dev = KmsDevice.open(path, { master: false });
-      if (dev.connectors.some((x) => !x.writeback && x.connection === 'connected')) return path;
-      tried.push(`${path}: nothing connected`);
-    } catch (e) {
-      tried.push(`${path}: ${(e as Error).message}`);
-    } finally {
-      void dev?.close();
-    }
-  }
-  throw new Error(`no KMS device with a connected display (${tried.join('; ') || 'no /dev/dri/card*'}); pass --device`);
-}
-
 export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly display: Display;
+  /** The card, its seat session and the output (hotplug is not followed: one output for the compositor's life). */
+  readonly backend: Backend;
   readonly dev: KmsDevice;
   readonly output: Output;
   readonly socket: string;
@@ -131,14 +115,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     super();
     this.#log = opts.log ?? ((m) => process.stderr.write(`guestplane compositor: ${m}\n`));
     this.#session = opts.session ?? null;
-    let devicePath: string;
-    if (this.#session) {
-      const c = seatCard(this.#session, opts.device);
-      ({ dev: this.dev, fd: this.#seatFd, path: devicePath } = c);
-    } else {
-      devicePath = opts.device ?? defaultDevice();
-      this.dev = KmsDevice.open(devicePath);
-    }
+    this.backend = Backend.open({ device: opts.device, session: opts.session, want: hasConnectedDisplay, hotplug: false });
+    this.dev = this.backend.device;
+    const devicePath = this.dev.path;
     const fit = opts.fit ?? 'native';
     let display: Display | null = null;
     let output: Output | null = null;
@@ -146,7 +125,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     try {
       const connector = opts.connector ?? this.dev.connectors.find((c) => !c.writeback && c.connection === 'connected')?.name;
       if (!connector) throw new Error(`${devicePath}: no connected connector; pass --connector (connectors: ${this.dev.connectors.map((c) => `${c.name} ${c.connection}`).join(', ')})`);
-      output = new Output(this.dev, { connector, mode: opts.mode });
+      output = this.backend.enableOutput(connector, { mode: opts.mode });
       this.output = output;
       this.mainDevice = BigInt(fstatSync(this.dev.fd).rdev);
       display = Display.create();
@@ -175,7 +154,6 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.#shown = this.#idle;
       this.output.on('error', (e) => this.#log(`output: ${e.cause}: ${e.message}`));
       this.output.on('present', (ev) => this.#presented(ev));
-      this.output.enable();
       this.output.attach(this.#idle, fit);
       this.#fit = fit;
       display.start({ onError: (e) => this.#log(`client request failed: ${e instanceof Error ? e.message : String(e)}`) });
@@ -183,40 +161,34 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     } catch (e) {
       seat?.close();
       if (display && !display.destroyed) display.destroy();
-      void output?.close();
-      void this.dev.close();
-      if (this.#seatFd >= 0) this.#session!.closeDevice(this.#seatFd);
+      void this.backend.close();
       throw e;
     }
     this.#followSession();
   }
   #fit: FitMode = 'native';
   readonly #session: SeatSession | null;
-  #seatFd = -1;
   #sessionOff: (() => void) | null = null;
   // Only Ctrl+Alt+Fn: Ctrl+Alt+Q and G go to the client (they are the guest kiosks' chords).
   readonly #chords = new Chords(true, false);
 
-  /** While another session has the seat: no commits, input devices let go (libinput closes them). */
+  /** While another session has the seat: no commits (the backend stops the output), input devices let go (libinput closes them). */
   #followSession(): void {
-    const s = this.#session;
-    if (!s) return;
+    if (!this.#session) return;
     const disable = () => {
-      this.output.suspend();
       this.input?.suspend();
       this.#chords.clear();
       this.#log('the seat went to another session: not drawing until it is back');
     };
-    const enable = () => {
-      this.output.resume();
+    const enable = ({ enabledAt }: { enabledAt: number }) => {
       this.input?.resume();
-      this.#log(`the seat is back: ${this.output.connector.name} lit again (${(performance.now() - s.enabledAt).toFixed(1)} ms after the seat came back)`);
+      this.#log(`the seat is back: ${this.output.connector.name} lit again (${(performance.now() - enabledAt).toFixed(1)} ms after the seat came back)`);
     };
-    s.on('disable', disable);
-    s.on('enable', enable);
+    this.backend.on('suspend', disable);
+    this.backend.on('resume', enable);
     this.#sessionOff = () => {
-      s.off('disable', disable);
-      s.off('enable', enable);
+      this.backend.off('suspend', disable);
+      this.backend.off('resume', enable);
     };
   }
 
@@ -265,7 +237,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     let stack: InputStack;
     const session = this.#session;
     try {
-      stack = new InputStack(session ? { ...opts, open: (path) => session.openDevice(path), close: (fd) => session.closeDevice(fd) } : opts);
+      stack = new InputStack(session ? { ...opts, ...session.deviceAccess } : opts);
     } catch (e) {
       this.#log(`no input devices: ${(e as Error).message}`);
       return null;
@@ -469,31 +441,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.#idle.close();
     this.dmabuf.close();
     this.seat.close();
-    await this.dev.close();
     this.#sessionOff?.();
-    if (this.#seatFd >= 0) this.#session!.closeDevice(this.#seatFd);
-    this.#seatFd = -1;
+    await this.backend.close();
   }
-}
-
-/** The card through the seat: `device`, else the first card with a connected display. Its fd is the session's. */
-function seatCard(session: SeatSession, device: string | undefined): { dev: KmsDevice; fd: number; path: string } {
-  const tried: string[] = [];
-  for (const path of device ? [device] : cardNodes()) {
-    let fd = -1;
-    let dev: KmsDevice | null = null;
-    try {
-      fd = session.openDevice(path);
-      dev = KmsDevice.adopt(fd, { name: path, master: false });
-      if (device || dev.connectors.some((c) => !c.writeback && c.connection === 'connected')) return { dev, fd, path };
-      tried.push(`${path}: nothing connected`);
-    } catch (e) {
-      tried.push((e as Error).message);
-    }
-    void dev?.close();
-    if (fd >= 0) session.closeDevice(fd);
-  }
-  throw new Error(`no KMS device with a connected display through seat ${session.name} (${tried.join('; ') || 'no /dev/dri/card*'}); pass --device`);
 }
 
 /**

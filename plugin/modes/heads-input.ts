@@ -58,7 +58,7 @@ export class HeadsInput {
       focus: (h) => log(h ? `keyboard focus: heads[${h.index}] (${mgr.config.heads[h.index].guest}) on ${h.screen}${h.port ? '' : ', which takes no input'}` : 'keyboard focus: none'),
     });
     this.#openPorts();
-    this.stack = new InputStack(session ? { ...opts.devices, open: (path) => session.openDevice(path), close: (fd) => session.closeDevice(fd) } : (opts.devices ?? {}));
+    this.stack = new InputStack(session ? { ...opts.devices, ...session.deviceAccess } : (opts.devices ?? {}));
     this.stack.on('input', (e, d) => this.router.handle(e, this.#bound.get(d.sysname) ?? null));
     this.stack.on('device-added', (d) => this.#added(d));
     this.stack.on('device-removed', (d) => {
@@ -70,7 +70,7 @@ export class HeadsInput {
     mgr.on('screen-up', relayout);
     mgr.on('screen-down', relayout);
     this.#offs.push(() => (mgr.off('screen-up', relayout), mgr.off('screen-down', relayout)));
-    if (session) this.#followSession(session);
+    if (session) this.#followSession();
     this.relayout();
   }
 
@@ -135,15 +135,17 @@ export class HeadsInput {
     this.opts.log(`input device ${d.sysname} (${d.name})${owner >= 0 ? ` belongs to heads[${owner}]` : ''}`);
   }
 
-  #followSession(session: SeatSession): void {
+  /** The seat as the heads' backend follows it: the guests' held keys released, devices let go while away. */
+  #followSession(): void {
+    const backend = this.mgr.backend;
     const disable = () => {
       this.router.releaseAll();
       this.stack.suspend();
     };
     const enable = () => this.stack.resume();
-    session.on('disable', disable);
-    session.on('enable', enable);
-    this.#offs.push(() => (session.off('disable', disable), session.off('enable', enable)));
+    backend.on('suspend', disable);
+    backend.on('resume', enable);
+    this.#offs.push(() => (backend.off('suspend', disable), backend.off('resume', enable)));
   }
 
   #switch(session: SeatSession, vt: number): void {

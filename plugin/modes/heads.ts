@@ -16,19 +16,20 @@
 // on (edid.ts): the host monitor's own EDID when the guest has the whole screen at the
 // monitor's preferred mode, else one built for the head's size and the mode's refresh.
 //
-// On a seat (opts.session: seatd, logind): the card is opened through the session, which
-// makes us DRM master; while another session has the seat every screen stops committing
-// and hotplug changes wait, and when it is back every screen is lit again and the
-// connectors are looked at anew.
+// The card, hotplug and the seat are the Backend's (device/backend.ts): on a seat
+// (opts.session: seatd, logind) it opens the card through the session; while another
+// session has the seat every screen stops committing and hotplug changes wait, and when it
+// is back every screen is lit again and the connectors are looked at anew.
 //
-// Ownership: the manager owns the KMS device it opened (not one passed in; on a seat the
-// card fd is the session's, given back with closeDevice at close()), the guests
-// it created from the config (not ones passed in opts.sources), its Outputs, composers,
-// views, test-guest animations and the hotplug monitor; close() releases all of them.
+// Ownership: the manager owns its Backend (which owns the card it opened, not a KmsDevice
+// passed in), the guests it created from the config (not ones passed in opts.sources), its
+// screens' composers and views and the test-guest animations; the Outputs are enabled
+// through the Backend and closed by the manager. close() releases all of them.
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
-import { KmsDevice, type KmsConnector } from '../kms/device.js';
-import { Output, pickMode, type OutputErrorEvent } from '../output/output.js';
+import type { KmsDevice, KmsConnector } from '../kms/device.js';
+import { pickMode, type Output, type OutputErrorEvent } from '../output/output.js';
+import { Backend } from '../device/backend.js';
+import { hasConnector } from '../device/card.js';
 import type { GuestSource } from '../sources/source.js';
 import { UdmabufSource } from '../sources/udmabuf.js';
 import { VfioSource } from '../sources/vfio.js';
@@ -37,7 +38,7 @@ import { openVfioSource } from '../sources/open.js';
 import { ViewSource } from '../sources/view.js';
 import { animate, udmabufStep, type Animation } from '../sources/test-guest.js';
 import { RegionComposer } from '../compose/regions.js';
-import { HotplugMonitor, type HotplugEvent, type HotplugOptions } from '../device/hotplug.js';
+import type { HotplugEvent, HotplugMonitor, HotplugOptions } from '../device/hotplug.js';
 import { edidForHead, findGuestEdidRegion, readConnectorEdid, writeGuestEdid } from '../device/edid.js';
 import type { HeadConfig, HeadsConfig } from './heads-config.js';
 import type { SeatSession } from '../device/session.js';
@@ -101,31 +102,27 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
   private readonly guests = new Map<string, GuestSource>();
   private readonly ownedGuests: GuestSource[] = [];
   private readonly animations: Animation[] = [];
-  private hotplug: HotplugMonitor | null = null;
   private chain: Promise<void> = Promise.resolve();
   private reconcileQueued = false;
   private closed = false;
-  private suspended = false;
-  private seat: { fd: number; off: () => void } | null = null;
   private readonly log: (line: string) => void;
+  readonly dev: KmsDevice;
 
   private constructor(
     readonly config: HeadsConfig,
-    readonly dev: KmsDevice,
-    private readonly ownsDevice: boolean,
+    readonly backend: Backend,
     private readonly opts: HeadsOptions,
   ) {
     super();
+    this.dev = backend.device;
     this.log = opts.log ?? (() => {});
   }
 
-  /** Opens the device and the guests, brings up every screen that can be, starts hotplug. */
+  /** Opens the device and the guests, brings up every screen that can be, follows hotplug and the seat. */
   static async start(config: HeadsConfig, opts: HeadsOptions = {}): Promise<HeadManager> {
     const wanted = [...new Set(config.heads.map((h) => h.connector))];
-    const onSeat = !opts.device && opts.session ? openOnSeat(opts.session, config.device, wanted) : null;
-    const dev = opts.device ?? onSeat?.dev ?? (config.device ? KmsDevice.open(config.device) : findDevice(wanted));
-    const m = new HeadManager(config, dev, !opts.device, opts);
-    if (onSeat && opts.session) m.followSession(opts.session, onSeat.fd);
+    const backend = Backend.open({ kms: opts.device, device: config.device, session: opts.device ? undefined : opts.session, want: hasConnector(wanted), hotplug: opts.hotplug === false ? false : (opts.hotplug ?? true) });
+    const m = new HeadManager(config, backend, opts);
     try {
       m.openGuests();
       for (const connector of wanted) {
@@ -133,15 +130,13 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
         m.screens.push({ connector, heads, state: 'down', reason: 'not started', output: null, composer: null, views: [], edid: new Map(), warnings: new Map() });
       }
       await m.serial(() => m.reconcile(false));
-      if (opts.hotplug !== false) {
-        m.hotplug = new HotplugMonitor(dev.path, opts.hotplug ?? {});
-        m.hotplug.on('hotplug', (ev) => {
-          m.emit('hotplug', ev);
-          m.queueReconcile();
-        });
-        m.hotplug.on('degraded', (why) => m.log(`hotplug: ${why}`));
-        m.hotplug.start();
-      }
+      backend.on('hotplug', (ev) => {
+        m.emit('hotplug', ev);
+        m.queueReconcile();
+      });
+      backend.on('hotplug-degraded', (why) => m.log(`hotplug: ${why}`));
+      // Connectors may have come or gone while the seat was away: the backend rescanned.
+      backend.on('resume', () => m.queueReconcile());
       return m;
     } catch (e) {
       await m.close();
@@ -177,23 +172,6 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
     }
   }
 
-  /** Stops every screen while another session has the seat; lights them again when it is back. */
-  private followSession(session: SeatSession, fd: number): void {
-    const disable = () => {
-      this.suspended = true;
-      for (const s of this.screens) s.output?.suspend();
-    };
-    const enable = () => {
-      this.suspended = false;
-      for (const s of this.screens) s.output?.resume();
-      // Connectors may have come or gone meanwhile: their uevents were not acted on.
-      this.queueReconcile();
-    };
-    session.on('disable', disable);
-    session.on('enable', enable);
-    this.seat = { fd, off: () => (session.off('disable', disable), session.off('enable', enable)) };
-  }
-
   /** Runs `fn` after every earlier screen change finished: one change at a time. */
   private serial(fn: () => Promise<void>): Promise<void> {
     const run = this.chain.then(fn);
@@ -214,7 +192,7 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
   /** Re-reads the connectors and brings each screen up or down to match. */
   private async reconcile(probe: boolean): Promise<void> {
     // Without the seat nothing may be committed: the session's return reconciles.
-    if (this.closed || this.suspended) return;
+    if (this.closed || this.backend.isSuspended) return;
     if (probe) this.dev.probe();
     for (const s of this.screens) {
       const conn = this.dev.connectors.find((c) => c.name === s.connector && !c.writeback);
@@ -247,9 +225,8 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
           throw new Error(`heads[${i}].region ${r.width}x${r.height}+${r.x}+${r.y} does not fit ${s.connector}'s mode ${mode.hdisplay}x${mode.vdisplay}; shrink the region or pick a larger mode`);
         }
       }
-      out = new Output(this.dev, { connector: s.connector, mode: { width: mode.hdisplay, height: mode.vdisplay, refresh: modeReq?.refresh } });
+      out = this.backend.enableOutput(s.connector, { mode: { width: mode.hdisplay, height: mode.vdisplay, refresh: modeReq?.refresh } });
       out.on('error', (e) => this.emit('output-error', { connector: s.connector, heads: s.heads, reason: null, ...e }));
-      out.enable();
       const sourceOf = (h: HeadConfig) => {
         const g = this.guests.get(h.guest)!;
         if (!h.view) return g;
@@ -363,7 +340,7 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
   }
 
   get hotplugMonitor(): HotplugMonitor | null {
-    return this.hotplug;
+    return this.backend.hotplugMonitor;
   }
 
   /** Waits until queued hotplug handling is done (tests, orderly shutdown). */
@@ -376,69 +353,16 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.hotplug?.close();
-    this.hotplug = null;
     await this.chain;
     for (const s of this.screens) if (s.output) await this.takeDown(s, 'closing');
     for (const a of this.animations.splice(0)) a.stop();
     for (const g of this.ownedGuests.splice(0)) g.close();
     this.guests.clear();
-    if (this.ownsDevice) await this.dev.close();
-    if (this.seat) {
-      this.seat.off();
-      this.opts.session?.closeDevice(this.seat.fd);
-      this.seat = null;
-    }
+    await this.backend.close();
   }
 }
 
 /** Runs the heads of a config; the CLI's `guestplane heads --config heads.json` calls this. */
 export function runHeads(config: HeadsConfig, opts: HeadsOptions = {}): Promise<HeadManager> {
   return HeadManager.start(config, opts);
-}
-
-/** The card (`device`, else the first with a connector the config names) opened through the seat. */
-function openOnSeat(session: SeatSession, device: string | undefined, connectors: string[]): { dev: KmsDevice; fd: number } {
-  const seen: string[] = [];
-  for (const path of device ? [device] : cardPaths()) {
-    let fd = -1;
-    try {
-      fd = session.openDevice(path);
-      const dev = KmsDevice.adopt(fd, { name: path, master: false });
-      const names = dev.connectors.filter((c) => !c.writeback).map((c) => c.name);
-      if (device || connectors.some((c) => names.includes(c))) return { dev, fd };
-      seen.push(`${path} (${dev.driver.name}): ${names.join(', ') || 'no connectors'}`);
-      void dev.close();
-      session.closeDevice(fd);
-    } catch (e) {
-      if (fd >= 0) session.closeDevice(fd);
-      seen.push(`${path}: ${(e as Error).message}`);
-    }
-  }
-  throw new Error(`no KMS card opened through seat ${session.name} has any of the connectors ${connectors.join(', ')}; found: ${seen.join('; ') || 'no /dev/dri/card*'}. Fix "connector" in the config or set "device"`);
-}
-
-function cardPaths(): string[] {
-  return Array.from({ length: 16 }, (_, i) => `/dev/dri/card${i}`).filter((p) => existsSync(p));
-}
-
-/** The first KMS card that has a connector the config names. */
-function findDevice(connectors: string[]): KmsDevice {
-  const seen: string[] = [];
-  for (let i = 0; i < 16; i++) {
-    const path = `/dev/dri/card${i}`;
-    if (!existsSync(path)) continue;
-    let dev: KmsDevice;
-    try {
-      dev = KmsDevice.open(path);
-    } catch (e) {
-      seen.push(`${path}: ${(e as Error).message}`);
-      continue;
-    }
-    const names = dev.connectors.filter((c) => !c.writeback).map((c) => c.name);
-    if (connectors.some((c) => names.includes(c))) return dev;
-    seen.push(`${path} (${dev.driver.name}): ${names.join(', ') || 'no connectors'}`);
-    void dev.close();
-  }
-  throw new Error(`no KMS card has any of the connectors ${connectors.join(', ')}; found: ${seen.join('; ') || 'no /dev/dri/card*'}. Fix "connector" in the config or set "device"`);
 }

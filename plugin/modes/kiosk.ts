@@ -186,26 +186,26 @@ async function captureTo(out: Output, dir: string, n: number): Promise<string> {
 }
 
 /** On a seat: input lets go of its devices while another session has them (the guest's keys released first). */
-function followSession(session: SeatSession, input: InputStack, router: GuestInput): void {
+function followSession(backend: Backend, input: InputStack, router: GuestInput): void {
   const disable = () => {
     router.releaseAll();
     input.suspend();
   };
   const enable = () => input.resume();
-  session.on('disable', disable);
-  session.on('enable', enable);
+  backend.on('suspend', disable);
+  backend.on('resume', enable);
   input.once('closed', () => {
-    session.off('disable', disable);
-    session.off('enable', enable);
+    backend.off('suspend', disable);
+    backend.off('resume', enable);
   });
 }
 
 /** Host input devices (libinput) routed to a QEMU guest; null (and said why) when there are none to open. */
-function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: InputStackOptions, quit: () => void): InputStack | null {
+function guestInput(guest: QemuGuest, backend: Backend, out: Output, opts: KioskOptions, devices: InputStackOptions, quit: () => void): InputStack | null {
   let input: InputStack | null = null;
   const session = opts.session;
   try {
-    input = new InputStack(session ? { ...devices, open: (path) => session.openDevice(path), close: (fd) => session.closeDevice(fd) } : devices);
+    input = new InputStack(session ? { ...devices, ...session.deviceAccess } : devices);
     const router = new GuestInput(
       guest,
       {
@@ -232,7 +232,7 @@ function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: 
       },
     );
     input.on('input', (e) => router.handle(e));
-    if (session) followSession(session, input, router);
+    if (session) followSession(backend, input, router);
     input.on('device-added', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name})`));
     input.on('device-removed', (d) => opts.log(`guestplane kiosk: input device ${d.sysname} (${d.name}) removed`));
     input.on('warning', (m) => opts.log(`guestplane kiosk: ${m}`));
@@ -263,10 +263,10 @@ export function startKiosk(opts: KioskOptions): Kiosk {
 
   // Said before input lets go of or reopens its devices: the time is the screen's relight alone.
   const onDisable = () => opts.log('guestplane kiosk: the seat went to another session: not drawing until it is back');
-  const onEnable = () => opts.log(`guestplane kiosk: the seat is back: ${connector} lit again (${(performance.now() - opts.session!.enabledAt).toFixed(1)} ms after the seat came back)`);
-  opts.session?.on('disable', onDisable);
-  opts.session?.on('enable', onEnable);
-  const input = source instanceof QemuGuest && opts.input !== false ? guestInput(source, out, opts, opts.input ?? {}, () => void stop('Ctrl+Alt+Q', 0)) : null;
+  const onEnable = ({ enabledAt }: { enabledAt: number }) => opts.log(`guestplane kiosk: the seat is back: ${connector} lit again (${(performance.now() - enabledAt).toFixed(1)} ms after the seat came back)`);
+  backend.on('suspend', onDisable);
+  backend.on('resume', onEnable);
+  const input = source instanceof QemuGuest && opts.input !== false ? guestInput(source, backend, out, opts, opts.input ?? {}, () => void stop('Ctrl+Alt+Q', 0)) : null;
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
@@ -290,8 +290,8 @@ export function startKiosk(opts: KioskOptions): Kiosk {
       input?.close();
       out.off('error', onError);
       out.off('source-lost', onLost);
-      opts.session?.off('disable', onDisable);
-      opts.session?.off('enable', onEnable);
+      backend.off('suspend', onDisable);
+      backend.off('resume', onEnable);
       const s = out.statsSnapshot();
       try {
         await backend.close(true); // waits for the flip in flight, restores the CRTC

@@ -74,8 +74,7 @@ export class Committer {
   deviceGone = false;
   /** Polls for DRM master to come back while another process holds it. */
   masterWait: NodeJS.Timeout | null = null;
-  /** The seat session is away (pause()): no commits until resume(). */
-  paused = false;
+  #paused = false;
   /** The last real commit, for diagnostics and tests. */
   lastRequest: AtomicRequest | null = null;
 
@@ -243,7 +242,7 @@ export class Committer {
     if (kind === 'device-gone') {
       this.deviceGone = true;
       this.d.report('device-lost', `${dev.path} is gone (${(e as Error).message}); close this output, and open the device again once it is back`);
-    } else if (kind === 'not-master' && !this.paused) {
+    } else if (kind === 'not-master' && !this.#paused) {
       this.d.report('master-lost', `${dev.path}: another process is DRM master (a VT switch, another compositor), so frames cannot be shown (${(e as Error).message}); the guest is shown again as soon as master comes back`);
       this.masterWait ??= setInterval(() => this.masterBack(), 50);
     }
@@ -266,15 +265,23 @@ export class Committer {
    * even TEST_ONLY, until resume(). No polling: the seat says when master is back.
    */
   pause(): void {
-    this.paused = true;
+    this.#paused = true;
     this.stopWaiting();
   }
 
-  /** The session is back and master with it: light the screen again at once. */
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.relight();
+  /** The seat session is away (pause()): no commits until resume(). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * The session is back and master with it: light the screen again at once (`relight`
+   * false: the output was never lit, so there is nothing to light; commits may go on).
+   */
+  resume(relight = true): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    if (relight) this.relight();
   }
 
   private relight(): void {

@@ -312,8 +312,7 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
 
   /** The session is back (master too): the screen is lit again with the current frame. */
   resume(): void {
-    if (this.enabled) this.committer.resume();
-    else this.committer.paused = false;
+    this.committer.resume(this.enabled);
   }
 
   /** True between suspend() and resume(). */

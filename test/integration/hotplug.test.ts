@@ -1,8 +1,10 @@
 // Connector hotplug with two guests on a 2-CRTC vkms ConfigFS device: unplugging one
 // connector (ConfigFS status = disconnected) takes its screen down cleanly while the other
 // keeps presenting untouched; replugging brings it back at the configured (or preferred)
-// mode; nothing leaks (FBs by debugfs, fds by /proc/self/fd). Once through kernel uevents,
-// once through the re-probe fallback with uevents switched off.
+// mode; nothing leaks (FBs by debugfs, fds by /proc/self/fd). Once through udev's
+// re-broadcast (the real udevd running, as on a desktop or a kiosk with systemd), once
+// through the kernel's own uevent group (udev not used, as where udevd does not run), once
+// through the re-probe fallback with uevents switched off.
 import { describe, it, expect, afterAll } from 'vitest';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { once } from 'node:events';
@@ -17,6 +19,7 @@ import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice 
 import { comparePixels, describeCompare, resultsDir, writePng } from './helpers/png.js';
 import { fdSnapshot, readClients, readFramebuffers, readState } from './helpers/debugfs.js';
 import { join } from 'node:path';
+import { startUdevd } from './helpers/uinput.js';
 
 const PREFIX = `gphp${process.pid}`;
 const cleanup = cleanupAfterEach();
@@ -100,6 +103,7 @@ async function unplugReplug(hotplug: HotplugOptions, label: string): Promise<voi
   cleanup.push(() => (closed ? undefined : m.close()));
   const mon = m.hotplugMonitor!;
   expect(mon.usingUevents).toBe(hotplug.uevents !== false);
+  expect(mon.via, mon.udevUnavailable ?? '').toBe(hotplug.uevents === false ? null : hotplug.udev === false ? 'kernel' : 'udev');
   const da = drive(a, 40);
   const db = drive(b, 40);
   cleanup.push(() => da.stop());
@@ -183,8 +187,13 @@ async function unplugReplug(hotplug: HotplugOptions, label: string): Promise<voi
 }
 
 describe('connector hotplug (vkms ConfigFS connector status)', () => {
-  it('kernel uevents: unplug takes one head down cleanly, the other runs on, replug brings it back', async () => {
-    await unplugReplug({ pollMs: 0 }, 'uevent');
+  it("udev's uevents (udevd running): unplug takes one head down cleanly, the other runs on, replug brings it back", async () => {
+    startUdevd();
+    await unplugReplug({ pollMs: 0 }, 'udev');
+  });
+
+  it("the kernel's uevents (udev not used): the same", async () => {
+    await unplugReplug({ pollMs: 0, udev: false }, 'uevent');
   });
 
   it('re-probe fallback (uevents off): the same, found by polling', async () => {
