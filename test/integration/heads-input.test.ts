@@ -132,7 +132,11 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     const hi = new HeadsInput(mgr, { quit: () => quits++, log: (l) => log.push(l) });
     cleanup.push(() => hi.close());
     const kioskLog = () => log.join(' | ');
-    for (const g of ['a', 'b']) await waitFor(() => mgr.guest(g)!.query('primary').state === 'ok', `guest ${g}'s first Scanout`, 20_000);
+    for (const g of ['a', 'b']) {
+      await waitFor(() => mgr.guest(g)!.query('primary').state === 'ok', `guest ${g}'s first Scanout`, 20_000).catch((e: Error) => {
+        throw new Error(`${e.message}; log: ${kioskLog()}`);
+      });
+    }
     expect(await showsFrame(mgr.output(c0)!, 5), `${c0} shows guest a`).toBe(0);
     expect(await showsFrame(mgr.output(c1)!, 6), `${c1} shows guest b`).toBe(0);
     for (const q of qmps) await qmpCont(q); // input reaches QEMU's input layer only while the VM runs
