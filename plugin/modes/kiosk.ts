@@ -16,6 +16,7 @@ import { openVfioSource } from '../sources/open.js';
 import { QemuGuest } from '../sources/qemu-guest.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import { GuestInput } from '../input/guest-input.js';
+import type { ChordName } from '../input/chords.js';
 import type { SeatSession } from '../device/session.js';
 import { animate, udmabufStep, type Animation } from '../sources/test-guest.js';
 import { LoopStallMeter, type OutputStatsSnapshot } from '../stats.js';
@@ -58,6 +59,8 @@ export interface KioskOptions {
    * again when it is back; Ctrl+Alt+F1…F12 switch VTs. The session stays the caller's.
    */
   session?: SeatSession;
+  /** The chords turned on (default all): 'quit' Ctrl+Alt+Q, 'grab' Ctrl+Alt+G, 'vt' Ctrl+Alt+F1…F12 on a seat. */
+  chords?: readonly ChordName[];
   log: (line: string) => void;
 }
 
@@ -230,6 +233,7 @@ function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: 
           : undefined,
         error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
       },
+      opts.chords,
     );
     input.on('input', (e) => router.handle(e));
     if (session) followSession(session, input, router);
