@@ -74,7 +74,8 @@ ${CHORDS}
        (the same as guestplane kiosk --config FILE)
 
 Several guests on several heads, as FILE (JSON) describes them: the format is in the
-README and at the top of plugin/modes/heads-config.ts.
+README and at the top of plugin/modes/heads-config.ts; the package's examples/heads.json
+is one, examples/heads.schema.json the JSON Schema (for an editor's completion).
 Connectors may come and go (hotplug). One host pointer moves over the screens' layout;
 pointer and keyboard go to the QEMU guest of the head under it (per-head devices and
 positions: in FILE). SIGINT/SIGTERM restore the screens and exit 0.
