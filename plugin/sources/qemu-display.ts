@@ -22,6 +22,27 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
   });
 }
 
+/**
+ * What is wrong with inherited fd `n` as QEMU's peer-to-peer display socket, or null when it
+ * is an open AF_UNIX stream socket (what QMP add_client and libvirt hand over). Checked
+ * before anything else is opened, so a socket found there was inherited, not our own.
+ */
+export function inheritedSocketProblem(n: number): string | null {
+  let kind: string;
+  try {
+    const st = fstatSync(n);
+    kind = st.isSocket() ? 'socket' : st.isFIFO() ? 'pipe' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isCharacterDevice() ? 'character device' : 'not a socket';
+  } catch {
+    return `fd ${n} is not open`;
+  }
+  if (kind !== 'socket') return `fd ${n} is a ${kind}, not a socket`;
+  const domain = libc.getsockoptInt(n, libc.SOL_SOCKET, libc.SO_DOMAIN, `fd ${n}`);
+  if (domain !== libc.AF_UNIX) return `fd ${n} is a ${domain === 2 ? 'TCP/IPv4' : domain === 10 ? 'TCP/IPv6' : `domain ${domain}`} socket, not a Unix socket`;
+  const type = libc.getsockoptInt(n, libc.SOL_SOCKET, libc.SO_TYPE, `fd ${n}`);
+  if (type !== libc.SOCK_STREAM) return `fd ${n} is a Unix ${type === libc.SOCK_DGRAM ? 'datagram' : type === libc.SOCK_SEQPACKET ? 'seqpacket' : `type ${type}`} socket, not a stream socket`;
+  return null;
+}
+
 /** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */
 export class QemuDisplay {
   readonly address: string;
@@ -64,6 +85,8 @@ export class QemuDisplay {
           throw Object.assign(new Error(`fd ${n} is not open`), { code: 'EBADF' });
         }
         if (kind !== 'socket') throw new Error(`fd ${n} is a ${kind}, not a socket connected to QEMU (pass the fd of QMP add_client's or libvirt's socket)`);
+        const wrong = inheritedSocketProblem(n);
+        if (wrong) throw new Error(`${wrong}: not QEMU's display socket (pass the fd of QMP add_client's or libvirt's socket)`);
         const fd = libc.fcntl(n, libc.F_DUPFD_CLOEXEC, 3, `--qemu-dbus ${address}`);
         bus = DbusConnection.fromSocket(fd, `QEMU display ${address}`);
       } else {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { main, parseMode, parseSize } from '../../plugin/cli.js';
 import { clientEnv, exitStatus, splitCommand } from '../../plugin/cli/compositor.js';
 import { logLevel } from '../../plugin/cli/log.js';
+import * as libc from '../../ffi/libc.js';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -108,6 +109,31 @@ describe('guestplane command line', () => {
       expect(r.code, args.join(' ')).toBe(2);
     }
   });
+
+  it('--qemu-dbus fd:N: anything but an open Unix stream socket is a usage error naming the fd and the fix, before anything is opened', async () => {
+    const memfd = libc.memfdCreate('not-qemu', libc.MFD_CLOEXEC);
+    const [d1, d2] = libc.socketpair(libc.AF_UNIX, libc.SOCK_DGRAM);
+    const tcp = libc.socket(2, libc.SOCK_STREAM, 0);
+    const [s1, s2] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM);
+    try {
+      for (const [cmd, fd, what] of [
+        ['kiosk', 999, 'fd 999 is not open'],
+        ['kiosk', memfd, `fd ${memfd} is a file, not a socket`],
+        ['info', d1, `fd ${d1} is a Unix datagram socket, not a stream socket`],
+        ['kiosk', tcp, `fd ${tcp} is a TCP/IPv4 socket, not a Unix socket`],
+      ] as [string, number, string][]) {
+        const r = await run([cmd, '--qemu-dbus', `fd:${fd}`]);
+        expect(r.code, what).toBe(2);
+        expect(r.err.split('\n')[0]).toBe(`guestplane ${cmd}: --qemu-dbus 'fd:${fd}': ${what}; start guestplane with QEMU's peer-to-peer display socket (-display dbus,p2p=yes, QMP add_client, or libvirt's virDomainOpenGraphicsFD) inherited as fd ${fd}`);
+      }
+      // A Unix stream socket passes the check; one that never speaks D-Bus then fails the handshake (exit 1).
+      const r = await run(['info', '--qemu-dbus', `fd:${s1}`]);
+      expect(r.code, r.err).toBe(1);
+      expect(r.err).toMatch(new RegExp(`no QEMU display at fd:${s1}: no D-Bus handshake within 5 s`));
+    } finally {
+      for (const fd of [memfd, d1, d2, tcp, s1, s2]) libc.close(fd);
+    }
+  }, 20_000);
 
   it('kiosk: usage errors name the option and exit 2', async () => {
     const cases: [string[], RegExp][] = [
