@@ -114,6 +114,17 @@ export function parseQemuAddress(s: string, cmd: string): string {
   throw new UsageError(`--qemu-dbus '${s}' is not a D-Bus address; give the bus QEMU's -display dbus uses, e.g. unix:path=/run/user/1000/bus, 'session' for $DBUS_SESSION_BUS_ADDRESS, or fd:N for an inherited socket connected peer-to-peer (QMP add_client)`, cmd);
 }
 
+/** --connect-timeout SECONDS (QEMU's D-Bus handshake and first answer): ms, or undefined when not given. */
+export function connectTimeoutOption(o: Options): number | undefined {
+  const s = o.str('connect-timeout');
+  if (s === undefined) return undefined;
+  if (!o.given('qemu-dbus')) throw new UsageError('--connect-timeout bounds the connection to QEMU; use it with --qemu-dbus', o.cmd);
+  const n = Number(s);
+  if (s.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--connect-timeout '${s}' is not a number of seconds (e.g. 5, or 0.5)`, o.cmd);
+  if (n <= 0 || n > 600) throw new UsageError(`--connect-timeout '${s}' is out of range: above 0, up to 600 seconds`, o.cmd);
+  return Math.round(n * 1000);
+}
+
 export function parseConsole(s: string | undefined, cmd: string): number {
   if (s === undefined) return 0;
   const n = Number(s);

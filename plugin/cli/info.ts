@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { KmsDevice, KmsOpenError } from '../kms/device.js';
 import { describeDevice, renderInfo } from '../modes/info.js';
 import { describeQemuDisplay, renderQemuDisplay } from '../sources/qemu-info.js';
-import { Options, UsageError, parseQemuAddress } from './args.js';
+import { Options, UsageError, connectTimeoutOption, parseQemuAddress } from './args.js';
 import type { CliIo, CliLog } from './log.js';
 
 /** Card nodes in numeric order (card2 before card10). */
@@ -38,13 +38,14 @@ export function openFirstKmsDevice(): { dev: KmsDevice; note: string } {
   throw new Error(`no KMS device with atomic modesetting found${seen}`);
 }
 
-export const INFO_OPTIONS = { device: { type: 'string', short: 'd' }, json: { type: 'boolean' }, 'all-modes': { type: 'boolean' }, 'qemu-dbus': { type: 'string' } } as const;
+export const INFO_OPTIONS = { device: { type: 'string', short: 'd' }, json: { type: 'boolean' }, 'all-modes': { type: 'boolean' }, 'qemu-dbus': { type: 'string' }, 'connect-timeout': { type: 'string' } } as const;
 
 export async function info(o: Options, io: CliIo, log: CliLog): Promise<number> {
   const qemu = o.str('qemu-dbus');
+  const timeoutMs = connectTimeoutOption(o);
   if (qemu !== undefined) {
     if (o.given('device') || o.given('all-modes')) throw new UsageError('--qemu-dbus describes a VM display; --device and --all-modes are for KMS devices', 'info');
-    const d = await describeQemuDisplay(parseQemuAddress(qemu, 'info'));
+    const d = await describeQemuDisplay(parseQemuAddress(qemu, 'info'), { timeoutMs });
     io.stdout(o.flag('json') ? JSON.stringify(d, null, 2) + '\n' : renderQemuDisplay(d));
     return 0;
   }

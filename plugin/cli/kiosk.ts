@@ -1,6 +1,6 @@
 // guestplane kiosk: one guest full screen on one connector (kiosk --config: heads.ts).
 import { startKiosk, type KioskSourceSpec } from '../modes/kiosk.js';
-import { FITS, Options, SEAT_OPTIONS, STATS, UsageError, chordsOption, inputOption, parseConsole, parseMode, parseQemuAddress, parseRate, parseSize, type OptionSpec } from './args.js';
+import { FITS, Options, SEAT_OPTIONS, STATS, UsageError, chordsOption, connectTimeoutOption, inputOption, parseConsole, parseMode, parseQemuAddress, parseRate, parseSize, type OptionSpec } from './args.js';
 import { openSession, type OnStart } from './common.js';
 import { heads } from './heads.js';
 import type { CliLog } from './log.js';
@@ -13,6 +13,7 @@ export const KIOSK_OPTIONS: OptionSpec = {
   udmabuf: { type: 'string' },
   'qemu-dbus': { type: 'string' },
   console: { type: 'string' },
+  'connect-timeout': { type: 'string' },
   fps: { type: 'string' },
   'test-guest': { type: 'string' },
   device: { type: 'string', short: 'd' },
@@ -37,7 +38,7 @@ function kioskSource(o: Options, fps: number): KioskSourceSpec {
     const m = parseSize(str('udmabuf')!, '--udmabuf', 'kiosk');
     return { kind: 'udmabuf', width: m.width, height: m.height, fps };
   } else if (str('qemu-dbus') !== undefined) {
-    return { kind: 'qemu-dbus', address: parseQemuAddress(str('qemu-dbus')!, 'kiosk'), console: parseConsole(str('console'), 'kiosk') };
+    return { kind: 'qemu-dbus', address: parseQemuAddress(str('qemu-dbus')!, 'kiosk'), console: parseConsole(str('console'), 'kiosk'), connectTimeoutMs: connectTimeoutOption(o) };
   } else throw new UsageError('which guest? give --vfio UUID|PATH, --qemu-dbus ADDRESS or --udmabuf WxH (or --config FILE for several heads)', 'kiosk');
 }
 
@@ -60,12 +61,13 @@ function checkOneGuest(o: Options): void {
   for (const k of ['no-input', 'input-devices', 'chords']) {
     if (o.given(k) && !o.given('qemu-dbus')) throw new UsageError(`--${k} is about input into a QEMU guest; use it with --qemu-dbus`, 'kiosk');
   }
+  connectTimeoutOption(o); // checked here too: with another guest it would go unused
   if (o.given('test-guest') && !o.given('vfio') && !o.given('vfio-fd')) throw new UsageError('--test-guest animates an mbochs device; use it with --vfio', 'kiosk');
 }
 
 export async function kiosk(o: Options, log: CliLog, onStart?: OnStart): Promise<number> {
   if (o.given('config')) {
-    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
+    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connect-timeout', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
       if (o.given(k)) throw new UsageError(`--${k} does not go with --config (the config file says it per head)`, 'kiosk');
     }
     return heads(o, log, onStart);

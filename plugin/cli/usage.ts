@@ -42,6 +42,8 @@ display: name, UUID and each console (type, label, size, device, interfaces).
   --json           machine-readable output on stdout
   --all-modes      list every mode (text output shows 5 per connector otherwise)
   --qemu-dbus ADDR a VM started with -display dbus (see guestplane kiosk --help)
+  --connect-timeout S  how long to wait for QEMU's D-Bus handshake and first answer
+                   (default 5 seconds)
 `,
   kiosk: `usage: guestplane kiosk (--vfio UUID|SYSFS-PATH | --qemu-dbus ADDRESS [--console N] | --udmabuf WxH) [options]
        guestplane kiosk --config FILE [options]   (several heads: see guestplane heads --help)
@@ -56,6 +58,8 @@ SIGINT/SIGTERM restore the previous screen configuration and exit 0.
                    peer-to-peer: -display dbus,p2p=yes + QMP add_client);
                    waits for QEMU and reattaches when it restarts
   --console N      the QEMU console to show (default 0)
+  --connect-timeout S  how long each attempt waits for QEMU's D-Bus handshake and first
+                   answer (default 5 seconds; then no signal, and a retry every second)
   --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size
   --fps N          frame rate of the built-in test guest (default 60)
   --test-guest N   with --vfio on an mbochs device: also animate it at N fps (no VM needed)

@@ -31,7 +31,7 @@ export type KioskSourceSpec =
   /** Built-in udmabuf test guest animating the numbered pattern at `fps`. */
   | { kind: 'udmabuf'; width: number; height: number; fps: number; buffers?: number }
   /** A QEMU (or libvirt) VM with -display dbus at this D-Bus address; waits for it and reattaches when it restarts. */
-  | { kind: 'qemu-dbus'; address: string; console?: number };
+  | { kind: 'qemu-dbus'; address: string; console?: number; connectTimeoutMs?: number };
 
 export interface KioskOptions {
   source: KioskSourceSpec;
@@ -130,7 +130,7 @@ function openKioskSource(opts: KioskOptions, out: Output, failed: (e: Error) => 
     }
   }
   if (spec.kind === 'qemu-dbus') {
-    const g = new QemuGuest({ address: spec.address, console: spec.console, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
+    const g = new QemuGuest({ address: spec.address, console: spec.console, connectTimeoutMs: spec.connectTimeoutMs, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
     g.setUISize(out.width, out.height);
     return { source: g, animation: null };
   }

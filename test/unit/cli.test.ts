@@ -126,14 +126,32 @@ describe('guestplane command line', () => {
         expect(r.code, what).toBe(2);
         expect(r.err.split('\n')[0]).toBe(`guestplane ${cmd}: --qemu-dbus 'fd:${fd}': ${what}; start guestplane with QEMU's peer-to-peer display socket (-display dbus,p2p=yes, QMP add_client, or libvirt's virDomainOpenGraphicsFD) inherited as fd ${fd}`);
       }
-      // A Unix stream socket passes the check; one that never speaks D-Bus then fails the handshake (exit 1).
-      const r = await run(['info', '--qemu-dbus', `fd:${s1}`]);
+      // A Unix stream socket passes the check; one that never speaks D-Bus then fails the
+      // handshake (exit 1), within --connect-timeout.
+      const t0 = performance.now();
+      const r = await run(['info', '--qemu-dbus', `fd:${s1}`, '--connect-timeout', '0.5']);
       expect(r.code, r.err).toBe(1);
-      expect(r.err).toMatch(new RegExp(`no QEMU display at fd:${s1}: no D-Bus handshake within 5 s`));
+      expect(r.err).toMatch(new RegExp(`no QEMU display at fd:${s1}: no D-Bus handshake within 0.5 s`));
+      expect(performance.now() - t0).toBeLessThan(4000);
     } finally {
       for (const fd of [memfd, d1, d2, tcp, s1, s2]) libc.close(fd);
     }
   }, 20_000);
+
+  it('--connect-timeout: seconds in (0, 600], with --qemu-dbus only', async () => {
+    for (const [args, msg] of [
+      [['info', '--qemu-dbus', 'session', '--connect-timeout', 'soon'], /--connect-timeout 'soon' is not a number of seconds/],
+      [['kiosk', '--qemu-dbus', 'session', '--connect-timeout', '0'], /--connect-timeout '0' is out of range: above 0, up to 600 seconds/],
+      [['kiosk', '--qemu-dbus', 'session', '--connect-timeout', '601'], /--connect-timeout '601' is out of range/],
+      [['kiosk', '--udmabuf', '640x480', '--connect-timeout', '3'], /--connect-timeout bounds the connection to QEMU; use it with --qemu-dbus/],
+      [['info', '--connect-timeout', '3'], /--connect-timeout bounds the connection to QEMU; use it with --qemu-dbus/],
+      [['kiosk', '--config', 'x.json', '--connect-timeout', '3'], /--connect-timeout does not go with --config/],
+    ] as [string[], RegExp][]) {
+      const r = await run(args);
+      expect(r.err, args.join(' ')).toMatch(msg);
+      expect(r.code, args.join(' ')).toBe(2);
+    }
+  });
 
   it('kiosk: usage errors name the option and exit 2', async () => {
     const cases: [string[], RegExp][] = [
