@@ -140,6 +140,7 @@ const c_bind = libc.func('int bind(int fd, const void *addr, uint32_t len)');
 const c_recv = libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
 const c_socketpair = libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)');
 const c_connect = libc.func('int connect(int fd, const void *addr, uint32_t len)');
+const c_getsockopt = libc.func('int getsockopt(int fd, int level, int name, _Out_ int *val, _Inout_ uint32_t *len)');
 const c_geteuid = libc.func('uint32_t geteuid(void)');
 
 /** struct iovec and struct msghdr (sys/socket.h): sendmsg/recvmsg with unix fds (SCM_RIGHTS). */
@@ -348,6 +349,17 @@ export function socket(domain: number, type: number, protocol: number, what = `s
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
+export const SOCK_SEQPACKET = 5;
+export const SO_TYPE = 3;
+export const SO_DOMAIN = 39;
+
+/** getsockopt(2) of an int option (SO_TYPE, SO_DOMAIN, …). */
+export function getsockoptInt(fd: number, level: number, name: number, what = `fd ${fd}`): number {
+  const val = [0];
+  const len = [4];
+  check(c_getsockopt(fd, level, name, val, len), 'getsockopt', what);
+  return val[0]!;
+}
 
 /** socketpair(2), close-on-exec: two connected ends, both the caller's. */
 export function socketpair(domain: number, type: number, what = 'socketpair'): [number, number] {

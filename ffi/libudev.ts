@@ -2,6 +2,7 @@
 // by udevd once its rules have run) and the device getters a hotplug listener needs.
 // The caller watches udev_monitor_get_fd() in the event loop and receives on the main thread.
 import koffi from 'koffi';
+import type { AbiManifest } from './abi.js';
 
 let lib: koffi.IKoffiLib | null = null;
 let loadError = '';
@@ -53,3 +54,6 @@ export function libudev(): LibudevBindings {
   };
   return bound;
 }
+
+/** Only opaque pointers and strings cross this boundary: the header is compiled, no struct or constant to compare. */
+export const ABI: AbiManifest = { headers: ['libudev.h'], structs: {}, constants: {} };

@@ -30,5 +30,14 @@ export { QemuConsoleSource, evdevToQnum, type QemuConsoleInfo, type QemuVmInfo, 
 export { KmsDevice, KmsOpenError, findCardByDriver } from './kms/device.js';
 export { animate, udmabufStep, bochsStep, type Animation } from './sources/test-guest.js';
 export { encodePng } from './png.js';
-export { startKiosk, type Kiosk, type KioskOptions } from './modes/kiosk.js';
+export { startKiosk, type Kiosk, type KioskOptions, type KioskSourceSpec } from './modes/kiosk.js';
 
+export { runHeads, HeadManager, type HeadsOptions, type HeadStatus, type HeadsEvents, type ScreenEvent, type ScreenState } from './modes/heads.js';
+export { HeadsInput, type HeadsInputOptions } from './modes/heads-input.js';
+export { loadHeadsConfig, parseHeadsConfig, headsConfigSchema, ConfigError, type HeadsConfig, type GuestConfig, type HeadConfig, type ConfigIssue } from './modes/heads-config.js';
+export { runCompositor, KioskCompositor, type CompositorOptions } from './modes/compositor.js';
+export { SeatSession, type SessionOptions } from './device/session.js';
+export type { Rect } from './geometry.js';
+export type { UdmabufSourceOptions } from './sources/udmabuf.js';
+export type { InputStackOptions } from './input/devices.js';
+export { parseChords, type ChordName } from './input/chords.js';

@@ -55,6 +55,8 @@ export const hasConnectedDisplay: { test: CardWanted; what: string } = {
 
 export class Card {
   #closed = false;
+  /** The cards a search passed over before this one, each with a short reason ('/dev/dri/card0: no atomic KMS'). */
+  skipped: readonly string[] = [];
 
   private constructor(
     readonly dev: KmsDevice,
@@ -70,15 +72,21 @@ export class Card {
 
   /** Opens the card `req` asks for; throws naming every card tried and why it was passed over. */
   static open(req: CardRequest = {}): Card {
-    const paths = req.path ? [req.path] : searchPaths();
+    // A named card: its own error (KmsOpenError, the seat's) names the path and the fix.
+    if (req.path) return Card.#openPath(req.path, req);
+    const paths = searchPaths();
     const tried: string[] = [];
+    const skipped: string[] = [];
     for (const path of paths) {
-      const card = Card.#try(path, req, tried);
-      if (card) return card;
+      const card = Card.#try(path, req, tried, skipped);
+      if (card) {
+        card.skipped = skipped;
+        return card;
+      }
     }
     const how = req.session ? ` through seat ${req.session.name}` : '';
     const what = req.want ? ` with ${req.want.what}` : ' with atomic modesetting';
-    const fix = req.path ? 'check the path (ls /dev/dri) and the permissions' : 'pass the card node (--device /dev/dri/cardN, or "device" in the config)';
+    const fix = 'pass the card node (--device /dev/dri/cardN, or "device" in the config)';
     throw new Error(`no KMS card${what} could be opened${how}: ${tried.join('; ') || 'no /dev/dri/card* nodes'}; ${fix}`);
   }
 
@@ -89,25 +97,35 @@ export class Card {
     return new Card(dev, dev.path, null, true);
   }
 
-  static #try(path: string, req: CardRequest, tried: string[]): Card | null {
-    let fd = -1;
-    let dev: KmsDevice | null = null;
+  /** Opens `path` directly or through the seat; throws what the open threw. */
+  static #openPath(path: string, req: CardRequest): Card {
+    if (!req.session) return new Card(KmsDevice.open(path, { master: req.master ?? true }), path, null, true);
+    const fd = req.session.openDevice(path);
     try {
-      if (req.session) {
-        fd = req.session.openDevice(path);
-        dev = KmsDevice.adopt(fd, { name: path, master: false });
-      } else {
-        dev = KmsDevice.open(path, { master: req.master ?? true });
-      }
-      const why = req.path ? null : (req.want?.test(dev) ?? null);
-      if (why === null) return new Card(dev, path, req.session && fd >= 0 ? { session: req.session, fd } : null, true);
+      return new Card(KmsDevice.adopt(fd, { name: path, master: false }), path, { session: req.session, fd }, true);
+    } catch (e) {
+      req.session.closeDevice(fd);
+      throw e;
+    }
+  }
+
+  /** One card of a search: the Card, or null with why it was passed over noted. */
+  static #try(path: string, req: CardRequest, tried: string[], skipped: string[]): Card | null {
+    let card: Card | null = null;
+    try {
+      card = Card.#openPath(path, req);
+      const why = req.want?.test(card.dev) ?? null;
+      if (why === null) return card;
       tried.push(`${path} (${why})`);
+      skipped.push(`${path}: ${why}`);
     } catch (e) {
       // A gap in the numbering is no news; anything else is named.
-      if (!(e instanceof KmsOpenError && e.reason === 'not-found' && !req.path)) tried.push(`${path}: ${(e as Error).message}`);
+      if (!(e instanceof KmsOpenError && e.reason === 'not-found')) {
+        tried.push(`${path}: ${(e as Error).message}`);
+        skipped.push(`${path}: ${e instanceof KmsOpenError ? (e.reason === 'no-atomic' ? 'no atomic KMS' : e.reason) : (e as Error).message}`);
+      }
     }
-    void dev?.close();
-    if (fd >= 0) req.session!.closeDevice(fd);
+    void card?.close();
     return null;
   }
 

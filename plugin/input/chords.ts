@@ -8,6 +8,25 @@
 
 export type ChordAction = { kind: 'quit' } | { kind: 'grab' } | { kind: 'vt'; vt: number };
 
+/** The chords by name: Ctrl+Alt+Q, Ctrl+Alt+G, Ctrl+Alt+F1…F12. */
+export type ChordName = 'quit' | 'grab' | 'vt';
+export const CHORD_NAMES: readonly ChordName[] = ['quit', 'grab', 'vt'];
+
+/**
+ * A chord list as the command line gives it: 'all', 'none', or names joined by commas
+ * ('quit,grab,vt', e.g. 'grab' for a kiosk that cannot be quit nor left for another VT).
+ * Throws naming the word that is not a chord and the words that are.
+ */
+export function parseChords(s: string): ChordName[] {
+  if (s === 'all') return [...CHORD_NAMES];
+  if (s === 'none') return [];
+  const names = s.split(',').map((w) => w.trim());
+  for (const w of names) {
+    if (!(CHORD_NAMES as readonly string[]).includes(w)) throw new Error(`'${w}' is not a chord: give all, none, or a comma-separated list of ${CHORD_NAMES.join(', ')}`);
+  }
+  return [...new Set(names as ChordName[])];
+}
+
 const KEY_LEFTCTRL = 29;
 const KEY_RIGHTCTRL = 97;
 const KEY_LEFTALT = 56;
@@ -31,17 +50,19 @@ export class Chords {
    * vtSwitch: Ctrl+Alt+Fn is a chord only on a seat (without one the kernel switches itself).
    * kiosk: Ctrl+Alt+Q and Ctrl+Alt+G are chords (the guest kiosks'); in the Wayland
    * compositor they are keys for the client, press and release alike.
+   * enabled: the chords turned on (default all); a chord turned off is a key like others.
    */
   constructor(
     private readonly vtSwitch: boolean,
     private readonly kiosk = true,
+    private readonly enabled: readonly ChordName[] = CHORD_NAMES,
   ) {}
 
   /** 'send': pass the key on; 'drop': it belongs to a chord; else the chord pressed. */
   key(code: number, pressed: boolean): 'send' | 'drop' | ChordAction {
     if (pressed && this.#modifiers()) {
       const vt = functionKey(code);
-      const action: ChordAction | null = vt && this.vtSwitch ? { kind: 'vt', vt } : !this.kiosk ? null : code === KEY_Q ? { kind: 'quit' } : code === KEY_G ? { kind: 'grab' } : null;
+      const action = this.#action(code, vt);
       if (action) {
         this.#swallowed.add(code);
         return action;
@@ -54,6 +75,14 @@ export class Chords {
     }
     if (this.#down.delete(code)) return 'send';
     return this.#swallowed.delete(code) ? 'drop' : 'send';
+  }
+
+  #action(code: number, vt: number): ChordAction | null {
+    const on = (c: ChordName) => this.enabled.includes(c);
+    if (vt) return this.vtSwitch && on('vt') ? { kind: 'vt', vt } : null;
+    if (!this.kiosk) return null;
+    if (code === KEY_Q) return on('quit') ? { kind: 'quit' } : null;
+    return code === KEY_G && on('grab') ? { kind: 'grab' } : null;
   }
 
   /** The devices went away (seat lost): no releases will come for what is down now. */

@@ -11,7 +11,7 @@
 // every key and button the guest holds down.
 import type { InputEvent } from './devices.js';
 import type { FitMode } from '../geometry.js';
-import { Chords, passKey, type ChordHandlers } from './chords.js';
+import { Chords, passKey, type ChordHandlers, type ChordName } from './chords.js';
 import { BUTTONS, GuestPort, Held, toGuestPoint, wheel, type InputTarget, type Point } from './guest-port.js';
 
 export type { InputTarget } from './guest-port.js';
@@ -43,10 +43,11 @@ export class GuestInput {
     target: InputTarget,
     private readonly geo: Geometry,
     private readonly actions: GuestInputActions,
+    chords?: readonly ChordName[],
   ) {
     this.#pointer = { x: geo.screen.width / 2, y: geo.screen.height / 2 };
     this.#port = new GuestPort(target, (e) => actions.error(e));
-    this.#chords = new Chords(!!actions.switchSession);
+    this.#chords = new Chords(!!actions.switchSession, true, chords);
   }
 
   get grabbed(): boolean {

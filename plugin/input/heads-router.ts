@@ -14,7 +14,7 @@
 // every keyboard, as in the single-guest kiosk.
 import type { InputEvent } from './devices.js';
 import type { FitMode } from '../geometry.js';
-import { Chords, passKey, type ChordHandlers } from './chords.js';
+import { Chords, passKey, type ChordHandlers, type ChordName } from './chords.js';
 import { BUTTONS, Held, toGuestPoint, wheel, type GuestPort, type Point, type Size } from './guest-port.js';
 import { clampTo, closestPoint, contains, type LayoutRect, type PlacedScreen } from './layout.js';
 
@@ -62,8 +62,12 @@ export class HeadsRouter {
   readonly #shared = newRoute();
   readonly #bound = new Map<number, Route>();
 
-  constructor(private readonly actions: RouterActions) {
-    this.#chords = new Chords(!!actions.switchSession);
+  /** chords: the chords turned on (default all). */
+  constructor(
+    private readonly actions: RouterActions,
+    chords?: readonly ChordName[],
+  ) {
+    this.#chords = new Chords(!!actions.switchSession, true, chords);
   }
 
   /** The shared pointer in layout coordinates (null without screens). */

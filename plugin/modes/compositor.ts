@@ -41,7 +41,7 @@ import type { HostLayer } from '../planes/host-layers.js';
 import type { SeatSession } from '../device/session.js';
 import { Backend } from '../device/backend.js';
 import { hasConnectedDisplay } from '../device/card.js';
-import { Chords, passKey } from '../input/chords.js';
+import { Chords, passKey, type ChordName } from '../input/chords.js';
 
 export interface CompositorOptions {
   /** KMS card node; default: the first /dev/dri/card* with a connected display. */
@@ -69,6 +69,11 @@ export interface CompositorOptions {
   session?: SeatSession;
   /** Keymap names (RMLVO); XKB_DEFAULT_* in the environment fill the rest. */
   keymap?: RuleNames;
+  /**
+   * The chords turned on (default all). Only 'vt' (Ctrl+Alt+F1…F12, on a seat) is the
+   * compositor's; without it those keys go to the client. Ctrl+Alt+Q and G are always the client's.
+   */
+  chords?: readonly ChordName[];
   /** Diagnostics (default: stderr). */
   log?: (message: string) => void;
 }
@@ -115,6 +120,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     super();
     this.#log = opts.log ?? ((m) => process.stderr.write(`guestplane compositor: ${m}\n`));
     this.#session = opts.session ?? null;
+    this.#chords = new Chords(true, false, opts.chords);
     this.backend = Backend.open({ device: opts.device, session: opts.session, want: hasConnectedDisplay, hotplug: false });
     this.dev = this.backend.device;
     const devicePath = this.dev.path;
@@ -170,7 +176,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly #session: SeatSession | null;
   #sessionOff: (() => void) | null = null;
   // Only Ctrl+Alt+Fn: Ctrl+Alt+Q and G go to the client (they are the guest kiosks' chords).
-  readonly #chords = new Chords(true, false);
+  readonly #chords: Chords;
 
   /** While another session has the seat: no commits (the backend stops the output), input devices let go (libinput closes them). */
   #followSession(): void {

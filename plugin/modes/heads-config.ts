@@ -359,3 +359,13 @@ export function loadHeadsConfig(path: string): HeadsConfig {
   }
   return parseHeadsConfig(json, path);
 }
+
+/**
+ * The JSON Schema (draft 2020-12) of a heads file, from the zod schema by zod's own
+ * converter: what the file may say (`io: 'input'`: defaults are optional). The rules across
+ * fields (references, overlaps) are the checker's alone. Shipped as examples/heads.schema.json.
+ */
+export function headsJsonSchema(): string {
+  const schema = z.toJSONSchema(headsConfigSchema, { io: 'input', target: 'draft-2020-12' });
+  return JSON.stringify({ ...schema, title: 'guestplane heads file', description: 'guestplane heads --config FILE; the format: README "Multi-head"' }, null, 2) + '\n';
+}

@@ -18,6 +18,7 @@
 import { realpathSync } from 'node:fs';
 import { InputStack, type InputDevice, type InputStackOptions } from '../input/devices.js';
 import { HeadsRouter, type RoutedHead } from '../input/heads-router.js';
+import type { ChordName } from '../input/chords.js';
 import { GuestPort } from '../input/guest-port.js';
 import { placeScreens, type ScreenSpec } from '../input/layout.js';
 import { QemuGuest } from '../sources/qemu-guest.js';
@@ -32,6 +33,8 @@ export interface HeadsInputOptions {
   session?: SeatSession;
   /** Ctrl+Alt+Q. */
   quit(): void;
+  /** The chords turned on (default all): 'quit', 'grab', 'vt' (on a seat). */
+  chords?: readonly ChordName[];
   log(line: string): void;
 }
 
@@ -56,7 +59,7 @@ export class HeadsInput {
       grab: (g) => log(g ? 'keyboard and pointer go to the guests again' : 'keyboard and pointer released to the host (Ctrl+Alt+G takes them back)'),
       switchSession: session ? (vt) => this.#switch(session, vt) : undefined,
       focus: (h) => log(h ? `keyboard focus: heads[${h.index}] (${mgr.config.heads[h.index].guest}) on ${h.screen}${h.port ? '' : ', which takes no input'}` : 'keyboard focus: none'),
-    });
+    }, opts.chords);
     this.#openPorts();
     this.stack = new InputStack(session ? { ...opts.devices, ...session.deviceAccess } : (opts.devices ?? {}));
     this.stack.on('input', (e, d) => this.router.handle(e, this.#bound.get(d.sysname) ?? null));

@@ -16,6 +16,7 @@ import { openVfioSource } from '../sources/open.js';
 import { QemuGuest } from '../sources/qemu-guest.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import { GuestInput } from '../input/guest-input.js';
+import type { ChordName } from '../input/chords.js';
 import type { SeatSession } from '../device/session.js';
 import { animate, udmabufStep, type Animation } from '../sources/test-guest.js';
 import { LoopStallMeter, type OutputStatsSnapshot } from '../stats.js';
@@ -30,7 +31,7 @@ export type KioskSourceSpec =
   /** Built-in udmabuf test guest animating the numbered pattern at `fps`. */
   | { kind: 'udmabuf'; width: number; height: number; fps: number; buffers?: number }
   /** A QEMU (or libvirt) VM with -display dbus at this D-Bus address; waits for it and reattaches when it restarts. */
-  | { kind: 'qemu-dbus'; address: string; console?: number };
+  | { kind: 'qemu-dbus'; address: string; console?: number; connectTimeoutMs?: number };
 
 export interface KioskOptions {
   source: KioskSourceSpec;
@@ -58,6 +59,8 @@ export interface KioskOptions {
    * again when it is back; Ctrl+Alt+F1…F12 switch VTs. The session stays the caller's.
    */
   session?: SeatSession;
+  /** The chords turned on (default all): 'quit' Ctrl+Alt+Q, 'grab' Ctrl+Alt+G, 'vt' Ctrl+Alt+F1…F12 on a seat. */
+  chords?: readonly ChordName[];
   log: (line: string) => void;
 }
 
@@ -127,7 +130,7 @@ function openKioskSource(opts: KioskOptions, out: Output, failed: (e: Error) => 
     }
   }
   if (spec.kind === 'qemu-dbus') {
-    const g = new QemuGuest({ address: spec.address, console: spec.console, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
+    const g = new QemuGuest({ address: spec.address, console: spec.console, connectTimeoutMs: spec.connectTimeoutMs, log: (l) => opts.log(`guestplane kiosk: ${l}`) });
     g.setUISize(out.width, out.height);
     return { source: g, animation: null };
   }
@@ -230,6 +233,7 @@ function guestInput(guest: QemuGuest, backend: Backend, out: Output, opts: Kiosk
           : undefined,
         error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
       },
+      opts.chords,
     );
     input.on('input', (e) => router.handle(e));
     if (session) followSession(backend, input, router);

@@ -12,7 +12,8 @@ import { QemuConsoleSource, type QemuIdSpace } from './qemu-dbus.js';
 import { registerListener } from './qemu-listener.js';
 
 /** The handshake with the bus (or QEMU's p2p socket) must be done by then. */
-const CONNECT_MS = 5000;
+/** How long connect() waits for the D-Bus handshake and the VM's first answer, by default. */
+export const CONNECT_TIMEOUT_MS = 5000;
 const CONSOLES_AT_ONCE = 8;
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
@@ -20,6 +21,27 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
   return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => {
     if (timer) clearTimeout(timer);
   });
+}
+
+/**
+ * What is wrong with inherited fd `n` as QEMU's peer-to-peer display socket, or null when it
+ * is an open AF_UNIX stream socket (what QMP add_client and libvirt hand over). Checked
+ * before anything else is opened, so a socket found there was inherited, not our own.
+ */
+export function inheritedSocketProblem(n: number): string | null {
+  let kind: string;
+  try {
+    const st = fstatSync(n);
+    kind = st.isSocket() ? 'socket' : st.isFIFO() ? 'pipe' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isCharacterDevice() ? 'character device' : 'not a socket';
+  } catch {
+    return `fd ${n} is not open`;
+  }
+  if (kind !== 'socket') return `fd ${n} is a ${kind}, not a socket`;
+  const domain = libc.getsockoptInt(n, libc.SOL_SOCKET, libc.SO_DOMAIN, `fd ${n}`);
+  if (domain !== libc.AF_UNIX) return `fd ${n} is a ${domain === 2 ? 'TCP/IPv4' : domain === 10 ? 'TCP/IPv6' : `domain ${domain}`} socket, not a Unix socket`;
+  const type = libc.getsockoptInt(n, libc.SOL_SOCKET, libc.SO_TYPE, `fd ${n}`);
+  if (type !== libc.SOCK_STREAM) return `fd ${n} is a Unix ${type === libc.SOCK_DGRAM ? 'datagram' : type === libc.SOCK_SEQPACKET ? 'seqpacket' : `type ${type}`} socket, not a stream socket`;
+  return null;
 }
 
 /** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */
@@ -40,9 +62,11 @@ export class QemuDisplay {
    * QEMU's -display dbus is on, `session` for $DBUS_SESSION_BUS_ADDRESS, or `fd:N`: an
    * inherited socket already connected peer-to-peer to QEMU (-display dbus,p2p=yes and
    * QMP add_client, or libvirt's virDomainOpenGraphicsFD). fd N stays the caller's (a
-   * duplicate is used); it cannot be reconnected once QEMU drops it.
+   * duplicate is used); it cannot be reconnected once QEMU drops it. `timeoutMs` bounds the
+   * handshake and the VM's first answer (default CONNECT_TIMEOUT_MS).
    */
-  static async connect(address: string): Promise<QemuDisplay> {
+  static async connect(address: string, opts: { timeoutMs?: number } = {}): Promise<QemuDisplay> {
+    const timeoutMs = opts.timeoutMs ?? CONNECT_TIMEOUT_MS;
     let addr = address;
     if (address === 'session') {
       addr = process.env.DBUS_SESSION_BUS_ADDRESS ?? '';
@@ -64,6 +88,8 @@ export class QemuDisplay {
           throw Object.assign(new Error(`fd ${n} is not open`), { code: 'EBADF' });
         }
         if (kind !== 'socket') throw new Error(`fd ${n} is a ${kind}, not a socket connected to QEMU (pass the fd of QMP add_client's or libvirt's socket)`);
+        const wrong = inheritedSocketProblem(n);
+        if (wrong) throw new Error(`${wrong}: not QEMU's display socket (pass the fd of QMP add_client's or libvirt's socket)`);
         const fd = libc.fcntl(n, libc.F_DUPFD_CLOEXEC, 3, `--qemu-dbus ${address}`);
         bus = DbusConnection.fromSocket(fd, `QEMU display ${address}`);
       } else {
@@ -76,8 +102,8 @@ export class QemuDisplay {
     }
     const d = new QemuDisplay(address, bus, fdMatch ? null : QEMU_NAME);
     try {
-      await withTimeout(bus.ready(), CONNECT_MS, `no D-Bus handshake within ${CONNECT_MS / 1000} s: the socket does not speak D-Bus, or its process hangs`);
-      await d.vmInfo();
+      await withTimeout(bus.ready(), timeoutMs, `no D-Bus handshake within ${timeoutMs / 1000} s: the socket does not speak D-Bus, or its process hangs`);
+      await d.vmInfo(timeoutMs);
     } catch (e) {
       bus.close();
       throw new Error(`no QEMU display at ${address}: ${(e as Error).message}. Start QEMU with -display dbus (and the same bus), or check the address`);
@@ -93,8 +119,8 @@ export class QemuDisplay {
     this.#bus.on('closed', fn);
   }
 
-  async vmInfo(): Promise<QemuVmInfo> {
-    const [props] = await this.#bus.call(this.#dest, VM_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: VM_IFACE }], 5000);
+  async vmInfo(timeoutMs = 5000): Promise<QemuVmInfo> {
+    const [props] = await this.#bus.call(this.#dest, VM_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: VM_IFACE }], timeoutMs);
     const p = props instanceof Map ? props : new Map<DbusValue, DbusValue>();
     const ids = p.get('ConsoleIDs');
     return { name: str(p.get('Name')), uuid: str(p.get('UUID')), consoleIds: Array.isArray(ids) ? ids.map(num) : [] };

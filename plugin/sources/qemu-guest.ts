@@ -10,7 +10,7 @@
 // on, so without that event the outputs would keep the old QEMU's FBs and mapped dma-bufs
 // (up to their per-source bound) for as long as the kiosk runs (issue 25).
 import { EventEmitter } from 'node:events';
-import { QemuDisplay } from './qemu-display.js';
+import { CONNECT_TIMEOUT_MS, QemuDisplay } from './qemu-display.js';
 import type { QemuButton, QemuConsoleSource, QemuIdSpace } from './qemu-dbus.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
@@ -20,6 +20,8 @@ export interface QemuGuestOptions {
   console?: number;
   /** Time between connection attempts while QEMU is away, ms (default 1000). */
   retryMs?: number;
+  /** How long one attempt waits for the D-Bus handshake and the VM's answer, ms (default 5000). */
+  connectTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -42,7 +44,7 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
 
   constructor(opts: QemuGuestOptions) {
     super();
-    this.#opts = { console: 0, retryMs: 1000, ...opts, log: opts.log ?? (() => {}) };
+    this.#opts = { console: 0, retryMs: 1000, connectTimeoutMs: CONNECT_TIMEOUT_MS, ...opts, log: opts.log ?? (() => {}) };
     this.name = `QEMU ${opts.address} console ${this.#opts.console}`;
     void this.#connect();
   }
@@ -70,7 +72,7 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
     if (this.#state === 'closed') return;
     let display: QemuDisplay | null = null;
     try {
-      display = await QemuDisplay.connect(this.#opts.address);
+      display = await QemuDisplay.connect(this.#opts.address, { timeoutMs: this.#opts.connectTimeoutMs });
       const inner = await display.open(this.#opts.console, this.#ids);
       if (this.closed) {
         display.close();

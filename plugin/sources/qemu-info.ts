@@ -8,8 +8,8 @@ export interface QemuDisplayDescription {
   consoles: QemuConsoleInfo[];
 }
 
-export async function describeQemuDisplay(address: string): Promise<QemuDisplayDescription> {
-  const d = await QemuDisplay.connect(address);
+export async function describeQemuDisplay(address: string, opts: { timeoutMs?: number } = {}): Promise<QemuDisplayDescription> {
+  const d = await QemuDisplay.connect(address, opts);
   try {
     return { address, vm: await d.vmInfo(), consoles: await d.consoles() };
   } finally {

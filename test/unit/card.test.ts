@@ -19,8 +19,8 @@ describe('cards', () => {
     expect(() => Card.open({ want: hasConnector(['HDMI-A-1']) })).toThrow(/no KMS card with any of the connectors HDMI-A-1 could be opened/);
   });
 
-  it('a named card that is not there: its path and the fix', () => {
-    expect(() => Card.open({ path: '/dev/dri/card97' })).toThrow(/\/dev\/dri\/card97: \/dev\/dri\/card97 does not exist.*check the path/);
+  it('a named card that is not there: its own error, with the path and the fix', () => {
+    expect(() => Card.open({ path: '/dev/dri/card97' })).toThrow(/^\/dev\/dri\/card97 does not exist; list the KMS devices with 'ls \/dev\/dri'/);
   });
 
   it('chooses by connector name or by a connected display, and says why a card was passed over', () => {

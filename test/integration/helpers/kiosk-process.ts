@@ -40,11 +40,12 @@ export class KioskProcess {
   /**
    * `guestplane kiosk --device <vkms> --connector Virtual-1 --stats json ARGS`; extraFds
    * are inherited as fd 3, 4…; `user`: run as this uid/gid (setpriv, no supplementary groups);
-   * `bare`: `guestplane kiosk ARGS` alone (the multi-head kiosk takes neither --device nor --connector).
+   * `bare`: `guestplane kiosk ARGS` alone (the multi-head kiosk takes neither --device nor --connector);
+   * `command`: another subcommand than kiosk (e.g. compositor), always bare.
    */
-  constructor(args: string[], extraFds: number[] = [], opts: { user?: number; env?: NodeJS.ProcessEnv; bare?: boolean } = {}) {
+  constructor(args: string[], extraFds: number[] = [], opts: { user?: number; env?: NodeJS.ProcessEnv; bare?: boolean; command?: string } = {}) {
     const cli = opts.user === undefined ? CLI : cliFor(opts.user);
-    const argv = opts.bare ? [cli, 'kiosk', ...args] : [cli, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
+    const argv = opts.command ? [cli, opts.command, ...args] : opts.bare ? [cli, 'kiosk', ...args] : [cli, 'kiosk', '--device', findCardByDriver('vkms')!, '--connector', 'Virtual-1', '--stats', 'json', ...args];
     const [cmd, cmdArgs] = opts.user === undefined ? [process.execPath, argv] : ['setpriv', [`--reuid=${opts.user}`, `--regid=${opts.user}`, '--clear-groups', process.execPath, ...argv]];
     this.child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe', ...extraFds], env: { ...process.env, ...opts.env } });
     let buf = '';
