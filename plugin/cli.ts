@@ -4,6 +4,7 @@
 //   kiosk (--vfio UUID|PATH | --udmabuf WxH) [...]  one guest full screen
 //   kiosk --config heads.json                        several guests/heads on several connectors
 //   compositor [...]                                 a cage-like Wayland kiosk compositor
+//   window (--qemu-dbus ADDR | --udmabuf WxH) [...]   one guest in a window on a Wayland desktop
 // Exit codes: 0 success, 1 failure (message on stderr), 2 usage error.
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ import type { InputStackOptions } from './input/devices.js';
 import { runCompositor } from './wayland/compositor.js';
 import { SeatSession } from './session.js';
 import { LoopStallMeter } from './stats.js';
+import { runWindow, WINDOW_USAGE } from './modes/window.js';
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -96,6 +98,7 @@ commands:
       --session MODE   as for kiosk: seat (libseat: no root; nothing drawn while another
                        VT has the seat; Ctrl+Alt+F1..F12 switch VTs), direct, or auto
 
+${WINDOW_USAGE}
   help                this text
 `;
 
@@ -493,6 +496,27 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
   return done;
 }
 
+/** `guestplane window` (plugin/modes/window.ts): options checked here, as for the other commands. */
+async function windowMode(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
+  const o = Options.parse('window', args, { 'qemu-dbus': { type: 'string' }, console: { type: 'string' }, udmabuf: { type: 'string' }, fps: { type: 'string' }, title: { type: 'string' }, display: { type: 'string' }, fit: { type: 'string' }, stats: { type: 'string' } });
+  if (o.flag('help')) return (io.stdout(USAGE), 0);
+  const str = (k: string) => o.str(k);
+  if ((str('qemu-dbus') === undefined) === (str('udmabuf') === undefined)) throw new UsageError('window: which guest? give one of --qemu-dbus ADDRESS or --udmabuf WxH');
+  if (str('console') !== undefined && str('qemu-dbus') === undefined) throw new UsageError('window: --console picks a console of a QEMU display; use it with --qemu-dbus');
+  const fit = str('fit') ?? 'fit';
+  if (!FITS.includes(fit as FitMode)) throw new UsageError(`window: --fit '${fit}' is not one of ${FITS.join(', ')}`);
+  const stats = str('stats') ?? 'text';
+  if (stats !== 'text' && stats !== 'json' && stats !== 'none') throw new UsageError(`window: --stats '${stats}' is not text, json or none`);
+  const m = str('udmabuf') !== undefined ? parseMode(str('udmabuf')!, '--udmabuf') : null;
+  const source = m
+    ? { kind: 'udmabuf' as const, width: m.width, height: m.height, fps: str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60 }
+    : { kind: 'qemu-dbus' as const, address: parseQemuAddress(str('qemu-dbus')!, 'window'), console: parseConsole(str('console'), 'window') };
+  const w = await runWindow({ source, display: str('display'), title: str('title'), fit: fit as FitMode, statsFormat: stats, log: (l) => io.stderr(l + '\n') });
+  io.stderr(`guestplane window: showing ${w.source.name} in "${w.output.name}"; Ctrl-C to stop\n`);
+  onStart?.({ stop: w.stop, done: w.done });
+  return w.done;
+}
+
 /** Runs the CLI with `argv` (without node and the script). Resolves to the exit code. */
 export async function main(argv: string[], io: CliIo = defaultIo, onStart?: (k: RunningCommand) => void): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -504,6 +528,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, onStart?: (k: 
         return await kiosk(rest, io, onStart);
       case 'compositor':
         return await compositor(rest, io, onStart);
+      case 'window':
+        return await windowMode(rest, io, onStart);
       case 'help':
       case '--help':
       case '-h':

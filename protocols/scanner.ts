@@ -907,7 +907,8 @@ export function generateClient(protocol: Protocol, opts: GenerateOptions): strin
     enumOf: (iface, a) => {
       if (!a.enum) return undefined;
       const found = findEnum(searchSet, iface, a.enum);
-      if (!found) return undefined;
+      // A bitfield is any combination of its entries, 0 included: a plain number.
+      if (!found || found.enum.bitfield) return undefined;
       const n = enumTs(found.interface, found.enum);
       add(enumImports, moduleName(found.protocol), n);
       return n;

@@ -72,8 +72,8 @@ export function circles(graph: ReadonlyMap<string, readonly string[]>): string[]
 /** The rooms of ARCHITECTURE.md, top first: a file may import its own room's files and lower rooms'. */
 const ROOM_ORDER: [string, RegExp][] = [
   ['entry', /^plugin\/(index|cli)\.ts$/],
-  ['top', /^plugin\/((backend|kiosk|heads|heads-input|hotplug|config|info|edid)\.ts|wayland\/)/],
-  ['output', /^plugin\/(output\.ts|output\/)/],
+  ['top', /^plugin\/((backend|kiosk|heads|heads-input|hotplug|config|info|edid)\.ts|wayland\/|modes\/)/],
+  ['output', /^plugin\/(output\.ts|output\/|window\/)/],
   ['seat', /^plugin\/(session\.ts|input\/)/],
   ['planes', /^plugin\/(allocator|allocator-search|allocator-types|cursor|host-layers)\.ts$/],
   ['compose', /^plugin\/compose\//],

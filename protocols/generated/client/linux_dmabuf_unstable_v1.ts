@@ -4,7 +4,6 @@
 /* eslint-disable */
 import { Proxy, type ProxyClass, type EventSpec, type WireInterface } from '../../client-runtime.js';
 import { interfaces as tables } from '../linux_dmabuf_unstable_v1.js';
-import { ZwpLinuxBufferParamsV1Flags, ZwpLinuxDmabufFeedbackV1TrancheFlags } from '../linux_dmabuf_unstable_v1.js';
 import { WlBuffer, WlSurface } from './wayland.js';
 export { ZwpLinuxBufferParamsV1Error, ZwpLinuxBufferParamsV1Flags, ZwpLinuxDmabufFeedbackV1TrancheFlags } from '../linux_dmabuf_unstable_v1.js';
 
@@ -110,7 +109,7 @@ export class ZwpLinuxBufferParamsV1 extends Proxy<ZwpLinuxBufferParamsV1Events> 
    * @param format DRM_FORMAT code
    * @param flags see enum flags
    */
-  create(width: number, height: number, format: number, flags: ZwpLinuxBufferParamsV1Flags): void {
+  create(width: number, height: number, format: number, flags: number): void {
     this.request(2, [width, height, format, flags]);
   }
 
@@ -123,7 +122,7 @@ export class ZwpLinuxBufferParamsV1 extends Proxy<ZwpLinuxBufferParamsV1Events> 
    * @param format DRM_FORMAT code
    * @param flags see enum flags
    */
-  createImmed(width: number, height: number, format: number, flags: ZwpLinuxBufferParamsV1Flags): WlBuffer {
+  createImmed(width: number, height: number, format: number, flags: number): WlBuffer {
     return this.requestNew(3, WlBuffer, [null, width, height, format, flags]);
   }
 }
@@ -159,7 +158,7 @@ export interface ZwpLinuxDmabufFeedbackV1Events {
    * tranche flags
    * @param flags tranche flags
    */
-  trancheFlags(flags: ZwpLinuxDmabufFeedbackV1TrancheFlags): void;
+  trancheFlags(flags: number): void;
 }
 
 /** zwp_linux_dmabuf_feedback_v1 (version 4): dmabuf feedback */

@@ -4,7 +4,6 @@
 /* eslint-disable */
 import { Proxy, type ProxyClass, type EventSpec, type WireInterface } from '../../client-runtime.js';
 import { interfaces as tables } from '../presentation_time.js';
-import { WpPresentationFeedbackKind } from '../presentation_time.js';
 import { WlOutput, WlSurface } from './wayland.js';
 export { WpPresentationError, WpPresentationFeedbackKind } from '../presentation_time.js';
 
@@ -58,7 +57,7 @@ export interface WpPresentationFeedbackEvents {
    * @param seqLo low 32 bits of refresh counter
    * @param flags combination of 'kind' values
    */
-  presented(tvSecHi: number, tvSecLo: number, tvNsec: number, refresh: number, seqHi: number, seqLo: number, flags: WpPresentationFeedbackKind): void;
+  presented(tvSecHi: number, tvSecLo: number, tvNsec: number, refresh: number, seqHi: number, seqLo: number, flags: number): void;
   /** the content update was not displayed */
   discarded(): void;
 }

@@ -4,7 +4,7 @@
 /* eslint-disable */
 import { Proxy, type ProxyClass, type EventSpec, type WireInterface } from '../../client-runtime.js';
 import { interfaces as tables } from '../wayland.js';
-import { WlDataDeviceManagerDndAction, WlKeyboardKeyState, WlKeyboardKeymapFormat, WlOutputMode, WlOutputSubpixel, WlOutputTransform, WlPointerAxis, WlPointerAxisSource, WlPointerButtonState, WlSeatCapability, WlShellSurfaceFullscreenMethod, WlShellSurfaceResize, WlShellSurfaceTransient, WlShmFormat } from '../wayland.js';
+import { WlKeyboardKeyState, WlKeyboardKeymapFormat, WlOutputSubpixel, WlOutputTransform, WlPointerAxis, WlPointerAxisSource, WlPointerButtonState, WlShellSurfaceFullscreenMethod, WlShmFormat } from '../wayland.js';
 export { WlDisplayError, WlShmError, WlShmFormat, WlDataOfferError, WlDataSourceError, WlDataDeviceError, WlDataDeviceManagerDndAction, WlShellError, WlShellSurfaceResize, WlShellSurfaceTransient, WlShellSurfaceFullscreenMethod, WlSurfaceError, WlSeatCapability, WlSeatError, WlPointerError, WlPointerButtonState, WlPointerAxis, WlPointerAxisSource, WlKeyboardKeymapFormat, WlKeyboardKeyState, WlOutputSubpixel, WlOutputTransform, WlOutputMode, WlSubcompositorError, WlSubsurfaceError } from '../wayland.js';
 
 /** Events of wl_display: core global object */
@@ -212,13 +212,13 @@ export interface WlDataOfferEvents {
    * @since 3
    * @param sourceActions actions offered by the data source
    */
-  sourceActions(sourceActions: WlDataDeviceManagerDndAction): void;
+  sourceActions(sourceActions: number): void;
   /**
    * notify the selected action
    * @since 3
    * @param dndAction action selected by the compositor
    */
-  action(dndAction: WlDataDeviceManagerDndAction): void;
+  action(dndAction: number): void;
 }
 
 /** wl_data_offer (version 3): offer to transfer data */
@@ -270,7 +270,7 @@ export class WlDataOffer extends Proxy<WlDataOfferEvents> {
    * @param dndActions actions supported by the destination client
    * @param preferredAction action preferred by the destination client
    */
-  setActions(dndActions: WlDataDeviceManagerDndAction, preferredAction: WlDataDeviceManagerDndAction): void {
+  setActions(dndActions: number, preferredAction: number): void {
     this.request(4, [dndActions, preferredAction]);
   }
 }
@@ -305,7 +305,7 @@ export interface WlDataSourceEvents {
    * @since 3
    * @param dndAction action selected by the compositor
    */
-  action(dndAction: WlDataDeviceManagerDndAction): void;
+  action(dndAction: number): void;
 }
 
 /** wl_data_source (version 3): offer to transfer data */
@@ -341,7 +341,7 @@ export class WlDataSource extends Proxy<WlDataSourceEvents> {
    * @since 3
    * @param dndActions actions supported by the data source
    */
-  setActions(dndActions: WlDataDeviceManagerDndAction): void {
+  setActions(dndActions: number): void {
     this.request(2, [dndActions]);
   }
 }
@@ -476,7 +476,7 @@ export interface WlShellSurfaceEvents {
    * @param width new width of the surface
    * @param height new height of the surface
    */
-  configure(edges: WlShellSurfaceResize, width: number, height: number): void;
+  configure(edges: number, width: number, height: number): void;
   /** popup interaction is done */
   popupDone(): void;
 }
@@ -513,7 +513,7 @@ export class WlShellSurface extends Proxy<WlShellSurfaceEvents> {
    * @param serial serial number of the implicit grab on the pointer
    * @param edges which edge or corner is being dragged
    */
-  resize(seat: WlSeat, serial: number, edges: WlShellSurfaceResize): void {
+  resize(seat: WlSeat, serial: number, edges: number): void {
     this.request(2, [seat, serial, edges]);
   }
 
@@ -529,7 +529,7 @@ export class WlShellSurface extends Proxy<WlShellSurfaceEvents> {
    * @param y surface-local y coordinate
    * @param flags transient surface behavior
    */
-  setTransient(parent: WlSurface, x: number, y: number, flags: WlShellSurfaceTransient): void {
+  setTransient(parent: WlSurface, x: number, y: number, flags: number): void {
     this.request(4, [parent, x, y, flags]);
   }
 
@@ -552,7 +552,7 @@ export class WlShellSurface extends Proxy<WlShellSurfaceEvents> {
    * @param y surface-local y coordinate
    * @param flags transient surface behavior
    */
-  setPopup(seat: WlSeat, serial: number, parent: WlSurface, x: number, y: number, flags: WlShellSurfaceTransient): void {
+  setPopup(seat: WlSeat, serial: number, parent: WlSurface, x: number, y: number, flags: number): void {
     this.request(6, [seat, serial, parent, x, y, flags]);
   }
 
@@ -705,7 +705,7 @@ export interface WlSeatEvents {
    * seat capabilities changed
    * @param capabilities capabilities of the seat
    */
-  capabilities(capabilities: WlSeatCapability): void;
+  capabilities(capabilities: number): void;
   /**
    * unique identifier for this seat
    * @since 2
@@ -1018,7 +1018,7 @@ export interface WlOutputEvents {
    * @param height height of the mode in hardware units
    * @param refresh vertical refresh rate in mHz
    */
-  mode(flags: WlOutputMode, width: number, height: number, refresh: number): void;
+  mode(flags: number, width: number, height: number, refresh: number): void;
   /**
    * sent all information about output
    * @since 2
