@@ -28,6 +28,7 @@ export interface WindowModeOptions {
   display?: string;
   title?: string;
   fit?: FitMode;
+  fullscreen?: boolean;
   statsFormat: 'text' | 'json' | 'none';
   log: (line: string) => void;
 }
@@ -58,6 +59,7 @@ export const WINDOW_USAGE = `  window (--qemu-dbus ADDRESS [--console N] | --udm
       SIGINT/SIGTERM or the desktop going away stop it; the VM keeps running.
       --qemu-dbus, --console, --udmabuf, --fps, --fit as for kiosk
       --title T        the window title (default: the guest's name)
+      --fullscreen     ask the desktop for a fullscreen window
       --display NAME   the Wayland socket (default $WAYLAND_DISPLAY)
       --stats FORMAT   text | json | none (default text)
 `;
@@ -120,7 +122,7 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
   const desktop = await Desktop.connect({ display: opts.display ?? null, log: opts.log });
   const spec = opts.source;
   const title = opts.title ?? (spec.kind === 'udmabuf' ? `guestplane: test guest ${spec.width}x${spec.height}` : `guestplane: ${spec.address}`);
-  const out = new WindowOutput(desktop, { title, fit: opts.fit ?? 'fit' });
+  const out = new WindowOutput(desktop, { title, fit: opts.fit ?? 'fit', fullscreen: opts.fullscreen });
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<number> | null = null;

@@ -50,7 +50,8 @@ export class WindowBuffers {
     this.#limit = limit;
   }
 
-  get(source: GuestSource, sourceId: number, plane: GuestPlaneInfo): Lookup {
+  /** `modifier`: the one to declare to the compositor (Desktop.modifierFor: the plane's, or MOD_INVALID for implicit). */
+  get(source: GuestSource, sourceId: number, plane: GuestPlaneInfo, modifier: bigint): Lookup {
     const key = `${sourceId}/${plane.bufferId}/${plane.generation}`;
     const e = this.#entries.get(key);
     if (e) {
@@ -62,16 +63,15 @@ export class WindowBuffers {
       return e.state === 'pending' ? { kind: 'pending' } : { kind: 'failed', reason: 'the compositor refused this dma-buf before' };
     }
     this.#evict();
-    return this.#import(source, sourceId, plane, key);
+    return this.#import(source, sourceId, plane, key, modifier);
   }
 
-  #import(source: GuestSource, sourceId: number, plane: GuestPlaneInfo, key: string): Lookup {
+  #import(source: GuestSource, sourceId: number, plane: GuestPlaneInfo, key: string, mod: bigint): Lookup {
     const entry: Entry = { key, sourceId, bufferId: plane.bufferId, buffer: null, state: 'pending', busy: false, lastUsed: ++this.#clock };
     this.#entries.set(key, entry);
     const fd = source.exportDmabuf(plane);
     const params = this.#dmabuf.createParams();
     try {
-      const mod = plane.modifier;
       params.add(fd, 0, plane.offset, plane.stride, Number(mod >> 32n) >>> 0, Number(mod & 0xffffffffn) >>> 0);
     } finally {
       libc.close(fd, `${source.name} buffer ${plane.bufferId} dma-buf`);

@@ -71,6 +71,7 @@ interface DesktopEvents {
 }
 
 const key = (format: number, modifier: bigint): string => `${format >>> 0}/${modifier}`;
+export const DRM_FORMAT_MOD_INVALID = 0x00ffffffffffffffn;
 
 /** A connected desktop compositor with its globals. */
 export class Desktop extends EventEmitter<DesktopEvents> {
@@ -122,14 +123,23 @@ export class Desktop extends EventEmitter<DesktopEvents> {
     g.shm.on({ format: (f) => this.#shmFormats.add(f >>> 0) });
     g.presentation?.on({ clockId: (id) => (this.clockId = id) });
     g.dmabuf?.on({
-      format: (f) => this.#dmabufFormats.add(key(f, 0x00ffffffffffffffn)), // v1/v2: implicit modifier only
+      format: (f) => this.#dmabufFormats.add(key(f, DRM_FORMAT_MOD_INVALID)), // v1/v2: implicit modifier only
       modifier: (f, hi, lo) => this.#dmabufFormats.add(key(f, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0))),
     });
   }
 
-  /** Whether the compositor said it imports dma-bufs of this format and modifier (linear = 0). */
-  takesDmabuf(format: number, modifier: bigint): boolean {
-    return this.#dmabufFormats.has(key(format, modifier));
+  /**
+   * The modifier to hand a buffer of `format`/`modifier` over with, or null when the
+   * compositor does not import it. A compositor that lists only DRM_FORMAT_MOD_INVALID for
+   * a format imports it with the implicit modifier (Weston 10's GL renderer on Mesa's
+   * software drivers does so for every format, measured in the rig); a LINEAR buffer is
+   * what an implicit import of an untiled buffer (udmabuf, dumb) reads, so it goes over
+   * as MOD_INVALID there.
+   */
+  modifierFor(format: number, modifier: bigint): bigint | null {
+    if (this.#dmabufFormats.has(key(format, modifier))) return modifier;
+    if (modifier === 0n && this.#dmabufFormats.has(key(format, DRM_FORMAT_MOD_INVALID))) return DRM_FORMAT_MOD_INVALID;
+    return null;
   }
   /** The dma-buf format/modifier pairs offered, as `fourcc/modifier` strings (for messages). */
   get dmabufFormats(): readonly string[] {

@@ -63,7 +63,7 @@ export class WindowSurfaces {
   #position = { x: -1, y: -1 };
   #configured = false;
 
-  constructor(desktop: Desktop, title: string, events: SurfaceEvents) {
+  constructor(desktop: Desktop, title: string, events: SurfaceEvents, fullscreen = false) {
     this.#desktop = desktop;
     const g = desktop.globals;
     this.parent = g.compositor.createSurface();
@@ -84,6 +84,7 @@ export class WindowSurfaces {
     this.#toplevel = this.#xdg.getToplevel();
     this.#toplevel.setTitle(title);
     this.#toplevel.setAppId('guestplane');
+    if (fullscreen) this.#toplevel.setFullscreen(null); // the compositor picks the output
     this.#decoration = g.decoration ? g.decoration.getToplevelDecoration(this.#toplevel) : null;
     this.#decoration?.setMode(DECORATION_SERVER_SIDE);
     this.#toplevel.on({

@@ -47,6 +47,8 @@ interface InFlight {
 export interface WindowOutputOptions {
   title: string;
   fit?: FitMode;
+  /** Ask for a fullscreen window (xdg_toplevel.set_fullscreen on the compositor's choice of output). */
+  fullscreen?: boolean;
 }
 
 interface WindowOutputEvents extends GuestOutputEvents {
@@ -92,7 +94,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#surfaces = new WindowSurfaces(desktop, opts.title, {
       configured: (w, h) => this.#configured(w, h),
       closeRequested: () => this.emit('close-requested'),
-    });
+    }, opts.fullscreen);
   }
 
   get width(): number {
@@ -240,11 +242,12 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       this.#refuse(source, p, 'no-dmabuf', `${source.name}: the desktop compositor offers no linux-dmabuf (or the guest has no dma-buf), and the wl_shm copy fallback is not written yet`);
       return null;
     }
-    if (!this.#desktop.takesDmabuf(p.format, p.modifier)) {
+    const modifier = this.#desktop.modifierFor(p.format, p.modifier);
+    if (modifier === null) {
       this.#refuse(source, p, 'format', `${source.name}: the desktop compositor does not import ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)} (it offers ${this.#desktop.dmabufFormats.length} format/modifier pairs); the wl_shm copy fallback is not written yet`);
       return null;
     }
-    const got = this.#buffers.get(source, this.#sourceId, p);
+    const got = this.#buffers.get(source, this.#sourceId, p, modifier);
     if (got.kind === 'ready') return got.buffer;
     if (got.kind === 'failed') this.#refuse(source, p, 'import', `${source.name}: the desktop compositor failed to import buffer ${p.bufferId} (${fourccName(p.format)} ${p.width}x${p.height}): ${got.reason}`);
     return null;
