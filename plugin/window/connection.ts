@@ -3,8 +3,8 @@
 // modifiers, wl_shm formats). wlroots' backend/wayland.c is the model.
 //
 // Required: wl_compositor, xdg_wm_base, wl_shm. Everything else is optional; a missing one
-// is said once in one line (`log`) and the window degrades: no linux-dmabuf → guest frames
-// are refused until the wl_shm copy fallback exists; no wp_presentation → pacing by wl_surface.frame callbacks; no
+// is said once in one line (`log`) and the window degrades: no linux-dmabuf → every frame
+// is copied through wl_shm; no wp_presentation → pacing by wl_surface.frame callbacks; no
 // wl_subcompositor or wp_viewporter → the guest's buffer is the window itself, unscaled,
 // with no letterbox; no single-pixel buffers → a 1×1 wl_shm buffer for the black parent.
 //
@@ -39,7 +39,7 @@ const WANTS = {
 } as const;
 
 const OPTIONAL: Record<string, string> = {
-  zwp_linux_dmabuf_v1: 'no linux-dmabuf: guest dma-bufs cannot be handed over (the wl_shm copy fallback is not written yet)',
+  zwp_linux_dmabuf_v1: 'no linux-dmabuf: every guest frame is copied into wl_shm buffers',
   wp_presentation: 'no wp_presentation: frames are paced by frame callbacks, without presentation times',
   wl_subcompositor: 'no wl_subcompositor: the guest is the window itself (no letterbox)',
   wp_viewporter: 'no wp_viewporter: the guest is shown unscaled (no letterbox)',

@@ -10,13 +10,14 @@
 // Paths in `present` events: 'scanout' means the guest's own dma-buf was handed to the
 // compositor (zeroCopy true: nothing copied by us; whether the compositor then scans it
 // out or composites it is reported by the compositor, not here); 'no-signal' the
-// "no signal" colour. A format/modifier the compositor does not import is refused
-// (source.refused, an `error` event naming the format and what the compositor offers):
-// the wl_shm copy fallback is not written yet.
+// "no signal" colour; 'copy' a CPU copy into a wl_shm buffer (shm-copy.ts) because the
+// compositor cannot take the dma-buf, with why in the event's `reason`, per frame. A frame
+// that neither way can show is refused (source.refused and one `error` event per cause).
 //
-// Ownership: the surfaces (surfaces.ts) and the wl_buffer cache (buffers.ts) are this
-// output's and go in close(); the Desktop and the source stay the caller's. A frame whose
-// feedback never comes (a hidden window may get none) is let go after FEEDBACK_TIMEOUT_MS.
+// Ownership: the surfaces (surfaces.ts), the wl_buffer cache (buffers.ts) and the copy
+// buffers (shm-copy.ts) are this output's and go in close(); the Desktop and the source
+// stay the caller's. A frame whose feedback never comes (a hidden window may get none) is
+// let go after FEEDBACK_TIMEOUT_MS.
 import { EventEmitter } from 'node:events';
 import type { GuestOutput, GuestOutputEvents } from '../output/interface.js';
 import type { OutputErrorEvent, PresentEvent } from '../output/types.js';
@@ -28,6 +29,7 @@ import { OutputStats, type OutputStatsSnapshot } from '../stats.js';
 import type { Desktop } from './connection.js';
 import { WindowBuffers } from './buffers.js';
 import { WindowSurfaces } from './surfaces.js';
+import { ShmCopies } from './shm-copy.js';
 import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
 
 const FEEDBACK_TIMEOUT_MS = 1000;
@@ -40,8 +42,17 @@ interface InFlight {
   frame?: number;
   bufferId?: number;
   flipTimeNs?: bigint;
-  path: 'scanout' | 'no-signal';
+  path: 'scanout' | 'copy' | 'no-signal';
+  /** Why the frame was copied (path 'copy'). */
+  copyReason?: string;
   timer: NodeJS.Timeout;
+}
+
+interface Shown {
+  buffer: WlBuffer;
+  path: 'scanout' | 'copy';
+  bytes: number;
+  reason?: string;
 }
 
 export interface WindowOutputOptions {
@@ -67,6 +78,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   readonly #desktop: Desktop;
   readonly #surfaces: WindowSurfaces;
   readonly #buffers: WindowBuffers | null;
+  readonly #copies: ShmCopies;
   readonly #stats = new OutputStats();
   #fit: FitMode;
   #size = { ...DEFAULT_SIZE };
@@ -91,6 +103,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#fit = opts.fit ?? 'fit';
     const dmabuf = desktop.globals.dmabuf;
     this.#buffers = dmabuf ? new WindowBuffers(dmabuf, () => this.#schedule()) : null;
+    this.#copies = new ShmCopies(desktop);
     this.#surfaces = new WindowSurfaces(desktop, opts.title, {
       configured: (w, h) => this.#configured(w, h),
       closeRequested: () => this.emit('close-requested'),
@@ -115,7 +128,10 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#sourceId++;
     const sid = this.#sourceId;
     const changed = () => this.#schedule();
-    const gone = () => this.#buffers?.invalidate(sid);
+    const gone = () => {
+      this.#buffers?.invalidate(sid);
+      this.#copies.invalidate(sid);
+    };
     const lost = (e: Error) => this.emit('source-lost', e);
     source.on('changed', changed);
     source.on('buffers-gone', gone);
@@ -134,6 +150,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#unlisten?.();
     this.#unlisten = null;
     this.#buffers?.invalidate(this.#sourceId);
+    this.#copies.invalidate(this.#sourceId);
     this.#source = null;
     this.#lastKey = '';
     this.#schedule();
@@ -180,6 +197,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#unlisten?.();
     this.#source = null;
     this.#buffers?.close();
+    this.#copies.close();
     this.#surfaces.destroy();
     this.emit('closed');
   }
@@ -229,28 +247,43 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     const p = q.plane;
     const key = `${p.bufferId}/${p.generation}/${p.frame ?? ''}`;
     if (key === this.#lastKey) return;
-    const buffer = this.#bufferFor(source, p);
-    if (buffer) {
+    const shown = this.#bufferFor(source, p);
+    if (shown) {
       this.#lastKey = key;
-      this.#showGuest(p, buffer);
+      this.#showGuest(p, shown);
     }
   }
 
-  /** The guest's wl_buffer, or null (pending import: retried when it lands; refused: said once). */
-  #bufferFor(source: GuestSource, p: GuestPlaneInfo): WlBuffer | null {
-    if (p.transport !== 'dmabuf' || !this.#buffers) {
-      this.#refuse(source, p, 'no-dmabuf', `${source.name}: the desktop compositor offers no linux-dmabuf (or the guest has no dma-buf), and the wl_shm copy fallback is not written yet`);
+  /**
+   * The guest's wl_buffer: its own dma-buf (path 'scanout'), else a wl_shm copy (path
+   * 'copy', with why), or null (import on its way: retried when it lands; copies all held
+   * by the compositor: retried on release; refused: said once).
+   */
+  #bufferFor(source: GuestSource, p: GuestPlaneInfo): Shown | null {
+    let why: string;
+    const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier) : null;
+    if (p.transport !== 'dmabuf') why = 'the guest plane is no dma-buf';
+    else if (!this.#buffers) why = 'the desktop compositor offers no linux-dmabuf';
+    else if (modifier === null) why = `the desktop compositor does not import ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
+    else {
+      const got = this.#buffers.get(source, this.#sourceId, p, modifier);
+      if (got.kind === 'ready') return { buffer: got.buffer, path: 'scanout', bytes: 0 };
+      if (got.kind === 'pending') return null;
+      why = `the desktop compositor failed to import buffer ${p.bufferId}: ${got.reason}`;
+    }
+    const c = this.#copies.copy(source, this.#sourceId, p);
+    if (c.kind === 'ok') return { buffer: c.buffer, path: 'copy', bytes: c.bytes, reason: why };
+    if (c.kind === 'busy') {
+      this.#retryOnRelease();
       return null;
     }
-    const modifier = this.#desktop.modifierFor(p.format, p.modifier);
-    if (modifier === null) {
-      this.#refuse(source, p, 'format', `${source.name}: the desktop compositor does not import ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)} (it offers ${this.#desktop.dmabufFormats.length} format/modifier pairs); the wl_shm copy fallback is not written yet`);
-      return null;
-    }
-    const got = this.#buffers.get(source, this.#sourceId, p, modifier);
-    if (got.kind === 'ready') return got.buffer;
-    if (got.kind === 'failed') this.#refuse(source, p, 'import', `${source.name}: the desktop compositor failed to import buffer ${p.bufferId} (${fourccName(p.format)} ${p.width}x${p.height}): ${got.reason}`);
+    this.#refuse(source, p, c.cause, `${c.message} (${why})`);
     return null;
+  }
+
+  /** All copy buffers are held by the compositor: look again shortly (a release comes with its next repaint). */
+  #retryOnRelease(): void {
+    setTimeout(() => this.#schedule(), 4).unref();
   }
 
   #refuse(source: GuestSource, p: GuestPlaneInfo, cause: string, message: string): void {
@@ -262,7 +295,8 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.emit('error', e);
   }
 
-  #showGuest(p: GuestPlaneInfo, buffer: WlBuffer): void {
+  #showGuest(p: GuestPlaneInfo, shown: Shown): void {
+    const buffer = shown.buffer;
     const s = this.#surfaces;
     const t = p.transform ?? 0;
     const pic = pictureSize(t, p.width, p.height);
@@ -272,8 +306,9 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     s.guest.damageBuffer(0, 0, p.width, p.height);
     s.setGuestOpaque(OPAQUE_FORMATS.has(fourccName(p.format)), s.letterbox ? dst.w : pic.w, s.letterbox ? dst.h : pic.h);
     s.placeGuest(src, dst);
-    this.#buffers!.attached(buffer);
-    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: 'scanout' });
+    if (shown.path === 'scanout') this.#buffers!.attached(buffer);
+    this.#stats.bytesCopied += shown.bytes;
+    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: shown.path, ...(shown.reason ? { copyReason: shown.reason } : {}) });
   }
 
   #noSignal(): void {
@@ -334,10 +369,10 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       ...(f.bufferId !== undefined ? { bufferId: f.bufferId } : {}),
       ...(f.frame !== undefined ? { frame: f.frame } : {}),
       ...(latencyNs !== undefined ? { latencyNs } : {}),
-      ...(reason ? { reason } : {}),
+      ...(reason || f.copyReason ? { reason: reason ?? f.copyReason } : {}),
     };
     // Presented or discarded, the guest may go on: QEMU's UpdateDMABUF is answered here.
-    if (f.path === 'scanout') this.#source?.frameShown?.(f.frame);
+    if (f.path !== 'no-signal') this.#source?.frameShown?.(f.frame);
     this.emit('present', e);
     if (this.#dirty || this.#source) this.#schedule();
   }
