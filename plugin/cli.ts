@@ -498,7 +498,7 @@ async function compositor(args: string[], io: CliIo, onStart?: (k: RunningComman
 
 /** `guestplane window` (plugin/modes/window.ts): options checked here, as for the other commands. */
 async function windowMode(args: string[], io: CliIo, onStart?: (k: RunningCommand) => void): Promise<number> {
-  const o = Options.parse('window', args, { 'qemu-dbus': { type: 'string' }, console: { type: 'string' }, udmabuf: { type: 'string' }, fps: { type: 'string' }, title: { type: 'string' }, display: { type: 'string' }, fit: { type: 'string' }, stats: { type: 'string' }, fullscreen: { type: 'boolean' } });
+  const o = Options.parse('window', args, { 'qemu-dbus': { type: 'string' }, console: { type: 'string' }, udmabuf: { type: 'string' }, fps: { type: 'string' }, title: { type: 'string' }, display: { type: 'string' }, fit: { type: 'string' }, stats: { type: 'string' }, fullscreen: { type: 'boolean' }, copy: { type: 'boolean' } });
   if (o.flag('help')) return (io.stdout(USAGE), 0);
   const str = (k: string) => o.str(k);
   if ((str('qemu-dbus') === undefined) === (str('udmabuf') === undefined)) throw new UsageError('window: which guest? give one of --qemu-dbus ADDRESS or --udmabuf WxH');
@@ -511,7 +511,7 @@ async function windowMode(args: string[], io: CliIo, onStart?: (k: RunningComman
   const source = m
     ? { kind: 'udmabuf' as const, width: m.width, height: m.height, fps: str('fps') !== undefined ? parseRate(str('fps')!, '--fps') : 60 }
     : { kind: 'qemu-dbus' as const, address: parseQemuAddress(str('qemu-dbus')!, 'window'), console: parseConsole(str('console'), 'window') };
-  const w = await runWindow({ source, display: str('display'), title: str('title'), fit: fit as FitMode, fullscreen: o.flag('fullscreen'), statsFormat: stats, log: (l) => io.stderr(l + '\n') });
+  const w = await runWindow({ source, display: str('display'), title: str('title'), fit: fit as FitMode, fullscreen: o.flag('fullscreen'), copy: o.flag('copy'), statsFormat: stats, log: (l) => io.stderr(l + '\n') });
   io.stderr(`guestplane window: showing ${w.source.name} in "${w.output.name}"; Ctrl-C to stop\n`);
   onStart?.({ stop: w.stop, done: w.done });
   return w.done;

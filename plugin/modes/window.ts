@@ -29,6 +29,8 @@ export interface WindowModeOptions {
   title?: string;
   fit?: FitMode;
   fullscreen?: boolean;
+  /** Copy every frame into wl_shm instead of handing the dma-buf over (a compositor whose import misbehaves; comparisons). */
+  copy?: boolean;
   statsFormat: 'text' | 'json' | 'none';
   log: (line: string) => void;
 }
@@ -60,6 +62,7 @@ export const WINDOW_USAGE = `  window (--qemu-dbus ADDRESS [--console N] | --udm
       --qemu-dbus, --console, --udmabuf, --fps, --fit as for kiosk
       --title T        the window title (default: the guest's name)
       --fullscreen     ask the desktop for a fullscreen window
+      --copy           copy every frame into wl_shm buffers instead of handing over the dma-buf
       --display NAME   the Wayland socket (default $WAYLAND_DISPLAY)
       --stats FORMAT   text | json | none (default text)
 `;
@@ -122,7 +125,7 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
   const desktop = await Desktop.connect({ display: opts.display ?? null, log: opts.log });
   const spec = opts.source;
   const title = opts.title ?? (spec.kind === 'udmabuf' ? `guestplane: test guest ${spec.width}x${spec.height}` : `guestplane: ${spec.address}`);
-  const out = new WindowOutput(desktop, { title, fit: opts.fit ?? 'fit', fullscreen: opts.fullscreen });
+  const out = new WindowOutput(desktop, { title, fit: opts.fit ?? 'fit', fullscreen: opts.fullscreen, ...(opts.copy ? { paths: ['copy'] as const } : {}) });
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<number> | null = null;

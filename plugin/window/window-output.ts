@@ -60,6 +60,8 @@ export interface WindowOutputOptions {
   fit?: FitMode;
   /** Ask for a fullscreen window (xdg_toplevel.set_fullscreen on the compositor's choice of output). */
   fullscreen?: boolean;
+  /** Paths frames may take (default both), as OutputOptions.paths: ['copy'] forces the copy path, for tests and benchmarks. */
+  paths?: readonly ('scanout' | 'copy')[];
 }
 
 interface WindowOutputEvents extends GuestOutputEvents {
@@ -81,6 +83,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   readonly #copies: ShmCopies;
   readonly #stats = new OutputStats();
   #fit: FitMode;
+  readonly #handOver: boolean;
   #size = { ...DEFAULT_SIZE };
   #refreshNs = 16_666_667;
   #source: GuestSource | null = null;
@@ -101,6 +104,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.name = opts.title;
     this.#desktop = desktop;
     this.#fit = opts.fit ?? 'fit';
+    this.#handOver = opts.paths?.includes('scanout') ?? true;
     const dmabuf = desktop.globals.dmabuf;
     this.#buffers = dmabuf ? new WindowBuffers(dmabuf, () => this.#schedule()) : null;
     this.#copies = new ShmCopies(desktop);
@@ -262,7 +266,8 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   #bufferFor(source: GuestSource, p: GuestPlaneInfo): Shown | null {
     let why: string;
     const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier) : null;
-    if (p.transport !== 'dmabuf') why = 'the guest plane is no dma-buf';
+    if (!this.#handOver) why = 'the copy path was asked for (paths option)';
+    else if (p.transport !== 'dmabuf') why = 'the guest plane is no dma-buf';
     else if (!this.#buffers) why = 'the desktop compositor offers no linux-dmabuf';
     else if (modifier === null) why = `the desktop compositor does not import ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
     else {
