@@ -62,6 +62,8 @@ export interface WindowOutputOptions {
   fullscreen?: boolean;
   /** Paths frames may take (default both), as OutputOptions.paths: ['copy'] forces the copy path, for tests and benchmarks. */
   paths?: readonly ('scanout' | 'copy')[];
+  /** How long a frame waits for its presentation feedback before it is let go (default 1000 ms). */
+  feedbackTimeoutMs?: number;
 }
 
 interface WindowOutputEvents extends GuestOutputEvents {
@@ -84,6 +86,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   readonly #stats = new OutputStats();
   #fit: FitMode;
   readonly #handOver: boolean;
+  readonly #feedbackTimeoutMs: number;
   #size = { ...DEFAULT_SIZE };
   #refreshNs = 16_666_667;
   #source: GuestSource | null = null;
@@ -105,6 +108,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#desktop = desktop;
     this.#fit = opts.fit ?? 'fit';
     this.#handOver = opts.paths?.includes('scanout') ?? true;
+    this.#feedbackTimeoutMs = opts.feedbackTimeoutMs ?? FEEDBACK_TIMEOUT_MS;
     const dmabuf = desktop.globals.dmabuf;
     this.#buffers = dmabuf ? new WindowBuffers(dmabuf, () => this.#schedule()) : null;
     this.#copies = new ShmCopies(desktop);
@@ -331,7 +335,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   #commit(f: Omit<InFlight, 'timer'>): void {
     const s = this.#surfaces;
     const g = this.#desktop.globals;
-    const inFlight: InFlight = { ...f, timer: setTimeout(() => this.#finish(inFlight, null, 'no presentation feedback within 1 s (window hidden?)'), FEEDBACK_TIMEOUT_MS) };
+    const inFlight: InFlight = { ...f, timer: setTimeout(() => this.#finish(inFlight, null, `no presentation feedback within ${this.#feedbackTimeoutMs} ms (window hidden?)`), this.#feedbackTimeoutMs) };
     if (g.presentation) {
       const fb = g.presentation.feedback(s.guest);
       fb.on({

@@ -186,7 +186,8 @@ describe('client runtime against our server runtime (both libwayland, one Node l
       if (sent < N && !c.closed) setImmediate(produce);
     };
     produce();
-    await new Promise((r) => setTimeout(r, 200)); // nobody reads yet: the socket fills
+    // Nobody reads yet: the socket fills.
+    for (let t = 0; t < 200 && !c.congested; t++) await new Promise((r) => setTimeout(r, 50));
     expect(c.congested).toBe(true);
     expect(sent).toBeLessThan(N);
     const peer = new Socket({ fd: theirs, readable: true, writable: false });
