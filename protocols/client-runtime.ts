@@ -336,6 +336,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Inside libwayland's dispatch: the display must not be freed under it. */
   #dispatching = false;
   #torndown = false;
+  #watchClosed = false;
+  /** Native proxies of a closed connection, destroyed right before the display. */
+  #orphans: Pointer[] = [];
 
   private constructor(display: Pointer) {
     super();
@@ -412,7 +415,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.#dispatch() < 0) return this.#failed();
     } finally {
       this.#dispatching = false;
-      if (this.#closed) this.#teardown();
+      this.#teardown(); // only once closed and the watch let go
     }
     this.#flush();
   }
@@ -451,20 +454,28 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #end(reason: CloseReason): void {
     if (this.#closed) return;
     this.#closed = true;
-    void this.#watch?.close();
+    // libuv must let go of the fd before it is closed (ffi/uv.ts): a number closed under a
+    // live watch and reused by the next connection got that one EBADF from the poll.
+    const w = this.#watch;
     this.#watch = null;
-    if (!this.#dispatching) this.#teardown();
+    // Every proxy is dead for JS at once; the native ones go with the display in teardown.
+    for (const p of [...live.values()]) {
+      if (p.connection !== this) continue;
+      p._forget();
+      this.#orphans.push(p.ptr);
+    }
+    void (w ? w.close() : Promise.resolve()).then(() => {
+      this.#watchClosed = true;
+      this.#teardown();
+    });
     this.emit('closed', reason);
   }
 
   #teardown(): void {
-    if (this.#torndown) return;
+    if (this.#torndown || this.#dispatching || !this.#watchClosed) return;
     this.#torndown = true;
-    for (const p of [...live.values()]) {
-      if (p.connection !== this) continue;
-      p._forget();
-      proxyDestroy(p.ptr);
-    }
+    for (const ptr of this.#orphans) proxyDestroy(ptr);
+    this.#orphans = [];
     displayDisconnect(this.#display);
   }
 }
