@@ -1,5 +1,6 @@
 // guestplane's Wayland protocol scanner: protocol XML -> typed model -> server-side
-// TypeScript bindings on libwayland-server (through koffi, see protocols/runtime.ts).
+// TypeScript bindings on libwayland-server (through koffi, see protocols/runtime.ts) and
+// client-side ones on libwayland-client (generated/client/, protocols/client-runtime.ts).
 //
 // The wire tables (wl_message signatures, the per-protocol `types` array and every
 // message's index into it) are laid out exactly as the C `wayland-scanner private-code`
@@ -775,6 +776,176 @@ export function generate(protocol: Protocol, opts: GenerateOptions): string {
 }
 
 // ---------------------------------------------------------------------------------------
+// Client-side TypeScript generation (protocols/generated/client/<protocol>.ts)
+//
+// The client modules take their wire tables from the server modules (one native copy per
+// process; the tables are the same on both ends) and add proxy classes on
+// protocols/client-runtime.ts: a method per request, an `<Interface>Events` handler type.
+
+interface ClientNames {
+  cls: (iface: string) => string;
+  enumOf: (iface: Interface, a: Arg) => string | undefined;
+}
+
+function clientParam(a: Arg, p: string, names: ClientNames, iface: Interface, event: boolean): string {
+  switch (a.type) {
+    case 'int':
+    case 'uint':
+      return `${p}: ${names.enumOf(iface, a) ?? 'number'}`;
+    case 'fixed':
+    case 'fd':
+      return `${p}: number`;
+    case 'string':
+      return `${p}: string${a.allowNull ? ' | null' : ''}`;
+    case 'array':
+      return `${p}: Uint8Array`;
+    case 'object':
+    case 'new_id': {
+      const t = a.interface ? names.cls(a.interface) : 'Proxy';
+      // An event's object may be one this client never saw (or already destroyed): null.
+      return `${p}: ${t}${a.allowNull || (event && a.type === 'object') ? ' | null' : ''}`;
+    }
+  }
+}
+
+function clientRequest(i: Interface, m: Message, names: ClientNames): string[] {
+  const used = new Set<string>();
+  const pname = (n: string): string => {
+    let p = safeIdent(camelCase(n));
+    while (used.has(p)) p += '_';
+    used.add(p);
+    return p;
+  };
+  const params: string[] = [];
+  const values: string[] = [];
+  const docs: string[] = [];
+  let made: { cls: string; generic: boolean } | undefined;
+  for (const a of m.args) {
+    if (a.type === 'new_id') {
+      if (a.interface) {
+        made = { cls: names.cls(a.interface), generic: false };
+        values.push('null');
+      } else {
+        made = { cls: 'P', generic: true };
+        params.push('cls: ProxyClass<P>', 'version: number');
+        values.push('cls.interface.name', 'version', 'null');
+        docs.push('@param cls the generated class of the interface to bind', '@param version the version to bind (at most the advertised one)');
+      }
+      continue;
+    }
+    const p = pname(a.name);
+    params.push(clientParam(a, p, names, i, false));
+    values.push(p);
+    if (a.type === 'fd') docs.push(`@param ${p} a file descriptor; libwayland sends a duplicate, the caller keeps (and closes) this one`);
+    else if (a.summary) docs.push(`@param ${p} ${a.summary}`);
+  }
+  const method = safeIdent(camelCase(m.name));
+  const doc = jsdoc([
+    m.description?.summary,
+    m.destructor ? 'Destructor: the proxy is destroyed after sending.' : undefined,
+    ...versionNotes(m.since, m.deprecatedSince),
+    ...docs,
+  ], '  ');
+  if (made) {
+    const generic = made.generic ? '<P extends Proxy>' : '';
+    const call = made.generic
+      ? `this.requestNew(${m.opcode}, cls, [${values.join(', ')}], version)`
+      : `this.requestNew(${m.opcode}, ${made.cls}, [${values.join(', ')}])`;
+    return ['', doc + `  ${method}${generic}(${params.join(', ')}): ${made.cls} {`, `    return ${call};`, '  }'];
+  }
+  return ['', doc + `  ${method}(${params.join(', ')}): void {`, `    this.request(${m.opcode}, [${values.join(', ')}]${m.destructor ? ', true' : ''});`, '  }'];
+}
+
+function clientEvents(i: Interface, names: ClientNames): { handlers: string[]; specs: string[] } {
+  const handlers: string[] = [];
+  const specs: string[] = [];
+  for (const m of i.events) {
+    const used = new Set<string>();
+    const params: string[] = [];
+    const newIds: string[] = [];
+    const docs: string[] = [];
+    m.args.forEach((a, k) => {
+      let p = safeIdent(camelCase(a.name));
+      while (used.has(p)) p += '_';
+      used.add(p);
+      params.push(clientParam(a, p, names, i, true));
+      if (a.type === 'new_id' && a.interface) newIds.push(`${k}: () => ${names.cls(a.interface)}`);
+      if (a.type === 'fd') docs.push(`@param ${p} a file descriptor the handler now owns (close it)`);
+      else if (a.summary) docs.push(`@param ${p} ${a.summary}`);
+    });
+    const method = safeIdent(camelCase(m.name));
+    handlers.push(jsdoc([m.description?.summary, ...versionNotes(m.since, m.deprecatedSince), ...docs], '  ') + `  ${method}(${params.join(', ')}): void;`);
+    specs.push(`    { name: ${quote(m.name)}, handler: ${quote(method)}, newIds: {${newIds.length ? ` ${newIds.join(', ')} ` : ''}} },`);
+  }
+  return { handlers, specs };
+}
+
+/** Generates protocols/generated/client/<protocol>.ts for one protocol of a set. */
+export function generateClient(protocol: Protocol, opts: GenerateOptions): string {
+  const searchSet = opts.all.includes(protocol) ? opts.all : [protocol, ...opts.all];
+  const owner = new Map<string, Protocol>();
+  for (const p of searchSet) for (const i of p.interfaces) if (!owner.has(i.name)) owner.set(i.name, p);
+  for (const i of protocol.interfaces) owner.set(i.name, protocol);
+  const mod = moduleName(protocol);
+  const classImports = new Map<string, Set<string>>();
+  const enumImports = new Map<string, Set<string>>();
+  const add = (m: Map<string, Set<string>>, module: string, name: string) => {
+    if (!m.has(module)) m.set(module, new Set());
+    m.get(module)!.add(name);
+  };
+  const enumTs = (iface: Interface, e: Enum): string => {
+    const n = pascalCase(iface.name) + pascalCase(e.name);
+    return searchSet.some((p) => p.interfaces.some((x) => pascalCase(x.name) === n)) ? `${n}Enum` : n;
+  };
+  const names: ClientNames = {
+    cls: (name) => {
+      const p = owner.get(name);
+      if (!p) throw new Error(`${protocol.name}: interface ${name} is not defined by any protocol given to the scanner`);
+      if (p !== protocol) add(classImports, moduleName(p), pascalCase(name));
+      return pascalCase(name);
+    },
+    enumOf: (iface, a) => {
+      if (!a.enum) return undefined;
+      const found = findEnum(searchSet, iface, a.enum);
+      // A bitfield is any combination of its entries, 0 included: a plain number.
+      if (!found || found.enum.bitfield) return undefined;
+      const n = enumTs(found.interface, found.enum);
+      add(enumImports, moduleName(found.protocol), n);
+      return n;
+    },
+  };
+  const body: string[] = [];
+  for (const i of protocol.interfaces) {
+    const cls = pascalCase(i.name);
+    const { handlers, specs } = clientEvents(i, names);
+    body.push(jsdoc([`Events of ${i.name}${i.description ? `: ${i.description.summary}` : ''}`], '') + `export interface ${cls}Events {`, ...handlers, '}', '');
+    body.push(jsdoc([`${i.name} (version ${i.version})${i.description ? `: ${i.description.summary}` : ''}`], '') + `export class ${cls} extends Proxy<${cls}Events> {`);
+    body.push(`  static readonly interface: WireInterface = tables[${quote(i.name)}]!;`);
+    body.push(specs.length ? `  static readonly events: readonly EventSpec[] = [\n${specs.join('\n')}\n  ];` : '  static readonly events: readonly EventSpec[] = [];');
+    for (const m of i.requests) body.push(...clientRequest(i, m, names));
+    body.push('}', '');
+  }
+  const ownEnums = protocol.interfaces.flatMap((i) => i.enums.map((e) => enumTs(i, e)));
+  const head: string[] = [
+    `// generated by protocols/scanner.ts (client side) from ${opts.source}; do not edit`,
+    `// (npm run protocols:gen regenerates it).`,
+    `// Protocol ${protocol.name}${protocol.description ? `: ${protocol.description.summary}` : ''}`,
+    '/* eslint-disable */',
+    "import { Proxy, type ProxyClass, type EventSpec, type WireInterface } from '../../client-runtime.js';",
+    `import { interfaces as tables } from '../${mod}.js';`,
+  ];
+  for (const [m, set] of [...enumImports].sort(([a], [b]) => a.localeCompare(b))) {
+    head.push(`import { ${[...set].sort().join(', ')} } from '../${m}.js';`);
+  }
+  for (const [m, set] of [...classImports].sort(([a], [b]) => a.localeCompare(b))) {
+    head.push(`import { ${[...set].sort().join(', ')} } from './${m}.js';`);
+  }
+  if (ownEnums.length) head.push(`export { ${ownEnums.join(', ')} } from '../${mod}.js';`);
+  head.push('');
+  return head.join('\n') + '\n' + body.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
 // CLI
 
 export interface GeneratedFile {
@@ -794,10 +965,10 @@ export function generateAll(xmlPaths: readonly string[], outDir: string, cwd = p
     if (names.has(p.name)) throw new Error(`protocol ${p.name} is given twice`);
     names.add(p.name);
   }
-  return parsed.map(({ source, protocol }) => ({
-    path: join(resolve(cwd, outDir), `${moduleName(protocol)}.ts`),
-    content: generate(protocol, { source, all }),
-  }));
+  return parsed.flatMap(({ source, protocol }) => [
+    { path: join(resolve(cwd, outDir), `${moduleName(protocol)}.ts`), content: generate(protocol, { source, all }) },
+    { path: join(resolve(cwd, outDir), 'client', `${moduleName(protocol)}.ts`), content: generateClient(protocol, { source, all }) },
+  ]);
 }
 
 function main(argv: string[]): number {
@@ -819,7 +990,7 @@ function main(argv: string[]): number {
   }
   const files = generateAll(xmls, out);
   let stale = 0;
-  if (!check) mkdirSync(resolve(out), { recursive: true });
+  if (!check) mkdirSync(join(resolve(out), 'client'), { recursive: true });
   for (const f of files) {
     const old = existsSync(f.path) ? readFileSync(f.path, 'utf8') : undefined;
     if (old === f.content) continue;

@@ -7,6 +7,7 @@ import { HEADS_OPTIONS, heads } from './heads.js';
 import { INFO_OPTIONS, info } from './info.js';
 import { KIOSK_OPTIONS, kiosk } from './kiosk.js';
 import { CliLog, logLevel, type CliIo } from './log.js';
+import { WINDOW_OPTIONS, window } from './window.js';
 import { HELP, OVERVIEW, version } from './usage.js';
 
 export const defaultIo: CliIo = {
@@ -14,7 +15,7 @@ export const defaultIo: CliIo = {
   stderr: (s) => process.stderr.write(s),
 };
 
-const COMMANDS = { info: INFO_OPTIONS, kiosk: KIOSK_OPTIONS, heads: HEADS_OPTIONS, compositor: COMPOSITOR_OPTIONS } as const;
+const COMMANDS = { info: INFO_OPTIONS, kiosk: KIOSK_OPTIONS, heads: HEADS_OPTIONS, compositor: COMPOSITOR_OPTIONS, window: WINDOW_OPTIONS } as const;
 type Command = keyof typeof COMMANDS;
 
 async function run(cmd: Command, rest: string[], io: CliIo, onStart: OnStart | undefined, setLog: (l: CliLog) => void): Promise<number> {
@@ -29,6 +30,7 @@ async function run(cmd: Command, rest: string[], io: CliIo, onStart: OnStart | u
   if (cmd === 'info') return info(o, io, log);
   if (cmd === 'kiosk') return kiosk(o, log, onStart);
   if (cmd === 'heads') return heads(o, log, onStart);
+  if (cmd === 'window') return window(o, log, onStart);
   return compositor(o, command, io, log, onStart);
 }
 
@@ -37,7 +39,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, onStart?: OnSt
   const [cmd, ...rest] = argv;
   let log: CliLog | null = null;
   try {
-    if (cmd === undefined) throw new UsageError("no command given: guestplane info|kiosk|heads|compositor");
+    if (cmd === undefined) throw new UsageError("no command given: guestplane info|kiosk|heads|compositor|window");
     if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
       io.stdout(rest[0] && rest[0] in HELP ? HELP[rest[0]]! : OVERVIEW);
       return 0;
@@ -46,7 +48,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, onStart?: OnSt
       io.stdout(`guestplane ${version()}\n`);
       return 0;
     }
-    if (!(cmd in COMMANDS)) throw new UsageError(cmd.startsWith('-') ? `unknown option '${cmd}' (options go after the command: guestplane <command> ${cmd})` : `unknown command '${cmd}': the commands are info, kiosk, heads and compositor`);
+    if (!(cmd in COMMANDS)) throw new UsageError(cmd.startsWith('-') ? `unknown option '${cmd}' (options go after the command: guestplane <command> ${cmd})` : `unknown command '${cmd}': the commands are info, kiosk, heads, compositor and window`);
     return await run(cmd as Command, rest, io, onStart, (l) => (log = l));
   } catch (e) {
     if (e instanceof UsageError) {

@@ -11,6 +11,7 @@ commands:
   kiosk        show one guest full screen (or several heads: kiosk --config FILE)
   heads        several guests on several screens from a config file (= kiosk --config)
   compositor   a cage-like Wayland kiosk compositor, optionally running one application
+  window       show one guest in a window on your Wayland desktop
 
 'guestplane <command> --help' describes a command and its options.
   --version              the version
@@ -110,6 +111,23 @@ ${SEAT}
   --chords LIST    all (default) | none | vt: Ctrl+Alt+F1..F12 switch VTs (on a seat); with
                    none they go to the client. Ctrl+Alt+Q and G are always the client's.
   --log-level L    error | warn | info | debug (default info)
+`,
+  window: `usage: guestplane window (--qemu-dbus ADDRESS [--console N] | --udmabuf WxH [--fps N]) [options]
+
+Show one guest in a window on your Wayland desktop: each guest buffer goes to the desktop
+compositor as its own dma-buf (zero copies by us; a wl_shm copy where the desktop does not
+take it), each guest frame acknowledged when the desktop presented it (wp_presentation).
+Closing the window, SIGINT/SIGTERM or the desktop going away stop it (exit 0); the VM
+keeps running.
+  --qemu-dbus ADDR a QEMU/libvirt VM started with -display dbus (see guestplane kiosk --help)
+  --console N      the QEMU console to show (default 0)
+  --udmabuf WxH    the built-in test guest; --fps N its rate (default 60)
+  --fit MODE       native | fit | fill (default fit)
+  --title T        the window title (default: the guest's name)
+  --fullscreen     ask the desktop for a fullscreen window
+  --copy           copy every frame into wl_shm buffers instead of handing over the dma-buf
+  --display NAME   the Wayland socket (default $WAYLAND_DISPLAY)
+  --stats FORMAT   text | json | none (default text)
 `,
 };
 

@@ -44,8 +44,8 @@ describe('guestplane command line', () => {
       [['compositor', '--'], "guestplane compositor: nothing after '--': give the application to run, e.g. guestplane compositor -- foot", 'compositor'],
       [['heads'], 'guestplane heads: which heads? give --config FILE (a heads file: see the README)', 'heads'],
       [['info', '--bogus'], "guestplane info: Unknown option '--bogus'", 'info'],
-      [['frob'], "guestplane: unknown command 'frob': the commands are info, kiosk, heads and compositor", ''],
-      [[], 'guestplane: no command given: guestplane info|kiosk|heads|compositor', ''],
+      [['frob'], "guestplane: unknown command 'frob': the commands are info, kiosk, heads, compositor and window", ''],
+      [[], 'guestplane: no command given: guestplane info|kiosk|heads|compositor|window', ''],
     ] as [string[], string, string][]) {
       const r = await run(args);
       expect(r.code, args.join(' ')).toBe(2);

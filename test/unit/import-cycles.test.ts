@@ -75,6 +75,7 @@ const ROOM_ORDER: [string, RegExp][] = [
   ['modes', /^plugin\/modes\//],
   ['wayland', /^plugin\/wayland\//],
   ['device', /^plugin\/device\//],
+  ['window', /^plugin\/window\//],
   ['output', /^plugin\/output\//],
   ['input', /^plugin\/input\//],
   ['planes', /^plugin\/planes\//],

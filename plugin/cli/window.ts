@@ -1,0 +1,37 @@
+// guestplane window: one guest in a window on the user's Wayland desktop (plugin/modes/window.ts).
+import { runWindow } from '../modes/window.js';
+import { FITS, Options, UsageError, parseConsole, parseMode, parseQemuAddress, parseRate, type OptionSpec } from './args.js';
+import type { OnStart } from './common.js';
+import type { CliLog } from './log.js';
+
+export const WINDOW_OPTIONS: OptionSpec = {
+  'qemu-dbus': { type: 'string' },
+  console: { type: 'string' },
+  udmabuf: { type: 'string' },
+  fps: { type: 'string' },
+  title: { type: 'string' },
+  display: { type: 'string' },
+  fit: { type: 'string' },
+  stats: { type: 'string' },
+  fullscreen: { type: 'boolean' },
+  copy: { type: 'boolean' },
+};
+
+export async function window(o: Options, log: CliLog, onStart?: OnStart): Promise<number> {
+  const qemu = o.str('qemu-dbus');
+  const udmabuf = o.str('udmabuf');
+  if ((qemu === undefined) === (udmabuf === undefined)) throw new UsageError('which guest? give one of --qemu-dbus ADDRESS or --udmabuf WxH', 'window');
+  if (o.given('console') && qemu === undefined) throw new UsageError('--console picks a console of a QEMU display; use it with --qemu-dbus', 'window');
+  if (o.given('fps') && udmabuf === undefined) throw new UsageError('--fps sets the test guest\'s rate; use it with --udmabuf', 'window');
+  const fit = o.oneOf('fit', FITS, 'fit');
+  const stats = o.oneOf('stats', ['text', 'json', 'none'] as const, 'text');
+  const m = udmabuf !== undefined ? parseMode(udmabuf, '--udmabuf', 'window') : null;
+  if (m?.refresh !== undefined) throw new UsageError(`--udmabuf ${udmabuf}: a rate is not accepted here; give WxH and the rate with --fps`, 'window');
+  const source = m
+    ? { kind: 'udmabuf' as const, width: m.width, height: m.height, fps: o.given('fps') ? parseRate(o.str('fps')!, '--fps', 'window') : 60 }
+    : { kind: 'qemu-dbus' as const, address: parseQemuAddress(qemu!, 'window'), console: parseConsole(o.str('console'), 'window') };
+  const w = await runWindow({ source, display: o.str('display'), title: o.str('title'), fit, fullscreen: o.flag('fullscreen'), copy: o.flag('copy'), statsFormat: stats, log: (l) => log.info(l) });
+  log.info(`guestplane window: showing ${w.source.name} in "${w.output.name}"; Ctrl-C to stop`);
+  onStart?.({ stop: w.stop, done: w.done });
+  return log.failed(await w.done);
+}

@@ -1,0 +1,148 @@
+// Guest dma-bufs as wl_buffers of the desktop compositor: each guest buffer is imported
+// once (zwp_linux_buffer_params_v1.create, the asynchronous form: a failed import is a
+// `failed` event we can fall back from, where create_immed may cost the whole connection
+// a protocol error) and kept in a cache keyed by (source, bufferId, generation), as the
+// KMS FB cache does. A guest flip then only attaches an existing wl_buffer.
+//
+// Ownership: the dma-buf fd from source.exportDmabuf() is closed right after the `add`
+// request is marshalled (libwayland sends its own duplicate); the params object is
+// destroyed once `created` or `failed` arrived. Each wl_buffer is the cache's until it is
+// evicted (bounded: `limit` entries, the least recently attached idle one goes first),
+// its source emits `buffers-gone`/changes generation (invalidate), or close(); a buffer
+// the compositor still holds (attached, no `release` yet) is destroyed all the same —
+// the protocol allows it, the compositor keeps its own reference to the dma-buf.
+// A (source, buffer) whose import failed is remembered (negative cache) and not retried.
+import * as libc from '../../ffi/libc.js';
+import type { ZwpLinuxDmabufV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
+import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
+import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
+
+interface Entry {
+  key: string;
+  sourceId: number;
+  bufferId: number;
+  buffer: WlBuffer | null;
+  state: 'pending' | 'ready' | 'failed';
+  /** Attached and not yet released by the compositor. */
+  busy: boolean;
+  lastUsed: number;
+}
+
+export type Lookup =
+  | { kind: 'ready'; buffer: WlBuffer }
+  /** The import is on its way: ask again when `onReady` ran. */
+  | { kind: 'pending' }
+  | { kind: 'failed'; reason: string };
+
+export class WindowBuffers {
+  readonly #dmabuf: ZwpLinuxDmabufV1;
+  readonly #entries = new Map<string, Entry>();
+  readonly #limit: number;
+  readonly #onReady: () => void;
+  #clock = 0;
+  imports = 0;
+  hits = 0;
+
+  /** `onReady` runs when a pending import finished (either way): the caller retries its frame. */
+  constructor(dmabuf: ZwpLinuxDmabufV1, onReady: () => void, limit = 8) {
+    this.#dmabuf = dmabuf;
+    this.#onReady = onReady;
+    this.#limit = limit;
+  }
+
+  /** `modifier`: the one to declare to the compositor (Desktop.modifierFor: the plane's, or MOD_INVALID for implicit). */
+  get(source: GuestSource, sourceId: number, plane: GuestPlaneInfo, modifier: bigint): Lookup {
+    const key = `${sourceId}/${plane.bufferId}/${plane.generation}`;
+    const e = this.#entries.get(key);
+    if (e) {
+      e.lastUsed = ++this.#clock;
+      if (e.state === 'ready' && e.buffer) {
+        this.hits++;
+        return { kind: 'ready', buffer: e.buffer };
+      }
+      return e.state === 'pending' ? { kind: 'pending' } : { kind: 'failed', reason: 'the compositor refused this dma-buf before' };
+    }
+    this.#evict();
+    return this.#import(source, sourceId, plane, key, modifier);
+  }
+
+  #import(source: GuestSource, sourceId: number, plane: GuestPlaneInfo, key: string, mod: bigint): Lookup {
+    const entry: Entry = { key, sourceId, bufferId: plane.bufferId, buffer: null, state: 'pending', busy: false, lastUsed: ++this.#clock };
+    this.#entries.set(key, entry);
+    const fd = source.exportDmabuf(plane);
+    const params = this.#dmabuf.createParams();
+    try {
+      params.add(fd, 0, plane.offset, plane.stride, Number(mod >> 32n) >>> 0, Number(mod & 0xffffffffn) >>> 0);
+    } finally {
+      libc.close(fd, `${source.name} buffer ${plane.bufferId} dma-buf`);
+    }
+    params.on({
+      created: (buffer) => {
+        params.destroy();
+        this.imports++;
+        if (this.#entries.get(key) !== entry) {
+          buffer.destroy(); // invalidated while the import was on its way
+          return;
+        }
+        entry.buffer = buffer;
+        entry.state = 'ready';
+        buffer.on({ release: () => (entry.busy = false) });
+        this.#onReady();
+      },
+      failed: () => {
+        params.destroy();
+        entry.state = 'failed';
+        this.#onReady();
+      },
+    });
+    // The picture's orientation (GuestPlaneInfo.transform) goes to wl_surface.set_buffer_transform, not here.
+    params.create(plane.width, plane.height, plane.format, 0);
+    return { kind: 'pending' };
+  }
+
+  /** The buffer was attached and committed: the compositor holds it until `release`. */
+  attached(buffer: WlBuffer): void {
+    for (const e of this.#entries.values()) if (e.buffer === buffer) e.busy = true;
+  }
+
+  /** Guest buffer ids of `sourceId` the compositor still holds (the test guest renders elsewhere). */
+  inUse(sourceId: number): Set<number> {
+    const out = new Set<number>();
+    for (const e of this.#entries.values()) if (e.sourceId === sourceId && e.busy) out.add(e.bufferId);
+    return out;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #evict(): void {
+    while (this.#entries.size >= this.#limit) {
+      let victim: Entry | null = null;
+      for (const e of this.#entries.values()) {
+        if (e.state === 'pending' || e.busy) continue;
+        if (!victim || e.lastUsed < victim.lastUsed) victim = e;
+      }
+      if (!victim) return; // everything is in flight: grow past the limit rather than stall
+      this.#drop(victim);
+    }
+  }
+
+  #drop(e: Entry): void {
+    this.#entries.delete(e.key);
+    if (e.buffer && !e.buffer.destroyed) e.buffer.destroy();
+  }
+
+  /** Forgets every buffer of `sourceId` (buffers-gone, detach), or those of older generations. */
+  invalidate(sourceId: number, keepGeneration?: number): void {
+    for (const e of [...this.#entries.values()]) {
+      if (e.sourceId !== sourceId) continue;
+      if (keepGeneration !== undefined && e.key.endsWith(`/${keepGeneration}`)) continue;
+      this.#drop(e);
+    }
+  }
+
+  close(): void {
+    for (const e of [...this.#entries.values()]) this.#drop(e);
+  }
+}

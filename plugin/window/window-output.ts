@@ -1,0 +1,388 @@
+// A guest shown in a window on the user's desktop compositor: the GuestOutput of window
+// mode (plugin/output/interface.ts). Each guest flip becomes attach + damage + commit of
+// the guest's own dma-buf as a wl_buffer (buffers.ts: imported once per guest buffer);
+// the compositor composites it or puts it on a plane, its business. One commit is in
+// flight at a time; it ends with wp_presentation feedback (`presented` or `discarded`),
+// and only then is the source told the frame was shown (source.frameShown: what answers
+// QEMU's UpdateDMABUF), so the guest is paced by the desktop's real presentation. Newer
+// guest flips meanwhile collapse into one (the newest is shown next).
+//
+// Paths in `present` events: 'scanout' means the guest's own dma-buf was handed to the
+// compositor (zeroCopy true: nothing copied by us; whether the compositor then scans it
+// out or composites it is reported by the compositor, not here); 'no-signal' the
+// "no signal" colour; 'copy' a CPU copy into a wl_shm buffer (shm-copy.ts) because the
+// compositor cannot take the dma-buf, with why in the event's `reason`, per frame. A frame
+// that neither way can show is refused (source.refused and one `error` event per cause).
+//
+// Ownership: the surfaces (surfaces.ts), the wl_buffer cache (buffers.ts) and the copy
+// buffers (shm-copy.ts) are this output's and go in close(); the Desktop and the source
+// stay the caller's. A frame whose feedback never comes (a hidden window may get none) is
+// let go after FEEDBACK_TIMEOUT_MS.
+import { EventEmitter } from 'node:events';
+import type { GuestOutput, GuestOutputEvents } from '../output/interface.js';
+import type { OutputErrorEvent, PresentEvent } from '../output/types.js';
+import { NO_SIGNAL_PIXEL } from '../output/types.js';
+import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
+import { placement, type FitMode } from '../geometry.js';
+import { pictureSize } from '../transform.js';
+import { OutputStats, type OutputStatsSnapshot } from '../stats.js';
+import type { Desktop } from './connection.js';
+import { WindowBuffers } from './buffers.js';
+import { WindowSurfaces } from './surfaces.js';
+import { ShmCopies } from './shm-copy.js';
+import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
+
+const FEEDBACK_TIMEOUT_MS = 1000;
+const DEFAULT_SIZE = { width: 1024, height: 768 };
+/** DRM fourccs whose alpha is padding (X formats): the guest surface is declared opaque. */
+const OPAQUE_FORMATS = new Set(['XR24', 'XB24', 'RX24', 'BX24', 'XR30', 'XB30', 'XR48', 'XB48', 'RG16', 'BG16', 'RG24', 'BG24']);
+const fourccName = (f: number): string => String.fromCharCode(f & 0xff, (f >> 8) & 0xff, (f >> 16) & 0xff, (f >>> 24) & 0xff);
+
+interface InFlight {
+  frame?: number;
+  bufferId?: number;
+  flipTimeNs?: bigint;
+  path: 'scanout' | 'copy' | 'no-signal';
+  /** Why the frame was copied (path 'copy'). */
+  copyReason?: string;
+  timer: NodeJS.Timeout;
+}
+
+interface Shown {
+  buffer: WlBuffer;
+  path: 'scanout' | 'copy';
+  bytes: number;
+  reason?: string;
+}
+
+export interface WindowOutputOptions {
+  title: string;
+  fit?: FitMode;
+  /** Ask for a fullscreen window (xdg_toplevel.set_fullscreen on the compositor's choice of output). */
+  fullscreen?: boolean;
+  /** Paths frames may take (default both), as OutputOptions.paths: ['copy'] forces the copy path, for tests and benchmarks. */
+  paths?: readonly ('scanout' | 'copy')[];
+  /** How long a frame waits for its presentation feedback before it is let go (default 1000 ms). */
+  feedbackTimeoutMs?: number;
+}
+
+interface WindowOutputEvents extends GuestOutputEvents {
+  /** The user closed the window. */
+  'close-requested': [];
+}
+
+/** Sources that can be told the window's size (QemuGuest: SetUIInfo). */
+interface SizedSource {
+  setUISize(width: number, height: number): void;
+}
+const isSized = (s: GuestSource): s is GuestSource & SizedSource => typeof (s as Partial<SizedSource>).setUISize === 'function';
+
+export class WindowOutput extends EventEmitter<WindowOutputEvents> implements GuestOutput {
+  readonly name: string;
+  readonly #desktop: Desktop;
+  readonly #surfaces: WindowSurfaces;
+  readonly #buffers: WindowBuffers | null;
+  readonly #copies: ShmCopies;
+  readonly #stats = new OutputStats();
+  #fit: FitMode;
+  readonly #handOver: boolean;
+  readonly #feedbackTimeoutMs: number;
+  #size = { ...DEFAULT_SIZE };
+  #refreshNs = 16_666_667;
+  #source: GuestSource | null = null;
+  #sourceId = 0;
+  #unlisten: (() => void) | null = null;
+  #inFlight: InFlight | null = null;
+  #dirty = false;
+  #scheduled = false;
+  #lastKey = '';
+  #suspended = false;
+  #closed = false;
+  #sequence = 0;
+  #commits = 0;
+  readonly #reported = new Set<string>();
+
+  constructor(desktop: Desktop, opts: WindowOutputOptions) {
+    super();
+    this.name = opts.title;
+    this.#desktop = desktop;
+    this.#fit = opts.fit ?? 'fit';
+    this.#handOver = opts.paths?.includes('scanout') ?? true;
+    this.#feedbackTimeoutMs = opts.feedbackTimeoutMs ?? FEEDBACK_TIMEOUT_MS;
+    const dmabuf = desktop.globals.dmabuf;
+    this.#buffers = dmabuf ? new WindowBuffers(dmabuf, () => this.#schedule()) : null;
+    this.#copies = new ShmCopies(desktop);
+    this.#surfaces = new WindowSurfaces(desktop, opts.title, {
+      configured: (w, h) => this.#configured(w, h),
+      closeRequested: () => this.emit('close-requested'),
+    }, opts.fullscreen);
+  }
+
+  get width(): number {
+    return this.#size.width;
+  }
+  get height(): number {
+    return this.#size.height;
+  }
+  get refreshNs(): number {
+    return this.#refreshNs;
+  }
+
+  attach(source: GuestSource, fit?: FitMode): void {
+    if (this.#closed) throw new Error(`${this.name}: attach after close()`);
+    this.detach();
+    if (fit) this.#fit = fit;
+    this.#source = source;
+    this.#sourceId++;
+    const sid = this.#sourceId;
+    const changed = () => this.#schedule();
+    const gone = () => {
+      this.#buffers?.invalidate(sid);
+      this.#copies.invalidate(sid);
+    };
+    const lost = (e: Error) => this.emit('source-lost', e);
+    source.on('changed', changed);
+    source.on('buffers-gone', gone);
+    source.on('lost', lost);
+    this.#unlisten = () => {
+      source.off('changed', changed);
+      source.off('buffers-gone', gone);
+      source.off('lost', lost);
+    };
+    if (isSized(source)) source.setUISize(this.#size.width, this.#size.height);
+    this.#schedule();
+  }
+
+  detach(): void {
+    if (!this.#source) return;
+    this.#unlisten?.();
+    this.#unlisten = null;
+    this.#buffers?.invalidate(this.#sourceId);
+    this.#copies.invalidate(this.#sourceId);
+    this.#source = null;
+    this.#lastKey = '';
+    this.#schedule();
+  }
+
+  /** Guest buffer ids the compositor still holds (not released): the test guest renders into others. */
+  buffersInUse(): ReadonlySet<number> {
+    return this.#buffers?.inUse(this.#sourceId) ?? new Set();
+  }
+
+  suspend(): void {
+    this.#suspended = true;
+  }
+  resume(): void {
+    this.#suspended = false;
+    this.#schedule();
+  }
+
+  statsSnapshot(): OutputStatsSnapshot {
+    const s = this.#stats;
+    const lat = s.latencyMs;
+    return {
+      framesPresented: s.framesPresented,
+      paths: { ...s.paths },
+      imports: this.#buffers?.imports ?? 0,
+      cacheHits: this.#buffers?.hits ?? 0,
+      cacheMisses: this.#buffers?.imports ?? 0,
+      bytesCopied: s.bytesCopied,
+      bytesUploaded: 0,
+      commits: this.#commits,
+      testOnlyCommits: 0,
+      failedCommits: 0,
+      refreshes: s.refreshes,
+      latencyMs: { p50: lat.percentile(50), p95: lat.percentile(95), p99: lat.percentile(99), samples: lat.count },
+      errors: { ...s.errors },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#inFlight) clearTimeout(this.#inFlight.timer);
+    this.#inFlight = null;
+    this.#unlisten?.();
+    this.#source = null;
+    this.#buffers?.close();
+    this.#copies.close();
+    this.#surfaces.destroy();
+    this.emit('closed');
+  }
+
+  #configured(w: number, h: number): void {
+    if (w > 0 && h > 0) this.#size = { width: w, height: h };
+    else if (!this.#surfaces.letterbox || this.#lastKey === '') {
+      // Our choice: the guest's own size when known (1:1 is what planes want).
+      const q = this.#source?.query('primary');
+      if (q?.state === 'ok') this.#size = pictureSize(q.plane.transform ?? 0, q.plane.width, q.plane.height) as never;
+    }
+    const { width, height } = this.#size;
+    this.#size = { width: width || DEFAULT_SIZE.width, height: height || DEFAULT_SIZE.height };
+    if (this.#source && isSized(this.#source)) this.#source.setUISize(this.#size.width, this.#size.height);
+    this.#surfaces.layoutBackground(this.#size.width, this.#size.height);
+    this.#lastKey = ''; // the placement changed: show the current frame again
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#refresh();
+    });
+  }
+
+  #refresh(): void {
+    if (this.#closed || this.#suspended || !this.#surfaces.configured || this.#desktop.connection.closed) return;
+    if (this.#inFlight) {
+      this.#dirty = true;
+      return;
+    }
+    if (this.#desktop.connection.congested) {
+      this.#dirty = true;
+      this.#desktop.connection.once('drain', () => this.#schedule());
+      return;
+    }
+    this.#dirty = false;
+    this.#stats.refreshes++;
+    const source = this.#source;
+    if (!source) return this.#noSignal();
+    const q = source.query('primary');
+    if (q.state === 'lost' || q.state === 'disabled') return this.#noSignal();
+    if (q.state === 'not-ready') return;
+    const p = q.plane;
+    const key = `${p.bufferId}/${p.generation}/${p.frame ?? ''}`;
+    if (key === this.#lastKey) return;
+    const shown = this.#bufferFor(source, p);
+    if (shown) {
+      this.#lastKey = key;
+      this.#showGuest(p, shown);
+    }
+  }
+
+  /**
+   * The guest's wl_buffer: its own dma-buf (path 'scanout'), else a wl_shm copy (path
+   * 'copy', with why), or null (import on its way: retried when it lands; copies all held
+   * by the compositor: retried on release; refused: said once).
+   */
+  #bufferFor(source: GuestSource, p: GuestPlaneInfo): Shown | null {
+    let why: string;
+    const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier) : null;
+    if (!this.#handOver) why = 'the copy path was asked for (paths option)';
+    else if (p.transport !== 'dmabuf') why = 'the guest plane is no dma-buf';
+    else if (!this.#buffers) why = 'the desktop compositor offers no linux-dmabuf';
+    else if (modifier === null) why = `the desktop compositor does not import ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
+    else {
+      const got = this.#buffers.get(source, this.#sourceId, p, modifier);
+      if (got.kind === 'ready') return { buffer: got.buffer, path: 'scanout', bytes: 0 };
+      if (got.kind === 'pending') return null;
+      why = `the desktop compositor failed to import buffer ${p.bufferId}: ${got.reason}`;
+    }
+    const c = this.#copies.copy(source, this.#sourceId, p);
+    if (c.kind === 'ok') return { buffer: c.buffer, path: 'copy', bytes: c.bytes, reason: why };
+    if (c.kind === 'busy') {
+      this.#retryOnRelease();
+      return null;
+    }
+    this.#refuse(source, p, c.cause, `${c.message} (${why})`);
+    return null;
+  }
+
+  /** All copy buffers are held by the compositor: look again shortly (a release comes with its next repaint). */
+  #retryOnRelease(): void {
+    setTimeout(() => this.#schedule(), 4).unref();
+  }
+
+  #refuse(source: GuestSource, p: GuestPlaneInfo, cause: string, message: string): void {
+    this.#stats.error(cause);
+    source.refused?.(p, cause, message);
+    if (this.#reported.has(cause)) return;
+    this.#reported.add(cause);
+    const e: OutputErrorEvent = { cause, message } as OutputErrorEvent;
+    this.emit('error', e);
+  }
+
+  #showGuest(p: GuestPlaneInfo, shown: Shown): void {
+    const buffer = shown.buffer;
+    const s = this.#surfaces;
+    const t = p.transform ?? 0;
+    const pic = pictureSize(t, p.width, p.height);
+    const { src, dst } = placement(this.#fit, pic.w, pic.h, this.#size.width, this.#size.height);
+    s.guest.attach(buffer, 0, 0);
+    s.guest.setBufferTransform(t);
+    s.guest.damageBuffer(0, 0, p.width, p.height);
+    s.setGuestOpaque(OPAQUE_FORMATS.has(fourccName(p.format)), s.letterbox ? dst.w : pic.w, s.letterbox ? dst.h : pic.h);
+    s.placeGuest(src, dst);
+    if (shown.path === 'scanout') this.#buffers!.attached(buffer);
+    this.#stats.bytesCopied += shown.bytes;
+    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: shown.path, ...(shown.reason ? { copyReason: shown.reason } : {}) });
+  }
+
+  #noSignal(): void {
+    if (this.#lastKey === 'no-signal') return;
+    this.#lastKey = 'no-signal';
+    const s = this.#surfaces;
+    s.guest.attach(s.solid(NO_SIGNAL_PIXEL & 0xffffff), 0, 0);
+    s.guest.setBufferTransform(0);
+    s.guest.damageBuffer(0, 0, 1, 1);
+    s.placeGuest({ x: 0, y: 0, w: 1, h: 1 }, { x: 0, y: 0, w: this.#size.width, h: this.#size.height });
+    this.#commit({ path: 'no-signal' });
+  }
+
+  /** Commits the guest surface with a presentation feedback (or frame callback) that ends the frame. */
+  #commit(f: Omit<InFlight, 'timer'>): void {
+    const s = this.#surfaces;
+    const g = this.#desktop.globals;
+    const inFlight: InFlight = { ...f, timer: setTimeout(() => this.#finish(inFlight, null, `no presentation feedback within ${this.#feedbackTimeoutMs} ms (window hidden?)`), this.#feedbackTimeoutMs) };
+    if (g.presentation) {
+      const fb = g.presentation.feedback(s.guest);
+      fb.on({
+        presented: (secHi, secLo, nsec, refresh, seqHi, seqLo) => {
+          if (refresh > 0) this.#refreshNs = refresh;
+          const ts = (BigInt(secHi >>> 0) * 2n ** 32n + BigInt(secLo >>> 0)) * 1_000_000_000n + BigInt(nsec);
+          this.#sequence = Number((BigInt(seqHi >>> 0) << 32n) | BigInt(seqLo >>> 0));
+          this.#finish(inFlight, ts, null);
+        },
+        discarded: () => this.#finish(inFlight, null, 'discarded by the desktop compositor'),
+      });
+    } else {
+      const cb = s.guest.frame();
+      cb.on({ done: () => this.#finish(inFlight, process.hrtime.bigint(), null) });
+    }
+    s.guest.commit();
+    this.#commits++;
+    this.#inFlight = inFlight;
+  }
+
+  /** The frame in flight ended: presented at `ts`, or not shown (`reason`). */
+  #finish(f: InFlight, ts: bigint | null, reason: string | null): void {
+    if (this.#inFlight !== f) return;
+    clearTimeout(f.timer);
+    this.#inFlight = null;
+    const st = this.#stats;
+    const monotonic = this.#desktop.clockId === 1;
+    const latencyNs = ts !== null && monotonic && f.flipTimeNs !== undefined ? Number(ts - f.flipTimeNs) : undefined;
+    if (ts !== null) {
+      st.framesPresented++;
+      st.paths[f.path]++;
+      if (latencyNs !== undefined) st.latencyMs.add(latencyNs / 1e6);
+    } else st.error(reason?.startsWith('discarded') ? 'discarded' : 'feedback-timeout');
+    const e: PresentEvent = {
+      sequence: this.#sequence,
+      timestampNs: ts ?? process.hrtime.bigint(),
+      refreshNs: this.#refreshNs,
+      path: f.path,
+      zeroCopy: f.path === 'scanout',
+      ...(f.bufferId !== undefined ? { bufferId: f.bufferId } : {}),
+      ...(f.frame !== undefined ? { frame: f.frame } : {}),
+      ...(latencyNs !== undefined ? { latencyNs } : {}),
+      ...(reason || f.copyReason ? { reason: reason ?? f.copyReason } : {}),
+    };
+    // Presented or discarded, the guest may go on: QEMU's UpdateDMABUF is answered here.
+    if (f.path !== 'no-signal') this.#source?.frameShown?.(f.frame);
+    this.emit('present', e);
+    if (this.#dirty || this.#source) this.#schedule();
+  }
+}

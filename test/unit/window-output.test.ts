@@ -1,0 +1,109 @@
+// WindowOutput (plugin/window/window-output.ts) on a real desktop compositor on the host:
+// Debian's Weston 10, headless backend with the pixman renderer, which offers no
+// linux-dmabuf at all: so this covers the window's surfaces and configure, the wl_shm copy
+// fallback (pattern frames of a CPU-visible guest plane copied into wl_shm buffers, reported
+// per frame with why), pacing by wp_presentation feedback (one frame in flight, frameShown
+// after each), "no signal" while the source is detached, and a clean close. The dma-buf
+// path needs a DRM device: test/integration/window.test.ts runs it on Weston in the rig.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { Desktop } from '../../plugin/window/connection.js';
+import { WindowOutput } from '../../plugin/window/window-output.js';
+import { drawPattern } from '../../plugin/sources/pattern.js';
+import type { GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../../plugin/sources/source.js';
+import type { PresentEvent } from '../../plugin/output/types.js';
+
+const haveWeston = spawnSync('weston', ['--version']).status === 0;
+const runtimeDir = useRuntimeDir('gp-winout-');
+const socket = 'gp-weston-headless';
+let weston: ChildProcess | null = null;
+
+beforeAll(async () => {
+  if (!haveWeston) return;
+  weston = spawn('weston', ['--backend=headless-backend.so', '--use-pixman', `--socket=${socket}`, '--idle-time=0', '--width=800', '--height=600', `--log=${join(runtimeDir(), 'weston.log')}`], { stdio: 'ignore', env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir() } });
+  const t0 = Date.now();
+  while (!existsSync(join(runtimeDir(), socket)) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 100));
+}, 20_000);
+afterAll(() => {
+  weston?.kill('SIGTERM');
+});
+
+/** A guest whose plane the CPU reads (a region, as mdpy's): the pattern, frame after frame. */
+class RegionGuest extends EventEmitter<GuestSourceEvents> implements GuestSource {
+  readonly name = 'region test guest';
+  readonly changeEvents = true;
+  readonly bytes: Uint8Array;
+  frame = 0;
+  shown: (number | undefined)[] = [];
+  constructor(readonly width: number, readonly height: number) {
+    super();
+    this.bytes = new Uint8Array(width * 4 * height);
+  }
+  flip(): void {
+    this.frame++;
+    drawPattern({ bytes: this.bytes, offset: 0, width: this.width, height: this.height, stride: this.width * 4 }, this.frame);
+    this.emit('changed');
+  }
+  query(kind: 'primary' | 'cursor'): PlaneQuery {
+    if (kind === 'cursor' || this.frame === 0) return { state: 'disabled' };
+    const plane: GuestPlaneInfo = {
+      kind, bufferId: 0, transport: 'region', format: 0x34325258, modifier: 0n, width: this.width, height: this.height,
+      stride: this.width * 4, offset: 0, size: this.bytes.length, x: 0, y: 0, hotX: -1, hotY: -1, generation: 0,
+      frame: this.frame, flipTimeNs: process.hrtime.bigint(),
+    };
+    return { state: 'ok', plane };
+  }
+  exportDmabuf(): number {
+    throw new Error('a region guest has no dma-buf');
+  }
+  cpuView(): CpuView {
+    return { bytes: this.bytes, offset: 0 };
+  }
+  frameShown(frame: number | undefined): void {
+    this.shown.push(frame);
+  }
+  close(): void {}
+}
+
+describe.skipIf(!haveWeston)('WindowOutput on Weston (headless, pixman: no linux-dmabuf)', () => {
+  it('copies frames into wl_shm, one in flight, each ended by presentation feedback; no signal when detached', async () => {
+    const log: string[] = [];
+    const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
+    expect(log).toContain('guestplane window: no linux-dmabuf: every guest frame is copied into wl_shm buffers');
+    const out = new WindowOutput(desktop, { title: 'gp unit', fit: 'fit' });
+    const guest = new RegionGuest(320, 240);
+    const presents: PresentEvent[] = [];
+    out.on('present', (e) => presents.push(e));
+    out.attach(guest);
+    // The guest flips far faster than anything is presented: frames collapse, none queue.
+    const timer = setInterval(() => guest.flip(), 2);
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(timer);
+    await new Promise((r) => setTimeout(r, 200));
+    const copies = presents.filter((p) => p.path === 'copy');
+    expect(copies.length).toBeGreaterThan(5);
+    expect(copies.length).toBeLessThan(guest.frame / 2);
+    for (const p of copies) {
+      expect(p.zeroCopy).toBe(false);
+      expect(p.reason).toBe('the guest plane is no dma-buf'); // checked before the (missing) linux-dmabuf
+      expect(p.timestampNs).toBeGreaterThan(0n);
+    }
+    for (let i = 1; i < copies.length; i++) expect(copies[i]!.frame!).toBeGreaterThan(copies[i - 1]!.frame!);
+    // Each presented frame was answered to the guest, in order, once.
+    expect(guest.shown).toEqual(copies.map((p) => p.frame));
+    const s = out.statsSnapshot();
+    expect(s.paths.copy).toBe(copies.length);
+    expect(s.bytesCopied).toBe(copies.length * 320 * 240 * 4);
+    expect([out.width, out.height]).toEqual([1024, 768]); // no size from the compositor and no guest picture yet at the first configure: the default
+    out.detach();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(presents.at(-1)!.path).toBe('no-signal');
+    await out.close();
+    desktop.close();
+    expect(desktop.connection.closed).toBe(true);
+  }, 15_000);
+});
