@@ -15,6 +15,13 @@
 // Buffer identity: a dma-buf is known by its inode, however many fds QEMU sends for it
 // (qemu-dmabufs.ts): each guest buffer is imported once, fds stay flat.
 //
+// One flip per guest frame: QEMU follows a ScanoutDMABUF with UpdateDMABUF (in the same
+// main-loop pass for a virtio-gpu flip), and 8.2+ sends one UpdateDMABUF per damage
+// rectangle. Each used to be a frame of its own, so a flip often cost two or more commits
+// (when the calls came in separate reads). Now a ScanoutDMABUF waits (SCANOUT_WAIT_MS) for
+// its UpdateDMABUF, which makes the frame; UpdateDMABUFs that follow one still held within
+// UPDATE_BURST_MS join its frame and its answer (no 'changed', no commit of their own).
+//
 // Pacing: QEMU blocks the console's GL updates until UpdateDMABUF is answered
 // (graphic_hw_gl_block). The answer is held until the output has shown that frame (or
 // refused it, or a newer one replaced it), so a GL-rendering device (virtio-gpu) renders
@@ -60,6 +67,20 @@ export type { QemuIdSpace } from './qemu-scanout.js';
 const HOLD_MS = 500;
 /** How long a Disable without a ScanoutDMABUF before it waits for the UpdateDMABUF of a flip (QEMU sends both in one main-loop pass). */
 const DISABLE_GRACE_MS = 100;
+/**
+ * A ScanoutDMABUF with no UpdateDMABUF after it (a new listener's current buffer) is a frame
+ * after this long. Only such a lone scanout waits; under TCG with a loaded host the pair
+ * came more than 20 ms apart now and then (the rig: 1063 commits for 1000 frames).
+ */
+const SCANOUT_WAIT_MS = 50;
+/**
+ * UpdateDMABUFs this close together, the first still held, are one refresh's damage
+ * rectangles: one frame. A paced QEMU (virtio-gpu) sends no update while one is held, so
+ * any update then is of the same refresh; the bound keeps an unpaced one (VFIO displays,
+ * an update every ~30 ms, answered or not) from merging its frames. 4 ms was too short
+ * for TCG in the rig (171 commits for 118 frames of 4 rectangles).
+ */
+const UPDATE_BURST_NS = 16_000_000n;
 
 interface Held {
   frame: number;
@@ -83,6 +104,8 @@ export interface QemuConsoleStats {
   /** Listeners registered again to learn the current scanout after a lost one. */
   relistens: number;
   refusedCalls: number;
+  /** UpdateDMABUF calls taken into the frame of the one before (QEMU 8.2+: one per damage rectangle). */
+  coalesced: number;
   /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
   answered: { shown: number; refused: number; timeout: number; superseded: number };
 }
@@ -116,7 +139,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
-  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, lostScanouts: 0, relistens: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, lostScanouts: 0, relistens: 0, refusedCalls: 0, coalesced: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
   constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
@@ -234,13 +257,10 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
         return this.#scanoutDmabuf(this.#scanout.dmabuf(c, call.takeFd(c.fd)), call);
       case 'ScanoutDMABUF2':
         return this.#scanoutDmabuf(this.#scanout.dmabuf2(c, (fd) => call.takeFd(fd)), call);
-      case 'UpdateDMABUF': {
+      case 'UpdateDMABUF':
         if (this.#scanout.kind !== 'dmabuf') return call.reply();
         this.stats.updates++;
-        this.#newFrame();
-        this.#hold(call);
-        return;
-      }
+        return this.#updateDmabuf(call);
       case 'Scanout':
         if (this.#scanout.pixels(c, this.#enabled) === 'unchanged') {
           this.stats.unchanged++;
@@ -287,6 +307,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #displayOff(): void {
     if (this.#pendingOff) clearTimeout(this.#pendingOff);
     this.#pendingOff = null;
+    this.#stopScanoutWait();
     this.#enabled = false;
     this.#answerHeld(Infinity, 'superseded');
     this.emit('changed');
@@ -300,14 +321,36 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#newFrame();
   }
 
-  /** A (new or known) dma-buf is the console's scanout now; its UpdateDMABUF makes the frame. */
+  /** A (new or known) dma-buf is the console's scanout now; its UpdateDMABUF makes the frame (file comment). */
   #scanoutDmabuf(r: { known: boolean }, call: IncomingCall): void {
     if (r.known) this.stats.reusedBuffers++;
     this.stats.buffersKnown = this.#scanout.buffersKnown;
-    this.#shown(call);
+    call.reply();
+    this.#enabled = true;
+    this.stats.scanouts++;
+    this.#scanoutWait ??= setTimeout(() => this.#newFrame(), SCANOUT_WAIT_MS);
+  }
+
+  #scanoutWait: NodeJS.Timeout | null = null;
+  #lastUpdateNs = 0n;
+
+  /** An UpdateDMABUF: a new frame, or one more damage rectangle of the frame held now. */
+  #updateDmabuf(call: IncomingCall): void {
+    const now = process.hrtime.bigint();
+    const burst = !this.#scanoutWait && now - this.#lastUpdateNs < UPDATE_BURST_NS && this.#held.some((h) => h.frame === this.#ids.frame);
+    this.#lastUpdateNs = now;
+    if (burst) this.stats.coalesced++;
+    else this.#newFrame();
+    this.#hold(call);
+  }
+
+  #stopScanoutWait(): void {
+    clearTimeout(this.#scanoutWait ?? undefined);
+    this.#scanoutWait = null;
   }
 
   #newFrame(): void {
+    this.#stopScanoutWait();
     this.#ids.frame++;
     this.#flipTimeNs = process.hrtime.bigint();
     // A newer frame replaces every held one: the output shows the newest only.
@@ -476,6 +519,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #gone(message: string): void {
     if (this.#lost || this.#closed) return;
     this.#lost = new Error(message);
+    this.#stopScanoutWait();
     this.#answerHeld(Infinity, 'superseded');
     this.emit('lost', this.#lost);
     // The output learns it from the next query: make there be one.
@@ -490,6 +534,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   close(): void {
     if (this.#closed) return;
     clearTimeout(this.#pendingOff ?? undefined);
+    this.#stopScanoutWait();
     this.#answerHeld(Infinity, 'superseded');
     this.#closed = true;
     this.#listener.close();
