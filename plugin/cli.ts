@@ -60,6 +60,9 @@ commands:
                        (default: all of seat0's, through libinput and udev; Ctrl+Alt+G
                        releases/takes them back, Ctrl+Alt+Q quits)
       --input-devices P,Q  only these /dev/input/event* nodes
+      --touch MODE     pointer (default: a finger is the guest's pointer) | multitouch
+                       (every finger through QEMU 8.1+'s MultiTouch; the guest needs a
+                       touch device, e.g. -device virtio-multitouch-pci)
       --session MODE   seat | direct | auto (default auto: direct as root, else seat).
                        seat: open the card and input devices through libseat (seatd
                        or logind; no root), stop drawing while another VT has the seat,
@@ -274,6 +277,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     console: { type: 'string' },
     'no-input': { type: 'boolean' },
     'input-devices': { type: 'string' },
+    touch: { type: 'string' },
     session: { type: 'string' },
     fps: { type: 'string' },
     'test-guest': { type: 'string' },
@@ -305,6 +309,8 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
   if (!FITS.includes(fit as FitMode)) throw new UsageError(`kiosk: --fit '${fit}' is not one of ${FITS.join(', ')}`);
   const stats = str('stats') ?? 'text';
   if (!['text', 'json', 'none'].includes(stats)) throw new UsageError(`kiosk: --stats '${stats}' is not text, json or none`);
+  const touch = str('touch') ?? 'pointer';
+  if (touch !== 'pointer' && touch !== 'multitouch') throw new UsageError(`kiosk: --touch '${touch}' is not pointer or multitouch`);
   if (str('test-guest') !== undefined && source.kind === 'udmabuf') throw new UsageError('kiosk: --test-guest animates an mbochs device; use it with --vfio');
   const session = await openSession(str('session'));
   let k: ReturnType<typeof startKiosk>;
@@ -320,6 +326,7 @@ async function kiosk(args: string[], io: CliIo, onStart?: (k: RunningCommand) =>
     statsFormat: stats === 'json' ? 'json' : 'text',
     vfioTestGuestFps: str('test-guest') !== undefined ? parseRate(str('test-guest')!, '--test-guest') : undefined,
       input: o.flag('no-input') ? false : str('input-devices') !== undefined ? { paths: str('input-devices')!.split(',').filter(Boolean) } : undefined,
+      touch,
       log: (line) => io.stderr(line + '\n'),
     });
   } catch (e) {

@@ -53,6 +53,12 @@ export interface KioskOptions {
    */
   input?: InputStackOptions | false;
   /**
+   * Touchscreens into the guest: 'pointer' (default: one finger as the guest's pointer,
+   * which any guest takes) or 'multitouch' (every finger through QEMU's MultiTouch, 8.1+;
+   * needs a touch device in the guest, e.g. -device virtio-multitouch-pci).
+   */
+  touch?: 'pointer' | 'multitouch';
+  /**
    * Open the card and input devices through this seat session (seatd/logind: no root).
    * The kiosk then stops drawing while another session has the seat and shows the guest
    * again when it is back; Ctrl+Alt+F1…F12 switch VTs. The session stays the caller's.
@@ -212,7 +218,8 @@ function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: 
         screen: { width: out.width, height: out.height },
         guest: () => {
           const q = guest.query('primary');
-          return q.state === 'ok' ? { width: q.plane.width, height: q.plane.height } : null;
+          // The picture QEMU shows (ScanoutDMABUF2: a rectangle of the buffer), not the buffer.
+          return q.state === 'ok' ? { width: q.plane.crop?.w ?? q.plane.width, height: q.plane.crop?.h ?? q.plane.height } : null;
         },
         fit: opts.fit ?? 'fit',
       },
@@ -230,6 +237,7 @@ function guestInput(guest: QemuGuest, out: Output, opts: KioskOptions, devices: 
           : undefined,
         error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
       },
+      { multiTouch: opts.touch === 'multitouch' },
     );
     input.on('input', (e) => router.handle(e));
     if (session) followSession(session, input, router);

@@ -253,6 +253,16 @@ export const VM_IFACE = 'org.qemu.Display1.VM';
 export const CONSOLE_IFACE = 'org.qemu.Display1.Console';
 export const KEYBOARD_IFACE = 'org.qemu.Display1.Keyboard';
 export const MOUSE_IFACE = 'org.qemu.Display1.Mouse';
+/**
+ * Touch (QEMU 8.1+): SendEvent(u kind, t slot, d x, d y) in console pixels. QEMU puts it on
+ * every console, whether or not the guest has a touch device (-device virtio-multitouch-pci):
+ * without one the events go nowhere, so using it is the user's choice (kiosk --touch).
+ */
+export const MULTITOUCH_IFACE = 'org.qemu.Display1.MultiTouch';
+export type TouchKind = 'begin' | 'update' | 'end' | 'cancel';
+export const TOUCH_KINDS: Readonly<Record<TouchKind, number>> = { begin: 0, update: 1, end: 2, cancel: 3 };
+/** QEMU's INPUT_EVENT_SLOTS_MAX: a larger slot is refused (MaxSlots says it too). */
+export const MAX_TOUCH_SLOTS = 10;
 
 export interface QemuConsoleInfo {
   id: number;

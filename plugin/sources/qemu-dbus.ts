@@ -56,11 +56,11 @@ import { EventEmitter } from 'node:events';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { QemuScanout, type QemuIdSpace } from './qemu-scanout.js';
-import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MAX_TOUCH_SLOTS, MOUSE_IFACE, MULTITOUCH_IFACE, TOUCH_KINDS, type TouchKind, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import { registerListener } from './qemu-listener.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
-export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
+export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo, type TouchKind } from './qemu-dbus-protocol.js';
 export type { QemuIdSpace } from './qemu-scanout.js';
 
 /** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us (its own call timeout is 1 s). */
@@ -278,7 +278,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
           return;
         }
         if (this.#pendingOff || this.#scanout.kind !== 'dmabuf') return this.#displayOff();
-        this.#pendingOff = setTimeout(() => this.#displayOff(), DISABLE_GRACE_MS);
+        this.#pendingOff = setTimeout(() => this.#offUnlessRelistening(), DISABLE_GRACE_MS);
         return;
       case 'CursorDefine': {
         const pixels = premultiplied(c.data);
@@ -302,6 +302,16 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     call.reply();
     this.stats.updates++;
     this.#newFrame();
+  }
+
+  /**
+   * The grace after a lone Disable ended. While a new listener is being registered (after a
+   * lost scanout) its current scanout is yet to come: wait for it. Under load in the rig the
+   * registration took longer than the grace and a flip's Disable showed "no signal" once.
+   */
+  #offUnlessRelistening(): void {
+    if (this.#relistening) this.#pendingOff = setTimeout(() => this.#offUnlessRelistening(), DISABLE_GRACE_MS);
+    else this.#displayOff();
   }
 
   #displayOff(): void {
@@ -496,6 +506,23 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
       if (rel) return rel.dx || rel.dy ? this.#relMotion(rel.dx, rel.dy) : null;
       return from ? this.#relMotion(x - from.x, y - from.y) : null;
     });
+  }
+
+  /**
+   * One touch point (slot) into QEMU's MultiTouch (QEMU 8.1+), at guest pixel (x, y). QEMU
+   * 7.x has no such interface: the call fails with its error (guest-input.ts then falls
+   * back to the pointer).
+   */
+  touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_TOUCH_SLOTS) return Promise.reject(new Error(`touch slot ${slot} is not within 0..${MAX_TOUCH_SLOTS - 1} (QEMU's slots)`));
+    return this.#input(() =>
+      this.#bus.call(this.#dest, this.info.path, MULTITOUCH_IFACE, 'SendEvent', [
+        { type: 'u', value: TOUCH_KINDS[kind] },
+        { type: 't', value: BigInt(slot) },
+        { type: 'd', value: Math.max(0, x) },
+        { type: 'd', value: Math.max(0, y) },
+      ]),
+    );
   }
 
   pointerBy(dx: number, dy: number): Promise<void> {
