@@ -9,17 +9,17 @@ import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { KmsDevice, KmsOpenError } from './kms/device.js';
-import { describeDevice, renderInfo } from './info.js';
+import { describeDevice, renderInfo } from './modes/info.js';
 import { describeQemuDisplay, renderQemuDisplay } from './sources/qemu-info.js';
-import { startKiosk, type KioskSourceSpec } from './kiosk.js';
+import { startKiosk, type KioskSourceSpec } from './modes/kiosk.js';
 import type { FitMode } from './geometry.js';
-import type { ModeRequest } from './output.js';
-import { loadHeadsConfig } from './config.js';
-import { runHeads, type HeadManager } from './heads.js';
-import { HeadsInput } from './heads-input.js';
+import type { ModeRequest } from './output/output.js';
+import { loadHeadsConfig } from './modes/heads-config.js';
+import { runHeads, type HeadManager } from './modes/heads.js';
+import { HeadsInput } from './modes/heads-input.js';
 import type { InputStackOptions } from './input/devices.js';
-import { runCompositor } from './wayland/compositor.js';
-import { SeatSession } from './session.js';
+import { runCompositor } from './modes/compositor.js';
+import { SeatSession } from './device/session.js';
 import { LoopStallMeter } from './stats.js';
 
 export interface CliIo {

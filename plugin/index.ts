@@ -2,9 +2,9 @@
 // Only re-exports: every room imports the others directly, never this file, so the
 // entry point can name them all (backend and kiosk included) without an import circle.
 // Ownership rules are at the top of backend.ts.
-export { Backend, preferredMode, type BackendOptions, type BackendEvents, type OutputDescription, type OutputMode } from './backend.js';
-export { Output, NO_SIGNAL_PIXEL, pickMode } from './output.js';
-export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, OutputEvents } from './output.js';
+export { Backend, preferredMode, type BackendOptions, type BackendEvents, type OutputDescription, type OutputMode } from './device/backend.js';
+export { Output, NO_SIGNAL_PIXEL, pickMode } from './output/output.js';
+export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, OutputEvents } from './output/output.js';
 /**
  * A frame of host layers for {@link Output.present}: dma-bufs (or guest sources) with
  * rectangles and z order, around the attached guest at zIndex 0.
@@ -17,7 +17,7 @@ export type { ModeRequest, OutputOptions, PresentEvent, OutputErrorEvent, Output
  * say per layer which plane took it (or that it was composed, by which path and why) and
  * whether it was zero-copy; `frameId` is the id present() returned.
  */
-export type { HostLayer, HostBuffer, HostBufferRelease, PresentedLayer } from './output.js';
+export type { HostLayer, HostBuffer, HostBufferRelease, PresentedLayer } from './output/output.js';
 export type { OutputStatsSnapshot, PresentPath } from './stats.js';
 export type { FitMode } from './geometry.js';
 export { TRANSFORM_NAMES, type Transform } from './transform.js';
@@ -30,5 +30,5 @@ export { QemuConsoleSource, evdevToQnum, type QemuConsoleInfo, type QemuVmInfo, 
 export { KmsDevice, KmsOpenError, findCardByDriver } from './kms/device.js';
 export { animate, udmabufStep, bochsStep, type Animation } from './sources/test-guest.js';
 export { encodePng } from './png.js';
-export { startKiosk, type Kiosk, type KioskOptions } from './kiosk.js';
+export { startKiosk, type Kiosk, type KioskOptions } from './modes/kiosk.js';
 

@@ -8,12 +8,12 @@
 import * as drm from '../../ffi/drm.js';
 import type { KmsDevice } from '../kms/device.js';
 import { DumbFramebuffer } from '../kms/dumb.js';
-import type { FramebufferCache } from '../fb-cache.js';
+import type { FramebufferCache } from '../buffers/fb-cache.js';
 import type { DmabufMaps } from './dmabuf-map.js';
 import { GlesCompositor, type GlesImage, type GlesLayer, type GlesTarget, type TargetRing } from './gles.js';
 import { blendOver, blit, clipUnscaled, drawTransformed, fill, rectKey, type Rect } from './cpu.js';
 import { FLIPPED_180, NORMAL } from '../transform.js';
-import { validatePlane } from '../validate.js';
+import { validatePlane } from '../buffers/validate.js';
 import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
 
 /** What one composed layer shows. */

@@ -15,7 +15,7 @@ import { UdmabufSource } from '../sources/udmabuf.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from '../sources/source.js';
 import { DmabufMaps } from './dmabuf-map.js';
 import { blit, fill, placement, type FitMode, type Rect } from './cpu.js';
-import { validatePlane } from '../validate.js';
+import { validatePlane } from '../buffers/validate.js';
 
 export interface RegionSpec {
   source: GuestSource;

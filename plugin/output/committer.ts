@@ -14,7 +14,7 @@ import { COMMIT, type AtomicRequest } from '../kms/atomic.js';
 import type { KmsConnector, KmsCrtc, KmsDevice, KmsPlane } from '../kms/device.js';
 import { NORMAL, TRANSFORM_NAMES, planeRotationFor, type Transform } from '../transform.js';
 import type { Composer } from '../compose/composer.js';
-import type { PlaneAllocator } from '../allocator.js';
+import type { PlaneAllocator } from '../planes/allocator.js';
 import { claimsOf } from './claims.js';
 import type { Captures } from './capture.js';
 import { nextCookie, type FramePlan, type PlaneState } from './types.js';

@@ -3,7 +3,7 @@
 // (each once per frame); together with the newest host frame that is the frame's
 // description, keyed so that an unchanged screen costs nothing.
 import type { GuestPlaneInfo, GuestSource, PlaneQuery } from '../sources/source.js';
-import { isHostBuffer } from '../host-layers.js';
+import { isHostBuffer } from '../planes/host-layers.js';
 import type { HostFrame } from './host-frames.js';
 
 export interface GuestFrame {

@@ -2,10 +2,10 @@
 // host layer (so the FB cache and the CPU maps treat host buffers as guest buffers), the
 // guest sources shown as host layers, and which host buffers the output still holds (on
 // screen, in flight, or in the newest frame) until it emits 'release' for them.
-import type { FramebufferCache } from '../fb-cache.js';
+import type { FramebufferCache } from '../buffers/fb-cache.js';
 import type { DmabufMaps } from '../compose/dmabuf-map.js';
 import type { GuestSource } from '../sources/source.js';
-import { checkHostLayers, isHostBuffer, HostLayerSource, type CheckedLayer, type HostBufferRelease, type HostLayer } from '../host-layers.js';
+import { checkHostLayers, isHostBuffer, HostLayerSource, type CheckedLayer, type HostBufferRelease, type HostLayer } from '../planes/host-layers.js';
 import type { FramePlan } from './types.js';
 
 export interface HostFrame {

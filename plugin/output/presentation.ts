@@ -4,8 +4,8 @@
 // allocator's and the device's.
 import type { KmsDevice } from '../kms/device.js';
 import type { FlipEvent } from '../kms/events.js';
-import type { FramebufferCache } from '../fb-cache.js';
-import type { PlaneAllocator } from '../allocator.js';
+import type { FramebufferCache } from '../buffers/fb-cache.js';
+import type { PlaneAllocator } from '../planes/allocator.js';
 import type { OutputStats, OutputStatsSnapshot } from '../stats.js';
 import type { FramePlan, PresentEvent, PresentedLayer } from './types.js';
 

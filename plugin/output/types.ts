@@ -4,9 +4,9 @@
 import type { Rect } from '../geometry.js';
 import type { Transform } from '../transform.js';
 import type { PresentPath } from '../stats.js';
-import type { Allocation, Layer, LayerReport } from '../allocator.js';
+import type { Allocation, Layer, LayerReport } from '../planes/allocator.js';
 import type { Composed } from '../compose/composer.js';
-import type { HostBufferRelease } from '../host-layers.js';
+import type { HostBufferRelease } from '../planes/host-layers.js';
 
 export interface ModeRequest {
   width: number;

@@ -3,7 +3,7 @@
 // the thread count and fds before and after, commits made while idle (none is right).
 import { setDrmEventPath, type DrmEventPath } from '../../plugin/kms/events.js';
 import { KmsDevice } from '../../plugin/kms/device.js';
-import { Output } from '../../plugin/output.js';
+import { Output } from '../../plugin/output/output.js';
 import { BenchGuest } from './guest.js';
 import { cpuMicros, sampleProcess, sleep, threadCpuMs, type ProcessSample } from './measure.js';
 

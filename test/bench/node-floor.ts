@@ -9,7 +9,7 @@ import * as libc from '../../ffi/libc.js';
 import { FdWatch, UV_READABLE } from '../../ffi/uv.js';
 import { COMMIT } from '../../plugin/kms/atomic.js';
 import { KmsDevice } from '../../plugin/kms/device.js';
-import { Output } from '../../plugin/output.js';
+import { Output } from '../../plugin/output/output.js';
 import { BenchGuest } from './guest.js';
 import { cpuMicros, sampleProcess, sleep } from './measure.js';
 import type { StreamResult } from './stream.js';

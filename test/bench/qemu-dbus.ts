@@ -34,7 +34,7 @@ import * as libc from '../../ffi/libc.js';
 import { udmabufCreate } from '../../ffi/dmabuf.js';
 import { KmsDevice } from '../../plugin/kms/device.js';
 import { setDrmEventPath } from '../../plugin/kms/events.js';
-import { Output, type PresentEvent } from '../../plugin/output.js';
+import { Output, type PresentEvent } from '../../plugin/output/output.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import type { QemuConsoleSource, QemuConsoleStats } from '../../plugin/sources/qemu-dbus.js';
 import { openVfioSource } from '../../plugin/sources/open.js';

@@ -10,7 +10,7 @@
 // per guest, so the present says whose frame it was); missed = expected − counted.
 import { KmsDevice } from '../../plugin/kms/device.js';
 import { setDrmEventPath, type DrmEventPath } from '../../plugin/kms/events.js';
-import { Output, type PresentEvent } from '../../plugin/output.js';
+import { Output, type PresentEvent } from '../../plugin/output/output.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from '../integration/helpers/vkms-configfs.js';
 import { BenchGuest } from './guest.js';
 import { cpuMicros, sampleProcess, sleep, summarizeLatency, type LatencySummary, type ProcessSample } from './measure.js';

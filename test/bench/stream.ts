@@ -7,7 +7,7 @@
 import { setDrmEventPath, type DrmEventPath } from '../../plugin/kms/events.js';
 import { spawnSync } from 'node:child_process';
 import { KmsDevice } from '../../plugin/kms/device.js';
-import { Output, type FramePath, type PresentEvent } from '../../plugin/output.js';
+import { Output, type FramePath, type PresentEvent } from '../../plugin/output/output.js';
 import type { GuestSource } from '../../plugin/sources/source.js';
 import { BenchGuest, GUEST_FPS, PolledSource, SilentSource } from './guest.js';
 import { cpuMicros, sampleProcess, sleep, type ProcessSample } from './measure.js';

@@ -3,7 +3,7 @@
 // primary, pixel-exact on the writeback connector; steady-state flips issue no TEST_ONLY;
 // the same stream forced through GLES and the CPU gives the same pixels.
 import { describe, it, expect } from 'vitest';
-import { Output, type OutputOptions } from '../../plugin/output.js';
+import { Output, type OutputOptions } from '../../plugin/output/output.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
 import { cleanupAfterEach, guestOnOutput } from './helpers/cleanup.js';

@@ -4,7 +4,7 @@
 // the writeback connector.
 import { describe, it, expect } from 'vitest';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
-import { cursorPosition } from '../../plugin/cursor.js';
+import { cursorPosition } from '../../plugin/planes/cursor.js';
 import { nextPresent } from './helpers/faults.js';
 import { cleanupAfterEach, guestOnOutput } from './helpers/cleanup.js';
 

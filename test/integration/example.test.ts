@@ -10,7 +10,7 @@ import { decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { placement } from '../../plugin/compose/cpu.js';
 import { readPng } from './helpers/png.js';
 import { createVkmsDevice, vkmsConfigfsAvailable } from './helpers/vkms-configfs.js';
-import { Backend, type OutputDescription } from '../../plugin/backend.js';
+import { Backend, type OutputDescription } from '../../plugin/device/backend.js';
 
 const card = findCardByDriver('vkms')!;
 

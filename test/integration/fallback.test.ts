@@ -3,7 +3,7 @@
 // each checked pixel-exact on the writeback connector and reported as the path it took.
 import { describe, it, expect } from 'vitest';
 import type { KmsDevice } from '../../plugin/kms/device.js';
-import { Output, type OutputOptions } from '../../plugin/output.js';
+import { Output, type OutputOptions } from '../../plugin/output/output.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';
 import { cleanupAfterEach, guestOnOutput, openVkms as openVkmsFor } from './helpers/cleanup.js';

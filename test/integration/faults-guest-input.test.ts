@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import fc from 'fast-check';
 import * as drm from '../../ffi/drm.js';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output, type FramePath } from '../../plugin/output.js';
+import { Output, type FramePath } from '../../plugin/output/output.js';
 import type { FitMode } from '../../plugin/compose/cpu.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';

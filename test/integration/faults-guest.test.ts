@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output, NO_SIGNAL_PIXEL, type OutputErrorEvent, type PresentEvent } from '../../plugin/output.js';
+import { Output, NO_SIGNAL_PIXEL, type OutputErrorEvent, type PresentEvent } from '../../plugin/output/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { VfioDevice, VfioSource } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../../plugin/sources/bochs.js';

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as drm from '../../ffi/drm.js';
 import { KmsDevice } from '../../plugin/kms/device.js';
-import { Output, type OutputErrorEvent } from '../../plugin/output.js';
+import { Output, type OutputErrorEvent } from '../../plugin/output/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';

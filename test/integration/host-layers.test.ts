@@ -10,7 +10,7 @@ import * as libc from '../../ffi/libc.js';
 import * as drm from '../../ffi/drm.js';
 import { udmabufCreate } from '../../ffi/dmabuf.js';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output, type PresentEvent, type HostLayer, type HostBufferRelease } from '../../plugin/output.js';
+import { Output, type PresentEvent, type HostLayer, type HostBufferRelease } from '../../plugin/output/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import type { Capture } from '../../plugin/kms/writeback.js';

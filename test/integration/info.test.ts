@@ -13,7 +13,7 @@ import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
 import { DumbFramebuffer } from '../../plugin/kms/dumb.js';
 import { COMMIT } from '../../plugin/kms/atomic.js';
 import * as drm from '../../ffi/drm.js';
-import type { DeviceDescription } from '../../plugin/info.js';
+import type { DeviceDescription } from '../../plugin/modes/info.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
 import { modetestDump, type ModetestDump, type ModetestProp } from './helpers/modetest.js';
 import { readDebugfsName } from './helpers/debugfs.js';

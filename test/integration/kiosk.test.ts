@@ -12,7 +12,7 @@ import { screenState } from './helpers/modeset.js';
 import { DumbFramebuffer } from '../../plugin/kms/dumb.js';
 import { WritebackCapture } from '../../plugin/kms/writeback.js';
 import { COMMIT } from '../../plugin/kms/atomic.js';
-import { NO_SIGNAL_PIXEL } from '../../plugin/output.js';
+import { NO_SIGNAL_PIXEL } from '../../plugin/output/output.js';
 import { VfioDevice } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest } from '../../plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../../plugin/sources/pattern.js';

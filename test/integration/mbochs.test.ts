@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output, NO_SIGNAL_PIXEL } from '../../plugin/output.js';
+import { Output, NO_SIGNAL_PIXEL } from '../../plugin/output/output.js';
 import { VfioDevice, VfioSource } from '../../plugin/sources/vfio.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../../plugin/sources/bochs.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';

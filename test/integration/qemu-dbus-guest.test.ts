@@ -24,7 +24,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as libc from '../../ffi/libc.js';
-import { Output, type PresentEvent } from '../../plugin/output.js';
+import { Output, type PresentEvent } from '../../plugin/output/output.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, openVkms } from './helpers/cleanup.js';

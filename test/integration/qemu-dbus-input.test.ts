@@ -7,7 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKiosk } from '../../plugin/kiosk.js';
+import { startKiosk } from '../../plugin/modes/kiosk.js';
 import { QemuGuest } from '../../plugin/sources/qemu-guest.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';

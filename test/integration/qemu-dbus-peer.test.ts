@@ -8,7 +8,7 @@ import { describe, it, expect } from 'vitest';
 import { readdirSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { udmabufCreate } from '../../ffi/dmabuf.js';
-import { Output, type PresentEvent } from '../../plugin/output.js';
+import { Output, type PresentEvent } from '../../plugin/output/output.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, openVkms } from './helpers/cleanup.js';
 import { fbIds, lowestFreeGemHandle, patternMismatches } from './helpers/faults.js';

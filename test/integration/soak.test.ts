@@ -4,7 +4,7 @@
 // 60 Hz), whose last result is in BENCHMARKS.md.
 import { describe, it, expect } from 'vitest';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output } from '../../plugin/output.js';
+import { Output } from '../../plugin/output/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { baseline, fbIds, rssMiB } from './helpers/faults.js';

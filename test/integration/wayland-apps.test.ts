@@ -14,9 +14,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { KioskCompositor } from '../../plugin/wayland/compositor.js';
+import { KioskCompositor } from '../../plugin/modes/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
-import type { PresentEvent } from '../../plugin/output.js';
+import type { PresentEvent } from '../../plugin/output/output.js';
 import { readState } from './helpers/debugfs.js';
 import { buildWaylandClient, nextToplevelShown, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 import { clientTraceViolations } from './helpers/wayland-trace.js';

@@ -8,7 +8,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { KioskCompositor } from '../../plugin/wayland/compositor.js';
+import { KioskCompositor } from '../../plugin/modes/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';

@@ -6,7 +6,7 @@
 // connector is offered again.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as drm from '../../ffi/drm.js';
-import { KioskCompositor } from '../../plugin/wayland/compositor.js';
+import { KioskCompositor } from '../../plugin/modes/compositor.js';
 import { createVkmsDevice, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
 import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 

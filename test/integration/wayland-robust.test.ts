@@ -9,9 +9,9 @@
 //  - a toplevel hidden by a newer one still gets every frame callback (feedback discarded).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
-import { KioskCompositor } from '../../plugin/wayland/compositor.js';
+import { KioskCompositor } from '../../plugin/modes/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
-import type { PresentEvent } from '../../plugin/output.js';
+import type { PresentEvent } from '../../plugin/output/output.js';
 import { buildWaylandClient, runClient, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 
 let kiosk: KioskCompositor;

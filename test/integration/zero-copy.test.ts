@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
-import { Output } from '../../plugin/output.js';
+import { Output } from '../../plugin/output/output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
 import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, guestOnOutput } from './helpers/cleanup.js';

@@ -4,7 +4,7 @@
 // the commit). The same allocator on the real kernel (vkms) is tested in
 // test/integration/allocator.test.ts.
 import { describe, it, expect } from 'vitest';
-import { PlaneAllocator, type Layer, type PlaneUse } from '../../plugin/allocator.js';
+import { PlaneAllocator, type Layer, type PlaneUse } from '../../plugin/planes/allocator.js';
 import type { KmsPlane, PlaneType } from '../../plugin/kms/device.js';
 import { PropertySet, type PropInfo } from '../../plugin/kms/properties.js';
 import * as drm from '../../ffi/drm.js';

@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, headInputOf, loadHeadsConfig, parseHeadsConfig } from '../../plugin/config.js';
+import { ConfigError, headInputOf, loadHeadsConfig, parseHeadsConfig } from '../../plugin/modes/heads-config.js';
 
 let dir = '';
 beforeAll(() => {

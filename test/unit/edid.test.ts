@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildEdid, edidForHead, parseEdid, timingFromMode, EdidError } from '../../plugin/edid.js';
+import { buildEdid, edidForHead, parseEdid, timingFromMode, EdidError } from '../../plugin/device/edid.js';
 import * as drm from '../../ffi/drm.js';
 
 function fixture(name: string): Uint8Array {

@@ -4,7 +4,7 @@
 // (the real kernel path, imports that fail for real, is in the rig: faults-guest-input).
 import { describe, it, expect } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { FramebufferCache, MAX_REMEMBERED_FAILURES } from '../../plugin/fb-cache.js';
+import { FramebufferCache, MAX_REMEMBERED_FAILURES } from '../../plugin/buffers/fb-cache.js';
 import type { GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 import * as drm from '../../ffi/drm.js';
 

@@ -6,7 +6,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import * as drm from '../../ffi/drm.js';
-import { validatePlane, MAX_DIMENSION, MAX_STRIDE, MAX_POSITION, type ValidationCause } from '../../plugin/validate.js';
+import { validatePlane, MAX_DIMENSION, MAX_STRIDE, MAX_POSITION, type ValidationCause } from '../../plugin/buffers/validate.js';
 import { blit, placement, type FitMode } from '../../plugin/compose/cpu.js';
 import type { GuestPlaneInfo } from '../../plugin/sources/source.js';
 import type { Transform } from '../../plugin/transform.js';

@@ -1,7 +1,7 @@
 // Issue 6: present()'s input checks. A host compositor's mistakes are refused before
 // anything reaches the kernel, naming the layer, the field and the fix.
 import { describe, it, expect } from 'vitest';
-import { checkHostLayers, HostLayerSource, type HostLayer } from '../../plugin/host-layers.js';
+import { checkHostLayers, HostLayerSource, type HostLayer } from '../../plugin/planes/host-layers.js';
 import * as drm from '../../ffi/drm.js';
 
 const buf = (over: Partial<Record<string, unknown>> = {}) => ({ fd: 5, bufferId: 1, format: drm.fourcc('XR24'), modifier: drm.DRM_FORMAT_MOD_LINEAR, width: 64, height: 32, stride: 256, offset: 0, ...over }) as HostLayer['buffer'];

@@ -8,7 +8,7 @@ import * as drm from '../../ffi/drm.js';
 import { FramePlanner, type PlannerDeps } from '../../plugin/output/planner.js';
 import { gatherFrame, type FrameDescription } from '../../plugin/output/gather.js';
 import type { PlaneState } from '../../plugin/output/types.js';
-import type { Allocation, Layer } from '../../plugin/allocator.js';
+import type { Allocation, Layer } from '../../plugin/planes/allocator.js';
 import type { GuestPlaneInfo, GuestSource, PlaneQuery } from '../../plugin/sources/source.js';
 
 const W = 1024;

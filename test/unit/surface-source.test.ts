@@ -14,7 +14,7 @@ import { createXdgShellGlobal } from '../../plugin/wayland/xdg-shell.js';
 import { createPresentationGlobal } from '../../plugin/wayland/presentation.js';
 import { SurfaceSource } from '../../plugin/wayland/surface-source.js';
 import { ShmPool, ShortPoolError } from '../../plugin/wayland/buffer.js';
-import { validatePlane } from '../../plugin/validate.js';
+import { validatePlane } from '../../plugin/buffers/validate.js';
 import * as libc from '../../ffi/libc.js';
 import { buildWaylandClient, runClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 

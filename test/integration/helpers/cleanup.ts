@@ -2,7 +2,7 @@
 // whether it passed or not (so one failure does not leave DRM master or FBs to the next).
 import { afterEach } from 'vitest';
 import { KmsDevice, findCardByDriver } from '../../../plugin/kms/device.js';
-import { Output, type OutputOptions, type PresentEvent } from '../../../plugin/output.js';
+import { Output, type OutputOptions, type PresentEvent } from '../../../plugin/output/output.js';
 import { UdmabufSource } from '../../../plugin/sources/udmabuf.js';
 import type { FitMode } from '../../../plugin/compose/cpu.js';
 

@@ -2,7 +2,7 @@
 // waiting for output events with a timeout, and resource snapshots that say what leaked.
 import { readFileSync } from 'node:fs';
 import * as drm from '../../../ffi/drm.js';
-import type { Output, PresentEvent } from '../../../plugin/output.js';
+import type { Output, PresentEvent } from '../../../plugin/output/output.js';
 import { fdSnapshot, readFramebuffers, readClients, type OpenFd } from './debugfs.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -6,8 +6,8 @@ import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { beforeAll, afterAll } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { KioskCompositor } from '../../../plugin/wayland/compositor.js';
-import type { PresentEvent } from '../../../plugin/output.js';
+import type { KioskCompositor } from '../../../plugin/modes/compositor.js';
+import type { PresentEvent } from '../../../plugin/output/output.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const XMLS: [string, string][] = [

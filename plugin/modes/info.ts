@@ -3,9 +3,9 @@
 // KmsDevice that has already probed the device; nothing is changed on it.
 import { existsSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
-import * as drm from '../ffi/drm.js';
-import type { KmsDevice, KmsPlane, KmsCaps } from './kms/device.js';
-import type { PropInfo } from './kms/properties.js';
+import * as drm from '../../ffi/drm.js';
+import type { KmsDevice, KmsPlane, KmsCaps } from '../kms/device.js';
+import type { PropInfo } from '../kms/properties.js';
 
 export interface ModeDescription {
   /** The kernel's mode name, e.g. '1024x768'. */

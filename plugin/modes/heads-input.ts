@@ -16,14 +16,14 @@
 // seat's open/close) and its ports; close() closes the stack. The manager and the
 // session stay the caller's.
 import { realpathSync } from 'node:fs';
-import { InputStack, type InputDevice, type InputStackOptions } from './input/devices.js';
-import { HeadsRouter, type RoutedHead } from './input/heads-router.js';
-import { GuestPort } from './input/guest-port.js';
-import { placeScreens, type ScreenSpec } from './input/layout.js';
-import { QemuGuest } from './sources/qemu-guest.js';
-import { headInputOf, type HeadConfig } from './config.js';
+import { InputStack, type InputDevice, type InputStackOptions } from '../input/devices.js';
+import { HeadsRouter, type RoutedHead } from '../input/heads-router.js';
+import { GuestPort } from '../input/guest-port.js';
+import { placeScreens, type ScreenSpec } from '../input/layout.js';
+import { QemuGuest } from '../sources/qemu-guest.js';
+import { headInputOf, type HeadConfig } from './heads-config.js';
 import type { HeadManager } from './heads.js';
-import type { SeatSession } from './session.js';
+import type { SeatSession } from '../device/session.js';
 
 export interface HeadsInputOptions {
   /** libinput on a udev seat (default seat0) or on named nodes. */

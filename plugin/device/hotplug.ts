@@ -10,8 +10,8 @@
 // Ownership: the monitor owns its netlink socket and its timer; close() releases both.
 import { EventEmitter } from 'node:events';
 import { basename } from 'node:path';
-import * as libc from '../ffi/libc.js';
-import { FdWatch, UV_READABLE } from '../ffi/uv.js';
+import * as libc from '../../ffi/libc.js';
+import { FdWatch, UV_READABLE } from '../../ffi/uv.js';
 
 export interface HotplugEvent {
   /** 'uevent': the kernel said so; 'poll': the fallback timer fired. */

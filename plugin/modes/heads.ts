@@ -27,20 +27,20 @@
 // views, test-guest animations and the hotplug monitor; close() releases all of them.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { KmsDevice, type KmsConnector } from './kms/device.js';
-import { Output, pickMode, type OutputErrorEvent } from './output.js';
-import type { GuestSource } from './sources/source.js';
-import { UdmabufSource } from './sources/udmabuf.js';
-import { VfioSource } from './sources/vfio.js';
-import { QemuGuest } from './sources/qemu-guest.js';
-import { openVfioSource } from './sources/open.js';
-import { ViewSource } from './sources/view.js';
-import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
-import { RegionComposer } from './compose/regions.js';
-import { HotplugMonitor, type HotplugEvent, type HotplugOptions } from './hotplug.js';
-import { edidForHead, findGuestEdidRegion, readConnectorEdid, writeGuestEdid } from './edid.js';
-import type { HeadConfig, HeadsConfig } from './config.js';
-import type { SeatSession } from './session.js';
+import { KmsDevice, type KmsConnector } from '../kms/device.js';
+import { Output, pickMode, type OutputErrorEvent } from '../output/output.js';
+import type { GuestSource } from '../sources/source.js';
+import { UdmabufSource } from '../sources/udmabuf.js';
+import { VfioSource } from '../sources/vfio.js';
+import { QemuGuest } from '../sources/qemu-guest.js';
+import { openVfioSource } from '../sources/open.js';
+import { ViewSource } from '../sources/view.js';
+import { animate, udmabufStep, type Animation } from '../sources/test-guest.js';
+import { RegionComposer } from '../compose/regions.js';
+import { HotplugMonitor, type HotplugEvent, type HotplugOptions } from '../device/hotplug.js';
+import { edidForHead, findGuestEdidRegion, readConnectorEdid, writeGuestEdid } from '../device/edid.js';
+import type { HeadConfig, HeadsConfig } from './heads-config.js';
+import type { SeatSession } from '../device/session.js';
 
 export interface HeadsOptions {
   /** An open KMS device to use (stays the caller's). Default: config.device or a search. */

@@ -14,16 +14,16 @@
 // cursor image (a move copies nothing).
 //
 // Ownership: owns two cursor-sized dumb buffers (so the one on screen is never drawn into).
-import * as drm from '../ffi/drm.js';
-import type { KmsDevice } from './kms/device.js';
-import { DumbFramebuffer } from './kms/dumb.js';
-import type { FramebufferCache } from './fb-cache.js';
-import type { DmabufMaps } from './compose/dmabuf-map.js';
-import { blit, fill, type Rect } from './compose/cpu.js';
-import type { ComposeInput } from './compose/composer.js';
+import * as drm from '../../ffi/drm.js';
+import type { KmsDevice } from '../kms/device.js';
+import { DumbFramebuffer } from '../kms/dumb.js';
+import type { FramebufferCache } from '../buffers/fb-cache.js';
+import type { DmabufMaps } from '../compose/dmabuf-map.js';
+import { blit, fill, type Rect } from '../compose/cpu.js';
+import type { ComposeInput } from '../compose/composer.js';
 import type { Layer } from './allocator.js';
-import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
-import { validatePlane } from './validate.js';
+import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
+import { validatePlane } from '../buffers/validate.js';
 
 
 export const CURSOR_Z = 1_000_000;

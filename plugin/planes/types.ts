@@ -1,10 +1,10 @@
 // The plane allocator's vocabulary: layers (what is to be shown), plane uses (what each
 // plane shows), allocations and per-layer reports, and what the allocator needs of its
 // device. Types only; allocator.ts re-exports them.
-import type { PlaneType } from './kms/device.js';
-import type { Rect } from './geometry.js';
-import type { Transform } from './transform.js';
-import type { KmsPlane } from './kms/device.js';
+import type { PlaneType } from '../kms/device.js';
+import type { Rect } from '../geometry.js';
+import type { Transform } from '../transform.js';
+import type { KmsPlane } from '../kms/device.js';
 
 /** What a plane needs to know about a buffer (the FB id changes per frame, the rest is shape). */
 export interface LayerBuffer {

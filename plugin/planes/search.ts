@@ -4,13 +4,13 @@
 // bound of the score and a time budget. Every step that could work is asked of the kernel
 // (TEST_ONLY, through the allocator's memory of verdicts); static checks first (CRTC,
 // IN_FORMATS, plane alpha, rotation, cursor size, z order). See allocator.ts for the rest.
-import type { KmsPlane } from './kms/device.js';
-import { rectKey, type Rect } from './geometry.js';
-import { KmsDevice } from './kms/device.js';
-import * as drm from '../ffi/drm.js';
-import { NORMAL, TRANSFORM_NAMES, pictureSize, planeRotationFor } from './transform.js';
-import type { AllocatorDevice, AllocatorStats, ComposeReasonCode, Layer, LayerBuffer, LayerReport, PlaneUse } from './allocator-types.js';
-import type { PlaneType } from './kms/device.js';
+import type { KmsPlane } from '../kms/device.js';
+import { rectKey, type Rect } from '../geometry.js';
+import { KmsDevice } from '../kms/device.js';
+import * as drm from '../../ffi/drm.js';
+import { NORMAL, TRANSFORM_NAMES, pictureSize, planeRotationFor } from '../transform.js';
+import type { AllocatorDevice, AllocatorStats, ComposeReasonCode, Layer, LayerBuffer, LayerReport, PlaneUse } from './types.js';
+import type { PlaneType } from '../kms/device.js';
 
 const PLANE_RANK: Record<PlaneType, number> = { primary: 0, overlay: 1, cursor: 2 };
 

@@ -18,10 +18,10 @@
 //
 // A buffer whose import failed is remembered with its reason and not retried (no retry
 // storm) until its source's generation changes.
-import * as libc from '../ffi/libc.js';
-import * as drm from '../ffi/drm.js';
-import { dmabufSize } from '../ffi/dmabuf.js';
-import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
+import * as libc from '../../ffi/libc.js';
+import * as drm from '../../ffi/drm.js';
+import { dmabufSize } from '../../ffi/dmabuf.js';
+import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
 import { validatePlane } from './validate.js';
 
 /**

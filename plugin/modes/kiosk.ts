@@ -6,20 +6,20 @@
 // flight, restores the CRTC configuration and framebuffer that were there before, and
 // releases every kernel object. When the device or the guest goes away it stops with a
 // message that says which and what to do.
-import { Backend } from './backend.js';
-import type { Output, ModeRequest, OutputErrorEvent } from './output.js';
-import type { FitMode } from './geometry.js';
-import type { GuestSource } from './sources/source.js';
-import { UdmabufSource } from './sources/udmabuf.js';
-import { BochsDispi, BochsTestGuest } from './sources/bochs.js';
-import { openVfioSource } from './sources/open.js';
-import { QemuGuest } from './sources/qemu-guest.js';
-import { InputStack, type InputStackOptions } from './input/devices.js';
-import { GuestInput } from './input/guest-input.js';
-import type { SeatSession } from './session.js';
-import { animate, udmabufStep, type Animation } from './sources/test-guest.js';
-import { LoopStallMeter, type OutputStatsSnapshot } from './stats.js';
-import { encodePng } from './png.js';
+import { Backend } from '../device/backend.js';
+import type { Output, ModeRequest, OutputErrorEvent } from '../output/output.js';
+import type { FitMode } from '../geometry.js';
+import type { GuestSource } from '../sources/source.js';
+import { UdmabufSource } from '../sources/udmabuf.js';
+import { BochsDispi, BochsTestGuest } from '../sources/bochs.js';
+import { openVfioSource } from '../sources/open.js';
+import { QemuGuest } from '../sources/qemu-guest.js';
+import { InputStack, type InputStackOptions } from '../input/devices.js';
+import { GuestInput } from '../input/guest-input.js';
+import type { SeatSession } from '../device/session.js';
+import { animate, udmabufStep, type Animation } from '../sources/test-guest.js';
+import { LoopStallMeter, type OutputStatsSnapshot } from '../stats.js';
+import { encodePng } from '../png.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -19,11 +19,11 @@
 // composes: GLES, else CPU). Each layer's report says where it went and why.
 //
 // The search itself is allocator-search.ts; the types are allocator-types.ts.
-import type { KmsPlane } from './kms/device.js';
-import type { AllocatorDevice, AllocatorOptions, AllocatorStats, Allocation, Layer, LayerReport, PlaneUse } from './allocator-types.js';
-import { intersects, layerShape, searchAssignment } from './allocator-search.js';
+import type { KmsPlane } from '../kms/device.js';
+import type { AllocatorDevice, AllocatorOptions, AllocatorStats, Allocation, Layer, LayerReport, PlaneUse } from './types.js';
+import { intersects, layerShape, searchAssignment } from './search.js';
 
-export type * from './allocator-types.js';
+export type * from './types.js';
 
 
 

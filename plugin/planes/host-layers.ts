@@ -12,12 +12,12 @@
 // the caller must keep each fd open and its pixels unchanged from present() until the
 // output emits 'release' for that buffer id.
 import { EventEmitter } from 'node:events';
-import * as libc from '../ffi/libc.js';
-import * as drm from '../ffi/drm.js';
-import type { Rect } from './geometry.js';
-import type { GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from './sources/source.js';
-import { validatePlane } from './validate.js';
-import { isTransform, pictureSize, withYInvert, type Transform } from './transform.js';
+import * as libc from '../../ffi/libc.js';
+import * as drm from '../../ffi/drm.js';
+import type { Rect } from '../geometry.js';
+import type { GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../sources/source.js';
+import { validatePlane } from '../buffers/validate.js';
+import { isTransform, pictureSize, withYInvert, type Transform } from '../transform.js';
 
 /** A host dma-buf (single-plane format). */
 export interface HostBuffer {

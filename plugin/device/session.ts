@@ -11,9 +11,9 @@
 // every device fd it opened until closeDevice() (which closes the fd) or close().
 import { EventEmitter } from 'node:events';
 import koffi from 'koffi';
-import * as libc from '../ffi/libc.js';
-import { FdWatch, UV_READABLE } from '../ffi/uv.js';
-import * as ls from '../ffi/libseat.js';
+import * as libc from '../../ffi/libc.js';
+import { FdWatch, UV_READABLE } from '../../ffi/uv.js';
+import * as ls from '../../ffi/libseat.js';
 
 interface SessionEvents {
   /** The seat is ours (again): devices are usable, the card is DRM master. */

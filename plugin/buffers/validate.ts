@@ -3,9 +3,9 @@
 // offset; every number is checked against the format table and the dma-buf's real size
 // (lseek SEEK_END), in integers that cannot overflow: every product below is bounded by
 // the range checks before it (16384 × 2^20 < 2^35, far inside 2^53).
-import * as drm from '../ffi/drm.js';
-import type { GuestPlaneInfo } from './sources/source.js';
-import { isTransform, pictureSize } from './transform.js';
+import * as drm from '../../ffi/drm.js';
+import type { GuestPlaneInfo } from '../sources/source.js';
+import { isTransform, pictureSize } from '../transform.js';
 
 export const MAX_DIMENSION = 16384;
 export const MAX_STRIDE = 1 << 20;

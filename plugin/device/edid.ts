@@ -10,11 +10,11 @@
 // - edidForHead(): picks between the host's own bytes and a built EDID.
 // - writeGuestEdid(): the VFIO GFX EDID region protocol (QEMU hw/vfio/display.c):
 //   link down → write blob → write size → link up; the guest sees a hotplug.
-import * as libc from '../ffi/libc.js';
-import * as vfio from '../ffi/vfio.js';
-import * as drm from '../ffi/drm.js';
-import type { KmsConnector } from './kms/device.js';
-import type { VfioDevice } from './sources/vfio.js';
+import * as libc from '../../ffi/libc.js';
+import * as vfio from '../../ffi/vfio.js';
+import * as drm from '../../ffi/drm.js';
+import type { KmsConnector } from '../kms/device.js';
+import type { VfioDevice } from '../sources/vfio.js';
 
 export const EDID_BLOCK = 128;
 const HEADER = [0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];

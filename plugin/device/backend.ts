@@ -17,13 +17,13 @@
 //   gives it back (session.closeDevice). The session itself stays the caller's.
 import { EventEmitter } from 'node:events';
 import { readdirSync } from 'node:fs';
-import { KmsDevice, findCardByDriver, type KmsConnector } from './kms/device.js';
-import { Output, pickMode, type ModeRequest } from './output.js';
-import type { FitMode } from './geometry.js';
-import type { GuestSource } from './sources/source.js';
-import { openVfioSource } from './sources/open.js';
-import { UdmabufSource, type UdmabufSourceOptions } from './sources/udmabuf.js';
-import * as drm from '../ffi/drm.js';
+import { KmsDevice, findCardByDriver, type KmsConnector } from '../kms/device.js';
+import { Output, pickMode, type ModeRequest } from '../output/output.js';
+import type { FitMode } from '../geometry.js';
+import type { GuestSource } from '../sources/source.js';
+import { openVfioSource } from '../sources/open.js';
+import { UdmabufSource, type UdmabufSourceOptions } from '../sources/udmabuf.js';
+import * as drm from '../../ffi/drm.js';
 import { HotplugMonitor, type HotplugOptions } from './hotplug.js';
 import type { SeatSession } from './session.js';
 

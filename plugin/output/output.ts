@@ -22,37 +22,37 @@
 // background and no-signal buffers, mode blob and writeback capture, and the planes it
 // lit (released when it stops using them); the device and the sources are the caller's.
 import { EventEmitter } from 'node:events';
-import * as drm from '../ffi/drm.js';
-import type { KmsConnector, KmsCrtc, KmsDevice, KmsPlane } from './kms/device.js';
-import type { FlipEvent } from './kms/events.js';
-import type { DumbFramebuffer } from './kms/dumb.js';
-import { FramebufferCache } from './fb-cache.js';
-import type { FitMode } from './geometry.js';
-import { DmabufMaps } from './compose/dmabuf-map.js';
-import { Composer } from './compose/composer.js';
-import { OutputStats, type OutputStatsSnapshot } from './stats.js';
-import { PlaneAllocator } from './allocator.js';
-import { CursorBuffers } from './cursor.js';
-import type { GuestPlaneInfo, GuestSource } from './sources/source.js';
-import type { HostLayer } from './host-layers.js';
-import { checkPaths, claimPipe, holdPipe, pickMode, releasePipe, usablePlanes } from './output/claims.js';
-import { HostFrames } from './output/host-frames.js';
-import { gatherFrame } from './output/gather.js';
-import { FramePlanner } from './output/planner.js';
-import { Committer } from './output/committer.js';
-import { Captures, type CaptureResult } from './output/capture.js';
-import { presented, statsSnapshot } from './output/presentation.js';
-import { restoreCrtc, saveCrtc, untilGone, type SavedCrtc } from './output/crtc-state.js';
-import { noSignalBuffer, solidBuffer } from './output/own-buffers.js';
-import { LateLatch } from './output/latch.js';
-import type { GuestOutput } from './output/interface.js';
-import { nextCookie, type FramePath, type FramePlan, type OutputEvents, type OutputOptions, type PlaneState } from './output/types.js';
+import * as drm from '../../ffi/drm.js';
+import type { KmsConnector, KmsCrtc, KmsDevice, KmsPlane } from '../kms/device.js';
+import type { FlipEvent } from '../kms/events.js';
+import type { DumbFramebuffer } from '../kms/dumb.js';
+import { FramebufferCache } from '../buffers/fb-cache.js';
+import type { FitMode } from '../geometry.js';
+import { DmabufMaps } from '../compose/dmabuf-map.js';
+import { Composer } from '../compose/composer.js';
+import { OutputStats, type OutputStatsSnapshot } from '../stats.js';
+import { PlaneAllocator } from '../planes/allocator.js';
+import { CursorBuffers } from '../planes/cursor.js';
+import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
+import type { HostLayer } from '../planes/host-layers.js';
+import { checkPaths, claimPipe, holdPipe, pickMode, releasePipe, usablePlanes } from './claims.js';
+import { HostFrames } from './host-frames.js';
+import { gatherFrame } from './gather.js';
+import { FramePlanner } from './planner.js';
+import { Committer } from './committer.js';
+import { Captures, type CaptureResult } from './capture.js';
+import { presented, statsSnapshot } from './presentation.js';
+import { restoreCrtc, saveCrtc, untilGone, type SavedCrtc } from './crtc-state.js';
+import { noSignalBuffer, solidBuffer } from './own-buffers.js';
+import { LateLatch } from './latch.js';
+import type { GuestOutput } from './interface.js';
+import { nextCookie, type FramePath, type FramePlan, type OutputEvents, type OutputOptions, type PlaneState } from './types.js';
 
-export type { HostBuffer, HostLayer, HostBufferRelease } from './host-layers.js';
-export type { GuestOutput, GuestOutputEvents } from './output/interface.js';
-export { DEFAULT_PATHS, NO_SIGNAL_PIXEL } from './output/types.js';
-export type { FramePath, FramePlan, ModeRequest, OutputErrorEvent, OutputEvents, OutputOptions, PlaneState, PresentEvent, PresentedLayer } from './output/types.js';
-export { pickMode } from './output/claims.js';
+export type { HostBuffer, HostLayer, HostBufferRelease } from '../planes/host-layers.js';
+export type { GuestOutput, GuestOutputEvents } from './interface.js';
+export { DEFAULT_PATHS, NO_SIGNAL_PIXEL } from './types.js';
+export type { FramePath, FramePlan, ModeRequest, OutputErrorEvent, OutputEvents, OutputOptions, PlaneState, PresentEvent, PresentedLayer } from './types.js';
+export { pickMode } from './claims.js';
 
 export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
   readonly crtc: KmsCrtc;
