@@ -21,6 +21,7 @@ export const KIOSK_OPTIONS: OptionSpec = {
   mode: { type: 'string', short: 'm' },
   fit: { type: 'string' },
   stats: { type: 'string' },
+  touch: { type: 'string' },
   ...SEAT_OPTIONS,
 };
 
@@ -58,7 +59,7 @@ function checkOneGuest(o: Options): void {
   const guests = ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus'].filter((k) => o.given(k));
   if (guests.length > 1) throw new UsageError(`give one guest: --${guests.join(' and --')} were given`, 'kiosk');
   if (o.given('console') && !o.given('qemu-dbus')) throw new UsageError('--console picks a console of a QEMU display; use it with --qemu-dbus', 'kiosk');
-  for (const k of ['no-input', 'input-devices', 'chords']) {
+  for (const k of ['no-input', 'input-devices', 'chords', 'touch']) {
     if (o.given(k) && !o.given('qemu-dbus')) throw new UsageError(`--${k} is about input into a QEMU guest; use it with --qemu-dbus`, 'kiosk');
   }
   connectTimeoutOption(o); // checked here too: with another guest it would go unused
@@ -67,7 +68,7 @@ function checkOneGuest(o: Options): void {
 
 export async function kiosk(o: Options, log: CliLog, onStart?: OnStart): Promise<number> {
   if (o.given('config')) {
-    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connect-timeout', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir']) {
+    for (const k of ['vfio', 'vfio-fd', 'udmabuf', 'qemu-dbus', 'console', 'connect-timeout', 'connector', 'mode', 'fit', 'test-guest', 'fps', 'capture-dir', 'touch']) {
       if (o.given(k)) throw new UsageError(`--${k} does not go with --config (the config file says it per head)`, 'kiosk');
     }
     return heads(o, log, onStart);
@@ -81,6 +82,7 @@ export async function kiosk(o: Options, log: CliLog, onStart?: OnStart): Promise
   const testFps = o.given('test-guest') ? parseRate(o.str('test-guest')!, '--test-guest', 'kiosk') : undefined;
   const input = inputOption(o);
   const chords = chordsOption(o);
+  const touch = o.oneOf('touch', ['pointer', 'multitouch'] as const, 'pointer');
   const session = await openSession(o);
   let k: ReturnType<typeof startKiosk>;
   try {
@@ -96,6 +98,7 @@ export async function kiosk(o: Options, log: CliLog, onStart?: OnStart): Promise
       vfioTestGuestFps: testFps,
       input,
       chords,
+      touch,
       log: (line) => log.info(line),
     });
   } catch (e) {

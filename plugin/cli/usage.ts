@@ -59,6 +59,9 @@ SIGINT/SIGTERM restore the previous screen configuration and exit 0.
                    peer-to-peer: -display dbus,p2p=yes + QMP add_client);
                    waits for QEMU and reattaches when it restarts
   --console N      the QEMU console to show (default 0)
+  --touch MODE     pointer (default: a finger is the guest's pointer) | multitouch
+                   (every finger through QEMU 8.1+'s MultiTouch; the guest needs a touch
+                   device, e.g. -device virtio-multitouch-pci)
   --connect-timeout S  how long each attempt waits for QEMU's D-Bus handshake and first
                    answer (default 5 seconds; then no signal, and a retry every second)
   --udmabuf WxH    the built-in udmabuf test guest (guest RAM as dma-bufs) of that size

@@ -4,6 +4,12 @@
 // guest pixels, so the guest's pointer lands under the host's. The pieces (chords, the
 // mapping, what is held where) are shared with the multi-head router (heads-router.ts).
 //
+// Touch: one finger as the pointer (press, move, release: any guest pointer takes it), or,
+// with `multiTouch` (kiosk --touch multitouch), every finger as its own slot into QEMU's
+// MultiTouch (QEMU 8.1+ with a touch device in the guest, e.g. virtio-multitouch-pci). QEMU
+// offers MultiTouch on every console whether or not the guest has such a device, so it is
+// the user's choice; if QEMU refuses it (7.x has none), touch falls back to the pointer.
+//
 // Chords (documented in the README and the CLI help): Ctrl+Alt+G releases the keyboard
 // and pointer to the host and takes them back; Ctrl+Alt+Q quits the kiosk; Ctrl+Alt+F1…F12
 // switches to that VT when the kiosk runs on a seat (the kernel's own VT keys are off
@@ -13,6 +19,7 @@ import type { InputEvent } from './devices.js';
 import type { FitMode } from '../geometry.js';
 import { Chords, passKey, type ChordHandlers, type ChordName } from './chords.js';
 import { BUTTONS, GuestPort, Held, toGuestPoint, wheel, type InputTarget, type Point } from './guest-port.js';
+import type { TouchKind } from '../sources/qemu-dbus.js';
 
 export type { InputTarget } from './guest-port.js';
 
@@ -38,16 +45,20 @@ export class GuestInput {
   #grabbed = true;
   #scroll = 0;
   readonly #touches = new Set<number>();
+  /** MultiTouch slots down in the guest, and where each was last sent (guest pixels). */
+  readonly #slots = new Map<number, Point>();
+  #multiTouch: boolean;
 
   constructor(
-    target: InputTarget,
+    readonly target: InputTarget,
     private readonly geo: Geometry,
     private readonly actions: GuestInputActions,
-    chords?: readonly ChordName[],
+    opts: { chords?: readonly ChordName[]; multiTouch?: boolean } = {},
   ) {
     this.#pointer = { x: geo.screen.width / 2, y: geo.screen.height / 2 };
     this.#port = new GuestPort(target, (e) => actions.error(e));
-    this.#chords = new Chords(!!actions.switchSession, true, chords);
+    this.#chords = new Chords(!!actions.switchSession, true, opts.chords);
+    this.#multiTouch = !!opts.multiTouch && !!target.touch;
   }
 
   get grabbed(): boolean {
@@ -76,8 +87,38 @@ export class GuestInput {
         if (e.axis === 'vertical' && this.#grabbed) this.#scroll = wheel(this.#port, this.#scroll + e.v120);
         return;
       case 'touch':
-        return this.#touch(e);
+        return this.#multiTouch ? this.#touchSlot(e) : this.#touch(e);
     }
+  }
+
+  /** Each finger its own MultiTouch slot, at its place in guest pixels. */
+  #touchSlot(e: Extract<InputEvent, { kind: 'touch' }>): void {
+    if (e.phase === 'cancel') return this.#cancelSlots();
+    const at = this.#slots.get(e.slot);
+    if (e.phase === 'up') {
+      if (!at) return;
+      this.#slots.delete(e.slot);
+      return this.#sendTouch('end', e.slot, at);
+    }
+    if ((e.phase === 'down' && !this.#grabbed) || (e.phase === 'motion' && !at)) return;
+    const g = this.toGuest({ x: e.x * this.geo.screen.width, y: e.y * this.geo.screen.height });
+    if (!g) return;
+    this.#slots.set(e.slot, g);
+    this.#sendTouch(e.phase === 'down' ? 'begin' : 'update', e.slot, g);
+  }
+
+  #cancelSlots(): void {
+    for (const [slot, at] of this.#slots) this.#sendTouch('cancel', slot, at);
+    this.#slots.clear();
+  }
+
+  #sendTouch(kind: TouchKind, slot: number, g: Point): void {
+    this.target.touch!(kind, slot, g.x, g.y).catch((err: Error) => {
+      if (!this.#multiTouch) return;
+      this.#multiTouch = false;
+      this.#slots.clear();
+      this.actions.error(new Error(`MultiTouch refused (${err.message}); touch goes to the guest as its pointer from now on`));
+    });
   }
 
   /** One finger as the pointer: down = move there and press, up = release. */
@@ -113,6 +154,7 @@ export class GuestInput {
    * never come: the devices are closed meanwhile).
    */
   releaseAll(): void {
+    this.#cancelSlots();
     this.#held.release();
     this.#chords.clear();
     this.#touches.clear();

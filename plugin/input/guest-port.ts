@@ -7,7 +7,7 @@
 //  - Held: what one stream of host input holds down, and in which guest. A release goes to
 //    the guest the press went to, and letting go (grab released, seat lost, focus moved to
 //    another guest) releases there what is held, so no guest is left with a stuck key.
-import type { QemuButton } from '../sources/qemu-dbus.js';
+import type { QemuButton, TouchKind } from '../sources/qemu-dbus.js';
 import { placement, type FitMode } from '../geometry.js';
 
 export interface InputTarget {
@@ -19,6 +19,8 @@ export interface InputTarget {
    * else the move from `from`.
    */
   pointerTo(x: number, y: number, from?: { x: number; y: number }, rel?: { dx: number; dy: number }): Promise<void>;
+  /** A touch point (slot) at guest pixel (x, y), where the guest takes touch (QEMU's MultiTouch). */
+  touch?(kind: TouchKind, slot: number, x: number, y: number): Promise<void>;
 }
 
 export interface Size {

@@ -54,6 +54,12 @@ export interface KioskOptions {
    */
   input?: InputStackOptions | false;
   /**
+   * Touchscreens into the guest: 'pointer' (default: one finger as the guest's pointer,
+   * which any guest takes) or 'multitouch' (every finger through QEMU's MultiTouch, 8.1+;
+   * needs a touch device in the guest, e.g. -device virtio-multitouch-pci).
+   */
+  touch?: 'pointer' | 'multitouch';
+  /**
    * Open the card and input devices through this seat session (seatd/logind: no root).
    * The kiosk then stops drawing while another session has the seat and shows the guest
    * again when it is back; Ctrl+Alt+F1…F12 switch VTs. The session stays the caller's.
@@ -215,7 +221,8 @@ function guestInput(guest: QemuGuest, backend: Backend, out: Output, opts: Kiosk
         screen: { width: out.width, height: out.height },
         guest: () => {
           const q = guest.query('primary');
-          return q.state === 'ok' ? { width: q.plane.width, height: q.plane.height } : null;
+          // The picture QEMU shows (ScanoutDMABUF2: a rectangle of the buffer), not the buffer.
+          return q.state === 'ok' ? { width: q.plane.crop?.w ?? q.plane.width, height: q.plane.crop?.h ?? q.plane.height } : null;
         },
         fit: opts.fit ?? 'fit',
       },
@@ -233,7 +240,7 @@ function guestInput(guest: QemuGuest, backend: Backend, out: Output, opts: Kiosk
           : undefined,
         error: (e) => opts.log(`guestplane kiosk: input to the guest: ${e.message}`),
       },
-      opts.chords,
+      { chords: opts.chords, multiTouch: opts.touch === 'multitouch' },
     );
     input.on('input', (e) => router.handle(e));
     if (session) followSession(backend, input, router);

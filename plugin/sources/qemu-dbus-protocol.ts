@@ -17,6 +17,21 @@ export const MAX_CURSOR = 512;
 
 export type ListenerCall =
   | { member: 'ScanoutDMABUF'; fd: DbusFd; width: number; height: number; stride: number; fourcc: number; modifier: bigint; y0Top: boolean }
+  /** x, y, width, height: the part of the backing buffer shown. One fd per plane, or fewer (the rest share the last). */
+  | {
+      member: 'ScanoutDMABUF2';
+      fds: DbusFd[];
+      x: number;
+      y: number;
+      width: number;
+      height: number;
+      planes: { offset: number; stride: number }[];
+      fourcc: number;
+      backingWidth: number;
+      backingHeight: number;
+      modifier: bigint;
+      y0Top: boolean;
+    }
   | { member: 'UpdateDMABUF'; x: number; y: number; w: number; h: number }
   | { member: 'Scanout'; width: number; height: number; stride: number; fourcc: number; data: Buffer }
   | { member: 'Update'; x: number; y: number; w: number; h: number; stride: number; fourcc: number; data: Buffer }
@@ -41,12 +56,21 @@ export class ListenerError extends Error {
  * property): the console surface as a mappable memfd, then only damaged rectangles.
  */
 export const MAP_IFACE = 'org.qemu.Display1.Listener.Unix.Map';
-const MAP_MEMBERS = new Set(['ScanoutMap', 'UpdateMap']);
+/**
+ * org.qemu.Display1.Listener.Unix.ScanoutDMABUF2 (QEMU 10.1 and later): once a listener
+ * offers it, QEMU sends every dma-buf scanout through it (single-plane ones too) with the
+ * shown rectangle and the backing size; without it QEMU drops multi-plane scanouts.
+ */
+export const DMABUF2_IFACE = 'org.qemu.Display1.Listener.Unix.ScanoutDMABUF2';
+const IFACE_OF: Readonly<Record<string, string>> = { ScanoutMap: MAP_IFACE, UpdateMap: MAP_IFACE, ScanoutDMABUF2: DMABUF2_IFACE };
+/** QEMU's DMABUF_MAX_PLANES. */
+export const MAX_PLANES = 4;
 
 export const SIGNATURES: Readonly<Record<ListenerCall['member'], string>> = {
   ScanoutMap: 'huuuuu',
   UpdateMap: 'iiii',
   ScanoutDMABUF: 'huuuutb',
+  ScanoutDMABUF2: 'ahuuuuauauuuuutb',
   UpdateDMABUF: 'iiii',
   Scanout: 'uuuuay',
   Update: 'iiiiuuay',
@@ -63,7 +87,7 @@ export const PROPERTIES_IFACE = 'org.freedesktop.DBus.Properties';
  * listener's properties (GetAll) when they make their proxy of it.
  */
 export const LISTENER_METHODS: Readonly<Record<string, string>> = {
-  ...Object.fromEntries(Object.entries(SIGNATURES).map(([m, sig]) => [`${MAP_MEMBERS.has(m) ? MAP_IFACE : LISTENER_IFACE}.${m}`, sig])),
+  ...Object.fromEntries(Object.entries(SIGNATURES).map(([m, sig]) => [`${IFACE_OF[m] ?? LISTENER_IFACE}.${m}`, sig])),
   [`${PROPERTIES_IFACE}.GetAll`]: 's',
   [`${PROPERTIES_IFACE}.Get`]: 'ss',
 };
@@ -72,7 +96,7 @@ export const LISTENER_METHODS: Readonly<Record<string, string>> = {
  * The listener's extra interfaces (its `Interfaces` property): what QEMU may use beyond
  * org.qemu.Display1.Listener.
  */
-export const LISTENER_INTERFACES: readonly string[] = [MAP_IFACE];
+export const LISTENER_INTERFACES: readonly string[] = [MAP_IFACE, DMABUF2_IFACE];
 
 /**
  * pixman format codes (PIXMAN_FORMAT(bpp, type, a, r, g, b)) QEMU's 2D surfaces use, as
@@ -129,6 +153,8 @@ export function decodeListenerCall(member: string, signature: string, args: read
       const modifier = BigInt(args[5] as bigint | number);
       return { member: m, fd, width, height, stride, fourcc, modifier, y0Top: args[6] === true };
     }
+    case 'ScanoutDMABUF2':
+      return scanoutDmabuf2(args);
     case 'UpdateDMABUF':
       return { member: m, ...rect(args) };
     case 'Scanout': {
@@ -182,6 +208,35 @@ export function decodeListenerCall(member: string, signature: string, args: read
   }
 }
 
+/** ScanoutDMABUF2(ah dmabuf, u x, u y, u width, u height, au offset, au stride, u num_planes, u fourcc, u backing_width, u backing_height, t modifier, b y0_top). */
+function scanoutDmabuf2(a: readonly DbusValue[]): ListenerCall {
+  const m = 'ScanoutDMABUF2';
+  const n = a[7];
+  if (!isInt(n) || n < 1 || n > MAX_PLANES) throw new ListenerError(m, `num_planes ${String(n)} is not within 1..${MAX_PLANES}`);
+  const fds = a[0];
+  if (!Array.isArray(fds) || fds.length < 1 || fds.length > n || !fds.every((f) => f instanceof DbusFd && f.fd >= 0)) {
+    throw new ListenerError(m, `${Array.isArray(fds) ? fds.length : 'no'} dma-buf fds for ${n} planes (1..${n} expected, each a passed fd)`);
+  }
+  const offsets = a[5];
+  const strides = a[6];
+  if (!Array.isArray(offsets) || !Array.isArray(strides) || offsets.length !== n || strides.length !== n) {
+    throw new ListenerError(m, `${Array.isArray(offsets) ? offsets.length : 'no'} offsets and ${Array.isArray(strides) ? strides.length : 'no'} strides for ${n} planes`);
+  }
+  const backingWidth = dimension(m, a[9], 'backing width', MAX_DIMENSION);
+  const backingHeight = dimension(m, a[10], 'backing height', MAX_DIMENSION);
+  const x = coordinate(m, a[1], 'x');
+  const y = coordinate(m, a[2], 'y');
+  const width = dimension(m, a[3], 'width', MAX_DIMENSION);
+  const height = dimension(m, a[4], 'height', MAX_DIMENSION);
+  if (x + width > backingWidth || y + height > backingHeight) throw new ListenerError(m, `rectangle ${width}x${height}+${x}+${y} is not inside the ${backingWidth}x${backingHeight} buffer`);
+  const planes = offsets.map((o, i) => {
+    const stride = dimension(m, strides[i], `plane ${i} stride`, MAX_DIMENSION * 16);
+    if (!isInt(o) || o < 0) throw new ListenerError(m, `plane ${i} offset ${String(o)} is not a byte offset`);
+    return { offset: o, stride };
+  });
+  return { member: m, fds: fds as DbusFd[], x, y, width, height, planes, fourcc: a[8] as number, backingWidth, backingHeight, modifier: BigInt(a[11] as bigint | number), y0Top: a[12] === true };
+}
+
 function pixmanFormat(member: string, code: number): number {
   const f = PIXMAN_TO_DRM.get(code >>> 0);
   if (f === undefined) {
@@ -198,6 +253,16 @@ export const VM_IFACE = 'org.qemu.Display1.VM';
 export const CONSOLE_IFACE = 'org.qemu.Display1.Console';
 export const KEYBOARD_IFACE = 'org.qemu.Display1.Keyboard';
 export const MOUSE_IFACE = 'org.qemu.Display1.Mouse';
+/**
+ * Touch (QEMU 8.1+): SendEvent(u kind, t slot, d x, d y) in console pixels. QEMU puts it on
+ * every console, whether or not the guest has a touch device (-device virtio-multitouch-pci):
+ * without one the events go nowhere, so using it is the user's choice (kiosk --touch).
+ */
+export const MULTITOUCH_IFACE = 'org.qemu.Display1.MultiTouch';
+export type TouchKind = 'begin' | 'update' | 'end' | 'cancel';
+export const TOUCH_KINDS: Readonly<Record<TouchKind, number>> = { begin: 0, update: 1, end: 2, cancel: 3 };
+/** QEMU's INPUT_EVENT_SLOTS_MAX: a larger slot is refused (MaxSlots says it too). */
+export const MAX_TOUCH_SLOTS = 10;
 
 export interface QemuConsoleInfo {
   id: number;

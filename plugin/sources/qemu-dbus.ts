@@ -4,13 +4,23 @@
 // then calls us with the guest's frames:
 //   ScanoutDMABUF (a dma-buf of the guest plane, or a udmabuf of guest memory) + UpdateDMABUF
 //     → the dmabuf transport: imported once, scanned out zero-copy where the plane takes it;
+//     ScanoutDMABUF2 (QEMU 10.1+, offered: then QEMU sends it instead) adds the shown
+//     rectangle of a larger buffer (the plane's crop) and planes (qemu-scanout.ts);
 //   Scanout / Update (pixels in the message, guests without dma-bufs)
 //     → the region transport: a shadow copy the CPU path copies from;
 //   ScanoutMap / UpdateMap (Unix.Map, QEMU 9.2+: the surface as a memfd, then only the
 //     damaged rectangle's coordinates) → the same shadow, read from the memfd (qemu-map.ts).
 //
+// What is shown (the buffers, the shadow, the shared map) is kept in qemu-scanout.ts.
 // Buffer identity: a dma-buf is known by its inode, however many fds QEMU sends for it
 // (qemu-dmabufs.ts): each guest buffer is imported once, fds stay flat.
+//
+// One flip per guest frame: QEMU follows a ScanoutDMABUF with UpdateDMABUF (in the same
+// main-loop pass for a virtio-gpu flip), and 8.2+ sends one UpdateDMABUF per damage
+// rectangle. Each used to be a frame of its own, so a flip often cost two or more commits
+// (when the calls came in separate reads). Now a ScanoutDMABUF waits (SCANOUT_WAIT_MS) for
+// its UpdateDMABUF, which makes the frame; UpdateDMABUFs that follow one still held within
+// UPDATE_BURST_MS join its frame and its answer (no 'changed', no commit of their own).
 //
 // Pacing: QEMU blocks the console's GL updates until UpdateDMABUF is answered
 // (graphic_hw_gl_block). The answer is held until the output has shown that frame (or
@@ -37,44 +47,46 @@
 // row 0 is its bottom. So false means the buffer's row 0 is the picture's top (mbochs,
 // plain guest framebuffers: shown as is) and true means GL's bottom-up order (reflect-y).
 //
-// Ownership: the source owns the listener connection, one fd per known dma-buf inode and
-// the shadow pixels; exportDmabuf() returns dups the caller closes. The QemuDisplay
+// Ownership: the source owns the listener connection and its QemuScanout (one fd per known
+// dma-buf inode, a shared map's memfd, the shadow pixels); exportDmabuf() returns dups the
+// caller closes. The QemuDisplay
 // (qemu-display.ts, which opens console sources) owns the bus connection; closing it
 // closes every console source it opened.
 import { EventEmitter } from 'node:events';
-import * as libc from '../../ffi/libc.js';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
-import { NORMAL, withYInvert } from '../transform.js';
-import { MappedSurface } from './qemu-map.js';
-import { KnownDmabufs, type KnownBuffer } from './qemu-dmabufs.js';
-import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MOUSE_IFACE, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
+import { QemuScanout, type QemuIdSpace } from './qemu-scanout.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MAX_TOUCH_SLOTS, MOUSE_IFACE, MULTITOUCH_IFACE, TOUCH_KINDS, type TouchKind, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import { registerListener } from './qemu-listener.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
-export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
+export { evdevToQnum, type QemuButton, type QemuConsoleInfo, type QemuVmInfo, type TouchKind } from './qemu-dbus-protocol.js';
+export type { QemuIdSpace } from './qemu-scanout.js';
 
 /** An UpdateDMABUF not shown within this time is answered anyway: QEMU must not stall on us (its own call timeout is 1 s). */
 const HOLD_MS = 500;
 /** How long a Disable without a ScanoutDMABUF before it waits for the UpdateDMABUF of a flip (QEMU sends both in one main-loop pass). */
 const DISABLE_GRACE_MS = 100;
-
-/** Counters a console source draws its buffer ids, generations and frame numbers from. */
-export interface QemuIdSpace {
-  bufferId: number;
-  generation: number;
-  frame: number;
-}
+/**
+ * A ScanoutDMABUF with no UpdateDMABUF after it (a new listener's current buffer) is a frame
+ * after this long. Only such a lone scanout waits; under TCG with a loaded host the pair
+ * came more than 20 ms apart now and then (the rig: 1063 commits for 1000 frames).
+ */
+const SCANOUT_WAIT_MS = 50;
+/**
+ * UpdateDMABUFs this close together, the first still held, are one refresh's damage
+ * rectangles: one frame. A paced QEMU (virtio-gpu) sends no update while one is held, so
+ * any update then is of the same refresh; the bound keeps an unpaced one (VFIO displays,
+ * an update every ~30 ms, answered or not) from merging its frames. 4 ms was too short
+ * for TCG in the rig (171 commits for 118 frames of 4 rectangles).
+ */
+const UPDATE_BURST_NS = 16_000_000n;
 
 interface Held {
   frame: number;
   call: IncomingCall;
   timer: NodeJS.Timeout;
 }
-
-type Scanout =
-  | { kind: 'dmabuf'; buffer: KnownBuffer; inode: string; width: number; height: number; stride: number; fourcc: number; modifier: bigint; y0Top: boolean; generation: number }
-  | { kind: 'surface'; bufferId: number; width: number; height: number; stride: number; fourcc: number; pixels: Buffer; generation: number };
 
 /** Counters for tests and the kiosk's status line. */
 export interface QemuConsoleStats {
@@ -92,6 +104,8 @@ export interface QemuConsoleStats {
   /** Listeners registered again to learn the current scanout after a lost one. */
   relistens: number;
   refusedCalls: number;
+  /** UpdateDMABUF calls taken into the frame of the one before (QEMU 8.2+: one per damage rectangle). */
+  coalesced: number;
   /** UpdateDMABUF answers given after the frame was shown / refused / on the backstop timer. */
   answered: { shown: number; refused: number; timeout: number; superseded: number };
 }
@@ -104,10 +118,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #listener: DbusConnection;
   readonly #bus: DbusConnection;
   readonly #dest: string | null;
-  readonly #buffers = new KnownDmabufs();
-  #scanout: Scanout | null = null;
-  /** The surface's memfd while QEMU shares it (Unix.Map); the shadow in #scanout is read from it. */
-  #map: MappedSurface | null = null;
+  readonly #scanout: QemuScanout;
   #enabled = false;
   /** Buffer ids, generations and frames: shared by the sources of one QemuGuest, so they never repeat across reconnections. */
   readonly #ids: QemuIdSpace;
@@ -128,12 +139,13 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
-  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, lostScanouts: 0, relistens: 0, refusedCalls: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
+  readonly stats: QemuConsoleStats = { scanouts: 0, updates: 0, reusedBuffers: 0, buffersKnown: 0, unchanged: 0, releaseDisables: 0, lostScanouts: 0, relistens: 0, refusedCalls: 0, coalesced: 0, answered: { shown: 0, refused: 0, timeout: 0, superseded: 0 } };
 
   /** @internal QemuDisplay.open() makes these. */
   constructor(info: QemuConsoleInfo, listener: DbusConnection, bus: DbusConnection, dest: string | null, ids: QemuIdSpace = { bufferId: 0, generation: 0, frame: 0 }) {
     super();
     this.#ids = ids;
+    this.#scanout = new QemuScanout(ids);
     this.info = info;
     this.name = `QEMU console ${info.id} (${info.label || info.type})`;
     this.#listener = listener;
@@ -221,9 +233,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   #handle(c: ListenerCall, call: IncomingCall, from: DbusConnection): void {
     const display = c.member !== 'Disable' && c.member !== 'CursorDefine' && c.member !== 'MouseSet';
-    if (display) this.#freshScanout = c.member === 'ScanoutDMABUF' && !this.#unflipped.delete(from);
-    // A new surface of another kind replaces the shared map.
-    if (c.member === 'Scanout' || c.member === 'ScanoutDMABUF') this.#dropMap();
+    const dmabufScanout = c.member === 'ScanoutDMABUF' || c.member === 'ScanoutDMABUF2';
+    if (display) this.#freshScanout = dmabufScanout && !this.#unflipped.delete(from);
     if (this.#pendingOff && display) {
       clearTimeout(this.#pendingOff);
       this.#pendingOff = null;
@@ -237,23 +248,25 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     }
     switch (c.member) {
       case 'ScanoutMap':
-        this.#scanoutMap(c, call);
-        return;
+        this.#scanout.map(c, call.takeFd(c.fd));
+        return this.#shown(call);
       case 'UpdateMap':
-        return this.#updateShadow(c, call);
-      case 'ScanoutDMABUF':
-        return this.#scanoutDmabuf(c, call);
-      case 'UpdateDMABUF': {
-        if (this.#scanout?.kind !== 'dmabuf') return call.reply();
-        this.stats.updates++;
-        this.#newFrame();
-        this.#hold(call);
-        return;
-      }
-      case 'Scanout':
-        return this.#scanoutPixels(c, call);
       case 'Update':
         return this.#updateShadow(c, call);
+      case 'ScanoutDMABUF':
+        return this.#scanoutDmabuf(this.#scanout.dmabuf(c, call.takeFd(c.fd)), call);
+      case 'ScanoutDMABUF2':
+        return this.#scanoutDmabuf(this.#scanout.dmabuf2(c, (fd) => call.takeFd(fd)), call);
+      case 'UpdateDMABUF':
+        if (this.#scanout.kind !== 'dmabuf') return call.reply();
+        this.stats.updates++;
+        return this.#updateDmabuf(call);
+      case 'Scanout':
+        if (this.#scanout.pixels(c, this.#enabled) === 'unchanged') {
+          this.stats.unchanged++;
+          return call.reply();
+        }
+        return this.#shown(call);
       case 'Disable':
         call.reply();
         // QEMU also sends Disable when it releases the dma-buf a new ScanoutDMABUF replaced
@@ -264,8 +277,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
           this.stats.releaseDisables++;
           return;
         }
-        if (this.#pendingOff || this.#scanout?.kind !== 'dmabuf') return this.#displayOff();
-        this.#pendingOff = setTimeout(() => this.#displayOff(), DISABLE_GRACE_MS);
+        if (this.#pendingOff || this.#scanout.kind !== 'dmabuf') return this.#displayOff();
+        this.#pendingOff = setTimeout(() => this.#offUnlessRelistening(), DISABLE_GRACE_MS);
         return;
       case 'CursorDefine': {
         const pixels = premultiplied(c.data);
@@ -285,116 +298,69 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   /** The damaged rectangle into the shadow: from the message (Update) or the memfd (UpdateMap). */
   #updateShadow(c: Extract<ListenerCall, { member: 'Update' | 'UpdateMap' }>, call: IncomingCall): void {
-    const s = this.#scanout;
-    if (s?.kind !== 'surface' || (c.member === 'UpdateMap' && !this.#map)) return call.reply();
-    if (c.member === 'UpdateMap') this.#map!.read(s.pixels, c.x, c.y, c.w, c.h);
-    else {
-      if (c.fourcc !== s.fourcc) throw new ListenerError('Update', `format changed without a Scanout`);
-      // Only the part inside the surface: QEMU clips, a lying peer is cut to size.
-      const w = Math.min(c.w, s.width - c.x);
-      const h = Math.min(c.h, s.height - c.y);
-      if (w <= 0 || h <= 0) return call.reply();
-      for (let y = 0; y < h; y++) c.data.copy(s.pixels, (c.y + y) * s.stride + c.x * 4, y * c.stride, y * c.stride + w * 4);
-    }
+    if (!this.#scanout.update(c)) return call.reply();
     call.reply();
     this.stats.updates++;
     this.#newFrame();
   }
 
+  /**
+   * The grace after a lone Disable ended. While a new listener is being registered (after a
+   * lost scanout) its current scanout is yet to come: wait for it. Under load in the rig the
+   * registration took longer than the grace and a flip's Disable showed "no signal" once.
+   */
+  #offUnlessRelistening(): void {
+    if (this.#relistening) this.#pendingOff = setTimeout(() => this.#offUnlessRelistening(), DISABLE_GRACE_MS);
+    else this.#displayOff();
+  }
+
   #displayOff(): void {
     if (this.#pendingOff) clearTimeout(this.#pendingOff);
     this.#pendingOff = null;
+    this.#stopScanoutWait();
     this.#enabled = false;
     this.#answerHeld(Infinity, 'superseded');
     this.emit('changed');
   }
 
-  /** A pixel surface (gl=off): the shadow the copy path reads; an unchanged resend is not a frame. */
-  #scanoutPixels(c: Extract<ListenerCall, { member: 'Scanout' }>, call: IncomingCall): void {
-    const s = this.#scanout;
-    const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
-    const stride = c.width * 4;
-    let pixels: Buffer;
-    if (c.stride === stride) {
-      // The message's bytes are already our copy: they become the shadow as they are.
-      pixels = c.data.subarray(0, stride * c.height);
-      // QEMU 7.2 sends the whole surface on every refresh of its timer, changed or not
-      // (mdpy: about 10-30 a second): an unchanged one is not a new frame.
-      if (reuse && this.#enabled && pixels.equals(s.pixels)) {
-        this.stats.unchanged++;
-        call.reply();
-        return;
-      }
-    } else {
-      pixels = reuse ? s.pixels : Buffer.alloc(stride * c.height);
-      for (let y = 0; y < c.height; y++) c.data.copy(pixels, y * stride, y * c.stride, y * c.stride + stride);
-    }
-    this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
-    this.#enabled = true;
-    this.stats.scanouts++;
+  /** A new surface (Scanout, ScanoutMap) is what the console shows: answered, a frame. */
+  #shown(call: IncomingCall): void {
     call.reply();
-    this.#newFrame();
-  }
-
-  /** QEMU's surface as a memfd (Unix.Map): read once now, then per UpdateMap only the damage. */
-  #scanoutMap(c: Extract<ListenerCall, { member: 'ScanoutMap' }>, call: IncomingCall): void {
-    const surface = new MappedSurface(call.takeFd(c.fd), c.offset, c.width, c.height, c.stride);
-    const s = this.#scanout;
-    const reuse = s?.kind === 'surface' && s.width === c.width && s.height === c.height && s.fourcc === c.fourcc;
-    const pixels = reuse ? s.pixels : Buffer.alloc(c.width * 4 * c.height);
-    try {
-      surface.read(pixels, 0, 0, c.width, c.height);
-    } catch (e) {
-      surface.close();
-      throw e;
-    }
-    call.reply();
-    this.#dropMap();
-    this.#map = surface;
-    this.#scanout = { kind: 'surface', bufferId: reuse ? s.bufferId : ++this.#ids.bufferId, width: c.width, height: c.height, stride: c.width * 4, fourcc: c.fourcc, pixels, generation: reuse ? s.generation : ++this.#ids.generation };
     this.#enabled = true;
     this.stats.scanouts++;
     this.#newFrame();
   }
 
-  #dropMap(): void {
-    this.#map?.close();
-    this.#map = null;
-  }
-
-  /** A (new or known) dma-buf is the console's scanout now; same layout keeps the generation. */
-  #scanoutDmabuf(c: Extract<ListenerCall, { member: 'ScanoutDMABUF' }>, call: IncomingCall): void {
-    const { buffer, inode } = this.#adopt(call.takeFd(c.fd), c.stride, c.height);
-    call.reply();
-    const s = this.#scanout;
-    const same = s?.kind === 'dmabuf' && s.width === c.width && s.height === c.height && s.stride === c.stride && s.fourcc === c.fourcc && s.modifier === c.modifier;
-    this.#scanout = {
-      kind: 'dmabuf',
-      buffer,
-      inode,
-      width: c.width,
-      height: c.height,
-      stride: c.stride,
-      fourcc: c.fourcc,
-      modifier: c.modifier,
-      y0Top: c.y0Top,
-      generation: same ? s.generation : ++this.#ids.generation,
-    };
-    this.#enabled = true;
-    this.stats.scanouts++;
-    this.#newFrame();
-  }
-
-  /** Takes a ScanoutDMABUF fd: a known buffer (same inode) keeps its first fd, this one closes. */
-  #adopt(fd: number, stride: number, height: number): { buffer: KnownBuffer; inode: string } {
-    const current = this.#scanout?.kind === 'dmabuf' ? this.#scanout.inode : null;
-    const r = this.#buffers.adopt(fd, stride, height, current, () => ++this.#ids.bufferId);
+  /** A (new or known) dma-buf is the console's scanout now; its UpdateDMABUF makes the frame (file comment). */
+  #scanoutDmabuf(r: { known: boolean }, call: IncomingCall): void {
     if (r.known) this.stats.reusedBuffers++;
-    this.stats.buffersKnown = this.#buffers.size;
-    return r;
+    this.stats.buffersKnown = this.#scanout.buffersKnown;
+    call.reply();
+    this.#enabled = true;
+    this.stats.scanouts++;
+    this.#scanoutWait ??= setTimeout(() => this.#newFrame(), SCANOUT_WAIT_MS);
+  }
+
+  #scanoutWait: NodeJS.Timeout | null = null;
+  #lastUpdateNs = 0n;
+
+  /** An UpdateDMABUF: a new frame, or one more damage rectangle of the frame held now. */
+  #updateDmabuf(call: IncomingCall): void {
+    const now = process.hrtime.bigint();
+    const burst = !this.#scanoutWait && now - this.#lastUpdateNs < UPDATE_BURST_NS && this.#held.some((h) => h.frame === this.#ids.frame);
+    this.#lastUpdateNs = now;
+    if (burst) this.stats.coalesced++;
+    else this.#newFrame();
+    this.#hold(call);
+  }
+
+  #stopScanoutWait(): void {
+    clearTimeout(this.#scanoutWait ?? undefined);
+    this.#scanoutWait = null;
   }
 
   #newFrame(): void {
+    this.#stopScanoutWait();
     this.#ids.frame++;
     this.#flipTimeNs = process.hrtime.bigint();
     // A newer frame replaces every held one: the output shows the newest only.
@@ -425,18 +391,12 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   query(kind: GuestPlaneKind): PlaneQuery {
     if (this.#lost) return { state: 'lost', error: this.#lost };
     if (kind === 'cursor') return this.#queryCursor();
-    const s = this.#scanout;
-    if (!s || !this.#enabled) return { state: 'disabled' };
-    const base = { kind: 'primary' as const, x: -1, y: -1, hotX: -1, hotY: -1, offset: 0, frame: this.#ids.frame, flipTimeNs: this.#flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc };
-    if (s.kind === 'surface') return { state: 'ok', plane: { ...base, bufferId: s.bufferId, transport: 'region', modifier: 0n, size: s.pixels.length } };
-    return {
-      state: 'ok',
-      plane: { ...base, bufferId: s.buffer.bufferId, transport: 'dmabuf', modifier: s.modifier, size: s.buffer.size, transform: s.y0Top ? withYInvert(NORMAL, true) : undefined },
-    };
+    const plane = this.#enabled ? this.#scanout.primary(this.#ids.frame, this.#flipTimeNs) : null;
+    return plane ? { state: 'ok', plane } : { state: 'disabled' };
   }
 
   exportDmabuf(plane: GuestPlaneInfo): number {
-    const fd = this.#buffers.dup(plane.bufferId, `${this.name} dma-buf ${plane.bufferId}`);
+    const fd = this.#scanout.exportDmabuf(plane.bufferId, `${this.name} dma-buf ${plane.bufferId}`);
     if (fd !== null) return fd;
     throw new Error(`${this.name}: buffer ${plane.bufferId} is no longer known (QEMU replaced it)`);
   }
@@ -468,9 +428,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   cpuView(plane: GuestPlaneInfo): CpuView | null {
     if (plane.kind === 'cursor') return this.#cursor?.bufferId === plane.bufferId ? { bytes: this.#cursor.pixels, offset: 0 } : null;
-    const s = this.#scanout;
-    if (s?.kind === 'surface' && s.bufferId === plane.bufferId) return { bytes: s.pixels, offset: 0 };
-    return null;
+    return this.#scanout.cpuView(plane.bufferId);
   }
 
   refused(plane: GuestPlaneInfo, cause: string, message: string): void {
@@ -550,6 +508,23 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     });
   }
 
+  /**
+   * One touch point (slot) into QEMU's MultiTouch (QEMU 8.1+), at guest pixel (x, y). QEMU
+   * 7.x has no such interface: the call fails with its error (guest-input.ts then falls
+   * back to the pointer).
+   */
+  touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_TOUCH_SLOTS) return Promise.reject(new Error(`touch slot ${slot} is not within 0..${MAX_TOUCH_SLOTS - 1} (QEMU's slots)`));
+    return this.#input(() =>
+      this.#bus.call(this.#dest, this.info.path, MULTITOUCH_IFACE, 'SendEvent', [
+        { type: 'u', value: TOUCH_KINDS[kind] },
+        { type: 't', value: BigInt(slot) },
+        { type: 'd', value: Math.max(0, x) },
+        { type: 'd', value: Math.max(0, y) },
+      ]),
+    );
+  }
+
   pointerBy(dx: number, dy: number): Promise<void> {
     return this.#input(() => this.#relMotion(dx, dy));
   }
@@ -571,6 +546,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #gone(message: string): void {
     if (this.#lost || this.#closed) return;
     this.#lost = new Error(message);
+    this.#stopScanoutWait();
     this.#answerHeld(Infinity, 'superseded');
     this.emit('lost', this.#lost);
     // The output learns it from the next query: make there be one.
@@ -579,18 +555,17 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   /** Open dma-buf fds the source holds (tests: flat over many scanouts). */
   get heldFds(): number {
-    return this.#buffers.size + (this.#map ? 1 : 0);
+    return this.#scanout.heldFds;
   }
 
   close(): void {
     if (this.#closed) return;
     clearTimeout(this.#pendingOff ?? undefined);
+    this.#stopScanoutWait();
     this.#answerHeld(Infinity, 'superseded');
     this.#closed = true;
     this.#listener.close();
-    this.#buffers.close();
-    this.#dropMap();
-    this.#scanout = null;
+    this.#scanout.close();
     this.onClosed?.();
   }
 }

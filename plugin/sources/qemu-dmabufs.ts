@@ -26,10 +26,11 @@ export class KnownDmabufs {
   }
 
   /**
-   * Takes a ScanoutDMABUF fd (closed here unless it is a new buffer's). `current` (the
-   * inode on screen) is never evicted; `nextId` names a new buffer.
+   * Takes a ScanoutDMABUF(2) fd (closed here unless it is a new buffer's), checked against
+   * the bytes its description reaches. `current` (the inode on screen) is never evicted;
+   * `nextId` names a new buffer.
    */
-  adopt(fd: number, stride: number, height: number, current: string | null, nextId: () => number): { buffer: KnownBuffer; inode: string; known: boolean } {
+  adopt(fd: number, layout: { offset: number; stride: number; height: number }, current: string | null, nextId: () => number, member = 'ScanoutDMABUF'): { buffer: KnownBuffer; inode: string; known: boolean } {
     let keep = false;
     try {
       let link = '';
@@ -38,11 +39,13 @@ export class KnownDmabufs {
       } catch {
         /* reported below */
       }
-      if (!link.startsWith('/dmabuf:')) throw new ListenerError('ScanoutDMABUF', `the fd is not a dma-buf (${link || 'unreadable'})`);
+      if (!link.startsWith('/dmabuf:')) throw new ListenerError(member, `the fd is not a dma-buf (${link || 'unreadable'})`);
       const st = fstatSync(fd, { bigint: true });
       const inode = `${st.dev}:${st.ino}`;
       const size = Number(st.size);
-      if (size > 0 && stride * height > size) throw new ListenerError('ScanoutDMABUF', `stride ${stride} × height ${height} = ${stride * height} bytes but the dma-buf has ${size}`);
+      const need = layout.offset + layout.stride * layout.height;
+      const at = layout.offset ? `offset ${layout.offset} + ` : '';
+      if (size > 0 && need > size) throw new ListenerError(member, `${at}stride ${layout.stride} × height ${layout.height} = ${need} bytes but the dma-buf has ${size}`);
       const known = this.#byInode.get(inode);
       if (known) {
         this.#byInode.delete(inode);

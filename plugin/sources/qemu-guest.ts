@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { CONNECT_TIMEOUT_MS, QemuDisplay } from './qemu-display.js';
 import type { QemuButton, QemuConsoleSource, QemuIdSpace } from './qemu-dbus.js';
+import type { TouchKind } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
 export interface QemuGuestOptions {
@@ -158,6 +159,9 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
   }
   pointerTo(x: number, y: number, from?: { x: number; y: number }, rel?: { dx: number; dy: number }): Promise<void> {
     return this.#inner?.pointerTo(x, y, from, rel) ?? Promise.resolve();
+  }
+  touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
+    return this.#inner?.touch(kind, slot, x, y) ?? Promise.resolve();
   }
 
   close(): void {

@@ -96,7 +96,7 @@ const SHAPES: Shape[] = [
   { width: 320, height: 240, stride: 2560, fourcc: drm.fourcc('XR48') },
   { width: 640, height: 480, stride: 2560, fourcc: drm.fourcc('AB30') }, // no plane takes it: composed
   { width: 640, height: 480, stride: 1280, fourcc: drm.fourcc('YUYV') }, // no plane takes it
-  { width: 640, height: 480, stride: 2560, fourcc: XR24, modifier: 0x00ffffffffffffffn }, // DRM_FORMAT_MOD_INVALID
+  { width: 640, height: 480, stride: 2560, fourcc: XR24, modifier: 0x00ffffffffffffffn }, // DRM_FORMAT_MOD_INVALID (shown pixel-exact: qemu-dbus-peer.test.ts)
   { width: 640, height: 480, stride: 2560, fourcc: XR24, modifier: 0x0100000000000001n }, // I915_FORMAT_MOD_X_TILED
   { width: 640, height: 480, stride: 2560, fourcc: XR24, y0Top: true }, // GL's bottom-up rows
   { width: 640, height: 480, stride: 1024, fourcc: XR24 }, // lie: stride below width × 4

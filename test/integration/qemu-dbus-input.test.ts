@@ -15,7 +15,7 @@ import { waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, qemuDbusMissing, qmpCont, startQemu, startSessionBus } from './helpers/qemu.js';
 import { qemuBuilds } from './helpers/qemu-builds.js';
-import { keyboardAndMouse, keyboard, uinputMissing } from './helpers/uinput.js';
+import { keyboardAndMouse, keyboard, uinputMissing, TouchScreen } from './helpers/uinput.js';
 
 const cleanup = cleanupAfterEach();
 const builds = qemuBuilds().map((qemu) => ({ qemu, label: qemu.label, missing: qemuDbusMissing({ parents: ['mdpy'], gl: false }, qemu) ?? uinputMissing() }));
@@ -81,5 +81,75 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: kiosk input int
     kbd.key(16, true);
     expect(await Promise.race([k.done, new Promise((r) => setTimeout(() => r('still running'), 10_000))])).toBe(0);
     expect(vm.stderr).not.toMatch(/qcode q, down 1/);
+  });
+});
+
+// MultiTouch came with QEMU 8.1: the rig's 10.0.x has it, Debian's 7.2 not.
+const touchBuilds = builds.filter((b) => Number(b.qemu.version?.split('.')[0] ?? 0) >= 9);
+for (const { qemu, missing } of touchBuilds) describe(`${qemu.label}: kiosk --touch multitouch into a QEMU guest`, () => {
+  it.skipIf(missing)('two fingers of a uinput touchscreen reach QEMU as MultiTouch slots at their guest pixels: begin, update, end', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpt-'));
+    const mdev = createSmallMdev('mdpy');
+    cleanup.push(() => mdev.remove());
+    const bus = startSessionBus(dir);
+    cleanup.push(() => bus.close());
+    const qmp = join(dir, 'qmp.sock');
+    const vm = await startQemu({
+      mdev,
+      gl: false,
+      busAddress: bus.address,
+      dir,
+      qemu,
+      extraArgs: ['-qmp', `unix:${qmp},server=on,wait=off`, '-device', 'virtio-multitouch-pci', '-trace', 'enable=dbus_touch_send_event', '-trace', 'enable=input_event_mtt'],
+    });
+    cleanup.push(async () => {
+      await vm.close();
+    });
+    await vm.waitForDisplay();
+    const mode = await mdpyInit(vm.qtest);
+    await qmpCont(qmp);
+    const ts = new TouchScreen(mode.width, mode.height);
+    cleanup.push(() => ts.close());
+    const log: string[] = [];
+    const k = startKiosk({ source: { kind: 'qemu-dbus', address: bus.address }, connector: 'Virtual-1', mode: { width: mode.width, height: mode.height }, fit: 'native', touch: 'multitouch', statsIntervalMs: 0, log: (l) => log.push(l) });
+    cleanup.push(async () => {
+      await k.stop();
+    });
+    const guest = k.guest as QemuGuest;
+    await guest.attached();
+    await waitFor(() => guest.query('primary').state === 'ok', 'the first Scanout', 10_000);
+    await waitFor(() => log.some((l) => l.includes('(guestplane test touchscreen)')), 'libinput to add the touchscreen', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; kiosk log: ${log.join(' | ')}`);
+    });
+    ts.down(0, 100, 50);
+    ts.down(1, 300, 200);
+    ts.sync();
+    ts.slide(0, 120, 60);
+    ts.sync();
+    ts.up(0);
+    ts.sync();
+    ts.up(1);
+    ts.sync();
+    const sent = () => [...vm.stderr.matchAll(/dbus_touch_send_event kind=(\d+), num_slot=(\d+), x=(-?\d+), y=(-?\d+)/g)].map((m) => m.slice(1).map(Number));
+    await waitFor(() => sent().length >= 5, 'five touch events in QEMU', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; QEMU saw: ${JSON.stringify(sent())}; kiosk log: ${log.join(' | ')}`);
+    });
+    // kind: 0 begin, 1 update, 2 end; (x, y) in guest pixels (native fit: the screen's).
+    const want = [
+      [0, 0, 100, 50],
+      [0, 1, 300, 200],
+      [1, 0, 120, 60],
+      [2, 0, 120, 60],
+      [2, 1, 300, 200],
+    ];
+    const got = sent();
+    expect(got.length, JSON.stringify(got)).toBe(want.length);
+    got.forEach((g, i) => {
+      expect(g.slice(0, 2), JSON.stringify(got)).toEqual(want[i]!.slice(0, 2));
+      expect(Math.abs(g[2]! - want[i]![2]!) + Math.abs(g[3]! - want[i]![3]!), JSON.stringify(got)).toBeLessThanOrEqual(2);
+    });
+    // QEMU's input layer took them as multitouch events (to the virtio-multitouch device).
+    expect(vm.stderr).toMatch(/input_event_mtt /);
+    expect(log.join('\n')).not.toMatch(/MultiTouch refused/);
   });
 });

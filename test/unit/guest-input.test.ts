@@ -88,4 +88,40 @@ describe('GuestInput', () => {
     gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
     expect(calls).toEqual(['button left down', 'pointer 480,240 from 320,240', 'button left up']);
   });
+
+  it('multitouch: every finger its own slot at its guest pixel, begin/update/end; a second finger does not move the first; released grab and lost seat cancel what is down', () => {
+    const calls: string[] = [];
+    const target: InputTarget = {
+      key: async () => {},
+      button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
+      pointerTo: async (x, y) => void calls.push(`pointer ${x},${y}`),
+      touch: async (k, slot, x, y) => void calls.push(`${k} ${slot} ${x},${y}`),
+    };
+    const gi = new GuestInput(target, { screen: { width: 1280, height: 960 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'down', slot: 1, x: 0.25, y: 0.25 });
+    gi.handle({ kind: 'touch', phase: 'motion', slot: 1, x: 0.5, y: 0.25 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 1, x: 0, y: 0 });
+    gi.handle({ kind: 'touch', phase: 'motion', slot: 7, x: 0.1, y: 0.1 }); // never down: nothing
+    gi.releaseAll(); // slot 0 still down
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 }); // already cancelled
+    expect(calls).toEqual(['begin 0 320,240', 'begin 1 160,120', 'update 1 320,120', 'end 1 320,120', 'cancel 0 320,240']);
+  });
+
+  it('multitouch refused by QEMU (7.x has no MultiTouch): said once, then a finger is the pointer again', async () => {
+    const calls: string[] = [];
+    const target: InputTarget = {
+      key: async () => {},
+      button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
+      pointerTo: async (x, y) => void calls.push(`pointer ${x},${y}`),
+      touch: () => Promise.reject(new Error('org.freedesktop.DBus.Error.UnknownInterface')),
+    };
+    const gi = new GuestInput(target, { screen: { width: 640, height: 480 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'motion', slot: 0, x: 0.6, y: 0.5 });
+    await new Promise((r) => setTimeout(r, 0));
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.25, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    expect(calls).toEqual(['error MultiTouch refused (org.freedesktop.DBus.Error.UnknownInterface); touch goes to the guest as its pointer from now on', 'pointer 160,240', 'button left down', 'button left up']);
+  });
 });

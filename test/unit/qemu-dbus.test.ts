@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as libc from '../../ffi/libc.js';
 import { DbusConnection, DbusError, DbusFd, type DbusArg, type DbusValue } from '../../plugin/dbus/connection.js';
-import { decodeListenerCall, LISTENER_PATH, ListenerError, MAP_IFACE, MAX_DIMENSION } from '../../plugin/sources/qemu-dbus-protocol.js';
+import { decodeListenerCall, DMABUF2_IFACE, LISTENER_PATH, ListenerError, MAP_IFACE, MAX_DIMENSION } from '../../plugin/sources/qemu-dbus-protocol.js';
 import { evdevToQnum } from '../../plugin/sources/qemu-dbus.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { createServer, type Socket } from 'node:net';
-import { qemuPeer, type QemuPeer } from '../integration/helpers/qemu-peer.js';
+import { dmabuf2Args, qemuPeer, type Dmabuf2, type QemuPeer } from '../integration/helpers/qemu-peer.js';
 import { startSessionBus } from '../integration/helpers/qemu.js';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
@@ -205,7 +205,7 @@ describe('Unix.Map (QEMU 9.2+): the surface as a memfd, updates by rectangle', (
   it('is offered in Interfaces; ScanoutMap reads the surface, UpdateMap only its damaged rectangle', async () => {
     const p = await fakeQemu();
     const [props] = await p.qemu.call(null, LISTENER_PATH, 'org.freedesktop.DBus.Properties', 'GetAll', [{ type: 's', value: 'org.qemu.Display1.Listener' }]);
-    expect((props as Map<DbusValue, DbusValue>).get('Interfaces')).toEqual([MAP_IFACE]);
+    expect((props as Map<DbusValue, DbusValue>).get('Interfaces')).toEqual([MAP_IFACE, DMABUF2_IFACE]);
     const stride = W * 4 + 16;
     const surface = Buffer.alloc(64 + stride * H, 0x11);
     const fd = memfdWith(surface);
@@ -253,8 +253,47 @@ describe('Unix.Map (QEMU 9.2+): the surface as a memfd, updates by rectangle', (
   });
 });
 
+describe('ScanoutDMABUF2 (QEMU 10.1+): planes, the shown rectangle, the backing size', () => {
+  // No dma-buf can be made on the host (no /dev/udmabuf): what is shown is checked in the
+  // rig (qemu-dbus-peer.test.ts); here every refusal, and that no fd of a refused call stays.
+  const NV12 = 0x3231564e;
+  const XR24 = 0x34325258;
+  const memfd = (): number => {
+    const fd = libc.memfdCreate('not-a-dmabuf', libc.MFD_CLOEXEC);
+    libc.ftruncate(fd, 1 << 20);
+    later.push(() => libc.close(fd));
+    return fd;
+  };
+  const one = (fd: number, o: Partial<Dmabuf2> = {}): Dmabuf2 => ({ fds: [fd], x: 0, y: 0, width: 64, height: 32, offsets: [0], strides: [256], fourcc: XR24, backingWidth: 64, backingHeight: 32, ...o });
+
+  it('is offered in Interfaces, taken only on its own interface, and every lie is refused naming the argument; fds stay flat, the last good frame stays', async () => {
+    const p = await fakeQemu();
+    const fd = memfd();
+    await p.call('Scanout', [{ type: 'u', value: 8 }, { type: 'u', value: 8 }, { type: 'u', value: 32 }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: Buffer.alloc(256, 1) }]);
+    const good = p.src.query('primary');
+    const fds0 = fdCount();
+    const refusals: [Partial<Dmabuf2>, RegExp][] = [
+      [{}, /QEMU's ScanoutDMABUF2: the fd is not a dma-buf \(\/memfd:not-a-dmabuf/],
+      [{ fds: [fd, fd], offsets: [0, 8192], strides: [64, 64], fourcc: NV12 }, /NV12 has 2 planes: guestplane shows single-plane formats only/],
+      [{ x: 8, width: 64 }, /rectangle 64x32\+8\+0 is not inside the 64x32 buffer/],
+      [{ offsets: [0, 0] }, /2 offsets and 1 strides for 2 planes/],
+      [{ numPlanes: 5, offsets: [0, 0, 0, 0, 0], strides: [1, 1, 1, 1, 1] }, /num_planes 5 is not within 1..4/],
+      [{ fds: [fd, fd] }, /2 dma-buf fds for 1 planes/],
+      [{ fds: [] }, /0 dma-buf fds for 1 planes/],
+      [{ backingHeight: 0 }, /backing height 0 is not within/],
+      [{ strides: [0] }, /plane 0 stride 0 is not within/],
+    ];
+    for (const [o, why] of refusals) await expect(p.scanoutDmabuf2(one(fd, o)), JSON.stringify(o)).rejects.toThrow(why);
+    // As a method of org.qemu.Display1.Listener it is unknown (QEMU calls it on its own interface).
+    await expect(p.call('ScanoutDMABUF2', dmabuf2Args(one(fd)))).rejects.toThrow(/unknown method org.qemu.Display1.Listener.ScanoutDMABUF2/);
+    expect(fdCount()).toBe(fds0);
+    const after = p.src.query('primary');
+    expect(after.state === 'ok' && good.state === 'ok' && after.plane.bufferId === good.plane.bufferId).toBe(true);
+  });
+});
+
 describe('decodeListenerCall (fuzzed)', () => {
-  const members = ['ScanoutDMABUF', 'UpdateDMABUF', 'Scanout', 'Update', 'Disable', 'CursorDefine', 'MouseSet', 'ScanoutMap', 'UpdateMap', 'Other'];
+  const members = ['ScanoutDMABUF', 'ScanoutDMABUF2', 'UpdateDMABUF', 'Scanout', 'Update', 'Disable', 'CursorDefine', 'MouseSet', 'ScanoutMap', 'UpdateMap', 'Other'];
   const value: fc.Arbitrary<DbusValue> = fc.oneof(
     fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }),
     fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
@@ -262,15 +301,21 @@ describe('decodeListenerCall (fuzzed)', () => {
     fc.string(),
     fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
     fc.constant(new DbusFd(-1)),
+    fc.array(fc.oneof(fc.integer({ min: -1, max: 20000 }), fc.constant(new DbusFd(-1)), fc.constant(new DbusFd(7))), { maxLength: 6 }),
   );
   it('throws only ListenerErrors, and what it accepts is within bounds', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...members), fc.constantFrom('huuuutb', 'iiii', 'uuuuay', 'iiiiuuay', '', 'iiiiay', 'iii', 'huuuuu', 'u'), fc.array(value, { maxLength: 8 }), (member, sig, args) => {
+      fc.property(fc.constantFrom(...members), fc.constantFrom('huuuutb', 'ahuuuuauauuuuutb', 'iiii', 'uuuuay', 'iiiiuuay', '', 'iiiiay', 'iii', 'huuuuu', 'u'), fc.array(value, { maxLength: 14 }), (member, sig, args) => {
         try {
           const c = decodeListenerCall(member, sig, args);
           if ('width' in c) expect(c.width >= 1 && c.width <= MAX_DIMENSION).toBe(true);
           if (c.member === 'Scanout') expect(c.data.length).toBeGreaterThanOrEqual(c.stride * (c.height - 1) + c.width * 4);
           if (c.member === 'CursorDefine') expect(c.data.length).toBe(c.width * c.height * 4);
+          if (c.member === 'ScanoutDMABUF2') {
+            expect(c.x + c.width <= c.backingWidth && c.y + c.height <= c.backingHeight).toBe(true);
+            expect(c.fds.length >= 1 && c.fds.length <= c.planes.length && c.planes.length <= 4).toBe(true);
+            expect(c.fds.every((f) => f.fd >= 0) && c.planes.every((p) => p.stride >= 1 && p.offset >= 0)).toBe(true);
+          }
         } catch (e) {
           if (!(e instanceof ListenerError)) throw e;
         }

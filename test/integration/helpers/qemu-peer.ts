@@ -4,7 +4,7 @@
 // are neither mappable nor scannable there). The real QEMU is in qemu-dbus.test.ts.
 import * as libc from '../../../ffi/libc.js';
 import { DbusConnection, type DbusArg, type DbusValue } from '../../../plugin/dbus/connection.js';
-import { LISTENER_IFACE, LISTENER_PATH } from '../../../plugin/sources/qemu-dbus-protocol.js';
+import { DMABUF2_IFACE, LISTENER_IFACE, LISTENER_PATH } from '../../../plugin/sources/qemu-dbus-protocol.js';
 import { QemuConsoleSource, type QemuConsoleInfo } from '../../../plugin/sources/qemu-dbus.js';
 
 export interface QemuPeer {
@@ -12,7 +12,49 @@ export interface QemuPeer {
   qemu: DbusConnection;
   /** Calls the listener as QEMU does; resolves when the listener answers. */
   call(member: string, args: DbusArg[]): Promise<DbusValue[]>;
+  /** ScanoutDMABUF2 on its own interface (org.qemu.Display1.Listener.Unix.ScanoutDMABUF2), as QEMU 10.1+ calls it. */
+  scanoutDmabuf2(d: Dmabuf2): Promise<DbusValue[]>;
   close(): void;
+}
+
+/** What ScanoutDMABUF2 describes: fds (the caller's), the shown rectangle, planes, the backing size. */
+export interface Dmabuf2 {
+  fds: number[];
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  offsets: number[];
+  strides: number[];
+  /** Default: offsets.length. */
+  numPlanes?: number;
+  fourcc: number;
+  backingWidth: number;
+  backingHeight: number;
+  modifier?: bigint;
+  y0Top?: boolean;
+}
+
+/** ScanoutDMABUF2's arguments (ah, u x, u y, u w, u h, au offset, au stride, u n, u fourcc, u bw, u bh, t modifier, b y0_top). */
+export function dmabuf2Args(d: Dmabuf2): DbusArg[] {
+  // ah and au are not among DbusArg's shapes; the writer marshals any array of a basic type.
+  const arr = (type: string, value: number[]) => ({ type, value }) as unknown as DbusArg;
+  const u = (value: number): DbusArg => ({ type: 'u', value });
+  return [
+    arr('ah', d.fds),
+    u(d.x),
+    u(d.y),
+    u(d.width),
+    u(d.height),
+    arr('au', d.offsets),
+    arr('au', d.strides),
+    u(d.numPlanes ?? d.offsets.length),
+    u(d.fourcc),
+    u(d.backingWidth),
+    u(d.backingHeight),
+    { type: 't', value: d.modifier ?? 0n },
+    { type: 'b', value: d.y0Top ?? false },
+  ];
 }
 
 /**
@@ -31,6 +73,7 @@ export async function qemuPeer(size = { width: 64, height: 32 }): Promise<QemuPe
     src,
     qemu,
     call: (member, args) => qemu.call(null, LISTENER_PATH, LISTENER_IFACE, member, args, 5000),
+    scanoutDmabuf2: (d) => qemu.call(null, LISTENER_PATH, DMABUF2_IFACE, 'ScanoutDMABUF2', dmabuf2Args(d), 5000),
     close: () => {
       src.close();
       qemu.close();
