@@ -26,15 +26,16 @@ import { LinuxDmabuf } from '../wayland/linux-dmabuf.js';
 import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, type TrancheSpec } from '../wayland/dmabuf-feedback.js';
 import { DrmLeaseDevice } from '../wayland/drm-lease.js';
 import { SurfaceSource } from '../wayland/surface-source.js';
-import { createSubcompositorGlobal, flattenTree, rootOf, type Subsurface } from '../wayland/subsurface.js';
-import { sceneLayers } from '../wayland/scene.js';
+import { createSubcompositorGlobal, rootOf, type Subsurface } from '../wayland/subsurface.js';
+import { sceneLayers, sceneTree } from '../wayland/scene.js';
+import { Popups } from '../wayland/xdg-popup.js';
 import { createDecorationGlobal } from '../wayland/decoration.js';
 import { createSinglePixelBufferGlobal } from '../wayland/single-pixel.js';
 import { DataDevices } from '../wayland/data-device.js';
 import { Seat } from '../wayland/seat.js';
 import { SeatInput } from '../wayland/seat-input.js';
 import { PointerCursor } from '../wayland/cursor-image.js';
-import { outputToSurface } from '../wayland/input-map.js';
+import { outputArea, outputToSurface } from '../wayland/input-map.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../planes/host-layers.js';
@@ -114,6 +115,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly input: InputStack | null;
   /** The client's pointer image on the cursor plane. */
   readonly cursor: PointerCursor;
+  /** xdg_popup placement and grabs (plugin/wayland/xdg-popup.ts). */
+  readonly popups: Popups;
   readonly #log: (m: string) => void;
   readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: SurfaceCommit) => void }[] = [];
   readonly #idle = new SurfaceSource('no client');
@@ -153,9 +156,22 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.display = display;
 
       this.dmabuf = this.#linuxDmabuf(display, devicePath);
+      this.popups = new Popups({
+        area: (root) => outputArea(this.#fit, root.size, { w: this.output.width, h: this.output.height }),
+        validSerial: (client, serial) => this.seat.inputSerial(client, serial),
+        changed: () => this.#queueRelayout(),
+        onPopup: (surface) => this.#addLayerSurface(surface, 'popup', () => this.#toplevels.some((x) => x.source === this.#shown && x.t.popups().some((p) => p.surface === surface))),
+      });
       this.#globals(display);
       this.seat = seat = new Seat(display, { keymap: opts.input === false ? false : (opts.keymap ?? {}), log: (m) => this.#log(m) });
-      this.seatInput = new SeatInput(this.seat, { output: () => ({ w: this.output.width, h: this.output.height }), fit: () => this.#fit, root: () => this.#mappedRoot() });
+      this.seatInput = new SeatInput(this.seat, {
+        output: () => ({ w: this.output.width, h: this.output.height }),
+        fit: () => this.#fit,
+        root: () => this.#mappedRoot(),
+        tree: (root) => this.#tree(root),
+        focus: () => this.popups.grabFocus(),
+        press: (target) => this.popups.press(target, rootOf),
+      });
       this.cursor = new PointerCursor(() => this.#pointerPlace(), (m) => this.#log(m));
       this.seat.pointer.onCursor = (c) => this.cursor.set(c);
       this.dataDevices = new DataDevices(display);
@@ -253,6 +269,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       size: () => ({ width: this.output.width, height: this.output.height }),
       onToplevel: (t) => this.#addToplevel(t),
       onToplevelDestroyed: (t) => this.#removeToplevel(t),
+      popups: this.popups,
     });
     createPresentationGlobal(display);
     createViewporterGlobal(display);
@@ -379,8 +396,13 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   }
 
   #addSubsurface(sub: Subsurface): void {
-    const surface = sub.surface;
-    const source = new SurfaceSource(`wayland client ${surface.resource.client.credentials().pid} ${surface.resource} (sub-surface)`);
+    this.#addLayerSurface(sub.surface, 'sub-surface', () => rootOf(sub.surface) === this.#shownRoot());
+    sub.onUnmapped = () => this.#queueRelayout();
+  }
+
+  /** A sub-surface or popup surface: its own source, a host layer while its toplevel is shown. */
+  #addLayerSurface(surface: Surface, what: string, inShownTree: () => boolean): void {
+    const source = new SurfaceSource(`wayland client ${surface.resource.client.credentials().pid} ${surface.resource} (${what})`);
     source.outputs = () => [...this.#wlOutputs];
     // Off screen until a relayout puts it in the shown tree.
     source.setShown(false);
@@ -389,11 +411,10 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     surface.on('commit', (c) => {
       // Shown from its first buffer when its tree is on screen (the relayout that follows
       // places it); otherwise its frames would finish unshown.
-      if (c.buffer && !source.shown && rootOf(surface) === this.#shownRoot()) source.setShown(true);
+      if (c.buffer && !source.shown && inShownTree()) source.setShown(true);
       source.commit(c);
       this.#queueRelayout();
     });
-    sub.onUnmapped = () => this.#queueRelayout();
     surface.once('destroy', () => {
       this.#subs.delete(surface);
       source.close();
@@ -412,6 +433,11 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     });
   }
 
+  /** The shown toplevel's sub-surfaces and popups, bottom first, in its root's coordinates. */
+  #tree(root: Surface): ReturnType<typeof sceneTree> {
+    return sceneTree(root, this.#toplevels.find((x) => x.t.surface === root)?.t.popups() ?? []);
+  }
+
   #shownRoot(): Surface | null {
     return this.#toplevels.find((x) => x.source === this.#shown)?.t.surface ?? null;
   }
@@ -422,7 +448,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.seatInput.refresh();
     this.cursor.update();
     const root = this.#shownRoot();
-    const scene = root ? sceneLayers(flattenTree(root), root, this.#fit, this.output.width, this.output.height) : [];
+    const scene = root ? sceneLayers(this.#tree(root), root, this.#fit, this.output.width, this.output.height) : [];
     const shown = new Set(scene.map((l) => l.surface));
     for (const [surface, { source }] of this.#subs) source.setShown(shown.has(surface));
     const layers: HostLayer[] = scene.map((l) => {

@@ -1,12 +1,13 @@
 // A toplevel's surface tree on the output: the root is the output's attached source
-// (placed by the fit mode, zIndex 0), and each mapped sub-surface becomes a host layer
+// (placed by the fit mode, zIndex 0), and each mapped sub-surface and popup (with its own
+// sub-surfaces; popups above the toplevel, a child popup above its parent) becomes a host layer
 // (Output.present) at its position scaled like the root, below the root with negative
 // zIndex and above it with positive ones, in stacking order. Every layer is a plane
 // candidate for the allocator: a dma-buf sub-surface (video) can be scanned out on an
 // overlay while the rest is composed.
 import { placement, type FitMode, type Rect } from '../geometry.js';
 import type { Surface } from './surface.js';
-import type { TreeEntry } from './subsurface.js';
+import { flattenTree, type TreeEntry } from './subsurface.js';
 
 export interface SceneLayer {
   surface: Surface;
@@ -42,5 +43,15 @@ export function sceneLayers(entries: readonly TreeEntry[], root: Surface, fit: F
     const crop = e.surface.current?.crop ?? undefined;
     out.push({ surface: e.surface, dst, ...(crop ? { src: crop } : {}), zIndex: i - r });
   }
+  return out;
+}
+
+/**
+ * The whole scene of a toplevel, bottom first, in its root surface's coordinates: its
+ * sub-surface tree, then each mapped popup's tree at the popup's place (xdg-popup.ts).
+ */
+export function sceneTree(root: Surface, popups: readonly { surface: Surface; x: number; y: number }[]): TreeEntry[] {
+  const out = flattenTree(root);
+  for (const p of popups) for (const e of flattenTree(p.surface)) out.push({ surface: e.surface, x: e.x + p.x, y: e.y + p.y });
   return out;
 }

@@ -9,9 +9,12 @@ import { createXdgShellGlobal, type Toplevel } from '../../plugin/wayland/xdg-sh
 import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
 import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { createDecorationGlobal } from '../../plugin/wayland/decoration.js';
+import { Popups } from '../../plugin/wayland/xdg-popup.js';
+import { Seat } from '../../plugin/wayland/seat.js';
 import { buildWaylandClient, runClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
 let display: Display | null = null;
+let seat: Seat | null = null;
 let n = 0;
 const runtimeDir = useRuntimeDir('gp-shell-');
 afterEach(async () => {
@@ -19,6 +22,8 @@ afterEach(async () => {
     await display.stop();
     display.destroy();
   }
+  seat?.close();
+  seat = null;
   display = null;
 });
 
@@ -28,7 +33,12 @@ function serve(toplevels: Toplevel[] = []): string {
   display.addSocket(socket);
   createCompositorGlobal(display, () => {});
   createShmGlobal(display);
-  createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {} });
+  const s = new Seat(display, { keymap: false });
+  seat = s;
+  s.setCapabilities({ keyboard: false, pointer: true, touch: false });
+  // Popups are kept on a 640x480 output; the toplevel's surface is at its origin.
+  const popups = new Popups({ area: () => ({ x: 0, y: 0, w: 640, h: 480 }), validSerial: (c, serial) => s.inputSerial(c, serial), changed: () => {} });
+  createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {}, popups });
   createViewporterGlobal(display);
   createSubcompositorGlobal(display);
   createDecorationGlobal(display);
@@ -42,6 +52,18 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     const socket = serve();
     const r = await runClient(client, ['error', 'sub-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+  });
+
+  it('popup-ok: a menu placed below its item, flipped up at the bottom edge on reposition (v3), a submenu on it, destroyed top first: no error', async () => {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const r = await runClient(client, ['error', 'popup-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
+    // Below the anchor rectangle (10,410 20x10): 10,420 100x50 fits on the 480-line output.
+    // Moved to 430: below would end at 490, so it flips above the rectangle: 430-50 = 380.
+    // The submenu: at (10,14) of the first popup's geometry.
+    expect(r.stdout, r.stderr).toContain('POPUP_CONFIGURE 10 420 100 50\nPOPUP_REPOSITIONED 7\nPOPUP_CONFIGURE 10 380 100 50\nPOPUP_CONFIGURE 10 14 100 50\n');
+    expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+    expect(r.stdout).not.toContain('POPUP_DONE');
   });
 
   it('viewport-ok: a valid crop and scale, then destroyed and made again before a commit: no error', async () => {
@@ -72,6 +94,10 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['sub-xdg-role', 'xdg_wm_base', 0], // role: a sub-surface cannot also be an xdg_surface
     ['deco-twice', 'zxdg_toplevel_decoration_v1', 1], // already_constructed
     ['deco-orphaned', 'zxdg_toplevel_decoration_v1', 2], // orphaned: set_mode after its toplevel went
+    ['popup-zero-size', 'xdg_positioner', 0], // invalid_input: a positioner of zero width
+    ['popup-incomplete', 'xdg_wm_base', 5], // invalid_positioner: no anchor rectangle
+    ['popup-bad-serial', 'xdg_popup', 0], // invalid_grab: a serial the seat never gave the client
+    ['popup-destroy-order', 'xdg_wm_base', 2], // not_the_topmost_popup: a parent popup destroyed before its child
   ];
   for (const [what, iface, code] of cases) {
     it(`${what} → ${iface} error ${code}`, async () => {
