@@ -12,6 +12,9 @@
 // even when the same wl_buffer is committed again, so the output commits it and the
 // page-flip event that follows completes exactly that commit's callbacks and feedback.
 // Commits superseded before they reached the screen are discarded at that flip.
+//
+// Ownership: client buffers are the client's (held = a use, buffer.ts); exportDmabuf's dups
+// are the caller's; close() ends every use and says 'buffers-gone' so importers drop theirs.
 import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
@@ -366,6 +369,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
 
   close(): void {
     if (this.#closed) return;
+    // Whoever imported its dma-bufs (the output's FB cache, as an attached source or a host
+    // layer) lets go now: nothing of a client that went outlives it.
+    this.emit('buffers-gone');
     this.#closed = true;
     this.#clearStallTimer();
     for (const c of this.#pending.splice(0)) finishUnshown(c);

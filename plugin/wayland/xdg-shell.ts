@@ -247,7 +247,9 @@ class KioskXdgSurface implements XdgNode {
     const roleObject = this.roleObject;
     if (!roleObject || !('sendConfigure' in roleObject) || roleObject.destroyed || this.xdg.destroyed) return;
     const { width, height } = this.opts.size();
-    if (roleObject.version >= 4) roleObject.sendConfigureBounds(width, height);
+    // No configure_bounds (v4): Debian's weston-presentation-shm binds v4+ with a listener
+    // that lacks it, and libwayland aborts the client ("listener function for opcode 2 of
+    // xdg_toplevel is NULL"); the fullscreen size already bounds the window.
     roleObject.sendConfigure(width, height, states(XdgToplevelState.FULLSCREEN, XdgToplevelState.ACTIVATED));
     this.sendConfigure();
   }

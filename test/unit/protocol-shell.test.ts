@@ -52,7 +52,7 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     const socket = serve();
     const r = await runClient(client, ['error', 'sub-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
-  });
+  }, 30_000);
 
   it('popup-ok: a menu placed below its item, flipped up at the bottom edge on reposition (v3), a submenu on it, destroyed top first: no error', async () => {
     const client = buildWaylandClient();
@@ -64,14 +64,30 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     expect(r.stdout, r.stderr).toContain('POPUP_CONFIGURE 10 420 100 50\nPOPUP_REPOSITIONED 7\nPOPUP_CONFIGURE 10 380 100 50\nPOPUP_CONFIGURE 10 14 100 50\n');
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
     expect(r.stdout).not.toContain('POPUP_DONE');
-  });
+  }, 30_000);
+
+  it('sub-many: 40 sub-surfaces of one parent and a chain 60 deep: no error, and no Node warning (one listener per parent, not per child)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const client = buildWaylandClient();
+      const socket = serve();
+      const r = await runClient(client, ['error', 'sub-many'], { runtimeDir: runtimeDir(), socket }, 20_000);
+      expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+      await new Promise((res) => setImmediate(res));
+      expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }, 30_000);
 
   it('viewport-ok: a valid crop and scale, then destroyed and made again before a commit: no error', async () => {
     const client = buildWaylandClient();
     const socket = serve();
     const r = await runClient(client, ['error', 'viewport-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
-  });
+  }, 30_000);
 
   const cases: [string, string, number][] = [
     ['shm-stride', 'wl_shm_pool', 1], // wl_shm.error.invalid_stride (posted on the pool, as libwayland's wl_shm does)
@@ -91,6 +107,7 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['sub-own-parent', 'wl_subcompositor', 1], // bad_parent
     ['sub-cycle', 'wl_subcompositor', 1], // bad_parent: the parent is under the surface
     ['sub-place-bad', 'wl_subsurface', 0], // bad_surface: neither a sibling nor the parent
+    ['sub-deep', 'wl_subcompositor', 1], // bad_parent: a chain of 3,000, refused past 64 deep
     ['sub-xdg-role', 'xdg_wm_base', 0], // role: a sub-surface cannot also be an xdg_surface
     ['deco-twice', 'zxdg_toplevel_decoration_v1', 1], // already_constructed
     ['deco-orphaned', 'zxdg_toplevel_decoration_v1', 2], // orphaned: set_mode after its toplevel went

@@ -1052,6 +1052,29 @@ static int run_shell_error(const char *what) {
 		} else if (!strcmp(what, "sub-xdg-role")) {
 			wl_subcompositor_get_subsurface(subcompositor, surface, other);
 			xdg_wm_base_get_xdg_surface(wm_base, surface);
+		} else if (!strcmp(what, "sub-deep")) {
+			/* a chain of 3,000 nested sub-surfaces: refused past 64 */
+			struct wl_surface *parent = surface;
+			for (int i = 0; i < 3000; i++) {
+				struct wl_surface *c = wl_compositor_create_surface(compositor);
+				wl_subcompositor_get_subsurface(subcompositor, c, parent);
+				parent = c;
+			}
+		} else if (!strcmp(what, "sub-many")) {
+			/* 40 sub-surfaces of one parent and a chain 60 deep, all committed: no error */
+			for (int i = 0; i < 40; i++) {
+				struct wl_surface *c = wl_compositor_create_surface(compositor);
+				wl_subcompositor_get_subsurface(subcompositor, c, surface);
+				wl_surface_commit(c);
+			}
+			struct wl_surface *parent = surface;
+			for (int i = 0; i < 60; i++) {
+				struct wl_surface *c = wl_compositor_create_surface(compositor);
+				wl_subcompositor_get_subsurface(subcompositor, c, parent);
+				wl_surface_commit(c);
+				parent = c;
+			}
+			wl_surface_commit(surface);
 		} else if (!strcmp(what, "sub-ok")) {
 			/* destroyed in any order: parent first, then the sub-surface; the role can be given again */
 			struct wl_subsurface *s1 = wl_subcompositor_get_subsurface(subcompositor, surface, other);
