@@ -35,7 +35,8 @@ import { DataDevices } from '../wayland/data-device.js';
 import { Seat } from '../wayland/seat.js';
 import { SeatInput } from '../wayland/seat-input.js';
 import { PointerCursor } from '../wayland/cursor-image.js';
-import { outputArea, outputToSurface } from '../wayland/input-map.js';
+import { outputToSurface } from '../wayland/input-map.js';
+import { outputInView, windowView } from '../wayland/window-view.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../planes/host-layers.js';
@@ -157,7 +158,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
 
       this.dmabuf = this.#linuxDmabuf(display, devicePath);
       this.popups = new Popups({
-        area: (root) => outputArea(this.#fit, root.size, { w: this.output.width, h: this.output.height }),
+        area: (root) => outputInView(this.#fit, this.#view(root), { w: this.output.width, h: this.output.height }),
         validSerial: (client, serial) => this.seat.inputSerial(client, serial),
         changed: () => this.#queueRelayout(),
         onPopup: (surface) => this.#addLayerSurface(surface, 'popup', () => this.#toplevels.some((x) => x.source === this.#shown && x.t.popups().some((p) => p.surface === surface))),
@@ -169,6 +170,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         fit: () => this.#fit,
         root: () => this.#mappedRoot(),
         tree: (root) => this.#tree(root),
+        view: (root) => this.#view(root),
         focus: () => this.popups.grabFocus(),
         press: (target) => this.popups.press(target, rootOf),
       });
@@ -322,7 +324,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #pointerPlace(): { source: SurfaceSource; tip: { x: number; y: number } } | null {
     const root = this.#mappedRoot();
     if (!root?.size || !this.seat.pointer.focus) return null;
-    return { source: this.#shown, tip: outputToSurface(this.#fit, root.size, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
+    // In the shown window's coordinates: the output places the window rectangle, and the cursor with it.
+    const v = this.#view(root)!;
+    return { source: this.#shown, tip: outputToSurface(this.#fit, { w: v.w, h: v.h }, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
   }
 
   /** The shown toplevel's surface once it has a buffer (what has keyboard focus and is under the pointer). */
@@ -364,6 +368,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #addToplevel(t: Toplevel): void {
     const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
     source.outputs = () => [...this.#wlOutputs];
+    source.view = () => windowView(t.surface.size, t.geometry());
     const onCommit = (c: SurfaceCommit) => {
       source.commit(c);
       // The root's size places its sub-surfaces, and maps the pointer into it.
@@ -438,6 +443,11 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     return sceneTree(root, this.#toplevels.find((x) => x.t.surface === root)?.t.popups() ?? []);
   }
 
+  /** A toplevel's window rectangle (window geometry within its surface). */
+  #view(root: Surface): ReturnType<typeof windowView> {
+    return windowView(root.size, this.#toplevels.find((x) => x.t.surface === root)?.t.geometry() ?? null);
+  }
+
   #shownRoot(): Surface | null {
     return this.#toplevels.find((x) => x.source === this.#shown)?.t.surface ?? null;
   }
@@ -448,7 +458,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.seatInput.refresh();
     this.cursor.update();
     const root = this.#shownRoot();
-    const scene = root ? sceneLayers(this.#tree(root), root, this.#fit, this.output.width, this.output.height) : [];
+    const scene = root ? sceneLayers(this.#tree(root), root, this.#fit, this.output.width, this.output.height, this.#view(root)) : [];
     const shown = new Set(scene.map((l) => l.surface));
     for (const [surface, { source }] of this.#subs) source.setShown(shown.has(surface));
     const layers: HostLayer[] = scene.map((l) => {

@@ -22,16 +22,18 @@ export interface SceneLayer {
  * The sub-surface layers of a flattened tree (`entries` bottom first, `root` among them),
  * for an output of `outW`×`outH` showing the root with `fit`.
  */
-export function sceneLayers(entries: readonly TreeEntry[], root: Surface, fit: FitMode, outW: number, outH: number): SceneLayer[] {
+export function sceneLayers(entries: readonly TreeEntry[], root: Surface, fit: FitMode, outW: number, outH: number, view?: Rect | null): SceneLayer[] {
   const r = entries.findIndex((e) => e.surface === root);
   const rootSize = root.size;
   if (r < 0 || !rootSize) return [];
-  const place = placement(fit, rootSize.w, rootSize.h, outW, outH);
+  // The window rectangle (window geometry) is what the fit places; the root's own size without one.
+  const v = view ?? { x: 0, y: 0, w: rootSize.w, h: rootSize.h };
+  const place = placement(fit, v.w, v.h, outW, outH);
   const sx = place.dst.w / place.src.w;
   const sy = place.dst.h / place.src.h;
   // The root's origin on the output (native fit crops a root larger than the output).
-  const ox = place.dst.x - place.src.x * sx;
-  const oy = place.dst.y - place.src.y * sy;
+  const ox = place.dst.x - (place.src.x + v.x) * sx;
+  const oy = place.dst.y - (place.src.y + v.y) * sy;
   const out: SceneLayer[] = [];
   for (const [i, e] of entries.entries()) {
     if (i === r) continue;

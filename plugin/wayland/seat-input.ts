@@ -9,6 +9,8 @@ import { clampToOutput, outputToSurface, pick, type Point, type Size } from './i
 import { flattenTree, type TreeEntry } from './subsurface.js';
 import type { Surface } from './surface.js';
 import type { Seat } from './seat.js';
+import type { Rect } from '../geometry.js';
+import { outputToView } from './window-view.js';
 import type { PointerTarget } from './pointer.js';
 
 export interface SeatScene {
@@ -19,6 +21,8 @@ export interface SeatScene {
   root(): Surface | null;
   /** The mapped surfaces over the root, bottom first, in its coordinates (default: its sub-surface tree). */
   tree?(root: Surface): TreeEntry[];
+  /** The root's window rectangle (window geometry) the fit places (default: the whole surface). */
+  view?(root: Surface): Rect | null;
   /** The keyboard focus when not the root (the topmost grabbing popup). */
   focus?(): Surface | null;
   /** A button went down on `target`: true when the press is taken (a popup grab ended), not delivered. */
@@ -123,7 +127,8 @@ export class SeatInput {
     const root = this.scene.root();
     const size = root?.size;
     if (!root || !size) return null;
-    return outputToSurface(this.scene.fit(), size, this.scene.output(), p);
+    const view = this.scene.view?.(root);
+    return view ? outputToView(this.scene.fit(), view, this.scene.output(), p) : outputToSurface(this.scene.fit(), size, this.scene.output(), p);
   }
 
   #tree(root: Surface): TreeEntry[] {

@@ -33,34 +33,42 @@ afterAll(async () => {
 });
 
 const fds = () => readdirSync('/proc/self/fd').length;
-const fbs = () => readFramebuffers(card).length;
+/** The KMS framebuffers of the client's 256x256 dma-bufs (imported: made from a PRIME fd). */
+const clientFbs = () => readFramebuffers(card).filter((f) => f.width === 256 && f.height === 256 && f.layers[0]?.imported !== false).length;
+const allFbs = () => readFramebuffers(card).length;
 
 describe('a client leaves nothing behind and stalls no one', () => {
-  it('a dma-buf sub-surface client disconnects: fds and KMS framebuffers back to idle', async () => {
+  it('a dma-buf sub-surface client disconnects: fds back to idle, none of its framebuffers left, no growth per client', async () => {
     // Idle: the no-client screen has settled.
     await new Promise((r) => setTimeout(r, 1000));
-    const idle = { fds: fds(), fbs: fbs() };
-    for (let round = 0; round < 2; round++) {
+    const idle = fds();
+    const fbsAfter: number[] = [];
+    for (let round = 0; round < 3; round++) {
       const c = startClient(client, ['subsurface', '20'], env());
+      let during = { fds: 0, clientFbs: 0 };
       try {
         await c.waitFor(/^SUBSURFACE 256x256 at 100,50 over 1024x768$/, 60_000);
         await c.waitFor(/^SUMMARY /, 120_000);
         const cap = await kiosk.output.captureNext();
         // Its buffers were imported and scanned out.
         expect(cap.content?.layers?.find((l) => l.id.startsWith('sub'))).toMatchObject({ how: 'plane', zeroCopy: true });
-        expect(fds()).toBeGreaterThan(idle.fds);
+        during = { fds: fds(), clientFbs: clientFbs() };
+        expect(during.clientFbs).toBeGreaterThan(0);
       } finally {
         c.child.stdin?.write('\n');
         await c.kill();
       }
-      let now = { fds: 0, fbs: 0 };
-      await waitFor(() => ((now = { fds: fds(), fbs: fbs() }), now.fds === idle.fds && now.fbs === idle.fbs), `back to idle (${JSON.stringify(idle)})`, 15_000).catch((e: Error) => {
+      let now = { fds: 0, clientFbs: 0 };
+      await waitFor(() => ((now = { fds: fds(), clientFbs: clientFbs() }), now.fds === idle && now.clientFbs === 0), `back to idle (${idle} fds, none of its FBs)`, 15_000).catch((e: Error) => {
         throw new Error(`${e.message}: now ${JSON.stringify(now)}`);
       });
-      console.log(`wayland-cleanup: round ${round + 1}: idle ${JSON.stringify(idle)}, after the client ${JSON.stringify(now)}`);
+      fbsAfter.push(allFbs());
+      console.log(`wayland-cleanup: round ${round + 1}: idle ${idle} fds; with the client ${JSON.stringify(during)}; after it ${JSON.stringify(now)}, ${fbsAfter.at(-1)} FBs in all (the output's own composition buffers stay)`);
     }
+    // The output's own buffers (composition, no-signal) are made once: no growth per client.
+    expect(new Set(fbsAfter).size, fbsAfter.join(',')).toBe(1);
     expect(log.filter((l) => /MaxListeners/.test(l))).toEqual([]);
-  }, 300_000);
+  }, 400_000);
 
   it('chains of 3,000 nested sub-surfaces are refused past 64 deep; another client keeps its round trips short', async () => {
     // Five hostile clients at once, then the measuring client while they build their chains.

@@ -6,6 +6,8 @@
 // window; it stays open until the user acts: Escape goes to the client, which closes it
 // (no popup_done); opened again, a click outside it dismisses it (popup_done), and the
 // click is not delivered. Qt and Firefox are not installed in the rig.
+// Window geometry (item 2): a client drawing an uneven client-side "shadow" around its
+// window sets its window geometry; the geometry, not the buffer, fills the output.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -14,7 +16,7 @@ import { findCardByDriver } from '../../plugin/kms/device.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { waitFor } from './helpers/faults.js';
-import { nextToplevelShown, useRuntimeDir } from './helpers/wayland-client.js';
+import { buildWaylandClient, nextToplevelShown, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 import { keyboard, startUdevd, tablet, udevSettle, uinputMissing, type VirtualDevice } from './helpers/uinput.js';
 import { clientTraceViolations } from './helpers/wayland-trace.js';
 import type { CaptureResult as Capture } from '../../plugin/output/capture.js';
@@ -151,4 +153,40 @@ describe('menus of a real application (GTK 3) on the kiosk compositor', () => {
     expect(code, out.slice(-2000)).toBe(0);
     expect(log.filter((l) => /MaxListeners|client request failed/.test(l))).toEqual([]);
   }, 300_000);
+});
+
+describe('window geometry on the kiosk compositor', () => {
+  it('the window geometry, not the buffer, fills the output: an uneven shadow around it is cropped off', async () => {
+    const client = buildWaylandClient();
+    const card = findCardByDriver('vkms');
+    if (!card) throw new Error('no vkms card in the rig');
+    const socket = `gp-geometry-${process.hrtime.bigint()}`;
+    const kiosk = KioskCompositor.start({ device: card, connector: 'Virtual-1', socket, mode: { width: 1024, height: 768 }, input: false, log: () => {} });
+    cleanup.push(() => kiosk.close());
+    const shown = nextToplevelShown(kiosk);
+    const c = startClient(client, ['geometry'], { runtimeDir: runtimeDir(), socket });
+    cleanup.push(() => c.kill());
+    // Configured at the output's size; the buffer is 64 wider and 56 taller (8/56, 40/16).
+    await c.waitFor(/^GEOMETRY 1024x768 at 8,40 in 1088x824$/, 60_000);
+    await shown;
+    let green = 0;
+    let red = 0;
+    for (let tries = 0; tries < 5 && green < 1024 * 768; tries++) {
+      const cap = await kiosk.output.captureNext();
+      const px = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4);
+      green = 0;
+      red = 0;
+      for (let y = 0; y < 768; y++) {
+        for (let x = 0; x < 1024; x++) {
+          const v = px[(y * cap.stride) / 4 + x]! & 0xffffff;
+          if (v === 0x00ff00) green++;
+          else if (v === 0xff0000) red++;
+        }
+      }
+    }
+    console.log(`wayland-popups: window geometry: ${green} green (window) and ${red} red (shadow) pixels of ${1024 * 768}`);
+    expect(red).toBe(0);
+    expect(green).toBe(1024 * 768);
+    c.child.stdin?.write('\n');
+  }, 120_000);
 });

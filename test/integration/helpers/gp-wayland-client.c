@@ -88,6 +88,7 @@ static struct wp_presentation *presentation;
 static struct wp_drm_lease_device_v1 *lease_device;
 static int32_t width, height;
 static bool configured;
+static struct xdg_surface *top_xs; /* the xdg_surface of make_toplevel()'s window */
 
 static void die(const char *msg) {
 	fprintf(stderr, "gp-wayland-client: %s\n", msg);
@@ -538,6 +539,7 @@ static struct wl_surface *make_toplevel(void) {
 	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
 	struct wl_surface *surface = wl_compositor_create_surface(compositor);
 	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	top_xs = xs;
 	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
 	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
 	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
@@ -545,6 +547,33 @@ static struct wl_surface *make_toplevel(void) {
 	while (!configured)
 		if (wl_display_dispatch(display) < 0) die("display error before configure");
 	return surface;
+}
+
+/* A window with a client-side "shadow" of uneven width (red; 8 left, 40 top, 56 right, 16
+ * bottom: a centred crop of the buffer would show some), its window geometry the green
+ * part at the configured size; waits for a line on stdin. */
+static int run_geometry(void) {
+	if (!compositor || !shm || !wm_base) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	const int ml = 8, mt = 40, mr = 56, mb = 16;
+	int bw = width + ml + mr, bh = height + mt + mb;
+	struct buffer b;
+	make_shm_sized(&b, bw, bh);
+	for (int y = 0; y < bh; y++)
+		for (int x = 0; x < bw; x++) {
+			bool in = x >= ml && x < ml + width && y >= mt && y < mt + height;
+			b.pixels[(size_t)y * (b.stride / 4) + x] = in ? 0xff00ff00u : 0xffff0000u;
+		}
+	xdg_surface_set_window_geometry(top_xs, ml, mt, width, height);
+	attach_buffer(root, &b);
+	wl_surface_commit(root);
+	wl_display_roundtrip(display);
+	printf("GEOMETRY %dx%d at %d,%d in %dx%d\n", width, height, ml, mt, bw, bh);
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
 }
 
 /* Prints STEP name once the compositor has seen everything so far; waits for a line on stdin. */
@@ -1440,6 +1469,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "clip-set") && argc > 2) return run_clip(true, argv[2]);
 	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "geometry")) return run_geometry();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;
