@@ -43,6 +43,8 @@ export interface PopupPlace {
   surface: Surface;
   x: number;
   y: number;
+  /** Its window geometry in its own surface coordinates (null: the whole surface). */
+  geometry: Rect | null;
 }
 
 export interface PopupsOptions {
@@ -82,7 +84,11 @@ export class Popup {
       destroy: () => popups.destroy(this),
       grab: (res, _seat, serial) => popups.grab(this, res, serial),
       reposition: (res, positioner, token) => {
-        this.rules = rulesOf(positioner);
+        const rules = rulesOf(positioner);
+        if (!rules.size || !rules.anchorRect) {
+          throw new ProtocolViolation(node.wm, XdgWmBaseError.INVALID_POSITIONER, `${positioner} is incomplete: set_size and set_anchor_rect are required`);
+        }
+        this.rules = rules;
         if (!this.initialCommitSeen) return;
         if (res.version >= 3) res.sendRepositioned(token);
         this.configure();
@@ -263,7 +269,7 @@ export class Popups {
       for (const c of n.children) {
         if (!c.mapped) continue;
         const o = c.origin();
-        if (o) out.push({ surface: c.surface, x: o.x, y: o.y });
+        if (o) out.push({ surface: c.surface, x: o.x, y: o.y, geometry: c.node.geometry() });
         walk(c.node, depth + 1);
       }
     };

@@ -235,8 +235,8 @@ class KioskXdgSurface implements XdgNode {
     t.data = tl;
     t.onDestroy(() => {
       this.roleObject = null;
-      // Its popups have nothing to stand on any more.
-      for (const c of [...this.children].reverse()) this.popups.nodeGone(c.node);
+      // Its popups have nothing to stand on any more: popup_done, topmost first.
+      this.popups.nodeGone(this);
       opts.onToplevelDestroyed(tl);
     });
     opts.onToplevel(tl);

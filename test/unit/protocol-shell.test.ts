@@ -115,6 +115,7 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['popup-incomplete', 'xdg_wm_base', 5], // invalid_positioner: no anchor rectangle
     ['popup-bad-serial', 'xdg_popup', 0], // invalid_grab: a serial the seat never gave the client
     ['popup-destroy-order', 'xdg_wm_base', 2], // not_the_topmost_popup: a parent popup destroyed before its child
+    ['popup-reposition-incomplete', 'xdg_wm_base', 5], // invalid_positioner: reposition with a positioner without a size
   ];
   for (const [what, iface, code] of cases) {
     it(`${what} → ${iface} error ${code}`, async () => {

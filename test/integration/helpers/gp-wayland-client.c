@@ -974,6 +974,13 @@ static void run_popup_error(const char *what, struct wl_surface *surface) {
 		if (!seat) die("no wl_seat");
 		struct xdg_popup *pp = make_popup(txs, menu_positioner(10), NULL);
 		xdg_popup_grab(pp, seat, 0xdead); /* never an input serial of ours */
+	} else if (!strcmp(what, "popup-reposition-incomplete")) {
+		struct xdg_popup *pp = make_popup(txs, menu_positioner(10), NULL);
+		wl_surface_commit(last_popup_surface);
+		wl_display_roundtrip(display);
+		struct xdg_positioner *bad = xdg_wm_base_create_positioner(wm_base);
+		xdg_positioner_set_anchor_rect(bad, 0, 0, 1, 1); /* no size */
+		xdg_popup_reposition(pp, bad, 1);
 	} else if (!strcmp(what, "popup-destroy-order")) {
 		struct xdg_surface *p1xs;
 		struct xdg_popup *p1 = make_popup(txs, menu_positioner(10), &p1xs);
