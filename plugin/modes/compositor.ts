@@ -26,8 +26,9 @@ import { LinuxDmabuf } from '../wayland/linux-dmabuf.js';
 import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, type TrancheSpec } from '../wayland/dmabuf-feedback.js';
 import { DrmLeaseDevice } from '../wayland/drm-lease.js';
 import { SurfaceSource } from '../wayland/surface-source.js';
-import { createSubcompositorGlobal, flattenTree, rootOf, type Subsurface } from '../wayland/subsurface.js';
-import { sceneLayers } from '../wayland/scene.js';
+import { createSubcompositorGlobal, rootOf, type Subsurface } from '../wayland/subsurface.js';
+import { sceneLayers, sceneTree } from '../wayland/scene.js';
+import { Popups } from '../wayland/xdg-popup.js';
 import { createDecorationGlobal } from '../wayland/decoration.js';
 import { createSinglePixelBufferGlobal } from '../wayland/single-pixel.js';
 import { DataDevices } from '../wayland/data-device.js';
@@ -35,6 +36,7 @@ import { Seat } from '../wayland/seat.js';
 import { SeatInput } from '../wayland/seat-input.js';
 import { PointerCursor } from '../wayland/cursor-image.js';
 import { outputToSurface } from '../wayland/input-map.js';
+import { outputInView, windowView } from '../wayland/window-view.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../planes/host-layers.js';
@@ -103,6 +105,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   readonly input: InputStack | null;
   /** The client's pointer image on the cursor plane. */
   readonly cursor: PointerCursor;
+  /** xdg_popup placement and grabs (plugin/wayland/xdg-popup.ts). */
+  readonly popups: Popups;
   readonly #log: (m: string) => void;
   readonly #toplevels: { t: Toplevel; source: SurfaceSource; onCommit: (c: SurfaceCommit) => void }[] = [];
   readonly #idle = new SurfaceSource('no client');
@@ -138,9 +142,23 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       this.display = display;
 
       this.dmabuf = this.#linuxDmabuf(display, devicePath);
+      this.popups = new Popups({
+        area: (root) => outputInView(this.#fit, this.#view(root), { w: this.output.width, h: this.output.height }),
+        validSerial: (client, serial) => this.seat.inputSerial(client, serial),
+        changed: () => this.#queueRelayout(),
+        onPopup: (surface) => this.#addLayerSurface(surface, 'popup', () => this.#toplevels.some((x) => x.source === this.#shown && x.t.popups().some((p) => p.surface === surface))),
+      });
       this.#globals(display);
       this.seat = seat = new Seat(display, { keymap: opts.input === false ? false : (opts.keymap ?? {}), log: (m) => this.#log(m) });
-      this.seatInput = new SeatInput(this.seat, { output: () => ({ w: this.output.width, h: this.output.height }), fit: () => this.#fit, root: () => this.#mappedRoot() });
+      this.seatInput = new SeatInput(this.seat, {
+        output: () => ({ w: this.output.width, h: this.output.height }),
+        fit: () => this.#fit,
+        root: () => this.#mappedRoot(),
+        tree: (root) => this.#tree(root),
+        view: (root) => this.#view(root),
+        focus: () => this.popups.grabFocus(),
+        press: (target) => this.popups.press(target, rootOf),
+      });
       this.cursor = new PointerCursor(() => this.#pointerPlace(), (m) => this.#log(m));
       this.seat.pointer.onCursor = (c) => this.cursor.set(c);
       this.dataDevices = new DataDevices(display);
@@ -231,6 +249,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       size: () => ({ width: this.output.width, height: this.output.height }),
       onToplevel: (t) => this.#addToplevel(t),
       onToplevelDestroyed: (t) => this.#removeToplevel(t),
+      popups: this.popups,
     });
     createPresentationGlobal(display);
     createViewporterGlobal(display);
@@ -283,7 +302,9 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #pointerPlace(): { source: SurfaceSource; tip: { x: number; y: number } } | null {
     const root = this.#mappedRoot();
     if (!root?.size || !this.seat.pointer.focus) return null;
-    return { source: this.#shown, tip: outputToSurface(this.#fit, root.size, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
+    // In the shown window's coordinates: the output places the window rectangle, and the cursor with it.
+    const v = this.#view(root)!;
+    return { source: this.#shown, tip: outputToSurface(this.#fit, { w: v.w, h: v.h }, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
   }
 
   /** The shown toplevel's surface once it has a buffer (what has keyboard focus and is under the pointer). */
@@ -325,6 +346,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #addToplevel(t: Toplevel): void {
     const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
     source.outputs = () => [...this.#wlOutputs];
+    source.view = () => windowView(t.surface.size, t.geometry());
     const onCommit = (c: SurfaceCommit) => {
       source.commit(c);
       // The root's size places its sub-surfaces, and maps the pointer into it.
@@ -357,8 +379,13 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   }
 
   #addSubsurface(sub: Subsurface): void {
-    const surface = sub.surface;
-    const source = new SurfaceSource(`wayland client ${surface.resource.client.credentials().pid} ${surface.resource} (sub-surface)`);
+    this.#addLayerSurface(sub.surface, 'sub-surface', () => rootOf(sub.surface) === this.#shownRoot());
+    sub.onUnmapped = () => this.#queueRelayout();
+  }
+
+  /** A sub-surface or popup surface: its own source, a host layer while its toplevel is shown. */
+  #addLayerSurface(surface: Surface, what: string, inShownTree: () => boolean): void {
+    const source = new SurfaceSource(`wayland client ${surface.resource.client.credentials().pid} ${surface.resource} (${what})`);
     source.outputs = () => [...this.#wlOutputs];
     // Off screen until a relayout puts it in the shown tree.
     source.setShown(false);
@@ -367,11 +394,10 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     surface.on('commit', (c) => {
       // Shown from its first buffer when its tree is on screen (the relayout that follows
       // places it); otherwise its frames would finish unshown.
-      if (c.buffer && !source.shown && rootOf(surface) === this.#shownRoot()) source.setShown(true);
+      if (c.buffer && !source.shown && inShownTree()) source.setShown(true);
       source.commit(c);
       this.#queueRelayout();
     });
-    sub.onUnmapped = () => this.#queueRelayout();
     surface.once('destroy', () => {
       this.#subs.delete(surface);
       source.close();
@@ -390,6 +416,16 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     });
   }
 
+  /** The shown toplevel's sub-surfaces and popups, bottom first, in its root's coordinates. */
+  #tree(root: Surface): ReturnType<typeof sceneTree> {
+    return sceneTree(root, this.#toplevels.find((x) => x.t.surface === root)?.t.popups() ?? []);
+  }
+
+  /** A toplevel's window rectangle (window geometry within its surface). */
+  #view(root: Surface): ReturnType<typeof windowView> {
+    return windowView(root.size, this.#toplevels.find((x) => x.t.surface === root)?.t.geometry() ?? null);
+  }
+
   #shownRoot(): Surface | null {
     return this.#toplevels.find((x) => x.source === this.#shown)?.t.surface ?? null;
   }
@@ -400,7 +436,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.seatInput.refresh();
     this.cursor.update();
     const root = this.#shownRoot();
-    const scene = root ? sceneLayers(flattenTree(root), root, this.#fit, this.output.width, this.output.height) : [];
+    const scene = root ? sceneLayers(this.#tree(root), root, this.#fit, this.output.width, this.output.height, this.#view(root)) : [];
     const shown = new Set(scene.map((l) => l.surface));
     for (const [surface, { source }] of this.#subs) source.setShown(shown.has(surface));
     const layers: HostLayer[] = scene.map((l) => {

@@ -56,3 +56,16 @@ export function pick<S>(entries: readonly Stacked<S>[], p: Point): { surface: S;
 export function clampToOutput(p: Point, out: Size): Point {
   return { x: Math.min(Math.max(p.x, 0), out.w - 1), y: Math.min(Math.max(p.y, 0), out.h - 1) };
 }
+
+/**
+ * The output as a rectangle in the coordinates of a root surface of `size` shown with
+ * `fit` (the constraint area popups are kept in); the output itself without a size yet.
+ */
+export function outputArea(fit: FitMode, size: Size | null, out: Size): { x: number; y: number; w: number; h: number } {
+  if (!size) return { x: 0, y: 0, w: out.w, h: out.h };
+  const a = outputToSurface(fit, size, out, { x: 0, y: 0 });
+  const b = outputToSurface(fit, size, out, { x: out.w, y: out.h });
+  const x = Math.ceil(a.x);
+  const y = Math.ceil(a.y);
+  return { x, y, w: Math.max(1, Math.floor(b.x) - x), h: Math.max(1, Math.floor(b.y) - y) };
+}

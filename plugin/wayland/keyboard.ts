@@ -20,6 +20,8 @@ export interface SeatClock {
   serial(): number;
   /** Milliseconds, wrapping at 2^32, as the protocol's `time` arguments. */
   time(): number;
+  /** `serial` went to `client` in an input event (enter, key, button, touch down): a grab may quote it. */
+  given?(client: Client, serial: number): void;
 }
 
 /** The pressed keys as wl_keyboard.enter's array (uint32 evdev codes, host byte order). */
@@ -109,6 +111,7 @@ export class SeatKeyboard {
     if (rs.length === 0) return;
     const serial = this.clock.serial();
     const keys = keysArray(this.#down);
+    this.clock.given?.(s.resource.client, serial);
     for (const r of rs) r.sendEnter(serial, s.resource, keys);
     const m = this.#mods;
     const mserial = this.clock.serial();
@@ -129,6 +132,7 @@ export class SeatKeyboard {
     if (rs.length) {
       const serial = this.clock.serial();
       const time = this.clock.time();
+      this.clock.given?.(f!.resource.client, serial);
       for (const r of rs) r.sendKey(serial, time, code, pressed ? WlKeyboardKeyState.PRESSED : WlKeyboardKeyState.RELEASED);
     }
     if (sameModifiers(mods, this.#mods)) return;

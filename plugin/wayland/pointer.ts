@@ -122,6 +122,7 @@ export class SeatPointer {
   #enter(rs: WlPointer[], t: PointerTarget): void {
     const serial = this.clock.serial();
     this.#enterSerial.set(t.surface.resource.client, serial);
+    this.clock.given?.(t.surface.resource.client, serial);
     for (const r of rs) r.sendEnter(serial, t.surface.resource, t.x, t.y);
     this.#frame(rs);
   }
@@ -141,6 +142,7 @@ export class SeatPointer {
     if (rs.length === 0) return;
     const serial = this.clock.serial();
     const time = this.clock.time();
+    this.clock.given?.(f.surface.resource.client, serial);
     for (const r of rs) r.sendButton(serial, time, code, pressed ? WlPointerButtonState.PRESSED : WlPointerButtonState.RELEASED);
     this.#frame(rs);
   }

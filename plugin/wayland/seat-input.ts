@@ -6,9 +6,11 @@
 import type { DeviceCapabilities, InputDevice, InputEvent } from '../input/devices.js';
 import type { FitMode } from '../geometry.js';
 import { clampToOutput, outputToSurface, pick, type Point, type Size } from './input-map.js';
-import { flattenTree } from './subsurface.js';
+import { flattenTree, type TreeEntry } from './subsurface.js';
 import type { Surface } from './surface.js';
 import type { Seat } from './seat.js';
+import type { Rect } from '../geometry.js';
+import { outputToView } from './window-view.js';
 import type { PointerTarget } from './pointer.js';
 
 export interface SeatScene {
@@ -17,6 +19,14 @@ export interface SeatScene {
   fit(): FitMode;
   /** The shown toplevel's root surface (null: none, or not mapped). */
   root(): Surface | null;
+  /** The mapped surfaces over the root, bottom first, in its coordinates (default: its sub-surface tree). */
+  tree?(root: Surface): TreeEntry[];
+  /** The root's window rectangle (window geometry) the fit places (default: the whole surface). */
+  view?(root: Surface): Rect | null;
+  /** The keyboard focus when not the root (the topmost grabbing popup). */
+  focus?(): Surface | null;
+  /** A button went down on `target`: true when the press is taken (a popup grab ended), not delivered. */
+  press?(target: Surface | null): boolean;
 }
 
 export class SeatInput {
@@ -65,6 +75,10 @@ export class SeatInput {
       case 'absolute':
         return this.#moveTo({ x: e.x * o.w, y: e.y * o.h });
       case 'button':
+        if (e.pressed && !this.seat.pointer.grabbed && this.scene.press?.(this.seat.pointer.focus?.surface ?? null)) {
+          this.refresh();
+          return;
+        }
         this.seat.pointer.button(e.button, e.pressed);
         // Released off the surface: the grab ends, the focus goes where the pointer is.
         if (!e.pressed) this.refresh();
@@ -91,6 +105,7 @@ export class SeatInput {
     }
     if (e.phase === 'down') {
       const hit = this.#hit(p);
+      if (this.scene.press?.(hit?.surface ?? null)) return this.refresh();
       if (!hit) return;
       const rootLocal = this.#rootLocal(p)!;
       this.#touchOffset.set(e.slot, { x: rootLocal.x - hit.x, y: rootLocal.y - hit.y });
@@ -112,7 +127,12 @@ export class SeatInput {
     const root = this.scene.root();
     const size = root?.size;
     if (!root || !size) return null;
-    return outputToSurface(this.scene.fit(), size, this.scene.output(), p);
+    const view = this.scene.view?.(root);
+    return view ? outputToView(this.scene.fit(), view, this.scene.output(), p) : outputToSurface(this.scene.fit(), size, this.scene.output(), p);
+  }
+
+  #tree(root: Surface): TreeEntry[] {
+    return this.scene.tree ? this.scene.tree(root) : flattenTree(root);
   }
 
   /** The surface of the shown tree under an output point, in its coordinates. */
@@ -120,7 +140,7 @@ export class SeatInput {
     const root = this.scene.root();
     const local = this.#rootLocal(p);
     if (!root || !local) return null;
-    const entries = flattenTree(root).map((e) => ({ surface: e.surface, x: e.x, y: e.y, size: e.surface.size! }));
+    const entries = this.#tree(root).map((e) => ({ surface: e.surface, x: e.x, y: e.y, size: e.surface.size! }));
     return pick(entries, local);
   }
 
@@ -130,12 +150,12 @@ export class SeatInput {
    */
   refresh(): void {
     const root = this.scene.root();
-    this.seat.keyboard?.setFocus(root);
+    this.seat.keyboard?.setFocus((root && this.scene.focus?.()) ?? root);
     const ptr = this.seat.pointer;
     const f = ptr.focus;
     if (ptr.grabbed && f && !f.surface.resource.destroyed) {
       const local = this.#rootLocal(this.#pointer);
-      const entry = root ? flattenTree(root).find((e) => e.surface === f.surface) : undefined;
+      const entry = root ? this.#tree(root).find((e) => e.surface === f.surface) : undefined;
       if (local && entry) return ptr.moveTo({ surface: f.surface, x: local.x - entry.x, y: local.y - entry.y });
     }
     ptr.moveTo(this.#hit(this.#pointer));

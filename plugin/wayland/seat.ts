@@ -11,7 +11,7 @@
 //    made while the capability is there get events.
 //
 // Ownership: the seat owns its keyboard (keymap, keymap memfd); close() frees it.
-import type { Display, Global } from '../../protocols/runtime.js';
+import type { Client, Display, Global } from '../../protocols/runtime.js';
 import { ProtocolViolation } from '../../protocols/runtime.js';
 import { WlSeat, WlSeatCapability, WlSeatError } from '../../protocols/generated/wayland.js';
 import type { RuleNames } from '../input/keymap.js';
@@ -21,6 +21,8 @@ import { SeatPointer } from './pointer.js';
 import { SeatTouch } from './touch.js';
 
 export const SEAT_NAME = 'seat0';
+/** Input serials remembered per client for grabs (wlroots and Weston keep only the latest few). */
+const SERIALS_KEPT = 64;
 
 export interface SeatOptions {
   /** Keymap names (RMLVO; XKB_DEFAULT_* fill what is not given); false: no keyboard at all. */
@@ -46,7 +48,7 @@ export class Seat {
   #had = 0;
 
   constructor(display: Display, opts: SeatOptions = {}) {
-    const clock: SeatClock = { serial: () => display.nextSerial(), time: () => callbackTime() };
+    const clock: SeatClock = { serial: () => display.nextSerial(), time: () => callbackTime(), given: (c, s) => this.#given(c, s) };
     let keyboard: SeatKeyboard | null = null;
     if (opts.keymap !== false) {
       try {
@@ -81,6 +83,19 @@ export class Seat {
       seat.sendCapabilities(this.#caps as WlSeatCapability);
       if (seat.version >= 2) seat.sendName(SEAT_NAME);
     });
+  }
+
+  /** The latest input serials each client was given (xdg_popup.grab must quote one). */
+  readonly #serials = new WeakMap<Client, number[]>();
+  #given(client: Client, serial: number): void {
+    const list = this.#serials.get(client) ?? [];
+    list.push(serial);
+    if (list.length > SERIALS_KEPT) list.shift();
+    this.#serials.set(client, list);
+  }
+  /** Whether `serial` is one of the latest input serials the seat gave `client`. */
+  inputSerial(client: Client, serial: number): boolean {
+    return this.#serials.get(client)?.includes(serial) ?? false;
   }
 
   #check(r: WlSeat, cap: WlSeatCapability): void {

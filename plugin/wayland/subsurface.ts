@@ -15,20 +15,42 @@ import { Surface } from './surface.js';
 /** One entry of a parent's stacking order: a child, or the parent itself. */
 type StackEntry = Subsurface | 'parent';
 
-/** A parent's children in stacking order (bottom first), current and pending. */
+/**
+ * A parent's children in stacking order (bottom first), current and pending, and the
+ * children themselves: one 'applied' and one 'destroy' listener on the parent serve them
+ * all (one per child made Node warn past ten sub-surfaces, and cost a listener each).
+ */
 class Family {
   current: StackEntry[] = ['parent'];
   pending: StackEntry[] = ['parent'];
+  readonly children = new Set<Subsurface>();
 }
 
 const families = new WeakMap<Surface, Family>();
 function familyOf(s: Surface): Family {
   let f = families.get(s);
   if (!f) {
-    f = new Family();
-    families.set(s, f);
+    const fam = new Family();
+    f = fam;
+    families.set(s, fam);
+    s.on('applied', () => {
+      for (const c of [...fam.children]) c.parentApplied();
+    });
+    s.once('destroy', () => {
+      for (const c of [...fam.children]) c.parentGone();
+    });
   }
   return f;
+}
+
+/** Sub-surfaces nested deeper than this are refused (bad_parent): every walk up or down a tree is bounded by it. */
+export const MAX_DEPTH = 64;
+
+/** How many sub-surface parents are above `s` (stops counting past MAX_DEPTH). */
+function depthOf(s: Surface): number {
+  let d = 0;
+  for (let cur = s.subsurface?.parent ?? null; cur && d <= MAX_DEPTH; cur = cur.subsurface?.parent ?? null) d++;
+  return d;
 }
 
 export class Subsurface {
@@ -40,8 +62,6 @@ export class Subsurface {
   y = 0;
   #pendingPos: { x: number; y: number } | null = null;
   #sync = true;
-  #onParentApplied = () => this.#parentApplied();
-  #onParentDestroyed = () => this.#detach();
   #onSurfaceDestroyed = () => this.#detach();
 
   constructor(surface: Surface, parent: Surface, resource: WlSubsurface) {
@@ -54,15 +74,19 @@ export class Subsurface {
     // applied. (Stacks are replaced, never changed in place: current may be pending.)
     const fam = familyOf(parent);
     fam.pending = [...fam.pending, this];
-    parent.on('applied', this.#onParentApplied);
-    parent.once('destroy', this.#onParentDestroyed);
+    fam.children.add(this);
     surface.once('destroy', this.#onSurfaceDestroyed);
   }
 
-  /** Synchronized itself, or through any ancestor sub-surface. */
+  /** Synchronized itself, or through any ancestor sub-surface (a walk up, at most MAX_DEPTH long). */
   synchronized(): boolean {
-    if (this.#sync) return true;
-    return this.parent?.subsurface?.synchronized() ?? false;
+    let s: Subsurface | null = this;
+    for (let i = 0; s && i <= MAX_DEPTH; i++) {
+      if (s.#sync) return true;
+      const up: unknown = s.parent?.subsurface;
+      s = up instanceof Subsurface ? up : null;
+    }
+    return false;
   }
 
   setPosition(x: number, y: number): void {
@@ -91,7 +115,8 @@ export class Subsurface {
     fam.pending = list;
   }
 
-  #parentApplied(): void {
+  /** @internal The parent's state was applied (its Family's one listener). */
+  parentApplied(): void {
     const parent = this.parent;
     if (!parent) return;
     const fam = familyOf(parent);
@@ -106,6 +131,11 @@ export class Subsurface {
     if (this.synchronized()) this.surface.applyCached();
   }
 
+  /** @internal The parent surface was destroyed. */
+  parentGone(): void {
+    this.#detach();
+  }
+
   /** The role ends (wl_subsurface destroyed) or the surface or the parent went: unmapped now. */
   #detach(): void {
     const parent = this.parent;
@@ -113,8 +143,7 @@ export class Subsurface {
       const fam = familyOf(parent);
       fam.current = fam.current.filter((e) => e !== this);
       fam.pending = fam.pending.filter((e) => e !== this);
-      parent.off('applied', this.#onParentApplied);
-      parent.off('destroy', this.#onParentDestroyed);
+      fam.children.delete(this);
       this.parent = null;
     }
     this.surface.off('destroy', this.#onSurfaceDestroyed);
@@ -151,7 +180,7 @@ export interface TreeEntry {
 export function flattenTree(root: Surface): TreeEntry[] {
   const out: TreeEntry[] = [];
   const walk = (s: Surface, x: number, y: number, depth: number) => {
-    if (!s.size || depth > 64) return;
+    if (!s.size || depth > MAX_DEPTH) return;
     const fam = families.get(s);
     for (const e of fam?.current ?? ['parent']) {
       if (e === 'parent') out.push({ surface: s, x, y });
@@ -165,7 +194,7 @@ export function flattenTree(root: Surface): TreeEntry[] {
 /** The root of the tree `s` is in (itself when it is no sub-surface). */
 export function rootOf(s: Surface): Surface {
   let cur = s;
-  for (let i = 0; i < 64; i++) {
+  for (let i = 0; i <= MAX_DEPTH; i++) {
     const parent = cur.subsurface?.parent;
     if (!parent) return cur;
     cur = parent;
@@ -188,6 +217,10 @@ export function createSubcompositorGlobal(display: Display, opts: SubcompositorO
         if (surface.role !== null) throw new ProtocolViolation(res, WlSubcompositorError.BAD_SURFACE, `${surfaceRes} already has the role ${surface.role}`);
         if (surface === parent) throw new ProtocolViolation(res, WlSubcompositorError.BAD_PARENT, `${surfaceRes} cannot be its own parent`);
         // The parent must not be the surface's descendant: no cycles in the tree.
+        if (depthOf(parent) >= MAX_DEPTH) {
+          throw new ProtocolViolation(res, WlSubcompositorError.BAD_PARENT, `${parentRes} is already ${MAX_DEPTH} sub-surfaces deep; deeper trees are refused`);
+        }
+        // Exact: every tree is at most MAX_DEPTH deep, and rootOf walks that far.
         if (rootOf(parent) === surface) {
           throw new ProtocolViolation(res, WlSubcompositorError.BAD_PARENT, `${parentRes} is a sub-surface under ${surfaceRes}; a surface cannot be its own ancestor`);
         }

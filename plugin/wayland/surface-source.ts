@@ -12,11 +12,15 @@
 // even when the same wl_buffer is committed again, so the output commits it and the
 // page-flip event that follows completes exactly that commit's callbacks and feedback.
 // Commits superseded before they reached the screen are discarded at that flip.
+//
+// Ownership: client buffers are the client's (held = a use, buffer.ts); exportDmabuf's dups
+// are the caller's; close() ends every use and says 'buffers-gone' so importers drop theirs.
 import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
 import { WlShmError, type WlOutput } from '../../protocols/generated/wayland.js';
-import { withYInvert } from '../transform.js';
+import { NORMAL, withYInvert } from '../transform.js';
+import type { Rect } from '../geometry.js';
 import { ZwpLinuxBufferParamsV1Flags } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
 import { beginBufferUse, endBufferUse, releaseOwed, type ClientBuffer } from './buffer.js';
 import { completeCallbacks, finishUnshown, type SurfaceCommit } from './surface.js';
@@ -54,6 +58,12 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   readonly #failed = new Set<number>();
   /** The pointer image over this surface and its place (wl_pointer.set_cursor), for the cursor plane. */
   #cursor: { plane: GuestPlaneInfo; bytes: Uint8Array } | null = null;
+  /**
+   * The window rectangle shown of the surface (window geometry, surface coordinates), or
+   * null for all of it: the primary plane is cropped to it (buffers in normal transform
+   * without a viewport crop; otherwise the whole surface is shown).
+   */
+  view: (() => Rect | null) | null = null;
   /** wl_output resources of the output, for wp_presentation_feedback.sync_output. */
   outputs: () => readonly WlOutput[] = () => [];
 
@@ -248,8 +258,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
       flipTimeNs: this.#commitTimeNs,
       frame: c.seq,
       transform: c.transform,
-      ...(c.crop ? { crop: c.crop } : {}),
-      ...(c.size ? { displaySize: c.size } : {}),
+      ...this.#cropOf(c),
     };
     if (b.kind === 'solid') {
       return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: 4, offset: 0, size: 4 } };
@@ -261,6 +270,21 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     }
     // The region is the whole pool; the buffer starts `offset` bytes into it.
     return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: b.stride, offset: b.offset, size: b.pool.size } };
+  }
+
+  /** The commit's crop and display size: its viewport's, or the window rectangle's. */
+  #cropOf(c: SurfaceCommit): { crop?: Rect; displaySize?: { w: number; h: number } } {
+    const b = c.buffer!;
+    const v = this.view?.() ?? null;
+    const size = c.size ?? { w: b.width, h: b.height };
+    if (v && !c.crop && c.transform === NORMAL && (v.x !== 0 || v.y !== 0 || v.w !== size.w || v.h !== size.h)) {
+      // Surface coordinates to buffer pixels (the buffer scale, or a viewport destination).
+      const rx = b.width / size.w;
+      const ry = b.height / size.h;
+      const crop = { x: Math.round(v.x * rx), y: Math.round(v.y * ry), w: Math.max(1, Math.round(v.w * rx)), h: Math.max(1, Math.round(v.h * ry)) };
+      return { crop, displaySize: { w: v.w, h: v.h } };
+    }
+    return { ...(c.crop ? { crop: c.crop } : {}), ...(c.size ? { displaySize: c.size } : {}) };
   }
 
   exportDmabuf(plane: GuestPlaneInfo): number {
@@ -366,6 +390,9 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
 
   close(): void {
     if (this.#closed) return;
+    // Whoever imported its dma-bufs (the output's FB cache, as an attached source or a host
+    // layer) lets go now: nothing of a client that went outlives it.
+    this.emit('buffers-gone');
     this.#closed = true;
     this.#clearStallTimer();
     for (const c of this.#pending.splice(0)) finishUnshown(c);

@@ -49,6 +49,7 @@ export class SeatTouch {
     if (rs.length === 0) return;
     const serial = this.clock.serial();
     const time = this.clock.time();
+    this.clock.given?.(surface.resource.client, serial);
     for (const r of rs) r.sendDown(serial, time, surface.resource, id, x, y);
     this.#inFrame.add(surface.resource.client);
   }

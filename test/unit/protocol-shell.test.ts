@@ -9,9 +9,12 @@ import { createXdgShellGlobal, type Toplevel } from '../../plugin/wayland/xdg-sh
 import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
 import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { createDecorationGlobal } from '../../plugin/wayland/decoration.js';
+import { Popups } from '../../plugin/wayland/xdg-popup.js';
+import { Seat } from '../../plugin/wayland/seat.js';
 import { buildWaylandClient, runClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
 let display: Display | null = null;
+let seat: Seat | null = null;
 let n = 0;
 const runtimeDir = useRuntimeDir('gp-shell-');
 afterEach(async () => {
@@ -19,6 +22,8 @@ afterEach(async () => {
     await display.stop();
     display.destroy();
   }
+  seat?.close();
+  seat = null;
   display = null;
 });
 
@@ -28,7 +33,12 @@ function serve(toplevels: Toplevel[] = []): string {
   display.addSocket(socket);
   createCompositorGlobal(display, () => {});
   createShmGlobal(display);
-  createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {} });
+  const s = new Seat(display, { keymap: false });
+  seat = s;
+  s.setCapabilities({ keyboard: false, pointer: true, touch: false });
+  // Popups are kept on a 640x480 output; the toplevel's surface is at its origin.
+  const popups = new Popups({ area: () => ({ x: 0, y: 0, w: 640, h: 480 }), validSerial: (c, serial) => s.inputSerial(c, serial), changed: () => {} });
+  createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {}, popups });
   createViewporterGlobal(display);
   createSubcompositorGlobal(display);
   createDecorationGlobal(display);
@@ -44,12 +54,40 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
   }, 60_000); // the first test compiles the C client, and the client has 20 s: 5 s timed out on a loaded host (load 9 on 2 cores)
 
+  it('popup-ok: a menu placed below its item, flipped up at the bottom edge on reposition (v3), a submenu on it, destroyed top first: no error', async () => {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const r = await runClient(client, ['error', 'popup-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
+    // Below the anchor rectangle (10,410 20x10): 10,420 100x50 fits on the 480-line output.
+    // Moved to 430: below would end at 490, so it flips above the rectangle: 430-50 = 380.
+    // The submenu: at (10,14) of the first popup's geometry.
+    expect(r.stdout, r.stderr).toContain('POPUP_CONFIGURE 10 420 100 50\nPOPUP_REPOSITIONED 7\nPOPUP_CONFIGURE 10 380 100 50\nPOPUP_CONFIGURE 10 14 100 50\n');
+    expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+    expect(r.stdout).not.toContain('POPUP_DONE');
+  }, 30_000);
+
+  it('sub-many: 40 sub-surfaces of one parent and a chain 60 deep: no error, and no Node warning (one listener per parent, not per child)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const client = buildWaylandClient();
+      const socket = serve();
+      const r = await runClient(client, ['error', 'sub-many'], { runtimeDir: runtimeDir(), socket }, 20_000);
+      expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+      await new Promise((res) => setImmediate(res));
+      expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }, 30_000);
+
   it('viewport-ok: a valid crop and scale, then destroyed and made again before a commit: no error', async () => {
     const client = buildWaylandClient();
     const socket = serve();
     const r = await runClient(client, ['error', 'viewport-ok'], { runtimeDir: runtimeDir(), socket }, 20_000);
     expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
-  });
+  }, 30_000);
 
   const cases: [string, string, number][] = [
     ['shm-stride', 'wl_shm_pool', 1], // wl_shm.error.invalid_stride (posted on the pool, as libwayland's wl_shm does)
@@ -69,9 +107,15 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     ['sub-own-parent', 'wl_subcompositor', 1], // bad_parent
     ['sub-cycle', 'wl_subcompositor', 1], // bad_parent: the parent is under the surface
     ['sub-place-bad', 'wl_subsurface', 0], // bad_surface: neither a sibling nor the parent
+    ['sub-deep', 'wl_subcompositor', 1], // bad_parent: a chain of 3,000, refused past 64 deep
     ['sub-xdg-role', 'xdg_wm_base', 0], // role: a sub-surface cannot also be an xdg_surface
     ['deco-twice', 'zxdg_toplevel_decoration_v1', 1], // already_constructed
     ['deco-orphaned', 'zxdg_toplevel_decoration_v1', 2], // orphaned: set_mode after its toplevel went
+    ['popup-zero-size', 'xdg_positioner', 0], // invalid_input: a positioner of zero width
+    ['popup-incomplete', 'xdg_wm_base', 5], // invalid_positioner: no anchor rectangle
+    ['popup-bad-serial', 'xdg_popup', 0], // invalid_grab: a serial the seat never gave the client
+    ['popup-destroy-order', 'xdg_wm_base', 2], // not_the_topmost_popup: a parent popup destroyed before its child
+    ['popup-reposition-incomplete', 'xdg_wm_base', 5], // invalid_positioner: reposition with a positioner without a size
   ];
   for (const [what, iface, code] of cases) {
     it(`${what} → ${iface} error ${code}`, async () => {

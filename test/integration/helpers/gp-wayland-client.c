@@ -88,6 +88,7 @@ static struct wp_presentation *presentation;
 static struct wp_drm_lease_device_v1 *lease_device;
 static int32_t width, height;
 static bool configured;
+static struct xdg_surface *top_xs; /* the xdg_surface of make_toplevel()'s window */
 
 static void die(const char *msg) {
 	fprintf(stderr, "gp-wayland-client: %s\n", msg);
@@ -107,7 +108,7 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 	else if (!strcmp(iface, "wl_shm"))
 		shm = wl_registry_bind(r, name, &wl_shm_interface, 1);
 	else if (!strcmp(iface, "xdg_wm_base"))
-		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, 1);
+		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, version < 3 ? version : 3);
 	else if (!strcmp(iface, "zwp_linux_dmabuf_v1")) {
 		const char *want = getenv("GP_DMABUF_VERSION");
 		dmabuf_version = want ? (uint32_t)atoi(want) : (version < 4 ? version : 4);
@@ -538,6 +539,7 @@ static struct wl_surface *make_toplevel(void) {
 	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
 	struct wl_surface *surface = wl_compositor_create_surface(compositor);
 	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	top_xs = xs;
 	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
 	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
 	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
@@ -545,6 +547,33 @@ static struct wl_surface *make_toplevel(void) {
 	while (!configured)
 		if (wl_display_dispatch(display) < 0) die("display error before configure");
 	return surface;
+}
+
+/* A window with a client-side "shadow" of uneven width (red; 8 left, 40 top, 56 right, 16
+ * bottom: a centred crop of the buffer would show some), its window geometry the green
+ * part at the configured size; waits for a line on stdin. */
+static int run_geometry(void) {
+	if (!compositor || !shm || !wm_base) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	const int ml = 8, mt = 40, mr = 56, mb = 16;
+	int bw = width + ml + mr, bh = height + mt + mb;
+	struct buffer b;
+	make_shm_sized(&b, bw, bh);
+	for (int y = 0; y < bh; y++)
+		for (int x = 0; x < bw; x++) {
+			bool in = x >= ml && x < ml + width && y >= mt && y < mt + height;
+			b.pixels[(size_t)y * (b.stride / 4) + x] = in ? 0xff00ff00u : 0xffff0000u;
+		}
+	xdg_surface_set_window_geometry(top_xs, ml, mt, width, height);
+	attach_buffer(root, &b);
+	wl_surface_commit(root);
+	wl_display_roundtrip(display);
+	printf("GEOMETRY %dx%d at %d,%d in %dx%d\n", width, height, ml, mt, bw, bh);
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
 }
 
 /* Prints STEP name once the compositor has seen everything so far; waits for a line on stdin. */
@@ -902,6 +931,83 @@ static void print_error(void) {
 	fflush(stdout);
 }
 
+/* ---- xdg_popup: what the compositor says, and the errors of bad popup graphs */
+static void popup_configure(void *data, struct xdg_popup *p, int32_t x, int32_t y, int32_t w, int32_t h) {
+	printf("POPUP_CONFIGURE %d %d %d %d\n", x, y, w, h);
+}
+static void popup_done(void *data, struct xdg_popup *p) { printf("POPUP_DONE\n"); }
+static void popup_repositioned(void *data, struct xdg_popup *p, uint32_t token) { printf("POPUP_REPOSITIONED %u\n", token); }
+static const struct xdg_popup_listener popup_listener = { popup_configure, popup_done, popup_repositioned };
+
+static struct xdg_positioner *menu_positioner(int ay) {
+	struct xdg_positioner *pos = xdg_wm_base_create_positioner(wm_base);
+	xdg_positioner_set_size(pos, 100, 50);
+	xdg_positioner_set_anchor_rect(pos, 10, ay, 20, 10);
+	xdg_positioner_set_anchor(pos, XDG_POSITIONER_ANCHOR_BOTTOM_LEFT);
+	xdg_positioner_set_gravity(pos, XDG_POSITIONER_GRAVITY_BOTTOM_RIGHT);
+	xdg_positioner_set_constraint_adjustment(pos, XDG_POSITIONER_CONSTRAINT_ADJUSTMENT_FLIP_Y);
+	return pos;
+}
+
+static struct wl_surface *last_popup_surface;
+static struct xdg_popup *make_popup(struct xdg_surface *parent, struct xdg_positioner *pos, struct xdg_surface **xs_out) {
+	struct wl_surface *ps = wl_compositor_create_surface(compositor);
+	last_popup_surface = ps;
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, ps);
+	struct xdg_popup *pp = xdg_surface_get_popup(xs, parent, pos);
+	xdg_popup_add_listener(pp, &popup_listener, NULL);
+	if (xs_out) *xs_out = xs;
+	return pp;
+}
+
+static void run_popup_error(const char *what, struct wl_surface *surface) {
+	struct xdg_surface *txs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	xdg_surface_get_toplevel(txs);
+	if (!strcmp(what, "popup-zero-size")) {
+		struct xdg_positioner *pos = xdg_wm_base_create_positioner(wm_base);
+		xdg_positioner_set_size(pos, 0, 10);
+	} else if (!strcmp(what, "popup-incomplete")) {
+		struct xdg_positioner *pos = xdg_wm_base_create_positioner(wm_base);
+		xdg_positioner_set_size(pos, 10, 10); /* no anchor rectangle */
+		make_popup(txs, pos, NULL);
+	} else if (!strcmp(what, "popup-bad-serial")) {
+		if (!seat) die("no wl_seat");
+		struct xdg_popup *pp = make_popup(txs, menu_positioner(10), NULL);
+		xdg_popup_grab(pp, seat, 0xdead); /* never an input serial of ours */
+	} else if (!strcmp(what, "popup-reposition-incomplete")) {
+		struct xdg_popup *pp = make_popup(txs, menu_positioner(10), NULL);
+		wl_surface_commit(last_popup_surface);
+		wl_display_roundtrip(display);
+		struct xdg_positioner *bad = xdg_wm_base_create_positioner(wm_base);
+		xdg_positioner_set_anchor_rect(bad, 0, 0, 1, 1); /* no size */
+		xdg_popup_reposition(pp, bad, 1);
+	} else if (!strcmp(what, "popup-destroy-order")) {
+		struct xdg_surface *p1xs;
+		struct xdg_popup *p1 = make_popup(txs, menu_positioner(10), &p1xs);
+		make_popup(p1xs, menu_positioner(10), NULL);
+		xdg_popup_destroy(p1); /* its child popup is still there */
+	} else if (!strcmp(what, "popup-ok")) {
+		/* placed, repositioned (flipped up at the bottom edge), nested, destroyed top first */
+		struct xdg_surface *p1xs, *p2xs;
+		struct xdg_popup *p1 = make_popup(txs, menu_positioner(410), &p1xs);
+		struct wl_surface *s1 = last_popup_surface;
+		wl_surface_commit(s1);
+		wl_display_roundtrip(display);
+		xdg_popup_reposition(p1, menu_positioner(430), 7);
+		wl_display_roundtrip(display);
+		/* a submenu at its parent's item (4,4): its parent is the first popup */
+		struct xdg_popup *p2 = make_popup(p1xs, menu_positioner(4), &p2xs);
+		struct wl_surface *s2 = last_popup_surface;
+		wl_surface_commit(s2);
+		wl_display_roundtrip(display);
+		xdg_popup_destroy(p2);
+		xdg_surface_destroy(p2xs);
+		xdg_popup_destroy(p1);
+		xdg_surface_destroy(p1xs);
+	} else
+		die("unknown popup case");
+}
+
 /* ---- protocol errors of wl_shm and xdg_wm_base */
 static int run_shell_error(const char *what) {
 	if (!compositor || !shm || !wm_base) die("missing wl_compositor, wl_shm or xdg_wm_base");
@@ -982,6 +1088,29 @@ static int run_shell_error(const char *what) {
 		} else if (!strcmp(what, "sub-xdg-role")) {
 			wl_subcompositor_get_subsurface(subcompositor, surface, other);
 			xdg_wm_base_get_xdg_surface(wm_base, surface);
+		} else if (!strcmp(what, "sub-deep")) {
+			/* a chain of 3,000 nested sub-surfaces: refused past 64 */
+			struct wl_surface *parent = surface;
+			for (int i = 0; i < 3000; i++) {
+				struct wl_surface *c = wl_compositor_create_surface(compositor);
+				wl_subcompositor_get_subsurface(subcompositor, c, parent);
+				parent = c;
+			}
+		} else if (!strcmp(what, "sub-many")) {
+			/* 40 sub-surfaces of one parent and a chain 60 deep, all committed: no error */
+			for (int i = 0; i < 40; i++) {
+				struct wl_surface *c = wl_compositor_create_surface(compositor);
+				wl_subcompositor_get_subsurface(subcompositor, c, surface);
+				wl_surface_commit(c);
+			}
+			struct wl_surface *parent = surface;
+			for (int i = 0; i < 60; i++) {
+				struct wl_surface *c = wl_compositor_create_surface(compositor);
+				wl_subcompositor_get_subsurface(subcompositor, c, parent);
+				wl_surface_commit(c);
+				parent = c;
+			}
+			wl_surface_commit(surface);
 		} else if (!strcmp(what, "sub-ok")) {
 			/* destroyed in any order: parent first, then the sub-surface; the role can be given again */
 			struct wl_subsurface *s1 = wl_subcompositor_get_subsurface(subcompositor, surface, other);
@@ -1008,6 +1137,8 @@ static int run_shell_error(const char *what) {
 			zxdg_toplevel_decoration_v1_set_mode(d, ZXDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
 		} else
 			die("unknown decoration case");
+	} else if (!strncmp(what, "popup-", 6)) {
+		run_popup_error(what, surface);
 	} else if (!strcmp(what, "xdg-serial")) {
 		struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
 		xdg_surface_get_toplevel(xs);
@@ -1022,7 +1153,7 @@ static int run_shell_error(const char *what) {
 
 /* ---- protocol errors of linux-dmabuf */
 static int run_error(const char *what) {
-	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "viewport-", 9) || !strncmp(what, "sub-", 4) || !strncmp(what, "deco-", 5)) return run_shell_error(what);
+	if (!strncmp(what, "shm-", 4) || !strncmp(what, "xdg-", 4) || !strncmp(what, "popup-", 6) || !strncmp(what, "viewport-", 9) || !strncmp(what, "sub-", 4) || !strncmp(what, "deco-", 5)) return run_shell_error(what);
 	if (!dmabuf) die("no zwp_linux_dmabuf_v1");
 	void *map;
 	int fd = make_memfd(4096, &map);
@@ -1345,6 +1476,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "clip-set") && argc > 2) return run_clip(true, argv[2]);
 	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "geometry")) return run_geometry();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;
