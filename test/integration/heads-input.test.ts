@@ -29,7 +29,7 @@ import type { Output } from '../../plugin/output/output.js';
 import { keyboard, mouse, startUdevd, udevSettle, uinputMissing, VirtualDevice } from './helpers/uinput.js';
 import { ABS_X, ABS_Y, BTN_LEFT, EV_ABS } from '../../ffi/uinput.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, type VkmsConfigfsDevice } from './helpers/vkms-configfs.js';
-import { activeVt, chvt, seatdAndHomeVt, seatdMissing } from './helpers/seat.js';
+import { activeVt, chvt, fKeyOf, seatdAndHomeVt, seatdMissing } from './helpers/seat.js';
 import { KioskProcess } from './helpers/kiosk-process.js';
 
 const PREFIX = `gphi${process.pid}`;
@@ -405,10 +405,10 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
     // Ctrl+Alt+F2: the kiosk asks the seat for VT 2; guest b saw Ctrl and Alt go down and, as the seat went, up again.
     kbd.key(29, true);
     kbd.key(56, true);
-    kbd.key(60, true);
+    kbd.key(fKeyOf(home + 1), true);
     await waitFor(() => activeVt() === home + 1, `VT ${home + 1}`, 15_000);
     await keys(qb, 8);
-    kbd.key(60, false);
+    kbd.key(fKeyOf(home + 1), false);
     kbd.key(56, false);
     kbd.key(29, false);
     chvt(home);

@@ -47,17 +47,8 @@ function guestMemory() {
 describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
   it('scans out zero-copy and pixel-exact, imports each buffer once however many fds arrive, and answers UpdateDMABUF only once its frame is on screen', async () => {
     const mem = guestMemory();
-    const peer = await qemuPeer({ width: W, height: H });
-    cleanup.push(() => peer.close());
-    const dev = openVkms(cleanup);
-    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H } });
-    cleanup.push(() => out.close());
-    const errors: string[] = [];
-    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
     const presents: { p: PresentEvent; at: bigint }[] = [];
-    out.on('present', (p) => presents.push({ p, at: process.hrtime.bigint() }));
-    out.enable();
-    out.attach(peer.src, 'native');
+    const { peer, out, errors, dev } = await peerOnScreen((p, at) => presents.push({ p, at }));
 
     const scanout = async (i: number) => {
       await peer.call('ScanoutDMABUF', [
@@ -137,19 +128,10 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
 
   it('QEMU 8.2+: ScanoutDMABUF and one UpdateDMABUF per damage rectangle, sent at once, make one commit per guest frame; every answer after its frame is shown', async () => {
     const mem = guestMemory();
-    const peer = await qemuPeer({ width: W, height: H });
-    cleanup.push(() => peer.close());
-    const dev = openVkms(cleanup);
-    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H } });
-    cleanup.push(() => out.close());
-    const errors: string[] = [];
-    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
     const shownAt: bigint[] = [];
-    out.on('present', (p) => {
-      if (p.frame !== undefined) shownAt.push(process.hrtime.bigint());
+    const { peer, out, errors, dev } = await peerOnScreen((p, at) => {
+      if (p.frame !== undefined) shownAt.push(at);
     });
-    out.enable();
-    out.attach(peer.src, 'native');
     const rect = (x: number, y: number, w: number, h: number) => [x, y, w, h].map((value) => ({ type: 'i' as const, value }));
     // Four damage rectangles per refresh, as QEMU's dbus_gl_refresh sends them (one call each, no wait between).
     const RECTS = [rect(0, 0, W, 16), rect(0, 100, 64, 64), rect(300, 200, 32, 32), rect(0, H - 16, W, 16)];
@@ -211,6 +193,24 @@ describe('QEMU D-Bus listener, udmabuf scanouts (peer plays QEMU)', () => {
   });
 });
 
+/**
+ * A peer playing QEMU shown 1:1 on vkms' Virtual-1 (W×H): the output's errors collected as
+ * "cause: message", and `onPresent` called with every present event and when it came.
+ */
+async function peerOnScreen(onPresent: (p: PresentEvent, at: bigint) => void = () => {}) {
+  const peer = await qemuPeer({ width: W, height: H });
+  cleanup.push(() => peer.close());
+  const dev = openVkms(cleanup);
+  const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H } });
+  cleanup.push(() => out.close());
+  const errors: string[] = [];
+  out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+  out.on('present', (p) => onPresent(p, process.hrtime.bigint()));
+  out.enable();
+  out.attach(peer.src, 'native');
+  return { peer, out, errors, dev };
+}
+
 /** A udmabuf of `size` bytes of fresh sealed guest memory, and the memory mapped. */
 function udmabufOf(size: number) {
   const memfd = libc.memfdCreate('gp-guest-ram', libc.MFD_ALLOW_SEALING | libc.MFD_CLOEXEC);
@@ -246,17 +246,8 @@ describe('QEMU 10.1+ ScanoutDMABUF2 and MOD_INVALID udmabufs (peer plays QEMU: t
     const OFFSET = 8192;
     const size = Math.ceil((OFFSET + BSTRIDE * BH) / 4096) * 4096;
     const buf = udmabufOf(size);
-    const peer = await qemuPeer({ width: W, height: H });
-    cleanup.push(() => peer.close());
-    const dev = openVkms(cleanup);
-    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H } });
-    cleanup.push(() => out.close());
-    const errors: string[] = [];
-    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
     const presents: PresentEvent[] = [];
-    out.on('present', (p) => presents.push(p));
-    out.enable();
-    out.attach(peer.src, 'native');
+    const { peer, out, errors } = await peerOnScreen((p) => presents.push(p));
     const fds0 = fdCount();
     // Outside the rectangle: a colour no pattern pixel has, so a wrong source rectangle shows.
     new Uint32Array(buf.bytes.buffer, buf.bytes.byteOffset, size / 4).fill(0xff00ff00);
@@ -296,17 +287,8 @@ describe('QEMU 10.1+ ScanoutDMABUF2 and MOD_INVALID udmabufs (peer plays QEMU: t
 
   it('a udmabuf with modifier DRM_FORMAT_MOD_INVALID scans out as implicit (linear): zero-copy, pixel-exact', async () => {
     const buf = udmabufOf(STRIDE * H);
-    const peer = await qemuPeer({ width: W, height: H });
-    cleanup.push(() => peer.close());
-    const dev = openVkms(cleanup);
-    const out = new Output(dev, { connector: 'Virtual-1', mode: { width: W, height: H } });
-    cleanup.push(() => out.close());
-    const errors: string[] = [];
-    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
     const presents: PresentEvent[] = [];
-    out.on('present', (p) => presents.push(p));
-    out.enable();
-    out.attach(peer.src, 'native');
+    const { peer, out, errors } = await peerOnScreen((p) => presents.push(p));
     drawPattern({ bytes: buf.bytes, offset: 0, width: W, height: H, stride: STRIDE }, 5);
     await peer.call('ScanoutDMABUF', [
       { type: 'h', value: buf.fd },

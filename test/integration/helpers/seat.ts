@@ -56,6 +56,12 @@ export function activeVt(): number {
   return Number(readFileSync('/sys/class/tty/tty0/active', 'utf8').trim().replace(/^tty/, ''));
 }
 
+/** The evdev code of the F key that Ctrl+Alt+F<n> switches to VT n with (F1..F10: 59..68). */
+export function fKeyOf(vt: number): number {
+  if (vt < 1 || vt > 10) throw new Error(`no F key before F11 switches to VT ${vt}`);
+  return 58 + vt;
+}
+
 /** Switches the foreground VT as `chvt` does (VT_ACTIVATE + VT_WAITACTIVE); with seatd's VT_PROCESS mode this waits for the seat's acknowledgement. */
 export function chvt(n: number): void {
   execFileSync('busybox', ['chvt', String(n)], { timeout: 20_000 });
