@@ -108,6 +108,14 @@ function describe(c: KmsConnector, enabled: boolean): OutputDescription {
 export class Backend extends EventEmitter<BackendEvents> {
   private readonly outputs = new Map<string, Output>();
   private known = new Map<string, OutputDescription>();
+  /**
+   * Outputs of connectors that went, still restoring their CRTC: until that is done they
+   * hold the CRTC and primary plane, so the connector's output-removed (and a replug's
+   * output-added) is emitted only after it, and enableOutput of that connector can succeed
+   * from either event.
+   */
+  private readonly leaving = new Map<string, Promise<void>>();
+  private readonly announcing = new Set<string>();
   private closed = false;
   private hotplug: HotplugMonitor | null = null;
   private suspended = false;
@@ -206,28 +214,51 @@ export class Backend extends EventEmitter<BackendEvents> {
   /**
    * Re-reads the connectors (done by itself on hotplug uevents unless hotplug: false) and emits output-added /
    * output-removed for connectors that became connected / disconnected. An enabled
-   * output whose connector went away is closed (its guest source is left running).
+   * output whose connector went away is closed (its guest source is left running); its
+   * output-removed comes once that close has given the CRTC back, so a replug's
+   * output-added always comes after it and can enable the connector at once.
    */
   rescan(): void {
     this.device.probe();
     const now = new Map<string, OutputDescription>();
     for (const c of this.displayConnectors()) now.set(c.name, describe(c, this.outputs.has(c.name)));
-    for (const [name, d] of now) {
-      const was = this.known.get(name);
-      if (d.connected && !was?.connected) this.emit('output-added', d);
-    }
     for (const [name, was] of this.known) {
       const d = now.get(name);
-      if (was.connected && !d?.connected) {
-        const out = this.outputs.get(name);
-        if (out) {
-          this.outputs.delete(name);
-          // As wlroots' DRM backend: the CRTC of a connector that went is turned off (the
-          // state from before the output is put back), not left scanning out our buffers.
-          void out.close(true);
-        }
-        this.emit('output-removed', { ...was, connected: false, enabled: false });
+      if (!was.connected || d?.connected) continue;
+      const out = this.outputs.get(name);
+      const removed = { ...was, connected: false, enabled: false };
+      if (!out) {
+        this.emit('output-removed', removed);
+        continue;
       }
+      this.outputs.delete(name);
+      // As wlroots' DRM backend: the CRTC of a connector that went is turned off (the
+      // state from before the output is put back), not left scanning out our buffers.
+      const gone = out
+        .close(true)
+        .catch(() => undefined)
+        .then(() => {
+          this.leaving.delete(name);
+          if (!this.closed) this.emit('output-removed', removed);
+        });
+      this.leaving.set(name, gone);
+    }
+    for (const [name, d] of now) {
+      const was = this.known.get(name);
+      if (!d.connected || was?.connected) continue;
+      const leaving = this.leaving.get(name);
+      if (!leaving) {
+        this.emit('output-added', d);
+        continue;
+      }
+      // Replugged while its old output still restores: announced once that is done, and
+      // only if it is still there by then (a later rescan has the last word otherwise).
+      if (this.announcing.has(name)) continue;
+      this.announcing.add(name);
+      void leaving.then(() => {
+        this.announcing.delete(name);
+        if (!this.closed && this.known.get(name)?.connected && !this.outputs.has(name)) this.emit('output-added', describe(this.device.connectorByName(name), false));
+      });
     }
     this.known = now;
   }
@@ -236,6 +267,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   enableOutput(name: string, opts: { mode?: ModeRequest; crtcId?: number } = {}): Output {
     if (this.closed) throw new Error('backend is closed');
     if (this.outputs.has(name)) throw new Error(`output ${name} is already enabled; use the Output you got, or close it first`);
+    if (this.leaving.has(name)) throw new Error(`output ${name} is still being turned off after its connector went; enable it on its output-added event`);
     if (this.suspended) throw new Error(`cannot enable ${name}: the seat session is not active (another session has the screen); enable it after the session comes back`);
     const out = new Output(this.device, { connector: name, mode: opts.mode, crtcId: opts.crtcId });
     try {
@@ -283,6 +315,7 @@ export class Backend extends EventEmitter<BackendEvents> {
     const outs = [...this.outputs.values()];
     this.outputs.clear();
     for (const o of outs) await o.close(restore);
+    await Promise.all(this.leaving.values());
     await this.card.close();
   }
 }

@@ -11,6 +11,7 @@ import { placement } from '../../plugin/compose/cpu.js';
 import { readPng } from './helpers/png.js';
 import { createVkmsDevice, vkmsConfigfsAvailable } from './helpers/vkms-configfs.js';
 import { Backend, type OutputDescription } from '../../plugin/device/backend.js';
+import type { Output } from '../../plugin/output/output.js';
 
 const card = findCardByDriver('vkms')!;
 
@@ -93,17 +94,37 @@ describe('examples and multi-head from the command line', { timeout: 180_000 }, 
           backend.once(ev, (d) => { clearTimeout(t); resolve(d); });
         });
       const removed = next('output-removed');
+      const order: string[] = [];
+      backend.on('output-removed', () => order.push('removed'));
+      // Enabled from inside the event, as a mode does: output-added must not come while
+      // the old output still holds the CRTC it is turning off.
+      let again: Output | undefined;
+      const added = new Promise<OutputDescription>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('no output-added within 10 s')), 10_000);
+        backend.once('output-added', (d) => {
+          clearTimeout(t);
+          order.push('added');
+          try {
+            again = backend.enableOutput(d.name);
+            resolve(d);
+          } catch (e) {
+            reject(e instanceof Error ? e : new Error(String(e)));
+          }
+        });
+      });
+      const rescanned = new Promise<void>((resolve) => backend.once('hotplug', () => resolve()));
       vd.setConnectorStatus(1, false); // the kernel sends a hotplug uevent
-      expect((await removed).name).toBe(name);
-      expect(backend.output(name)).toBeUndefined();
-      expect(backend.listOutputs().find((o) => o.name === name)).toMatchObject({ connected: false, enabled: false });
-      void out;
-      const added = next('output-added');
+      await rescanned;
+      // Plugged back at once: the unplugged output is most likely still restoring its CRTC.
       vd.setConnectorStatus(1, true);
+      expect(await removed).toMatchObject({ name, connected: false, enabled: false });
+      void out;
       const d = await added;
       expect(d.name).toBe(name);
       expect(d.modes.length).toBeGreaterThan(10);
-      backend.enableOutput(name).attach(guest, 'native');
+      expect(order).toEqual(['removed', 'added']);
+      expect(backend.output(name)).toBe(again);
+      again?.attach(guest, 'native');
     } finally {
       await backend.close();
       guest.close();
