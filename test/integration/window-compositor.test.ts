@@ -175,6 +175,10 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     const shown = presents.filter((p) => p.path === 'scanout');
     expect(shown.length).toBeGreaterThanOrEqual(30);
     for (const p of shown) expect(p.zeroCopy).toBe(true);
+    // What the compositor told the window: XR24/LINEAR is in its scanout tranche (linux-dmabuf
+    // v4 feedback), and its wp_presentation feedback flagged the frames zero_copy.
+    for (const p of shown) expect(p.desktop?.scanoutTranche).toBe(true);
+    expect(shown.filter((p) => p.desktop?.zeroCopy).length).toBeGreaterThanOrEqual(shown.length - 3);
     expect(stats.imports).toBeLessThanOrEqual(3);
     expect(stats.bytesCopied).toBe(0);
     // The compositor's side: the sub-surface on a plane with its own buffer, every flip
@@ -210,18 +214,20 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
       }
       expect(await a.exited).toBe(0);
       kiosk.off('present', onFlip);
-      const stats = a.lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: { fps: number; paths: Record<string, number>; latencyMs: { p50: number | null; p99: number | null }; imports: number } }).stats);
+      const stats = a.lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: { fps: number; paths: Record<string, number>; latencyMs: { p50: number | null; p99: number | null }; imports: number; desktop: { zeroCopy: number; scanoutTranche: number } } }).stats);
       let now = { fds: 0, fbs: 0 };
       await waitFor(() => ((now = { fds: fds(), fbs: fbCount() }), now.fds === idle.fds && now.fbs === idle.fbs), `back to idle ${JSON.stringify(idle)}`, 15_000).catch((e: Error) => {
         throw new Error(`${e.message}: now ${JSON.stringify(now)}`);
       });
       const sub = flips.filter((f) => subLayer(f)?.frame !== undefined);
-      rounds.push(`round ${round + 1}: compositor flips with the guest ${sub.length}, on a plane zero-copy ${sub.filter((f) => subLayer(f)!.how === 'plane' && subLayer(f)!.zeroCopy).length}; capture ${JSON.stringify(cap)}; CLI stats ${stats.map((s) => `${s.fps.toFixed(1)} fps ${JSON.stringify(s.paths)} p50 ${s.latencyMs.p50?.toFixed(1) ?? '-'} ms imports ${s.imports}`).join(' | ')}; idle ${JSON.stringify(idle)} after ${JSON.stringify(now)}`);
+      rounds.push(`round ${round + 1}: compositor flips with the guest ${sub.length}, on a plane zero-copy ${sub.filter((f) => subLayer(f)!.how === 'plane' && subLayer(f)!.zeroCopy).length}; capture ${JSON.stringify(cap)}; CLI stats ${stats.map((s) => `${s.fps.toFixed(1)} fps ${JSON.stringify(s.paths)} p50 ${s.latencyMs.p50?.toFixed(1) ?? '-'} ms imports ${s.imports} desktop zero-copy ${s.desktop.zeroCopy}`).join(' | ')}; idle ${JSON.stringify(idle)} after ${JSON.stringify(now)}`);
       expect(a.lines.join('\n')).toMatch(/SIGTERM received; window closed/);
       expect(cap.how).toBe('plane');
       expect(cap.zeroCopy).toBe(true);
       expect(cap.mismatches, cap.first).toBe(0);
       for (const s of stats) expect(Object.keys(s.paths).filter((k) => k !== 'scanout')).toEqual([]);
+      // The window's own stats say the desktop scanned its frames out (wp_presentation's zero_copy).
+      expect(stats.reduce((n, s) => n + s.desktop.zeroCopy, 0)).toBeGreaterThan(0);
     }
     console.log(`window CLI on guestplane compositor:\n  ${rounds.join('\n  ')}`);
   }, 300_000);
@@ -237,6 +243,7 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
       const c = await kiosk.output.captureNext();
       const l = subLayer(c.content);
       cap = { ...checkCapture(c), how: l?.how, zeroCopy: l?.zeroCopy, path: l?.path };
+      await waitFor(() => a.lines.some((x) => x.startsWith('{"stats"') && x.includes('"copy"')), 'a stats line with copied frames', 30_000);
     } finally {
       a.child.kill('SIGTERM');
       kiosk.off('present', onFlip);
@@ -245,6 +252,11 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     console.log(`window CLI --copy on guestplane compositor: sub layer reports ${JSON.stringify([...new Set(flips.map((f) => subLayer(f)).filter((l) => l?.frame !== undefined).map((l) => `${l!.how}/${l!.path}/${l!.zeroCopy}/${l!.reason?.code ?? ''}`))])}; capture ${JSON.stringify(cap)}`);
     expect(cap.zeroCopy).toBe(false);
     expect(cap.mismatches, cap.first).toBe(0);
+    // The window was told so: no frame presented with the zero_copy flag.
+    const stats = a.lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: { paths: Record<string, number>; desktop: { zeroCopy: number } } }).stats);
+    console.log(`window CLI --copy stats: ${stats.map((x) => `${JSON.stringify(x.paths)} desktop zero-copy ${x.desktop.zeroCopy}`).join(' | ')}`);
+    expect(stats.reduce((n, x) => n + (x.paths['copy'] ?? 0), 0)).toBeGreaterThan(0);
+    expect(stats.reduce((n, x) => n + x.desktop.zeroCopy, 0)).toBe(0);
   }, 200_000);
 });
 
@@ -332,7 +344,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       }
       const flips = events.filter((e): e is { kind: 'flip'; ev: PresentEvent } => e.kind === 'flip').map((e) => e.ev);
       const sub = flips.filter((f) => subLayer(f)?.frame !== undefined);
-      report = `window on guestplane compositor, nested guest on ${qemu.label}: guest ${guest.lines.find((l) => l.text.startsWith('done '))?.text}; window: ${stats!.framesPresented} presented, paths ${JSON.stringify(stats!.paths)}, imports ${stats!.imports}, latency QEMU update->presented p50 ${stats!.latencyMs.p50.toFixed(1)} ms p99 ${stats!.latencyMs.p99.toFixed(1)} ms (${stats!.latencyMs.samples}); UpdateDMABUF answers ${JSON.stringify(answered)}; compositor: ${sub.length} flips with the guest, reports ${JSON.stringify([...new Set(sub.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.zeroCopy}/${subLayer(f)!.reason?.code ?? ''}`))])}; capture ${JSON.stringify(result)}; FBs ${fbs0} before, ${fbsDuring} during; errors ${JSON.stringify(stats!.errors)} ${errors.join('; ')}`;
+      report = `window on guestplane compositor, nested guest on ${qemu.label}: guest ${guest.lines.find((l) => l.text.startsWith('done '))?.text}; window: ${stats!.framesPresented} presented, paths ${JSON.stringify(stats!.paths)}, imports ${stats!.imports}, latency QEMU update->presented p50 ${stats!.latencyMs.p50.toFixed(1)} ms p99 ${stats!.latencyMs.p99.toFixed(1)} ms (${stats!.latencyMs.samples}); desktop zero_copy ${presents.filter((p) => p.desktop?.zeroCopy).length} of ${presents.length}; UpdateDMABUF answers ${JSON.stringify(answered)}; compositor: ${sub.length} flips with the guest, reports ${JSON.stringify([...new Set(sub.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.zeroCopy}/${subLayer(f)!.reason?.code ?? ''}`))])}; capture ${JSON.stringify(result)}; FBs ${fbs0} before, ${fbsDuring} during; errors ${JSON.stringify(stats!.errors)} ${errors.join('; ')}`;
     } finally {
       await guest.close();
       bus.close();
@@ -349,6 +361,8 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
     const shown = presents.filter((p) => p.frame !== undefined);
     expect(shown.length).toBeGreaterThan(0);
     for (const p of shown) expect(p.path).toBe('scanout');
+    for (const p of shown) expect(p.desktop?.scanoutTranche).toBe(true);
+    expect(shown.filter((p) => p.desktop?.zeroCopy).length, 'frames the compositor flagged zero_copy').toBeGreaterThan(0);
     expect(stats!.bytesCopied).toBe(0);
     expectPaced(events, presents);
     expect(answered.shown).toBeGreaterThan(0);
