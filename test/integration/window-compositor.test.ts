@@ -90,13 +90,16 @@ type Happened = { kind: 'flip'; ev: PresentEvent } | { kind: 'shown'; frame: num
 /**
  * Pacing by presentation: the source is told (frameShown: what answers QEMU's UpdateDMABUF)
  * once per frame the window presented, in order, and each time after the compositor's page
- * flip whose timestamp the window's wp_presentation feedback carried.
+ * flip whose timestamp the window's wp_presentation feedback carried (a frame let go by the
+ * window's feedback backstop has no such flip and fails here).
  */
 function expectPaced(events: readonly Happened[], presents: readonly PresentEvent[]): void {
   const shownCalls = events.flatMap((e, i) => (e.kind === 'shown' ? [{ i, frame: e.frame }] : []));
   const guestFrames = presents.filter((p) => p.path !== 'no-signal');
   expect(shownCalls.map((s) => s.frame)).toEqual(guestFrames.map((p) => p.frame));
   for (const [k, p] of guestFrames.entries()) {
+    // A frame the compositor discarded was ended by its feedback too, with no flip to match.
+    if (p.reason?.startsWith('discarded')) continue;
     const flipAt = events.findIndex((e) => e.kind === 'flip' && e.ev.timestampNs === p.timestampNs);
     expect(flipAt, `frame ${p.frame}: no compositor flip at ${p.timestampNs}`).toBeGreaterThanOrEqual(0);
     expect(shownCalls[k]!.i, `frame ${p.frame} answered before the flip that showed it`).toBeGreaterThan(flipAt);
@@ -118,8 +121,15 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     const events: Happened[] = [];
     const onFlip = (ev: PresentEvent) => events.push({ kind: 'flip', ev });
     kiosk.on('present', onFlip);
+    const fds0 = fds();
+    const fbs0 = fbCount();
+    const kiosk0 = kiosk.output.statsSnapshot();
     const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
-    const out = new WindowOutput(desktop, { title: 'gp window on gp', fullscreen: true, paths: ['scanout'] });
+    // Under TCG the first frames (the no-signal colour and the first guest frame, composed
+    // while the window settles) took over the default 1 s backstop for their feedback once
+    // in a run: a frame let go by that backstop would be answered without a presentation,
+    // which is what this test must not see. 10 s keeps the backstop out of the way.
+    const out = new WindowOutput(desktop, { title: 'gp window on gp', fullscreen: true, paths: ['scanout'], feedbackTimeoutMs: 10_000 });
     const guest = new UdmabufSource({ width: W, height: H, buffers: 3 });
     const presents: PresentEvent[] = [];
     const errors: string[] = [];
@@ -165,8 +175,13 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
       kiosk.off('present', onFlip);
     }
     const stats = out.statsSnapshot();
+    const k1 = kiosk.output.statsSnapshot();
+    let after = { fds: 0, fbs: 0 };
+    await waitFor(() => ((after = { fds: fds(), fbs: fbCount() }), after.fds === fds0 && after.fbs === fbs0), 'fds and FBs back', 15_000).catch(() => {});
     const flips = events.filter((e): e is { kind: 'flip'; ev: PresentEvent } => e.kind === 'flip').map((e) => e.ev);
     const subFlips = flips.filter((f) => subLayer(f)?.frame !== undefined);
+    const gaps = subFlips.slice(1).map((f, i) => Number(f.timestampNs - subFlips[i]!.timestampNs) / 1e6).sort((a, b) => a - b);
+    console.log(`compositor while the window ran: ${k1.framesPresented - kiosk0.framesPresented} flips, ${k1.testOnlyCommits - kiosk0.testOnlyCommits} TEST_ONLY, ${k1.bytesCopied - kiosk0.bytesCopied} B copied (the letterbox and no-signal compositions), allocations reused ${subFlips.filter((f) => f.allocation?.reused).length} of ${subFlips.length}; gaps between flips with the guest p50 ${gaps[gaps.length >> 1]?.toFixed(1)} ms max ${gaps.at(-1)?.toFixed(1)} ms; fds ${fds0} -> ${after.fds}, FBs ${fbs0} -> ${after.fbs}`);
     const onPlane = subFlips.filter((f) => subLayer(f)!.how === 'plane' && subLayer(f)!.zeroCopy);
     console.log(`window on guestplane compositor (in process): ${anim.frames} guest frames, ${stats.framesPresented} presented, paths ${JSON.stringify(stats.paths)}, imports ${stats.imports}, latency guest flip->presented p50 ${stats.latencyMs.p50.toFixed(1)} ms p99 ${stats.latencyMs.p99.toFixed(1)} ms; compositor: ${subFlips.length} flips with the guest sub-surface, ${onPlane.length} on a plane zero-copy; sub layer reports ${JSON.stringify([...new Set(subFlips.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.reason?.code ?? ''}`))])}; captures ${JSON.stringify(captures)}; planes: ${planes.join('; ')}; errors ${JSON.stringify(stats.errors)} ${errors.join('; ')}`);
     expect(errors).toEqual([]);
@@ -192,6 +207,7 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     }
     expect(planes.some((p) => p.endsWith(': guest')), planes.join('; ')).toBe(true);
     expectPaced(events, presents);
+    expect(after, 'fds (compositor and window, one process) and kernel FBs back after the window closed').toEqual({ fds: fds0, fbs: fbs0 });
   }, 180_000);
 
   it('the CLI, twice: frames scanned out zero-copy per the compositor, a capture pixel-exact; fds and FBs back to idle after SIGTERM', async () => {
@@ -317,7 +333,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       Object.assign(src, { frameShown: (f: number | undefined) => (events.push({ kind: 'shown', frame: f }), shownBy(f)) });
       kiosk.on('present', onFlip);
       const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
-      const out = new WindowOutput(desktop, { title: 'gp window: nested guest', fullscreen: true, paths: ['scanout'], fit: 'native' });
+      const out = new WindowOutput(desktop, { title: 'gp window: nested guest', fullscreen: true, paths: ['scanout'], fit: 'native', feedbackTimeoutMs: 10_000 });
       out.on('present', (e) => presents.push(e));
       out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
       try {
