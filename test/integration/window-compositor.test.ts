@@ -13,6 +13,8 @@
 //    after SIGTERM the compositor's fds and the kernel's FBs are back to idle;
 //  - the CLI with --copy: the compositor reports the sub-surface's frames as not zero-copy
 //    (the wl_shm copy path), the capture still pixel-exact;
+//  - a guest format no tranche of the compositor's linux-dmabuf v4 feedback lists is not
+//    handed over (decided from the feedback; no import tried), and the window says why;
 //  - a real guest OS (nested QEMU 7.2 and 10.0, virtio-gpu blob, -display dbus,gl=on): its
 //    udmabufs through QemuConsoleSource and WindowOutput onto the compositor's overlay plane,
 //    its held frame pixel-exact 1:1 on black, each UpdateDMABUF answered after the flip.
@@ -24,6 +26,7 @@ import { join } from 'node:path';
 import { KioskCompositor } from '../../plugin/modes/compositor.js';
 import { findCardByDriver } from '../../plugin/kms/device.js';
 import * as libc from '../../ffi/libc.js';
+import { fourcc } from '../../ffi/drm.js';
 import { Desktop } from '../../plugin/window/connection.js';
 import { WindowOutput } from '../../plugin/window/window-output.js';
 import { UdmabufSource } from '../../plugin/sources/udmabuf.js';
@@ -274,6 +277,29 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     expect(stats.reduce((n, x) => n + (x.paths['copy'] ?? 0), 0)).toBeGreaterThan(0);
     expect(stats.reduce((n, x) => n + x.desktop.zeroCopy, 0)).toBe(0);
   }, 200_000);
+
+  it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over; the window says why', async () => {
+    const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
+    const out = new WindowOutput(desktop, { title: 'gp window XR30', fullscreen: true });
+    const guest = new UdmabufSource({ width: 256, height: 256, buffers: 1, format: fourcc('XR30') });
+    const errors: string[] = [];
+    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+    try {
+      const offered = desktop.defaultFeedback?.tranches.flatMap((t) => [...t.pairs]) ?? [];
+      expect(offered.length).toBeGreaterThan(0);
+      guest.flip(0, 1);
+      out.attach(guest, 'fit');
+      await waitFor(() => errors.length > 0, 'the window refusing the XR30 frame', 30_000);
+      console.log(`XR30 guest: ${errors.join('; ')}; the compositor's feedback offers ${offered.length} pairs`);
+      // Decided from the feedback, before any import was tried: the compositor never saw the buffer.
+      expect(errors[0]).toMatch(/lists in no tranche of its dma-buf feedback XR30 with modifier 0x0/);
+      expect(out.statsSnapshot().imports).toBe(0);
+    } finally {
+      await out.close();
+      guest.close();
+      desktop.close();
+    }
+  }, 60_000);
 });
 
 /** A capture against a guest picture of `frame` at `at` (its own size) on black: mismatched pixels inside and outside. */
