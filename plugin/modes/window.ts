@@ -44,6 +44,8 @@ export interface WindowStatsLine {
   imports: number;
   /** Frames the compositor discarded or never answered, since the start. */
   errors: Record<string, number>;
+  /** Of this interval's frames: presented with the desktop's zero_copy flag (it scanned our buffer out), and handed over in a pair of a scanout tranche of its dma-buf feedback. */
+  desktop: { zeroCopy: number; scanoutTranche: number };
   stallMs: number;
 }
 
@@ -67,7 +69,9 @@ function openSource(spec: WindowSourceSpec, out: WindowOutput, log: (l: string) 
   }
 }
 
-function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, t: number, dt: number, stallMs: number): WindowStatsLine {
+type DesktopCounts = WindowStatsLine['desktop'];
+
+function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, desk: DesktopCounts, lastDesk: DesktopCounts, t: number, dt: number, stallMs: number): WindowStatsLine {
   const paths: Record<string, number> = {};
   for (const k of Object.keys(s.paths) as (keyof typeof s.paths)[]) if (s.paths[k] - last.paths[k] > 0) paths[k] = s.paths[k] - last.paths[k];
   return {
@@ -77,6 +81,7 @@ function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, t: number,
     latencyMs: { p50: s.latencyMs.p50, p99: s.latencyMs.p99 },
     imports: s.imports,
     errors: s.errors,
+    desktop: { zeroCopy: desk.zeroCopy - lastDesk.zeroCopy, scanoutTranche: desk.scanoutTranche - lastDesk.scanoutTranche },
     stallMs,
   };
 }
@@ -84,7 +89,7 @@ function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, t: number,
 export function formatWindowStats(l: WindowStatsLine): string {
   const paths = Object.entries(l.paths).map(([p, n]) => `${p} ${n}`).join(', ');
   const errs = Object.entries(l.errors).map(([c, n]) => `${c}×${n}`).join(' ');
-  return `${l.fps.toFixed(1)} fps [${paths || 'no frames'}]  latency p50 ${l.latencyMs.p50.toFixed(1)} ms p99 ${l.latencyMs.p99.toFixed(1)} ms  imports ${l.imports}  stall ${l.stallMs.toFixed(0)} ms${errs ? `  ${errs}` : ''}`;
+  return `${l.fps.toFixed(1)} fps [${paths || 'no frames'}]  desktop zero-copy ${l.desktop.zeroCopy}  latency p50 ${l.latencyMs.p50.toFixed(1)} ms p99 ${l.latencyMs.p99.toFixed(1)} ms  imports ${l.imports}  stall ${l.stallMs.toFixed(0)} ms${errs ? `  ${errs}` : ''}`;
 }
 
 function reportStats(out: WindowOutput, opts: WindowModeOptions): () => void {
@@ -92,11 +97,14 @@ function reportStats(out: WindowOutput, opts: WindowModeOptions): () => void {
   const stalls = new LoopStallMeter();
   const started = Date.now();
   let last = out.statsSnapshot();
+  let lastDesk = { ...out.desktopCounts };
   let lastT = started;
   const timer = setInterval(() => {
     const s = out.statsSnapshot();
+    const desk = { ...out.desktopCounts };
     const now = Date.now();
-    const line = statsLine(s, last, (now - started) / 1000, (now - lastT) / 1000, stalls.take());
+    const line = statsLine(s, last, desk, lastDesk, (now - started) / 1000, (now - lastT) / 1000, stalls.take());
+    lastDesk = desk;
     opts.log(opts.statsFormat === 'json' ? JSON.stringify({ stats: line }) : `guestplane window: ${formatWindowStats(line)}`);
     last = s;
     lastT = now;

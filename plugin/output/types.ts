@@ -65,6 +65,13 @@ export interface PresentEvent {
   frameId?: number;
   /** The plane assignment: reused (no TEST_ONLY) or searched (with how many). */
   allocation?: { reused: boolean; tests: number; searchMs: number };
+  /**
+   * Window outputs (plugin/window/): what the desktop compositor said of this frame.
+   * scanoutTranche: its linux-dmabuf v4 feedback lists the buffer's format/modifier in a
+   * scanout tranche (null: no v4 feedback, or no dma-buf handed over); zeroCopy: the
+   * zero_copy flag of its wp_presentation feedback (null: no such feedback came).
+   */
+  desktop?: { scanoutTranche: boolean | null; zeroCopy: boolean | null };
 }
 
 /** One layer of a presented frame. */

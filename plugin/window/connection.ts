@@ -8,9 +8,10 @@
 // wl_subcompositor or wp_viewporter → the guest's buffer is the window itself, unscaled,
 // with no letterbox; no single-pixel buffers → a 1×1 wl_shm buffer for the black parent.
 //
-// linux-dmabuf is bound at version 3 at most: its format/modifier events say what the
-// compositor imports. Version 4 compositors still serve v3 binds; reading the v4 feedback
-// (main device, scanout tranches) is not done yet (issue 28 item 1).
+// linux-dmabuf is bound at version 4 where offered: what the compositor imports is then its
+// default feedback (dmabuf-feedback.ts: every tranche's pairs; the scanout tranches say
+// which go on a plane), read during connect(); from version 3 compositors (Weston 10) the
+// format/modifier events. A surface's own feedback: surfaceFeedback().
 //
 // Ownership: the Desktop owns the Connection (and so every proxy made through it) and
 // closes it in close(). xdg_wm_base pings are answered here.
@@ -24,6 +25,9 @@ import { WpPresentation } from '../../protocols/generated/client/presentation_ti
 import { WpViewporter } from '../../protocols/generated/client/viewporter.js';
 import { WpSinglePixelBufferManagerV1 } from '../../protocols/generated/client/single_pixel_buffer_v1.js';
 import { ZxdgDecorationManagerV1 } from '../../protocols/generated/client/xdg_decoration_unstable_v1.js';
+import type { WlSurface } from '../../protocols/generated/client/wayland.js';
+import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
+import { FeedbackReader, offers, type DmabufFeedback } from './dmabuf-feedback.js';
 
 /** Interface → [class, the highest version this code speaks]. */
 const WANTS = {
@@ -31,7 +35,7 @@ const WANTS = {
   wl_subcompositor: [WlSubcompositor, 1],
   wl_shm: [WlShm, 1],
   xdg_wm_base: [XdgWmBase, 3],
-  zwp_linux_dmabuf_v1: [ZwpLinuxDmabufV1, 3],
+  zwp_linux_dmabuf_v1: [ZwpLinuxDmabufV1, 4],
   wp_presentation: [WpPresentation, 1],
   wp_viewporter: [WpViewporter, 1],
   wp_single_pixel_buffer_manager_v1: [WpSinglePixelBufferManagerV1, 1],
@@ -82,9 +86,13 @@ export class Desktop extends EventEmitter<DesktopEvents> {
   clockId = 1;
   readonly #dmabufFormats = new Set<string>();
   readonly #shmFormats = new Set<number>();
+  readonly #log: (line: string) => void;
+  /** linux-dmabuf v4: the default feedback (null: a v3 compositor, or none came yet). */
+  #defaultFeedback: FeedbackReader | null = null;
 
-  private constructor(connection: Connection, globals: DesktopGlobals, advertised: AdvertisedGlobal[]) {
+  private constructor(connection: Connection, globals: DesktopGlobals, advertised: AdvertisedGlobal[], log: (line: string) => void) {
     super();
+    this.#log = log;
     this.connection = connection;
     this.globals = globals;
     this.advertised = advertised;
@@ -107,7 +115,7 @@ export class Desktop extends EventEmitter<DesktopEvents> {
         subcompositor: b.wl_subcompositor ?? null, dmabuf: b.zwp_linux_dmabuf_v1 ?? null,
         presentation: b.wp_presentation ?? null, viewporter: b.wp_viewporter ?? null,
         singlePixel: b.wp_single_pixel_buffer_manager_v1 ?? null, decoration: b.zxdg_decoration_manager_v1 ?? null,
-      }, b.advertised);
+      }, b.advertised, opts.log);
       d.#listen();
       await roundtrip(conn);
       return d;
@@ -126,6 +134,24 @@ export class Desktop extends EventEmitter<DesktopEvents> {
       format: (f) => this.#dmabufFormats.add(key(f, DRM_FORMAT_MOD_INVALID)), // v1/v2: implicit modifier only
       modifier: (f, hi, lo) => this.#dmabufFormats.add(key(f, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0))),
     });
+    // v4: the events above are not sent; the default feedback says it all (its proxy lives as long as the connection).
+    if (g.dmabuf && g.dmabuf.version >= 4) this.#defaultFeedback = new FeedbackReader(g.dmabuf.getDefaultFeedback(), () => {}, this.#log);
+  }
+
+  /** linux-dmabuf v4's default feedback (null before v4 or before its first `done`). */
+  get defaultFeedback(): DmabufFeedback | null {
+    return this.#defaultFeedback?.current ?? null;
+  }
+
+  /**
+   * A surface's own dma-buf feedback (v4; null before): `onDone` with each complete one.
+   * The proxy is the caller's to destroy (with the surface).
+   */
+  surfaceFeedback(surface: WlSurface, onDone: (f: DmabufFeedback) => void): { proxy: ZwpLinuxDmabufFeedbackV1; reader: FeedbackReader } | null {
+    const d = this.globals.dmabuf;
+    if (!d || d.version < 4) return null;
+    const proxy = d.getSurfaceFeedback(surface);
+    return { proxy, reader: new FeedbackReader(proxy, onDone, this.#log) };
   }
 
   /**
@@ -136,14 +162,16 @@ export class Desktop extends EventEmitter<DesktopEvents> {
    * what an implicit import of an untiled buffer (udmabuf, dumb) reads, so it goes over
    * as MOD_INVALID there.
    */
-  modifierFor(format: number, modifier: bigint): bigint | null {
-    if (this.#dmabufFormats.has(key(format, modifier))) return modifier;
-    if (modifier === 0n && this.#dmabufFormats.has(key(format, DRM_FORMAT_MOD_INVALID))) return DRM_FORMAT_MOD_INVALID;
+  modifierFor(format: number, modifier: bigint, feedback: DmabufFeedback | null = this.defaultFeedback): bigint | null {
+    const has = feedback ? (f: number, m: bigint) => offers(feedback, f, m).importable : (f: number, m: bigint) => this.#dmabufFormats.has(key(f, m));
+    if (has(format, modifier)) return modifier;
+    if (modifier === 0n && has(format, DRM_FORMAT_MOD_INVALID)) return DRM_FORMAT_MOD_INVALID;
     return null;
   }
-  /** The dma-buf format/modifier pairs offered, as `fourcc/modifier` strings (for messages). */
+  /** The dma-buf format/modifier pairs offered, as `format/modifier` strings (for messages). */
   get dmabufFormats(): readonly string[] {
-    return [...this.#dmabufFormats];
+    const f = this.defaultFeedback;
+    return f ? [...new Set(f.tranches.flatMap((t) => [...t.pairs]))] : [...this.#dmabufFormats];
   }
   takesShm(wlShmFormat: number): boolean {
     return this.#shmFormats.has(wlShmFormat >>> 0);

@@ -13,6 +13,10 @@
 // "no signal" colour; 'copy' a CPU copy into a wl_shm buffer (shm-copy.ts) because the
 // compositor cannot take the dma-buf, with why in the event's `reason`, per frame. A frame
 // that neither way can show is refused (source.refused and one `error` event per cause).
+// Whether the compositor takes it: linux-dmabuf v4 feedback where it sends one (the guest
+// surface's own, else the default: the pair in any tranche; dmabuf-feedback.ts), else its
+// v3 format list. Each event's `desktop` says what the compositor said of the frame: the
+// pair in a scanout tranche, and the zero_copy flag of its presentation feedback.
 //
 // Ownership: the surfaces (surfaces.ts), the wl_buffer cache (buffers.ts) and the copy
 // buffers (shm-copy.ts) are this output's and go in close(); the Desktop and the source
@@ -31,8 +35,12 @@ import { WindowBuffers } from './buffers.js';
 import { WindowSurfaces } from './surfaces.js';
 import { ShmCopies } from './shm-copy.js';
 import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
+import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
+import { offers, type DmabufFeedback, type FeedbackReader } from './dmabuf-feedback.js';
 
 const FEEDBACK_TIMEOUT_MS = 1000;
+/** wp_presentation_feedback.kind's zero_copy bit: the compositor scanned the client's buffer out. */
+const PRESENTED_ZERO_COPY = 0x8;
 const DEFAULT_SIZE = { width: 1024, height: 768 };
 /** DRM fourccs whose alpha is padding (X formats): the guest surface is declared opaque. */
 const OPAQUE_FORMATS = new Set(['XR24', 'XB24', 'RX24', 'BX24', 'XR30', 'XB30', 'XR48', 'XB48', 'RG16', 'BG16', 'RG24', 'BG24']);
@@ -45,6 +53,8 @@ interface InFlight {
   path: 'scanout' | 'copy' | 'no-signal';
   /** Why the frame was copied (path 'copy'). */
   copyReason?: string;
+  /** The buffer's pair is in a scanout tranche of the dma-buf feedback (null: no v4 feedback, or copied). */
+  scanoutTranche: boolean | null;
   timer: NodeJS.Timeout;
 }
 
@@ -53,6 +63,7 @@ interface Shown {
   path: 'scanout' | 'copy';
   bytes: number;
   reason?: string;
+  scanoutTranche: boolean | null;
 }
 
 export interface WindowOutputOptions {
@@ -101,6 +112,10 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   #sequence = 0;
   #commits = 0;
   readonly #reported = new Set<string>();
+  /** linux-dmabuf v4 feedback for the guest surface (the compositor may change it, e.g. fullscreen). */
+  readonly #guestFeedback: { proxy: ZwpLinuxDmabufFeedbackV1; reader: FeedbackReader } | null;
+  /** Frames the desktop presented with its zero_copy flag, and handed over in a scanout tranche's pair. */
+  readonly desktopCounts = { zeroCopy: 0, scanoutTranche: 0 };
 
   constructor(desktop: Desktop, opts: WindowOutputOptions) {
     super();
@@ -116,6 +131,11 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       configured: (w, h) => this.#configured(w, h),
       closeRequested: () => this.emit('close-requested'),
     }, opts.fullscreen);
+    // A new feedback may change the path of the frame on screen: decide it again.
+    this.#guestFeedback = desktop.surfaceFeedback(this.#surfaces.guest, () => {
+      this.#lastKey = '';
+      this.#schedule();
+    });
   }
 
   get width(): number {
@@ -206,6 +226,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#source = null;
     this.#buffers?.close();
     this.#copies.close();
+    if (!this.#desktop.connection.closed) this.#guestFeedback?.proxy.destroy();
     this.#surfaces.destroy();
     this.emit('closed');
   }
@@ -269,19 +290,22 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
    */
   #bufferFor(source: GuestSource, p: GuestPlaneInfo): Shown | null {
     let why: string;
-    const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier) : null;
+    // The guest surface's own feedback where the compositor sent one, else its default.
+    const feedback: DmabufFeedback | null = this.#guestFeedback?.reader.current ?? this.#desktop.defaultFeedback;
+    const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier, feedback) : null;
     if (!this.#handOver) why = 'the copy path was asked for (paths option)';
     else if (p.transport !== 'dmabuf') why = 'the guest plane is no dma-buf';
     else if (!this.#buffers) why = 'the desktop compositor offers no linux-dmabuf';
-    else if (modifier === null) why = `the desktop compositor does not import ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
+    else if (modifier === null) why = `the desktop compositor ${feedback ? "lists in no tranche of its dma-buf feedback" : 'does not import'} ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
     else {
       const got = this.#buffers.get(source, this.#sourceId, p, modifier);
-      if (got.kind === 'ready') return { buffer: got.buffer, path: 'scanout', bytes: 0 };
+      const scanoutTranche = feedback ? offers(feedback, p.format, modifier).scanout : null;
+      if (got.kind === 'ready') return { buffer: got.buffer, path: 'scanout', bytes: 0, scanoutTranche };
       if (got.kind === 'pending') return null;
       why = `the desktop compositor failed to import buffer ${p.bufferId}: ${got.reason}`;
     }
     const c = this.#copies.copy(source, this.#sourceId, p);
-    if (c.kind === 'ok') return { buffer: c.buffer, path: 'copy', bytes: c.bytes, reason: why };
+    if (c.kind === 'ok') return { buffer: c.buffer, path: 'copy', bytes: c.bytes, reason: why, scanoutTranche: null };
     if (c.kind === 'busy') {
       this.#retryOnRelease();
       return null;
@@ -317,7 +341,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     s.placeGuest(src, dst);
     if (shown.path === 'scanout') this.#buffers!.attached(buffer);
     this.#stats.bytesCopied += shown.bytes;
-    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: shown.path, ...(shown.reason ? { copyReason: shown.reason } : {}) });
+    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: shown.path, scanoutTranche: shown.scanoutTranche, ...(shown.reason ? { copyReason: shown.reason } : {}) });
   }
 
   #noSignal(): void {
@@ -328,36 +352,36 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     s.guest.setBufferTransform(0);
     s.guest.damageBuffer(0, 0, 1, 1);
     s.placeGuest({ x: 0, y: 0, w: 1, h: 1 }, { x: 0, y: 0, w: this.#size.width, h: this.#size.height });
-    this.#commit({ path: 'no-signal' });
+    this.#commit({ path: 'no-signal', scanoutTranche: null });
   }
 
   /** Commits the guest surface with a presentation feedback (or frame callback) that ends the frame. */
   #commit(f: Omit<InFlight, 'timer'>): void {
     const s = this.#surfaces;
     const g = this.#desktop.globals;
-    const inFlight: InFlight = { ...f, timer: setTimeout(() => this.#finish(inFlight, null, `no presentation feedback within ${this.#feedbackTimeoutMs} ms (window hidden?)`), this.#feedbackTimeoutMs) };
+    const inFlight: InFlight = { ...f, timer: setTimeout(() => this.#finish(inFlight, null, `no presentation feedback within ${this.#feedbackTimeoutMs} ms (window hidden?)`, null), this.#feedbackTimeoutMs) };
     if (g.presentation) {
       const fb = g.presentation.feedback(s.guest);
       fb.on({
-        presented: (secHi, secLo, nsec, refresh, seqHi, seqLo) => {
+        presented: (secHi, secLo, nsec, refresh, seqHi, seqLo, flags) => {
           if (refresh > 0) this.#refreshNs = refresh;
           const ts = (BigInt(secHi >>> 0) * 2n ** 32n + BigInt(secLo >>> 0)) * 1_000_000_000n + BigInt(nsec);
           this.#sequence = Number((BigInt(seqHi >>> 0) << 32n) | BigInt(seqLo >>> 0));
-          this.#finish(inFlight, ts, null);
+          this.#finish(inFlight, ts, null, (flags & PRESENTED_ZERO_COPY) !== 0);
         },
-        discarded: () => this.#finish(inFlight, null, 'discarded by the desktop compositor'),
+        discarded: () => this.#finish(inFlight, null, 'discarded by the desktop compositor', null),
       });
     } else {
       const cb = s.guest.frame();
-      cb.on({ done: () => this.#finish(inFlight, process.hrtime.bigint(), null) });
+      cb.on({ done: () => this.#finish(inFlight, process.hrtime.bigint(), null, null) });
     }
     s.guest.commit();
     this.#commits++;
     this.#inFlight = inFlight;
   }
 
-  /** The frame in flight ended: presented at `ts`, or not shown (`reason`). */
-  #finish(f: InFlight, ts: bigint | null, reason: string | null): void {
+  /** The frame in flight ended: presented at `ts` (zero-copy by the desktop's word), or not shown (`reason`). */
+  #finish(f: InFlight, ts: bigint | null, reason: string | null, desktopZeroCopy: boolean | null): void {
     if (this.#inFlight !== f) return;
     clearTimeout(f.timer);
     this.#inFlight = null;
@@ -368,6 +392,8 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       st.framesPresented++;
       st.paths[f.path]++;
       if (latencyNs !== undefined) st.latencyMs.add(latencyNs / 1e6);
+      if (desktopZeroCopy) this.desktopCounts.zeroCopy++;
+      if (f.scanoutTranche) this.desktopCounts.scanoutTranche++;
     } else st.error(reason?.startsWith('discarded') ? 'discarded' : 'feedback-timeout');
     const e: PresentEvent = {
       sequence: this.#sequence,
@@ -379,6 +405,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       ...(f.frame !== undefined ? { frame: f.frame } : {}),
       ...(latencyNs !== undefined ? { latencyNs } : {}),
       ...(reason || f.copyReason ? { reason: reason ?? f.copyReason } : {}),
+      desktop: { scanoutTranche: f.scanoutTranche, zeroCopy: desktopZeroCopy },
     };
     // Presented or discarded, the guest may go on: QEMU's UpdateDMABUF is answered here.
     if (f.path !== 'no-signal') this.#source?.frameShown?.(f.frame);
