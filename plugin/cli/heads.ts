@@ -2,7 +2,6 @@
 import { loadHeadsConfig } from '../modes/heads-config.js';
 import { runHeads, type HeadManager } from '../modes/heads.js';
 import { HeadsInput } from '../modes/heads-input.js';
-import type { SeatSession } from '../device/session.js';
 import { LoopStallMeter } from '../stats.js';
 import { Options, SEAT_OPTIONS, SESSIONS, STATS, UsageError, chordsOption, inputOption, type OptionSpec } from './args.js';
 import { openSession, type OnStart } from './common.js';
@@ -10,12 +9,12 @@ import type { CliLog } from './log.js';
 
 export const HEADS_OPTIONS: OptionSpec = { config: { type: 'string' }, device: { type: 'string', short: 'd' }, stats: { type: 'string' }, ...SEAT_OPTIONS };
 
-/** Says when the seat goes and comes back, and how soon the screens were lit again. */
-function followSeat(session: SeatSession, mgr: HeadManager, log: (line: string) => void): void {
-  session.on('disable', () => log('guestplane heads: the seat went to another session: not drawing until it is back'));
-  session.on('enable', () => {
+/** Says when the seat goes and comes back, and how soon the screens were lit again (the Backend's events: after it stopped or relit them). */
+function followSeat(mgr: HeadManager, log: (line: string) => void): void {
+  mgr.backend.on('suspend', () => log('guestplane heads: the seat went to another session: not drawing until it is back'));
+  mgr.backend.on('resume', ({ enabledAt }) => {
     const lit = mgr.status().filter((h) => h.state === 'up').map((h) => h.connector);
-    log(`guestplane heads: the seat is back: ${[...new Set(lit)].join(', ') || 'no screen'} lit again (${(performance.now() - session.enabledAt).toFixed(1)} ms after the seat came back)`);
+    log(`guestplane heads: the seat is back: ${[...new Set(lit)].join(', ') || 'no screen'} lit again (${(performance.now() - enabledAt).toFixed(1)} ms after the seat came back)`);
   });
 }
 
@@ -62,7 +61,7 @@ export async function heads(o: Options, cli: CliLog, onStart?: OnStart): Promise
   }
   if (session) {
     log(`on seat ${session.name} (devices through libseat)`);
-    followSeat(session, mgr, (l) => cli.info(l));
+    followSeat(mgr, (l) => cli.info(l));
   }
   let input: HeadsInput | null = null;
   if (devices !== false) {
