@@ -96,7 +96,7 @@ export class DbusTransport {
   #flushScheduled = false;
   #closing = false;
   /** Bytes and messages read, for tests and stats. */
-  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
+  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
 
   constructor(fd: number, name: string, role: 'client' | 'server', handlers: TransportHandlers, limits: Partial<TransportLimits> = {}) {
     this.#fd = fd;
@@ -194,6 +194,7 @@ export class DbusTransport {
         if (n < 0) break;
         if (first.off === 0) for (const f of first.fds.splice(0)) libc.close(f);
         this.#outBytes -= n;
+        this.stats.bytesOut += n;
         while (n > 0) {
           const o = this.#out[0]!;
           const left = o.bytes.length - o.off;
