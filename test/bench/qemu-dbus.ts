@@ -396,7 +396,7 @@ async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs', qemu: Qemu
     if (gl) {
       notes.push(['note', 'vkms can neither scan out nor map mbochs dma-bufs: every UpdateDMABUF is refused (answered as soon as the output finds it cannot show it), nothing reaches the screen; this row is QEMU\'s own update rate and our per-update D-Bus + refusal cost only. QEMU 7.2\'s vfio display does not wait for the answers: it sends UpdateDMABUF on every refresh of its display timer (dpy_gl_update from the refresh; vfio has no gl_block hook), so an answer held until the next update arrives is answered as superseded, one held 1 s makes QEMU log a timeout', '']);
     } else {
-      notes.push(['note', 'QEMU (7.2) sends the whole 640x480 frame as pixel data in a Scanout message on every refresh of its display timer, changed or not; an unchanged one is not a new frame (unchanged_scanouts); a changed one becomes the shadow as it arrived (the message copy) and is copied into a dumb buffer (bytes_copied). The bench changes the first 4 rows through qtest 60 times a second (guest_frames_written), in this process', '']);
+      notes.push(['note', 'QEMU (7.2, and 10.0: mdpy\'s surface is its region, not a memfd QEMU could share through Unix.Map) sends the whole 640x480 frame as pixel data in a Scanout message on every refresh of its display timer, changed or not; an unchanged one is not a new frame (unchanged_scanouts); a changed one becomes the shadow as it arrived (the message copy) and is copied into a dumb buffer (bytes_copied). The bench changes the first 4 rows through qtest 60 times a second (guest_frames_written), in this process', '']);
     }
     return rows(w, updates, errors, notes);
   });
