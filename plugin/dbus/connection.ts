@@ -37,11 +37,7 @@ export interface IncomingCall {
   readonly args: DbusValue[];
   /** Takes ownership of a received fd (the caller closes it); -1 if it is not a DbusFd. */
   takeFd(v: DbusValue | undefined): number;
-  /**
-   * `withNext`: the answer may wait (briefly) for the connection's next message that must
-   * leave at once, to go in the same write: for answers the peer does not wait for.
-   */
-  reply(args?: DbusArg[], opts?: { withNext?: boolean }): void;
+  reply(args?: DbusArg[]): void;
   fail(name: string, message: string): void;
   readonly answered: boolean;
 }
@@ -373,13 +369,13 @@ export class DbusConnection extends EventEmitter<Events> {
         v.fd = -1;
         return fd;
       },
-      reply(replyArgs = [], opts) {
+      reply(replyArgs = []) {
         if (answered) return;
         answered = true;
         conn.#held.delete(call);
         if (flags & FLAG_NO_REPLY_EXPECTED || conn.#closed) return;
         // The common answer (every listener call QEMU makes) skips the general encoder.
-        if (replyArgs.length === 0 && sender === undefined) return conn.#t.send(encodeEmptyReturn(conn.#nextSerial(), serial), [], opts?.withNext === true);
+        if (replyArgs.length === 0 && sender === undefined) return conn.#t.send(encodeEmptyReturn(conn.#nextSerial(), serial));
         conn.#send({ type: MESSAGE_TYPE.return, serial: conn.#nextSerial(), replySerial: serial, destination: sender, args: replyArgs });
       },
       fail(name, message) {

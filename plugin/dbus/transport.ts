@@ -61,13 +61,6 @@ export interface TransportHandlers {
   closed(e: Error | null): void;
 }
 
-/**
- * How long an answer sent `withNext` may wait for company. QEMU does not wait for the answers
- * it may delay (ScanoutDMABUF: its GDBus call has no callback); 100 ms is longer than a frame,
- * so the one timer is re-armed at most ten times a second.
- */
-const LAZY_MS = 100;
-
 /** Bytes gathered into one sendmsg (the ffi's staging area holds 256 KiB). */
 const BATCH_BYTES = 256 * 1024;
 
@@ -105,10 +98,6 @@ export class DbusTransport {
   #reading = false;
   /** A failed write in send() closes on the next turn (see send()). */
   #deferClose = false;
-  /** A queued message must leave now (not only ones that may wait for the next: see send()). */
-  #eager = false;
-  #lazyArmed = false;
-  #lazyTimer: NodeJS.Timeout | null = null;
   #closing = false;
   /** Bytes and messages read, for tests and stats. */
   readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
@@ -147,12 +136,8 @@ export class DbusTransport {
     return this.#state === 'running';
   }
 
-  /**
-   * Queues a message; `fds` are the caller's (duplicates are sent). Written soon, in order.
-   * `withNext`: it may wait (at most LAZY_MS) for the next message that must leave now, so
-   * that both go in one write: one syscall and one wake-up of the peer less.
-   */
-  send(bytes: Buffer, fds: readonly number[] = [], withNext = false): void {
+  /** Queues a message; `fds` are the caller's (duplicates are sent). Written soon, in order. */
+  send(bytes: Buffer, fds: readonly number[] = []): void {
     if (this.#state === 'closed') return;
     if (fds.length && this.#state === 'running' && !this.unixFds) throw new Error(`${this.name}: the peer did not agree to receive fds`);
     const dups: number[] = [];
@@ -169,8 +154,6 @@ export class DbusTransport {
       return;
     }
     this.stats.messagesOut++;
-    if (withNext) return this.#armLazy();
-    this.#eager = true;
     // Written now, not on a later turn of the loop (a turn costs more than the write under
     // TCG, and an answer held for a flip should leave with the flip): inside a read slice
     // the slice's end writes everything its handlers queued in one go. A write that fails
@@ -182,20 +165,6 @@ export class DbusTransport {
       this.#flush();
     } finally {
       this.#deferClose = false;
-    }
-  }
-
-  /** A message that may wait is written by LAZY_MS at the latest (one timer, re-armed). */
-  #armLazy(): void {
-    if (this.#lazyArmed || this.#state === 'closed') return;
-    this.#lazyArmed = true;
-    if (this.#lazyTimer) this.#lazyTimer.refresh();
-    else {
-      this.#lazyTimer = setTimeout(() => {
-        this.#lazyArmed = false;
-        this.#flush();
-      }, LAZY_MS);
-      this.#lazyTimer.unref();
     }
   }
 
@@ -250,7 +219,6 @@ export class DbusTransport {
       if (this.#deferClose) return void setImmediate(() => this.close(err));
       return this.close(err);
     }
-    if (!this.#out.length) this.#eager = false;
     this.#want(this.#out.length > 0 && this.#state === 'running');
   }
 
@@ -279,7 +247,7 @@ export class DbusTransport {
     const ms = performance.now() - t0;
     this.stats.slices++;
     if (ms > this.stats.longestSliceMs) this.stats.longestSliceMs = ms;
-    if (this.#eager && this.#state === 'running') this.#flush();
+    if (this.#out.length && this.#state === 'running') this.#flush();
   }
 
   #recv(into: Buffer, fds: number[]): number {
@@ -415,8 +383,6 @@ export class DbusTransport {
     this.#state = 'closed';
     if (this.#authTimer) clearTimeout(this.#authTimer);
     this.#authTimer = null;
-    if (this.#lazyTimer) clearTimeout(this.#lazyTimer);
-    this.#lazyTimer = null;
     void this.#watch?.close();
     this.#watch = null;
     for (const o of this.#out) for (const f of o.fds) libc.close(f);

@@ -336,9 +336,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   #scanoutDmabuf(r: { known: boolean }, call: IncomingCall): void {
     if (r.known) this.stats.reusedBuffers++;
     this.stats.buffersKnown = this.#scanout.buffersKnown;
-    // QEMU does not wait for this answer (only UpdateDMABUF's paces it): it leaves with the
-    // frame's UpdateDMABUF answer, one write and one wake-up of QEMU per frame instead of two.
-    call.reply([], { withNext: true });
+    call.reply();
     this.#enabled = true;
     this.stats.scanouts++;
     if (this.#scanoutWaiting) return;
