@@ -13,6 +13,7 @@
 import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import { DbusTransport, type RawMessage, type RefusedMessage, type TransportLimits } from './transport.js';
+import { encodeEmptyReturn } from './header.js';
 import { DbusFd, DbusWireError, FLAG_NO_REPLY_EXPECTED, MESSAGE_TYPE, decodeBody, encodeMessage, type DbusArg, type DbusValue, type MessageHeader, type OutgoingMessage } from './wire.js';
 
 export { DbusFd, type DbusArg, type DbusValue } from './wire.js';
@@ -373,6 +374,8 @@ export class DbusConnection extends EventEmitter<Events> {
         answered = true;
         conn.#held.delete(call);
         if (flags & FLAG_NO_REPLY_EXPECTED || conn.#closed) return;
+        // The common answer (every listener call QEMU makes) skips the general encoder.
+        if (replyArgs.length === 0 && sender === undefined) return conn.#t.send(encodeEmptyReturn(conn.#nextSerial(), serial));
         conn.#send({ type: MESSAGE_TYPE.return, serial: conn.#nextSerial(), replySerial: serial, destination: sender, args: replyArgs });
       },
       fail(name, message) {

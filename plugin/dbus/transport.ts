@@ -16,7 +16,8 @@
 import * as libc from '../../ffi/libc.js';
 import { FdWatch, UV_READABLE, UV_WRITABLE } from '../../ffi/uv.js';
 import { AuthError, MAX_AUTH_LINE, SaslClient, SaslServer, type AuthStep } from './auth.js';
-import { DbusFd, DbusWireError, decodeHeader, messageLength, type MessageHeader } from './wire.js';
+import { decodeHeader } from './header.js';
+import { DbusFd, DbusWireError, messageLength, type MessageHeader } from './wire.js';
 
 /** Bounds on one connection (see README, "What guestplane assumes of QEMU"). */
 export interface TransportLimits {
@@ -93,10 +94,13 @@ export class DbusTransport {
   readonly #authOut: Buffer[] = [];
   readonly #out: Outgoing[] = [];
   #outBytes = 0;
-  #flushScheduled = false;
+  /** Inside #readSlice: sends wait for the slice's end (one write for all its answers). */
+  #reading = false;
+  /** A failed write in send() closes on the next turn (see send()). */
+  #deferClose = false;
   #closing = false;
   /** Bytes and messages read, for tests and stats. */
-  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
+  readonly stats = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, refused: 0, fdsClosedOnArrival: 0, slices: 0, longestSliceMs: 0 };
 
   constructor(fd: number, name: string, role: 'client' | 'server', handlers: TransportHandlers, limits: Partial<TransportLimits> = {}) {
     this.#fd = fd;
@@ -150,16 +154,18 @@ export class DbusTransport {
       return;
     }
     this.stats.messagesOut++;
-    this.#scheduleFlush();
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#state !== 'running') return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
+    // Written now, not on a later turn of the loop (a turn costs more than the write under
+    // TCG, and an answer held for a flip should leave with the flip): inside a read slice
+    // the slice's end writes everything its handlers queued in one go. A write that fails
+    // here closes the connection on the next turn, never under the caller's feet (the
+    // caller may be walking its own list of held calls).
+    if (this.#reading || this.#state !== 'running') return;
+    this.#deferClose = true;
+    try {
       this.#flush();
-    });
+    } finally {
+      this.#deferClose = false;
+    }
   }
 
   /** The handshake's own lines: written ahead of every message. */
@@ -194,6 +200,7 @@ export class DbusTransport {
         if (n < 0) break;
         if (first.off === 0) for (const f of first.fds.splice(0)) libc.close(f);
         this.#outBytes -= n;
+        this.stats.bytesOut += n;
         while (n > 0) {
           const o = this.#out[0]!;
           const left = o.bytes.length - o.off;
@@ -208,7 +215,9 @@ export class DbusTransport {
         if (this.#out.length && this.#out[0]!.off > 0) break; // the socket is full
       }
     } catch (e) {
-      return this.close(e instanceof Error ? e : new Error(String(e)));
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (this.#deferClose) return void setImmediate(() => this.close(err));
+      return this.close(err);
     }
     this.#want(this.#out.length > 0 && this.#state === 'running');
   }
@@ -223,6 +232,7 @@ export class DbusTransport {
   /** Reads and handles until the socket is empty or the slice is used up. */
   #readSlice(): void {
     const t0 = performance.now();
+    this.#reading = true;
     try {
       while (this.#state !== 'closed') {
         const more = this.#state === 'running' ? this.#readMessageBytes() : this.#readAuth();
@@ -231,6 +241,8 @@ export class DbusTransport {
       }
     } catch (e) {
       this.close(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.#reading = false;
     }
     const ms = performance.now() - t0;
     this.stats.slices++;

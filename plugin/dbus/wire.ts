@@ -56,7 +56,7 @@ const MAX_DEPTH = 64;
 
 export const MESSAGE_TYPE = { call: 1, return: 2, error: 3, signal: 4 } as const;
 export const FLAG_NO_REPLY_EXPECTED = 0x1;
-const FIELD = { path: 1, interface: 2, member: 3, errorName: 4, replySerial: 5, destination: 6, sender: 7, signature: 8, unixFds: 9 } as const;
+export const FIELD = { path: 1, interface: 2, member: 3, errorName: 4, replySerial: 5, destination: 6, sender: 7, signature: 8, unixFds: 9 } as const;
 
 // --- signatures ---
 
@@ -513,52 +513,6 @@ export class WireReader {
       this.#depth--;
     }
   }
-}
-
-/** Header field codes → the MessageHeader member each fills and its type. */
-const HEADER_FIELDS: Readonly<Record<number, readonly [keyof MessageHeader, string]>> = {
-  [FIELD.path]: ['path', 'o'],
-  [FIELD.interface]: ['interface', 's'],
-  [FIELD.member]: ['member', 's'],
-  [FIELD.errorName]: ['errorName', 's'],
-  [FIELD.replySerial]: ['replySerial', 'u'],
-  [FIELD.destination]: ['destination', 's'],
-  [FIELD.sender]: ['sender', 's'],
-  [FIELD.signature]: ['signature', 'g'],
-  [FIELD.unixFds]: ['unixFds', 'u'],
-};
-
-/** Parses a complete message's header (fields checked by type); the body is not touched. */
-export function decodeHeader(b: Buffer): MessageHeader {
-  const le = b[0] === 0x6c;
-  const r = new WireReader(b, le, 4, b.length, [], 64);
-  const bodyLength = r.u32();
-  const serial = r.u32();
-  if (serial === 0) throw new DbusWireError('serial 0');
-  const fieldsLen = r.u32();
-  const fieldsEnd = r.pos + fieldsLen;
-  if (fieldsEnd > b.length) throw new DbusWireError('header fields run past the message');
-  const h: MessageHeader = { littleEndian: le, type: b[1]!, flags: b[2]!, serial, bodyLength, bodyOffset: 0, signature: '', unixFds: 0 };
-  const inFields = new WireReader(b, le, r.pos, fieldsEnd, [], 64);
-  while (inFields.pos < fieldsEnd) {
-    inFields.align(8);
-    const code = inFields.u8();
-    const sig = inFields.signature();
-    const t = parseSignature(sig);
-    if (t.length !== 1) throw new DbusWireError(`header field ${code} has signature '${sig}'`);
-    const v = inFields.value(t[0]!);
-    const field = HEADER_FIELDS[code];
-    if (field === undefined) continue; // unknown fields are ignored, as the specification says
-    if (sig !== field[1]) throw new DbusWireError(`header field ${code} has type '${sig}', expected '${field[1]}'`);
-    (h as unknown as Record<string, DbusValue>)[field[0]] = v;
-  }
-  h.bodyOffset = fieldsEnd + ((8 - (fieldsEnd % 8)) % 8);
-  if (h.bodyOffset + bodyLength !== b.length) throw new DbusWireError('header and body lengths do not add up to the message');
-  if (h.type === MESSAGE_TYPE.call && (!h.path || !h.member)) throw new DbusWireError('a method call without path or member');
-  if ((h.type === MESSAGE_TYPE.return || h.type === MESSAGE_TYPE.error) && !h.replySerial) throw new DbusWireError('a reply without reply serial');
-  if (h.type === MESSAGE_TYPE.error && !h.errorName) throw new DbusWireError('an error without error name');
-  if (h.type < 1 || h.type > 4) throw new DbusWireError(`message type ${h.type}`);
-  return h;
 }
 
 /** Decodes a message's body by its header's signature (bounded by maxValues). */

@@ -17,6 +17,17 @@ export interface KnownBuffer {
   size: number;
 }
 
+/**
+ * The file behind `fd` by device and inode, and its size. Plain numbers where they are
+ * exact (a BigInt stat costs several times more, once per frame); BigInts past 2^53.
+ */
+function identify(fd: number): { inode: string; size: number } {
+  const st = fstatSync(fd);
+  if (Number.isSafeInteger(st.ino) && Number.isSafeInteger(st.dev)) return { inode: `${st.dev}:${st.ino}`, size: st.size };
+  const big = fstatSync(fd, { bigint: true });
+  return { inode: `${big.dev}:${big.ino}`, size: Number(big.size) };
+}
+
 export class KnownDmabufs {
   /** Most recently used last: eviction takes the oldest. */
   readonly #byInode = new Map<string, KnownBuffer>();
@@ -33,20 +44,22 @@ export class KnownDmabufs {
   adopt(fd: number, layout: { offset: number; stride: number; height: number }, current: string | null, nextId: () => number, member = 'ScanoutDMABUF'): { buffer: KnownBuffer; inode: string; known: boolean } {
     let keep = false;
     try {
-      let link = '';
-      try {
-        link = readlinkSync(`/proc/self/fd/${fd}`);
-      } catch {
-        /* reported below */
+      const { inode, size } = identify(fd);
+      const known = this.#byInode.get(inode);
+      // A known inode was seen to be a dma-buf when it came first (the same file, whatever
+      // the fd): only a new one is asked what it is (a readlink more per frame otherwise).
+      if (!known) {
+        let link = '';
+        try {
+          link = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          /* reported below */
+        }
+        if (!link.startsWith('/dmabuf:')) throw new ListenerError(member, `the fd is not a dma-buf (${link || 'unreadable'})`);
       }
-      if (!link.startsWith('/dmabuf:')) throw new ListenerError(member, `the fd is not a dma-buf (${link || 'unreadable'})`);
-      const st = fstatSync(fd, { bigint: true });
-      const inode = `${st.dev}:${st.ino}`;
-      const size = Number(st.size);
       const need = layout.offset + layout.stride * layout.height;
       const at = layout.offset ? `offset ${layout.offset} + ` : '';
       if (size > 0 && need > size) throw new ListenerError(member, `${at}stride ${layout.stride} × height ${layout.height} = ${need} bytes but the dma-buf has ${size}`);
-      const known = this.#byInode.get(inode);
       if (known) {
         this.#byInode.delete(inode);
         this.#byInode.set(inode, known);

@@ -15,7 +15,11 @@ import { runNodeFloor } from './node-floor.js';
 import { runIdle } from './idle.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runShmRead } from './shm-read.js';
-import { QEMU_DBUS_BENCH, runPeer, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
+import { QEMU_DBUS_BENCH, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
+import { runPeerChild } from './peer-rows.js';
+import { fetchedQemu } from '../integration/helpers/qemu-builds.js';
+
+const QEMU_MAP_BENCH = 'qemu-dbus-map-640x480';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -123,6 +127,32 @@ function scaleRows(r: ScaleResult): Row {
     ['cpu_load', r.cpuUs / 10 / scaleMs, '%'],
     ...processRows(r),
     ['errors', r.errors.length ? r.errors.join(' | ') : '', ''],
+  ];
+}
+
+function pushed(into: Row[], r: Row): Row {
+  into.push(r);
+  return r;
+}
+
+/** Our CPU per presented frame of the D-Bus peer path against the direct path's, pooled over the rounds. */
+function ratioRows(peer: Row[], direct: Row[]): Row {
+  const sum = (rs: Row[], metric: string) => rs.reduce((a, r) => a + Number(r.find(([m]) => m === metric)?.[1] ?? NaN), 0);
+  const perFrame = (rs: Row[]) => {
+    // cpu_per_frame × presented = CPU; pooled CPU / pooled frames.
+    const cpu = rs.reduce((a, r) => a + Number(r.find(([m]) => m === 'cpu_per_frame')?.[1] ?? NaN) * Number(r.find(([m]) => m === 'presented_per_s')?.[1] ?? NaN) * Number(r.find(([m]) => m === 'window')?.[1] ?? NaN), 0);
+    const frames = rs.reduce((a, r) => a + Number(r.find(([m]) => m === 'presented_per_s')?.[1] ?? NaN) * Number(r.find(([m]) => m === 'window')?.[1] ?? NaN), 0);
+    return frames ? cpu / frames : NaN;
+  };
+  const p = perFrame(peer);
+  const d = perFrame(direct);
+  const peerOwn = peer.length ? sum(peer, 'peer_cpu_per_frame') / peer.length : NaN;
+  return [
+    ['cpu_per_frame', p, 'ms'],
+    ['cpu_per_frame_direct', d, 'ms'],
+    ['cpu_vs_udmabuf_direct', p / d, 'x'],
+    ['peer_cpu_per_frame', peerOwn, 'ms'],
+    ['note', `ours: this process's CPU per presented frame, pooled over ${peer.length} window(s) of each path taken in turns; the peer's (the QEMU it plays) is not in it`, ''],
   ];
 }
 
@@ -283,12 +313,25 @@ for (const [w, h] of MODES) {
 {
   const spec = { card, connector: 'Virtual-1', warmupMs, ms: quick ? 2500 : 5000, log };
   const t = Date.now();
-  await attempt(QEMU_DBUS_BENCH, 'peer udmabuf (paced)', () => runPeer(spec));
-  await attempt(QEMU_DBUS_BENCH, 'udmabuf direct (no D-Bus)', () => runUdmabufDirect(spec));
-  await attempt(QEMU_DBUS_BENCH, 'qemu mbochs gl=on (refused on vkms)', () => runQemuMbochs(spec));
-  await attempt(QEMU_DBUS_BENCH, 'qemu mdpy gl=off (copy)', () => runQemuMdpy(spec));
+  // The peer and the direct path take turns, `rounds` windows each: the ratio of their CPU
+  // per frame is the target of issue 26 (within 1.3x), so both see the same host load.
+  const peer: Row[] = [];
+  const direct: Row[] = [];
+  for (let r = 0; r < rounds && want(QEMU_DBUS_BENCH); r++) {
+    await attempt(QEMU_DBUS_BENCH, `peer udmabuf (own process)${rounds > 1 ? ` #${r + 1}` : ''}`, async () => pushed(peer, await runPeerChild(spec, 'dmabuf')));
+    await attempt(QEMU_DBUS_BENCH, `udmabuf direct (no D-Bus)${rounds > 1 ? ` #${r + 1}` : ''}`, async () => pushed(direct, await runUdmabufDirect(spec)));
+  }
+  if (want(QEMU_DBUS_BENCH)) sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct', ratioRows(peer, direct));
+  await attempt(QEMU_DBUS_BENCH, `qemu mbochs gl=on (refused on vkms)`, () => runQemuMbochs(spec));
+  await attempt(QEMU_DBUS_BENCH, `qemu mdpy gl=off (copy)`, () => runQemuMdpy(spec));
+  if (!fetchedQemu().missing) {
+    await attempt(QEMU_DBUS_BENCH, `qemu10 mbochs gl=on (refused on vkms)`, () => runQemuMbochs(spec, fetchedQemu()));
+    await attempt(QEMU_DBUS_BENCH, `qemu10 mdpy gl=off (copy)`, () => runQemuMdpy(spec, fetchedQemu()));
+  } else if (want(QEMU_DBUS_BENCH)) sink.row(QEMU_DBUS_BENCH, 'qemu10', [['note', `not measured: ${fetchedQemu().missing}`, '']]);
   await attempt(QEMU_DBUS_BENCH, 'vfio mdpy direct (region, polled)', () => runVfioDirect(spec));
-  if (want(QEMU_DBUS_BENCH)) sink.row('meta', '-', [['qemu_dbus_scenario_time', (Date.now() - t) / 1000, 's']]);
+  await attempt(QEMU_MAP_BENCH, 'peer Update (pixels in the message)', () => runPeerChild(spec, 'update'));
+  await attempt(QEMU_MAP_BENCH, 'peer Unix.Map (UpdateMap)', () => runPeerChild(spec, 'map'));
+  if (want(QEMU_DBUS_BENCH) || want(QEMU_MAP_BENCH)) sink.row('meta', '-', [['qemu_dbus_scenario_time', (Date.now() - t) / 1000, 's']]);
 }
 if (only !== undefined && !readFileSync(outFile, 'utf8').split('\n').some((l) => l && !l.includes('"bench":"meta"'))) {
   log(`--only ${only}: no scenario's bench name contains it`);

@@ -41,6 +41,7 @@ import { openVfioSource } from '../../plugin/sources/open.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 import { createSmallMdev, removeMdevAsync, type MdevInstance } from '../integration/helpers/mdev.js';
 import { qemuPeer } from '../integration/helpers/qemu-peer.js';
+import { systemQemu, type QemuBuild } from '../integration/helpers/qemu-builds.js';
 import { mbochsInit, mbochsSetMode, mdpyInit, mdpyWriteFramebuffer, qemuDbusMissing, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from '../integration/helpers/qemu.js';
 import { cpuMicros, latencyRows, percentile, sleep, summarizeLatency } from './measure.js';
 import { runStream } from './stream.js';
@@ -61,12 +62,12 @@ const H = 480;
 const STRIDE = W * 4;
 const XRGB8888 = 0x34325258;
 /** How long QEMU may take to send its first frame after the mode is set (TCG, EGL set-up). */
-const FIRST_FRAME_MS = 30_000;
+export const FIRST_FRAME_MS = 30_000;
 
 // ---------------------------------------------------------------------------------------
 // Tear-down: everything a path set up, undone in reverse order, each step on its own.
 
-class Teardown {
+export class Teardown {
   readonly #steps: Array<{ what: string; fn: () => unknown }> = [];
   push(what: string, fn: () => unknown): void {
     this.#steps.push({ what, fn });
@@ -86,7 +87,7 @@ class Teardown {
 }
 
 /** Runs `body` with a Teardown; tear-down failures become a row (or join the thrown error). */
-async function withTeardown(body: (t: Teardown) => Promise<Row>): Promise<Row> {
+export async function withTeardown(body: (t: Teardown) => Promise<Row>): Promise<Row> {
   const t = new Teardown();
   let rows: Row;
   try {
@@ -121,7 +122,7 @@ function processCpuMicros(pid: number): number | null {
   }
 }
 
-interface Window {
+export interface Window {
   windowMs: number;
   cpuUs: number;
   /** QEMU's own CPU over the window, µs (QEMU paths). */
@@ -145,7 +146,7 @@ interface Window {
  * Warm-up, then one window of `ms` on `out`: its presents (with their latency, source
  * arrival → flip complete), its counters, our CPU and QEMU's.
  */
-async function measureWindow(out: Output, spec: QemuDbusSpec, src: QemuConsoleSource | null, qemuPid: number | null, during?: { start(): void; stop(): void }): Promise<Window> {
+export async function measureWindow(out: Output, spec: QemuDbusSpec, src: QemuConsoleSource | null, qemuPid: number | null, during?: { start(): void; stop(): void }): Promise<Window> {
   // A stalled event loop answers nothing: QEMU gives up on an UpdateDMABUF after 1 s.
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
@@ -214,7 +215,7 @@ async function measureWindow(out: Output, spec: QemuDbusSpec, src: QemuConsoleSo
  * The rows of one path. `updates`: what the guest side sent in the window (frames for
  * the peer, D-Bus frame messages for QEMU, plane polls for VFIO).
  */
-function rows(w: Window, updates: number, errors: Set<string>, extra: Row = []): Row {
+export function rows(w: Window, updates: number, errors: Set<string>, extra: Row = []): Row {
   const s = w.windowMs / 1000;
   const frames = w.presented;
   const lat = summarizeLatency(w.latencyMs, w.refreshMs);
@@ -251,7 +252,7 @@ function rows(w: Window, updates: number, errors: Set<string>, extra: Row = []):
   return r;
 }
 
-function openOutput(t: Teardown, spec: QemuDbusSpec): { out: Output; errors: Set<string> } {
+export function openOutput(t: Teardown, spec: QemuDbusSpec): { out: Output; errors: Set<string> } {
   setDrmEventPath('uv');
   const dev = KmsDevice.open(spec.card);
   t.push('closing the KMS device', () => dev.close());
@@ -263,7 +264,7 @@ function openOutput(t: Teardown, spec: QemuDbusSpec): { out: Output; errors: Set
   return { out, errors };
 }
 
-async function waitFor(cond: () => boolean, what: string, ms: number): Promise<void> {
+export async function waitFor(cond: () => boolean, what: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`no ${what} within ${ms} ms`);
@@ -272,78 +273,7 @@ async function waitFor(cond: () => boolean, what: string, ms: number): Promise<v
 }
 
 // ---------------------------------------------------------------------------------------
-// 1. The peer: QEMU's side played in this process, udmabufs vkms scans out.
-
-export function runPeer(spec: QemuDbusSpec): Promise<Row> {
-  return withTeardown(async (t) => {
-    // Guest memory with two scanout buffers, rendered once (the guest then only flips).
-    const size = STRIDE * H;
-    const memfd = libc.memfdCreate('gp-bench-guest-ram', libc.MFD_ALLOW_SEALING | libc.MFD_CLOEXEC);
-    t.push('closing the guest memfd', () => libc.close(memfd));
-    libc.ftruncate(memfd, size * 2);
-    libc.fcntl(memfd, libc.F_ADD_SEALS, libc.F_SEAL_SHRINK);
-    const map = libc.mmap(memfd, size * 2, libc.PROT_READ | libc.PROT_WRITE, 0);
-    t.push('unmapping guest memory', () => map.unmap());
-    const udev = libc.open('/dev/udmabuf', libc.O_RDWR | libc.O_CLOEXEC);
-    t.push('closing /dev/udmabuf', () => libc.close(udev));
-    const dmabufs: number[] = [];
-    t.push('closing the udmabufs', () => dmabufs.forEach((f) => libc.close(f)));
-    for (const i of [0, 1]) {
-      dmabufs.push(udmabufCreate(udev, memfd, i * size, size));
-      drawPattern({ bytes: map.bytes, offset: i * size, width: W, height: H, stride: STRIDE }, i + 1);
-    }
-
-    const peer = await qemuPeer({ width: W, height: H });
-    t.push('closing the peer', () => peer.close());
-    const { out, errors } = openOutput(t, spec);
-    out.attach(peer.src, 'native');
-
-    // QEMU sends ScanoutDMABUF without waiting and blocks on UpdateDMABUF's answer.
-    const scanoutArgs = (i: number) => [
-      { type: 'h' as const, value: dmabufs[i]! },
-      { type: 'u' as const, value: W },
-      { type: 'u' as const, value: H },
-      { type: 'u' as const, value: STRIDE },
-      { type: 'u' as const, value: XRGB8888 },
-      { type: 't' as const, value: 0n },
-      { type: 'b' as const, value: false },
-    ];
-    const updateArgs = [{ type: 'i' as const, value: 0 }, { type: 'i' as const, value: 0 }, { type: 'i' as const, value: W }, { type: 'i' as const, value: H }];
-    let running = true;
-    let measuring = false;
-    let frames = 0;
-    const answerMs: number[] = [];
-    let loopError: Error | null = null;
-    const loop = (async () => {
-      for (let n = 0; running; n++) {
-        const sent = process.hrtime.bigint();
-        await Promise.all([peer.call('ScanoutDMABUF', scanoutArgs(n % 2)), peer.call('UpdateDMABUF', updateArgs)]);
-        if (measuring) {
-          frames++;
-          answerMs.push(Number(process.hrtime.bigint() - sent) / 1e6);
-        }
-      }
-    })().catch((e: Error) => {
-      loopError = e;
-    });
-    t.push('stopping the peer', async () => {
-      running = false;
-      await Promise.race([loop, sleep(3000)]);
-    });
-    await waitFor(() => out.statsSnapshot().framesPresented > 1 || loopError !== null, 'first frame from the peer', FIRST_FRAME_MS);
-    const w = await measureWindow(out, spec, peer.src, null, { start: () => (measuring = true), stop: () => (measuring = false) });
-    running = false;
-    await Promise.race([loop, sleep(3000)]);
-    if (loopError) errors.add(`peer: ${(loopError as Error).message}`);
-    const a = [...answerMs].sort((x, y) => x - y);
-    return rows(w, frames, errors, [
-      ['guest_frames', frames, 'count'],
-      ['answer_p50', percentile(a, 50), 'ms'],
-      ['answer_p99', percentile(a, 99), 'ms'],
-      ['note', 'the peer playing QEMU runs in this process: its D-Bus calls are in the CPU figures; frames = ScanoutDMABUF (other buffer) + UpdateDMABUF, the next sent when the UpdateDMABUF is answered (after its flip)', ''],
-    ]);
-  });
-}
+// 1. The peer (QEMU played by the bench in a process of its own) is in peer-rows.ts.
 
 /**
  * Reference for the peer's row: the stream bench's udmabuf guest (three buffers, flipping on
@@ -386,21 +316,21 @@ function mdevFor(t: Teardown, parent: 'mdpy' | 'mbochs'): MdevInstance {
   return mdev;
 }
 
-async function qemuOn(t: Teardown, parent: 'mdpy' | 'mbochs', gl: boolean): Promise<{ vm: QemuVm; busAddress: string; type: string }> {
-  const missing = qemuDbusMissing({ parents: [parent], gl });
+async function qemuOn(t: Teardown, parent: 'mdpy' | 'mbochs', gl: boolean, qemu: QemuBuild): Promise<{ vm: QemuVm; busAddress: string; type: string }> {
+  const missing = qemuDbusMissing({ parents: [parent], gl }, qemu);
   if (missing) throw new Error(`not measured: ${missing}`);
   const mdev = mdevFor(t, parent);
   const dir = mkdtempSync(join(tmpdir(), 'gp-bench-qemu-'));
   t.push('removing the QEMU directory', () => rmSync(dir, { recursive: true, force: true }));
   const bus = startSessionBus(dir);
   t.push('stopping dbus-daemon', () => bus.close());
-  const vm = await startQemu({ mdev, gl, busAddress: bus.address, dir });
+  const vm = await startQemu({ mdev, gl, busAddress: bus.address, dir, qemu });
   t.push('stopping QEMU', () => vm.close());
   await vm.waitForDisplay();
   return { vm, busAddress: bus.address, type: mdev.type };
 }
 
-async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs'): Promise<Row> {
+async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs', qemu: QemuBuild): Promise<Row> {
   const gl = parent === 'mbochs';
   // QEMU gives up on an UpdateDMABUF after 1 s (DBUS_DEFAULT_TIMEOUT) and says so on
   // stderr: counted per phase (the last count once QEMU has exited, at the very end).
@@ -414,7 +344,7 @@ async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs'): Promise<R
       late.push(['qemu_update_timeouts', phases.join(', '), '']);
     });
     const t0 = Date.now();
-    const q = await qemuOn(t, parent, gl);
+    const q = await qemuOn(t, parent, gl, qemu);
     vm = q.vm;
     const { busAddress, type } = q;
     if (parent === 'mbochs') await mbochsInit(q.vm.qtest);
@@ -459,21 +389,22 @@ async function runQemu(spec: QemuDbusSpec, parent: 'mdpy' | 'mbochs'): Promise<R
     const stderr = unexpectedQemuStderr(q.vm.stderr).filter((l) => !/Failed to call update: Timeout was reached/.test(l));
     if (stderr.length) errors.add(`QEMU stderr: ${stderr.slice(0, 3).join(' / ')}`);
     const notes: Row = [
+      ['qemu', q.vm && qemu.label, ''],
       ['mdev_type', type, ''],
       ['qemu_setup', setupMs, 'ms'],
     ];
     if (gl) {
       notes.push(['note', 'vkms can neither scan out nor map mbochs dma-bufs: every UpdateDMABUF is refused (answered as soon as the output finds it cannot show it), nothing reaches the screen; this row is QEMU\'s own update rate and our per-update D-Bus + refusal cost only. QEMU 7.2\'s vfio display does not wait for the answers: it sends UpdateDMABUF on every refresh of its display timer (dpy_gl_update from the refresh; vfio has no gl_block hook), so an answer held until the next update arrives is answered as superseded, one held 1 s makes QEMU log a timeout', '']);
     } else {
-      notes.push(['note', 'QEMU (7.2) sends the whole 640x480 frame as pixel data in a Scanout message on every refresh of its display timer, changed or not; an unchanged one is not a new frame (unchanged_scanouts); a changed one becomes the shadow as it arrived (the message copy) and is copied into a dumb buffer (bytes_copied). The bench changes the first 4 rows through qtest 60 times a second (guest_frames_written), in this process', '']);
+      notes.push(['note', 'QEMU (7.2, and 10.0: mdpy\'s surface is its region, not a memfd QEMU could share through Unix.Map) sends the whole 640x480 frame as pixel data in a Scanout message on every refresh of its display timer, changed or not; an unchanged one is not a new frame (unchanged_scanouts); a changed one becomes the shadow as it arrived (the message copy) and is copied into a dumb buffer (bytes_copied). The bench changes the first 4 rows through qtest 60 times a second (guest_frames_written), in this process', '']);
     }
     return rows(w, updates, errors, notes);
   });
   return [...rowsOut, ...late];
 }
 
-export const runQemuMbochs = (spec: QemuDbusSpec) => runQemu(spec, 'mbochs');
-export const runQemuMdpy = (spec: QemuDbusSpec) => runQemu(spec, 'mdpy');
+export const runQemuMbochs = (spec: QemuDbusSpec, qemu: QemuBuild = systemQemu()) => runQemu(spec, 'mbochs', qemu);
+export const runQemuMdpy = (spec: QemuDbusSpec, qemu: QemuBuild = systemQemu()) => runQemu(spec, 'mdpy', qemu);
 
 // ---------------------------------------------------------------------------------------
 // 4. The same kind of mdpy mdev through VFIO, no QEMU.

@@ -67,6 +67,12 @@ const DESCRIPTIONS = {
   loop_stall_max_window: 'longest event-loop stall, window',
   qemu_cpu_per_update: 'QEMU\'s CPU per update',
   qemu_cpu_load: 'QEMU\'s CPU load (of one core)',
+  dbus_bytes_in_per_frame: 'bytes over D-Bus to us per frame',
+  dbus_bytes_out_per_frame_peer: 'bytes the peer sent per frame',
+  peer_cpu_per_frame: 'the peer\'s (QEMU\'s) CPU per frame, its own process',
+  peer_cpu_load: 'the peer\'s CPU load (of one core)',
+  cpu_per_frame_direct: 'udmabuf direct: host CPU per presented frame',
+  cpu_vs_udmabuf_direct: 'ours vs udmabuf direct',
 };
 
 const UNIT_LABEL = { count: '', B: 'B', ms: 'ms', refresh: 'refresh periods', x: '×', '%': '%', MiB: 'MiB' };

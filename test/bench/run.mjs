@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { buildKernel, runInVm, projectDir } from '../rig/vm.mjs';
+import { buildKernel, fetchQemu, runInVm, projectDir } from '../rig/vm.mjs';
 import { renderMeta, renderTables } from './report.mjs';
 
 const args = process.argv.slice(2);
@@ -125,6 +125,11 @@ log('compiling the C floor (gcc, libdrm)');
 run('gcc', ['-O2', '-Wall', '-Wextra', '-o', join(outDir, 'floor'), join(projectDir, 'test/bench/floor.c'), ...libdrm.stdout.trim().split(/\s+/)], 'compiling test/bench/floor.c');
 
 const kernel = await buildKernel({ log });
+// The D-Bus rows run on the system QEMU and on the rig's second one (QEMU 10, fetched once
+// into the cache); without it those rows say why.
+const wantsQemu = !only || 'qemu-dbus-640x480'.includes(only) || only.includes('qemu');
+const qemu10 = wantsQemu ? await fetchQemu({ log }) : { tree: null, missing: 'not needed' };
+if (!qemu10.tree) log(`QEMU 10: ${qemu10.missing}`);
 log(`booting the rig (${kernel.version}); the bench takes ${only ? 'at most ' : ''}${quick ? '~1' : '~3'} min inside`);
 const inner = ['node --expose-gc dist/test/bench/inner.js --out /mnt/rig/results.jsonl --floor /mnt/rig/floor', quick ? '--quick' : '', only ? `--only ${only}` : ''].join(' ');
 let pending = '';
@@ -133,6 +138,7 @@ const res = await runInVm({
   command: inner,
   outDir,
   timeoutMs: 15 * 60_000,
+  ...(qemu10.tree ? { qemuTree: qemu10.tree } : { env: { GUESTPLANE_QEMU10_MISSING: qemu10.missing } }),
   onConsole: (s) => {
     // Relay the bench's progress lines; the rest of the console stays in the VM log.
     pending += s;

@@ -4,7 +4,8 @@
 // DbusWireError (never another exception, never unbounded work).
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { DbusFd, DbusWireError, MESSAGE_TYPE, decodeBody, decodeHeader, encodeMessage, messageLength, parseSignature, type DbusArg } from '../../plugin/dbus/wire.js';
+import { DbusFd, DbusWireError, MESSAGE_TYPE, decodeBody, encodeMessage, messageLength, parseSignature, type DbusArg } from '../../plugin/dbus/wire.js';
+import { decodeHeader, encodeEmptyReturn } from '../../plugin/dbus/header.js';
 
 const LIMITS = { maxMessageBytes: 1 << 20 };
 
@@ -62,6 +63,17 @@ describe('D-Bus wire format', () => {
         expect(back).toEqual(want);
       }),
     );
+  });
+
+  it('the empty method return written directly is byte for byte what encodeMessage writes', () => {
+    for (const [serial, replySerial] of [
+      [1, 1],
+      [0xffffffff, 7],
+      [123456, 0xfffffffe],
+    ] as const) {
+      expect(encodeEmptyReturn(serial, replySerial)).toEqual(encodeMessage({ type: MESSAGE_TYPE.return, serial, replySerial }).bytes);
+      expect(decodeHeader(encodeEmptyReturn(serial, replySerial))).toMatchObject({ type: MESSAGE_TYPE.return, serial, replySerial, signature: '', unixFds: 0, bodyLength: 0 });
+    }
   });
 
   it('parses signatures and refuses invalid ones', () => {
