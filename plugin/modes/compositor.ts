@@ -346,7 +346,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #addToplevel(t: Toplevel): void {
     const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
     source.outputs = () => [...this.#wlOutputs];
-    source.view = () => windowView(t.surface.size, t.geometry());
+    source.view = () => this.#view(t.surface);
     const onCommit = (c: SurfaceCommit) => {
       source.commit(c);
       // The root's size places its sub-surfaces, and maps the pointer into it.
@@ -421,9 +421,13 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     return sceneTree(root, this.#toplevels.find((x) => x.t.surface === root)?.t.popups() ?? []);
   }
 
-  /** A toplevel's window rectangle (window geometry within its surface). */
+  /**
+   * A toplevel's window rectangle (window geometry within its surface); in native fit at
+   * most the output's size from its top-left (a larger window is cropped right and bottom).
+   */
   #view(root: Surface): ReturnType<typeof windowView> {
-    return windowView(root.size, this.#toplevels.find((x) => x.t.surface === root)?.t.geometry() ?? null);
+    const bound = this.#fit === 'native' ? { w: this.output.width, h: this.output.height } : undefined;
+    return windowView(root.size, this.#toplevels.find((x) => x.t.surface === root)?.t.geometry() ?? null, bound);
   }
 
   #shownRoot(): Surface | null {

@@ -576,6 +576,30 @@ static int run_geometry(void) {
 	return 0;
 }
 
+/* A toplevel larger than its fullscreen configure and without window geometry (a toolkit
+ * whose minimum size exceeds the output): 64 columns wider and 56 rows taller, green where
+ * the configured size reaches from the top-left corner, red on the right and bottom edge
+ * beyond it (a centred crop would show some red and lose green columns on the left); waits
+ * for a line on stdin. */
+static int run_oversize(void) {
+	if (!compositor || !shm || !wm_base) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	int bw = width + 64, bh = height + 56;
+	struct buffer b;
+	make_shm_sized(&b, bw, bh);
+	for (int y = 0; y < bh; y++)
+		for (int x = 0; x < bw; x++) b.pixels[(size_t)y * (b.stride / 4) + x] = x < width && y < height ? 0xff00ff00u : 0xffff0000u;
+	attach_buffer(root, &b);
+	wl_surface_commit(root);
+	wl_display_roundtrip(display);
+	printf("OVERSIZE %dx%d configured %dx%d\n", bw, bh, width, height);
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
 /* Prints STEP name once the compositor has seen everything so far; waits for a line on stdin. */
 static void step(const char *name) {
 	wl_display_roundtrip(display);
@@ -1477,6 +1501,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "geometry")) return run_geometry();
+	if (!strcmp(argv[1], "oversize")) return run_oversize();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;
