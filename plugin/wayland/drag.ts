@@ -54,6 +54,9 @@ export function chooseAction(sourceActions: number, offerActions: number, prefer
 
 interface Target {
   surface: Surface;
+  /** The pointer's last position on it (motion is sent on change only). */
+  x: number;
+  y: number;
   devices: WlDataDevice[];
   offer: WlDataOffer | null;
   accepted: string | null;
@@ -92,6 +95,10 @@ export class Drag {
     const to = t && !t.surface.resource.destroyed && (this.source || t.surface.resource.client === this.client) ? t : null;
     const cur = this.#target;
     if (cur && to && cur.surface === to.surface) {
+      // The scene is refreshed on every commit: only a real move is news.
+      if (cur.x === to.x && cur.y === to.y) return;
+      cur.x = to.x;
+      cur.y = to.y;
       const time = this.seat.time();
       for (const d of cur.devices) if (!d.destroyed) d.sendMotion(time, to.x, to.y);
       return;
@@ -102,7 +109,7 @@ export class Drag {
 
   #enter(t: PointerTarget): Target {
     const devices = this.devicesOf(t.surface.resource.client);
-    const target: Target = { surface: t.surface, devices, offer: null, accepted: null, action: Action.NONE, offerActions: 0, preferred: 0 };
+    const target: Target = { surface: t.surface, x: t.x, y: t.y, devices, offer: null, accepted: null, action: Action.NONE, offerActions: 0, preferred: 0 };
     const serial = this.seat.serial();
     for (const d of devices) {
       // One offer per client (its first data device); its other devices hear of no offer.
@@ -145,7 +152,7 @@ export class Drag {
         if (preferred !== Action.NONE && ![Action.COPY, Action.MOVE, Action.ASK].includes(preferred)) {
           throw new ProtocolViolation(r, WlDataOfferError.INVALID_ACTION, `preferred action 0x${preferred.toString(16)} is not one action`);
         }
-        if (this.#dropped) throw new ProtocolViolation(r, WlDataOfferError.INVALID_OFFER, 'set_actions after the drop');
+        // After the drop too: that is how a target answers an `ask` (GTK sends it before finish).
         t.offerActions = actions;
         t.preferred = preferred;
         this.#choose(t);
@@ -156,7 +163,7 @@ export class Drag {
       if (this.#target === t && this.#dropped && !this.#ended) this.cancel();
     });
     dev.sendDataOffer(offer);
-    for (const m of src.mimeTypes) offer.sendOffer(m);
+    for (const m of new Set(src.mimeTypes)) offer.sendOffer(m);
     if (offer.version >= 3) offer.sendSourceActions(src.actions as Action);
     // Version 1 and 2 offers have no actions: copy, as the protocol says.
     if (offer.version < 3) {

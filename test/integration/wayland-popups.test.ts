@@ -8,7 +8,8 @@
 // acts: Escape goes to the client, which closes it (no popup_done); a click outside
 // dismisses it (popup_done) and is not delivered; a right-click opens the context menu at
 // the pointer; a click opens a combo box's list; resting the pointer on the link button
-// shows its tooltip (a popup without a grab).
+// shows its tooltip (a popup without a grab); the entry's selected text dragged onto
+// another entry is dropped and finished (wl_data_device).
 // Qt 5 (qtwayland5, the `menus` example of qtbase5-examples): a menu bar menu with a
 // submenu from the keyboard, and the right-click context menu.
 // Window geometry (item 2): a client drawing an uneven client-side "shadow" around its
@@ -189,7 +190,31 @@ describe('menus of real applications on the kiosk compositor', () => {
     // The press was the dismissal's, not the window's.
     expect(since()).not.toMatch(/wl_pointer@\d+\.button\(\d+, \d+, 272, 1\)/);
 
-    // 4. A right-click on the entry (where the first menu was anchored) opens its menu at the pointer.
+    // 4. Drag-and-drop: the focused entry's text is selected; dragged from it onto the
+    // empty entry below, GTK starts a drag with an icon, drops, and finishes.
+    mark = app.out().length;
+    pen.absTo(60, 27);
+    await sleep(300);
+    pen.key(BTN_LEFT, true);
+    for (const [x, y] of [[70, 30], [100, 60], [150, 115], [160, 117]] as const) {
+      await sleep(300);
+      pen.absTo(x, y);
+    }
+    await Promise.race([waitFor(() => /-> wl_data_device@\d+\.start_drag\(/.test(since()), 'start_drag', 30_000), app.early]);
+    await waitFor(() => kiosk.dataDevices.dragIcon !== null, 'the drag icon', 15_000).catch(() => {});
+    const iconSeen = kiosk.dataDevices.dragIcon !== null;
+    await waitFor(() => /wl_data_device@\d+\.enter\(/.test(since()) && /-> wl_data_offer@\d+\.accept\(\d+, "text\/plain/.test(since()), 'the target accepting text', 30_000);
+    pen.key(BTN_LEFT, false);
+    await Promise.race([waitFor(() => /wl_data_source@\d+\.dnd_finished\(\)/.test(since()), 'dnd_finished', 30_000), app.early]);
+    const dnd = since();
+    console.log(`wayland-popups: GTK drag: icon ${iconSeen ? 'shown' : 'none'}; ${(dnd.match(/wl_data_device@\d+\.motion\(/g) ?? []).length} motions`);
+    expect(dnd).toMatch(/wl_data_device@\d+\.drop\(\)/);
+    expect(dnd).toMatch(/wl_data_source@\d+\.dnd_drop_performed\(\)/);
+    expect(dnd).toMatch(/-> wl_data_offer@\d+\.finish\(\)/);
+    expect(dnd).not.toMatch(/wl_data_source@\d+\.cancelled\(\)/);
+    expect(kiosk.dataDevices.dragging).toBeNull();
+
+    // 5. A right-click on the entry (where the first menu was anchored) opens its menu at the pointer.
     expect(anchor, 'the context menu positioner had an anchor rectangle').not.toBeNull();
     const [ax, ay, aw, ah] = anchor!.slice(1).map(Number) as [number, number, number, number];
     // The anchor rectangle is in the window geometry's coordinates.
@@ -207,7 +232,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     chord(kbd, [], KEY_ESC);
     await popupsAre(app, top, 0, 'the right-click menu closed on Escape', 30_000);
 
-    // 5. A click on the "Andrea" combo box (a GtkComboBox): its list, drawn over the window.
+    // 6. A click on the "Andrea" combo box (a GtkComboBox): its list, drawn over the window.
     await waitFor(() => kiosk.seat.keyboard?.focus === top().surface, 'the keyboard back on the window', 15_000);
     mark = app.out().length;
     pen.absTo(COMBO.x, COMBO.y);
@@ -223,7 +248,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     chord(kbd, [], KEY_ESC);
     await popupsAre(app, top, 0, 'the combo list closed on Escape', 30_000);
 
-    // 6. A tooltip: the pointer resting on the link button (GtkLinkButton shows its URI) maps
+    // 7. A tooltip: the pointer resting on the link button (GtkLinkButton shows its URI) maps
     // a popup without a grab, drawn over the window; moving away takes it down.
     mark = app.out().length;
     pen.absTo(LINK_BUTTON.x, LINK_BUTTON.y);

@@ -1364,6 +1364,8 @@ static void dndd_drop(void *d, struct wl_data_device *dev) {
 	close(p[0]);
 	buf[n] = 0;
 	printf("DND_DATA %s\n", buf);
+	/* As GTK does: the actions once more after the drop (how an `ask` is answered), then finish. */
+	wl_data_offer_set_actions(dnd_offer, WL_DATA_DEVICE_MANAGER_DND_ACTION_COPY | WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE, WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE);
 	wl_data_offer_finish(dnd_offer);
 	wl_data_offer_destroy(dnd_offer);
 	dnd_offer = NULL;
