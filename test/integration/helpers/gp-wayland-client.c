@@ -1386,6 +1386,7 @@ static void start_drag(uint32_t serial) {
 	}
 	bool bad = !strcmp(dnd_mode, "bad-serial");
 	wl_data_device_start_drag(dnd_dev, src, input_surface, icon, bad ? serial + 1000 : serial);
+	ib.busy = true; /* the release listener checks it (attach_buffer cannot give an offset) */
 	wl_surface_attach(icon, ib.wl, -4, -6);
 	wl_surface_damage(icon, 0, 0, 16, 16);
 	wl_surface_commit(icon);
