@@ -33,7 +33,6 @@ export class DataDevices {
   #focus: Client | null = null;
   /** The drag in progress (from start_drag until its drop is finished or it is cancelled). */
   #drag: Drag | null = null;
-  #dragEnded: (() => void) | null = null;
 
   constructor(
     display: Display,
@@ -98,23 +97,20 @@ export class DataDevices {
   #startDrag(dev: WlDataDevice, src: Source | null, origin: Surface, icon: Surface | null, serial: number): void {
     const seat = this.seat;
     const grab = seat?.pointerGrab() ?? null;
-    const ok = seat && !this.#drag && grab && grab.resource.client === dev.client && origin.resource.client === dev.client && seat.validSerial(dev.client, serial);
+    // A dropped drag still waiting for its target's finish does not block the next one.
+    const ok = seat && !this.dragging && grab && grab.resource.client === dev.client && origin.resource.client === dev.client && seat.validSerial(dev.client, serial);
     if (!ok || (src && src.resource.destroyed)) {
       if (src && !src.resource.destroyed) src.resource.sendCancelled();
       return;
     }
-    const drag = new Drag(seat, dev.client, src, origin, icon, (c) => [...this.#devices].filter((d) => d.client === c && !d.destroyed), (d) => {
-      if (this.#drag === d) {
-        this.#drag = null;
-        this.#dragEnded?.();
-        this.#dragEnded = null;
-      }
+    const originGone = (): void => drag.cancel();
+    const drag: Drag = new Drag(seat, dev.client, src, origin, icon, (c) => [...this.#devices].filter((d) => d.client === c && !d.destroyed), (d) => {
+      origin.off('destroy', originGone);
+      if (this.#drag === d) this.#drag = null;
       seat.changed();
     });
     this.#drag = drag;
-    const originGone = () => drag.cancel();
     origin.once('destroy', originGone);
-    this.#dragEnded = () => origin.off('destroy', originGone);
     seat.releasePointer();
     seat.changed();
   }

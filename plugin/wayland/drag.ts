@@ -175,7 +175,8 @@ export class Drag {
 
   #choose(t: Target): void {
     const src = this.source!;
-    const a = chooseAction(src.resource.version >= 3 ? src.actions : Action.COPY, t.offerActions, t.preferred);
+    // A source without set_actions (older clients) offers copy, as wlroots takes it.
+    const a = chooseAction(src.resource.version >= 3 && src.dnd ? src.actions : Action.COPY, t.offerActions, t.preferred);
     if (a === t.action) return;
     t.action = a;
     if (t.offer && !t.offer.destroyed && t.offer.version >= 3) t.offer.sendAction(a);
