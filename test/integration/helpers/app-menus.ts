@@ -1,12 +1,12 @@
 // Helpers for the rig's real-application menu tests (wayland-popups.test.ts): an app
 // started with a client trace (WAYLAND_DEBUG), where a popup's window is on the output,
-// and how much of a rectangle a capture shows changed against an earlier one.
+// (by the kiosk's placement rule stated in the test, so a misplaced window or popup fails
+// the pixel check), and how much of a rectangle a capture shows changed against an earlier one.
 import { spawn } from 'node:child_process';
 import type { KioskCompositor } from '../../../plugin/modes/compositor.js';
 import type { CaptureResult as Capture } from '../../../plugin/output/capture.js';
 import type { Rect } from '../../../plugin/geometry.js';
 import type { PopupPlace } from '../../../plugin/wayland/xdg-popup.js';
-import { outputInView, windowView } from '../../../plugin/wayland/window-view.js';
 
 export interface TracedApp {
   /** Everything it printed so far (the WAYLAND_DEBUG client trace with its stderr). */
@@ -31,11 +31,20 @@ export function startTraced(cmd: string, args: string[], env: NodeJS.ProcessEnv)
 
 type Root = { surface: { size: { w: number; h: number } | null }; geometry(): Rect | null };
 
-/** A point of a toplevel's root surface on the output (native fit, 1:1). */
+/**
+ * A point of a toplevel's root surface on the output, by the kiosk's rule for native fit
+ * stated here, not taken from the code under test: the window rectangle (its geometry, or
+ * the surface) has its top-left corner at the output's on an axis where it is at least as
+ * large as the output, and is centred on an axis where it is smaller.
+ */
 export function rootToOutput(kiosk: KioskCompositor, root: Root, p: { x: number; y: number }): { x: number; y: number } {
-  const out = { w: kiosk.output.width, h: kiosk.output.height };
-  const area = outputInView('native', windowView(root.surface.size, root.geometry(), out), out);
-  return { x: Math.round(p.x - area.x), y: Math.round(p.y - area.y) };
+  const size = root.surface.size!;
+  const g = root.geometry() ?? { x: 0, y: 0, w: size.w, h: size.h };
+  const W = kiosk.output.width;
+  const H = kiosk.output.height;
+  const ox = g.w >= W ? 0 : Math.floor((W - g.w) / 2);
+  const oy = g.h >= H ? 0 : Math.floor((H - g.h) / 2);
+  return { x: Math.round(p.x - g.x + ox), y: Math.round(p.y - g.y + oy) };
 }
 
 /**
