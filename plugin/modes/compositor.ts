@@ -17,7 +17,7 @@ import { WlOutput, WlOutputMode, WlOutputSubpixel, WlOutputTransform } from '../
 import type { KmsDevice } from '../kms/device.js';
 import { Output, type ModeRequest, type PresentEvent } from '../output/output.js';
 import type { FitMode } from '../geometry.js';
-import { createCompositorGlobal, type Surface, type SurfaceCommit } from '../wayland/surface.js';
+import { callbackTime, createCompositorGlobal, type Surface, type SurfaceCommit } from '../wayland/surface.js';
 import { createShmGlobal } from '../wayland/shm.js';
 import { createXdgShellGlobal, type Toplevel } from '../wayland/xdg-shell.js';
 import { createPresentationGlobal } from '../wayland/presentation.js';
@@ -36,7 +36,7 @@ import { Seat } from '../wayland/seat.js';
 import { SeatInput } from '../wayland/seat-input.js';
 import { PointerCursor } from '../wayland/cursor-image.js';
 import { outputToSurface } from '../wayland/input-map.js';
-import { outputInView, windowView } from '../wayland/window-view.js';
+import { outputInView, outputToView, windowView } from '../wayland/window-view.js';
 import { InputStack, type InputStackOptions } from '../input/devices.js';
 import type { RuleNames } from '../input/keymap.js';
 import type { HostLayer } from '../planes/host-layers.js';
@@ -158,10 +158,18 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         view: (root) => this.#view(root),
         focus: () => this.popups.grabFocus(),
         press: (target) => this.popups.press(target, rootOf),
+        drag: () => this.dataDevices.dragging,
       });
       this.cursor = new PointerCursor(() => this.#pointerPlace(), (m) => this.#log(m));
       this.seat.pointer.onCursor = (c) => this.cursor.set(c);
-      this.dataDevices = new DataDevices(display);
+      this.dataDevices = new DataDevices(display, {
+        validSerial: (client, serial) => this.seat.inputSerial(client, serial),
+        pointerGrab: () => (this.seat.pointer.grabbed ? this.seat.pointer.focus!.surface : null),
+        releasePointer: () => this.seat.pointer.moveTo(null),
+        serial: () => display!.nextSerial(),
+        time: () => callbackTime(),
+        changed: () => this.#dragChanged(),
+      });
       this.#outputGlobal(display);
       this.leases =
         opts.leasing === false
@@ -284,7 +292,11 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       // On a seat the kernel no longer switches VTs on Ctrl+Alt+Fn: the compositor asks the seat.
       if (e.kind === 'key' && session && !passKey(this.#chords, e.code, e.pressed, { vt: (vt) => this.#switchVt(session, vt), quit: () => {}, grab: () => {} })) return;
       this.seatInput.handle(e);
-      if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') this.cursor.update();
+      if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') {
+        this.cursor.update();
+        // A drag icon follows the pointer.
+        if (this.dataDevices.dragIcon) this.#queueRelayout();
+      }
     });
     stack.on('warning', (m) => this.#log(m));
     return stack;
@@ -346,7 +358,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
   #addToplevel(t: Toplevel): void {
     const source = new SurfaceSource(`wayland client ${t.surface.resource.client.credentials().pid} ${t.surface.resource}`);
     source.outputs = () => [...this.#wlOutputs];
-    source.view = () => windowView(t.surface.size, t.geometry());
+    source.view = () => this.#view(t.surface);
     const onCommit = (c: SurfaceCommit) => {
       source.commit(c);
       // The root's size places its sub-surfaces, and maps the pointer into it.
@@ -406,6 +418,13 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.#queueRelayout();
   }
 
+  /** A drag began or ended, or its icon changed: the icon gets a layer; the scene and focus follow. */
+  #dragChanged(): void {
+    const icon = this.dataDevices.dragIcon;
+    if (icon && !this.#subs.has(icon)) this.#addLayerSurface(icon, 'drag icon', () => this.dataDevices.dragIcon === icon);
+    this.#queueRelayout();
+  }
+
   #queueRelayout(): void {
     if (this.#relayoutQueued || this.#closed) return;
     this.#relayoutQueued = true;
@@ -416,14 +435,28 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     });
   }
 
-  /** The shown toplevel's sub-surfaces and popups, bottom first, in its root's coordinates. */
+  /** The shown toplevel's sub-surfaces and popups, bottom first, in its root's coordinates (what input can hit). */
   #tree(root: Surface): ReturnType<typeof sceneTree> {
     return sceneTree(root, this.#toplevels.find((x) => x.t.surface === root)?.t.popups() ?? []);
   }
 
-  /** A toplevel's window rectangle (window geometry within its surface). */
+  /** What is drawn: the tree, and a drag's icon on top at the pointer (its surface offset from the hotspot). */
+  #drawnTree(root: Surface): ReturnType<typeof sceneTree> {
+    const tree = this.#tree(root);
+    const icon = this.dataDevices.dragIcon;
+    const view = this.#view(root);
+    if (!icon?.size || !view) return tree;
+    const at = outputToView(this.#fit, view, { w: this.output.width, h: this.output.height }, this.seatInput.pointer);
+    return [...tree, { surface: icon, x: Math.round(at.x) + icon.offset.x, y: Math.round(at.y) + icon.offset.y }];
+  }
+
+  /**
+   * A toplevel's window rectangle (window geometry within its surface); in native fit at
+   * most the output's size from its top-left (a larger window is cropped right and bottom).
+   */
   #view(root: Surface): ReturnType<typeof windowView> {
-    return windowView(root.size, this.#toplevels.find((x) => x.t.surface === root)?.t.geometry() ?? null);
+    const bound = this.#fit === 'native' ? { w: this.output.width, h: this.output.height } : undefined;
+    return windowView(root.size, this.#toplevels.find((x) => x.t.surface === root)?.t.geometry() ?? null, bound);
   }
 
   #shownRoot(): Surface | null {
@@ -436,7 +469,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     this.seatInput.refresh();
     this.cursor.update();
     const root = this.#shownRoot();
-    const scene = root ? sceneLayers(this.#tree(root), root, this.#fit, this.output.width, this.output.height, this.#view(root)) : [];
+    const scene = root ? sceneLayers(this.#drawnTree(root), root, this.#fit, this.output.width, this.output.height, this.#view(root)) : [];
     const shown = new Set(scene.map((l) => l.surface));
     for (const [surface, { source }] of this.#subs) source.setShown(shown.has(surface));
     const layers: HostLayer[] = scene.map((l) => {

@@ -1,8 +1,9 @@
 // wl_data_device_manager v3: the clipboard (selection) within the seat. Minimal and by
 // the protocol's rules: a client sets the selection from a wl_data_source, the focused
 // client's data devices get a wl_data_offer of its MIME types, and a receive on the
-// offer is handed to the source as a send with the same fd. Drag-and-drop needs a
-// pointer grab a kiosk does not offer: start_drag cancels the drag at once.
+// offer is handed to the source as a send with the same fd. Drag-and-drop (start_drag)
+// is drag.ts's, on the seat's pointer grab; without a seat (`drags` not given) or without
+// a held button quoting a valid serial, start_drag cancels the drag at once.
 //
 // Ownership: fds of receive requests are ours and closed after they are passed on (the
 // event carries a dup).
@@ -12,7 +13,6 @@ import { ProtocolViolation } from '../../protocols/runtime.js';
 import {
   WlDataDeviceError,
   WlDataDeviceManager,
-  WlDataDeviceManagerDndAction,
   WlDataOffer,
   WlDataOfferError,
   WlDataSourceError,
@@ -20,15 +20,9 @@ import {
   type WlDataSource,
 } from '../../protocols/generated/wayland.js';
 import { Surface } from './surface.js';
+import { ALL_ACTIONS, DRAG_ICON_ROLE, Drag, type DragSeat, type DragSource } from './drag.js';
 
-const ALL_ACTIONS = WlDataDeviceManagerDndAction.COPY | WlDataDeviceManagerDndAction.MOVE | WlDataDeviceManagerDndAction.ASK;
-
-interface Source {
-  resource: WlDataSource;
-  mimeTypes: string[];
-  /** set_actions was called: a drag-and-drop source, not for the selection. */
-  dnd: boolean;
-}
+type Source = DragSource;
 
 /** The seat's clipboard; the compositor says which client has the keyboard focus. */
 export class DataDevices {
@@ -37,12 +31,17 @@ export class DataDevices {
   readonly #sources = new WeakMap<WlDataSource, Source>();
   #selection: Source | null = null;
   #focus: Client | null = null;
+  /** The drag in progress (from start_drag until its drop is finished or it is cancelled). */
+  #drag: Drag | null = null;
 
-  constructor(display: Display) {
+  constructor(
+    display: Display,
+    private readonly seat: DragSeat | null = null,
+  ) {
     this.global = WlDataDeviceManager.global(display, 3, (id) => {
       id.create({
         createDataSource: (_res, sid) => {
-          const src: Source = { resource: null as unknown as WlDataSource, mimeTypes: [], dnd: false };
+          const src: Source = { resource: null as unknown as WlDataSource, mimeTypes: [], dnd: false, actions: 0 };
           src.resource = sid.create({
             offer(_r, mime) {
               src.mimeTypes.push(mime);
@@ -50,6 +49,7 @@ export class DataDevices {
             setActions(r, actions) {
               if ((actions & ~ALL_ACTIONS) !== 0) throw new ProtocolViolation(r, WlDataSourceError.INVALID_ACTION_MASK, `action mask 0x${actions.toString(16)} has bits outside copy|move|ask`);
               src.dnd = true;
+              src.actions = actions;
             },
           });
           this.#sources.set(src.resource, src);
@@ -59,11 +59,11 @@ export class DataDevices {
         },
         getDataDevice: (_res, did) => {
           const dev = did.create({
-            startDrag: (_r, source, origin, icon) => {
-              if (icon && Surface.of(icon).role !== null) throw new ProtocolViolation(dev, WlDataDeviceError.ROLE, `${icon} already has a role`);
-              void origin;
-              // No pointer grab in a kiosk: the drag ends before it starts.
-              if (source && !source.destroyed) source.sendCancelled();
+            startDrag: (_r, source, origin, icon, serial) => {
+              const iconSurface = icon ? Surface.of(icon) : null;
+              if (iconSurface && iconSurface.role !== null && iconSurface.role !== DRAG_ICON_ROLE) throw new ProtocolViolation(dev, WlDataDeviceError.ROLE, `${icon} already has the role ${iconSurface.role}`);
+              if (iconSurface) iconSurface.role = DRAG_ICON_ROLE;
+              this.#startDrag(dev, source ? (this.#sources.get(source) ?? null) : null, Surface.of(origin), iconSurface, serial);
             },
             setSelection: (_r, source) => {
               const src = source ? this.#sources.get(source) : null;
@@ -77,6 +77,42 @@ export class DataDevices {
         },
       });
     });
+  }
+
+  /** The drag whose button is still held (pointer input goes to it), or null. */
+  get dragging(): Drag | null {
+    return this.#drag && !this.#drag.dropped ? this.#drag : null;
+  }
+
+  /** The icon to draw at the pointer (a drag in progress with an icon surface), or null. */
+  get dragIcon(): Surface | null {
+    const i = this.dragging?.icon ?? null;
+    return i && !i.resource.destroyed ? i : null;
+  }
+
+  /**
+   * start_drag: only from the pointer's implicit grab on a surface of the same client, with
+   * an input serial that client was given, and one drag at a time; otherwise cancelled.
+   */
+  #startDrag(dev: WlDataDevice, src: Source | null, origin: Surface, icon: Surface | null, serial: number): void {
+    const seat = this.seat;
+    const grab = seat?.pointerGrab() ?? null;
+    // A dropped drag still waiting for its target's finish does not block the next one.
+    const ok = seat && !this.dragging && grab && grab.resource.client === dev.client && origin.resource.client === dev.client && seat.validSerial(dev.client, serial);
+    if (!ok || (src && src.resource.destroyed)) {
+      if (src && !src.resource.destroyed) src.resource.sendCancelled();
+      return;
+    }
+    const originGone = (): void => drag.cancel();
+    const drag: Drag = new Drag(seat, dev.client, src, origin, icon, (c) => [...this.#devices].filter((d) => d.client === c && !d.destroyed), (d) => {
+      origin.off('destroy', originGone);
+      if (this.#drag === d) this.#drag = null;
+      seat.changed();
+    });
+    this.#drag = drag;
+    origin.once('destroy', originGone);
+    seat.releasePointer();
+    seat.changed();
   }
 
   /** The client with the keyboard focus gets the selection (and every later change of it). */

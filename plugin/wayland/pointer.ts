@@ -52,6 +52,10 @@ export class SeatPointer {
   get grabbed(): boolean {
     return this.#buttons.size > 0 && this.#focus !== null;
   }
+  /** How many buttons are held (a drag ends when the last is released). */
+  get buttonsHeld(): number {
+    return this.#buttons.size;
+  }
   get cursor(): CursorImage | null {
     return this.#cursor;
   }

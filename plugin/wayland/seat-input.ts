@@ -27,6 +27,8 @@ export interface SeatScene {
   focus?(): Surface | null;
   /** A button went down on `target`: true when the press is taken (a popup grab ended), not delivered. */
   press?(target: Surface | null): boolean;
+  /** A drag-and-drop in progress takes the pointer (drag.ts): where it is, and the release. */
+  drag?(): { motion(t: PointerTarget | null): void; release(): void } | null;
 }
 
 export class SeatInput {
@@ -74,7 +76,14 @@ export class SeatInput {
         return this.#moveTo({ x: this.#pointer.x + e.dx, y: this.#pointer.y + e.dy });
       case 'absolute':
         return this.#moveTo({ x: e.x * o.w, y: e.y * o.h });
-      case 'button':
+      case 'button': {
+        const drag = this.scene.drag?.();
+        if (drag) {
+          // The wl_pointer left at the drag's start: the button is only counted.
+          this.seat.pointer.button(e.button, e.pressed);
+          if (!e.pressed && this.seat.pointer.buttonsHeld === 0) drag.release();
+          return this.refresh();
+        }
         if (e.pressed && !this.seat.pointer.grabbed && this.scene.press?.(this.seat.pointer.focus?.surface ?? null)) {
           this.refresh();
           return;
@@ -83,6 +92,7 @@ export class SeatInput {
         // Released off the surface: the grab ends, the focus goes where the pointer is.
         if (!e.pressed) this.refresh();
         return;
+      }
       case 'scroll':
         return this.seat.pointer.wheel(e.axis, e.v120);
       case 'touch':
@@ -151,6 +161,8 @@ export class SeatInput {
   refresh(): void {
     const root = this.scene.root();
     this.seat.keyboard?.setFocus((root && this.scene.focus?.()) ?? root);
+    const drag = this.scene.drag?.();
+    if (drag) return drag.motion(this.#hit(this.#pointer));
     const ptr = this.seat.pointer;
     const f = ptr.focus;
     if (ptr.grabbed && f && !f.surface.resource.destroyed) {

@@ -115,6 +115,12 @@ export class Surface extends EventEmitter<SurfaceEvents> {
   #pendingBufferRes: WlBuffer | null = null;
   #frames: WlCallback[] = [];
   #feedbacks: WpPresentationFeedback[] = [];
+  /**
+   * The sum of the offsets committed with attach (v<5) or wl_surface.offset (v5): where a
+   * drag icon's picture sits from the pointer (the only role here that uses it).
+   */
+  offset = { x: 0, y: 0 };
+  #pendingOffset: { x: number; y: number } | null = null;
   /** The last applied commit (null before the first). */
   current: SurfaceCommit | null = null;
   /**
@@ -151,6 +157,12 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     const b = bufferOf(buffer);
     if (!b) throw new ProtocolViolation(this.resource, WlSurfaceError.INVALID_SIZE, `${buffer} is not a buffer this compositor made`);
     this.#pendingBuffer = b;
+  }
+
+  /** attach's (x, y) before version 5, or wl_surface.offset: applied with the next commit. */
+  addOffset(x: number, y: number): void {
+    const p = this.#pendingOffset ?? { x: 0, y: 0 };
+    this.#pendingOffset = { x: p.x + x, y: p.y + y };
   }
 
   frame(cb: WlCallback): void {
@@ -204,6 +216,10 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     let buffer = this.#pendingBuffer;
     if (buffer && this.#pendingBufferRes?.destroyed) buffer = null;
     this.beforeCommit?.(buffer);
+    if (this.#pendingOffset) {
+      this.offset = { x: this.offset.x + this.#pendingOffset.x, y: this.offset.y + this.#pendingOffset.y };
+      this.#pendingOffset = null;
+    }
     const v = this.viewport;
     const st: PendingState = {
       buffer,
@@ -304,6 +320,7 @@ export function createCompositorGlobal(display: Display, onSurface: (s: Surface)
               throw new ProtocolViolation(res, WlSurfaceError.INVALID_OFFSET, `attach with offset (${x},${y}): use wl_surface.offset since version 5`);
             }
             surface.attach(buffer);
+            if (x !== 0 || y !== 0) surface.addOffset(x, y);
           },
           damage() {},
           damageBuffer() {},
@@ -325,7 +342,9 @@ export function createCompositorGlobal(display: Display, onSurface: (s: Surface)
             if (scale < 1) throw new ProtocolViolation(res, WlSurfaceError.INVALID_SCALE, `buffer scale ${scale} is not positive`);
             surface.setBufferScale(scale);
           },
-          offset() {},
+          offset(_res, x, y) {
+            surface.addOffset(x, y);
+          },
         });
         const surface = new Surface(r);
         r.onDestroy(() => surface._destroyed());

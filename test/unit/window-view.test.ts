@@ -13,6 +13,17 @@ describe('window geometry', () => {
     expect(windowView({ w: 100, h: 100 }, { x: 200, y: 0, w: 10, h: 10 })).toEqual({ x: 0, y: 0, w: 100, h: 100 });
     expect(windowView(null, { x: 0, y: 0, w: 10, h: 10 })).toBeNull();
   });
+  it('a window larger than the output (native fit) is bounded from its top-left corner, not centred', () => {
+    const out = { w: 1024, h: 768 };
+    // No geometry: GTK's widget factory at its minimum size, wider and taller than the output.
+    expect(windowView({ w: 1180, h: 840 }, null, out)).toEqual({ x: 0, y: 0, w: 1024, h: 768 });
+    // With geometry: its top-left corner stays, the right and bottom edge fall off.
+    expect(windowView({ w: 1300, h: 900 }, { x: 20, y: 30, w: 1200, h: 800 }, out)).toEqual({ x: 20, y: 30, w: 1024, h: 768 });
+    // Smaller windows are untouched (centred by the fit, as before).
+    expect(windowView({ w: 640, h: 480 }, null, out)).toEqual({ x: 0, y: 0, w: 640, h: 480 });
+    // The pointer at the output's corner is at the window's corner, not 78 pixels into it.
+    expect(outputToView('native', windowView({ w: 1180, h: 840 }, null, out)!, out, { x: 0, y: 0 })).toEqual({ x: 0, y: 0 });
+  });
   it('output points map into the surface with the geometry offset; the output is the constraint area around the window', () => {
     const view = { x: 8, y: 40, w: 1024, h: 768 };
     const out = { w: 1024, h: 768 };

@@ -576,6 +576,30 @@ static int run_geometry(void) {
 	return 0;
 }
 
+/* A toplevel larger than its fullscreen configure and without window geometry (a toolkit
+ * whose minimum size exceeds the output): 64 columns wider and 56 rows taller, green where
+ * the configured size reaches from the top-left corner, red on the right and bottom edge
+ * beyond it (a centred crop would show some red and lose green columns on the left); waits
+ * for a line on stdin. */
+static int run_oversize(void) {
+	if (!compositor || !shm || !wm_base) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	int bw = width + 64, bh = height + 56;
+	struct buffer b;
+	make_shm_sized(&b, bw, bh);
+	for (int y = 0; y < bh; y++)
+		for (int x = 0; x < bw; x++) b.pixels[(size_t)y * (b.stride / 4) + x] = x < width && y < height ? 0xff00ff00u : 0xffff0000u;
+	attach_buffer(root, &b);
+	wl_surface_commit(root);
+	wl_display_roundtrip(display);
+	printf("OVERSIZE %dx%d configured %dx%d\n", bw, bh, width, height);
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
 /* Prints STEP name once the compositor has seen everything so far; waits for a line on stdin. */
 static void step(const char *name) {
 	wl_display_roundtrip(display);
@@ -1284,6 +1308,91 @@ static void kb_modifiers(void *d, struct wl_keyboard *k, uint32_t serial, uint32
 static void kb_repeat(void *d, struct wl_keyboard *k, int32_t rate, int32_t delay) { printf("REPEAT rate=%d delay=%d\n", rate, delay); }
 static const struct wl_keyboard_listener kb_listener = { kb_keymap, kb_enter, kb_leave, kb_key, kb_modifiers, kb_repeat };
 
+/* ---- drag-and-drop (GP_DND=1 in the input mode): a button press starts a drag of
+ * "text/plain" (copy|move) with a 16x16 icon attached at (-4,-6); as the target, the
+ * client accepts text/plain, prefers move, and on drop reads the data and finishes.
+ * GP_DND=bad-serial quotes a serial it was never given. */
+static const char *dnd_mode;
+static struct wl_data_device *dnd_dev;
+static struct wl_data_offer *dnd_offer;
+static void dnds_target(void *d, struct wl_data_source *s, const char *mime) { printf("SRC_TARGET %s\n", mime ? mime : "(null)"); }
+static void dnds_send(void *d, struct wl_data_source *s, const char *mime, int32_t fd) {
+	printf("SRC_SEND %s\n", mime);
+	if (write(fd, "dragged", 7) < 0) die("write dnd data");
+	close(fd);
+}
+static void dnds_cancelled(void *d, struct wl_data_source *s) { printf("SRC_CANCELLED\n"); wl_data_source_destroy(s); }
+static void dnds_performed(void *d, struct wl_data_source *s) { printf("SRC_DROP_PERFORMED\n"); }
+static void dnds_finished(void *d, struct wl_data_source *s) { printf("SRC_FINISHED\n"); wl_data_source_destroy(s); }
+static void dnds_action(void *d, struct wl_data_source *s, uint32_t a) { printf("SRC_ACTION %u\n", a); }
+static const struct wl_data_source_listener dnds_listener = { dnds_target, dnds_send, dnds_cancelled, dnds_performed, dnds_finished, dnds_action };
+static void dndo_offer(void *d, struct wl_data_offer *o, const char *mime) { printf("OFFER_MIME %s\n", mime); }
+static void dndo_source_actions(void *d, struct wl_data_offer *o, uint32_t a) { printf("OFFER_SOURCE_ACTIONS %u\n", a); }
+static void dndo_action(void *d, struct wl_data_offer *o, uint32_t a) { printf("OFFER_ACTION %u\n", a); }
+static const struct wl_data_offer_listener dndo_listener = { dndo_offer, dndo_source_actions, dndo_action };
+static void dndd_data_offer(void *d, struct wl_data_device *dev, struct wl_data_offer *o) { wl_data_offer_add_listener(o, &dndo_listener, NULL); }
+static void dndd_enter(void *d, struct wl_data_device *dev, uint32_t serial, struct wl_surface *s, wl_fixed_t x, wl_fixed_t y, struct wl_data_offer *o) {
+	printf("DND_ENTER x=%.2f y=%.2f offer=%s\n", wl_fixed_to_double(x), wl_fixed_to_double(y), o ? "yes" : "no");
+	dnd_offer = o;
+	if (o) {
+		wl_data_offer_accept(o, serial, "text/plain");
+		wl_data_offer_set_actions(o, WL_DATA_DEVICE_MANAGER_DND_ACTION_COPY | WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE, WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE);
+	}
+}
+static void dndd_leave(void *d, struct wl_data_device *dev) { printf("DND_LEAVE\n"); }
+static void dndd_motion(void *d, struct wl_data_device *dev, uint32_t t, wl_fixed_t x, wl_fixed_t y) { printf("DND_MOTION x=%.2f y=%.2f\n", wl_fixed_to_double(x), wl_fixed_to_double(y)); }
+static void dndd_drop(void *d, struct wl_data_device *dev) {
+	printf("DND_DROP\n");
+	if (!dnd_offer) return;
+	int p[2];
+	if (pipe(p) < 0) die("pipe");
+	wl_data_offer_receive(dnd_offer, "text/plain", p[1]);
+	close(p[1]);
+	wl_display_flush(display);
+	char buf[64];
+	size_t n = 0;
+	for (;;) {
+		struct pollfd pf[2] = { { p[0], POLLIN, 0 }, { wl_display_get_fd(display), POLLIN, 0 } };
+		if (poll(pf, 2, 5000) <= 0) die("no drag data within 5 s");
+		if (pf[1].revents & POLLIN) wl_display_dispatch(display);
+		if (pf[0].revents & (POLLIN | POLLHUP)) {
+			ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
+			if (k <= 0) break;
+			n += (size_t)k;
+		}
+	}
+	close(p[0]);
+	buf[n] = 0;
+	printf("DND_DATA %s\n", buf);
+	/* As GTK does: the actions once more after the drop (how an `ask` is answered), then finish. */
+	wl_data_offer_set_actions(dnd_offer, WL_DATA_DEVICE_MANAGER_DND_ACTION_COPY | WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE, WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE);
+	wl_data_offer_finish(dnd_offer);
+	wl_data_offer_destroy(dnd_offer);
+	dnd_offer = NULL;
+}
+static void dndd_selection(void *d, struct wl_data_device *dev, struct wl_data_offer *o) {}
+static const struct wl_data_device_listener dndd_listener = { dndd_data_offer, dndd_enter, dndd_leave, dndd_motion, dndd_drop, dndd_selection };
+static void start_drag(uint32_t serial) {
+	static struct buffer ib; /* outlives the call (release listener) */
+	static struct wl_surface *icon;
+	struct wl_data_source *src = wl_data_device_manager_create_data_source(data_manager);
+	wl_data_source_add_listener(src, &dnds_listener, NULL);
+	wl_data_source_offer(src, "text/plain");
+	wl_data_source_set_actions(src, WL_DATA_DEVICE_MANAGER_DND_ACTION_COPY | WL_DATA_DEVICE_MANAGER_DND_ACTION_MOVE);
+	if (!icon) {
+		icon = wl_compositor_create_surface(compositor);
+		make_shm_sized(&ib, 16, 16);
+		fill_solid(&ib, 16, 16, 0xff00ffff);
+	}
+	bool bad = !strcmp(dnd_mode, "bad-serial");
+	wl_data_device_start_drag(dnd_dev, src, input_surface, icon, bad ? serial + 1000 : serial);
+	ib.busy = true; /* the release listener checks it (attach_buffer cannot give an offset) */
+	wl_surface_attach(icon, ib.wl, -4, -6);
+	wl_surface_damage(icon, 0, 0, 16, 16);
+	wl_surface_commit(icon);
+	printf("START_DRAG serial=%s\n", bad ? "bad" : "ok");
+}
+
 static void show_cursor(uint32_t serial) {
 	if (!cursor_surface) {
 		static struct buffer b; /* the release listener outlives this call */
@@ -1303,7 +1412,11 @@ static void p_enter(void *d, struct wl_pointer *p, uint32_t serial, struct wl_su
 }
 static void p_leave(void *d, struct wl_pointer *p, uint32_t serial, struct wl_surface *s) { printf("%sPTR_LEAVE", STALE(p, ptr)); printf(" serial=%u surface=%s\n", serial, surface_name(s)); }
 static void p_motion(void *d, struct wl_pointer *p, uint32_t t, wl_fixed_t x, wl_fixed_t y) { printf("%sMOTION", STALE(p, ptr)); printf(" x=%.8f y=%.8f\n", wl_fixed_to_double(x), wl_fixed_to_double(y)); }
-static void p_button(void *d, struct wl_pointer *p, uint32_t serial, uint32_t t, uint32_t button, uint32_t state) { printf("%sBUTTON", STALE(p, ptr)); printf(" serial=%u button=%u state=%u\n", serial, button, state); }
+static void p_button(void *d, struct wl_pointer *p, uint32_t serial, uint32_t t, uint32_t button, uint32_t state) {
+	printf("%sBUTTON", STALE(p, ptr));
+	printf(" serial=%u button=%u state=%u\n", serial, button, state);
+	if (dnd_mode && dnd_dev && state == 1) start_drag(serial);
+}
 static void p_axis(void *d, struct wl_pointer *p, uint32_t t, uint32_t axis, wl_fixed_t v) { printf("AXIS axis=%u value=%.8f\n", axis, wl_fixed_to_double(v)); }
 static void p_frame(void *d, struct wl_pointer *p) { printf("%sFRAME\n", STALE(p, ptr)); }
 static void p_axis_source(void *d, struct wl_pointer *p, uint32_t src) { printf("AXIS_SOURCE %u\n", src); }
@@ -1366,6 +1479,12 @@ static int run_input(int w, int h) {
 	if (!seat || !shm || !compositor || !wm_base) die("missing wl_seat, wl_shm, wl_compositor or xdg_wm_base");
 	set_cursor_on_enter = getenv("GP_SET_CURSOR") && !strcmp(getenv("GP_SET_CURSOR"), "1");
 	keep_devices = getenv("GP_KEEP_DEVICES") && !strcmp(getenv("GP_KEEP_DEVICES"), "1");
+	dnd_mode = getenv("GP_DND");
+	if (dnd_mode) {
+		if (!data_manager) die("no wl_data_device_manager");
+		dnd_dev = wl_data_device_manager_get_data_device(data_manager, seat);
+		wl_data_device_add_listener(dnd_dev, &dndd_listener, NULL);
+	}
 	xkb_ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
 	if (!xkb_ctx) die("xkb_context_new");
 	printf("SEAT version=%u\n", wl_seat_get_version(seat));
@@ -1477,6 +1596,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "geometry")) return run_geometry();
+	if (!strcmp(argv[1], "oversize")) return run_oversize();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
 	if (!strcmp(argv[1], "roundtrip")) return print_roundtrips(argc > 2 ? atoi(argv[2]) : 1000), 0;

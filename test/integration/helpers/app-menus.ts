@@ -1,0 +1,97 @@
+// Helpers for the rig's real-application menu tests (wayland-popups.test.ts): an app
+// started with a client trace (WAYLAND_DEBUG), where a popup's window is on the output,
+// (by the kiosk's placement rule stated in the test, so a misplaced window or popup fails
+// the pixel check), and how much of a rectangle a capture shows changed against an earlier one.
+import { spawn } from 'node:child_process';
+import type { KioskCompositor } from '../../../plugin/modes/compositor.js';
+import type { CaptureResult as Capture } from '../../../plugin/output/capture.js';
+import type { Rect } from '../../../plugin/geometry.js';
+import type { PopupPlace } from '../../../plugin/wayland/xdg-popup.js';
+
+export interface TracedApp {
+  /** Everything it printed so far (the WAYLAND_DEBUG client trace with its stderr). */
+  out(): string;
+  /** Its exit code or signal, once it ended. */
+  exited: Promise<number | string | null>;
+  /** Rejects when it ends: race a wait with it, so a crash is reported with its output. */
+  early: Promise<never>;
+  kill(): void;
+}
+
+export function startTraced(cmd: string, args: string[], env: NodeJS.ProcessEnv): TracedApp {
+  const child = spawn(cmd, args, { env: { ...process.env, WAYLAND_DEBUG: 'client', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | string | null>((r) => child.on('exit', (code, signal) => r(signal ?? code)));
+  const early = exited.then((c) => Promise.reject<never>(new Error(`${cmd} ended (${c}): ${out.slice(-3000)}`)));
+  early.catch(() => {});
+  return { out: () => out, exited, early, kill: () => child.kill('SIGKILL') };
+}
+
+type Root = { surface: { size: { w: number; h: number } | null }; geometry(): Rect | null };
+
+/**
+ * A point of a toplevel's root surface on the output, by the kiosk's rule for native fit
+ * stated here, not taken from the code under test: the window rectangle (its geometry, or
+ * the surface) has its top-left corner at the output's on an axis where it is at least as
+ * large as the output, and is centred on an axis where it is smaller.
+ */
+export function rootToOutput(kiosk: KioskCompositor, root: Root, p: { x: number; y: number }): { x: number; y: number } {
+  const size = root.surface.size!;
+  const g = root.geometry() ?? { x: 0, y: 0, w: size.w, h: size.h };
+  const W = kiosk.output.width;
+  const H = kiosk.output.height;
+  const ox = g.w >= W ? 0 : Math.floor((W - g.w) / 2);
+  const oy = g.h >= H ? 0 : Math.floor((H - g.h) / 2);
+  return { x: Math.round(p.x - g.x + ox), y: Math.round(p.y - g.y + oy) };
+}
+
+/**
+ * A popup's window (its window geometry, or its surface) in output pixels: popups are
+ * placed in their toplevel's root surface coordinates, and the output shows the root's
+ * window rectangle (native fit: 1:1) at the output area's offset.
+ */
+export function popupOnOutput(kiosk: KioskCompositor, root: Root, p: PopupPlace): Rect {
+  const size = p.surface.size!;
+  const g = p.geometry ?? { x: 0, y: 0, w: size.w, h: size.h };
+  const at = rootToOutput(kiosk, root, { x: p.x + g.x, y: p.y + g.y });
+  return { ...at, w: g.w, h: g.h };
+}
+
+function pixels(c: Capture): Uint32Array {
+  return new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
+}
+
+/** The most frequent colour of a capture (an application's window background). */
+export function commonColour(c: Capture, width: number, height: number): number {
+  const px = pixels(c);
+  const n = new Map<number, number>();
+  for (let y = 0; y < height; y += 2) for (let x = 0; x < width; x += 2) {
+    const v = px[(y * c.stride) / 4 + x]! & 0xffffff;
+    n.set(v, (n.get(v) ?? 0) + 1);
+  }
+  return [...n.entries()].sort((a, b) => b[1] - a[1])[0]![0];
+}
+
+/**
+ * Of a rectangle's pixels that showed the colour `bg` in `a`, how many `b` shows
+ * different (a menu drawn over them), and how many there were.
+ */
+export function covered(a: Capture, b: Capture, r: Rect, bg: number, width: number, height: number): { frac: number; bg: number } {
+  const pa = pixels(a);
+  const pb = pixels(b);
+  let n = 0;
+  let m = 0;
+  for (let y = Math.max(0, r.y); y < Math.min(height, r.y + r.h); y++) {
+    for (let x = Math.max(0, r.x); x < Math.min(width, r.x + r.w); x++) {
+      if ((pa[(y * a.stride) / 4 + x]! & 0xffffff) !== bg) continue;
+      m++;
+      if ((pb[(y * b.stride) / 4 + x]! & 0xffffff) !== bg) n++;
+    }
+  }
+  return { frac: m ? n / m : 0, bg: m };
+}
+
+/** Waits `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
