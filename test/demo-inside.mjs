@@ -183,7 +183,7 @@ let failed = false;
 const nestedMissing = nestedDemoMissing();
 if (!nestedMissing) {
   try {
-    sections.push(await showNestedGuest({ outDir, device: devicePath, connector, seconds, shots: 2, log }));
+    sections.push(await showNestedGuest({ outDir, device: devicePath, connector, seconds, log }));
   } catch (e) {
     failed = true;
     log(`the real-guest part failed: ${e.message}`);
@@ -222,8 +222,8 @@ for (const s of sections.filter((x) => x.kioskUsage)) {
   const t = s.timings;
   md += `\n${s.guest}: a guest Linux under ${s.qemu} (nested: TCG inside the rig's TCG), virtio-gpu blob, \`-display dbus,gl=on\`, shown by \`guestplane kiosk --qemu-dbus\` (a child process; kiosk: ${s.kioskExit} on SIGTERM). `;
   md += `QEMU's display on the bus ${(t.qemuToBusMs / 1000).toFixed(1)} s after its start, guest program's first line ${(t.qemuToGuestInitMs / 1000).toFixed(1)} s, first flip ${(t.qemuToGuestFrame1Ms / 1000).toFixed(1)} s; this row took ${(t.rowMs / 1000).toFixed(0)} s. `;
-  md += `Its "first frame" counts from the kiosk's start (the guest still booting); latency p50/p99 is the kiosk's rolling window. `;
-  md += `Kiosk process ${s.kioskUsage.flat ? 'flat' : 'NOT flat'} over the window and the captures: ${u(s.kioskUsage.start)} → ${u(s.kioskUsage.end)}.\n`;
+  md += `Its "first frame" counts from the kiosk's start (the guest still booting); latency p50/p99 is the kiosk's rolling window; the guest's own medians in the window: draw ${fmt(s.guestFrameMs.draw)} ms, flip ${fmt(s.guestFrameMs.flip)} ms. `;
+  md += `The guest held a frame before and after the window (captures 1 and 2); the kiosk process then${s.kioskUsage.quiet ? '' : ' (NOT idle for a second both times)'}: ${u(s.kioskUsage.start)} → ${u(s.kioskUsage.end)}: ${s.kioskUsage.flat ? 'flat' : 'NOT flat'}.\n`;
   if (s.qemuStderr.length) md += `\n${s.guest}: QEMU's stderr (beyond the lines the rig tests call harmless): ${s.qemuStderr.slice(0, 5).join(' | ')}\n`;
 }
 for (const s of sections) for (const r of s.whyNotZeroCopy ?? []) md += `\n${s.guest} not zero-copy because: ${r}\n`;
