@@ -222,7 +222,8 @@ for (const s of sections.filter((x) => x.kioskUsage)) {
   const t = s.timings;
   md += `\n${s.guest}: a guest Linux under ${s.qemu} (nested: TCG inside the rig's TCG), virtio-gpu blob, \`-display dbus,gl=on\`, shown by \`guestplane kiosk --qemu-dbus\` (a child process; kiosk: ${s.kioskExit} on SIGTERM). `;
   md += `QEMU's display on the bus ${(t.qemuToBusMs / 1000).toFixed(1)} s after its start, guest program's first line ${(t.qemuToGuestInitMs / 1000).toFixed(1)} s, first flip ${(t.qemuToGuestFrame1Ms / 1000).toFixed(1)} s; this row took ${(t.rowMs / 1000).toFixed(0)} s. `;
-  md += `Its "first frame" counts from the kiosk's start (the guest still booting); latency p50/p99 is the kiosk's rolling window; the guest's own medians in the window: draw ${fmt(s.guestFrameMs.draw)} ms, flip ${fmt(s.guestFrameMs.flip)} ms. `;
+  md += `Its "first frame" counts from the kiosk's start (the guest still booting); its latency p50/p99 is over all the frames the kiosk showed (its stats line has the last 2048 frames, no per-window figure; under nested TCG the first frames wait seconds); the guest's own medians in the window: draw ${fmt(s.guestFrameMs.draw)} ms, flip ${fmt(s.guestFrameMs.flip)} ms. `;
+  md += `"presented" counts the kiosk's commits shown in the window, "guest frames" the flips the guest's console reported in it (they differ when a guest buffer is shown again, e.g. after QEMU 10 dropped a flip's ScanoutDMABUF and the kiosk learnt the buffer from a new listener). `;
   md += `The guest held a frame before and after the window (captures 1 and 2); the kiosk process then${s.kioskUsage.quiet ? '' : ' (NOT idle for a second both times)'}: ${u(s.kioskUsage.start)} → ${u(s.kioskUsage.end)}: ${s.kioskUsage.flat ? 'flat' : 'NOT flat'}.\n`;
   if (s.qemuStderr.length) md += `\n${s.guest}: QEMU's stderr (beyond the lines the rig tests call harmless): ${s.qemuStderr.slice(0, 5).join(' | ')}\n`;
 }

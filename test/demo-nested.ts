@@ -68,7 +68,7 @@ export interface NestedDemoSection {
   guestFrames: number;
   framesPresented: number;
   paths: Record<string, number>;
-  /** The kiosk's stats line at the window's end (its rolling sample window; it prints no p95). */
+  /** The kiosk's stats line at the window's end: over its last 2048 frames, i.e. all of them here (it prints no p95). */
   latencyMs: { p50: number | null; p95: null; p99: number | null; samples: null };
   bytesCopied: number;
   imports: number;
