@@ -56,7 +56,7 @@ if (values.here) {
   say(`kernel ready (${kernel.version}) after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   // The real-guest row runs on a current QEMU (bookworm-backports' 10.0.x, fetched once into
   // the cache as the rig tests do); without it that row is skipped and says why.
-  say('preparing QEMU 10 for the real-guest row (first time: one download, about 90 MB)…');
+  say('preparing QEMU 10 for the real-guest row (first time only: apt downloads four packages into ~/.cache/guestplane/qemu)…');
   const q = await fetchQemu({ log: (l) => say(l) }).catch((e) => ({ tree: null, missing: e.message.split('\n')[0] }));
   say(q.tree ? `QEMU 10 ready (${q.version})` : `no QEMU 10: ${q.missing}`);
   say('booting the VM (QEMU, software emulation)…');
