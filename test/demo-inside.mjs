@@ -1,8 +1,12 @@
 // The demo's inside half: runs where a KMS device is (the rig VM, or a real host with
-// --here). Shows three guests, one after the other, on one output through the public API:
+// --here). Shows four guests, one after the other, on one output: through the public API
 // the udmabuf test guest (guest RAM as dma-bufs), an mbochs mediated device driven like a
-// VMM drives it, and an unmodified QEMU feeding us over its D-Bus display (mdpy, gl=off). Captures PNGs through the writeback connector and writes a report
-// whose figures come from the run's own present events and stats.
+// VMM drives it, and an unmodified QEMU feeding us over its D-Bus display (mdpy, gl=off);
+// then, through `guestplane kiosk --qemu-dbus` as a child process, a real guest Linux under
+// QEMU 10 (virtio-gpu blob udmabufs, gl=on: zero-copy; test/demo-nested.ts; in the rig
+// only, where the rig kernel is also the guest's). Captures PNGs through the writeback
+// connector and writes a report whose figures come from the run's own present events and
+// stats.
 //
 // usage: node test/demo-inside.mjs OUT_DIR [--device PATH] [--connector NAME] [--seconds N]
 import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
@@ -12,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { Backend, UdmabufSource, VfioDevice, VfioSource, QemuGuest, animate, udmabufStep, findCardByDriver } from '../dist/plugin/index.js';
 import { qemuDemoMissing, startQemuDemoGuest } from '../dist/test/demo-qemu.js';
+import { nestedDemoMissing, showNestedGuest } from '../dist/test/demo-nested.js';
 import { BochsDispi, BochsTestGuest, bochsVramReader } from '../dist/plugin/sources/bochs.js';
 import { decodeFrameNumber } from '../dist/plugin/sources/pattern.js';
 import { placement } from '../dist/plugin/compose/cpu.js';
@@ -168,11 +173,30 @@ if (!qemuMissing) {
   log(`the QEMU D-Bus part is skipped: ${qemuMissing}`);
   sections.push({ guest: 'qemu-dbus', skipped: qemuMissing });
 }
+const devicePath = backend.device.path;
+const deviceName = `${devicePath} (${backend.device.driver.name})`;
+// The kiosk process of the next row must become DRM master: this process lets go first.
 await backend.close();
+
+// 4. A real guest OS under QEMU 10, shown by the kiosk CLI (zero-copy udmabufs).
+let failed = false;
+const nestedMissing = nestedDemoMissing();
+if (!nestedMissing) {
+  try {
+    sections.push(await showNestedGuest({ outDir, device: devicePath, connector, seconds, log }));
+  } catch (e) {
+    failed = true;
+    log(`the real-guest part failed: ${e.message}`);
+    sections.push({ guest: 'qemu-guest', failed: e.message.split('\n')[0] });
+  }
+} else {
+  log(`the real-guest part is skipped: ${nestedMissing}`);
+  sections.push({ guest: 'qemu-guest', skipped: nestedMissing });
+}
 
 const report = {
   date: new Date().toISOString(),
-  device: `${backend.device.path} (${backend.device.driver.name})`,
+  device: deviceName,
   connector,
   kernel: (await import('node:os')).release(),
   sections,
@@ -184,15 +208,26 @@ let md = `# guestplane demo report\n\n${report.date} · ${report.device} · outp
 md += `Each guest is measured for a window that starts once its first frame is on screen (time to it in "first frame"); counts are for that window, imports are totals.\n\n`;
 md += `| guest | size | first frame ms | window s | guest frames | presented | paths | latency p50 / p95 / p99 ms (refresh ${fmt(sections[0].refreshMs)} ms) | bytes copied | imports | TEST_ONLY | commits |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n`;
 for (const s of sections) {
-  if (s.skipped) {
-    md += `| ${s.guest} | skipped: ${s.skipped} ||||||||||\n`;
+  if (s.skipped || s.failed) {
+    md += `| ${s.guest} | ${s.skipped ? `skipped: ${s.skipped}` : `FAILED: ${s.failed}`} ||||||||||\n`;
     continue;
   }
   const paths = Object.entries(s.paths).map(([p, n]) => `${p} ${n}`).join(', ');
   md += `| ${s.guest} | ${s.guestSize} | ${s.firstFrameMs} | ${fmt(s.seconds)} | ${s.guestFrames} | ${s.framesPresented} | ${paths} | ${fmt(s.latencyMs.p50)} / ${fmt(s.latencyMs.p95)} / ${fmt(s.latencyMs.p99)} | ${s.bytesCopied} | ${s.imports} | ${s.testOnlyCommits} | ${s.commits} |\n`;
 }
 md += `\nCaptures (writeback connector; the frame number is readable in the digits and decoded from the bit row):\n\n`;
-for (const s of sections) for (const c of s.captures ?? []) md += `- ${c.file}: ${c.path}, guest frame ${fmt(c.frameInPixels)}\n`;
+for (const s of sections) for (const c of s.captures ?? []) md += `- ${c.file}: ${c.path}, guest frame ${fmt(c.frameInPixels)}${c.mismatches === undefined ? '' : c.mismatches === 0 ? ', pixel-exact' : `, ${fmt(c.mismatches)} pixels off the guest's pattern`}\n`;
+for (const s of sections.filter((x) => x.kioskUsage)) {
+  const u = (x) => `fds ${x.fds} (dma-bufs ${x.dmabufs}), sockets ${x.sockets}, FBs ${x.fbs}`;
+  const t = s.timings;
+  md += `\n${s.guest}: a guest Linux under ${s.qemu} (nested: TCG inside the rig's TCG), virtio-gpu blob, \`-display dbus,gl=on\`, shown by \`guestplane kiosk --qemu-dbus\` (a child process; kiosk: ${s.kioskExit} on SIGTERM). `;
+  md += `QEMU's display on the bus ${(t.qemuToBusMs / 1000).toFixed(1)} s after its start, guest program's first line ${(t.qemuToGuestInitMs / 1000).toFixed(1)} s, first flip ${(t.qemuToGuestFrame1Ms / 1000).toFixed(1)} s; this row took ${(t.rowMs / 1000).toFixed(0)} s. `;
+  md += `Its "first frame" counts from the kiosk's start (the guest still booting); its latency p50/p99 is over all the frames the kiosk showed (its stats line has the last 2048 frames, no per-window figure; under nested TCG the first frames wait seconds); the guest's own medians in the window: draw ${fmt(s.guestFrameMs.draw)} ms, flip ${fmt(s.guestFrameMs.flip)} ms. `;
+  md += `"presented" counts the kiosk's commits shown in the window, "guest frames" the flips the guest's console reported in it (they differ when a guest buffer is shown again, e.g. after QEMU 10 dropped a flip's ScanoutDMABUF and the kiosk learnt the buffer from a new listener). `;
+  md += `The guest held a frame before and after the window (captures 1 and 2); the kiosk process then${s.kioskUsage.quiet ? '' : ' (NOT idle for a second both times)'}: ${u(s.kioskUsage.start)} → ${u(s.kioskUsage.end)}: ${s.kioskUsage.flat ? 'flat' : 'NOT flat'}.\n`;
+  if (s.qemuStderr.length) md += `\n${s.guest}: QEMU's stderr (beyond the lines the rig tests call harmless): ${s.qemuStderr.slice(0, 5).join(' | ')}\n`;
+}
 for (const s of sections) for (const r of s.whyNotZeroCopy ?? []) md += `\n${s.guest} not zero-copy because: ${r}\n`;
 writeFileSync(join(outDir, 'report.md'), md);
 log(`report written to ${join(outDir, 'report.md')}`);
+if (failed) process.exit(1);

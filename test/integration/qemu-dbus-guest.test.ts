@@ -28,9 +28,9 @@ import { Output, type PresentEvent } from '../../plugin/output/output.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
 import { cleanupAfterEach, openVkms } from './helpers/cleanup.js';
-import { patternMismatches, sleep, waitFor } from './helpers/faults.js';
-import { busNameHasOwner, startSessionBus, unexpectedQemuStderr } from './helpers/qemu.js';
-import { nestedGuestMissing, rigKernel, startNestedGuest } from './helpers/nested-guest.js';
+import { patternMismatches, waitFor } from './helpers/faults.js';
+import { startSessionBus, unexpectedQemuStderr } from './helpers/qemu.js';
+import { nestedGuestMissing, rigKernel, startNestedGuest, waitForDisplayOnBus } from './helpers/nested-guest.js';
 import { qemuBuilds, type QemuBuild } from './helpers/qemu-builds.js';
 
 const cleanup = cleanupAfterEach();
@@ -54,13 +54,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       cleanup.push(() => bus.close());
       const { guest, buildMs } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: W, height: H, qemu, extraArgs: TRACE(qemu) });
       cleanup.push(() => guest.close());
-      for (;;) {
-        if (guest.exitStatus) throw new Error(`QEMU exited before its display was on the bus\n${guest.describe()}`);
-        if (await busNameHasOwner(bus.address, 'org.qemu')) break;
-        if (Date.now() - guest.spawnedAt > 60_000) throw new Error(`org.qemu not on the bus after 60 s\n${guest.describe()}`);
-        await sleep(100);
-      }
-      const displayMs = Date.now() - guest.spawnedAt;
+      const displayMs = await waitForDisplayOnBus(guest, bus.address);
 
       const display = await QemuDisplay.connect(bus.address);
       cleanup.push(() => display.close());

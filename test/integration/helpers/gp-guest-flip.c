@@ -4,8 +4,10 @@
 // drawn with the same pattern as plugin/sources/pattern.ts (so the host can check pixels
 // and decode the frame number), GP_FRAMES page flips, timings on the serial console.
 // Then it keeps the last frame on screen (GP_HOLD_MS, default forever) and powers off.
-// While it holds forever, a line "off" on its console (QEMU's stdin with -serial stdio)
-// turns the CRTC off: the guest's display really goes off (virtio-gpu: a Disable alone).
+// While it holds forever, lines on its console (QEMU's stdin with -serial stdio) are
+// commands: "off" turns the CRTC off (the guest's display really goes off: virtio-gpu sends
+// a Disable alone); "run" flips numbered frames again, on from the held one, until a line
+// "stop" (then it holds again: the demo measures between two held frames).
 //
 // Static (gcc -static), raw DRM ioctls only: the guest root holds nothing but this file.
 // Settings come from the kernel command line (unknown name=value parameters reach PID 1
@@ -20,7 +22,7 @@
 //   buffer I handle H pitch P size S
 //   frame N buffer I draw D ms flip F ms at T s   one per frame (frame 1 is the SETCRTC)
 //   done N frames in T ms: draw p50 D ms, flip p50 F ms, X frames/s
-//   holding frame N
+//   holding frame N                  (again after each "stop")
 //   display off                      after "off" on the console
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <poll.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -186,6 +189,52 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+// What it takes to show a frame: the card, its CRTC, connector and mode, the two buffers.
+struct flipper {
+  int fd;
+  uint32_t crtc_id, conn_id;
+  struct drm_mode_modeinfo mode;
+  struct buffer *buf;
+  int W, H;
+};
+
+// Draws frame n into the buffer not on screen and shows it (frame 1 sets the CRTC, the
+// others page-flip and wait for the flip event); one console line with its timings.
+static void show_frame(struct flipper *f, long n, double *draw_ms, double *flip_ms) {
+  struct buffer *b = &f->buf[n % 2];
+  double t0 = now_s(CLOCK_MONOTONIC);
+  draw_pattern(b->map, (int)(b->pitch / 4), f->W, f->H, (int)n);
+  double t1 = now_s(CLOCK_MONOTONIC);
+  if (n == 1) {
+    struct drm_mode_crtc sc = {0};
+    sc.crtc_id = f->crtc_id;
+    sc.fb_id = b->fb;
+    sc.set_connectors_ptr = (uintptr_t)&f->conn_id;
+    sc.count_connectors = 1;
+    sc.mode = f->mode;
+    sc.mode_valid = 1;
+    if (xioctl(f->fd, DRM_IOCTL_MODE_SETCRTC, &sc)) die("SETCRTC");
+  } else {
+    struct drm_mode_crtc_page_flip pf = {0};
+    pf.crtc_id = f->crtc_id;
+    pf.fb_id = b->fb;
+    pf.flags = DRM_MODE_PAGE_FLIP_EVENT;
+    pf.user_data = (uint64_t)n;
+    if (xioctl(f->fd, DRM_IOCTL_MODE_PAGE_FLIP, &pf)) die("PAGE_FLIP");
+    char ev[256];
+    for (;;) {
+      ssize_t r = read(f->fd, ev, sizeof ev);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < (ssize_t)sizeof(struct drm_event)) die("reading the flip event");
+      if (((struct drm_event *)ev)->type == DRM_EVENT_FLIP_COMPLETE) break;
+    }
+  }
+  double t2 = now_s(CLOCK_MONOTONIC);
+  *draw_ms = (t1 - t0) * 1e3;
+  *flip_ms = (t2 - t1) * 1e3;
+  say("frame %ld buffer %ld draw %.1f ms flip %.1f ms at %.2f s", n, n % 2, *draw_ms, *flip_ms, now_s(CLOCK_BOOTTIME));
+}
+
 int main(int argc, char **argv) {
   // Host-side self-check: `gp-guest-flip --draw W H N` writes frame N as raw XR24 rows to
   // stdout, so the test can compare this port with pattern.ts before booting anything.
@@ -327,42 +376,10 @@ int main(int argc, char **argv) {
   if (frames < 1) frames = 1;
   double *draw_ms = calloc((size_t)frames + 1, sizeof(double));
   double *flip_ms = calloc((size_t)frames + 1, sizeof(double));
+  struct flipper f = {.fd = fd, .crtc_id = crtc_id, .conn_id = conn_id, .mode = mode, .buf = buf, .W = W, .H = H};
   double t_start = now_s(CLOCK_MONOTONIC);
 
-  for (long n = 1; n <= frames; n++) {
-    struct buffer *b = &buf[n % 2];
-    double t0 = now_s(CLOCK_MONOTONIC);
-    draw_pattern(b->map, (int)(b->pitch / 4), W, H, (int)n);
-    double t1 = now_s(CLOCK_MONOTONIC);
-    if (n == 1) {
-      struct drm_mode_crtc sc = {0};
-      sc.crtc_id = crtc_id;
-      sc.fb_id = b->fb;
-      sc.set_connectors_ptr = (uintptr_t)&conn_id;
-      sc.count_connectors = 1;
-      sc.mode = mode;
-      sc.mode_valid = 1;
-      if (xioctl(fd, DRM_IOCTL_MODE_SETCRTC, &sc)) die("SETCRTC");
-    } else {
-      struct drm_mode_crtc_page_flip pf = {0};
-      pf.crtc_id = crtc_id;
-      pf.fb_id = b->fb;
-      pf.flags = DRM_MODE_PAGE_FLIP_EVENT;
-      pf.user_data = (uint64_t)n;
-      if (xioctl(fd, DRM_IOCTL_MODE_PAGE_FLIP, &pf)) die("PAGE_FLIP");
-      char ev[256];
-      for (;;) {
-        ssize_t r = read(fd, ev, sizeof ev);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < (ssize_t)sizeof(struct drm_event)) die("reading the flip event");
-        if (((struct drm_event *)ev)->type == DRM_EVENT_FLIP_COMPLETE) break;
-      }
-    }
-    double t2 = now_s(CLOCK_MONOTONIC);
-    draw_ms[n] = (t1 - t0) * 1e3;
-    flip_ms[n] = (t2 - t1) * 1e3;
-    say("frame %ld buffer %ld draw %.1f ms flip %.1f ms at %.2f s", n, n % 2, draw_ms[n], flip_ms[n], now_s(CLOCK_BOOTTIME));
-  }
+  for (long n = 1; n <= frames; n++) show_frame(&f, n, &draw_ms[n], &flip_ms[n]);
   double total = (now_s(CLOCK_MONOTONIC) - t_start) * 1e3;
   qsort(draw_ms + 1, (size_t)frames, sizeof(double), cmp_double);
   qsort(flip_ms + 1, (size_t)frames, sizeof(double), cmp_double);
@@ -373,8 +390,24 @@ int main(int argc, char **argv) {
   if (hold < 0) {
     char line[64];
     ssize_t r;
+    long shown = frames;
     while ((r = read(0, line, sizeof line - 1)) > 0) {
       line[r] = 0;
+      if (strncmp(line, "run", 3) == 0) {
+        // Flip on until "stop" arrives: stdin is looked at between frames, never waited for.
+        struct pollfd in = {.fd = 0, .events = POLLIN};
+        double d, fl;
+        for (;;) {
+          show_frame(&f, ++shown, &d, &fl);
+          if (poll(&in, 1, 0) <= 0) continue;
+          r = read(0, line, sizeof line - 1);
+          if (r <= 0) break;
+          line[r] = 0;
+          if (strncmp(line, "stop", 4) == 0) break;
+        }
+        say("holding frame %ld", shown);
+        continue;
+      }
       if (strncmp(line, "off", 3) != 0) continue;
       struct drm_mode_crtc sc = {.crtc_id = crtc_id};
       if (xioctl(fd, DRM_IOCTL_MODE_SETCRTC, &sc)) die("SETCRTC off");

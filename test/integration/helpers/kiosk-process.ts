@@ -85,7 +85,7 @@ export class KioskProcess {
     return JSON.parse(l).stats;
   }
 
-  async capture(): Promise<{ pixels: Uint32Array; meta: { content: { path: string; frame?: number } | null } }> {
+  async capture(): Promise<{ pixels: Uint32Array; meta: { content: { path: string; frame?: number; reason?: string } | null } }> {
     const n = this.lines.filter((l) => l.includes('captured ')).length;
     this.child.kill('SIGUSR1');
     await this.waitLine(() => this.lines.filter((l) => l.includes('captured ') || l.includes('capture failed')).length > n, 30_000);

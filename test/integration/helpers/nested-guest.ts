@@ -16,9 +16,12 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultQemu, qemuLaunch, type QemuBuild } from './qemu-builds.js';
+import { busNameHasOwner } from './qemu.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const GUEST_PROGRAM_SOURCE = join(here, 'gp-guest-flip.c');
+// Compiled for the demo (test/demo.tsconfig.json) this module runs from dist/test/…, where
+// tsc does not copy the C source: it is read from the source tree then.
+export const GUEST_PROGRAM_SOURCE = [join(here, 'gp-guest-flip.c'), join(here, '../../../../test/integration/helpers/gp-guest-flip.c')].find((p) => existsSync(p)) ?? join(here, 'gp-guest-flip.c');
 const QBOOT = '/usr/share/qemu/qboot.rom';
 
 function which(name: string): string | null {
@@ -256,6 +259,20 @@ export class NestedGuest {
       this.child.kill('SIGKILL');
       await this.exited;
     }
+  }
+}
+
+/**
+ * Waits until the nested QEMU has put org.qemu on `busAddress` (its display is ready for a
+ * listener; the guest is still booting); returns the ms since QEMU was spawned. Throws with
+ * QEMU's stderr and the guest console when QEMU exits first or `timeoutMs` passes.
+ */
+export async function waitForDisplayOnBus(guest: NestedGuest, busAddress: string, timeoutMs = 60_000): Promise<number> {
+  for (;;) {
+    if (guest.exitStatus) throw new Error(`QEMU exited before its display was on the bus\n${guest.describe()}`);
+    if (await busNameHasOwner(busAddress, 'org.qemu')) return Date.now() - guest.spawnedAt;
+    if (Date.now() - guest.spawnedAt > timeoutMs) throw new Error(`org.qemu not on the bus after ${timeoutMs / 1000} s\n${guest.describe()}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
