@@ -6,28 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { dirname, isAbsolute } from 'node:path';
 import { runCompositor } from '../modes/compositor.js';
-import { FITS, Options, SEAT_OPTIONS, UsageError, chordsOption, inputOption, parseMode, type OptionSpec } from './args.js';
+import { FITS, Options, UsageError, chordsOption, inputOption, parseMode } from './args.js';
 import { openSession, type OnStart } from './common.js';
 import type { CliIo, CliLog } from './log.js';
-
-export const COMPOSITOR_OPTIONS: OptionSpec = {
-  device: { type: 'string', short: 'd' },
-  connector: { type: 'string', short: 'c' },
-  mode: { type: 'string', short: 'm' },
-  socket: { type: 'string' },
-  fit: { type: 'string' },
-  'no-lease': { type: 'boolean' },
-  ...SEAT_OPTIONS,
-};
-
-/** Splits `[options] -- CMD ARGS…` at the first '--'; an empty CMD is a usage error. */
-export function splitCommand(args: string[]): { options: string[]; command: string[] | null } {
-  const i = args.indexOf('--');
-  if (i < 0) return { options: args, command: null };
-  const command = args.slice(i + 1);
-  if (!command.length) throw new UsageError("nothing after '--': give the application to run, e.g. guestplane compositor -- foot", 'compositor');
-  return { options: args.slice(0, i), command };
-}
 
 /** The environment CMD gets: ours, with the compositor's socket. */
 export function clientEnv(socket: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {

@@ -4,11 +4,9 @@ import { runHeads, type HeadManager } from '../modes/heads.js';
 import { HeadsInput } from '../modes/heads-input.js';
 import type { SeatSession } from '../device/session.js';
 import { LoopStallMeter } from '../stats.js';
-import { Options, SEAT_OPTIONS, SESSIONS, STATS, UsageError, chordsOption, inputOption, type OptionSpec } from './args.js';
+import { Options, SESSIONS, STATS, UsageError, chordsOption, inputOption } from './args.js';
 import { openSession, type OnStart } from './common.js';
 import type { CliLog } from './log.js';
-
-export const HEADS_OPTIONS: OptionSpec = { config: { type: 'string' }, device: { type: 'string', short: 'd' }, stats: { type: 'string' }, ...SEAT_OPTIONS };
 
 /** Says when the seat goes and comes back, and how soon the screens were lit again. */
 function followSeat(session: SeatSession, mgr: HeadManager, log: (line: string) => void): void {

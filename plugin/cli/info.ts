@@ -2,7 +2,8 @@
 import { Card } from '../device/card.js';
 import { describeDevice, renderInfo } from '../modes/info.js';
 import { describeQemuDisplay, renderQemuDisplay } from '../sources/qemu-info.js';
-import { Options, UsageError, connectTimeoutOption, parseQemuAddress } from './args.js';
+import { Options, UsageError, connectTimeoutOption } from './args.js';
+import { parseQemuAddress } from './qemu-address.js';
 import type { CliIo, CliLog } from './log.js';
 
 /**
@@ -14,8 +15,6 @@ export function openFirstKmsDevice(): { card: Card; note: string } {
   const why = card.skipped.length ? ` (skipped ${card.skipped.join('; ')})` : '';
   return { card, note: `guestplane: using ${card.path} (${card.dev.driver.name})${why}; pass --device to choose another` };
 }
-
-export const INFO_OPTIONS = { device: { type: 'string', short: 'd' }, json: { type: 'boolean' }, 'all-modes': { type: 'boolean' }, 'qemu-dbus': { type: 'string' }, 'connect-timeout': { type: 'string' } } as const;
 
 export async function info(o: Options, io: CliIo, log: CliLog): Promise<number> {
   const qemu = o.str('qemu-dbus');

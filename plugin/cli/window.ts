@@ -1,21 +1,9 @@
 // guestplane window: one guest in a window on the user's Wayland desktop (plugin/modes/window.ts).
 import { runWindow } from '../modes/window.js';
-import { FITS, Options, UsageError, parseConsole, parseMode, parseQemuAddress, parseRate, type OptionSpec } from './args.js';
+import { FITS, Options, UsageError, parseConsole, parseMode, parseRate } from './args.js';
+import { parseQemuAddress } from './qemu-address.js';
 import type { OnStart } from './common.js';
 import type { CliLog } from './log.js';
-
-export const WINDOW_OPTIONS: OptionSpec = {
-  'qemu-dbus': { type: 'string' },
-  console: { type: 'string' },
-  udmabuf: { type: 'string' },
-  fps: { type: 'string' },
-  title: { type: 'string' },
-  display: { type: 'string' },
-  fit: { type: 'string' },
-  stats: { type: 'string' },
-  fullscreen: { type: 'boolean' },
-  copy: { type: 'boolean' },
-};
 
 export async function window(o: Options, log: CliLog, onStart?: OnStart): Promise<number> {
   const qemu = o.str('qemu-dbus');
