@@ -1,7 +1,7 @@
 // guestplane heads (= kiosk --config FILE): several guests on several heads.
 import { loadHeadsConfig } from '../modes/heads-config.js';
-import { runHeads, type HeadManager } from '../modes/heads.js';
-import { HeadsInput } from '../modes/heads-input.js';
+import type { HeadManager } from '../modes/heads.js';
+import type { HeadsInput } from '../modes/heads-input.js';
 import type { SeatSession } from '../device/session.js';
 import { LoopStallMeter } from '../stats.js';
 import { Options, SESSIONS, STATS, UsageError, chordsOption, inputOption } from './args.js';
@@ -50,6 +50,8 @@ export async function heads(o: Options, cli: CliLog, onStart?: OnStart): Promise
   const config = loadHeadsConfig(path); // ConfigError names the field, the value and the fix
   if (o.str('device')) config.device = o.str('device')!;
   const log = (line: string) => cli.info(`guestplane heads: ${line}`);
+  // The modes only after the options and the file passed: a bad one loads neither.
+  const [{ runHeads }, { HeadsInput }] = await Promise.all([import('../modes/heads.js'), import('../modes/heads-input.js')]);
   const session = await openSession(o);
   let mgr: HeadManager;
   try {

@@ -1,5 +1,5 @@
 // guestplane kiosk: one guest full screen on one connector (kiosk --config: heads.ts).
-import { startKiosk, type KioskSourceSpec } from '../modes/kiosk.js';
+import type { KioskSourceSpec, startKiosk } from '../modes/kiosk.js';
 import { FITS, Options, STATS, UsageError, chordsOption, connectTimeoutOption, inputOption, parseConsole, parseMode, parseRate, parseSize } from './args.js';
 import { parseQemuAddress } from './qemu-address.js';
 import { openSession, type OnStart } from './common.js';
@@ -64,10 +64,12 @@ export async function kiosk(o: Options, log: CliLog, onStart?: OnStart): Promise
   const input = inputOption(o);
   const chords = chordsOption(o);
   const touch = o.oneOf('touch', ['pointer', 'multitouch'] as const, 'pointer');
+  // The mode (koffi, KMS, the sources) only after every option passed: a bad one costs nothing.
+  const modes = await import('../modes/kiosk.js');
   const session = await openSession(o);
   let k: ReturnType<typeof startKiosk>;
   try {
-    k = startKiosk({
+    k = modes.startKiosk({
       source,
       session,
       device: o.str('device'),

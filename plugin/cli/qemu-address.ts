@@ -1,6 +1,7 @@
 // --qemu-dbus ADDRESS checked before anything is opened. Apart from args.ts because the
-// fd:N check asks the kernel (fstat, getsockopt: koffi), which --help must not load.
-import { inheritedSocketProblem } from '../sources/qemu-display.js';
+// fd:N check asks the kernel (fstat, getsockopt: koffi), which --help must not load; it
+// loads libc's bindings alone (dbus/inherited.ts), so a bad fd is refused quickly.
+import { inheritedSocketProblem } from '../dbus/inherited.js';
 import { UsageError } from './args.js';
 
 /** A --qemu-dbus address: a D-Bus address, 'session', or fd:N. */

@@ -50,9 +50,18 @@ describe('the CLI loads a subcommand only when it runs it', () => {
     expect(heavy).toEqual([]);
   });
 
-  it('the walk sees what a subcommand loads (so the check above can fail)', () => {
-    const loaded = loadedWith('plugin/cli/kiosk.ts');
+  it('a subcommand checks its options before it loads its mode: a bad one loads no mode (the fd:N check loads libc alone)', () => {
+    for (const sub of ['info', 'kiosk', 'heads', 'compositor', 'window']) {
+      const loaded = [...loadedWith(`plugin/cli/${sub}.ts`)];
+      const heavy = loaded.filter((f) => f.startsWith('plugin/modes/') && f !== 'plugin/modes/heads-config.ts' || f.startsWith('plugin/device/') || f.startsWith('plugin/sources/') || (f.startsWith('ffi/') && f !== 'ffi/libc.ts'));
+      expect(heavy, sub).toEqual([]);
+    }
+  });
+
+  it('the walk sees what a mode loads (so the checks above can fail)', () => {
+    const loaded = loadedWith('plugin/modes/kiosk.ts');
     expect(loaded.has('package:koffi')).toBe(true);
-    expect([...loaded].some((f) => f.startsWith('plugin/modes/'))).toBe(true);
+    expect([...loaded].some((f) => f.startsWith('plugin/sources/'))).toBe(true);
+    expect([...loaded].some((f) => f.startsWith('ffi/') && f !== 'ffi/libc.ts')).toBe(true);
   });
 });
