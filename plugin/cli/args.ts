@@ -38,7 +38,10 @@ export class Options {
     } catch (e) {
       const m = /Unexpected argument '(.*)'/.exec((e as Error).message);
       if (m && cmd === 'compositor') throw new UsageError(`'${m[1]}': the command to run goes after '--' (guestplane compositor [options] -- ${m[1]} ARGS…)`, cmd);
-      throw new UsageError((e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, ''), cmd);
+      // parseArgs explains a value that starts with '-' over three lines: one is enough.
+      const dash = /^Option '(-[^']*)' argument is ambiguous/.exec((e as Error).message);
+      if (dash) throw new UsageError(`${dash[1]} needs a value; one that starts with '-' is written ${dash[1]}=VALUE`, cmd);
+      throw new UsageError((e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, '').split('\n')[0]!, cmd);
     }
   }
 

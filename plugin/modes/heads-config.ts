@@ -269,7 +269,9 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly issues: ConfigIssue[],
   ) {
-    super(`${source}: ${issues.length === 1 ? 'invalid configuration' : `${issues.length} problems`}:\n${issues.map((i) => `  ${i.path || '(top level)'} = ${show(i.value)}: ${i.message}`).join('\n')}`);
+    // One problem: one line (what a command prints as its error); several: one line each.
+    const line = (i: ConfigIssue) => `${i.path || '(top level)'} = ${show(i.value)}: ${i.message}`;
+    super(issues.length === 1 ? `${source}: invalid configuration: ${line(issues[0]!)}` : `${source}: ${issues.length} problems:\n${issues.map((i) => `  ${line(i)}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
