@@ -14,6 +14,7 @@
 // (qemu-map.ts) and the shadow pixels, until replaced or close(). exportDmabuf() returns
 // dups the caller closes.
 import type { DbusFd } from '../dbus/connection.js';
+import type { Rect } from '../geometry.js';
 import * as drm from '../../ffi/drm.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { MappedSurface } from './qemu-map.js';
@@ -27,8 +28,6 @@ export interface QemuIdSpace {
   generation: number;
   frame: number;
 }
-
-type Rect = { x: number; y: number; w: number; h: number };
 
 type Scanout =
   | { kind: 'dmabuf'; buffer: KnownBuffer; inode: string; width: number; height: number; stride: number; offset: number; fourcc: number; modifier: bigint; y0Top: boolean; crop: Rect | null; generation: number }

@@ -3,7 +3,7 @@
 // scene.ts place it), so the inverse of that placement takes a host pointer or touch point
 // into the root's surface coordinates; the sub-surfaces sit at their tree positions in
 // the same coordinates. Pure functions, unit-tested; the seat sends what they return.
-import { placement, type FitMode } from '../geometry.js';
+import { placement, type FitMode, type Rect } from '../geometry.js';
 
 export interface Point {
   x: number;
@@ -61,7 +61,7 @@ export function clampToOutput(p: Point, out: Size): Point {
  * The output as a rectangle in the coordinates of a root surface of `size` shown with
  * `fit` (the constraint area popups are kept in); the output itself without a size yet.
  */
-export function outputArea(fit: FitMode, size: Size | null, out: Size): { x: number; y: number; w: number; h: number } {
+export function outputArea(fit: FitMode, size: Size | null, out: Size): Rect {
   if (!size) return { x: 0, y: 0, w: out.w, h: out.h };
   const a = outputToSurface(fit, size, out, { x: 0, y: 0 });
   const b = outputToSurface(fit, size, out, { x: out.w, y: out.h });
