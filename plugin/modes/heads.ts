@@ -240,7 +240,7 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
         s.composer = new RegionComposer(
           out.width,
           out.height,
-          heads.map(({ h }) => ({ source: sourceOf(h), region: { x: h.region!.x, y: h.region!.y, w: h.region!.width, h: h.region!.height }, fit: h.scale })),
+          heads.map(({ h }) => ({ source: sourceOf(h), region: { x: h.region!.x, y: h.region!.y, width: h.region!.width, height: h.region!.height }, fit: h.scale })),
           Math.max(4, Math.round(out.refreshNs / 1e6)),
         );
         out.attach(s.composer, 'native');

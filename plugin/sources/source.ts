@@ -45,7 +45,7 @@ export interface GuestPlaneInfo {
   /** The part of the picture to show (picture pixels; default all of it). Primary only. */
   crop?: Rect;
   /** The size to show the crop at, before the output's fit (default the crop's size): a client's wp_viewport destination. */
-  displaySize?: { w: number; h: number };
+  displaySize?: { width: number; height: number };
 }
 
 export type PlaneQuery =

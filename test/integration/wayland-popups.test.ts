@@ -113,8 +113,8 @@ describe('menus of a real application (GTK 3) on the kiosk compositor', () => {
     const p = top().popups()[0]!;
     const size = p.surface.size!;
     // The menu's body: its window geometry (GTK draws a shadow around it in the same surface).
-    const g = p.geometry ?? { x: 0, y: 0, w: size.w, h: size.h };
-    const rect = { x: Math.round(p.x + g.x), y: Math.round(p.y + g.y), w: g.w, h: g.h };
+    const g = p.geometry ?? { x: 0, y: 0, width: size.w, height: size.h };
+    const rect = { x: Math.round(p.x + g.x), y: Math.round(p.y + g.y), w: g.width, h: g.height };
     expect(rect.w * rect.h).toBeGreaterThan(1000);
     // The keyboard goes to the menu (the grab's topmost popup).
     expect(kiosk.seat.keyboard?.focus).toBe(p.surface);
