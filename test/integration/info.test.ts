@@ -144,7 +144,7 @@ describe('guestplane info: command line', () => {
     const help = cli('help');
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/usage: guestplane <command>/);
-  }, 300_000); // seven starts of the CLI: 15-20 s each under TCG on a loaded host (133 s seen)
+  }, 300_000); // seven starts of the CLI: 6 s in all under TCG since --help and usage errors load no mode (up to 133 s before)
 
   it('names what is wrong with a bad --device and exits 1', () => {
     const cases: Array<[string, RegExp]> = [
