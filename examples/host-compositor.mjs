@@ -27,7 +27,7 @@ panel.flip(0, 1);
 const show = (name) => {
   const out = backend.enableOutput(name);
   out.attach(guest, 'fit'); // the guest is layer 0; host layers stack below (<0) and above (>0)
-  out.present([{ id: 'panel', buffer: { source: panel }, dst: { x: out.width - 272, y: out.height - 64, w: 256, h: 48 }, zIndex: 1 }]);
+  out.present([{ id: 'panel', buffer: { source: panel }, dst: { x: out.width - 272, y: out.height - 64, width: 256, height: 48 }, zIndex: 1 }]);
   let frames = 0, zeroCopy = 0;
   out.on('present', (p) => { frames++; if (p.zeroCopy) zeroCopy++; });
   out.on('error', (e) => console.error(`${name}: ${e.cause}: ${e.message}`));

@@ -10,7 +10,6 @@ import type { RunningCommand } from './cli/common.js';
 
 export { main } from './cli/main.js';
 export { parseMode, parseSize, parseRate } from './cli/args.js';
-export { openFirstKmsDevice } from './cli/info.js';
 export type { CliIo } from './cli/log.js';
 export type { RunningCommand } from './cli/common.js';
 

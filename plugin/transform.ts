@@ -94,13 +94,13 @@ export function pictureSize(t: Transform, bufferW: number, bufferH: number): { w
 export function bufferRect(t: Transform, r: Rect, pw: number, ph: number): Rect {
   if (t === NORMAL) return r;
   const [a0, b0] = toBuffer(t, r.x / pw, r.y / ph);
-  const [a1, b1] = toBuffer(t, (r.x + r.w) / pw, (r.y + r.h) / ph);
+  const [a1, b1] = toBuffer(t, (r.x + r.width) / pw, (r.y + r.height) / ph);
   const b = pictureSize(t, pw, ph); // the buffer's size: swapping is its own inverse
   const x0 = Math.round(Math.min(a0, a1) * b.w);
   const y0 = Math.round(Math.min(b0, b1) * b.h);
   const x1 = Math.round(Math.max(a0, a1) * b.w);
   const y1 = Math.round(Math.max(b0, b1) * b.h);
-  return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
 }
 
 // KMS plane rotation (include/uapi/drm/drm_mode.h): ROTATE_<deg> turns the framebuffer's

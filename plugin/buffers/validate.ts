@@ -79,11 +79,11 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
     if (p.kind === 'cursor') return fail(p, 'crop-range', 'has a crop or display size; only primary planes may');
     const pic = pictureSize(p.transform ?? 0, p.width, p.height);
     const c = p.crop;
-    if (c && !(isUint(c.x, MAX_DIMENSION) && isUint(c.y, MAX_DIMENSION) && isUint(c.w, MAX_DIMENSION) && isUint(c.h, MAX_DIMENSION) && c.w > 0 && c.h > 0 && c.x + c.w <= pic.w && c.y + c.h <= pic.h)) {
-      return fail(p, 'crop-range', `crop ${c.w}x${c.h}+${c.x}+${c.y} is not a rectangle inside the ${pic.w}x${pic.h} picture`);
+    if (c && !(isUint(c.x, MAX_DIMENSION) && isUint(c.y, MAX_DIMENSION) && isUint(c.width, MAX_DIMENSION) && isUint(c.height, MAX_DIMENSION) && c.width > 0 && c.height > 0 && c.x + c.width <= pic.w && c.y + c.height <= pic.h)) {
+      return fail(p, 'crop-range', `crop ${c.width}x${c.height}+${c.x}+${c.y} is not a rectangle inside the ${pic.w}x${pic.h} picture`);
     }
     const d = p.displaySize;
-    if (d && !(isUint(d.w, MAX_DIMENSION) && isUint(d.h, MAX_DIMENSION) && d.w > 0 && d.h > 0)) return fail(p, 'crop-range', `display size ${d.w}x${d.h} outside 1..${MAX_DIMENSION}`);
+    if (d && !(isUint(d.width, MAX_DIMENSION) && isUint(d.height, MAX_DIMENSION) && d.width > 0 && d.height > 0)) return fail(p, 'crop-range', `display size ${d.width}x${d.height} outside 1..${MAX_DIMENSION}`);
   }
   // Nothing makes transformed cursors, and the cursor path copies rows as they are.
   if ((p.transform ?? 0) !== 0 && p.kind === 'cursor') return fail(p, 'transform', 'has a transform; only primary planes may');

@@ -1,13 +1,13 @@
 // The command line's words checked before anything is opened: options per subcommand,
 // sizes, modes, rates, addresses, chords. Every refusal is a UsageError naming the
 // subcommand, the option, the value and what is wrong; main() prints it as one line and
-// points at the subcommand's --help (exit 2).
+// points at the subcommand's --help (exit 2). Light on purpose: main.ts loads it for every
+// start, --help included, so nothing here may load koffi or a mode (qemu-address.ts does).
 import { parseArgs } from 'node:util';
 import type { FitMode } from '../geometry.js';
 import type { ModeRequest } from '../output/output.js';
 import type { InputStackOptions } from '../input/devices.js';
 import { parseChords, type ChordName } from '../input/chords.js';
-import { inheritedSocketProblem } from '../sources/qemu-display.js';
 
 /** A wrong command line: `cmd` is the subcommand whose --help to point at (undefined: the top level). */
 export class UsageError extends Error {
@@ -38,7 +38,10 @@ export class Options {
     } catch (e) {
       const m = /Unexpected argument '(.*)'/.exec((e as Error).message);
       if (m && cmd === 'compositor') throw new UsageError(`'${m[1]}': the command to run goes after '--' (guestplane compositor [options] -- ${m[1]} ARGS…)`, cmd);
-      throw new UsageError((e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, ''), cmd);
+      // parseArgs explains a value that starts with '-' over three lines: one is enough.
+      const dash = /^Option '(-[^']*)' argument is ambiguous/.exec((e as Error).message);
+      if (dash) throw new UsageError(`${dash[1]} needs a value; one that starts with '-' is written ${dash[1]}=VALUE`, cmd);
+      throw new UsageError((e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, '').split('\n')[0]!, cmd);
     }
   }
 
@@ -102,18 +105,6 @@ export function parseRate(s: string, what: string, cmd?: string): number {
   return n;
 }
 
-/** A --qemu-dbus address: a D-Bus address, 'session', or fd:N. */
-export function parseQemuAddress(s: string, cmd: string): string {
-  if (s === 'session' || /^[a-z]+:.+/.test(s)) {
-    const fd = /^fd:(.*)$/.exec(s);
-    if (fd && !(/^\d+$/.test(fd[1]!) && Number(fd[1]) >= 3)) throw new UsageError(`--qemu-dbus '${s}': fd:N needs an inherited file descriptor number (3 or above)`, cmd);
-    const wrong = fd ? inheritedSocketProblem(Number(fd[1])) : null;
-    if (wrong) throw new UsageError(`--qemu-dbus '${s}': ${wrong}; start guestplane with QEMU's peer-to-peer display socket (-display dbus,p2p=yes, QMP add_client, or libvirt's virDomainOpenGraphicsFD) inherited as fd ${fd![1]}`, cmd);
-    return s;
-  }
-  throw new UsageError(`--qemu-dbus '${s}' is not a D-Bus address; give the bus QEMU's -display dbus uses, e.g. unix:path=/run/user/1000/bus, 'session' for $DBUS_SESSION_BUS_ADDRESS, or fd:N for an inherited socket connected peer-to-peer (QMP add_client)`, cmd);
-}
-
 /** --connect-timeout SECONDS (QEMU's D-Bus handshake and first answer): ms, or undefined when not given. */
 export function connectTimeoutOption(o: Options): number | undefined {
   const s = o.str('connect-timeout');
@@ -161,3 +152,12 @@ export const SEAT_OPTIONS: OptionSpec = {
   session: { type: 'string' },
   chords: { type: 'string' },
 };
+
+/** Splits `[options] -- CMD ARGS…` at the first '--' (the compositor's); an empty CMD is a usage error. */
+export function splitCommand(args: string[]): { options: string[]; command: string[] | null } {
+  const i = args.indexOf('--');
+  if (i < 0) return { options: args, command: null };
+  const command = args.slice(i + 1);
+  if (!command.length) throw new UsageError("nothing after '--': give the application to run, e.g. guestplane compositor -- foot", 'compositor');
+  return { options: args.slice(0, i), command };
+}

@@ -1,5 +1,5 @@
 // What the subcommands share: the handle the entry point stops them by, and the seat session.
-import { SeatSession } from '../device/session.js';
+import type { SeatSession } from '../device/session.js';
 import { SESSIONS, type Options } from './args.js';
 
 export interface RunningCommand {
@@ -19,5 +19,6 @@ export async function openSession(o: Options): Promise<SeatSession | undefined> 
   const mode = o.oneOf('session', SESSIONS, 'auto');
   const seat = mode === 'seat' || (mode === 'auto' && (process.getuid?.() !== 0 || process.env['LIBSEAT_BACKEND'] !== undefined));
   if (!seat) return undefined;
-  return SeatSession.open();
+  // Loaded here, not at the top: libseat's bindings only once a command really starts.
+  return (await import('../device/session.js')).SeatSession.open();
 }

@@ -5,29 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { dirname, isAbsolute } from 'node:path';
-import { runCompositor } from '../modes/compositor.js';
-import { FITS, Options, SEAT_OPTIONS, UsageError, chordsOption, inputOption, parseMode, type OptionSpec } from './args.js';
+import type { runCompositor } from '../modes/compositor.js';
+import { FITS, Options, UsageError, chordsOption, inputOption, parseMode } from './args.js';
 import { openSession, type OnStart } from './common.js';
 import type { CliIo, CliLog } from './log.js';
-
-export const COMPOSITOR_OPTIONS: OptionSpec = {
-  device: { type: 'string', short: 'd' },
-  connector: { type: 'string', short: 'c' },
-  mode: { type: 'string', short: 'm' },
-  socket: { type: 'string' },
-  fit: { type: 'string' },
-  'no-lease': { type: 'boolean' },
-  ...SEAT_OPTIONS,
-};
-
-/** Splits `[options] -- CMD ARGS…` at the first '--'; an empty CMD is a usage error. */
-export function splitCommand(args: string[]): { options: string[]; command: string[] | null } {
-  const i = args.indexOf('--');
-  if (i < 0) return { options: args, command: null };
-  const command = args.slice(i + 1);
-  if (!command.length) throw new UsageError("nothing after '--': give the application to run, e.g. guestplane compositor -- foot", 'compositor');
-  return { options: args.slice(0, i), command };
-}
 
 /** The environment CMD gets: ours, with the compositor's socket. */
 export function clientEnv(socket: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -47,10 +28,11 @@ export async function compositor(o: Options, command: string[] | null, io: CliIo
   const input = inputOption(o);
   const chords = chordsOption(o);
   if (chords?.some((c) => c !== 'vt')) throw new UsageError(`--chords '${o.str('chords')}': the compositor has only the vt chord (Ctrl+Alt+Q and G are the client's); give all, none or vt`, 'compositor');
+  const mode_ = await import('../modes/compositor.js'); // after the checks: a bad option loads no mode
   const session = await openSession(o);
   let c: Awaited<ReturnType<typeof runCompositor>>;
   try {
-    c = await runCompositor({ session, device: o.str('device'), connector: o.str('connector'), mode, socket: o.str('socket'), fit, leasing: !o.flag('no-lease'), input, chords, log: (m) => log.info(`guestplane compositor: ${m}`) });
+    c = await mode_.runCompositor({ session, device: o.str('device'), connector: o.str('connector'), mode, socket: o.str('socket'), fit, leasing: !o.flag('no-lease'), input, chords, log: (m) => log.info(`guestplane compositor: ${m}`) });
   } catch (e) {
     await session?.close();
     throw e;

@@ -1,13 +1,11 @@
 // guestplane heads (= kiosk --config FILE): several guests on several heads.
 import { loadHeadsConfig } from '../modes/heads-config.js';
-import { runHeads, type HeadManager } from '../modes/heads.js';
-import { HeadsInput } from '../modes/heads-input.js';
+import type { HeadManager } from '../modes/heads.js';
+import type { HeadsInput } from '../modes/heads-input.js';
 import { LoopStallMeter } from '../stats.js';
-import { Options, SEAT_OPTIONS, SESSIONS, STATS, UsageError, chordsOption, inputOption, type OptionSpec } from './args.js';
+import { Options, SESSIONS, STATS, UsageError, chordsOption, inputOption } from './args.js';
 import { openSession, type OnStart } from './common.js';
 import type { CliLog } from './log.js';
-
-export const HEADS_OPTIONS: OptionSpec = { config: { type: 'string' }, device: { type: 'string', short: 'd' }, stats: { type: 'string' }, ...SEAT_OPTIONS };
 
 /** Says when the seat goes and comes back, and how soon the screens were lit again (the Backend's events: after it stopped or relit them). */
 function followSeat(mgr: HeadManager, log: (line: string) => void): void {
@@ -51,6 +49,8 @@ export async function heads(o: Options, cli: CliLog, onStart?: OnStart): Promise
   const config = loadHeadsConfig(path); // ConfigError names the field, the value and the fix
   if (o.str('device')) config.device = o.str('device')!;
   const log = (line: string) => cli.info(`guestplane heads: ${line}`);
+  // The modes only after the options and the file passed: a bad one loads neither.
+  const [{ runHeads }, { HeadsInput }] = await Promise.all([import('../modes/heads.js'), import('../modes/heads-input.js')]);
   const session = await openSession(o);
   let mgr: HeadManager;
   try {

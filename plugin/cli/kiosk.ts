@@ -1,29 +1,10 @@
 // guestplane kiosk: one guest full screen on one connector (kiosk --config: heads.ts).
-import { startKiosk, type KioskSourceSpec } from '../modes/kiosk.js';
-import { FITS, Options, SEAT_OPTIONS, STATS, UsageError, chordsOption, connectTimeoutOption, inputOption, parseConsole, parseMode, parseQemuAddress, parseRate, parseSize, type OptionSpec } from './args.js';
+import type { KioskSourceSpec, startKiosk } from '../modes/kiosk.js';
+import { FITS, Options, STATS, UsageError, chordsOption, connectTimeoutOption, inputOption, parseConsole, parseMode, parseRate, parseSize } from './args.js';
+import { parseQemuAddress } from './qemu-address.js';
 import { openSession, type OnStart } from './common.js';
 import { heads } from './heads.js';
 import type { CliLog } from './log.js';
-
-export const KIOSK_OPTIONS: OptionSpec = {
-  vfio: { type: 'string' },
-  'vfio-fd': { type: 'string' },
-  'capture-dir': { type: 'string' },
-  config: { type: 'string' },
-  udmabuf: { type: 'string' },
-  'qemu-dbus': { type: 'string' },
-  console: { type: 'string' },
-  'connect-timeout': { type: 'string' },
-  fps: { type: 'string' },
-  'test-guest': { type: 'string' },
-  device: { type: 'string', short: 'd' },
-  connector: { type: 'string', short: 'c' },
-  mode: { type: 'string', short: 'm' },
-  fit: { type: 'string' },
-  stats: { type: 'string' },
-  touch: { type: 'string' },
-  ...SEAT_OPTIONS,
-};
 
 /** The kiosk's guest from its command-line options. */
 function kioskSource(o: Options, fps: number): KioskSourceSpec {
@@ -83,10 +64,12 @@ export async function kiosk(o: Options, log: CliLog, onStart?: OnStart): Promise
   const input = inputOption(o);
   const chords = chordsOption(o);
   const touch = o.oneOf('touch', ['pointer', 'multitouch'] as const, 'pointer');
+  // The mode (koffi, KMS, the sources) only after every option passed: a bad one costs nothing.
+  const modes = await import('../modes/kiosk.js');
   const session = await openSession(o);
   let k: ReturnType<typeof startKiosk>;
   try {
-    k = startKiosk({
+    k = modes.startKiosk({
       source,
       session,
       device: o.str('device'),

@@ -1,21 +1,8 @@
 // guestplane window: one guest in a window on the user's Wayland desktop (plugin/modes/window.ts).
-import { runWindow } from '../modes/window.js';
-import { FITS, Options, UsageError, parseConsole, parseMode, parseQemuAddress, parseRate, type OptionSpec } from './args.js';
+import { FITS, Options, UsageError, parseConsole, parseMode, parseRate } from './args.js';
+import { parseQemuAddress } from './qemu-address.js';
 import type { OnStart } from './common.js';
 import type { CliLog } from './log.js';
-
-export const WINDOW_OPTIONS: OptionSpec = {
-  'qemu-dbus': { type: 'string' },
-  console: { type: 'string' },
-  udmabuf: { type: 'string' },
-  fps: { type: 'string' },
-  title: { type: 'string' },
-  display: { type: 'string' },
-  fit: { type: 'string' },
-  stats: { type: 'string' },
-  fullscreen: { type: 'boolean' },
-  copy: { type: 'boolean' },
-};
 
 export async function window(o: Options, log: CliLog, onStart?: OnStart): Promise<number> {
   const qemu = o.str('qemu-dbus');
@@ -30,6 +17,7 @@ export async function window(o: Options, log: CliLog, onStart?: OnStart): Promis
   const source = m
     ? { kind: 'udmabuf' as const, width: m.width, height: m.height, fps: o.given('fps') ? parseRate(o.str('fps')!, '--fps', 'window') : 60 }
     : { kind: 'qemu-dbus' as const, address: parseQemuAddress(qemu!, 'window'), console: parseConsole(o.str('console'), 'window') };
+  const { runWindow } = await import('../modes/window.js'); // after the checks: a bad option loads no mode
   const w = await runWindow({ source, display: o.str('display'), title: o.str('title'), fit, fullscreen: o.flag('fullscreen'), copy: o.flag('copy'), statsFormat: stats, log: (l) => log.info(l) });
   log.info(`guestplane window: showing ${w.source.name} in "${w.output.name}"; Ctrl-C to stop`);
   onStart?.({ stop: w.stop, done: w.done });

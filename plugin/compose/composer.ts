@@ -120,7 +120,7 @@ export class Composer {
     let uploadReason: string | null = null;
     for (const [i, l] of layers.entries()) {
       if (l.kind === 'solid') {
-        const full = l.dst.x <= 0 && l.dst.y <= 0 && l.dst.x + l.dst.w >= this.width && l.dst.y + l.dst.h >= this.height;
+        const full = l.dst.x <= 0 && l.dst.y <= 0 && l.dst.x + l.dst.width >= this.width && l.dst.y + l.dst.height >= this.height;
         if (i !== 0 || !full) return { cause: 'gles-solid', error: `solid layer ${l.id} is not a full-screen bottom layer` };
         clear = [((l.pixel >>> 16) & 0xff) / 255, ((l.pixel >>> 8) & 0xff) / 255, (l.pixel & 0xff) / 255, 1];
         continue;
@@ -178,7 +178,7 @@ export class Composer {
       const srcImg = { bytes: acc.view.bytes, offset: acc.view.offset, stride: p.stride, width: p.width, height: p.height };
       acc.begin();
       try {
-        const scaled = l.src.w !== l.dst.w || l.src.h !== l.dst.h;
+        const scaled = l.src.width !== l.dst.width || l.src.height !== l.dst.height;
         const alpha = l.alpha ?? 1;
         const t = p.transform ?? NORMAL;
         // Row copies cover normal and Y_INVERT; rotations and mirrors go pixel by pixel.
@@ -247,13 +247,13 @@ export class Composer {
 
 /** Whether `r` lies within `area`. */
 function inside(r: Rect, area: Rect): boolean {
-  return r.x >= area.x && r.y >= area.y && r.x + r.w <= area.x + area.w && r.y + r.h <= area.y + area.h;
+  return r.x >= area.x && r.y >= area.y && r.x + r.width <= area.x + area.width && r.y + r.height <= area.y + area.height;
 }
 
 /** Fills `area` except the rectangle `hole` inside it. */
 function fillAround(img: { bytes: Uint8Array; offset: number; stride: number; width: number; height: number }, area: Rect, hole: Rect, px: number): void {
-  fill(img, { x: area.x, y: area.y, w: area.w, h: hole.y - area.y }, px);
-  fill(img, { x: area.x, y: hole.y + hole.h, w: area.w, h: area.y + area.h - hole.y - hole.h }, px);
-  fill(img, { x: area.x, y: hole.y, w: hole.x - area.x, h: hole.h }, px);
-  fill(img, { x: hole.x + hole.w, y: hole.y, w: area.x + area.w - hole.x - hole.w, h: hole.h }, px);
+  fill(img, { x: area.x, y: area.y, width: area.width, height: hole.y - area.y }, px);
+  fill(img, { x: area.x, y: hole.y + hole.height, width: area.width, height: area.y + area.height - hole.y - hole.height }, px);
+  fill(img, { x: area.x, y: hole.y, width: hole.x - area.x, height: hole.height }, px);
+  fill(img, { x: hole.x + hole.width, y: hole.y, width: area.x + area.width - hole.x - hole.width, height: hole.height }, px);
 }

@@ -24,52 +24,52 @@ export const CPU_BPP = 4;
  * buffer). Returns the bytes written. Rectangles must already be clipped to both images.
  */
 export function blit(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, flipY = false): number {
-  if (to.w <= 0 || to.h <= 0) return 0;
+  if (to.width <= 0 || to.height <= 0) return 0;
   // Source row for destination row y.
   const rowOf = (y: number, scaled: boolean) => {
-    const r = scaled ? Math.min(from.h - 1, Math.floor(((y + 0.5) * from.h) / to.h)) : y;
-    return from.y + (flipY ? from.h - 1 - r : r);
+    const r = scaled ? Math.min(from.height - 1, Math.floor(((y + 0.5) * from.height) / to.height)) : y;
+    return from.y + (flipY ? from.height - 1 - r : r);
   };
-  if (from.w === to.w && from.h === to.h) {
-    const rowBytes = to.w * CPU_BPP;
-    for (let y = 0; y < to.h; y++) {
+  if (from.width === to.width && from.height === to.height) {
+    const rowBytes = to.width * CPU_BPP;
+    for (let y = 0; y < to.height; y++) {
       const s = src.offset + rowOf(y, false) * src.stride + from.x * CPU_BPP;
       const d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
       dst.bytes.set(src.bytes.subarray(s, s + rowBytes), d);
     }
-    return rowBytes * to.h;
+    return rowBytes * to.height;
   }
-  const xmap = new Int32Array(to.w);
-  for (let x = 0; x < to.w; x++) xmap[x] = from.x + Math.min(from.w - 1, Math.floor(((x + 0.5) * from.w) / to.w));
+  const xmap = new Int32Array(to.width);
+  for (let x = 0; x < to.width; x++) xmap[x] = from.x + Math.min(from.width - 1, Math.floor(((x + 0.5) * from.width) / to.width));
   if ((src.offset | src.stride | dst.offset | dst.stride | src.bytes.byteOffset | dst.bytes.byteOffset) % 4 !== 0) {
     // The guest chose an unaligned offset or stride (the kernel allows it for linear
     // buffers): no 32-bit view fits, copy each pixel's 4 bytes instead of refusing.
-    for (let y = 0; y < to.h; y++) {
+    for (let y = 0; y < to.height; y++) {
       const srow = src.offset + rowOf(y, true) * src.stride;
       const drow = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
-      for (let x = 0; x < to.w; x++) {
+      for (let x = 0; x < to.width; x++) {
         const s = srow + xmap[x] * CPU_BPP;
         dst.bytes.set(src.bytes.subarray(s, s + CPU_BPP), drow + x * CPU_BPP);
       }
     }
-    return to.w * to.h * CPU_BPP;
+    return to.width * to.height * CPU_BPP;
   }
   const s32 = new Uint32Array(src.bytes.buffer, src.bytes.byteOffset, Math.floor(src.bytes.byteLength / 4));
   const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
-  for (let y = 0; y < to.h; y++) {
+  for (let y = 0; y < to.height; y++) {
     const srow = (src.offset + rowOf(y, true) * src.stride) / 4;
     const drow = (dst.offset + (to.y + y) * dst.stride) / 4 + to.x;
-    for (let x = 0; x < to.w; x++) d32[drow + x] = s32[srow + xmap[x]];
+    for (let x = 0; x < to.width; x++) d32[drow + x] = s32[srow + xmap[x]];
   }
-  return to.w * to.h * CPU_BPP;
+  return to.width * to.height * CPU_BPP;
 }
 
 /** Fills a rectangle of a 32-bit image with one pixel value. */
 export function fill(dst: CpuImage, r: Rect, pixel: number): void {
   const d32 = new Uint32Array(dst.bytes.buffer, dst.bytes.byteOffset, Math.floor(dst.bytes.byteLength / 4));
-  for (let y = r.y; y < r.y + r.h; y++) {
+  for (let y = r.y; y < r.y + r.height; y++) {
     const row = (dst.offset + y * dst.stride) / 4;
-    d32.fill(pixel >>> 0, row + r.x, row + r.x + r.w);
+    d32.fill(pixel >>> 0, row + r.x, row + r.x + r.width);
   }
 }
 
@@ -79,20 +79,20 @@ export function fill(dst: CpuImage, r: Rect, pixel: number): void {
  * Rectangles must be clipped to both images and of equal size. Returns the bytes read.
  */
 export function blendOver(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, opts: { alpha?: number; opaque?: boolean; flipY?: boolean } = {}): number {
-  if (to.w <= 0 || to.h <= 0) return 0;
-  if (from.w !== to.w || from.h !== to.h) throw new RangeError('blendOver: scaled blending is not supported');
+  if (to.width <= 0 || to.height <= 0) return 0;
+  if (from.width !== to.width || from.height !== to.height) throw new RangeError('blendOver: scaled blending is not supported');
   const sb = src.bytes;
   const db = dst.bytes;
   // Plane alpha scales the premultiplied source (colour and alpha alike), as KMS and GLES do.
   const ga = opts.alpha ?? 1;
   const opaque = opts.opaque ?? false;
-  for (let y = 0; y < to.h; y++) {
-    const sy = from.y + (opts.flipY ? from.h - 1 - y : y);
+  for (let y = 0; y < to.height; y++) {
+    const sy = from.y + (opts.flipY ? from.height - 1 - y : y);
     let s = src.offset + sy * src.stride + from.x * CPU_BPP;
     let d = dst.offset + (to.y + y) * dst.stride + to.x * CPU_BPP;
-    for (let x = 0; x < to.w; x++, s += 4, d += 4) over(sb, s, db, d, ga, opaque);
+    for (let x = 0; x < to.width; x++, s += 4, d += 4) over(sb, s, db, d, ga, opaque);
   }
-  return to.w * to.h * CPU_BPP;
+  return to.width * to.height * CPU_BPP;
 }
 
 /**
@@ -125,9 +125,9 @@ function over(sb: Uint8Array, s: number, db: Uint8Array, d: number, ga: number, 
 export function drawTransformed(src: CpuImage, from: Rect, dst: CpuImage, to: Rect, t: Transform, opts: { blend?: boolean; alpha?: number; opaque?: boolean } = {}): number {
   const x0 = Math.max(0, to.x);
   const y0 = Math.max(0, to.y);
-  const x1 = Math.min(dst.width, to.x + to.w);
-  const y1 = Math.min(dst.height, to.y + to.h);
-  if (x1 <= x0 || y1 <= y0 || from.w <= 0 || from.h <= 0) return 0;
+  const x1 = Math.min(dst.width, to.x + to.width);
+  const y1 = Math.min(dst.height, to.y + to.height);
+  if (x1 <= x0 || y1 <= y0 || from.width <= 0 || from.height <= 0) return 0;
   // The transform is affine on the unit square: buffer (a, b) = c + u·du + v·dv.
   const [ca, cb] = toBuffer(t, 0, 0);
   const [ua, ub] = toBuffer(t, 1, 0);
@@ -137,14 +137,14 @@ export function drawTransformed(src: CpuImage, from: Rect, dst: CpuImage, to: Re
   const ga = opts.alpha ?? 1;
   const opaque = opts.opaque ?? false;
   for (let y = y0; y < y1; y++) {
-    const v = (y - to.y + 0.5) / to.h;
+    const v = (y - to.y + 0.5) / to.height;
     const drow = dst.offset + y * dst.stride;
     for (let x = x0; x < x1; x++) {
-      const u = (x - to.x + 0.5) / to.w;
+      const u = (x - to.x + 0.5) / to.width;
       const a = ca + (ua - ca) * u + (va - ca) * v;
       const b = cb + (ub - cb) * u + (vb - cb) * v;
-      const sx = from.x + Math.min(from.w - 1, Math.floor(a * from.w));
-      const sy = from.y + Math.min(from.h - 1, Math.floor(b * from.h));
+      const sx = from.x + Math.min(from.width - 1, Math.floor(a * from.width));
+      const sy = from.y + Math.min(from.height - 1, Math.floor(b * from.height));
       const s = src.offset + sy * src.stride + sx * CPU_BPP;
       const d = drow + x * CPU_BPP;
       if (opts.blend) {
@@ -168,9 +168,9 @@ export function drawTransformed(src: CpuImage, from: Rect, dst: CpuImage, to: Re
 export function clipUnscaled(src: Rect, dst: Rect, w: number, h: number, flipY = false): { src: Rect; dst: Rect } | null {
   const x0 = Math.max(0, dst.x);
   const y0 = Math.max(0, dst.y);
-  const x1 = Math.min(w, dst.x + dst.w);
-  const y1 = Math.min(h, dst.y + dst.h);
+  const x1 = Math.min(w, dst.x + dst.width);
+  const y1 = Math.min(h, dst.y + dst.height);
   if (x1 <= x0 || y1 <= y0) return null;
-  const sy = flipY ? src.y + (dst.y + dst.h - y1) : src.y + (y0 - dst.y);
-  return { src: { x: src.x + (x0 - dst.x), y: sy, w: x1 - x0, h: y1 - y0 }, dst: { x: x0, y: y0, w: x1 - x0, h: y1 - y0 } };
+  const sy = flipY ? src.y + (dst.y + dst.height - y1) : src.y + (y0 - dst.y);
+  return { src: { x: src.x + (x0 - dst.x), y: sy, width: x1 - x0, height: y1 - y0 }, dst: { x: x0, y: y0, width: x1 - x0, height: y1 - y0 } };
 }

@@ -50,19 +50,19 @@ function finite(...v: number[]): boolean {
 
 /** Checks a layer's rectangles; returns the source rect to use. Throws RangeError. */
 export function checkLayerRects(src: Rect | undefined, dst: Rect, imageW: number, imageH: number): Rect {
-  const s = src ?? { x: 0, y: 0, w: imageW, h: imageH };
-  if (!finite(s.x, s.y, s.w, s.h) || s.w <= 0 || s.h <= 0 || s.x < 0 || s.y < 0 || s.x + s.w > imageW || s.y + s.h > imageH) {
-    throw new RangeError(`layer source ${s.w}x${s.h}+${s.x}+${s.y} is not inside the ${imageW}x${imageH} buffer`);
+  const s = src ?? { x: 0, y: 0, width: imageW, height: imageH };
+  if (!finite(s.x, s.y, s.width, s.height) || s.width <= 0 || s.height <= 0 || s.x < 0 || s.y < 0 || s.x + s.width > imageW || s.y + s.height > imageH) {
+    throw new RangeError(`layer source ${s.width}x${s.height}+${s.x}+${s.y} is not inside the ${imageW}x${imageH} buffer`);
   }
-  if (!finite(dst.x, dst.y, dst.w, dst.h) || dst.w <= 0 || dst.h <= 0) {
-    throw new RangeError(`layer destination ${dst.w}x${dst.h}+${dst.x}+${dst.y} is empty`);
+  if (!finite(dst.x, dst.y, dst.width, dst.height) || dst.width <= 0 || dst.height <= 0) {
+    throw new RangeError(`layer destination ${dst.width}x${dst.height}+${dst.x}+${dst.y} is empty`);
   }
   return s;
 }
 
 /** Whether a layer is an unscaled copy on whole pixels (any filter gives the same result). */
 export function isPixelCopy(src: Rect, dst: Rect): boolean {
-  return src.w === dst.w && src.h === dst.h && [src.x, src.y, src.w, src.h, dst.x, dst.y].every(Number.isInteger);
+  return src.width === dst.width && src.height === dst.height && [src.x, src.y, src.width, src.height, dst.x, dst.y].every(Number.isInteger);
 }
 
 /**
@@ -75,12 +75,12 @@ export function isPixelCopy(src: Rect, dst: Rect): boolean {
  */
 export function quadVertices(src: Rect, dst: Rect, imageW: number, imageH: number, targetW: number, targetH: number, transform: Transform = 0): Float32Array {
   const x0 = (2 * dst.x) / targetW - 1;
-  const x1 = (2 * (dst.x + dst.w)) / targetW - 1;
+  const x1 = (2 * (dst.x + dst.width)) / targetW - 1;
   const y0 = (2 * dst.y) / targetH - 1;
-  const y1 = (2 * (dst.y + dst.h)) / targetH - 1;
+  const y1 = (2 * (dst.y + dst.height)) / targetH - 1;
   const tex = (u: number, v: number): [number, number] => {
     const [a, b] = toBuffer(transform, u, v);
-    return [(src.x + a * src.w) / imageW, (src.y + b * src.h) / imageH];
+    return [(src.x + a * src.width) / imageW, (src.y + b * src.height) / imageH];
   };
   return Float32Array.of(x0, y0, ...tex(0, 0), x1, y0, ...tex(1, 0), x0, y1, ...tex(0, 1), x1, y1, ...tex(1, 1));
 }
@@ -172,7 +172,7 @@ export function drawLayers(
     egl.glBindTexture(egl.GL_TEXTURE_2D, s.texture);
     // An unscaled, pixel-aligned layer samples texel centres exactly: nearest gives the
     // same pixels as linear, and is cheaper (much, on software rasterisers).
-    const shown = { ...src, ...pictureSize(l.transform ?? 0, src.w, src.h) };
+    const shown = { ...src, ...pictureSize(l.transform ?? 0, src.width, src.height) };
     const f = isPixelCopy(shown, l.dst) ? egl.GL_NEAREST : filter;
     if (s.filter !== f) {
       egl.glTexParameteri(egl.GL_TEXTURE_2D, egl.GL_TEXTURE_MIN_FILTER, f);

@@ -60,8 +60,8 @@ export class RegionComposer extends EventEmitter<GuestSourceEvents> implements G
     super();
     for (const [i, r] of regions.entries()) {
       const g = r.region;
-      if (g.x < 0 || g.y < 0 || g.w <= 0 || g.h <= 0 || g.x + g.w > width || g.y + g.h > height) {
-        throw new RangeError(`region ${i} (${g.w}x${g.h}+${g.x}+${g.y}) is outside the ${width}x${height} screen; make it fit the mode`);
+      if (g.x < 0 || g.y < 0 || g.width <= 0 || g.height <= 0 || g.x + g.width > width || g.y + g.height > height) {
+        throw new RangeError(`region ${i} (${g.width}x${g.height}+${g.x}+${g.y}) is outside the ${width}x${height} screen; make it fit the mode`);
       }
     }
     this.name = `regions ${width}x${height} (${regions.map((r) => r.source.name).join(', ')})`;
@@ -130,13 +130,13 @@ export class RegionComposer extends EventEmitter<GuestSourceEvents> implements G
     if (!v.ok) return v.message;
     if (v.format.cpp[0] !== 4 || v.format.planes !== 1) return `regions take 32-bit single-plane formats, not ${v.format.code}`;
     const g = spec.region;
-    const place = placement(spec.fit, p.width, p.height, g.w, g.h);
-    const to = { x: g.x + place.dst.x, y: g.y + place.dst.y, w: place.dst.w, h: place.dst.h };
+    const place = placement(spec.fit, p.width, p.height, g.width, g.height);
+    const to = { x: g.x + place.dst.x, y: g.y + place.dst.y, width: place.dst.width, height: place.dst.height };
     // Letterbox bars in black, as a monitor shows outside the picture.
-    fill(dst, { x: g.x, y: g.y, w: g.w, h: to.y - g.y }, 0xff000000);
-    fill(dst, { x: g.x, y: to.y + to.h, w: g.w, h: g.y + g.h - to.y - to.h }, 0xff000000);
-    fill(dst, { x: g.x, y: to.y, w: to.x - g.x, h: to.h }, 0xff000000);
-    fill(dst, { x: to.x + to.w, y: to.y, w: g.x + g.w - to.x - to.w, h: to.h }, 0xff000000);
+    fill(dst, { x: g.x, y: g.y, width: g.width, height: to.y - g.y }, 0xff000000);
+    fill(dst, { x: g.x, y: to.y + to.height, width: g.width, height: g.y + g.height - to.y - to.height }, 0xff000000);
+    fill(dst, { x: g.x, y: to.y, width: to.x - g.x, height: to.height }, 0xff000000);
+    fill(dst, { x: to.x + to.width, y: to.y, width: g.x + g.width - to.x - to.width, height: to.height }, 0xff000000);
     acc.begin();
     try {
       this.stats.bytesCopied += blit({ bytes: acc.view.bytes, offset: acc.view.offset, stride: p.stride, width: p.width, height: p.height }, place.src, dst, to);

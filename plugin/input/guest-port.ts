@@ -43,8 +43,8 @@ export const BUTTONS: Readonly<Record<number, QemuButton>> = { 0x110: 'left', 0x
  */
 export function toGuestPoint(p: Point, area: Size, picture: Size, fit: FitMode): Point {
   const pl = placement(fit, picture.width, picture.height, area.width, area.height);
-  const x = pl.src.x + ((p.x - pl.dst.x) * pl.src.w) / pl.dst.w;
-  const y = pl.src.y + ((p.y - pl.dst.y) * pl.src.h) / pl.dst.h;
+  const x = pl.src.x + ((p.x - pl.dst.x) * pl.src.width) / pl.dst.width;
+  const y = pl.src.y + ((p.y - pl.dst.y) * pl.src.height) / pl.dst.height;
   return { x: Math.round(Math.min(Math.max(x, 0), picture.width - 1)), y: Math.round(Math.min(Math.max(y, 0), picture.height - 1)) };
 }
 

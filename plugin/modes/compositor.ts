@@ -316,7 +316,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     if (!root?.size || !this.seat.pointer.focus) return null;
     // In the shown window's coordinates: the output places the window rectangle, and the cursor with it.
     const v = this.#view(root)!;
-    return { source: this.#shown, tip: outputToSurface(this.#fit, { w: v.w, h: v.h }, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
+    return { source: this.#shown, tip: outputToSurface(this.#fit, { w: v.width, h: v.height }, { w: this.output.width, h: this.output.height }, this.seatInput.pointer) };
   }
 
   /** The shown toplevel's surface once it has a buffer (what has keyboard focus and is under the pointer). */
@@ -477,7 +477,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
       return { id: layerId, buffer: { source }, dst: l.dst, ...(l.src ? { src: l.src } : {}), zIndex: l.zIndex };
     });
     // A tree that never had sub-surfaces stays a plain attached source (the steady-state path).
-    const key = layers.map((l) => `${l.id}@${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.w}x${l.dst.h}/${l.src ? `${l.src.x},${l.src.y},${l.src.w}x${l.src.h}` : '-'}`).join(';');
+    const key = layers.map((l) => `${l.id}@${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.width}x${l.dst.height}/${l.src ? `${l.src.x},${l.src.y},${l.src.width}x${l.src.height}` : '-'}`).join(';');
     if (key === (this.#sceneKey ?? '')) return;
     this.#sceneKey = key;
     this.output.present(layers);

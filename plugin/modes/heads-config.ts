@@ -11,8 +11,12 @@
 //                                          EDID (or one made from the head's mode) into the
 //                                          device's GFX EDID region, if it has one
 //       "vm": { "type": "qemu-dbus", "address": "unix:path=/run/user/1000/bus",
-//               "console": 0 },            optional (default 0): a QEMU/libvirt VM with
+//               "console": 0,              optional (default 0): a QEMU/libvirt VM with
 //                                          -display dbus; waited for, reattached on restart
+//               "connectTimeout": 5 },     optional (seconds, above 0 up to 600; default 5):
+//                                          how long each attempt waits for QEMU's D-Bus
+//                                          handshake and first answer (kiosk's
+//                                          --connect-timeout); then no signal, and a retry
 //       "demo": { "type": "udmabuf", "width": 1024, "height": 768,
 //                 "buffers": 3,            optional (default 3)
 //                 "fps": 60 }              optional (default 60): the built-in test guest
@@ -73,6 +77,7 @@
 // wrong and how to fix it.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { QemuGuestOptions } from '../sources/qemu-guest.js';
 
 const rect = z
   .object({
@@ -114,6 +119,8 @@ const qemuDbusGuest = z
     type: z.literal('qemu-dbus'),
     address: z.string().regex(/^(session|[a-z]+:.+)$/),
     console: z.number().int().min(0).default(0),
+    /** Seconds, as the kiosk's --connect-timeout (QemuGuest's connectTimeoutMs / 1000). */
+    connectTimeout: z.number().positive().max(600).optional(),
   })
   .strict();
 
@@ -234,6 +241,12 @@ function checkInput(heads: readonly z.output<typeof head>[], ctx: z.RefinementCt
 export type HeadsConfig = z.output<typeof headsConfigSchema>;
 export type GuestConfig = HeadsConfig['guests'][string];
 export type HeadConfig = HeadsConfig['heads'][number];
+
+/** A qemu-dbus guest of the file as QemuGuest's options: the file says seconds (as the
+ * kiosk's --connect-timeout), the API milliseconds. */
+export function qemuGuestOptions(g: Extract<GuestConfig, { type: 'qemu-dbus' }>, log: (line: string) => void): QemuGuestOptions {
+  return { address: g.address, console: g.console, ...(g.connectTimeout !== undefined && { connectTimeoutMs: Math.round(g.connectTimeout * 1000) }), log };
+}
 export type RectConfig = z.output<typeof rect>;
 
 /** A head's input settings with the defaults spelt out: `enabled` false for `"input": false`. */
@@ -256,7 +269,9 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly issues: ConfigIssue[],
   ) {
-    super(`${source}: ${issues.length === 1 ? 'invalid configuration' : `${issues.length} problems`}:\n${issues.map((i) => `  ${i.path || '(top level)'} = ${show(i.value)}: ${i.message}`).join('\n')}`);
+    // One problem: one line (what a command prints as its error); several: one line each.
+    const line = (i: ConfigIssue) => `${i.path || '(top level)'} = ${show(i.value)}: ${i.message}`;
+    super(issues.length === 1 ? `${source}: invalid configuration: ${line(issues[0]!)}` : `${source}: ${issues.length} problems:\n${issues.map((i) => `  ${line(i)}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
@@ -298,6 +313,7 @@ function explain(issue: z.core.$ZodIssue, value: unknown): string {
     case 'too_small':
       if (issue.origin === 'array') return `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}; FIX: add one`;
       if (issue.origin === 'string') return 'must not be empty; FIX: give a name';
+      if (!issue.inclusive) return `must be > ${issue.minimum}; FIX: use a value above ${issue.minimum}`;
       return `must be >= ${issue.minimum}; FIX: use a value of at least ${issue.minimum}`;
     case 'too_big':
       return `must be <= ${issue.maximum}; FIX: use a value of at most ${issue.maximum}`;

@@ -40,7 +40,7 @@ import { animate, udmabufStep, type Animation } from '../sources/test-guest.js';
 import { RegionComposer } from '../compose/regions.js';
 import type { HotplugEvent, HotplugMonitor, HotplugOptions } from '../device/hotplug.js';
 import { edidForHead, findGuestEdidRegion, readConnectorEdid, writeGuestEdid } from '../device/edid.js';
-import type { HeadConfig, HeadsConfig } from './heads-config.js';
+import { qemuGuestOptions, type HeadConfig, type HeadsConfig } from './heads-config.js';
 import type { SeatSession } from '../device/session.js';
 
 export interface HeadsOptions {
@@ -159,7 +159,7 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
           throw new Error(`guests.${name}: cannot open VFIO device ${g.device}: ${(e as Error).message}`);
         }
       } else if (g.type === 'qemu-dbus') {
-        src = new QemuGuest({ address: g.address, console: g.console, log: (l) => this.log(`guests.${name}: ${l}`) });
+        src = new QemuGuest(qemuGuestOptions(g, (l) => this.log(`guests.${name}: ${l}`)));
       } else {
         const u = new UdmabufSource({ width: g.width, height: g.height, buffers: g.buffers });
         src = u;
@@ -240,7 +240,7 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
         s.composer = new RegionComposer(
           out.width,
           out.height,
-          heads.map(({ h }) => ({ source: sourceOf(h), region: { x: h.region!.x, y: h.region!.y, w: h.region!.width, h: h.region!.height }, fit: h.scale })),
+          heads.map(({ h }) => ({ source: sourceOf(h), region: { x: h.region!.x, y: h.region!.y, width: h.region!.width, height: h.region!.height }, fit: h.scale })),
           Math.max(4, Math.round(out.refreshNs / 1e6)),
         );
         out.attach(s.composer, 'native');

@@ -222,7 +222,7 @@ function guestInput(guest: QemuGuest, backend: Backend, out: Output, opts: Kiosk
         guest: () => {
           const q = guest.query('primary');
           // The picture QEMU shows (ScanoutDMABUF2: a rectangle of the buffer), not the buffer.
-          return q.state === 'ok' ? { width: q.plane.crop?.w ?? q.plane.width, height: q.plane.crop?.h ?? q.plane.height } : null;
+          return q.state === 'ok' ? { width: q.plane.crop?.width ?? q.plane.width, height: q.plane.crop?.height ?? q.plane.height } : null;
         },
         fit: opts.fit ?? 'fit',
       },

@@ -165,12 +165,12 @@ export class Committer {
     const hs = have?.src;
     put(req, pl, 'SRC_X', w.src.x * 65536, hs ? hs.x * 65536 : undefined);
     put(req, pl, 'SRC_Y', w.src.y * 65536, hs ? hs.y * 65536 : undefined);
-    put(req, pl, 'SRC_W', w.src.w * 65536, hs ? hs.w * 65536 : undefined);
-    put(req, pl, 'SRC_H', w.src.h * 65536, hs ? hs.h * 65536 : undefined);
+    put(req, pl, 'SRC_W', w.src.width * 65536, hs ? hs.width * 65536 : undefined);
+    put(req, pl, 'SRC_H', w.src.height * 65536, hs ? hs.height * 65536 : undefined);
     put(req, pl, 'CRTC_X', w.dst.x, have?.dst.x);
     put(req, pl, 'CRTC_Y', w.dst.y, have?.dst.y);
-    put(req, pl, 'CRTC_W', w.dst.w, have?.dst.w);
-    put(req, pl, 'CRTC_H', w.dst.h, have?.dst.h);
+    put(req, pl, 'CRTC_W', w.dst.width, have?.dst.width);
+    put(req, pl, 'CRTC_H', w.dst.height, have?.dst.height);
     if (w.zpos !== undefined && pl.props.has('zpos') && !pl.zpos?.immutable) put(req, pl, 'zpos', w.zpos, have?.zpos);
     // Always written where the plane has it: whoever used the plane before may have
     // left it rotated, and a reflected layer's plane goes back to rotate-0 after it.

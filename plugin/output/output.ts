@@ -413,7 +413,7 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
   }
 
   private noSignalPlan(fb: DumbFramebuffer): FramePlan {
-    const full = { x: 0, y: 0, w: this.width, h: this.height };
+    const full = { x: 0, y: 0, width: this.width, height: this.height };
     const planes = new Map<number, PlaneState | null>([[this.primary.id, { fbId: fb.fbId, src: full, dst: full }]]);
     return { path: 'no-signal', fbId: fb.fbId, src: full, dst: full, contentKey: 'no-signal', planes };
   }

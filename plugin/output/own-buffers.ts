@@ -11,7 +11,7 @@ const NO_SIGNAL_MARK = 0xff5a6a80;
 /** A full-screen dumb buffer of one colour. */
 export function solidBuffer(dev: KmsDevice, width: number, height: number, pixel: number): DumbFramebuffer {
   const b = new DumbFramebuffer(dev.fd, width, height);
-  fill({ bytes: b.bytes, offset: 0, stride: b.pitch, width: b.width, height: b.height }, { x: 0, y: 0, w: b.width, h: b.height }, pixel);
+  fill({ bytes: b.bytes, offset: 0, stride: b.pitch, width: b.width, height: b.height }, { x: 0, y: 0, width: b.width, height: b.height }, pixel);
   return b;
 }
 
@@ -23,9 +23,9 @@ export function noSignalBuffer(dev: KmsDevice, width: number, height: number): D
   const ix = Math.floor(fb.width / 8);
   const iy = Math.floor(fb.height / 8);
   const t = Math.max(2, Math.floor(fb.height / 100));
-  fill(img, { x: ix, y: iy, w: fb.width - 2 * ix, h: t }, NO_SIGNAL_MARK);
-  fill(img, { x: ix, y: fb.height - iy - t, w: fb.width - 2 * ix, h: t }, NO_SIGNAL_MARK);
-  fill(img, { x: ix, y: iy, w: t, h: fb.height - 2 * iy }, NO_SIGNAL_MARK);
-  fill(img, { x: fb.width - ix - t, y: iy, w: t, h: fb.height - 2 * iy }, NO_SIGNAL_MARK);
+  fill(img, { x: ix, y: iy, width: fb.width - 2 * ix, height: t }, NO_SIGNAL_MARK);
+  fill(img, { x: ix, y: fb.height - iy - t, width: fb.width - 2 * ix, height: t }, NO_SIGNAL_MARK);
+  fill(img, { x: ix, y: iy, width: t, height: fb.height - 2 * iy }, NO_SIGNAL_MARK);
+  fill(img, { x: fb.width - ix - t, y: iy, width: t, height: fb.height - 2 * iy }, NO_SIGNAL_MARK);
   return fb;
 }

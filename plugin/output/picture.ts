@@ -18,7 +18,7 @@ export function srcInBuffer(r: Rect, p: GuestPlaneInfo): Rect {
 
 export interface PlaneView {
   crop: Rect;
-  shown: { w: number; h: number };
+  shown: { width: number; height: number };
 }
 
 /**
@@ -28,18 +28,18 @@ export interface PlaneView {
  */
 export function viewOf(p: GuestPlaneInfo): PlaneView {
   const pic = pictureOf(p);
-  const crop = p.crop ?? { x: 0, y: 0, w: pic.w, h: pic.h };
-  return { crop, shown: p.displaySize ?? { w: crop.w, h: crop.h } };
+  const crop = p.crop ?? { x: 0, y: 0, width: pic.w, height: pic.h };
+  return { crop, shown: p.displaySize ?? { width: crop.width, height: crop.height } };
 }
 
 /** A rectangle of the shown surface as picture pixels of the crop (rounded to whole pixels). */
 export function cropOf(r: Rect, v: PlaneView): Rect {
-  if (v.shown.w === v.crop.w && v.shown.h === v.crop.h) return { x: v.crop.x + r.x, y: v.crop.y + r.y, w: r.w, h: r.h };
-  const sx = v.crop.w / v.shown.w;
-  const sy = v.crop.h / v.shown.h;
+  if (v.shown.width === v.crop.width && v.shown.height === v.crop.height) return { x: v.crop.x + r.x, y: v.crop.y + r.y, width: r.width, height: r.height };
+  const sx = v.crop.width / v.shown.width;
+  const sy = v.crop.height / v.shown.height;
   const x0 = Math.round(v.crop.x + r.x * sx);
   const y0 = Math.round(v.crop.y + r.y * sy);
-  return { x: x0, y: y0, w: Math.max(1, Math.round(v.crop.x + (r.x + r.w) * sx) - x0), h: Math.max(1, Math.round(v.crop.y + (r.y + r.h) * sy) - y0) };
+  return { x: x0, y: y0, width: Math.max(1, Math.round(v.crop.x + (r.x + r.width) * sx) - x0), height: Math.max(1, Math.round(v.crop.y + (r.y + r.height) * sy) - y0) };
 }
 
 /** The size of the picture a plane shows (its buffer's, swapped for 90° and 270°). */

@@ -88,14 +88,14 @@ type SteadyShape = Pick<GuestPlaneInfo, 'generation' | 'format' | 'modifier' | '
   sid: number;
   transform: number;
   crop: Rect | null;
-  displaySize: { w: number; h: number } | null;
+  displaySize: { width: number; height: number } | null;
   fit: FitMode;
   outW: number;
   outH: number;
 };
 
 function sameRect(a: Rect | null, b: Rect | undefined): boolean {
-  return a === null ? b === undefined : b !== undefined && a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
+  return a === null ? b === undefined : b !== undefined && a.x === b.x && a.y === b.y && a.width === b.width && a.height === b.height;
 }
 
 export class FramePlanner {
@@ -107,7 +107,7 @@ export class FramePlanner {
   constructor(private readonly d: PlannerDeps) {}
 
   private get full(): Rect {
-    return { x: 0, y: 0, w: this.d.width, h: this.d.height };
+    return { x: 0, y: 0, width: this.d.width, height: this.d.height };
   }
 
   /** The plan of the described frame; null = nothing to change (or refused). `force` ignores "unchanged". */
@@ -162,7 +162,7 @@ export class FramePlanner {
     return (
       a.sid === sid && a.generation === p.generation && a.format === p.format && a.modifier === p.modifier && a.width === p.width && a.height === p.height &&
       a.stride === p.stride && a.offset === p.offset && a.size === p.size && a.transform === (p.transform ?? 0) && sameRect(a.crop, p.crop) &&
-      (a.displaySize === null ? ds === undefined : ds !== undefined && a.displaySize.w === ds.w && a.displaySize.h === ds.h) &&
+      (a.displaySize === null ? ds === undefined : ds !== undefined && a.displaySize.width === ds.width && a.displaySize.height === ds.height) &&
       a.x === p.x && a.y === p.y && a.hotX === p.hotX && a.hotY === p.hotY && a.fit === this.d.fit() && a.outW === this.d.width && a.outH === this.d.height
     );
   }
@@ -173,7 +173,7 @@ export class FramePlanner {
   }
 
   private coversScreen(r: Rect): boolean {
-    return r.x <= 0 && r.y <= 0 && r.x + r.w >= this.d.width && r.y + r.h >= this.d.height;
+    return r.x <= 0 && r.y <= 0 && r.x + r.width >= this.d.width && r.y + r.height >= this.d.height;
   }
 
   /** Why a guest plane cannot be scanned out whatever the planes offer, or undefined. */
@@ -209,7 +209,7 @@ export class FramePlanner {
   private guestLayer(b: Build, g: GuestFrame, alpha: boolean): Placement | false {
     const p = g.plane;
     const view = viewOf(p);
-    const place = placement(this.d.fit(), view.shown.w, view.shown.h, this.d.width, this.d.height);
+    const place = placement(this.d.fit(), view.shown.width, view.shown.height, this.d.width, this.d.height);
     b.covered ||= this.coversScreen(place.dst) && !alpha;
     const gsrc = srcInBuffer(cropOf(place.src, view), p);
     const guest: Layer = { id: 'guest', zIndex: GUEST_Z, buffer: null, src: gsrc, dst: place.dst, changesOften: true, transform: p.transform ?? NORMAL };
@@ -265,9 +265,9 @@ export class FramePlanner {
       return false;
     }
     const gpic = pictureOf(gp);
-    const lsrc = l.src.w > 0 ? l.src : { x: 0, y: 0, w: gpic.w, h: gpic.h };
-    if (lsrc.x + lsrc.w > gpic.w || lsrc.y + lsrc.h > gpic.h) {
-      this.d.report('layer-src-range', `layer "${l.id}": src ${lsrc.w}x${lsrc.h}+${lsrc.x}+${lsrc.y} reaches outside ${s.name}'s ${gpic.w}x${gpic.h} picture`);
+    const lsrc = l.src.width > 0 ? l.src : { x: 0, y: 0, width: gpic.w, height: gpic.h };
+    if (lsrc.x + lsrc.width > gpic.w || lsrc.y + lsrc.height > gpic.h) {
+      this.d.report('layer-src-range', `layer "${l.id}": src ${lsrc.width}x${lsrc.height}+${lsrc.x}+${lsrc.y} reaches outside ${s.name}'s ${gpic.w}x${gpic.h} picture`);
       return false;
     }
     b.covered ||= this.coversScreen(l.dst) && !v.format.hasAlpha && alpha >= 1;

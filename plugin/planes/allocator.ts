@@ -89,8 +89,8 @@ export class PlaneAllocator {
   allocate(layers: readonly Layer[], opts: { composeOnly?: string } = {}): Allocation {
     this.stats.allocations++;
     const planes = this.usablePlanes();
-    const screen = { x: 0, y: 0, w: this.opts.width, h: this.opts.height };
-    const visible = layers.filter((l) => (l.alpha ?? 1) > 0 && l.dst.w > 0 && l.dst.h > 0 && intersects(l.dst, screen));
+    const screen = { x: 0, y: 0, width: this.opts.width, height: this.opts.height };
+    const visible = layers.filter((l) => (l.alpha ?? 1) > 0 && l.dst.width > 0 && l.dst.height > 0 && intersects(l.dst, screen));
     const hidden = layers.filter((l) => !visible.includes(l));
     const planeKey = planes.map((p) => p.id).join(',');
     const forced = opts.composeOnly ?? '';

@@ -32,8 +32,8 @@ export const CURSOR_Z = 1_000_000;
 export function cursorPosition(cur: Pick<GuestPlaneInfo, 'x' | 'y' | 'hotX' | 'hotY'>, place: { src: Rect; dst: Rect }): { x: number; y: number; hotX: number; hotY: number } {
   const hotX = cur.hotX < 0 ? 0 : cur.hotX;
   const hotY = cur.hotY < 0 ? 0 : cur.hotY;
-  const tipX = place.dst.x + Math.round(((cur.x + hotX - place.src.x) * place.dst.w) / place.src.w);
-  const tipY = place.dst.y + Math.round(((cur.y + hotY - place.src.y) * place.dst.h) / place.src.h);
+  const tipX = place.dst.x + Math.round(((cur.x + hotX - place.src.x) * place.dst.width) / place.src.width);
+  const tipY = place.dst.y + Math.round(((cur.y + hotY - place.src.y) * place.dst.height) / place.src.height);
   return { x: tipX - hotX, y: tipY - hotY, hotX, hotY };
 }
 
@@ -68,8 +68,8 @@ export class CursorBuffers {
     const v = validatePlane(cur, null);
     if (!v.ok) return { cause: v.cause, error: v.message };
     const pos = cursorPosition(cur, place);
-    const src = { x: 0, y: 0, w: cur.width, h: cur.height };
-    const dst = { x: pos.x, y: pos.y, w: cur.width, h: cur.height };
+    const src = { x: 0, y: 0, width: cur.width, height: cur.height };
+    const dst = { x: pos.x, y: pos.y, width: cur.width, height: cur.height };
     const key = `${sourceId}/${cur.bufferId}/${cur.generation}/${cur.frame ?? ''}`;
     const input: ComposeInput = { kind: 'guest', id: 'cursor', source, sourceId, plane: cur, src, dst, key };
     const base = { id: 'cursor', zIndex: CURSOR_Z, cursor: true, src, dst };
@@ -95,7 +95,7 @@ export class CursorBuffers {
     const w = Math.min(cur.width, cw);
     const h = Math.min(cur.height, ch);
     return {
-      layer: { ...base, hostBuffer: true, buffer: { fbId: copy.fbId, format: drm.fourcc('AR24'), modifier: drm.DRM_FORMAT_MOD_LINEAR, width: cw, height: ch }, src: { x: 0, y: 0, w, h }, dst: { ...dst, w, h } },
+      layer: { ...base, hostBuffer: true, buffer: { fbId: copy.fbId, format: drm.fourcc('AR24'), modifier: drm.DRM_FORMAT_MOD_LINEAR, width: cw, height: ch }, src: { x: 0, y: 0, width: w, height: h }, dst: { ...dst, width: w, height: h } },
       input,
       hotX: Math.min(pos.hotX, w - 1),
       hotY: Math.min(pos.hotY, h - 1),
@@ -117,12 +117,12 @@ export class CursorBuffers {
     const idx = this.shownIndex === 0 ? 1 : 0;
     const t = this.bufs[idx];
     const img = { bytes: t.bytes, offset: 0, stride: t.pitch, width: cw, height: ch };
-    fill(img, { x: 0, y: 0, w: cw, h: ch }, 0);
+    fill(img, { x: 0, y: 0, width: cw, height: ch }, 0);
     const w = Math.min(cur.width, cw);
     const h = Math.min(cur.height, ch);
     acc.begin();
     try {
-      this.bytesCopied += blit({ bytes: acc.view.bytes, offset: acc.view.offset, stride: cur.stride, width: cur.width, height: cur.height }, { x: 0, y: 0, w, h }, img, { x: 0, y: 0, w, h });
+      this.bytesCopied += blit({ bytes: acc.view.bytes, offset: acc.view.offset, stride: cur.stride, width: cur.width, height: cur.height }, { x: 0, y: 0, width: w, height: h }, img, { x: 0, y: 0, width: w, height: h });
     } finally {
       acc.end();
     }

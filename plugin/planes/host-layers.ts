@@ -82,7 +82,7 @@ export type CheckedLayer = Omit<HostLayer, 'src'> & { src: Rect };
 
 function isRect(r: unknown): r is Rect {
   const o = r as Rect;
-  return typeof o === 'object' && o !== null && [o.x, o.y, o.w, o.h].every((n) => Number.isInteger(n));
+  return typeof o === 'object' && o !== null && [o.x, o.y, o.width, o.height].every((n) => Number.isInteger(n));
 }
 
 function isSourceBuffer(b: HostLayer['buffer']): b is { source: GuestSource } {
@@ -110,7 +110,7 @@ export function checkHostLayers(layers: readonly HostLayer[]): CheckedLayer[] {
     const other = zs.get(l.zIndex);
     if (other !== undefined) throw new Error(`${at}: zIndex ${l.zIndex} is also layer "${other}"'s; give each layer its own zIndex`);
     zs.set(l.zIndex, l.id);
-    if (!isRect(l.dst) || l.dst.w <= 0 || l.dst.h <= 0) throw new RangeError(`${at}: dst must be an integer rectangle {x, y, w, h} with w, h > 0`);
+    if (!isRect(l.dst) || l.dst.width <= 0 || l.dst.height <= 0) throw new RangeError(`${at}: dst must be an integer rectangle {x, y, width, height} with width, height > 0`);
     if (l.alpha !== undefined && !(l.alpha >= 0 && l.alpha <= 1)) throw new RangeError(`${at}: alpha ${l.alpha} outside 0..1`);
     const b = l.buffer;
     let size: { w: number; h: number } | null = null;
@@ -128,11 +128,11 @@ export function checkHostLayers(layers: readonly HostLayer[]): CheckedLayer[] {
     }
     let src = l.src;
     if (src !== undefined) {
-      if (!isRect(src) || src.x < 0 || src.y < 0 || src.w <= 0 || src.h <= 0) throw new RangeError(`${at}: src must be an integer rectangle inside the buffer with w, h > 0`);
-      if (size && (src.x + src.w > size.w || src.y + src.h > size.h)) throw new RangeError(`${at}: src ${src.w}x${src.h}+${src.x}+${src.y} reaches outside the ${size.w}x${size.h} picture`);
-    } else if (size) src = { x: 0, y: 0, w: size.w, h: size.h };
+      if (!isRect(src) || src.x < 0 || src.y < 0 || src.width <= 0 || src.height <= 0) throw new RangeError(`${at}: src must be an integer rectangle inside the buffer with width, height > 0`);
+      if (size && (src.x + src.width > size.w || src.y + src.height > size.h)) throw new RangeError(`${at}: src ${src.width}x${src.height}+${src.x}+${src.y} reaches outside the ${size.w}x${size.h} picture`);
+    } else if (size) src = { x: 0, y: 0, width: size.w, height: size.h };
     // A guest source's src defaults to its whole plane, known only when it is queried.
-    out.push({ ...l, src: src ?? { x: 0, y: 0, w: 0, h: 0 }, dst: { ...l.dst } });
+    out.push({ ...l, src: src ?? { x: 0, y: 0, width: 0, height: 0 }, dst: { ...l.dst } });
   }
   return out;
 }

@@ -15,7 +15,7 @@ import type { PlaneType } from '../kms/device.js';
 const PLANE_RANK: Record<PlaneType, number> = { primary: 0, overlay: 1, cursor: 2 };
 
 export function intersects(a: Rect, b: Rect): boolean {
-  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
 }
 
 function bufferShape(b: LayerBuffer | null): string {
@@ -26,13 +26,13 @@ function bufferShape(b: LayerBuffer | null): string {
 export function layerShape(l: Layer, positionFree: boolean): string {
   const a = l.alpha ?? 1;
   const alpha = a >= 1 ? '1' : a <= 0 ? '0' : 'a';
-  const dst = positionFree ? `${l.dst.w}x${l.dst.h}` : rectKey(l.dst);
+  const dst = positionFree ? `${l.dst.width}x${l.dst.height}` : rectKey(l.dst);
   return `${l.id}|${l.zIndex}|${bufferShape(l.buffer)}|${rectKey(l.src)}|${dst}|${alpha}|${l.cursor ? 'c' : ''}|${l.transform ?? 0}`;
 }
 
 const isScaled = (l: Layer) => {
-  const s = pictureSize(l.transform ?? NORMAL, l.src.w, l.src.h);
-  return s.w !== l.dst.w || s.h !== l.dst.h;
+  const s = pictureSize(l.transform ?? NORMAL, l.src.width, l.src.height);
+  return s.w !== l.dst.width || s.h !== l.dst.height;
 };
 const rotates = (l: Layer, p: KmsPlane) => (l.transform ?? NORMAL) === NORMAL || planeRotationFor(l.transform!, p.rotations) !== null;
 
@@ -108,7 +108,7 @@ class Search {
     this.zOrder = [...visible].sort((a, b) => a.zIndex - b.zIndex);
     this.bottom = this.zOrder[0];
     this.order = [...visible].sort(
-      (a, b) => Number(!!b.changesOften) - Number(!!a.changesOften) || b.dst.w * b.dst.h - a.dst.w * a.dst.h || b.zIndex - a.zIndex,
+      (a, b) => Number(!!b.changesOften) - Number(!!a.changesOften) || b.dst.width * b.dst.height - a.dst.width * a.dst.height || b.zIndex - a.zIndex,
     );
   }
 
@@ -141,7 +141,7 @@ class Search {
         if (!KmsDevice.planeTakes(p, b.format, b.modifier)) continue;
         if ((l.alpha ?? 1) < 1 && !p.props.has('alpha')) continue;
         if (!rotates(l, p)) continue;
-        if (p.type === 'cursor' && (l.dst.w > this.c.cursorWidth || l.dst.h > this.c.cursorHeight || isScaled(l))) continue;
+        if (p.type === 'cursor' && (l.dst.width > this.c.cursorWidth || l.dst.height > this.c.cursorHeight || isScaled(l))) continue;
         list.push(p);
       }
       if (list.length === 0) this.noteNoCandidate(l, b);
@@ -167,7 +167,7 @@ class Search {
       this.note(l, 'alpha', `plane alpha ${l.alpha} and no plane that takes ${drm.fourccName(b.format)} has an alpha property`);
     } else if (!planes.some((p) => KmsDevice.planeTakes(p, b.format, b.modifier) && rotates(l, p))) {
       this.note(l, 'transform', `the buffer's transform ${TRANSFORM_NAMES[l.transform ?? 0]} needs a plane rotation that no plane taking ${drm.fourccName(b.format)} offers`);
-    } else this.note(l, 'no-plane', `the planes that list ${drm.fourccName(b.format)} cannot take a ${l.dst.w}x${l.dst.h} layer`);
+    } else this.note(l, 'no-plane', `the planes that list ${drm.fourccName(b.format)} cannot take a ${l.dst.width}x${l.dst.height} layer`);
   }
 
   private maxRest(i: number): number {
@@ -304,7 +304,7 @@ class Search {
       ok = this.kernelSays(this.uses(zpos!, st.plane, composition && !!this.primary));
       if (!ok) {
         if (!p.zpos) refusedKinds.add(planeKind(p));
-        if (isScaled(l)) this.note(l, 'scaling', `TEST_ONLY refused it scaled ${l.src.w}x${l.src.h}→${l.dst.w}x${l.dst.h} on plane ${p.id} (${p.type})`);
+        if (isScaled(l)) this.note(l, 'scaling', `TEST_ONLY refused it scaled ${l.src.width}x${l.src.height}→${l.dst.width}x${l.dst.height} on plane ${p.id} (${p.type})`);
         else this.note(l, 'test-only', `TEST_ONLY refused it on plane ${p.id} (${p.type})`);
       }
     }

@@ -7,6 +7,7 @@
 import { fstatSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DbusConnection, DbusError, type DbusValue } from '../dbus/connection.js';
+import { inheritedSocketProblem } from '../dbus/inherited.js';
 import { CONSOLE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH, num, str, type QemuConsoleInfo, type QemuVmInfo } from './qemu-dbus-protocol.js';
 import { QemuConsoleSource, type QemuIdSpace } from './qemu-dbus.js';
 import { registerListener } from './qemu-listener.js';
@@ -21,27 +22,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
   return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => {
     if (timer) clearTimeout(timer);
   });
-}
-
-/**
- * What is wrong with inherited fd `n` as QEMU's peer-to-peer display socket, or null when it
- * is an open AF_UNIX stream socket (what QMP add_client and libvirt hand over). Checked
- * before anything else is opened, so a socket found there was inherited, not our own.
- */
-export function inheritedSocketProblem(n: number): string | null {
-  let kind: string;
-  try {
-    const st = fstatSync(n);
-    kind = st.isSocket() ? 'socket' : st.isFIFO() ? 'pipe' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isCharacterDevice() ? 'character device' : 'not a socket';
-  } catch {
-    return `fd ${n} is not open`;
-  }
-  if (kind !== 'socket') return `fd ${n} is a ${kind}, not a socket`;
-  const domain = libc.getsockoptInt(n, libc.SOL_SOCKET, libc.SO_DOMAIN, `fd ${n}`);
-  if (domain !== libc.AF_UNIX) return `fd ${n} is a ${domain === 2 ? 'TCP/IPv4' : domain === 10 ? 'TCP/IPv6' : `domain ${domain}`} socket, not a Unix socket`;
-  const type = libc.getsockoptInt(n, libc.SOL_SOCKET, libc.SO_TYPE, `fd ${n}`);
-  if (type !== libc.SOCK_STREAM) return `fd ${n} is a Unix ${type === libc.SOCK_DGRAM ? 'datagram' : type === libc.SOCK_SEQPACKET ? 'seqpacket' : `type ${type}`} socket, not a stream socket`;
-  return null;
 }
 
 /** A QEMU VM's display on a bus (or a peer-to-peer D-Bus socket from QMP add_client). */

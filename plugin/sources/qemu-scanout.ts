@@ -14,6 +14,7 @@
 // (qemu-map.ts) and the shadow pixels, until replaced or close(). exportDmabuf() returns
 // dups the caller closes.
 import type { DbusFd } from '../dbus/connection.js';
+import type { Rect } from '../geometry.js';
 import * as drm from '../../ffi/drm.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { MappedSurface } from './qemu-map.js';
@@ -27,8 +28,6 @@ export interface QemuIdSpace {
   generation: number;
   frame: number;
 }
-
-type Rect = { x: number; y: number; w: number; h: number };
 
 type Scanout =
   | { kind: 'dmabuf'; buffer: KnownBuffer; inode: string; width: number; height: number; stride: number; offset: number; fourcc: number; modifier: bigint; y0Top: boolean; crop: Rect | null; generation: number }
@@ -81,7 +80,7 @@ export class QemuScanout {
     // flipped or not); the crop is in picture pixels: with GL's bottom-up rows (y0_top) the
     // picture's row r is the buffer's row backingHeight-1-r, so the rectangle is reflected.
     const y = c.y0Top ? c.backingHeight - c.y - c.height : c.y;
-    const crop = whole ? null : { x: c.x, y, w: c.width, h: c.height };
+    const crop = whole ? null : { x: c.x, y, width: c.width, height: c.height };
     return this.#setDmabuf(takeFd(c.fds[0]!), { width: c.backingWidth, height: c.backingHeight, stride: p.stride, offset: p.offset, fourcc: c.fourcc, modifier: c.modifier, y0Top: c.y0Top, crop }, 'ScanoutDMABUF2');
   }
 

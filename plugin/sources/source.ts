@@ -1,5 +1,6 @@
 // What the presentation loop needs from a guest display, whatever produces it.
 import type { EventEmitter } from 'node:events';
+import type { Rect } from '../geometry.js';
 import type { Transform } from '../transform.js';
 
 export type GuestPlaneKind = 'primary' | 'cursor';
@@ -42,9 +43,9 @@ export interface GuestPlaneInfo {
    */
   transform?: Transform;
   /** The part of the picture to show (picture pixels; default all of it). Primary only. */
-  crop?: { x: number; y: number; w: number; h: number };
+  crop?: Rect;
   /** The size to show the crop at, before the output's fit (default the crop's size): a client's wp_viewport destination. */
-  displaySize?: { w: number; h: number };
+  displaySize?: { width: number; height: number };
 }
 
 export type PlaneQuery =

@@ -3,7 +3,7 @@
 // scene.ts place it), so the inverse of that placement takes a host pointer or touch point
 // into the root's surface coordinates; the sub-surfaces sit at their tree positions in
 // the same coordinates. Pure functions, unit-tested; the seat sends what they return.
-import { placement, type FitMode } from '../geometry.js';
+import { placement, type FitMode, type Rect } from '../geometry.js';
 
 export interface Point {
   x: number;
@@ -23,7 +23,7 @@ export interface Size {
  */
 export function outputToSurface(fit: FitMode, size: Size, out: Size, p: Point): Point {
   const pl = placement(fit, size.w, size.h, out.w, out.h);
-  return { x: pl.src.x + ((p.x - pl.dst.x) * pl.src.w) / pl.dst.w, y: pl.src.y + ((p.y - pl.dst.y) * pl.src.h) / pl.dst.h };
+  return { x: pl.src.x + ((p.x - pl.dst.x) * pl.src.width) / pl.dst.width, y: pl.src.y + ((p.y - pl.dst.y) * pl.src.height) / pl.dst.height };
 }
 
 /** Whether a surface-local point is on a surface of `size` (its input region: all of it). */
@@ -61,11 +61,11 @@ export function clampToOutput(p: Point, out: Size): Point {
  * The output as a rectangle in the coordinates of a root surface of `size` shown with
  * `fit` (the constraint area popups are kept in); the output itself without a size yet.
  */
-export function outputArea(fit: FitMode, size: Size | null, out: Size): { x: number; y: number; w: number; h: number } {
-  if (!size) return { x: 0, y: 0, w: out.w, h: out.h };
+export function outputArea(fit: FitMode, size: Size | null, out: Size): Rect {
+  if (!size) return { x: 0, y: 0, width: out.w, height: out.h };
   const a = outputToSurface(fit, size, out, { x: 0, y: 0 });
   const b = outputToSurface(fit, size, out, { x: out.w, y: out.h });
   const x = Math.ceil(a.x);
   const y = Math.ceil(a.y);
-  return { x, y, w: Math.max(1, Math.floor(b.x) - x), h: Math.max(1, Math.floor(b.y) - y) };
+  return { x, y, width: Math.max(1, Math.floor(b.x) - x), height: Math.max(1, Math.floor(b.y) - y) };
 }

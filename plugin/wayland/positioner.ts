@@ -66,17 +66,17 @@ interface Placed {
 function box(rect: Rect, size: { w: number; h: number }, p: Placed): Rect {
   const a = sides(p.anchor);
   const g = sides(p.gravity);
-  const ax = a.x < 0 ? rect.x : a.x > 0 ? rect.x + rect.w : rect.x + Math.floor(rect.w / 2);
-  const ay = a.y < 0 ? rect.y : a.y > 0 ? rect.y + rect.h : rect.y + Math.floor(rect.h / 2);
+  const ax = a.x < 0 ? rect.x : a.x > 0 ? rect.x + rect.width : rect.x + Math.floor(rect.width / 2);
+  const ay = a.y < 0 ? rect.y : a.y > 0 ? rect.y + rect.height : rect.y + Math.floor(rect.height / 2);
   // Gravity says which way the popup grows from the anchor point.
   const x = g.x < 0 ? ax - size.w : g.x > 0 ? ax : ax - Math.floor(size.w / 2);
   const y = g.y < 0 ? ay - size.h : g.y > 0 ? ay : ay - Math.floor(size.h / 2);
-  return { x: x + p.offset.x, y: y + p.offset.y, w: size.w, h: size.h };
+  return { x: x + p.offset.x, y: y + p.offset.y, width: size.w, height: size.h };
 }
 
 /** How far a box reaches past each edge of the area (positive: outside). */
 export function overflow(b: Rect, area: Rect): { left: number; right: number; top: number; bottom: number } {
-  return { left: area.x - b.x, right: b.x + b.w - (area.x + area.w), top: area.y - b.y, bottom: b.y + b.h - (area.y + area.h) };
+  return { left: area.x - b.x, right: b.x + b.width - (area.x + area.width), top: area.y - b.y, bottom: b.y + b.height - (area.y + area.height) };
 }
 
 /** The popup rectangle the rules give without any constraint (relative to the parent's geometry). */
@@ -131,13 +131,13 @@ export function placePopup(r: PositionerRules, area: Rect): Rect {
   o = overflow(b, area);
   if (r.adjustment & C.RESIZE_X) {
     const x0 = Math.max(b.x, area.x);
-    const x1 = Math.min(b.x + b.w, area.x + area.w);
-    if (o.left > 0 || o.right > 0) b = x1 > x0 ? { ...b, x: x0, w: x1 - x0 } : b;
+    const x1 = Math.min(b.x + b.width, area.x + area.width);
+    if (o.left > 0 || o.right > 0) b = x1 > x0 ? { ...b, x: x0, width: x1 - x0 } : b;
   }
   if (r.adjustment & C.RESIZE_Y) {
     const y0 = Math.max(b.y, area.y);
-    const y1 = Math.min(b.y + b.h, area.y + area.h);
-    if (o.top > 0 || o.bottom > 0) b = y1 > y0 ? { ...b, y: y0, h: y1 - y0 } : b;
+    const y1 = Math.min(b.y + b.height, area.y + area.height);
+    if (o.top > 0 || o.bottom > 0) b = y1 > y0 ? { ...b, y: y0, height: y1 - y0 } : b;
   }
   return b;
 }

@@ -27,10 +27,10 @@ export function sceneLayers(entries: readonly TreeEntry[], root: Surface, fit: F
   const rootSize = root.size;
   if (r < 0 || !rootSize) return [];
   // The window rectangle (window geometry) is what the fit places; the root's own size without one.
-  const v = view ?? { x: 0, y: 0, w: rootSize.w, h: rootSize.h };
-  const place = placement(fit, v.w, v.h, outW, outH);
-  const sx = place.dst.w / place.src.w;
-  const sy = place.dst.h / place.src.h;
+  const v = view ?? { x: 0, y: 0, width: rootSize.w, height: rootSize.h };
+  const place = placement(fit, v.width, v.height, outW, outH);
+  const sx = place.dst.width / place.src.width;
+  const sy = place.dst.height / place.src.height;
   // The root's origin on the output (native fit crops a root larger than the output).
   const ox = place.dst.x - (place.src.x + v.x) * sx;
   const oy = place.dst.y - (place.src.y + v.y) * sy;
@@ -41,7 +41,7 @@ export function sceneLayers(entries: readonly TreeEntry[], root: Surface, fit: F
     if (!size) continue;
     const x0 = Math.round(ox + e.x * sx);
     const y0 = Math.round(oy + e.y * sy);
-    const dst = { x: x0, y: y0, w: Math.max(1, Math.round(ox + (e.x + size.w) * sx) - x0), h: Math.max(1, Math.round(oy + (e.y + size.h) * sy) - y0) };
+    const dst = { x: x0, y: y0, width: Math.max(1, Math.round(ox + (e.x + size.w) * sx) - x0), height: Math.max(1, Math.round(oy + (e.y + size.h) * sy) - y0) };
     const crop = e.surface.current?.crop ?? undefined;
     out.push({ surface: e.surface, dst, ...(crop ? { src: crop } : {}), zIndex: i - r });
   }

@@ -273,18 +273,18 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   }
 
   /** The commit's crop and display size: its viewport's, or the window rectangle's. */
-  #cropOf(c: SurfaceCommit): { crop?: Rect; displaySize?: { w: number; h: number } } {
+  #cropOf(c: SurfaceCommit): { crop?: Rect; displaySize?: { width: number; height: number } } {
     const b = c.buffer!;
     const v = this.view?.() ?? null;
     const size = c.size ?? { w: b.width, h: b.height };
-    if (v && !c.crop && c.transform === NORMAL && (v.x !== 0 || v.y !== 0 || v.w !== size.w || v.h !== size.h)) {
+    if (v && !c.crop && c.transform === NORMAL && (v.x !== 0 || v.y !== 0 || v.width !== size.w || v.height !== size.h)) {
       // Surface coordinates to buffer pixels (the buffer scale, or a viewport destination).
       const rx = b.width / size.w;
       const ry = b.height / size.h;
-      const crop = { x: Math.round(v.x * rx), y: Math.round(v.y * ry), w: Math.max(1, Math.round(v.w * rx)), h: Math.max(1, Math.round(v.h * ry)) };
-      return { crop, displaySize: { w: v.w, h: v.h } };
+      const crop = { x: Math.round(v.x * rx), y: Math.round(v.y * ry), width: Math.max(1, Math.round(v.width * rx)), height: Math.max(1, Math.round(v.height * ry)) };
+      return { crop, displaySize: { width: v.width, height: v.height } };
     }
-    return { ...(c.crop ? { crop: c.crop } : {}), ...(c.size ? { displaySize: c.size } : {}) };
+    return { ...(c.crop ? { crop: c.crop } : {}), ...(c.size ? { displaySize: { width: c.size.w, height: c.size.h } } : {}) };
   }
 
   exportDmabuf(plane: GuestPlaneInfo): number {

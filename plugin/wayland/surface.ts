@@ -193,11 +193,11 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     const b = this.buffer;
     if (!b) return { crop: null, size: null };
     const pic = pictureSize(this.transform, b.width, b.height);
-    if (src && !dst && (!Number.isInteger(src.w) || !Number.isInteger(src.h))) {
-      throw new ProtocolViolation(v!.resource, WpViewportError.BAD_SIZE, `source size ${src.w}x${src.h} is not an integer and no destination size is set`);
+    if (src && !dst && (!Number.isInteger(src.width) || !Number.isInteger(src.height))) {
+      throw new ProtocolViolation(v!.resource, WpViewportError.BAD_SIZE, `source size ${src.width}x${src.height} is not an integer and no destination size is set`);
     }
-    if (src && ((src.x + src.w) * this.scale > pic.w || (src.y + src.h) * this.scale > pic.h)) {
-      throw new ProtocolViolation(v!.resource, WpViewportError.OUT_OF_BUFFER, `source rectangle ${src.w}x${src.h}+${src.x}+${src.y} reaches outside the ${pic.w / this.scale}x${pic.h / this.scale} surface the buffer makes`);
+    if (src && ((src.x + src.width) * this.scale > pic.w || (src.y + src.height) * this.scale > pic.h)) {
+      throw new ProtocolViolation(v!.resource, WpViewportError.OUT_OF_BUFFER, `source rectangle ${src.width}x${src.height}+${src.x}+${src.y} reaches outside the ${pic.w / this.scale}x${pic.h / this.scale} surface the buffer makes`);
     }
     // Picture pixels: surface coordinates times the buffer scale, rounded to whole pixels
     // (planes could take 16.16 sources; the composers work on whole pixels).
@@ -205,9 +205,9 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     if (src) {
       const x0 = Math.round(src.x * this.scale);
       const y0 = Math.round(src.y * this.scale);
-      crop = { x: x0, y: y0, w: Math.max(1, Math.round((src.x + src.w) * this.scale) - x0), h: Math.max(1, Math.round((src.y + src.h) * this.scale) - y0) };
+      crop = { x: x0, y: y0, width: Math.max(1, Math.round((src.x + src.width) * this.scale) - x0), height: Math.max(1, Math.round((src.y + src.height) * this.scale) - y0) };
     }
-    const size = dst ?? (src ? { w: src.w, h: src.h } : this.scale !== 1 ? { w: Math.max(1, Math.round(pic.w / this.scale)), h: Math.max(1, Math.round(pic.h / this.scale)) } : null);
+    const size = dst ?? (src ? { w: src.width, h: src.height } : this.scale !== 1 ? { w: Math.max(1, Math.round(pic.w / this.scale)), h: Math.max(1, Math.round(pic.h / this.scale)) } : null);
     return { crop, size };
   }
 

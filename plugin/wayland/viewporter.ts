@@ -39,7 +39,7 @@ export function createViewporterGlobal(display: Display): Global<WpViewporter> {
             if (!(x >= 0 && y >= 0 && w > 0 && h > 0)) {
               throw new ProtocolViolation(r, WpViewportError.BAD_VALUE, `source ${w}x${h}+${x}+${y}: x and y must be >= 0, width and height > 0 (or all -1 to unset)`);
             }
-            o.pending.src = { x, y, w, h };
+            o.pending.src = { x, y, width: w, height: h };
           },
           setDestination(r, w, h) {
             const o = live(r);

@@ -17,26 +17,26 @@ import { outputArea, outputToSurface, type Point, type Size } from './input-map.
  */
 export function windowView(size: Size | null, geometry: Rect | null, bound?: Size): Rect | null {
   if (!size) return null;
-  const full = { x: 0, y: 0, w: size.w, h: size.h };
+  const full = { x: 0, y: 0, width: size.w, height: size.h };
   let v = full;
   if (geometry) {
     const x0 = Math.max(0, geometry.x);
     const y0 = Math.max(0, geometry.y);
-    const x1 = Math.min(size.w, geometry.x + geometry.w);
-    const y1 = Math.min(size.h, geometry.y + geometry.h);
-    if (x1 > x0 && y1 > y0) v = { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
+    const x1 = Math.min(size.w, geometry.x + geometry.width);
+    const y1 = Math.min(size.h, geometry.y + geometry.height);
+    if (x1 > x0 && y1 > y0) v = { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
   }
-  return bound ? { ...v, w: Math.min(v.w, bound.w), h: Math.min(v.h, bound.h) } : v;
+  return bound ? { ...v, width: Math.min(v.width, bound.w), height: Math.min(v.height, bound.h) } : v;
 }
 
 /** An output point in root surface coordinates, the window `view` shown with `fit`. */
 export function outputToView(fit: FitMode, view: Rect, out: Size, p: Point): Point {
-  const q = outputToSurface(fit, { w: view.w, h: view.h }, out, p);
+  const q = outputToSurface(fit, { w: view.width, h: view.height }, out, p);
   return { x: q.x + view.x, y: q.y + view.y };
 }
 
 /** The output as a rectangle in root surface coordinates (the popups' constraint area). */
 export function outputInView(fit: FitMode, view: Rect | null, out: Size): Rect {
-  const a = outputArea(fit, view ? { w: view.w, h: view.h } : null, out);
+  const a = outputArea(fit, view ? { w: view.width, h: view.height } : null, out);
   return view ? { ...a, x: a.x + view.x, y: a.y + view.y } : a;
 }

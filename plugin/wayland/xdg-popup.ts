@@ -65,7 +65,7 @@ function offsetOf(n: XdgNode): { x: number; y: number } {
 
 export class Popup {
   /** Relative to the parent's window geometry: where the popup's window geometry goes. */
-  rect: Rect = { x: 0, y: 0, w: 0, h: 0 };
+  rect: Rect = { x: 0, y: 0, width: 0, height: 0 };
   grabbing = false;
   dismissed = false;
   destroyed = false;
@@ -130,9 +130,9 @@ export class Popup {
     const pg = offsetOf(parent);
     const area = this.popups.opts.area(root);
     // The area in the parent's window geometry coordinates, as the positioner's rules are.
-    const local = { x: area.x - pbase.x - pg.x, y: area.y - pbase.y - pg.y, w: area.w, h: area.h };
+    const local = { x: area.x - pbase.x - pg.x, y: area.y - pbase.y - pg.y, width: area.width, height: area.height };
     this.rect = placePopup(this.rules, local);
-    this.resource.sendConfigure(this.rect.x, this.rect.y, this.rect.w, this.rect.h);
+    this.resource.sendConfigure(this.rect.x, this.rect.y, this.rect.width, this.rect.height);
     this.node.sendConfigure();
     this.popups.opts.changed();
   }

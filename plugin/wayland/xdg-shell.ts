@@ -70,7 +70,7 @@ function createPositioner(pid: NewId<XdgPositioner>): void {
     },
     setAnchorRect(res, x, y, w, h) {
       if (w < 0 || h < 0) throw bad(res, `anchor rectangle ${w}x${h} is negative`);
-      r.anchorRect = { x, y, w, h };
+      r.anchorRect = { x, y, width: w, height: h };
     },
     setAnchor(res, a) {
       if (a < XdgPositionerAnchor.NONE || a > XdgPositionerAnchor.BOTTOM_RIGHT) throw bad(res, `anchor ${a} is not an anchor`);
@@ -100,7 +100,7 @@ function createPositioner(pid: NewId<XdgPositioner>): void {
 }
 
 export function createXdgShellGlobal(display: Display, opts: XdgShellOptions): Global<XdgWmBase> {
-  const popups = opts.popups ?? new Popups({ area: () => ({ x: -(1 << 20), y: -(1 << 20), w: 1 << 21, h: 1 << 21 }), validSerial: () => false, changed: () => {} });
+  const popups = opts.popups ?? new Popups({ area: () => ({ x: -(1 << 20), y: -(1 << 20), width: 1 << 21, height: 1 << 21 }), validSerial: () => false, changed: () => {} });
   return XdgWmBase.global(display, 5, (id) => {
     id.create({
       createPositioner(_res, pid) {
@@ -159,7 +159,7 @@ class KioskXdgSurface implements XdgNode {
       },
       setWindowGeometry: (res, x, y, w, h) => {
         if (w <= 0 || h <= 0) throw new ProtocolViolation(res, XdgSurfaceError.INVALID_SIZE, `window geometry ${w}x${h} is not positive`);
-        this.#pendingGeometry = { x, y, w, h };
+        this.#pendingGeometry = { x, y, width: w, height: h };
       },
       ackConfigure: (res, serial) => {
         const i = this.sentSerials.indexOf(serial);

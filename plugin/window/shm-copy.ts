@@ -63,7 +63,7 @@ export class ShmCopies {
     access.begin();
     let bytes: number;
     try {
-      const all = { x: 0, y: 0, w: p.width, h: p.height };
+      const all = { x: 0, y: 0, width: p.width, height: p.height };
       bytes = blit(
         { bytes: access.view.bytes, offset: access.view.offset, stride: p.stride, width: p.width, height: p.height }, all,
         { bytes: ring.map.bytes, offset: slot.offset, stride: ring.stride, width: p.width, height: p.height }, all,

@@ -131,8 +131,8 @@ export class WindowSurfaces {
    */
   placeGuest(src: Rect, dst: Rect): void {
     if (!this.letterbox) return;
-    this.#guestViewport!.setSource(src.x, src.y, src.w, src.h);
-    this.#guestViewport!.setDestination(dst.w, dst.h);
+    this.#guestViewport!.setSource(src.x, src.y, src.width, src.height);
+    this.#guestViewport!.setDestination(dst.width, dst.height);
     if (dst.x !== this.#position.x || dst.y !== this.#position.y) {
       this.#position = { x: dst.x, y: dst.y };
       this.#sub!.setPosition(dst.x, dst.y);

@@ -337,7 +337,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     s.guest.attach(buffer, 0, 0);
     s.guest.setBufferTransform(t);
     s.guest.damageBuffer(0, 0, p.width, p.height);
-    s.setGuestOpaque(OPAQUE_FORMATS.has(fourccName(p.format)), s.letterbox ? dst.w : pic.w, s.letterbox ? dst.h : pic.h);
+    s.setGuestOpaque(OPAQUE_FORMATS.has(fourccName(p.format)), s.letterbox ? dst.width : pic.w, s.letterbox ? dst.height : pic.h);
     s.placeGuest(src, dst);
     if (shown.path === 'scanout') this.#buffers!.attached(buffer);
     this.#stats.bytesCopied += shown.bytes;
@@ -351,7 +351,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     s.guest.attach(s.solid(NO_SIGNAL_PIXEL & 0xffffff), 0, 0);
     s.guest.setBufferTransform(0);
     s.guest.damageBuffer(0, 0, 1, 1);
-    s.placeGuest({ x: 0, y: 0, w: 1, h: 1 }, { x: 0, y: 0, w: this.#size.width, h: this.#size.height });
+    s.placeGuest({ x: 0, y: 0, width: 1, height: 1 }, { x: 0, y: 0, width: this.#size.width, height: this.#size.height });
     this.#commit({ path: 'no-signal', scanoutTranche: null });
   }
 

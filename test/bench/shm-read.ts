@@ -39,7 +39,7 @@ export function runShmRead(opts: { card: string; width: number; height: number; 
   const unsealed = pool(size, false);
   const snapshot = { buf: Buffer.alloc(0) };
   const dst = { bytes: target.bytes, offset: 0, stride: target.pitch, width: w, height: h };
-  const rect = { x: 0, y: 0, w, h };
+  const rect = { x: 0, y: 0, width: w, height: h };
   const frame: Record<ShmPath, () => void> = {
     'mapped-direct (before)': () => void blit({ bytes: sealed.map.bytes, offset: 0, stride, width: w, height: h }, rect, dst, rect),
     'sealed: map + copy': () => void blit({ bytes: sealed.pool.copy(0, size, snapshot)!, offset: 0, stride, width: w, height: h }, rect, dst, rect),

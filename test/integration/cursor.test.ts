@@ -86,7 +86,7 @@ describe('guest cursor on the cursor plane (vkms)', () => {
     guest.moveCursor(150, 100);
     await shown;
     const cap = await out.captureNext();
-    const pos = cursorPosition({ x: 150, y: 100, hotX: HOT.x, hotY: HOT.y }, { src: { x: 0, y: 0, w: 320, h: 240 }, dst: { x: 0, y: 0, w: 640, h: 480 } });
+    const pos = cursorPosition({ x: 150, y: 100, hotX: HOT.x, hotY: HOT.y }, { src: { x: 0, y: 0, width: 320, height: 240 }, dst: { x: 0, y: 0, width: 640, height: 480 } });
     // Guest pointer at (155, 109) → host (310, 218); the image hangs from it by its hotspot.
     expect(pos).toEqual({ x: 310 - HOT.x, y: 218 - HOT.y, hotX: HOT.x, hotY: HOT.y });
     expect(pixel(cap, 310, 218)).toBe(TIP & 0xffffff);

@@ -57,7 +57,7 @@ describe('examples and multi-head from the command line', { timeout: 180_000 }, 
     expect([img.width, img.height]).toEqual([1024, 768]); // Virtual-1's preferred mode
     // 800x600 'fit' on 1024x768: scaled to fill it exactly (same aspect).
     const pl = placement('fit', 800, 600, img.width, img.height);
-    expect(pl.dst).toEqual({ x: 0, y: 0, w: 1024, h: 768 });
+    expect(pl.dst).toEqual({ x: 0, y: 0, width: 1024, height: 768 });
     // readPng gives R,G,B,A bytes; the decoder reads B,G,R,X words: swap R and B.
     const bgr = new Uint8Array(img.pixels);
     for (let i = 0; i < bgr.length; i += 4) [bgr[i], bgr[i + 2]] = [bgr[i + 2], bgr[i]];

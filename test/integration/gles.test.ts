@@ -145,7 +145,7 @@ function compare(got: Uint32Array, want: Uint32Array, width: number, height: num
 }
 
 function inRect(r: Rect): (x: number, y: number) => boolean {
-  return (x, y) => x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h;
+  return (x, y) => x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
 }
 
 /**
@@ -159,7 +159,7 @@ function safeSamples(src: Rect, dst: Rect, margin = 0.05): (x: number, y: number
     return frac > margin && frac < 1 - margin;
   };
   const within = inRect(dst);
-  return (x, y) => within(x, y) && ok(x, src.x, src.w, dst.x, dst.w) && ok(y, src.y, src.h, dst.y, dst.h);
+  return (x, y) => within(x, y) && ok(x, src.x, src.width, dst.x, dst.width) && ok(y, src.y, src.height, dst.y, dst.height);
 }
 
 /** KMS framebuffer ids from debugfs (all clients), parsed here to depend on no helper. */
@@ -214,9 +214,9 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
     const target = comp.createTarget(W, H);
     try {
       const clear = [0x33, 0x66, 0x99] as const;
-      const dstA: Rect = { x: 16, y: 24, w: 320, h: 240 }; // 1:1
-      const srcB: Rect = { x: 10, y: 10, w: 100, h: 80 };
-      const dstB: Rect = { x: 300, y: 200, w: 250, h: 200 }; // ×2.5, overlaps A
+      const dstA: Rect = { x: 16, y: 24, width: 320, height: 240 }; // 1:1
+      const srcB: Rect = { x: 10, y: 10, width: 100, height: 80 };
+      const dstB: Rect = { x: 300, y: 200, width: 250, height: 200 }; // ×2.5, overlaps A
       const res = comp.compose(
         target,
         [
@@ -231,8 +231,8 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
       // CPU reference: clear, A copied 1:1, B scaled nearest on top (cpu.ts blit).
       const ref = new Uint32Array(W * H);
       const refImg: CpuImage = { bytes: new Uint8Array(ref.buffer), offset: 0, stride: W * 4, width: W, height: H };
-      fill(refImg, { x: 0, y: 0, w: W, h: H }, (clear[0] << 16) | (clear[1] << 8) | clear[2]);
-      blit(cpuImage(a), { x: 0, y: 0, w: 320, h: 240 }, refImg, dstA);
+      fill(refImg, { x: 0, y: 0, width: W, height: H }, (clear[0] << 16) | (clear[1] << 8) | clear[2]);
+      blit(cpuImage(a), { x: 0, y: 0, width: 320, height: 240 }, refImg, dstA);
       blit(cpuImage(b), srcB, refImg, dstB);
 
       const inB = inRect(dstB);
@@ -256,9 +256,9 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
             `(${scaledAll.checked - scaledAll.bad}/${scaledAll.checked} of all its pixels)`,
         );
         expect(exact.first, `${name}: 1:1 region`).toEqual([]);
-        expect(exact.checked).toBe(W * H - dstB.w * dstB.h);
+        expect(exact.checked).toBe(W * H - dstB.width * dstB.height);
         expect(scaled.first, `${name}: scaled layer`).toEqual([]);
-        expect(scaled.checked).toBeGreaterThan(dstB.w * dstB.h * 0.5);
+        expect(scaled.checked).toBeGreaterThan(dstB.width * dstB.height * 0.5);
       }
       // Spot checks that mean something to a reader: the clear colour, A's corner, B on top of A.
       expect(hex(shown[0])).toBe('0x336699');
@@ -282,7 +282,7 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
     const t2 = comp.createTarget(640, 480);
     let own: GlesImage | null = null;
     try {
-      comp.compose(t1, [{ image: up, dst: { x: 28, y: 14, w: 200, h: 100 } }], { clear: [1, 0, 0, 1] });
+      comp.compose(t1, [{ image: up, dst: { x: 28, y: 14, width: 200, height: 100 } }], { clear: [1, 0, 0, 1] });
       const fd = t1.exportDmabuf();
       try {
         own = comp.importDmabuf({ fd, format: t1.format, modifier: t1.modifier, width: t1.width, height: t1.height, stride: t1.stride, offset: t1.offset });
@@ -290,10 +290,10 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
         libc.close(fd, 'target dma-buf');
       }
       expect(own.path).toBe('dmabuf');
-      const copySrc: Rect = { x: 20, y: 10, w: 216, h: 108 };
-      const copyDst: Rect = { x: 100, y: 60, w: 216, h: 108 };
-      const zoomSrc: Rect = { x: 40, y: 20, w: 64, h: 32 };
-      const zoomDst: Rect = { x: 360, y: 300, w: 256, h: 128 }; // ×4, bilinear
+      const copySrc: Rect = { x: 20, y: 10, width: 216, height: 108 };
+      const copyDst: Rect = { x: 100, y: 60, width: 216, height: 108 };
+      const zoomSrc: Rect = { x: 40, y: 20, width: 64, height: 32 };
+      const zoomDst: Rect = { x: 360, y: 300, width: 256, height: 128 }; // ×4, bilinear
       comp.compose(
         t2,
         [
@@ -304,23 +304,23 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
       );
       const src1 = comp.readback(t1);
       const ref = new Uint32Array(640 * 480).fill(0xff0000ff);
-      for (let y = 0; y < copyDst.h; y++) for (let x = 0; x < copyDst.w; x++) ref[(copyDst.y + y) * 640 + copyDst.x + x] = src1[(copySrc.y + y) * 256 + copySrc.x + x];
+      for (let y = 0; y < copyDst.height; y++) for (let x = 0; x < copyDst.width; x++) ref[(copyDst.y + y) * 640 + copyDst.x + x] = src1[(copySrc.y + y) * 256 + copySrc.x + x];
       const cap = await presentAndCapture(t2);
       const shown = captureWords(cap);
       const inZoom = inRect(zoomDst);
       const r = compare(shown, ref, 640, 480, (x, y) => !inZoom(x, y));
       console.log(`zero-copy sample: ${r.checked - r.bad}/${r.checked} exact outside the zoomed layer`);
       expect(r.first).toEqual([]);
-      expect(r.checked).toBe(640 * 480 - zoomDst.w * zoomDst.h);
+      expect(r.checked).toBe(640 * 480 - zoomDst.width * zoomDst.height);
       // Bilinear: every channel lies within its 2x2 source neighbourhood (±1 for rounding),
       // and the interpolation really happened (values no source texel has).
       let outside = 0;
       let between = 0;
       const firstBad: string[] = [];
-      for (let y = zoomDst.y; y < zoomDst.y + zoomDst.h; y++) {
-        for (let x = zoomDst.x; x < zoomDst.x + zoomDst.w; x++) {
-          const fx = zoomSrc.x + ((x - zoomDst.x + 0.5) * zoomSrc.w) / zoomDst.w - 0.5;
-          const fy = zoomSrc.y + ((y - zoomDst.y + 0.5) * zoomSrc.h) / zoomDst.h - 0.5;
+      for (let y = zoomDst.y; y < zoomDst.y + zoomDst.height; y++) {
+        for (let x = zoomDst.x; x < zoomDst.x + zoomDst.width; x++) {
+          const fx = zoomSrc.x + ((x - zoomDst.x + 0.5) * zoomSrc.width) / zoomDst.width - 0.5;
+          const fy = zoomSrc.y + ((y - zoomDst.y + 0.5) * zoomSrc.height) / zoomDst.height - 0.5;
           const xs = [Math.floor(fx), Math.floor(fx) + 1].map((v) => Math.min(255, Math.max(0, v)));
           const ys = [Math.floor(fy), Math.floor(fy) + 1].map((v) => Math.min(127, Math.max(0, v)));
           const n = ys.flatMap((yy) => xs.map((xx) => src1[yy * 256 + xx]));
@@ -338,9 +338,9 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
           if (isBetween) between++;
         }
       }
-      console.log(`linear ×4: ${outside} channel values outside their neighbourhood, ${between}/${zoomDst.w * zoomDst.h} pixels interpolated`);
+      console.log(`linear ×4: ${outside} channel values outside their neighbourhood, ${between}/${zoomDst.width * zoomDst.height} pixels interpolated`);
       expect(firstBad).toEqual([]);
-      expect(between).toBeGreaterThan((zoomDst.w * zoomDst.h) / 4);
+      expect(between).toBeGreaterThan((zoomDst.width * zoomDst.height) / 4);
     } finally {
       own?.close();
       t2.close();
@@ -354,7 +354,7 @@ describe('GlesCompositor on vkms (kms_swrast)', () => {
     const img = importGuest(src);
     const t = comp.createTarget(128, 128);
     try {
-      comp.compose(t, [{ image: img, dst: { x: 32, y: 32, w: 64, h: 64 }, alpha: 0.5 }], { clear: [1, 1, 1, 1], filter: 'nearest' });
+      comp.compose(t, [{ image: img, dst: { x: 32, y: 32, width: 64, height: 64 }, alpha: 0.5 }], { clear: [1, 1, 1, 1], filter: 'nearest' });
       const px = comp.readback(t);
       const g = cpuImage(src);
       const s32 = new Uint32Array(g.bytes.buffer, g.bytes.byteOffset, g.bytes.byteLength >> 2);

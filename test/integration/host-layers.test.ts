@@ -81,8 +81,8 @@ function udmabufDevice(): number {
 interface Drawn {
   x: number;
   y: number;
-  w: number;
-  h: number;
+  width: number;
+  height: number;
   /** Pattern number drawn in it. */
   n: number;
 }
@@ -91,20 +91,20 @@ interface Drawn {
 function mismatches(c: Capture, stack: Drawn[], skip?: Drawn): number {
   const ref = new Uint32Array(W * H);
   for (const d of stack) {
-    const img = new Uint8Array(d.w * d.h * 4);
-    drawPattern({ bytes: img, offset: 0, width: d.w, height: d.h, stride: d.w * 4 }, d.n);
+    const img = new Uint8Array(d.width * d.height * 4);
+    drawPattern({ bytes: img, offset: 0, width: d.width, height: d.height, stride: d.width * 4 }, d.n);
     const px = new Uint32Array(img.buffer);
-    for (let y = 0; y < d.h; y++) for (let x = 0; x < d.w; x++) ref[(d.y + y) * W + d.x + x] = px[y * d.w + x];
+    for (let y = 0; y < d.height; y++) for (let x = 0; x < d.width; x++) ref[(d.y + y) * W + d.x + x] = px[y * d.width + x];
   }
   const a = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
   let bad = 0;
-  const skipped = (x: number, y: number) => !!skip && x >= skip.x && x < skip.x + skip.w && y >= skip.y && y < skip.y + skip.h;
+  const skipped = (x: number, y: number) => !!skip && x >= skip.x && x < skip.x + skip.width && y >= skip.y && y < skip.y + skip.height;
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if ((a[(y * c.stride) / 4 + x] & 0xffffff) !== (ref[y * W + x] & 0xffffff) && !skipped(x, y)) bad++;
   return bad;
 }
 
-const GUEST = { x: (W - 640) / 2, y: (H - 480) / 2, w: 640, h: 480 };
-const PANEL = { x: 600, y: 500, w: 300, h: 200 }; // overlaps the guest's bottom-right corner
+const GUEST = { x: (W - 640) / 2, y: (H - 480) / 2, width: 640, height: 480 };
+const PANEL = { x: 600, y: 500, width: 300, height: 200 }; // overlaps the guest's bottom-right corner
 
 describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
   it('background, guest, panel: all on planes in order, pixel-exact, 0 TEST_ONLY when only buffers change, releases exact', async () => {
@@ -115,7 +115,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     const guest = new UdmabufSource({ width: 640, height: 480, buffers: 3 });
     cleanup.push(() => guest.close());
     const bgs = [new HostBuf(udev, 100, W, H), new HostBuf(udev, 101, W, H)];
-    const panels = [new HostBuf(udev, 200, PANEL.w, PANEL.h), new HostBuf(udev, 201, PANEL.w, PANEL.h)];
+    const panels = [new HostBuf(udev, 200, PANEL.width, PANEL.height), new HostBuf(udev, 201, PANEL.width, PANEL.height)];
     for (const b of [...bgs, ...panels]) cleanup.push(() => b.close());
     const errors: string[] = [];
     out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
@@ -153,7 +153,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
       guest.render(gi, n);
       guest.flip(gi, n);
       const id = out.present([
-        { id: 'wallpaper', buffer: bg.buffer, dst: { x: 0, y: 0, w: W, h: H }, zIndex: -10 },
+        { id: 'wallpaper', buffer: bg.buffer, dst: { x: 0, y: 0, width: W, height: H }, zIndex: -10 },
         { id: 'panel', buffer: panel.buffer, dst: PANEL, zIndex: 10 },
       ]);
       frames.set(id, { bg, panel });
@@ -187,7 +187,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
         const c = await cap;
         const f = frames.get(c.content!.frameId!)!;
         const stack: Drawn[] = [
-          { x: 0, y: 0, w: W, h: H, n: drawnIn.get(f.bg.bufferId)! },
+          { x: 0, y: 0, width: W, height: H, n: drawnIn.get(f.bg.bufferId)! },
           { ...GUEST, n: c.content!.frame! },
           { ...PANEL, n: drawnIn.get(f.panel.bufferId)! },
         ];
@@ -226,7 +226,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     const presents: PresentEvent[] = [];
     out.on('present', (p) => presents.push(p));
     const commits0 = dev.counters.commits;
-    const ids = bufs.map((b) => out.present([{ id: 'wallpaper', buffer: b.buffer, dst: { x: 0, y: 0, w: W, h: H }, zIndex: -1 }]));
+    const ids = bufs.map((b) => out.present([{ id: 'wallpaper', buffer: b.buffer, dst: { x: 0, y: 0, width: W, height: H }, zIndex: -1 }]));
     // Superseded before any refresh ran: given back synchronously, never shown.
     expect(releases).toEqual([300, 301]);
     const cap = out.captureNext();
@@ -235,7 +235,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     await out.idle();
     expect(presents.map((p) => p.frameId)).toEqual([ids[2]]);
     expect(dev.counters.commits - commits0).toBe(1);
-    expect(mismatches(c, [{ x: 0, y: 0, w: W, h: H, n: 3 }])).toBe(0);
+    expect(mismatches(c, [{ x: 0, y: 0, width: W, height: H, n: 3 }])).toBe(0);
     expect(releases).toEqual([300, 301]); // 302 is on screen
     // Taking the layer away releases it once the frame without it is on screen.
     const empty = out.present([]);
@@ -252,7 +252,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     const guest = new UdmabufSource({ width: 640, height: 480, buffers: 2 });
     cleanup.push(() => guest.close());
     const bg = new HostBuf(udev, 400, W, H);
-    const panel = new HostBuf(udev, 401, PANEL.w, PANEL.h);
+    const panel = new HostBuf(udev, 401, PANEL.width, PANEL.height);
     for (const b of [bg, panel]) cleanup.push(() => b.close());
     bg.draw(7);
     panel.draw(8);
@@ -263,7 +263,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     guest.render(0, 5);
     guest.flip(0, 5);
     const id = out.present([
-      { id: 'wallpaper', buffer: bg.buffer, dst: { x: 0, y: 0, w: W, h: H }, zIndex: -1 },
+      { id: 'wallpaper', buffer: bg.buffer, dst: { x: 0, y: 0, width: W, height: H }, zIndex: -1 },
       { id: 'panel', buffer: panel.buffer, dst: PANEL, zIndex: 1, alpha: 0.5 },
     ]);
     const cap = out.captureNext();
@@ -279,24 +279,24 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     // The guest lies under a composed layer: it cannot be on a plane above the composition.
     expect(by.guest.how).toBe('composed');
     // Pixels: outside the panel exact; inside it, 50% of the panel over what is below (±2 for rounding).
-    const outside = mismatches(c, [{ x: 0, y: 0, w: W, h: H, n: 7 }, { ...GUEST, n: 5 }], { ...PANEL, n: 0 });
+    const outside = mismatches(c, [{ x: 0, y: 0, width: W, height: H, n: 7 }, { ...GUEST, n: 5 }], { ...PANEL, n: 0 });
     const ref = new Uint8Array(W * H * 4);
     const put = (d: Drawn, blend: number) => {
-      const img = new Uint8Array(d.w * d.h * 4);
-      drawPattern({ bytes: img, offset: 0, width: d.w, height: d.h, stride: d.w * 4 }, d.n);
-      for (let y = 0; y < d.h; y++)
-        for (let x = 0; x < d.w; x++)
+      const img = new Uint8Array(d.width * d.height * 4);
+      drawPattern({ bytes: img, offset: 0, width: d.width, height: d.height, stride: d.width * 4 }, d.n);
+      for (let y = 0; y < d.height; y++)
+        for (let x = 0; x < d.width; x++)
           for (let k = 0; k < 3; k++) {
             const o = ((d.y + y) * W + d.x + x) * 4 + k;
-            ref[o] = Math.round(img[(y * d.w + x) * 4 + k] * blend + ref[o] * (1 - blend));
+            ref[o] = Math.round(img[(y * d.width + x) * 4 + k] * blend + ref[o] * (1 - blend));
           }
     };
-    put({ x: 0, y: 0, w: W, h: H, n: 7 }, 1);
+    put({ x: 0, y: 0, width: W, height: H, n: 7 }, 1);
     put({ ...GUEST, n: 5 }, 1);
     put({ ...PANEL, n: 8 }, 0.5);
     let off = 0;
-    for (let y = PANEL.y; y < PANEL.y + PANEL.h; y++)
-      for (let x = PANEL.x; x < PANEL.x + PANEL.w; x++)
+    for (let y = PANEL.y; y < PANEL.y + PANEL.height; y++)
+      for (let x = PANEL.x; x < PANEL.x + PANEL.width; x++)
         for (let k = 0; k < 3; k++) if (Math.abs(c.pixels[y * c.stride + x * 4 + k] - ref[(y * W + x) * 4 + k]) > 2) off++;
     console.log(`translucent panel: ${outside} px outside the panel differ from wallpaper+guest, ${off} channel values inside it off by > 2 from the 50% blend`);
     expect(errors).toEqual([]);
@@ -310,8 +310,8 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     // A 480x320 picture; the 90° buffers hold it as 320x480.
     const PW = 480;
     const PH = 320;
-    const SRC = { x: 16, y: 40, w: 400, h: 240 }; // a crop, in picture coordinates
-    const DST = { x: 100, y: 60, w: 400, h: 240 }; // placed 1:1
+    const SRC = { x: 16, y: 40, width: 400, height: 240 }; // a crop, in picture coordinates
+    const DST = { x: 100, y: 60, width: 400, height: 240 }; // placed 1:1
     const want = new Uint8Array(PW * PH * 4);
     drawPattern({ bytes: want, offset: 0, width: PW, height: PH, stride: PW * 4 }, 9);
     const wantPx = new Uint32Array(want.buffer);
@@ -350,7 +350,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
           let outside = 0;
           for (let y = 0; y < H; y++) {
             for (let x = 0; x < W; x++) {
-              const inWin = x >= DST.x && x < DST.x + DST.w && y >= DST.y && y < DST.y + DST.h;
+              const inWin = x >= DST.x && x < DST.x + DST.width && y >= DST.y && y < DST.y + DST.height;
               const exp = inWin ? wantPx[(SRC.y + y - DST.y) * PW + SRC.x + x - DST.x]! & 0xffffff : 0;
               if ((a[(y * c.stride) / 4 + x]! & 0xffffff) !== exp) inWin ? inside++ : outside++;
             }
@@ -393,7 +393,7 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     out.enable();
     out.attach(guest, 'native');
     const bgs = [new HostBuf(udev, 1, W, H), new HostBuf(udev, 2, W, H)];
-    let panel = new HostBuf(udev, 3, PANEL.w, PANEL.h);
+    let panel = new HostBuf(udev, 3, PANEL.width, PANEL.height);
     let panelGen = 0;
     const held = new Set<number>();
     out.on('release', (r) => held.delete(r.bufferId));
@@ -401,12 +401,12 @@ describe('host layers (Output.present) on vkms', { timeout: 120_000 }, () => {
     for (let n = 1; n <= 300; n++) {
       guest.render(n % 3, n);
       guest.flip(n % 3, n);
-      const layers: HostLayer[] = [{ id: 'wallpaper', buffer: bgs[n % 2].buffer, dst: { x: 0, y: 0, w: W, h: H }, zIndex: -1 }];
+      const layers: HostLayer[] = [{ id: 'wallpaper', buffer: bgs[n % 2].buffer, dst: { x: 0, y: 0, width: W, height: H }, zIndex: -1 }];
       held.add(bgs[n % 2].bufferId);
       // Every 50 frames the panel's buffer is replaced by a new one under the same id.
       if (n % 50 === 0 && !held.has(3)) {
         panel.close();
-        panel = new HostBuf(udev, 3, PANEL.w, PANEL.h);
+        panel = new HostBuf(udev, 3, PANEL.width, PANEL.height);
         panelGen++;
       }
       if (n % 10 < 5) {

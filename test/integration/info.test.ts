@@ -1,12 +1,15 @@
 // `guestplane info` (the compiled CLI, run as a child process) held against modetest, an
 // independent reader of the same device, on the default vkms device and on a 2-CRTC
-// ConfigFS device with a lit head, overlays, a cursor and an unplugged connector.
+// ConfigFS device with a lit head, overlays, a cursor and an unplugged connector. And every
+// class of bad argument, to every subcommand: an exit code and one line, never a signal.
 //
 // The CLI runs from dist/: `npm run build` (tsc on the host) must have run before the rig
 // booted; the project tree is read-only inside the rig, so the test cannot build it.
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KmsDevice, findCardByDriver } from '../../plugin/kms/device.js';
@@ -141,7 +144,7 @@ describe('guestplane info: command line', () => {
     const help = cli('help');
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/usage: guestplane <command>/);
-  }, 300_000); // seven starts of the CLI: 15-20 s each under TCG on a loaded host (133 s seen)
+  }, 300_000); // seven starts of the CLI: 6 s in all under TCG since --help and usage errors load no mode (up to 133 s before)
 
   it('names what is wrong with a bad --device and exits 1', () => {
     const cases: Array<[string, RegExp]> = [
@@ -254,3 +257,92 @@ describe('guestplane info agrees with modetest', () => {
     expect(all.stdout).toContain('640x480@59.94');
   });
 });
+
+/** One bad command line: its stdio beyond 0-2 (fds the child inherits), the exit code and first line wanted. */
+interface BadRun {
+  args: string[];
+  code: 1 | 2;
+  says: RegExp;
+  extraStdio?: ('pipe' | number)[];
+}
+
+/** Runs the CLI without waiting synchronously (several at once: each start is seconds under TCG). */
+function cliAsync(args: string[], extra: BadRun['extraStdio'] = []): Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: projectDir, stdio: ['ignore', 'pipe', 'pipe', ...extra] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000); // a hang shows as SIGKILL: a failure below
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stderr, stdout });
+    });
+  });
+}
+
+describe('no bad argument ends in a signal (issue 30): exit 2 (usage) or 1 (run time) and one line', () => {
+  it('bad fd:N (Node\'s own fds, closed, a file, a socket that never speaks D-Bus), sizes, missing devices and sockets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gp-bad-'));
+    const held: Socket[] = [];
+    const mute = createServer((c) => held.push(c)); // accepts, never speaks D-Bus
+    await new Promise<void>((r) => mute.listen(join(dir, 'mute'), r));
+    writeFileSync(join(dir, 'file'), 'not a socket');
+    const file = openSync(join(dir, 'file'), 'r');
+    writeFileSync(join(dir, 'heads.json'), '{ "guests": { "d": { "type": "udmabuf", "width": 64, "height": 64 } }, "heads": [] }');
+    const fdLine = (n: number) => new RegExp(`^guestplane (kiosk|info|window): --qemu-dbus 'fd:${n}': fd ${n} is `);
+    const cases: BadRun[] = [
+      // Nothing handed over at 3..13 and 20: the child's own fds (epoll, eventfd, pipes) or none.
+      ...[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 20].map((n): BadRun => ({ args: ['kiosk', '--qemu-dbus', `fd:${n}`], code: 2, says: fdLine(n) })),
+      { args: ['info', '--qemu-dbus', 'fd:3'], code: 2, says: /fd 3 is a file, not a socket/, extraStdio: [file] },
+      { args: ['window', '--qemu-dbus', 'fd:2'], code: 2, says: /fd:N needs an inherited file descriptor number \(3 or above\)/ },
+      { args: ['kiosk', '--qemu-dbus', 'fd:-1'], code: 2, says: /fd:N needs an inherited file descriptor number/ },
+      // A Unix stream socket (Node's 'pipe' is a socketpair) whose other end never speaks D-Bus.
+      { args: ['info', '--qemu-dbus', 'fd:3', '--connect-timeout', '2'], code: 1, says: /^guestplane info: no QEMU display at fd:3: no D-Bus handshake within 2 s/, extraStdio: ['pipe'] },
+      { args: ['info', '--qemu-dbus', `unix:path=${join(dir, 'mute')}`, '--connect-timeout', '2'], code: 1, says: /^guestplane info: no QEMU display at unix:path=.*: no D-Bus handshake within 2 s/ },
+      { args: ['info', '--qemu-dbus', `unix:path=${join(dir, 'nothing-here')}`], code: 1, says: /^guestplane info: no QEMU display at unix:path=/ },
+      { args: ['info', '--qemu-dbus', '/run/bus'], code: 2, says: /is not a D-Bus address/ },
+      // Sizes, modes and rates.
+      { args: ['kiosk', '--udmabuf', '0x0'], code: 2, says: /'0x0': a zero width/ },
+      { args: ['kiosk', '--udmabuf', '99999x480'], code: 2, says: /99999 is out of range/ },
+      { args: ['kiosk', '--udmabuf', '640x480', '--mode', '640x480@0'], code: 2, says: /refresh rate 0 is out of range/ },
+      { args: ['kiosk', '--udmabuf', '640x480', '--fps', '-5'], code: 2, says: /--fps needs a value; one that starts with '-' is written --fps=VALUE/ },
+      { args: ['kiosk', '--udmabuf', '640x480', '--fps=-5'], code: 2, says: /--fps '-5' is not a frame rate in \(0, 1000\]/ },
+      { args: ['window', '--udmabuf', '640x480@30'], code: 2, says: /a rate is not accepted here/ },
+      { args: ['compositor', '--mode', 'big'], code: 2, says: /--mode 'big' is not WxH/ },
+      { args: ['kiosk', '--qemu-dbus', 'session', '--connect-timeout', '0'], code: 2, says: /--connect-timeout '0' is out of range/ },
+      // Devices and files that are not there.
+      { args: ['kiosk', '--udmabuf', '640x480', '--device', '/dev/dri/card99'], code: 1, says: /^guestplane kiosk: .*\/dev\/dri\/card99 does not exist/ },
+      { args: ['kiosk', '--vfio', '00000000-0000-0000-0000-00000000dead'], code: 1, says: /^guestplane kiosk: .*00000000-0000-0000-0000-00000000dead/ },
+      { args: ['kiosk', '--vfio-fd', '3'], code: 1, says: /^guestplane kiosk: .*fd 3/, extraStdio: [file] },
+      { args: ['compositor', '--device', '/dev/null'], code: 1, says: /^guestplane compositor: .*\/dev\/null is not a DRM device/ },
+      { args: ['heads', '--config', join(dir, 'absent.json')], code: 1, says: /^guestplane heads: .*absent\.json: invalid configuration: \(top level\) = \(missing\): cannot read the file \(ENOENT\)/ },
+      { args: ['heads', '--config', join(dir, 'heads.json')], code: 1, says: /^guestplane heads: .*heads\.json: invalid configuration: heads = \[\]: needs at least 1 entry/ },
+    ];
+    const failures: string[] = [];
+    try {
+      // Three at a time: each start is seconds under TCG, most of it waiting on one core.
+      const queue = [...cases];
+      const worker = async () => {
+        for (let c = queue.shift(); c; c = queue.shift()) {
+          const args = [...c.args, '--log-level', 'error'];
+          const r = await cliAsync(args, c.extraStdio);
+          const lines = r.stderr.split('\n').filter(Boolean);
+          const want = c.code === 2 ? 2 : 1; // a usage error: the line and "see 'guestplane CMD --help'"
+          const what = `guestplane ${args.join(' ')} -> ${r.signal ? `signal ${r.signal}` : `exit ${r.status}`}: ${JSON.stringify(r.stderr)}`;
+          if (r.signal !== null || r.status !== c.code || lines.length !== want || !c.says.test(lines[0] ?? '') || (c.code === 2 && !/^see 'guestplane( \w+)? --help'$/.test(lines[1]!))) failures.push(what);
+        }
+      };
+      await Promise.all([worker(), worker(), worker()]);
+    } finally {
+      held.forEach((c) => c.destroy());
+      mute.close();
+      closeSync(file);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(failures).toEqual([]);
+  }, 600_000);
+});
+

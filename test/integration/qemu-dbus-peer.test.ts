@@ -278,7 +278,7 @@ describe('QEMU 10.1+ ScanoutDMABUF2 and MOD_INVALID udmabufs (peer plays QEMU: t
     await peer.scanoutDmabuf2({ ...d, offsets: [OFFSET] });
     const q = peer.src.query('primary');
     if (q.state !== 'ok') throw new Error(`no plane: ${q.state}`);
-    expect({ crop: q.plane.crop, width: q.plane.width, height: q.plane.height, offset: q.plane.offset }).toEqual({ crop: { x: X, y: Y, w: W, h: H }, width: BW, height: BH, offset: OFFSET });
+    expect({ crop: q.plane.crop, width: q.plane.width, height: q.plane.height, offset: q.plane.offset }).toEqual({ crop: { x: X, y: Y, width: W, height: H }, width: BW, height: BH, offset: OFFSET });
     expect(errors).toEqual([]);
     // Every ScanoutDMABUF2 fd was the same dma-buf: one kept, the rest closed on arrival.
     expect(peer.src.stats.reusedBuffers).toBe(2);

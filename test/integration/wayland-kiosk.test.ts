@@ -260,7 +260,7 @@ describe('kiosk compositor on vkms, real clients', () => {
       console.log(`viewport crop: ${g?.how} ${g?.path} on plane ${g?.planeType}, ${inside} px wrong inside, ${outside} outside`);
       expect({ inside, outside }).toEqual({ inside: 0, outside: 0 });
       expect(g).toMatchObject({ how: 'plane', path: 'scanout', zeroCopy: true });
-      expect(cap.content?.planes.get(g!.planeId!)?.src).toEqual({ x: 100, y: 50, w: 640, h: 480 });
+      expect(cap.content?.planes.get(g!.planeId!)?.src).toEqual({ x: 100, y: 50, width: 640, height: 480 });
     } finally {
       await c.kill();
     }

@@ -28,6 +28,7 @@ import { clientTraceViolations } from './helpers/wayland-trace.js';
 import { commonColour, covered, popupOnOutput, rootToOutput, sleep, startTraced, type TracedApp } from './helpers/app-menus.js';
 import type { CaptureResult as Capture } from '../../plugin/output/capture.js';
 import type { Toplevel } from '../../plugin/wayland/xdg-shell.js';
+import type { Rect } from '../../plugin/geometry.js';
 import { join } from 'node:path';
 import { resultsDir, writePng } from './helpers/png.js';
 
@@ -109,7 +110,7 @@ async function popupsAre(app: TracedApp, top: () => Toplevel, n: number, what: s
  * under it show something else (the menu is drawn where the compositor placed it): the
  * best fraction, its rectangle and the capture with the most of it.
  */
-async function menuDrawn(kiosk: KioskCompositor, before: Capture, bg: number, p: ReturnType<Toplevel['popups']>[number], top: Toplevel): Promise<{ frac: number; bg: number; rect: { x: number; y: number; w: number; h: number }; cap: Capture }> {
+async function menuDrawn(kiosk: KioskCompositor, before: Capture, bg: number, p: ReturnType<Toplevel['popups']>[number], top: Toplevel): Promise<{ frac: number; bg: number; rect: Rect; cap: Capture }> {
   const rect = popupOnOutput(kiosk, top, p);
   let best = { frac: -1, bg: 0, rect, cap: before };
   for (let i = 0; i < 8 && best.frac < 0.9; i++) {
@@ -158,8 +159,8 @@ describe('menus of real applications on the kiosk compositor', () => {
     expect(kiosk.seat.keyboard?.focus).toBe(p.surface);
     const drawn = await menuDrawn(kiosk, before, bg, p, top());
     savePng('gtk-menu-open.png', drawn.cap);
-    console.log(`wayland-popups: context menu ${drawn.rect.w}x${drawn.rect.h} at ${drawn.rect.x},${drawn.rect.y}; ${(drawn.frac * 100).toFixed(1)}% of the ${drawn.bg} background pixels under it covered`);
-    expect(drawn.rect.w * drawn.rect.h).toBeGreaterThan(1000);
+    console.log(`wayland-popups: context menu ${drawn.rect.width}x${drawn.rect.height} at ${drawn.rect.x},${drawn.rect.y}; ${(drawn.frac * 100).toFixed(1)}% of the ${drawn.bg} background pixels under it covered`);
+    expect(drawn.rect.width * drawn.rect.height).toBeGreaterThan(1000);
     expect(drawn.bg, `menu at ${JSON.stringify(drawn.rect)}`).toBeGreaterThan(1000);
     // The menu's body is opaque: nearly every background pixel under it must change.
     expect(drawn.frac, `menu at ${JSON.stringify(drawn.rect)}`).toBeGreaterThan(0.9);
@@ -181,7 +182,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     await popupsAre(app, top, 1, 'the context menu mapped again');
     const spot = { x: W - 14, y: H - 18 };
     const r3 = popupOnOutput(kiosk, top(), top().popups()[0]!);
-    expect(spot.x >= r3.x && spot.x < r3.x + r3.w && spot.y >= r3.y && spot.y < r3.y + r3.h).toBe(false);
+    expect(spot.x >= r3.x && spot.x < r3.x + r3.width && spot.y >= r3.y && spot.y < r3.y + r3.height).toBe(false);
     pen.absTo(spot.x, spot.y);
     await sleep(500);
     click(pen, BTN_LEFT);
@@ -228,7 +229,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     expect(since()).toMatch(RIGHT_PRESS);
     expect(since()).toMatch(/-> xdg_popup@\d+\.grab\(wl_seat@\d+, \d+\)/);
     const rc = popupOnOutput(kiosk, top(), top().popups()[0]!);
-    console.log(`wayland-popups: right-click at ${entryAt.x},${entryAt.y}: menu at ${rc.x},${rc.y} ${rc.w}x${rc.h}`);
+    console.log(`wayland-popups: right-click at ${entryAt.x},${entryAt.y}: menu at ${rc.x},${rc.y} ${rc.width}x${rc.height}`);
     chord(kbd, [], KEY_ESC);
     await popupsAre(app, top, 0, 'the right-click menu closed on Escape', 30_000);
 
@@ -241,7 +242,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     await popupsAre(app, top, 1, 'the combo box list mapped', 30_000);
     expect(since()).toMatch(/-> xdg_popup@\d+\.grab\(wl_seat@\d+, \d+\)/);
     const cb = await menuDrawn(kiosk, before, bg, top().popups()[0]!, top());
-    console.log(`wayland-popups: combo list ${cb.rect.w}x${cb.rect.h} at ${cb.rect.x},${cb.rect.y}; ${(cb.frac * 100).toFixed(1)}% of ${cb.bg} covered`);
+    console.log(`wayland-popups: combo list ${cb.rect.width}x${cb.rect.height} at ${cb.rect.x},${cb.rect.y}; ${(cb.frac * 100).toFixed(1)}% of ${cb.bg} covered`);
     savePng('gtk-combo-open.png', cb.cap);
     expect(cb.bg).toBeGreaterThan(500);
     expect(cb.frac).toBeGreaterThan(0.9);
@@ -258,7 +259,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     expect(since()).toMatch(/-> xdg_surface@\d+\.get_popup\(/);
     expect(since()).not.toMatch(/-> xdg_popup@\d+\.grab\(/);
     const tip = await menuDrawn(kiosk, before, bg, top().popups()[0]!, top());
-    console.log(`wayland-popups: tooltip ${tip.rect.w}x${tip.rect.h} at ${tip.rect.x},${tip.rect.y}; ${(tip.frac * 100).toFixed(1)}% of ${tip.bg} covered`);
+    console.log(`wayland-popups: tooltip ${tip.rect.width}x${tip.rect.height} at ${tip.rect.x},${tip.rect.y}; ${(tip.frac * 100).toFixed(1)}% of ${tip.bg} covered`);
     savePng('gtk-tooltip.png', tip.cap);
     expect(tip.frac).toBeGreaterThan(0.5);
     pen.absTo(W - 14, H - 18);
@@ -290,7 +291,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     expect(since()).toMatch(/-> xdg_popup@\d+\.grab\(wl_seat@\d+, \d+\)/);
     const edit = await menuDrawn(kiosk, before, bg, top().popups()[0]!, top());
     savePng('qt-menu-open.png', edit.cap);
-    console.log(`wayland-popups: Qt Edit menu ${edit.rect.w}x${edit.rect.h} at ${edit.rect.x},${edit.rect.y}; ${(edit.frac * 100).toFixed(1)}% of ${edit.bg} covered`);
+    console.log(`wayland-popups: Qt Edit menu ${edit.rect.width}x${edit.rect.height} at ${edit.rect.x},${edit.rect.y}; ${(edit.frac * 100).toFixed(1)}% of ${edit.bg} covered`);
     expect(edit.bg).toBeGreaterThan(1000);
     expect(edit.frac).toBeGreaterThan(0.9);
     // 2. F: its Format submenu, a popup of the menu.
@@ -315,7 +316,7 @@ describe('menus of real applications on the kiosk compositor', () => {
     await popupsAre(app, top, 1, 'the context menu mapped', 30_000);
     expect(since()).toMatch(RIGHT_PRESS);
     const ctx = popupOnOutput(kiosk, top(), top().popups()[0]!);
-    console.log(`wayland-popups: Qt context menu at ${ctx.x},${ctx.y} ${ctx.w}x${ctx.h}`);
+    console.log(`wayland-popups: Qt context menu at ${ctx.x},${ctx.y} ${ctx.width}x${ctx.height}`);
     pen.absTo(20, H - 20);
     await sleep(500);
     click(pen, BTN_LEFT);

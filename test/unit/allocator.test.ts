@@ -62,10 +62,10 @@ function fakeDevice(planes: KmsPlane[], rules: Rules = {}) {
         if (u.layer === null) continue;
         const l = layers.get(u.layer)!;
         // As the kernel does: a 90°/270° plane rotation swaps the source's axes.
-        const [sw, sh] = (l.transform ?? 0) & 1 ? [l.src.h, l.src.w] : [l.src.w, l.src.h];
-        const scaled = sw !== l.dst.w || sh !== l.dst.h;
+        const [sw, sh] = (l.transform ?? 0) & 1 ? [l.src.height, l.src.width] : [l.src.width, l.src.height];
+        const scaled = sw !== l.dst.width || sh !== l.dst.height;
         if (scaled && rules.noScaling?.includes(p.id)) return new Error('EINVAL: no scaling');
-        if (p.type === 'primary' && rules.primaryFullScreen && (l.dst.x !== 0 || l.dst.y !== 0 || l.dst.w !== W || l.dst.h !== H)) return new Error('EINVAL: primary must cover the CRTC');
+        if (p.type === 'primary' && rules.primaryFullScreen && (l.dst.x !== 0 || l.dst.y !== 0 || l.dst.width !== W || l.dst.height !== H)) return new Error('EINVAL: primary must cover the CRTC');
       }
       return null;
     },
@@ -77,10 +77,10 @@ function alloc(dev: ReturnType<typeof fakeDevice>, budgetMs = 50) {
 }
 
 const buf = (fbId: number, format = XR24, w = 640, h = 480) => ({ fbId, format, modifier: LINEAR, width: w, height: h });
-const full = { x: 0, y: 0, w: W, h: H };
+const full = { x: 0, y: 0, width: W, height: H };
 const background = (): Layer => ({ id: 'background', zIndex: -10, buffer: buf(1, XR24, W, H), src: full, dst: full, hostBuffer: true });
-const guest = (fbId: number, dst = { x: 192, y: 144, w: 640, h: 480 }, format = XR24): Layer => ({ id: 'guest', zIndex: 0, buffer: buf(fbId, format), src: { x: 0, y: 0, w: 640, h: 480 }, dst, changesOften: true });
-const cursor = (x: number, y: number): Layer => ({ id: 'cursor', zIndex: 100, buffer: buf(50, AR24, 64, 64), src: { x: 0, y: 0, w: 64, h: 64 }, dst: { x, y, w: 64, h: 64 }, cursor: true });
+const guest = (fbId: number, dst = { x: 192, y: 144, width: 640, height: 480 }, format = XR24): Layer => ({ id: 'guest', zIndex: 0, buffer: buf(fbId, format), src: { x: 0, y: 0, width: 640, height: 480 }, dst, changesOften: true });
+const cursor = (x: number, y: number): Layer => ({ id: 'cursor', zIndex: 100, buffer: buf(50, AR24, 64, 64), src: { x: 0, y: 0, width: 64, height: 64 }, dst: { x, y, width: 64, height: 64 }, cursor: true });
 
 describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => {
   it('puts a guest that fills the screen on the primary with one TEST_ONLY, then reuses it with none', () => {
@@ -122,7 +122,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
   });
 
   it('a 90° buffer (768x1024 for a 1024x768 picture) is unscaled on a plane with rotate-270, and composed where no plane rotates', () => {
-    const rot = (fbId: number): Layer => ({ id: 'guest', zIndex: 0, buffer: buf(fbId, XR24, 768, 1024), src: { x: 0, y: 0, w: 768, h: 1024 }, dst: full, changesOften: true, transform: 1 });
+    const rot = (fbId: number): Layer => ({ id: 'guest', zIndex: 0, buffer: buf(fbId, XR24, 768, 1024), src: { x: 0, y: 0, width: 768, height: 1024 }, dst: full, changesOften: true, transform: 1 });
     const dev = fakeDevice([plane(1, 'primary', { rotations: ['rotate-0', 'rotate-90', 'rotate-180', 'rotate-270'] })], { noScaling: [1] });
     const r = alloc(dev).allocate([rot(10)]);
     expect(r.layers[0]).toMatchObject({ how: 'plane', planeId: 1 });
@@ -152,7 +152,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
 
   it('planes that cannot scale: a scaled guest is composed with reason "scaling", learnt by TEST_ONLY', () => {
     const dev = fakeDevice([plane(1, 'primary'), plane(2, 'overlay')], { noScaling: [1, 2], primaryFullScreen: true });
-    const scaled: Layer = { ...guest(10, { x: 0, y: 0, w: 1024, h: 768 }) };
+    const scaled: Layer = { ...guest(10, { x: 0, y: 0, width: 1024, height: 768 }) };
     const r = alloc(dev).allocate([scaled]);
     expect(r.layers[0].how).toBe('composed');
     expect(r.layers[0].reason?.code).toBe('scaling');
@@ -161,7 +161,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
 
   it('too few planes: the often-changing guest gets the overlay, the other layer is composed ("no-plane")', () => {
     const dev = fakeDevice([plane(1, 'primary'), plane(2, 'overlay')], { primaryFullScreen: true });
-    const other: Layer = { id: 'panel', zIndex: 5, buffer: buf(20, XR24, 200, 100), src: { x: 0, y: 0, w: 200, h: 100 }, dst: { x: 0, y: 0, w: 200, h: 100 } };
+    const other: Layer = { id: 'panel', zIndex: 5, buffer: buf(20, XR24, 200, 100), src: { x: 0, y: 0, width: 200, height: 100 }, dst: { x: 0, y: 0, width: 200, height: 100 } };
     const r = alloc(dev).allocate([background(), guest(10), other]);
     const by = Object.fromEntries(r.layers.map((l) => [l.id, l]));
     expect(by.guest.planeType).toBe('overlay');
@@ -175,7 +175,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
   it('never composes a layer that sits above an overlapping plane layer (composition is at the bottom)', () => {
     const dev = fakeDevice([plane(1, 'primary', { formats: [XR24] }), plane(2, 'overlay', { formats: [XR24] })], { primaryFullScreen: true });
     // A panel over the guest, in a format no plane takes: it must be composed, so the guest too.
-    const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20, NV12, 200, 100), src: { x: 0, y: 0, w: 200, h: 100 }, dst: { x: 300, y: 300, w: 200, h: 100 } };
+    const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20, NV12, 200, 100), src: { x: 0, y: 0, width: 200, height: 100 }, dst: { x: 300, y: 300, width: 200, height: 100 } };
     const r = alloc(dev).allocate([background(), guest(10), panel]);
     const by = Object.fromEntries(r.layers.map((l) => [l.id, l]));
     expect(by.panel.how).toBe('composed');
@@ -223,7 +223,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
   it('distrust is bounded: a guest whose every new size fails its commit makes the oldest distrusted shape forgotten, not memory grow', () => {
     const dev = fakeDevice([plane(1, 'primary'), plane(2, 'overlay')]);
     const a = alloc(dev);
-    const sized = (w: number): Layer[] => [background(), { ...guest(10, { x: 0, y: 0, w, h: 100 }), buffer: buf(10, XR24, w, 100), src: { x: 0, y: 0, w, h: 100 } }];
+    const sized = (w: number): Layer[] => [background(), { ...guest(10, { x: 0, y: 0, width: w, height: 100 }), buffer: buf(10, XR24, w, 100), src: { x: 0, y: 0, width: w, height: 100 } }];
     const first = sized(100);
     // (Distrust itself is the test above; asking for `first` here would also remember its
     // composed layout as a shape, which is a memory of its own.)
@@ -240,7 +240,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
 
   it('mutable zpos ranges: stacking follows the layers, with zpos set per plane', () => {
     const dev = fakeDevice([plane(1, 'primary', { zpos: 0 }), plane(2, 'overlay', { zpos: [1, 5] }), plane(3, 'overlay', { zpos: [1, 5] })]);
-    const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20), src: { x: 0, y: 0, w: 640, h: 480 }, dst: { x: 300, y: 300, w: 640, h: 480 } };
+    const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20), src: { x: 0, y: 0, width: 640, height: 480 }, dst: { x: 300, y: 300, width: 640, height: 480 } };
     const r = alloc(dev).allocate([background(), guest(10), panel]);
     expect(r.composition).toBe(false);
     const z = new Map(r.uses.map((u) => [u.layer, u.zpos]));
@@ -251,7 +251,7 @@ describe('PlaneAllocator (fake device modelling constraints vkms lacks)', () => 
   it('immutable zpos below the needed order is not used for an overlapping upper layer', () => {
     // Overlay 2 is fixed *below* the primary's content order? No: fixed at 1, overlay 3 fixed at 2.
     const dev = fakeDevice([plane(1, 'primary', { zpos: 0 }), plane(2, 'overlay', { zpos: 2 }), plane(3, 'overlay', { zpos: 1 })]);
-    const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20), src: { x: 0, y: 0, w: 640, h: 480 }, dst: { x: 300, y: 300, w: 640, h: 480 } };
+    const panel: Layer = { id: 'panel', zIndex: 5, buffer: buf(20), src: { x: 0, y: 0, width: 640, height: 480 }, dst: { x: 300, y: 300, width: 640, height: 480 } };
     const r = alloc(dev).allocate([background(), guest(10), panel]);
     const by = Object.fromEntries(r.layers.map((l) => [l.id, l]));
     expect(r.composition).toBe(false);

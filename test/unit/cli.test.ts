@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { main, parseMode, parseSize } from '../../plugin/cli.js';
-import { clientEnv, exitStatus, splitCommand } from '../../plugin/cli/compositor.js';
+import { clientEnv, exitStatus } from '../../plugin/cli/compositor.js';
+import { splitCommand } from '../../plugin/cli/args.js';
 import { logLevel } from '../../plugin/cli/log.js';
 import * as libc from '../../ffi/libc.js';
 

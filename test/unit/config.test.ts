@@ -4,7 +4,9 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, headInputOf, loadHeadsConfig, parseHeadsConfig } from '../../plugin/modes/heads-config.js';
+import { createServer, type Socket } from 'node:net';
+import { ConfigError, headInputOf, loadHeadsConfig, parseHeadsConfig, qemuGuestOptions } from '../../plugin/modes/heads-config.js';
+import { QemuGuest } from '../../plugin/sources/qemu-guest.js';
 
 let dir = '';
 beforeAll(() => {
@@ -132,5 +134,36 @@ describe('qemu-dbus guests', () => {
     expect(c.guests.vm).toEqual({ type: 'qemu-dbus', address: 'unix:path=/run/user/1000/bus', console: 0 });
     expect(() => parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: '/run/user/1000/bus' } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] })).toThrow(/guests\.vm\.address.*not a D-Bus address; FIX/);
     expect(() => parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: 'session', console: -1 } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] })).toThrow(/console.*>= 0/);
+  });
+
+  it('"connectTimeout" (seconds, as --connect-timeout): checked, and it bounds each attempt of that guest', async () => {
+    const vm = (extra: object) => parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: 'session', ...extra } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] }).guests.vm!;
+    expect(vm({ connectTimeout: 0.5 })).toMatchObject({ connectTimeout: 0.5 });
+    const noTimeout = vm({});
+    expect(noTimeout.type === 'qemu-dbus' && 'connectTimeoutMs' in qemuGuestOptions(noTimeout, () => {})).toBe(false); // QemuGuest's default (5 s)
+    for (const [bad, says] of [
+      [0, /guests\.vm\.connectTimeout = 0: must be > 0; FIX: use a value above 0/],
+      [-1, /guests\.vm\.connectTimeout = -1: must be > 0/],
+      [601, /guests\.vm\.connectTimeout = 601: must be <= 600/],
+      ['5', /guests\.vm\.connectTimeout = "5": expected number, got string/],
+    ] as [unknown, RegExp][]) expect(() => vm({ connectTimeout: bad })).toThrow(says);
+    // A socket that accepts and never speaks D-Bus: the guest made from the file gives up
+    // after the file's 0.3 s, not the default 5 s.
+    const d = mkdtempSync(join(tmpdir(), 'gp-mute-'));
+    const held: Socket[] = [];
+    const server = createServer((c) => held.push(c));
+    await new Promise<void>((r) => server.listen(join(d, 's'), r));
+    const g = parseHeadsConfig({ guests: { vm: { type: 'qemu-dbus', address: `unix:path=${join(d, 's')}`, connectTimeout: 0.3 } }, heads: [{ guest: 'vm', connector: 'Virtual-1' }] }).guests.vm!;
+    if (g.type !== 'qemu-dbus') throw new Error('not a qemu-dbus guest');
+    const t0 = performance.now();
+    const said = await new Promise<string>((resolve) => {
+      const guest = new QemuGuest(qemuGuestOptions(g, (l) => (guest.close(), resolve(l))));
+    });
+    const ms = performance.now() - t0;
+    held.forEach((c) => c.destroy());
+    server.close();
+    rmSync(d, { recursive: true, force: true });
+    expect(said).toMatch(/no D-Bus handshake within 0\.3 s/);
+    expect(ms).toBeLessThan(3000);
   });
 });

@@ -17,7 +17,7 @@ const blank = (w: number, h: number) => image(w, h, () => 0);
 const picture = (x: number, y: number) => 0xff000000 | (x << 12) | y;
 
 /** `r` (picture coordinates) as the memory rows of a bottom-up buffer of height h. */
-const memRows = (r: Rect, h: number): Rect => ({ ...r, y: h - r.y - r.h });
+const memRows = (r: Rect, h: number): Rect => ({ ...r, y: h - r.y - r.height });
 
 describe('CPU copy of y-inverted buffers', () => {
   it('unscaled: a 4×3 picture stored bottom-up is copied upright', () => {
@@ -25,12 +25,12 @@ describe('CPU copy of y-inverted buffers', () => {
     const inv = image(4, 3, (x, y) => picture(x, 2 - y));
     const a = blank(6, 5);
     const b = blank(6, 5);
-    blit(up, { x: 0, y: 0, w: 4, h: 3 }, a, { x: 1, y: 1, w: 4, h: 3 });
-    blit(inv, { x: 0, y: 0, w: 4, h: 3 }, b, { x: 1, y: 1, w: 4, h: 3 }, true);
+    blit(up, { x: 0, y: 0, width: 4, height: 3 }, a, { x: 1, y: 1, width: 4, height: 3 });
+    blit(inv, { x: 0, y: 0, width: 4, height: 3 }, b, { x: 1, y: 1, width: 4, height: 3 }, true);
     expect(b.bytes).toEqual(a.bytes);
     // Not the same as ignoring the flag.
     const c = blank(6, 5);
-    blit(inv, { x: 0, y: 0, w: 4, h: 3 }, c, { x: 1, y: 1, w: 4, h: 3 });
+    blit(inv, { x: 0, y: 0, width: 4, height: 3 }, c, { x: 1, y: 1, width: 4, height: 3 });
     expect(c.bytes).not.toEqual(a.bytes);
   });
 
@@ -46,17 +46,17 @@ describe('CPU copy of y-inverted buffers', () => {
           scaled: fc.boolean(),
         }),
         (c) => {
-          const src: Rect = { x: c.sx % c.w, y: c.sy % c.h, w: 0, h: 0 };
-          src.w = Math.min(c.sw, c.w - src.x);
-          src.h = Math.min(c.sh, c.h - src.y);
-          const dst: Rect = { x: c.dx, y: c.dy, w: c.scaled ? c.dw : src.w, h: c.scaled ? c.dh : src.h };
+          const src: Rect = { x: c.sx % c.w, y: c.sy % c.h, width: 0, height: 0 };
+          src.width = Math.min(c.sw, c.w - src.x);
+          src.height = Math.min(c.sh, c.h - src.y);
+          const dst: Rect = { x: c.dx, y: c.dy, width: c.scaled ? c.dw : src.width, height: c.scaled ? c.dh : src.height };
           const up = image(c.w, c.h, picture);
           const inv = image(c.w, c.h, (x, y) => picture(x, c.h - 1 - y));
           const a = blank(10, 10);
           const b = blank(10, 10);
           if (c.scaled) {
             // The scaled copy is only asked for whole destinations inside the screen.
-            if (dst.x < 0 || dst.y < 0 || dst.x + dst.w > 10 || dst.y + dst.h > 10) return;
+            if (dst.x < 0 || dst.y < 0 || dst.x + dst.width > 10 || dst.y + dst.height > 10) return;
             blit(up, src, a, dst);
             blit(inv, memRows(src, c.h), b, dst, true);
           } else {
@@ -81,8 +81,8 @@ describe('CPU copy of y-inverted buffers', () => {
     const inv = image(5, 4, (x, y) => px(x, 3 - y));
     const a = image(8, 8, () => 0xff202020);
     const b = image(8, 8, () => 0xff202020);
-    const ca = clipUnscaled({ x: 0, y: 1, w: 5, h: 3 }, { x: -1, y: 6, w: 5, h: 3 }, 8, 8)!;
-    const cb = clipUnscaled(memRows({ x: 0, y: 1, w: 5, h: 3 }, 4), { x: -1, y: 6, w: 5, h: 3 }, 8, 8, true)!;
+    const ca = clipUnscaled({ x: 0, y: 1, width: 5, height: 3 }, { x: -1, y: 6, width: 5, height: 3 }, 8, 8)!;
+    const cb = clipUnscaled(memRows({ x: 0, y: 1, width: 5, height: 3 }, 4), { x: -1, y: 6, width: 5, height: 3 }, 8, 8, true)!;
     blendOver(up, ca.src, a, ca.dst, { alpha: 0.5 });
     blendOver(inv, cb.src, b, cb.dst, { alpha: 0.5, flipY: true });
     expect(b.bytes).toEqual(a.bytes);
@@ -100,10 +100,10 @@ describe('CPU copy of y-inverted buffers', () => {
         }),
         (c) => {
           const t = c.t as Transform;
-          const src: Rect = { x: c.sx % c.w, y: c.sy % c.h, w: 0, h: 0 };
-          src.w = Math.min(c.sw, c.w - src.x);
-          src.h = Math.min(c.sh, c.h - src.y);
-          const dst: Rect = { x: c.dx, y: c.dy, w: src.w, h: src.h };
+          const src: Rect = { x: c.sx % c.w, y: c.sy % c.h, width: 0, height: 0 };
+          src.width = Math.min(c.sw, c.w - src.x);
+          src.height = Math.min(c.sh, c.h - src.y);
+          const dst: Rect = { x: c.dx, y: c.dy, width: src.width, height: src.height };
           const pic = (x: number, y: number) => ((c.blend ? (x + y) % 3 : 3) * 0x55) << 24 | (x << 12) | y;
           const up = image(c.w, c.h, pic);
           // The buffer holds the picture with t applied: buffer pixel ← picture pixel.

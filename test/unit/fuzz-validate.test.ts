@@ -56,8 +56,8 @@ const arbitraryPlane: fc.Arbitrary<GuestPlaneInfo> = fc.record({
   hotY: nastyHot,
   generation: fc.integer({ min: 0, max: 1000 }),
   transform: fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: 7 }) as fc.Arbitrary<Transform>, fc.constantFrom(-1, 8, 1.5, NaN) as fc.Arbitrary<Transform>),
-  crop: fc.oneof(fc.constant(undefined), fc.record({ x: nastyNumber, y: nastyNumber, w: nastyNumber, h: nastyNumber })),
-  displaySize: fc.oneof(fc.constant(undefined), fc.record({ w: nastyNumber, h: nastyNumber })),
+  crop: fc.oneof(fc.constant(undefined), fc.record({ x: nastyNumber, y: nastyNumber, width: nastyNumber, height: nastyNumber })),
+  displaySize: fc.oneof(fc.constant(undefined), fc.record({ width: nastyNumber, height: nastyNumber })),
 });
 const bufferSize = fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 2 ** 26 }), fc.constantFrom(0, 4096, U32, 2 ** 40));
 
@@ -247,10 +247,10 @@ describe('CPU copy of whatever validatePlane accepts', () => {
         const dst = new Uint8Array(c.screenW * 4 * c.screenH);
         const place = placement(c.fit, c.width, c.height, c.screenW, c.screenH);
         const n = blit({ bytes: src, offset: c.offset, stride: c.stride, width: c.width, height: c.height }, place.src, { bytes: dst, offset: 0, stride: c.screenW * 4, width: c.screenW, height: c.screenH }, place.dst);
-        expect(n).toBe(place.dst.w * place.dst.h * 4);
+        expect(n).toBe(place.dst.width * place.dst.height * 4);
         let unwritten = 0;
-        for (let y = place.dst.y; y < place.dst.y + place.dst.h; y++) {
-          for (let i = (y * c.screenW + place.dst.x) * 4; i < (y * c.screenW + place.dst.x + place.dst.w) * 4; i++) if (dst[i] !== 0xab) unwritten++;
+        for (let y = place.dst.y; y < place.dst.y + place.dst.height; y++) {
+          for (let i = (y * c.screenW + place.dst.x) * 4; i < (y * c.screenW + place.dst.x + place.dst.width) * 4; i++) if (dst[i] !== 0xab) unwritten++;
         }
         expect(unwritten).toBe(0);
       }),

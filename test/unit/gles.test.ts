@@ -174,24 +174,24 @@ describe('upload formats', () => {
 
 describe('layer geometry', () => {
   it('the whole buffer onto the whole target covers NDC and [0,1] texture space, unflipped', () => {
-    const v = Array.from(quadVertices({ x: 0, y: 0, w: 64, h: 32 }, { x: 0, y: 0, w: 640, h: 480 }, 64, 32, 640, 480));
+    const v = Array.from(quadVertices({ x: 0, y: 0, width: 64, height: 32 }, { x: 0, y: 0, width: 640, height: 480 }, 64, 32, 640, 480));
     // x, y, u, v per vertex; strip order (x0,y0) (x1,y0) (x0,y1) (x1,y1); y0 = top row = NDC -1.
     expect(v).toEqual([-1, -1, 0, 0, 1, -1, 1, 0, -1, 1, 0, 1, 1, 1, 1, 1]);
   });
 
   it('Y_INVERT (flipped-180) swaps the texture rows: the last row of src is drawn at the top of dst', () => {
-    const v = Array.from(quadVertices({ x: 0, y: 8, w: 64, h: 16 }, { x: 0, y: 0, w: 640, h: 480 }, 64, 32, 640, 480, 6));
+    const v = Array.from(quadVertices({ x: 0, y: 8, width: 64, height: 16 }, { x: 0, y: 0, width: 640, height: 480 }, 64, 32, 640, 480, 6));
     expect(v).toEqual([-1, -1, 0, 0.75, 1, -1, 1, 0.75, -1, 1, 0, 0.25, 1, 1, 1, 0.25]);
   });
 
   it('90°: the picture\'s top-left corner samples the buffer\'s bottom-left, its top-right the top-left', () => {
-    const v = Array.from(quadVertices({ x: 0, y: 0, w: 32, h: 64 }, { x: 0, y: 0, w: 640, h: 480 }, 32, 64, 640, 480, 1));
+    const v = Array.from(quadVertices({ x: 0, y: 0, width: 32, height: 64 }, { x: 0, y: 0, width: 640, height: 480 }, 32, 64, 640, 480, 1));
     // (x, y, u, v) for the corners top-left, top-right, bottom-left, bottom-right of dst.
     expect(v).toEqual([-1, -1, 0, 1, 1, -1, 0, 0, -1, 1, 1, 1, 1, 1, 1, 0]);
   });
 
   it('maps sub-rectangles to NDC and normalised texture coordinates', () => {
-    const v = quadVertices({ x: 16, y: 8, w: 32, h: 16 }, { x: 160, y: 120, w: 320, h: 240 }, 64, 32, 640, 480);
+    const v = quadVertices({ x: 16, y: 8, width: 32, height: 16 }, { x: 160, y: 120, width: 320, height: 240 }, 64, 32, 640, 480);
     expect(v[0]).toBeCloseTo(-0.5);
     expect(v[1]).toBeCloseTo(-0.5);
     expect(v[2]).toBeCloseTo(0.25);
@@ -203,19 +203,19 @@ describe('layer geometry', () => {
   });
 
   it('recognises unscaled whole-pixel copies (where nearest and linear agree)', () => {
-    expect(isPixelCopy({ x: 3, y: 4, w: 10, h: 20 }, { x: 100, y: 7, w: 10, h: 20 })).toBe(true);
-    expect(isPixelCopy({ x: 3, y: 4, w: 10, h: 20 }, { x: 100.5, y: 7, w: 10, h: 20 })).toBe(false);
-    expect(isPixelCopy({ x: 0, y: 0, w: 10, h: 20 }, { x: 0, y: 0, w: 20, h: 20 })).toBe(false);
+    expect(isPixelCopy({ x: 3, y: 4, width: 10, height: 20 }, { x: 100, y: 7, width: 10, height: 20 })).toBe(true);
+    expect(isPixelCopy({ x: 3, y: 4, width: 10, height: 20 }, { x: 100.5, y: 7, width: 10, height: 20 })).toBe(false);
+    expect(isPixelCopy({ x: 0, y: 0, width: 10, height: 20 }, { x: 0, y: 0, width: 20, height: 20 })).toBe(false);
   });
 
   it('checks source rectangles against the buffer and destinations for emptiness', () => {
-    expect(checkLayerRects(undefined, { x: 0, y: 0, w: 1, h: 1 }, 10, 20)).toEqual({ x: 0, y: 0, w: 10, h: 20 });
-    expect(() => checkLayerRects({ x: 5, y: 0, w: 6, h: 1 }, { x: 0, y: 0, w: 1, h: 1 }, 10, 20)).toThrow(/not inside the 10x20 buffer/);
-    expect(() => checkLayerRects({ x: 0, y: 0, w: 0, h: 1 }, { x: 0, y: 0, w: 1, h: 1 }, 10, 20)).toThrow(RangeError);
-    expect(() => checkLayerRects(undefined, { x: 0, y: 0, w: 1, h: 0 }, 10, 20)).toThrow(/destination .* is empty/);
-    expect(() => checkLayerRects(undefined, { x: NaN, y: 0, w: 1, h: 1 }, 10, 20)).toThrow(RangeError);
+    expect(checkLayerRects(undefined, { x: 0, y: 0, width: 1, height: 1 }, 10, 20)).toEqual({ x: 0, y: 0, width: 10, height: 20 });
+    expect(() => checkLayerRects({ x: 5, y: 0, width: 6, height: 1 }, { x: 0, y: 0, width: 1, height: 1 }, 10, 20)).toThrow(/not inside the 10x20 buffer/);
+    expect(() => checkLayerRects({ x: 0, y: 0, width: 0, height: 1 }, { x: 0, y: 0, width: 1, height: 1 }, 10, 20)).toThrow(RangeError);
+    expect(() => checkLayerRects(undefined, { x: 0, y: 0, width: 1, height: 0 }, 10, 20)).toThrow(/destination .* is empty/);
+    expect(() => checkLayerRects(undefined, { x: NaN, y: 0, width: 1, height: 1 }, 10, 20)).toThrow(RangeError);
     // Destinations may reach outside the target: GL clips them.
-    expect(() => checkLayerRects(undefined, { x: -50, y: -50, w: 5000, h: 5000 }, 10, 20)).not.toThrow();
+    expect(() => checkLayerRects(undefined, { x: -50, y: -50, width: 5000, height: 5000 }, 10, 20)).not.toThrow();
   });
 });
 

@@ -12,6 +12,7 @@ describe('examples/heads.json and heads.schema.json', () => {
   it('the example passes the checker: two guests on two heads, as README describes them', () => {
     const c = loadHeadsConfig(join(root, 'examples/heads.json'));
     expect(Object.keys(c.guests)).toEqual(['vm', 'demo']);
+    expect(c.guests.vm).toMatchObject({ type: 'qemu-dbus', connectTimeout: 5 });
     expect(c.heads.map((h) => [h.guest, h.connector])).toEqual([['vm', 'HDMI-A-1'], ['demo', 'DP-1']]);
   });
 

@@ -5,13 +5,13 @@ import { checkHostLayers, HostLayerSource, type HostLayer } from '../../plugin/p
 import * as drm from '../../ffi/drm.js';
 
 const buf = (over: Partial<Record<string, unknown>> = {}) => ({ fd: 5, bufferId: 1, format: drm.fourcc('XR24'), modifier: drm.DRM_FORMAT_MOD_LINEAR, width: 64, height: 32, stride: 256, offset: 0, ...over }) as HostLayer['buffer'];
-const layer = (over: Partial<HostLayer> = {}): HostLayer => ({ id: 'panel', buffer: buf(), dst: { x: 0, y: 0, w: 64, h: 32 }, zIndex: 1, ...over });
+const layer = (over: Partial<HostLayer> = {}): HostLayer => ({ id: 'panel', buffer: buf(), dst: { x: 0, y: 0, width: 64, height: 32 }, zIndex: 1, ...over });
 
 describe('checkHostLayers', () => {
   it('fills src with the whole buffer and copies the rectangles', () => {
     const l = layer();
     const [c] = checkHostLayers([l]);
-    expect(c.src).toEqual({ x: 0, y: 0, w: 64, h: 32 });
+    expect(c.src).toEqual({ x: 0, y: 0, width: 64, height: 32 });
     expect(c.dst).not.toBe(l.dst);
   });
 
@@ -21,14 +21,14 @@ describe('checkHostLayers', () => {
     ['zIndex 0 (the guest)', [layer({ zIndex: 0 })], /0 is the attached guest's/],
     ['zIndex beyond the cursor', [layer({ zIndex: 1_000_000 })], /\|zIndex\| < 1000000/],
     ['shared zIndex', [layer(), layer({ id: 'b' })], /zIndex 1 is also layer "panel"'s/],
-    ['empty dst', [layer({ dst: { x: 0, y: 0, w: 0, h: 5 } })], /dst must be an integer rectangle/],
+    ['empty dst', [layer({ dst: { x: 0, y: 0, width: 0, height: 5 } })], /dst must be an integer rectangle/],
     ['alpha', [layer({ alpha: 1.5 })], /alpha 1.5 outside 0..1/],
     ['fd', [layer({ buffer: buf({ fd: -1 }) })], /buffer.fd -1 is not a file descriptor/],
     ['stride', [layer({ buffer: buf({ stride: 100 }) })], /layer 0 "panel": host buffer.*stride 100 < width 64/],
     ['multi-planar format', [layer({ buffer: buf({ format: drm.fourcc('NV12') }) })], /single-plane/],
-    ['src outside the buffer', [layer({ src: { x: 10, y: 0, w: 64, h: 32 } })], /reaches outside the 64x32 picture/],
+    ['src outside the buffer', [layer({ src: { x: 10, y: 0, width: 64, height: 32 } })], /reaches outside the 64x32 picture/],
     // A 90° buffer of 64x32 holds a 32x64 picture: src is in picture coordinates.
-    ['src outside a rotated picture', [layer({ buffer: buf({ transform: 1 }), src: { x: 0, y: 0, w: 64, h: 32 } })], /reaches outside the 32x64 picture/],
+    ['src outside a rotated picture', [layer({ buffer: buf({ transform: 1 }), src: { x: 0, y: 0, width: 64, height: 32 } })], /reaches outside the 32x64 picture/],
     ['bad transform', [layer({ buffer: buf({ transform: 9 as never }) })], /buffer.transform 9 is not a wl_output.transform/],
     ['not a source', [layer({ buffer: { source: {} } as unknown as HostLayer['buffer'] })], /not a GuestSource/],
   ])('refuses %s', (_what, layers, msg) => {
@@ -37,8 +37,8 @@ describe('checkHostLayers', () => {
 
   it('takes a guest source as a layer (its src is known only when queried)', () => {
     const source = new HostLayerSource('other'); // any GuestSource
-    const [c] = checkHostLayers([{ id: 'vm', buffer: { source }, dst: { x: 0, y: 0, w: 10, h: 10 }, zIndex: -1 }]);
-    expect(c.src.w).toBe(0);
+    const [c] = checkHostLayers([{ id: 'vm', buffer: { source }, dst: { x: 0, y: 0, width: 10, height: 10 }, zIndex: -1 }]);
+    expect(c.src.width).toBe(0);
   });
 });
 

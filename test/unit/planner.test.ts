@@ -140,7 +140,7 @@ describe('FramePlanner', () => {
     expect(plan.path).toBe('scanout');
     expect(plan.fbId).toBe(101);
     expect(plan.reason).toBeUndefined();
-    expect(plan.planes.get(PRIMARY)).toMatchObject({ fbId: 101, src: { x: 0, y: 0, w: W, h: H }, dst: { x: 0, y: 0, w: W, h: H } });
+    expect(plan.planes.get(PRIMARY)).toMatchObject({ fbId: 101, src: { x: 0, y: 0, width: W, height: H }, dst: { x: 0, y: 0, width: W, height: H } });
     expect(plan.layers?.map((l) => [l.id, l.path, l.zeroCopy])).toEqual([['guest', 'scanout', true]]);
     expect(plan.alloc?.reused).toBe(false);
   });
@@ -175,9 +175,9 @@ describe('FramePlanner', () => {
     const plan = h.planner.plan(describeGuest(source(() => ({ state: 'ok', plane: plane(1, { width: 640, height: 640, stride: 640 * 4 }) }))), false)!;
     expect(plan.allocLayers?.map((l) => l.id).sort()).toEqual(['background', 'guest']);
     expect(plan.planes.get(PRIMARY)?.fbId).toBe(2);
-    expect(plan.planes.get(40)).toMatchObject({ fbId: 101, dst: { x: 128, y: 0, w: 768, h: 768 } });
+    expect(plan.planes.get(40)).toMatchObject({ fbId: 101, dst: { x: 128, y: 0, width: 768, height: 768 } });
     expect(plan.path).toBe('scanout');
-    expect(plan.dst).toEqual({ x: 128, y: 0, w: 768, h: 768 });
+    expect(plan.dst).toEqual({ x: 128, y: 0, width: 768, height: 768 });
   });
 
   it('bad guest data is refused and nothing changes; so is an invalid description', () => {
@@ -193,7 +193,7 @@ describe('FramePlanner', () => {
 
   it('planes committed before and not used now are switched off', () => {
     const h = harness();
-    h.committed.set(45, { fbId: 9, src: { x: 0, y: 0, w: 64, h: 64 }, dst: { x: 0, y: 0, w: 64, h: 64 } });
+    h.committed.set(45, { fbId: 9, src: { x: 0, y: 0, width: 64, height: 64 }, dst: { x: 0, y: 0, width: 64, height: 64 } });
     const plan = h.planner.plan(describeGuest(source(() => ({ state: 'ok', plane: plane(1) }))), false)!;
     expect(plan.planes.get(45)).toBeNull();
     expect(plan.planes.get(PRIMARY)?.fbId).toBe(101);

@@ -37,7 +37,7 @@ function serve(toplevels: Toplevel[] = []): string {
   seat = s;
   s.setCapabilities({ keyboard: false, pointer: true, touch: false });
   // Popups are kept on a 640x480 output; the toplevel's surface is at its origin.
-  const popups = new Popups({ area: () => ({ x: 0, y: 0, w: 640, h: 480 }), validSerial: (c, serial) => s.inputSerial(c, serial), changed: () => {} });
+  const popups = new Popups({ area: () => ({ x: 0, y: 0, width: 640, height: 480 }), validSerial: (c, serial) => s.inputSerial(c, serial), changed: () => {} });
   createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {}, popups });
   createViewporterGlobal(display);
   createSubcompositorGlobal(display);

@@ -91,7 +91,7 @@ describe('small protocols, real clients', () => {
       expect(c.lines).toContain('DECORATION mode=2'); // server_side: the kiosk draws none
       const q = sources[0]!.query('primary');
       if (q.state !== 'ok') throw new Error(`no plane: ${q.state}`);
-      expect(q.plane).toMatchObject({ transport: 'region', width: 1, height: 1, stride: 4, format: fourcc('AR24'), displaySize: { w: 320, h: 200 } });
+      expect(q.plane).toMatchObject({ transport: 'region', width: 1, height: 1, stride: 4, format: fourcc('AR24'), displaySize: { width: 320, height: 200 } });
       const v = sources[0]!.cpuView(q.plane)!;
       expect([...v.bytes.subarray(v.offset, v.offset + 4)]).toEqual([32, 64, 128, 128]); // B, G, R, A
     } finally {

@@ -67,8 +67,8 @@ describe('sub-surfaces, real client', () => {
       expect(await next('reparented')).toBe('60x60@30,40 200x100@0,0 30x30@0,0');
       const layers = sceneLayers(flattenTree(root!), root!, 'native', 640, 480);
       // The root (200x100) is centred on 640x480 at (220,190); layers keep the stacking.
-      expect(layers.map((l) => `${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.w}x${l.dst.h}`)).toEqual(['-1:250,230,60x60', '1:220,190,30x30']);
-      expect(sceneLayers(flattenTree(root!), root!, 'fill', 400, 200).map((l) => `${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.w}x${l.dst.h}`)).toEqual(['-1:60,80,120x120', '1:0,0,60x60']);
+      expect(layers.map((l) => `${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.width}x${l.dst.height}`)).toEqual(['-1:250,230,60x60', '1:220,190,30x30']);
+      expect(sceneLayers(flattenTree(root!), root!, 'fill', 400, 200).map((l) => `${l.zIndex}:${l.dst.x},${l.dst.y},${l.dst.width}x${l.dst.height}`)).toEqual(['-1:60,80,120x120', '1:0,0,60x60']);
       c.child.stdin!.write('\n');
       // The parent A destroyed: gone, and nothing under it either.
       expect(await next('parent-destroyed')).toBe('200x100@0,0 30x30@0,0');

@@ -60,14 +60,14 @@ describe('buffer transforms', () => {
   it('bufferRect: a picture crop maps to the buffer pixels that hold exactly it', () => {
     fc.assert(
       fc.property(fc.constantFrom(...ALL), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.nat(), fc.nat(), fc.nat(), fc.nat(), (t, W, H, a, b, c, d) => {
-        const r = { x: a % W, y: b % H, w: 0, h: 0 };
-        r.w = 1 + (c % (W - r.x));
-        r.h = 1 + (d % (H - r.y));
+        const r = { x: a % W, y: b % H, width: 0, height: 0 };
+        r.width = 1 + (c % (W - r.x));
+        r.height = 1 + (d % (H - r.y));
         const br = bufferRect(t, r, W, H);
         const inside = new Set<string>();
-        for (let y = r.y; y < r.y + r.h; y++) for (let x = r.x; x < r.x + r.w; x++) inside.add(westonPixel(t, W, H, x, y).join());
+        for (let y = r.y; y < r.y + r.height; y++) for (let x = r.x; x < r.x + r.width; x++) inside.add(westonPixel(t, W, H, x, y).join());
         const want = new Set<string>();
-        for (let y = br.y; y < br.y + br.h; y++) for (let x = br.x; x < br.x + br.w; x++) want.add(`${x},${y}`);
+        for (let y = br.y; y < br.y + br.height; y++) for (let x = br.x; x < br.x + br.width; x++) want.add(`${x},${y}`);
         expect(want).toEqual(inside);
       }),
       { numRuns: 300 },

@@ -39,11 +39,11 @@ type Root = { surface: { size: { w: number; h: number } | null }; geometry(): Re
  */
 export function rootToOutput(kiosk: KioskCompositor, root: Root, p: { x: number; y: number }): { x: number; y: number } {
   const size = root.surface.size!;
-  const g = root.geometry() ?? { x: 0, y: 0, w: size.w, h: size.h };
+  const g = root.geometry() ?? { x: 0, y: 0, width: size.w, height: size.h };
   const W = kiosk.output.width;
   const H = kiosk.output.height;
-  const ox = g.w >= W ? 0 : Math.floor((W - g.w) / 2);
-  const oy = g.h >= H ? 0 : Math.floor((H - g.h) / 2);
+  const ox = g.width >= W ? 0 : Math.floor((W - g.width) / 2);
+  const oy = g.height >= H ? 0 : Math.floor((H - g.height) / 2);
   return { x: Math.round(p.x - g.x + ox), y: Math.round(p.y - g.y + oy) };
 }
 
@@ -54,9 +54,9 @@ export function rootToOutput(kiosk: KioskCompositor, root: Root, p: { x: number;
  */
 export function popupOnOutput(kiosk: KioskCompositor, root: Root, p: PopupPlace): Rect {
   const size = p.surface.size!;
-  const g = p.geometry ?? { x: 0, y: 0, w: size.w, h: size.h };
+  const g = p.geometry ?? { x: 0, y: 0, width: size.w, height: size.h };
   const at = rootToOutput(kiosk, root, { x: p.x + g.x, y: p.y + g.y });
-  return { ...at, w: g.w, h: g.h };
+  return { ...at, width: g.width, height: g.height };
 }
 
 function pixels(c: Capture): Uint32Array {
@@ -83,8 +83,8 @@ export function covered(a: Capture, b: Capture, r: Rect, bg: number, width: numb
   const pb = pixels(b);
   let n = 0;
   let m = 0;
-  for (let y = Math.max(0, r.y); y < Math.min(height, r.y + r.h); y++) {
-    for (let x = Math.max(0, r.x); x < Math.min(width, r.x + r.w); x++) {
+  for (let y = Math.max(0, r.y); y < Math.min(height, r.y + r.height); y++) {
+    for (let x = Math.max(0, r.x); x < Math.min(width, r.x + r.width); x++) {
       if ((pa[(y * a.stride) / 4 + x]! & 0xffffff) !== bg) continue;
       m++;
       if ((pb[(y * b.stride) / 4 + x]! & 0xffffff) !== bg) n++;
