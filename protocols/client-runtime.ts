@@ -400,7 +400,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   #ready(events: number, error: Error | null): void {
     if (this.#closed) return;
-    if (error) return this.#end({ kind: 'gone', errno: errno.EIO, message: error.message });
+    // The poll fails on the socket (an error or hang-up the kernel reported first): the compositor is gone all the same.
+    if (error) return this.#end({ kind: 'gone', errno: errno.EIO, message: `the compositor went away (poll: ${error.message})` });
     if (events & UV_WRITABLE) this.#flush();
     if (events & UV_READABLE) this.#read();
   }
