@@ -12,36 +12,24 @@ import { SeatInput } from '../../plugin/wayland/seat-input.js';
 import { DataDevices } from '../../plugin/wayland/data-device.js';
 import { chooseAction } from '../../plugin/wayland/drag.js';
 import { buildWaylandClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { useServedSeat } from './served-seat.js';
 
-let display: Display | null = null;
-let seat: Seat | null = null;
 let n = 0;
 const runtimeDir = useRuntimeDir('gp-drag-');
-const kill: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const k of kill.splice(0)) await k();
-  if (display) {
-    await display.stop();
-    display.destroy();
-  }
-  seat?.close();
-  display = null;
-  seat = null;
-});
+const served = useServedSeat();
 
 const pointer = { sysname: 'event1', name: 'test pointer', capabilities: { keyboard: false, pointer: true, touch: false } };
 
 /** A display with a seat and data devices; the newest toplevel is the scene, 1:1 on 1024x768. */
 function serve(): { socket: string; input: SeatInput; data: DataDevices; changes: () => number } {
   const d = Display.create();
-  display = d;
   const socket = `gp-drag-${process.pid}-${++n}`;
   d.addSocket(socket);
   createCompositorGlobal(d, () => {});
   createShmGlobal(d);
   let root: Surface | null = null;
   const s = new Seat(d, { keymap: { layout: 'us' } });
-  seat = s;
+  served.serving(d, s);
   let changes = 0;
   let data: DataDevices | null = null;
   const input = new SeatInput(s, { output: () => ({ w: 1024, h: 768 }), fit: () => 'native', root: () => (root?.size && !root.resource.destroyed ? root : null), drag: () => data?.dragging ?? null });
@@ -75,7 +63,7 @@ function serve(): { socket: string; input: SeatInput; data: DataDevices; changes
 
 function client(socket: string, dnd: string) {
   const c = startClient(buildWaylandClient(), ['input', '1024', '768'], { runtimeDir: runtimeDir(), socket, extra: { GP_DND: dnd } });
-  kill.push(() => c.kill());
+  served.onCleanup(() => c.kill());
   return c;
 }
 

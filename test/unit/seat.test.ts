@@ -11,33 +11,22 @@ import { createXdgShellGlobal } from '../../plugin/wayland/xdg-shell.js';
 import { Seat } from '../../plugin/wayland/seat.js';
 import { SeatInput } from '../../plugin/wayland/seat-input.js';
 import { buildWaylandClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { useServedSeat } from './served-seat.js';
 
-let display: Display | null = null;
-let seat: Seat | null = null;
 let n = 0;
 const runtimeDir = useRuntimeDir('gp-seat-');
-const kill: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const k of kill.splice(0)) await k();
-  if (display) {
-    await display.stop();
-    display.destroy();
-  }
-  seat?.close();
-  display = null;
-  seat = null;
-});
+const served = useServedSeat();
 
 /** A display with a seat whose scene is the newest toplevel, shown with fit on 1024x768. */
 function serve(): { socket: string; input: SeatInput } {
   const d = Display.create();
-  display = d;
   const socket = `gp-seat-${process.pid}-${++n}`;
   d.addSocket(socket);
   createCompositorGlobal(d, () => {});
   createShmGlobal(d);
   let root: Surface | null = null;
-  seat = new Seat(d, { keymap: { layout: 'us' } });
+  const seat = new Seat(d, { keymap: { layout: 'us' } });
+  served.serving(d, seat);
   const input = new SeatInput(seat, { output: () => ({ w: 1024, h: 768 }), fit: () => 'fit', root: () => (root?.size && !root.resource.destroyed ? root : null) });
   createXdgShellGlobal(d, {
     size: () => ({ width: 1024, height: 768 }),
@@ -61,7 +50,7 @@ function serve(): { socket: string; input: SeatInput } {
 
 function client(socket: string, extra: NodeJS.ProcessEnv = {}) {
   const c = startClient(buildWaylandClient(), ['input', '512', '256'], { runtimeDir: runtimeDir(), socket, extra });
-  kill.push(() => c.kill());
+  served.onCleanup(() => c.kill());
   return c;
 }
 
