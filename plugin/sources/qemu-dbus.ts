@@ -49,13 +49,13 @@
 //
 // Ownership: the source owns the listener connection and its QemuScanout (one fd per known
 // dma-buf inode, a shared map's memfd, the shadow pixels); exportDmabuf() returns dups the
-// caller closes. The QemuDisplay
-// (qemu-display.ts, which opens console sources) owns the bus connection; closing it
-// closes every console source it opened.
+// caller closes. The QemuDisplay (qemu-display.ts, which opens console sources) owns the
+// bus connection; closing it closes every console source it opened.
 import { EventEmitter } from 'node:events';
 import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { QemuScanout, type QemuIdSpace } from './qemu-scanout.js';
+import { QemuPeerVersion } from './qemu-version.js';
 import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MAX_TOUCH_SLOTS, MOUSE_IFACE, MULTITOUCH_IFACE, TOUCH_KINDS, type TouchKind, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import { registerListener } from './qemu-listener.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
@@ -134,9 +134,11 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   onClosed: (() => void) | null = null;
   /**
    * Every listener call QEMU made, in order, before it is handled (tests and debugging: what
-   * a QEMU version really sends, e.g. which Disables follow which ScanoutDMABUF).
+   * a QEMU version really sends, e.g. which Disables follow which ScanoutDMABUF). `version`:
+   * which QEMU this is, as far as those calls tell.
    */
   onListenerCall: ((member: string) => void) | null = null;
+  readonly version: QemuPeerVersion;
   #absolute: Promise<boolean> | null = null;
   #cursor: { bufferId: number; generation: number; width: number; height: number; hotX: number; hotY: number; pixels: Buffer } | null = null;
   #mouse = { x: 0, y: 0, on: false };
@@ -148,6 +150,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.#ids = ids;
     this.#scanout = new QemuScanout(ids);
     this.info = info;
+    this.version = new QemuPeerVersion(info.interfaces);
     this.name = `QEMU console ${info.id} (${info.label || info.type})`;
     this.#listener = listener;
     this.#bus = bus;
@@ -192,7 +195,9 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   }
 
   #onCall(call: IncomingCall, from: DbusConnection): void {
-    this.onListenerCall?.(call.interface === PROPERTIES_IFACE ? `Properties.${call.member}` : call.member);
+    const member = call.interface === PROPERTIES_IFACE ? `Properties.${call.member}` : call.member;
+    this.onListenerCall?.(member);
+    this.version.saw(member);
     if (call.interface === PROPERTIES_IFACE) return this.#properties(call);
     let c: ListenerCall;
     try {
@@ -509,10 +514,7 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
    */
   isAbsolute(): Promise<boolean> {
     this.#absolute ??= this.#bus
-      .call(this.#dest, this.info.path, 'org.freedesktop.DBus.Properties', 'Get', [
-        { type: 's', value: MOUSE_IFACE },
-        { type: 's', value: 'IsAbsolute' },
-      ])
+      .call(this.#dest, this.info.path, 'org.freedesktop.DBus.Properties', 'Get', [{ type: 's', value: MOUSE_IFACE }, { type: 's', value: 'IsAbsolute' }])
       .then(([v]) => v === true);
     return this.#absolute;
   }

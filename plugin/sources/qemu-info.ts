@@ -1,6 +1,7 @@
 // `guestplane info --qemu-dbus ADDRESS`: what a QEMU VM's D-Bus display offers.
 import { QemuDisplay } from './qemu-display.js';
 import type { QemuConsoleInfo, QemuVmInfo } from './qemu-dbus.js';
+import { qemuRangeFromConsoles } from './qemu-version.js';
 
 export interface QemuDisplayDescription {
   address: string;
@@ -19,6 +20,8 @@ export async function describeQemuDisplay(address: string, opts: { timeoutMs?: n
 
 export function renderQemuDisplay(d: QemuDisplayDescription): string {
   const lines = [`QEMU display at ${d.address}: VM "${d.vm.name}"${/^0{8}-0{4}-0{4}-0{4}-0{12}$/.test(d.vm.uuid) || !d.vm.uuid ? '' : ` (${d.vm.uuid})`}, ${d.consoles.length} console(s)`];
+  // QEMU does not say its version over D-Bus; the consoles' interfaces bound it (qemu-version.ts).
+  lines.push(`  ${qemuRangeFromConsoles(d.consoles.map((c) => c.interfaces))}; the kiosk's attach line says which listener interfaces it uses`);
   for (const c of d.consoles) {
     const what = c.type === 'Graphic' ? `${c.width}x${c.height}` : 'not graphic: cannot be shown';
     lines.push(`  console ${c.id}: ${c.type} "${c.label}" ${what}${c.deviceAddress ? `, device ${c.deviceAddress}` : ''}${c.head ? `, head ${c.head}` : ''}`);

@@ -18,7 +18,7 @@ import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
 import { mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpCont, startQemu, startSessionBus, type QemuVm } from './helpers/qemu.js';
-import { qemuBuilds } from './helpers/qemu-builds.js';
+import { qemuAtLeast, qemuBuilds } from './helpers/qemu-builds.js';
 
 const cleanup = cleanupAfterEach();
 const CLI = join(process.cwd(), 'dist/plugin/cli.js');
@@ -59,6 +59,9 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: kiosk --qemu-db
     const info = await promisify(execFile)(process.execPath, [CLI, 'info', '--qemu-dbus', bus.address]);
     expect(info.stdout).toMatch(/console 0: Graphic "vfio-pci" 640x480, device pci\/0000\/05\.0/);
     expect(info.stdout).toMatch(/interfaces: .*org\.qemu\.Display1\.Keyboard.*org\.qemu\.Display1\.Mouse|interfaces: .*Mouse.*Keyboard/);
+    // QEMU does not say its version over D-Bus: info bounds it by what 8.1 added (MultiTouch).
+    const since81 = qemuAtLeast(qemu, 8, 1);
+    expect(info.stdout).toMatch(since81 ? /QEMU 8\.1 or later \(its consoles offer MultiTouch\)/ : /QEMU before 8\.1 \(no console offers MultiTouch/);
 
     const log: string[] = [];
     const k = startKiosk({ source: { kind: 'qemu-dbus', address: bus.address }, connector: 'Virtual-1', mode: { width: mode.width, height: mode.height }, fit: 'native', statsIntervalMs: 0, log: (l) => log.push(l) });
@@ -102,7 +105,10 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: kiosk --qemu-db
     expect(await showsFrame(k.output, 9, mode.width, mode.height)).toBe(0);
     expect(stopped).toBe(false);
     expect(log.filter((l) => /showing no signal until QEMU is back/.test(l))).toHaveLength(1);
-    expect(log.some((l) => /attached \(vfio-pci, 640x480\)/.test(l))).toBe(true);
+    // The attach line names the QEMU and the listener interfaces agreed: 8.1+ reads them.
+    const attached = log.filter((l) => /attached \(vfio-pci, 640x480\); /.test(l));
+    expect(attached).toHaveLength(2);
+    for (const l of attached) expect(l).toMatch(since81 ? /QEMU 8\.1 or later: it read our listener interfaces \(Listener\.Unix\.Map, Listener\.Unix\.ScanoutDMABUF2\)/ : /QEMU before 8\.1 \(it did not read our listener interfaces\)/);
     expect(await k.stop()).toBe(0);
   });
 

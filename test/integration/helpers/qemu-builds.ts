@@ -89,3 +89,9 @@ export function qemuLaunch(q: QemuBuild): { binary: string; args: string[]; env:
   if (!q.binary || q.missing) throw new Error(`${q.label}: ${q.missing ?? 'no binary'}`);
   return { binary: q.binary, args: q.firmwareDirs.flatMap((d) => ['-L', d]), env: { ...q.env } };
 }
+
+/** Whether this QEMU is `major.minor` or later (false when its version is unknown). */
+export function qemuAtLeast(q: QemuBuild, major: number, minor: number): boolean {
+  const [ma, mi] = (q.version ?? '0.0').split('.').map(Number) as [number, number];
+  return ma > major || (ma === major && mi >= minor);
+}
