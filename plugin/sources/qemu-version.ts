@@ -37,17 +37,27 @@ export function qemuRangeFromConsoles(consoleInterfaces: readonly (readonly stri
 
 /**
  * What one console's QEMU has shown of itself. `saw` is fed every listener call (before it
- * is handled); the first use of one of our extra interfaces is said once through `onLearnt`
- * (a sentence for the log), never per frame.
+ * is handled). QEMU 8.1+ reads the listener's properties before it sends anything else, but
+ * (10.0.2 in the rig) only after it has answered RegisterListener, so the first call, not
+ * the registration, tells which QEMU it is: that is said once through `onLearnt`, and so is
+ * the first use of each of our extra interfaces (sentences for the log, never per frame;
+ * kept until `onLearnt` is set).
  */
 export class QemuPeerVersion {
   #atLeast: string | null;
   #readInterfaces = false;
+  #heard = false;
   readonly #used = new Set<string>();
-  onLearnt: ((sentence: string) => void) | null = null;
+  #said: ((sentence: string) => void) | null = null;
+  readonly #unsaid: string[] = [];
 
   constructor(consoleInterfaces: readonly string[]) {
     this.#atLeast = consoleInterfaces.includes(MULTITOUCH_IFACE) ? '8.1' : null;
+  }
+
+  set onLearnt(fn: ((sentence: string) => void) | null) {
+    this.#said = fn;
+    if (fn) for (const s of this.#unsaid.splice(0)) fn(s);
   }
 
   /** "8.1", "9.2", "10.1" or null (nothing seen that only 8.1+ does). */
@@ -62,18 +72,27 @@ export class QemuPeerVersion {
 
   saw(member: string): void {
     const mark = MARKS[member];
-    if (!mark) return;
-    const [bound, iface] = mark;
-    if (member.startsWith('Properties.')) this.#readInterfaces = true;
-    this.#atLeast = this.#atLeast ? later(this.#atLeast, bound) : bound;
+    if (mark) this.#atLeast = this.#atLeast ? later(this.#atLeast, mark[0]) : mark[0];
+    if (!this.#heard) {
+      this.#heard = true;
+      this.#readInterfaces = member.startsWith('Properties.');
+      this.#say(this.describe());
+    }
+    const iface = mark?.[1];
     if (!iface || this.#used.has(iface)) return;
     this.#used.add(iface);
-    this.onLearnt?.(`QEMU uses ${SHORT(iface)} (so it is ${bound} or later)`);
+    this.#say(`QEMU uses ${SHORT(iface)} (so it is ${mark[0]} or later)`);
   }
 
-  /** One clause for the attach line: the version range and the listener interfaces agreed. */
+  #say(sentence: string): void {
+    if (this.#said) this.#said(sentence);
+    else this.#unsaid.push(sentence);
+  }
+
+  /** The version range and the listener interfaces agreed, from the first call on. */
   describe(): string {
     const offered = LISTENER_INTERFACES.map(SHORT).join(', ');
+    if (!this.#heard) return 'QEMU has not called the listener yet';
     if (this.#readInterfaces) return `QEMU ${this.#atLeast} or later: it read our listener interfaces (${offered}) and uses those its release knows`;
     if (this.#atLeast) return `QEMU ${this.#atLeast} or later, but it did not read our listener interfaces: plain ScanoutDMABUF/Scanout/Update only`;
     return 'QEMU before 8.1 (it did not read our listener interfaces): plain ScanoutDMABUF/Scanout/Update only';
