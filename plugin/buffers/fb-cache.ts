@@ -245,8 +245,10 @@ export class FramebufferCache {
       }
       let fbId: number;
       try {
-        const mods = plane.modifier === drm.DRM_FORMAT_MOD_INVALID ? null : [plane.modifier];
-        fbId = drm.addFB2WithModifiers(this.fd, plane.width, plane.height, plane.format, [handle], [plane.stride], [plane.offset], mods);
+        // Every plane of a multi-plane format is in this one dma-buf (validate.ts): one handle.
+        const planes = [{ offset: plane.offset, stride: plane.stride }, ...(plane.planes ?? [])];
+        const mods = plane.modifier === drm.DRM_FORMAT_MOD_INVALID ? null : planes.map(() => plane.modifier);
+        fbId = drm.addFB2WithModifiers(this.fd, plane.width, plane.height, plane.format, planes.map(() => handle), planes.map((q) => q.stride), planes.map((q) => q.offset), mods);
       } catch (e) {
         return { ok: false, cause: 'addfb-failed', message: `${source.name}: ${(e as Error).message}`, remembered: false };
       } finally {

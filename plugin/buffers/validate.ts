@@ -49,9 +49,11 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
   }
   const info = drm.formatInfo(p.format);
   if (!info) return fail(p, 'format-unknown', `unknown pixel format 0x${(p.format >>> 0).toString(16)} (${drm.fourccName(p.format)})`);
-  if (info.planes !== 1) {
-    return fail(p, 'format-multiplanar', `format ${info.code} has ${info.planes} planes; guest planes carry one stride, so only single-plane formats are accepted`);
+  const extra = p.planes ?? [];
+  if (info.planes !== 1 + extra.length) {
+    return fail(p, 'format-multiplanar', `format ${info.code} has ${info.planes} planes but the guest described ${1 + extra.length}`);
   }
+  if (extra.length && (p.transport !== 'dmabuf' || p.kind !== 'primary')) return fail(p, 'format-multiplanar', `format ${info.code}: multi-plane formats are taken only as primary dma-bufs`);
   if (!isUint(p.width, MAX_DIMENSION) || !isUint(p.height, MAX_DIMENSION) || p.width === 0 || p.height === 0) {
     return fail(p, 'size-range', `size ${p.width}x${p.height} outside 1..${MAX_DIMENSION}`);
   }
@@ -66,6 +68,15 @@ export function validatePlane(p: GuestPlaneInfo, bufferSize: number | null): Val
   }
   if (bufferSize !== null && span > bufferSize) {
     return fail(p, 'buffer-too-small', `spans ${span} bytes (stride ${p.stride} × ${p.height} rows from offset ${p.offset}) but the buffer has only ${bufferSize}`);
+  }
+  for (const [i, q] of extra.entries()) {
+    const n = i + 1;
+    if (!isUint(q.stride, MAX_STRIDE)) return fail(p, 'stride-range', `plane ${n} stride ${q.stride} outside 0..${MAX_STRIDE}`);
+    const min = drm.minPitch(info, n, p.width);
+    if (q.stride < min) return fail(p, 'stride-too-small', `plane ${n} stride ${q.stride} < the ${min} bytes a row of ${info.code} plane ${n} takes at width ${p.width}`);
+    if (!isUint(q.offset, 2 ** 40)) return fail(p, 'offset-range', `plane ${n} offset ${q.offset} out of range`);
+    const end = q.offset + drm.minPlaneSize(info, n, p.width, p.height, q.stride);
+    if (bufferSize !== null && end > bufferSize) return fail(p, 'buffer-too-small', `plane ${n} spans ${end} bytes (stride ${q.stride} from offset ${q.offset}) but the buffer has only ${bufferSize}`);
   }
   if (!Number.isInteger(p.x) || !Number.isInteger(p.y) || Math.abs(p.x) > MAX_POSITION || Math.abs(p.y) > MAX_POSITION) {
     return fail(p, 'position-range', `position ${p.x},${p.y} outside ±${MAX_POSITION}`);

@@ -28,6 +28,11 @@ function identify(fd: number): { inode: string; size: number } {
   return { inode: `${big.dev}:${big.ino}`, size: Number(big.size) };
 }
 
+/** The file behind a passed fd (device:inode), to tell whether two fds are one buffer. */
+export function dmabufInode(fd: number): string {
+  return identify(fd).inode;
+}
+
 export class KnownDmabufs {
   /** Most recently used last: eviction takes the oldest. */
   readonly #byInode = new Map<string, KnownBuffer>();

@@ -7,8 +7,9 @@
 // ScanoutDMABUF2's rectangle is the part of the buffer QEMU shows (a guest scanout smaller
 // than its framebuffer, or at an offset in it): the plane is the whole backing buffer and
 // the rectangle its crop, so KMS reads only that part (the plane's source rectangle).
-// Multi-plane formats (NV12 and the like) are refused with a clear message for now: the FB
-// cache imports one buffer per plane description.
+// Multi-plane formats (NV12 and the like) are taken when every plane is in one dma-buf (QEMU
+// sends an fd per plane; for a udmabuf or a GPU allocation they are the same file): the FB
+// cache imports one buffer per guest plane. Planes in separate buffers are refused by name.
 //
 // Ownership: one fd per known dma-buf inode (qemu-dmabufs.ts), the memfd of a shared map
 // (qemu-map.ts) and the shadow pixels, until replaced or close(). exportDmabuf() returns
@@ -18,7 +19,7 @@ import type { Rect } from '../geometry.js';
 import * as drm from '../../ffi/drm.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { MappedSurface } from './qemu-map.js';
-import { KnownDmabufs, type KnownBuffer } from './qemu-dmabufs.js';
+import { KnownDmabufs, dmabufInode, type KnownBuffer } from './qemu-dmabufs.js';
 import { ListenerError, type ListenerCall } from './qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo } from './source.js';
 
@@ -30,9 +31,10 @@ export interface QemuIdSpace {
 }
 
 type Scanout =
-  | { kind: 'dmabuf'; buffer: KnownBuffer; inode: string; width: number; height: number; stride: number; offset: number; fourcc: number; modifier: bigint; y0Top: boolean; crop: Rect | null; generation: number }
+  | ({ kind: 'dmabuf'; buffer: KnownBuffer; inode: string; generation: number } & DmabufLayout)
   | { kind: 'surface'; bufferId: number; width: number; height: number; stride: number; fourcc: number; pixels: Buffer; generation: number };
 
+type DmabufLayout = { width: number; height: number; stride: number; offset: number; fourcc: number; modifier: bigint; y0Top: boolean; crop: Rect | null; planes: readonly { offset: number; stride: number }[] };
 type DmabufCall = Extract<ListenerCall, { member: 'ScanoutDMABUF' }>;
 type Dmabuf2Call = Extract<ListenerCall, { member: 'ScanoutDMABUF2' }>;
 
@@ -59,7 +61,7 @@ export class QemuScanout {
 
   /** A (new or known) dma-buf is the scanout now; the same layout keeps the generation. `known`: its inode was seen before. */
   dmabuf(c: DmabufCall, fd: number): { known: boolean } {
-    return this.#setDmabuf(fd, { width: c.width, height: c.height, stride: c.stride, offset: 0, fourcc: c.fourcc, modifier: c.modifier, y0Top: c.y0Top, crop: null }, 'ScanoutDMABUF');
+    return this.#setDmabuf(fd, { width: c.width, height: c.height, stride: c.stride, offset: 0, fourcc: c.fourcc, modifier: c.modifier, y0Top: c.y0Top, crop: null, planes: [] }, 'ScanoutDMABUF');
   }
 
   /**
@@ -68,12 +70,7 @@ export class QemuScanout {
    * their fds to the connection, which closes them.
    */
   dmabuf2(c: Dmabuf2Call, takeFd: (v: DbusFd) => number): { known: boolean } {
-    if (c.planes.length > 1) {
-      throw new ListenerError(
-        'ScanoutDMABUF2',
-        `${drm.fourccName(c.fourcc)} has ${c.planes.length} planes: guestplane shows single-plane formats only (multi-plane dma-bufs are not imported yet); the guest's display should use an RGB format such as XRGB8888`,
-      );
-    }
+    if (c.planes.length > 1) samePlaneBuffer(c);
     const p = c.planes[0]!;
     const whole = c.x === 0 && c.y === 0 && c.width === c.backingWidth && c.height === c.backingHeight;
     // QEMU's rectangle is in buffer rows (its egl_fb_blit reads rows y..y+h of the texture,
@@ -81,15 +78,15 @@ export class QemuScanout {
     // picture's row r is the buffer's row backingHeight-1-r, so the rectangle is reflected.
     const y = c.y0Top ? c.backingHeight - c.y - c.height : c.y;
     const crop = whole ? null : { x: c.x, y, width: c.width, height: c.height };
-    return this.#setDmabuf(takeFd(c.fds[0]!), { width: c.backingWidth, height: c.backingHeight, stride: p.stride, offset: p.offset, fourcc: c.fourcc, modifier: c.modifier, y0Top: c.y0Top, crop }, 'ScanoutDMABUF2');
+    return this.#setDmabuf(takeFd(c.fds[0]!), { width: c.backingWidth, height: c.backingHeight, stride: p.stride, offset: p.offset, fourcc: c.fourcc, modifier: c.modifier, y0Top: c.y0Top, crop, planes: c.planes.slice(1) }, 'ScanoutDMABUF2');
   }
 
-  #setDmabuf(fd: number, d: { width: number; height: number; stride: number; offset: number; fourcc: number; modifier: bigint; y0Top: boolean; crop: Rect | null }, member: string): { known: boolean } {
+  #setDmabuf(fd: number, d: DmabufLayout, member: string): { known: boolean } {
     const current = this.#scanout?.kind === 'dmabuf' ? this.#scanout.inode : null;
     const { buffer, inode, known } = this.#buffers.adopt(fd, d, current, () => ++this.ids.bufferId, member);
     this.#dropMap();
     const s = this.#scanout;
-    const same = s?.kind === 'dmabuf' && s.width === d.width && s.height === d.height && s.stride === d.stride && s.offset === d.offset && s.fourcc === d.fourcc && s.modifier === d.modifier;
+    const same = s?.kind === 'dmabuf' && s.width === d.width && s.height === d.height && s.stride === d.stride && s.offset === d.offset && s.fourcc === d.fourcc && s.modifier === d.modifier && JSON.stringify(s.planes) === JSON.stringify(d.planes);
     this.#scanout = { kind: 'dmabuf', buffer, inode, ...d, generation: same ? s.generation : ++this.ids.generation };
     return { known };
   }
@@ -171,6 +168,7 @@ export class QemuScanout {
       size: s.buffer.size,
       transform: s.y0Top ? withYInvert(NORMAL, true) : undefined,
       crop: s.crop ? { ...s.crop } : undefined,
+      planes: s.planes.length ? s.planes.map((q) => ({ ...q })) : undefined,
     };
   }
 
@@ -188,4 +186,18 @@ export class QemuScanout {
     this.#dropMap();
     this.#scanout = null;
   }
+}
+
+/**
+ * A multi-plane ScanoutDMABUF2 is taken when QEMU's plane count is the format's and every
+ * fd is the first plane's buffer (one import per guest buffer; fds past the first are the
+ * connection's to close). A format we do not know, or planes in separate buffers, is refused.
+ */
+function samePlaneBuffer(c: Dmabuf2Call): void {
+  const info = drm.formatInfo(c.fourcc);
+  const name = drm.fourccName(c.fourcc);
+  if (!info || info.planes !== c.planes.length) throw new ListenerError('ScanoutDMABUF2', `${name} has ${info ? info.planes : 'an unknown number of'} plane(s), but QEMU described ${c.planes.length}`);
+  const first = dmabufInode(c.fds[0]!.fd);
+  const apart = c.fds.filter((f) => dmabufInode(f.fd) !== first).length;
+  if (apart) throw new ListenerError('ScanoutDMABUF2', `${name}'s ${c.planes.length} planes are in ${apart + 1} separate buffers: guestplane takes a multi-plane format only from one dma-buf (as a udmabuf or one GPU allocation gives)`);
 }

@@ -19,6 +19,11 @@ export interface GuestPlaneInfo {
   stride: number;
   /** Offset of the first pixel within the buffer. */
   offset: number;
+  /**
+   * Planes 1.. of a multi-plane format (NV12's chroma…), in the same dma-buf: each its own
+   * offset and stride (plane 0 is offset/stride above). Absent for single-plane formats.
+   */
+  planes?: readonly { offset: number; stride: number }[];
   /** Size the guest claims for the buffer, 0 if it says nothing. */
   size: number;
   /** Position on the guest screen (cursor) and hotspot; -1 = none. */

@@ -72,7 +72,9 @@ export class WindowBuffers {
     const fd = source.exportDmabuf(plane);
     const params = this.#dmabuf.createParams();
     try {
-      params.add(fd, 0, plane.offset, plane.stride, Number(mod >> 32n) >>> 0, Number(mod & 0xffffffffn) >>> 0);
+      // A multi-plane format's planes are all in this one dma-buf: the same fd for each.
+      const planes = [{ offset: plane.offset, stride: plane.stride }, ...(plane.planes ?? [])];
+      for (const [i, q] of planes.entries()) params.add(fd, i, q.offset, q.stride, Number(mod >> 32n) >>> 0, Number(mod & 0xffffffffn) >>> 0);
     } finally {
       libc.close(fd, `${source.name} buffer ${plane.bufferId} dma-buf`);
     }

@@ -234,7 +234,7 @@ async function shownAndCaptured(peer: Awaited<ReturnType<typeof qemuPeer>>, out:
   return cap;
 }
 
-describe('QEMU 10.1+ ScanoutDMABUF2 and MOD_INVALID udmabufs (peer plays QEMU: the rig QEMU 10.0.2 sends neither)', () => {
+describe('QEMU 10.1+ ScanoutDMABUF2 (one plane and NV12) and MOD_INVALID udmabufs (peer plays QEMU: the rig QEMU 10.0.2 sends neither)', () => {
   it('ScanoutDMABUF2: the shown rectangle of a larger buffer is the plane source rectangle: zero-copy, pixel-exact, y0_top reflected; plane offsets reach the FB', async () => {
     // Backing 800x600; QEMU shows 640x480 at (96, 64) of it.
     const BW = 800;
@@ -282,6 +282,44 @@ describe('QEMU 10.1+ ScanoutDMABUF2 and MOD_INVALID udmabufs (peer plays QEMU: t
     expect(errors).toEqual([]);
     // Every ScanoutDMABUF2 fd was the same dma-buf: one kept, the rest closed on arrival.
     expect(peer.src.stats.reusedBuffers).toBe(2);
+    expect(fdCount()).toBe(fds0 + 1);
+  });
+
+  it('ScanoutDMABUF2 with NV12 (two planes in one udmabuf, an fd each): scanned out zero-copy, the chroma read from its own plane', async () => {
+    // vkms takes NV12 on its planes and converts with the plane's defaults (BT.601, limited
+    // range). Top half red (Y 81, Cb 90, Cr 240), bottom half green (Y 145, Cb 54, Cr 34):
+    // a chroma plane read from the wrong offset or stride shows other colours.
+    const CHROMA = W * H;
+    const size = Math.ceil((CHROMA + (W * H) / 2) / 4096) * 4096;
+    const buf = udmabufOf(size);
+    for (let y = 0; y < H; y++) buf.bytes.fill(y < H / 2 ? 81 : 145, y * W, (y + 1) * W);
+    for (let y = 0; y < H / 2; y++) {
+      const row = buf.bytes.subarray(CHROMA + y * W, CHROMA + (y + 1) * W);
+      for (let x = 0; x < W; x += 2) row.set(y < H / 4 ? [90, 240] : [54, 34], x);
+    }
+    const presents: PresentEvent[] = [];
+    const { peer, out, errors } = await peerOnScreen((p) => presents.push(p));
+    const fds0 = fdCount();
+    const NV12 = 0x3231564e;
+    await peer.scanoutDmabuf2({ fds: [buf.fd, buf.fd], x: 0, y: 0, width: W, height: H, offsets: [0, CHROMA], strides: [W, W], fourcc: NV12, backingWidth: W, backingHeight: H });
+    await peer.call('UpdateDMABUF', [{ type: 'i', value: 0 }, { type: 'i', value: 0 }, { type: 'i', value: W }, { type: 'i', value: H }]);
+    const near = (px: number, rgb: [number, number, number]) => [(px >> 16) & 255, (px >> 8) & 255, px & 255].every((c, i) => Math.abs(c - rgb[i]!) <= 8);
+    let good = 0;
+    for (let tries = 0; tries < 10 && good < W * H * 0.99; tries++) {
+      const cap = await out.captureNext();
+      good = 0;
+      for (let y = 0; y < H; y++) {
+        const row = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset + y * cap.stride, W);
+        for (let x = 0; x < W; x++) if (near(row[x]!, y < H / 2 ? [255, 0, 0] : [0, 255, 0])) good++;
+      }
+    }
+    const what = JSON.stringify({ errors, warnings: peer.src.warnings, last: presents.at(-1) }, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+    expect(good, what).toBeGreaterThanOrEqual(W * H * 0.99);
+    expect(presents.at(-1), what).toMatchObject({ path: 'scanout', zeroCopy: true });
+    const q = peer.src.query('primary');
+    expect(q.state === 'ok' && { format: q.plane.format, planes: q.plane.planes }).toEqual({ format: NV12, planes: [{ offset: CHROMA, stride: W }] });
+    expect(errors).toEqual([]);
+    // Two fds of one buffer: one kept, the other closed on arrival.
     expect(fdCount()).toBe(fds0 + 1);
   });
 

@@ -206,6 +206,41 @@ describe('validatePlane under arbitrary guest input', () => {
   });
 });
 
+describe('validatePlane: multi-plane formats (NV12…) in one dma-buf', () => {
+  const multi = knownFormats.filter((f) => f.planes > 1);
+  // Well-formed: every plane its minimum pitch (plus slack) at its own offset, one after another.
+  const goodMulti = fc
+    .record({ f: fc.constantFrom(...multi), w: fc.integer({ min: 1, max: 4096 }), h: fc.integer({ min: 1, max: 2160 }), pad: fc.integer({ min: 0, max: 256 }), gap: fc.integer({ min: 0, max: 4096 }) })
+    .map(({ f, w, h, pad, gap }) => {
+      let at = 0;
+      const planes = Array.from({ length: f.planes }, (_, i) => {
+        const stride = drm.minPitch(f, i, w) + pad;
+        const q = { offset: at, stride };
+        at += drm.minPlaneSize(f, i, w, h, stride) + gap;
+        return q;
+      });
+      const plane: GuestPlaneInfo = { kind: 'primary', bufferId: 1, transport: 'dmabuf', format: f.fourcc, modifier: 0n, width: w, height: h, stride: planes[0]!.stride, offset: 0, size: 0, x: 0, y: 0, hotX: -1, hotY: -1, generation: 1, planes: planes.slice(1) };
+      return { plane, size: at };
+    });
+
+  it('accepts each plane that fits, refuses a plane past the buffer, a short stride, a missing plane, a region', () => {
+    fc.assert(
+      fc.property(goodMulti, ({ plane, size }) => {
+        expect(validatePlane(plane, size)).toMatchObject({ ok: true });
+        const last = plane.planes!.length - 1;
+        const moved = plane.planes!.map((q, i) => (i === last ? { ...q, offset: q.offset + size } : q));
+        expect(validatePlane({ ...plane, planes: moved }, size)).toMatchObject({ ok: false, cause: 'buffer-too-small', message: expect.stringMatching(new RegExp(`plane ${last + 1} spans`)) });
+        const min = drm.minPitch(drm.formatInfo(plane.format)!, 1, plane.width);
+        const short = plane.planes!.map((q, i) => (i === 0 ? { ...q, stride: min - 1 } : q));
+        expect(validatePlane({ ...plane, planes: short }, size)).toMatchObject({ ok: false, cause: 'stride-too-small' });
+        expect(validatePlane({ ...plane, planes: plane.planes!.slice(1) }, size)).toMatchObject({ ok: false, cause: 'format-multiplanar' });
+        expect(validatePlane({ ...plane, transport: 'region' }, size)).toMatchObject({ ok: false, cause: 'format-multiplanar' });
+      }),
+      { numRuns: Math.ceil(RUNS / 10) },
+    );
+  });
+});
+
 /** A Uint8Array whose views refuse to reach outside it (subarray clamps silently otherwise). */
 class Fenced extends Uint8Array {
   override subarray(begin = 0, end = this.length): Uint8Array<ArrayBuffer> {

@@ -271,10 +271,15 @@ describe('ScanoutDMABUF2 (QEMU 10.1+): planes, the shown rectangle, the backing 
     const fd = memfd();
     await p.call('Scanout', [{ type: 'u', value: 8 }, { type: 'u', value: 8 }, { type: 'u', value: 32 }, { type: 'u', value: 0x20020888 }, { type: 'ay', value: Buffer.alloc(256, 1) }]);
     const good = p.src.query('primary');
+    const other = memfd();
     const fds0 = fdCount();
     const refusals: [Partial<Dmabuf2>, RegExp][] = [
       [{}, /QEMU's ScanoutDMABUF2: the fd is not a dma-buf \(\/memfd:not-a-dmabuf/],
-      [{ fds: [fd, fd], offsets: [0, 8192], strides: [64, 64], fourcc: NV12 }, /NV12 has 2 planes: guestplane shows single-plane formats only/],
+      [{ fds: [fd, other], offsets: [0, 8192], strides: [64, 64], fourcc: NV12 }, /NV12's 2 planes are in 2 separate buffers: guestplane takes a multi-plane format only from one dma-buf/],
+      [{ fds: [fd], offsets: [0, 8192, 9000], strides: [64, 64, 64], fourcc: NV12 }, /NV12 has 2 plane\(s\), but QEMU described 3/],
+      [{ fds: [fd], offsets: [0, 8192], strides: [256, 256] }, /XR24 has 1 plane\(s\), but QEMU described 2/],
+      // One buffer for both planes: taken as far as the buffer check (a memfd is no dma-buf).
+      [{ fds: [fd, fd], offsets: [0, 8192], strides: [64, 64], fourcc: NV12 }, /the fd is not a dma-buf/],
       [{ x: 8, width: 64 }, /rectangle 64x32\+8\+0 is not inside the 64x32 buffer/],
       [{ offsets: [0, 0] }, /2 offsets and 1 strides for 2 planes/],
       [{ numPlanes: 5, offsets: [0, 0, 0, 0, 0], strides: [1, 1, 1, 1, 1] }, /num_planes 5 is not within 1..4/],
