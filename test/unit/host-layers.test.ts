@@ -25,7 +25,7 @@ describe('checkHostLayers', () => {
     ['alpha', [layer({ alpha: 1.5 })], /alpha 1.5 outside 0..1/],
     ['fd', [layer({ buffer: buf({ fd: -1 }) })], /buffer.fd -1 is not a file descriptor/],
     ['stride', [layer({ buffer: buf({ stride: 100 }) })], /layer 0 "panel": host buffer.*stride 100 < width 64/],
-    ['multi-planar format', [layer({ buffer: buf({ format: drm.fourcc('NV12') }) })], /single-plane/],
+    ['multi-planar format', [layer({ buffer: buf({ format: drm.fourcc('NV12') }) })], /format NV12 has 2 planes but the guest described 1/],
     ['src outside the buffer', [layer({ src: { x: 10, y: 0, width: 64, height: 32 } })], /reaches outside the 64x32 picture/],
     // A 90° buffer of 64x32 holds a 32x64 picture: src is in picture coordinates.
     ['src outside a rotated picture', [layer({ buffer: buf({ transform: 1 }), src: { x: 0, y: 0, width: 64, height: 32 } })], /reaches outside the 32x64 picture/],
