@@ -87,8 +87,8 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
       inner.on('changed', this.#onChanged);
       inner.once('lost', this.#onLost);
       inner.onWarning = (m) => this.#opts.log(m);
-      this.#opts.log(`${this.name}: attached (${inner.info.label || inner.info.type}, ${inner.info.width}x${inner.info.height})`);
       inner.version.onLearnt = (m) => this.#opts.log(`${this.name}: ${m}`);
+      this.#opts.log(`${this.name}: attached (${inner.info.label || inner.info.type}, ${inner.info.width}x${inner.info.height}); ${inner.version.describe()}`);
       if (this.#uiSize) void inner.setUIInfo(this.#uiSize.width, this.#uiSize.height).catch((e: Error) => this.#opts.log(`${this.name}: SetUIInfo: ${e.message}`));
       for (const w of this.#attachedWaiters.splice(0)) w();
       this.emit('changed');

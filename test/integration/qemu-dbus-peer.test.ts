@@ -286,9 +286,10 @@ describe('QEMU 10.1+ ScanoutDMABUF2 (one plane and NV12) and MOD_INVALID udmabuf
   });
 
   it('ScanoutDMABUF2 with NV12 (two planes in one udmabuf, an fd each): scanned out zero-copy, the chroma read from its own plane', async () => {
-    // vkms takes NV12 on its planes and converts with the plane's defaults (BT.601, limited
-    // range). Top half red (Y 81, Cb 90, Cr 240), bottom half green (Y 145, Cb 54, Cr 34):
-    // a chroma plane read from the wrong offset or stride shows other colours.
+    // vkms takes NV12 on its planes and converts with the plane's colour encoding and range.
+    // Top half red (BT.601 limited: Y 81, Cb 90, Cr 240), bottom half green (Y 145, Cb 54,
+    // Cr 34). Whatever matrix vkms applies, red must stay red and green green; a chroma
+    // plane read from the wrong offset or stride (luma bytes as chroma) comes out grey-pink.
     const CHROMA = W * H;
     const size = Math.ceil((CHROMA + (W * H) / 2) / 4096) * 4096;
     const buf = udmabufOf(size);
@@ -303,17 +304,21 @@ describe('QEMU 10.1+ ScanoutDMABUF2 (one plane and NV12) and MOD_INVALID udmabuf
     const NV12 = 0x3231564e;
     await peer.scanoutDmabuf2({ fds: [buf.fd, buf.fd], x: 0, y: 0, width: W, height: H, offsets: [0, CHROMA], strides: [W, W], fourcc: NV12, backingWidth: W, backingHeight: H });
     await peer.call('UpdateDMABUF', [{ type: 'i', value: 0 }, { type: 'i', value: 0 }, { type: 'i', value: W }, { type: 'i', value: H }]);
-    const near = (px: number, rgb: [number, number, number]) => [(px >> 16) & 255, (px >> 8) & 255, px & 255].every((c, i) => Math.abs(c - rgb[i]!) <= 8);
+    const rgb = (px: number) => [(px >> 16) & 255, (px >> 8) & 255, px & 255] as const;
+    // The named channel above 180, the other two below 80.
+    const dominant = (px: number, ch: 0 | 1) => rgb(px).every((c, i) => (i === ch ? c > 180 : c < 80));
     let good = 0;
+    const samples: string[] = [];
     for (let tries = 0; tries < 10 && good < W * H * 0.99; tries++) {
       const cap = await out.captureNext();
       good = 0;
       for (let y = 0; y < H; y++) {
         const row = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset + y * cap.stride, W);
-        for (let x = 0; x < W; x++) if (near(row[x]!, y < H / 2 ? [255, 0, 0] : [0, 255, 0])) good++;
+        for (let x = 0; x < W; x++) if (dominant(row[x]!, y < H / 2 ? 0 : 1)) good++;
       }
+      samples.splice(0, samples.length, ...[10, H / 2 - 10, H / 2 + 10, H - 10].map((y) => `row ${y}: ${rgb(new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset + y * cap.stride, W)[W / 2]!).join(',')}`));
     }
-    const what = JSON.stringify({ errors, warnings: peer.src.warnings, last: presents.at(-1) }, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+    const what = JSON.stringify({ samples, errors, warnings: peer.src.warnings, last: presents.at(-1) }, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
     expect(good, what).toBeGreaterThanOrEqual(W * H * 0.99);
     expect(presents.at(-1), what).toMatchObject({ path: 'scanout', zeroCopy: true });
     const q = peer.src.query('primary');
