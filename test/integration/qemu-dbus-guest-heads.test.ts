@@ -30,7 +30,7 @@ import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches } from './helpers/faults.js';
 import { startSessionBus, unexpectedQemuStderr } from './helpers/qemu.js';
 import { nestedGuestMissing, rigKernel, startNestedGuest, waitForDisplayOnBus } from './helpers/nested-guest.js';
-import { qemuBuilds } from './helpers/qemu-builds.js';
+import { qemuBuilds, type QemuBuild } from './helpers/qemu-builds.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, vkmsConfigfsAvailable } from './helpers/vkms-configfs.js';
 
 const PREFIX = `gpgh${process.pid}`;
@@ -42,6 +42,9 @@ const H = 480;
 const FRAMES = 16;
 /** What the guest program adds to the frame number on its second head. */
 const HEAD2_BASE = 500;
+// QEMU 9.0+ trace the display messages their listener filter drops (dbus_filter).
+const major = (q: QemuBuild) => Number(q.version?.split('.')[0]);
+const TRACE = (q: QemuBuild): string[] => (major(q) >= 9 ? ['-trace', 'enable=dbus_filter'] : []);
 const builds = [...qemuBuilds()].reverse().map((qemu) => ({ qemu, missing: nestedGuestMissing(qemu) ?? (vkmsConfigfsAvailable() ? null : 'no vkms ConfigFS') }));
 for (const b of builds) if (b.missing) console.log(`qemu-dbus-guest-heads on ${b.qemu.label}: skipped: ${b.missing}`);
 
@@ -65,8 +68,15 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: two heads of on
       const dir = mkdtempSync(join(tmpdir(), 'gpgh-'));
       const bus = startSessionBus(dir);
       cleanup.push(() => bus.close());
-      const { guest, buildMs } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: W, height: H, qemu, heads: 2 });
+      // QEMU 7.2 crashed (SIGSEGV) at guest frame 8 in the first run of this test: under gdb,
+      // a crash leaves its backtrace on the console stream.
+      const gdb = major(qemu) < 9;
+      const { guest, buildMs } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: W, height: H, qemu, heads: 2, gdb, extraArgs: TRACE(qemu) });
       cleanup.push(() => guest.close());
+      const crash = () => {
+        const at = guest.console.search(/received signal|Thread \d+ .* received/);
+        return at < 0 ? '' : `\ngdb:\n${guest.console.slice(at, at + 30_000)}`;
+      };
       const displayMs = await waitForDisplayOnBus(guest, bus.address);
 
       const vd = createVkmsDevice({ name: `${PREFIX}-${seq++}`, crtcs: [{ writeback: true }, { writeback: true }] });
@@ -115,14 +125,23 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: two heads of on
         }),
       );
       await Promise.all(srcs.map((s) => s.attached()));
+      // What QEMU sends each console's listener, in order (S = ScanoutDMABUF, U = UpdateDMABUF, D = Disable).
+      const calls: string[][] = [[], []];
+      srcs.forEach((s, i) => (s.console!.onListenerCall = (m) => calls[i]!.push(m === 'ScanoutDMABUF' ? 'S' : m === 'UpdateDMABUF' ? 'U' : m === 'Disable' ? 'D' : m)));
       const consoles = srcs.map((s) => s.console!.info).map((c) => [c.id, c.type, c.head]);
 
-      const first = await guest.waitForLine(/^head 2 frame 1 /, 300_000);
-      await guest.waitForLine(/^head 2 frame 3 /, 60_000);
+      // A guest line, or what both consoles saw and QEMU's backtrace (under gdb) when it never comes.
+      const line = (re: RegExp, ms: number) =>
+        guest.waitForLine(re, ms).catch((e: Error) => {
+          console.log(`${qemu.label} two heads: no line ${re}; listener calls ${calls.map((c, i) => `console ${i}: ${c.join(' ')}`).join(' / ')}; presents ${JSON.stringify(presents.map((ps) => ps.map((p) => `${p.path}:${p.frame ?? '-'}`)))}${crash()}`);
+          throw new Error(`${e.message}${crash()}`);
+        });
+      const first = await line(/^head 2 frame 1 /, 300_000);
+      await line(/^head 2 frame 3 /, 60_000);
       const held = () => srcs.reduce((n, s) => n + (s.console?.heldFds ?? 0), 0);
       const fds0 = fdCount() - held();
       const stats0 = outs.map((o) => o.statsSnapshot());
-      const holding = await guest.waitForLine(/^holding frame/, 60_000 + FRAMES * 10_000);
+      const holding = await line(/^holding frame/, 60_000 + FRAMES * 10_000);
       const shot = [await heldFrame(outs[0]!, FRAMES), await heldFrame(outs[1]!, FRAMES + HEAD2_BASE)];
       const fdsAfter = fdCount() - held();
       const stats = outs.map((o) => o.statsSnapshot());
@@ -135,6 +154,8 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: two heads of on
           ...[0, 1].map((i) => `head ${i} (${i ? cb : ca}): imports ${stats[i]!.imports} (${stats0[i]!.imports} at frame 3), paths ${JSON.stringify(stats[i]!.paths)}, bytes copied ${stats[i]!.bytesCopied}; capture ${JSON.stringify(shot[i])}; source ${JSON.stringify(cs[i])}; presents ${JSON.stringify(presents[i]!.map((p) => `${p.path}${p.zeroCopy ? '*' : ''}:${p.frame ?? '-'}`))}`),
           `fds ${fds0} → ${fdsAfter} (held dma-buf fds apart: ${held()}); errors ${JSON.stringify(errors)}; test ${Date.now() - t0} ms`,
           `heads log: ${log.join(' | ')}`,
+          ...[0, 1].map((i) => `console ${i} listener calls: ${calls[i]!.join(' ')}`),
+          `${qemu.label} trace: ${guest.stderr.split('\n').filter((l) => l.includes('dbus_filter')).slice(0, 40).join(' | ')}`,
         ].join('\n'),
       );
 
@@ -152,13 +173,14 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: two heads of on
         const from = presents[i]!.findIndex((p) => p.path === 'scanout');
         const shown = from < 0 ? [] : presents[i]!.slice(from);
         expect.soft(shown.length, what).toBeGreaterThan(0);
-        expect.soft(shown.every((p) => p.path === 'scanout' && p.zeroCopy), `${what}: every present from the first guest frame on is a zero-copy scanout`).toBe(true);
+        const other = shown.filter((p) => !(p.path === 'scanout' && p.zeroCopy)).map((p) => `${p.path}${p.zeroCopy ? '*' : ''}:${p.frame ?? '-'} at present ${shown.indexOf(p)} of ${shown.length}`);
+        expect.soft(other, `${what}: every present from the first guest frame on is a zero-copy scanout`).toEqual([]);
         expect.soft(srcs[i]!.console!.heldFds, `${what}: one fd per guest buffer`).toBe(2);
         expect.soft(cs[i]!.answered.timeout, `${what}: no UpdateDMABUF waited for the backstop`).toBe(0);
         expect.soft(errors[i], what).toEqual([]);
       }
       expect.soft(fdsAfter, 'fds (other than one per guest buffer) flat over the flips').toBe(fds0);
-      expect.soft(unexpectedQemuStderr(guest.stderr), guest.stderr).toEqual([]);
+      expect.soft(unexpectedQemuStderr(guest.stderr).filter((l) => !l.includes('dbus_filter') && !(gdb && /^warning: Error disabling address space randomization/.test(l))), guest.stderr.split('\n').filter((l) => !/dbus_filter|connection is closed|fd for texture/.test(l)).join('\n')).toEqual([]);
     },
     900_000,
   );

@@ -101,6 +101,11 @@ export interface NestedGuestOptions {
    * console 1). Default 1: the command line is the one-head one.
    */
   heads?: 1 | 2;
+  /**
+   * Run QEMU under gdb (batch: run, then a backtrace of every thread when it stops on a
+   * crash), printed on the console stream: for a QEMU that crashes in a test (7.2's SIGSEGV).
+   */
+  gdb?: boolean;
 }
 
 /** The nested QEMU's command line (without the binary). */
@@ -289,8 +294,9 @@ export function startNestedGuest(opts: NestedGuestOptions): { guest: NestedGuest
   const { root, buildMs } = buildGuestRoot(opts.dir);
   const launch = qemuLaunch(opts.qemu ?? defaultQemu());
   const args = [...launch.args, ...nestedQemuArgs(opts, root)];
+  const gdb = ['-q', '-batch', '-ex', 'set pagination off', '-ex', 'handle SIGPIPE SIGUSR1 SIGUSR2 nostop noprint pass', '-ex', 'run', '-ex', 'bt', '-ex', 'thread apply all bt', '--args', launch.binary];
   const spawnedAt = Date.now();
-  const child = spawn(launch.binary, args, {
+  const child = spawn(opts.gdb ? 'gdb' : launch.binary, opts.gdb ? [...gdb, ...args] : args, {
     cwd: opts.dir,
     env: { ...process.env, ...launch.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
     stdio: ['pipe', 'pipe', 'pipe'],
