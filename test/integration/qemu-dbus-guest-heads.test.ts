@@ -1,5 +1,5 @@
 // Issue 26 item 6, two heads of one real guest: inside the rig an unmodified QEMU (the rig's
-// 10.0.x first, then Debian's 7.2) boots the rig kernel as a guest with a virtio-gpu of two
+// 10.0.x first, then Debian's 7.2, skipped: QEMU72_CRASH) boots the rig kernel as a guest with a virtio-gpu of two
 // outputs (max_outputs=2, blob=true) and -display dbus,gl=on, which puts two consoles on the
 // bus. `guestplane heads` (HeadManager, from a heads file as the CLI reads it) shows console 0
 // on one connector and console 1 on another connector of a two-CRTC vkms device (ConfigFS),
@@ -45,7 +45,15 @@ const HEAD2_BASE = 500;
 // QEMU 9.0+ trace the display messages their listener filter drops (dbus_filter).
 const major = (q: QemuBuild) => Number(q.version?.split('.')[0]);
 const TRACE = (q: QemuBuild): string[] => (major(q) >= 9 ? ['-trace', 'enable=dbus_filter'] : []);
-const builds = [...qemuBuilds()].reverse().map((qemu) => ({ qemu, missing: nestedGuestMissing(qemu) ?? (vkmsConfigfsAvailable() ? null : 'no vkms ConfigFS') }));
+// QEMU 7.2 itself crashes on this guest: SIGSEGV in pixman_image_get_data, called from a static
+// function of hw-display-virtio-gpu.so under virtio_gpu_simple_process_cmd (a guest command on
+// QEMU's main thread, not the D-Bus listener), at the guest's 8th and 4th frame pair in the
+// two rig runs that had it (the second under gdb: set CRASH_TRACE_72 below to true to run it so
+// again). The one-head guest (qemu-dbus-guest.test.ts) passes on 7.2. Skipped with that reason
+// until it is understood; QEMU 10.0.2 passes.
+const QEMU72_CRASH = 'QEMU 7.2 crashes (SIGSEGV in its virtio-gpu command processing, pixman_image_get_data) when the guest flips blob scanouts on two outputs: 2 of 2 rig runs; see the comment above';
+const CRASH_TRACE_72 = false;
+const builds = [...qemuBuilds()].reverse().map((qemu) => ({ qemu, missing: nestedGuestMissing(qemu) ?? (vkmsConfigfsAvailable() ? null : 'no vkms ConfigFS') ?? (major(qemu) < 8 && !CRASH_TRACE_72 ? QEMU72_CRASH : null) }));
 for (const b of builds) if (b.missing) console.log(`qemu-dbus-guest-heads on ${b.qemu.label}: skipped: ${b.missing}`);
 
 /** Captures until `out` shows pattern `frame` pixel-exact (the guest holds it), at most 10 tries. */
@@ -68,8 +76,8 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: two heads of on
       const dir = mkdtempSync(join(tmpdir(), 'gpgh-'));
       const bus = startSessionBus(dir);
       cleanup.push(() => bus.close());
-      // QEMU 7.2 crashed (SIGSEGV) at guest frame 8 in the first run of this test: under gdb,
-      // a crash leaves its backtrace on the console stream.
+      // QEMU 7.2 crashed (see QEMU72_CRASH): under gdb a crash leaves its backtrace on the
+      // console stream.
       const gdb = major(qemu) < 9;
       const { guest, buildMs } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: W, height: H, qemu, heads: 2, gdb, extraArgs: TRACE(qemu) });
       cleanup.push(() => guest.close());
