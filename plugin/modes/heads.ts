@@ -265,14 +265,25 @@ export class HeadManager extends EventEmitter<HeadsEvents> {
     }
   }
 
-  /** Writes an EDID into a VFIO guest's EDID region for what this head shows it on. */
+  /**
+   * Tells the guest what this head shows it on: an EDID into a VFIO guest's EDID region; the
+   * head's size to a QEMU console (SetUIInfo, as the kiosk does). QEMU's virtio-gpu keeps
+   * every output but the first one off until a display sends SetUIInfo for its console, so
+   * without this a head showing console 1 of a multi-output virtio-gpu shows no signal.
+   */
   private tellGuest(s: Screen, i: number, h: HeadConfig, conn: KmsConnector, out: Output): void {
     s.edid.set(i, null);
     s.warnings.delete(i);
     const g = this.config.guests[h.guest];
     const src = this.guests.get(h.guest);
-    if (g.type !== 'vfio' || !g.edid || !(src instanceof VfioSource)) return;
     const shownBy = this.config.heads.filter((x) => x.guest === h.guest).length;
+    if (src instanceof QemuGuest) {
+      if (h.view) s.warnings.set(i, `no size told to QEMU: heads[${i}] shows only a view of guest '${h.guest}'`);
+      else if (shownBy > 1) s.warnings.set(i, `no size told to QEMU: guest '${h.guest}' is spread over ${shownBy} heads (each console of a QEMU is a guest entry of its own)`);
+      else src.setUISize(h.region?.width ?? out.width, h.region?.height ?? out.height);
+      return;
+    }
+    if (g.type !== 'vfio' || !g.edid || !(src instanceof VfioSource)) return;
     if (shownBy > 1 || h.view) {
       s.warnings.set(i, `no EDID written: guest '${h.guest}' is spread over ${shownBy} heads, and no single monitor describes it`);
       return;

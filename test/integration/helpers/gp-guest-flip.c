@@ -5,7 +5,7 @@
 // and decode the frame number), GP_FRAMES page flips, timings on the serial console.
 // Then it keeps the last frame on screen (GP_HOLD_MS, default forever) and powers off.
 // While it holds forever, lines on its console (QEMU's stdin with -serial stdio) are
-// commands: "off" turns the CRTC off (the guest's display really goes off: virtio-gpu sends
+// commands: "off" turns the CRTC(s) off (the guest's display really goes off: virtio-gpu sends
 // a Disable alone); "run" flips numbered frames again, on from the held one, until a line
 // "stop" (then it holds again: the demo measures between two held frames).
 //
@@ -13,7 +13,11 @@
 // Settings come from the kernel command line (unknown name=value parameters reach PID 1
 // as environment variables): GP_FRAMES (default 60), GP_WIDTH/GP_HEIGHT (default: the
 // connector's preferred mode), GP_HOLD_MS (-1 = forever), GP_SCATTER_PAGES (default 1024,
-// see below; 0 = off).
+// see below; 0 = off), GP_HEADS (default 1; 2 = also drive a second connector on its own
+// CRTC, for a virtio-gpu with max_outputs=2: QEMU enables that output only once a display
+// sends SetUIInfo for its console, so the program waits up to GP_HEAD2_WAIT_S (default 240)
+// s for it to be connected. The second head shows pattern frame N + 500 when the first
+// shows N, so the host tells the heads apart by the number alone).
 //
 // Console lines (the test parses them; all start with "gp-guest: "):
 //   init at T s                      kernel boot time (CLOCK_BOOTTIME) when this started
@@ -24,6 +28,11 @@
 //   done N frames in T ms: draw p50 D ms, flip p50 F ms, X frames/s
 //   holding frame N                  (again after each "stop")
 //   display off                      after "off" on the console
+// With GP_HEADS=2 also (the lines above stay those of the first head):
+//   head 2 waiting for a connected connector
+//   head 2 mode WxH crtc C connector K
+//   head 2 buffer I handle H pitch P size S fb F
+//   head 2 frame N pattern P buffer I draw D ms flip F ms at T s   after frame N's line
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -196,6 +205,10 @@ struct flipper {
   struct drm_mode_modeinfo mode;
   struct buffer *buf;
   int W, H;
+  // 0: the first head (its lines are the one-head program's); else the head's number, and
+  // the pattern shown is the frame number plus pattern_base.
+  int head;
+  long pattern_base;
 };
 
 // Draws frame n into the buffer not on screen and shows it (frame 1 sets the CRTC, the
@@ -203,7 +216,7 @@ struct flipper {
 static void show_frame(struct flipper *f, long n, double *draw_ms, double *flip_ms) {
   struct buffer *b = &f->buf[n % 2];
   double t0 = now_s(CLOCK_MONOTONIC);
-  draw_pattern(b->map, (int)(b->pitch / 4), f->W, f->H, (int)n);
+  draw_pattern(b->map, (int)(b->pitch / 4), f->W, f->H, (int)(n + f->pattern_base));
   double t1 = now_s(CLOCK_MONOTONIC);
   if (n == 1) {
     struct drm_mode_crtc sc = {0};
@@ -232,7 +245,79 @@ static void show_frame(struct flipper *f, long n, double *draw_ms, double *flip_
   double t2 = now_s(CLOCK_MONOTONIC);
   *draw_ms = (t1 - t0) * 1e3;
   *flip_ms = (t2 - t1) * 1e3;
-  say("frame %ld buffer %ld draw %.1f ms flip %.1f ms at %.2f s", n, n % 2, *draw_ms, *flip_ms, now_s(CLOCK_BOOTTIME));
+  if (f->head)
+    say("head %d frame %ld pattern %ld buffer %ld draw %.1f ms flip %.1f ms at %.2f s", f->head, n, n + f->pattern_base, n % 2, *draw_ms, *flip_ms, now_s(CLOCK_BOOTTIME));
+  else
+    say("frame %ld buffer %ld draw %.1f ms flip %.1f ms at %.2f s", n, n % 2, *draw_ms, *flip_ms, now_s(CLOCK_BOOTTIME));
+}
+
+// Frame n on every head, one after the other (each waits for its own flip event); the
+// times are summed over the heads.
+static void show_frames(struct flipper *f, int heads, long n, double *draw_ms, double *flip_ms) {
+  *draw_ms = *flip_ms = 0;
+  for (int i = 0; i < heads; i++) {
+    double d, fl;
+    show_frame(&f[i], n, &d, &fl);
+    *draw_ms += d;
+    *flip_ms += fl;
+  }
+}
+
+// The first connected connector other than `skip_conn` with a WxH mode (or, without
+// wantW/wantH, its preferred one), and a CRTC for it other than `skip_crtc`. 0 = found.
+// `quiet`: no lines about connectors without the mode (the second head polls).
+struct head_pick {
+  uint32_t conn_id, crtc_id;
+  struct drm_mode_modeinfo mode;
+};
+static int find_head(int fd, const uint32_t *conns, uint32_t nconns, const uint32_t *crtcs, uint32_t ncrtcs, long wantW, long wantH, uint32_t skip_conn,
+                     uint32_t skip_crtc, int quiet, struct head_pick *out) {
+  for (uint32_t c = 0; c < nconns; c++) {
+    if (conns[c] == skip_conn) continue;
+    struct drm_mode_get_connector gc = {0};
+    gc.connector_id = conns[c];
+    if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &gc)) die("GETCONNECTOR");
+    if (gc.connection != 1 || gc.count_modes == 0) continue;
+    struct drm_mode_modeinfo *modes = calloc(gc.count_modes, sizeof *modes);
+    uint32_t nmodes = gc.count_modes;
+    gc.modes_ptr = (uintptr_t)modes;
+    gc.count_props = 0;
+    gc.count_encoders = 0;
+    if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &gc)) die("GETCONNECTOR");
+    if (gc.count_modes < nmodes) nmodes = gc.count_modes;
+    int pick = -1;
+    for (uint32_t m = 0; m < nmodes; m++) {
+      if (wantW && wantH) {
+        if (modes[m].hdisplay == wantW && modes[m].vdisplay == wantH) { pick = (int)m; break; }
+      } else if (modes[m].type & DRM_MODE_TYPE_PREFERRED) { pick = (int)m; break; }
+    }
+    if (pick < 0 && !(wantW && wantH)) pick = 0;
+    if (pick < 0) {
+      if (!quiet) {
+        say("connector %u has no mode %ldx%ld; modes:", conns[c], wantW, wantH);
+        for (uint32_t m = 0; m < nmodes; m++) say("  %ux%u", modes[m].hdisplay, modes[m].vdisplay);
+      }
+      free(modes);
+      continue;
+    }
+    out->mode = modes[pick];
+    free(modes);
+    out->conn_id = conns[c];
+    out->crtc_id = 0;
+    if (gc.encoder_id) {
+      struct drm_mode_get_encoder ge = {0};
+      ge.encoder_id = gc.encoder_id;
+      if (xioctl(fd, DRM_IOCTL_MODE_GETENCODER, &ge) == 0) out->crtc_id = ge.crtc_id;
+    }
+    // virtio-gpu pairs connector i with CRTC i.
+    if (!out->crtc_id || out->crtc_id == skip_crtc) out->crtc_id = crtcs[c < ncrtcs ? c : 0];
+    if (out->crtc_id == skip_crtc) {
+      errno = EBUSY;
+      die("no free CRTC for the second head");
+    }
+    return 0;
+  }
+  return -1;
 }
 
 int main(int argc, char **argv) {
@@ -285,49 +370,29 @@ int main(int argc, char **argv) {
   if (xioctl(fd, DRM_IOCTL_MODE_GETRESOURCES, &res)) die("GETRESOURCES");
 
   long wantW = env_long("GP_WIDTH", 0), wantH = env_long("GP_HEIGHT", 0);
-  struct drm_mode_modeinfo mode = {0};
-  uint32_t conn_id = 0, crtc_id = 0;
-  for (uint32_t c = 0; c < res.count_connectors && !conn_id; c++) {
-    struct drm_mode_get_connector gc = {0};
-    gc.connector_id = conns[c];
-    if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &gc)) die("GETCONNECTOR");
-    if (gc.connection != 1 || gc.count_modes == 0) continue;
-    struct drm_mode_modeinfo *modes = calloc(gc.count_modes, sizeof *modes);
-    uint32_t nmodes = gc.count_modes;
-    gc.modes_ptr = (uintptr_t)modes;
-    gc.count_props = 0;
-    gc.count_encoders = 0;
-    if (xioctl(fd, DRM_IOCTL_MODE_GETCONNECTOR, &gc)) die("GETCONNECTOR");
-    if (gc.count_modes < nmodes) nmodes = gc.count_modes;
-    int pick = -1;
-    for (uint32_t m = 0; m < nmodes; m++) {
-      if (wantW && wantH) {
-        if (modes[m].hdisplay == wantW && modes[m].vdisplay == wantH) { pick = (int)m; break; }
-      } else if (modes[m].type & DRM_MODE_TYPE_PREFERRED) { pick = (int)m; break; }
-    }
-    if (pick < 0 && !(wantW && wantH)) pick = 0;
-    if (pick < 0) {
-      say("connector %u has no mode %ldx%ld; modes:", conns[c], wantW, wantH);
-      for (uint32_t m = 0; m < nmodes; m++) say("  %ux%u", modes[m].hdisplay, modes[m].vdisplay);
-      free(modes);
-      continue;
-    }
-    mode = modes[pick];
-    free(modes);
-    conn_id = conns[c];
-    if (gc.encoder_id) {
-      struct drm_mode_get_encoder ge = {0};
-      ge.encoder_id = gc.encoder_id;
-      if (xioctl(fd, DRM_IOCTL_MODE_GETENCODER, &ge) == 0) crtc_id = ge.crtc_id;
-    }
-    if (!crtc_id) crtc_id = crtcs[c < res.count_crtcs ? c : 0];
-  }
-  if (!conn_id) {
+  int heads = env_long("GP_HEADS", 1) == 2 ? 2 : 1;
+  struct head_pick hp[2] = {0};
+  if (find_head(fd, conns, res.count_connectors, crtcs, res.count_crtcs, wantW, wantH, 0, 0, 0, &hp[0])) {
     errno = ENOENT;
     die("no connected connector with the wanted mode");
   }
-  int W = mode.hdisplay, H = mode.vdisplay;
-  say("mode %dx%d crtc %u connector %u", W, H, crtc_id, conn_id);
+  int W = hp[0].mode.hdisplay, H = hp[0].mode.vdisplay;
+  say("mode %dx%d crtc %u connector %u", W, H, hp[0].crtc_id, hp[0].conn_id);
+  if (heads == 2) {
+    // The second output is off until a display tells QEMU about it (SetUIInfo); then the
+    // kernel gets a display event and the connector is connected on the next probe.
+    long wait_ms = env_long("GP_HEAD2_WAIT_S", 240) * 1000;
+    int said = 0;
+    while (find_head(fd, conns, res.count_connectors, crtcs, res.count_crtcs, W, H, hp[0].conn_id, hp[0].crtc_id, 1, &hp[1])) {
+      if (!said++) say("head 2 waiting for a connected connector");
+      if ((wait_ms -= 100) < 0) {
+        errno = ETIMEDOUT;
+        die("head 2: no second connected connector with the first head's mode (did the display send SetUIInfo for console 1?)");
+      }
+      usleep(100 * 1000);
+    }
+    say("head 2 mode %dx%d crtc %u connector %u", W, H, hp[1].crtc_id, hp[1].conn_id);
+  }
 
   // --- scatter the free pages ---
   // QEMU 7.2 makes a udmabuf of a blob only when the blob is in more than one piece of
@@ -355,9 +420,9 @@ int main(int argc, char **argv) {
     say("left %ld single-page holes in unmovable memory", made);
   }
 
-  // --- two dumb buffers ---
-  struct buffer buf[2];
-  for (int i = 0; i < 2; i++) {
+  // --- two dumb buffers per head ---
+  struct buffer buf[4];
+  for (int i = 0; i < 2 * heads; i++) {
     struct drm_mode_create_dumb cd = {.width = (uint32_t)W, .height = (uint32_t)H, .bpp = 32};
     if (xioctl(fd, DRM_IOCTL_MODE_CREATE_DUMB, &cd)) die("CREATE_DUMB");
     struct drm_mode_map_dumb md = {.handle = cd.handle};
@@ -369,17 +434,19 @@ int main(int argc, char **argv) {
     fb.pitches[0] = cd.pitch;
     if (xioctl(fd, DRM_IOCTL_MODE_ADDFB2, &fb)) die("ADDFB2");
     buf[i] = (struct buffer){.handle = cd.handle, .pitch = cd.pitch, .fb = fb.fb_id, .size = cd.size, .map = map};
-    say("buffer %d handle %u pitch %u size %llu fb %u", i, cd.handle, cd.pitch, (unsigned long long)cd.size, fb.fb_id);
+    say("%sbuffer %d handle %u pitch %u size %llu fb %u", i < 2 ? "" : "head 2 ", i % 2, cd.handle, cd.pitch, (unsigned long long)cd.size, fb.fb_id);
   }
 
   long frames = env_long("GP_FRAMES", 60);
   if (frames < 1) frames = 1;
   double *draw_ms = calloc((size_t)frames + 1, sizeof(double));
   double *flip_ms = calloc((size_t)frames + 1, sizeof(double));
-  struct flipper f = {.fd = fd, .crtc_id = crtc_id, .conn_id = conn_id, .mode = mode, .buf = buf, .W = W, .H = H};
+  struct flipper f[2];
+  for (int i = 0; i < heads; i++)
+    f[i] = (struct flipper){.fd = fd, .crtc_id = hp[i].crtc_id, .conn_id = hp[i].conn_id, .mode = hp[i].mode, .buf = buf + 2 * i, .W = W, .H = H, .head = i ? i + 1 : 0, .pattern_base = i ? 500 : 0};
   double t_start = now_s(CLOCK_MONOTONIC);
 
-  for (long n = 1; n <= frames; n++) show_frame(&f, n, &draw_ms[n], &flip_ms[n]);
+  for (long n = 1; n <= frames; n++) show_frames(f, heads, n, &draw_ms[n], &flip_ms[n]);
   double total = (now_s(CLOCK_MONOTONIC) - t_start) * 1e3;
   qsort(draw_ms + 1, (size_t)frames, sizeof(double), cmp_double);
   qsort(flip_ms + 1, (size_t)frames, sizeof(double), cmp_double);
@@ -398,7 +465,7 @@ int main(int argc, char **argv) {
         struct pollfd in = {.fd = 0, .events = POLLIN};
         double d, fl;
         for (;;) {
-          show_frame(&f, ++shown, &d, &fl);
+          show_frames(f, heads, ++shown, &d, &fl);
           if (poll(&in, 1, 0) <= 0) continue;
           r = read(0, line, sizeof line - 1);
           if (r <= 0) break;
@@ -409,8 +476,10 @@ int main(int argc, char **argv) {
         continue;
       }
       if (strncmp(line, "off", 3) != 0) continue;
-      struct drm_mode_crtc sc = {.crtc_id = crtc_id};
-      if (xioctl(fd, DRM_IOCTL_MODE_SETCRTC, &sc)) die("SETCRTC off");
+      for (int i = 0; i < heads; i++) {
+        struct drm_mode_crtc sc = {.crtc_id = f[i].crtc_id};
+        if (xioctl(fd, DRM_IOCTL_MODE_SETCRTC, &sc)) die("SETCRTC off");
+      }
       say("display off");
     }
     for (;;) pause();

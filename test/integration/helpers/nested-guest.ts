@@ -95,6 +95,17 @@ export interface NestedGuestOptions {
   extraArgs?: readonly string[];
   /** Which QEMU (default: the system's). */
   qemu?: QemuBuild;
+  /**
+   * 2: the virtio-gpu gets max_outputs=2 (two consoles on the bus) and the guest program
+   * drives both connectors (GP_HEADS=2; the second once a display sent SetUIInfo for
+   * console 1). Default 1: the command line is the one-head one.
+   */
+  heads?: 1 | 2;
+  /**
+   * Run QEMU under gdb (batch: run, then a backtrace of every thread when it stops on a
+   * crash), printed on the console stream: for a QEMU that crashes in a test (7.2's SIGSEGV).
+   */
+  gdb?: boolean;
 }
 
 /** The nested QEMU's command line (without the binary). */
@@ -119,6 +130,7 @@ export function nestedQemuArgs(opts: NestedGuestOptions, root: string): string[]
     `GP_WIDTH=${opts.width}`,
     `GP_HEIGHT=${opts.height}`,
     `GP_HOLD_MS=${opts.holdMs ?? -1}`,
+    ...(opts.heads === 2 ? ['GP_HEADS=2'] : []),
   ].join(' ');
   return [
     '-accel', 'tcg',
@@ -128,7 +140,7 @@ export function nestedQemuArgs(opts: NestedGuestOptions, root: string): string[]
     '-smp', '1',
     ...(existsSync(QBOOT) ? ['-bios', QBOOT] : []),
     '-no-user-config', '-nodefaults', '-vga', 'none', '-nic', 'none', '-no-reboot',
-    '-device', `virtio-gpu-pci,blob=true,xres=${opts.width},yres=${opts.height}`,
+    '-device', `virtio-gpu-pci,blob=true,xres=${opts.width},yres=${opts.height}${opts.heads === 2 ? ',max_outputs=2' : ''}`,
     '-display', 'dbus,gl=on',
     '-fsdev', `local,id=guestroot,path=${root},security_model=none,readonly=on`,
     '-device', 'virtio-9p-pci,fsdev=guestroot,mount_tag=guestroot',
@@ -282,8 +294,9 @@ export function startNestedGuest(opts: NestedGuestOptions): { guest: NestedGuest
   const { root, buildMs } = buildGuestRoot(opts.dir);
   const launch = qemuLaunch(opts.qemu ?? defaultQemu());
   const args = [...launch.args, ...nestedQemuArgs(opts, root)];
+  const gdb = ['-q', '-batch', '-ex', 'set pagination off', '-ex', 'handle SIGPIPE SIGUSR1 SIGUSR2 nostop noprint pass', '-ex', 'run', '-ex', 'bt', '-ex', 'thread apply all bt', '--args', launch.binary];
   const spawnedAt = Date.now();
-  const child = spawn(launch.binary, args, {
+  const child = spawn(opts.gdb ? 'gdb' : launch.binary, opts.gdb ? [...gdb, ...args] : args, {
     cwd: opts.dir,
     env: { ...process.env, ...launch.env, DBUS_SESSION_BUS_ADDRESS: opts.busAddress },
     stdio: ['pipe', 'pipe', 'pipe'],
