@@ -49,6 +49,8 @@ const variant = (a: DbusArg): DbusArg => ({ type: 'v', value: a });
 export class FakeQemu {
   readonly steps: AttachSteps = { vmGetAll: 'answer', register: 'answer' };
   readonly counts = { vmGetAll: 0, consoleGetAll: 0, register: 0, setUIInfo: 0 };
+  /** SetUIInfo calls as they arrived: the size in pixels the client asked the guest for. */
+  readonly uiInfo: { width: number; height: number }[] = [];
   /** Keyboard and mouse calls on the console as they arrived (the newest 10,000); `at`: performance.now(). */
   readonly input: { iface: string; member: string; args: readonly DbusValue[]; at: number }[] = [];
   readonly #bus: DbusConnection;
@@ -136,6 +138,7 @@ export class FakeQemu {
     if (c.interface === CONSOLE_IFACE && c.member === 'RegisterListener') return void this.#register(c);
     if (c.interface === CONSOLE_IFACE && c.member === 'SetUIInfo') {
       this.counts.setUIInfo++;
+      this.uiInfo.push({ width: Number(c.args[4]), height: Number(c.args[5]) });
       return c.reply();
     }
     c.fail('org.freedesktop.DBus.Error.UnknownMethod', `fake QEMU: no ${c.interface}.${c.member} on the console`);
