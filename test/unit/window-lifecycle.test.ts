@@ -1,4 +1,4 @@
-// `guestplane window` over a QEMU display's whole life (issue 28 items 5 and 7), on the host:
+// `guestplane window` over a QEMU display's whole life (issue 28 items 5, 6 and 7), on the host:
 // the mode itself (runWindow: QemuGuest + WindowOutput) on a real desktop compositor
 // (Debian's Weston 10, headless, pixman, an output of scale 2) with a fake QEMU on a real
 // dbus-daemon playing the VM (test/integration/helpers/fake-qemu.ts: its display is served
@@ -16,6 +16,7 @@ import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
 import { FakeQemu } from '../integration/helpers/fake-qemu.js';
 import { startSessionBus, type SessionBus } from '../integration/helpers/qemu.js';
 import { runWindow, type RunningWindow } from '../../plugin/modes/window.js';
+import { runWindowAll } from '../../plugin/modes/window-all.js';
 import type { PresentEvent } from '../../plugin/output/types.js';
 
 const haveWeston = spawnSync('weston', ['--version']).status === 0;
@@ -128,4 +129,40 @@ describe.skipIf(!haveWeston)('guestplane window over QEMU\'s life (Weston headle
     console.log(`window, 1,000 mode changes on Weston (copy path): before ${JSON.stringify(before)}, after ${JSON.stringify(after)}; ${w.output.statsSnapshot().framesPresented} frames presented`);
     expect(after).toEqual(before);
   }, 240_000);
+
+  it('--console all: one toplevel per graphic console, each showing its own console; closing one leaves the other; the mode ends with the last', async () => {
+    const fake = await FakeQemu.start(bus!.address, { width: 640, height: 480 }, 2);
+    later.push(() => fake.close());
+    const log: string[] = [];
+    const all = runWindowAll({ address: bus!.address, display: socket, statsFormat: 'none', log: (l) => log.push(l) });
+    later.push(() => all.stop('test end'));
+    const listeners = [await fake.nextListener(), await fake.nextListener()];
+    expect(listeners.map((l) => l.console).sort()).toEqual([0, 1]);
+    await until(() => all.windows.length === 2, 'two windows');
+    expect(all.consoles).toEqual([0, 1]);
+    expect(all.windows.map((w) => w.output.name)).toEqual([`guestplane: ${bus!.address} console 0`, `guestplane: ${bus!.address} console 1`]);
+    const presents = all.windows.map((w) => {
+      const p: PresentEvent[] = [];
+      w.output.on('present', (e) => p.push(e));
+      return p;
+    });
+    for (const l of listeners) await l.scanoutPixels(0x10 + l.console, 64 + 16 * l.console, 48);
+    await until(() => presents.every((p) => p.some((e) => e.path === 'copy')), 'each window showing its console');
+    // Each window shows its own console's picture: the sizes differ per console.
+    for (const [i, w] of all.windows.entries()) {
+      const q = w.source.query('primary');
+      expect(q.state === 'ok' ? q.plane.width : -1).toBe(64 + 16 * i);
+    }
+    let ended: number | null = null;
+    void all.done.then((c) => (ended = c));
+    all.windows[0]!.output.emit('close-requested');
+    expect(await all.windows[0]!.done).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ended, 'the other window stays').toBeNull();
+    const n = presents[1]!.length;
+    await listeners.find((l) => l.console === 1)!.scanoutPixels(0x33, 80, 48);
+    await until(() => presents[1]!.length > n, 'the second window still showing frames');
+    all.windows[1]!.output.emit('close-requested');
+    expect(await all.done).toBe(0);
+  }, 60_000);
 });
