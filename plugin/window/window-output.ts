@@ -134,7 +134,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       configured: (w, h) => this.#configured(w, h),
       closeRequested: () => this.emit('close-requested'),
     }, opts.fullscreen);
-    this.#deviceSize = new DeviceSize(desktop, this.#surfaces.parent, {
+    this.#deviceSize = new DeviceSize(desktop.connection, this.#surfaces.parent, {
       send: (w, h) => {
         if (this.#source && isSized(this.#source)) this.#source.setUISize(w, h);
       },
