@@ -9,6 +9,7 @@
 // and window-buffers.test.ts on our own linux-dmabuf).
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,5 +165,24 @@ describe.skipIf(!haveWeston)('guestplane window over QEMU\'s life (Weston headle
     await until(() => presents[1]!.length > n, 'the second window still showing frames');
     all.windows[1]!.output.emit('close-requested');
     expect(await all.done).toBe(0);
+  }, 60_000);
+
+  it('the CLI with --console all (dist): started before QEMU, one window per console once it is there; SIGTERM closes every window, exit 0', async () => {
+    const child = spawn(process.execPath, [join(process.cwd(), 'dist/plugin/cli.js'), 'window', '--qemu-dbus', bus!.address, '--console', 'all', '--display', socket, '--stats', 'none'], { env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir() }, stdio: ['ignore', 'ignore', 'pipe'] });
+    later.push(() => child.kill('SIGKILL'));
+    const lines: string[] = [];
+    child.stderr!.on('data', (b: Buffer) => lines.push(...b.toString().split('\n').filter(Boolean)));
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    await until(() => lines.some((l) => /waiting for QEMU to list its consoles/.test(l)), 'the CLI waiting for QEMU');
+    const fake = await FakeQemu.start(bus!.address, { width: 640, height: 480 }, 2);
+    later.push(() => fake.close());
+    const listeners = [await fake.nextListener(), await fake.nextListener()];
+    await until(() => lines.filter((l) => /guestplane window: showing QEMU .* console \d+ in /.test(l)).length === 2, 'two windows shown');
+    const gone = listeners.map((l) => new Promise<void>((r) => l.conn.once('closed', () => r())));
+    child.kill('SIGTERM');
+    const [code, signal] = await exited;
+    await Promise.all(gone);
+    expect({ code, signal }, lines.join('\n')).toEqual({ code: 0, signal: null });
+    expect(lines.filter((l) => /; window closed$/.test(l))).toHaveLength(2);
   }, 60_000);
 });
