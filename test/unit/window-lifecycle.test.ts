@@ -1,4 +1,4 @@
-// `guestplane window` over a QEMU display's whole life (issue 28 items 5, 6 and 7), on the host:
+// `guestplane window` over a QEMU display's and a desktop's whole life (issue 28 items 5, 6 and 7), on the host:
 // the mode itself (runWindow: QemuGuest + WindowOutput) on a real desktop compositor
 // (Debian's Weston 10, headless, pixman, an output of scale 2) with a fake QEMU on a real
 // dbus-daemon playing the VM (test/integration/helpers/fake-qemu.ts: its display is served
@@ -185,4 +185,22 @@ describe.skipIf(!haveWeston)('guestplane window over QEMU\'s life (Weston headle
     expect({ code, signal }, lines.join('\n')).toEqual({ code: 0, signal: null });
     expect(lines.filter((l) => /; window closed$/.test(l))).toHaveLength(2);
   }, 60_000);
+
+  it('the desktop going away (its own Weston killed): the mode ends with exit 0 and says so, QEMU sees its listener go', async () => {
+    const sock = 'gp-weston-life-gone';
+    const own = spawn('weston', ['--backend=headless-backend.so', '--use-pixman', `--socket=${sock}`, '--idle-time=0', '--width=320', '--height=240'], { stdio: 'ignore', env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir() } });
+    later.push(() => own.kill('SIGKILL'));
+    await until(() => existsSync(join(runtimeDir(), sock)), 'the second Weston\'s socket');
+    const fake = await FakeQemu.start(bus!.address);
+    later.push(() => fake.close());
+    const log: string[] = [];
+    const w = await runWindow({ source: { kind: 'qemu-dbus', address: bus!.address }, display: sock, statsFormat: 'none', log: (l) => log.push(l) });
+    const l = await fake.nextListener();
+    let listenerGone = false;
+    l.conn.once('closed', () => (listenerGone = true));
+    own.kill('SIGKILL'); // the desktop crashes
+    expect(await w.done).toBe(0);
+    expect(log.at(-1)).toMatch(/^guestplane window: the desktop compositor connection ended: .*; window closed$/);
+    await until(() => listenerGone, 'QEMU seeing the listener go');
+  }, 30_000);
 });
