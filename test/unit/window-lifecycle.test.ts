@@ -73,6 +73,7 @@ describe.skipIf(!haveWeston)('guestplane window over QEMU\'s life (Weston headle
     void w.done.then((c) => (exited = c));
     const lastPath = () => presents.at(-1)?.path;
 
+    expect(w.source.name).toBe(`QEMU ${bus!.address} console 0`); // no --console: 0, not "undefined"
     // QEMU not started yet: the window is up and shows no signal.
     await until(() => lastPath() === 'no-signal', 'no signal before QEMU is there');
     for (let round = 1; round <= 2; round++) {
