@@ -371,6 +371,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return new cls({ connection: this, ptr: this.#display, version: 1 });
   }
 
+  /** Proxies of this connection still alive with interface `iface` (leak checks: every wl_buffer not destroyed is one the compositor keeps). */
+  liveProxies(iface: string): number {
+    let n = 0;
+    for (const p of live.values()) if (p.connection === this && !p.destroyed && p.interfaceName === iface) n++;
+    return n;
+  }
+
   /** Disconnects: destroys the proxies still alive, closes the socket. Emits `closed` (kind 'closed') if nothing ended it before. */
   close(message = 'closed by the client'): void {
     this.#end({ kind: 'closed', message });

@@ -115,7 +115,7 @@ ${SEAT}
                    none they go to the client. Ctrl+Alt+Q and G are always the client's.
   --log-level L    error | warn | info | debug (default info)
 `,
-  window: `usage: guestplane window (--qemu-dbus ADDRESS [--console N] | --udmabuf WxH [--fps N]) [options]
+  window: `usage: guestplane window (--qemu-dbus ADDRESS [--console N|all] | --udmabuf WxH [--fps N]) [options]
 
 Show one guest in a window on your Wayland desktop: each guest buffer goes to the desktop
 compositor as its own dma-buf (zero copies by us; a wl_shm copy where the desktop does not
@@ -123,7 +123,7 @@ take it), each guest frame acknowledged when the desktop presented it (wp_presen
 Closing the window, SIGINT/SIGTERM or the desktop going away stop it (exit 0); the VM
 keeps running.
   --qemu-dbus ADDR a QEMU/libvirt VM started with -display dbus (see guestplane kiosk --help)
-  --console N      the QEMU console to show (default 0)
+  --console N|all  the QEMU console to show (default 0); all: one window per graphic console
   --udmabuf WxH    the built-in test guest; --fps N its rate (default 60)
   --fit MODE       native | fit | fill (default fit)
   --title T        the window title (default: the guest's name)

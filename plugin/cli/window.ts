@@ -14,6 +14,13 @@ export async function window(o: Options, log: CliLog, onStart?: OnStart): Promis
   const stats = o.oneOf('stats', ['text', 'json', 'none'] as const, 'text');
   const m = udmabuf !== undefined ? parseMode(udmabuf, '--udmabuf', 'window') : null;
   if (m?.refresh !== undefined) throw new UsageError(`--udmabuf ${udmabuf}: a rate is not accepted here; give WxH and the rate with --fps`, 'window');
+  if (qemu !== undefined && o.str('console') === 'all') {
+    const { runWindowAll } = await import('../modes/window-all.js');
+    const all = runWindowAll({ address: parseQemuAddress(qemu, 'window'), display: o.str('display'), title: o.str('title'), fit, fullscreen: o.flag('fullscreen'), copy: o.flag('copy'), statsFormat: stats, log: (l) => log.info(l) });
+    log.info(`guestplane window: one window per graphic console of ${qemu}; Ctrl-C to stop`);
+    onStart?.({ stop: all.stop, done: all.done });
+    return log.failed(await all.done);
+  }
   const source = m
     ? { kind: 'udmabuf' as const, width: m.width, height: m.height, fps: o.given('fps') ? parseRate(o.str('fps')!, '--fps', 'window') : 60 }
     : { kind: 'qemu-dbus' as const, address: parseQemuAddress(qemu!, 'window'), console: parseConsole(o.str('console'), 'window') };

@@ -22,6 +22,7 @@ import { createShmGlobal } from '../wayland/shm.js';
 import { createXdgShellGlobal, type Toplevel } from '../wayland/xdg-shell.js';
 import { createPresentationGlobal } from '../wayland/presentation.js';
 import { createViewporterGlobal } from '../wayland/viewporter.js';
+import { createFractionalScaleGlobal } from '../wayland/fractional-scale.js';
 import { LinuxDmabuf } from '../wayland/linux-dmabuf.js';
 import { COPY_FORMATS, TRANCHE_FLAG_SCANOUT, scanoutFormats, unionFormats, type TrancheSpec } from '../wayland/dmabuf-feedback.js';
 import { DrmLeaseDevice } from '../wayland/drm-lease.js';
@@ -261,6 +262,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     });
     createPresentationGlobal(display);
     createViewporterGlobal(display);
+    createFractionalScaleGlobal(display);
     createDecorationGlobal(display);
     createSinglePixelBufferGlobal(display);
   }

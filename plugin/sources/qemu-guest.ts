@@ -45,7 +45,7 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
 
   constructor(opts: QemuGuestOptions) {
     super();
-    this.#opts = { console: 0, retryMs: 1000, connectTimeoutMs: CONNECT_TIMEOUT_MS, ...opts, log: opts.log ?? (() => {}) };
+    this.#opts = { retryMs: 1000, connectTimeoutMs: CONNECT_TIMEOUT_MS, ...opts, console: opts.console ?? 0, log: opts.log ?? (() => {}) }; // console: an explicit undefined means 0 too
     this.name = `QEMU ${opts.address} console ${this.#opts.console}`;
     void this.#connect();
   }

@@ -8,7 +8,9 @@
 // request is marshalled (libwayland sends its own duplicate); the params object is
 // destroyed once `created` or `failed` arrived. Each wl_buffer is the cache's until it is
 // evicted (bounded: `limit` entries, the least recently attached idle one goes first),
-// its source emits `buffers-gone`/changes generation (invalidate), or close(); a buffer
+// replaced (a plane of a newer generation of its source came: QEMU re-created its buffers
+// on a mode change, the old ones will never be shown again), its source emits
+// `buffers-gone` (invalidate), or close(); a buffer
 // the compositor still holds (attached, no `release` yet) is destroyed all the same —
 // the protocol allows it, the compositor keeps its own reference to the dma-buf.
 // A (source, buffer) whose import failed is remembered (negative cache) and not retried.
@@ -39,6 +41,8 @@ export class WindowBuffers {
   readonly #entries = new Map<string, Entry>();
   readonly #limit: number;
   readonly #onReady: () => void;
+  /** The newest generation seen per source: older ones are replaced buffers. */
+  readonly #generations = new Map<number, number>();
   #clock = 0;
   imports = 0;
   hits = 0;
@@ -53,6 +57,11 @@ export class WindowBuffers {
   /** `modifier`: the one to declare to the compositor (Desktop.modifierFor: the plane's, or MOD_INVALID for implicit). */
   get(source: GuestSource, sourceId: number, plane: GuestPlaneInfo, modifier: bigint): Lookup {
     const key = `${sourceId}/${plane.bufferId}/${plane.generation}`;
+    if (this.#generations.get(sourceId) !== plane.generation) {
+      // A mode change: without this the old size's wl_buffers would linger until evicted.
+      this.invalidate(sourceId, plane.generation);
+      this.#generations.set(sourceId, plane.generation);
+    }
     const e = this.#entries.get(key);
     if (e) {
       e.lastUsed = ++this.#clock;
@@ -142,6 +151,7 @@ export class WindowBuffers {
       if (keepGeneration !== undefined && e.key.endsWith(`/${keepGeneration}`)) continue;
       this.#drop(e);
     }
+    if (keepGeneration === undefined) this.#generations.delete(sourceId);
   }
 
   close(): void {

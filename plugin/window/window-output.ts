@@ -34,6 +34,7 @@ import type { Desktop } from './connection.js';
 import { WindowBuffers } from './buffers.js';
 import { WindowSurfaces } from './surfaces.js';
 import { ShmCopies } from './shm-copy.js';
+import { DeviceSize } from './size.js';
 import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
 import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { offers, type DmabufFeedback, type FeedbackReader } from './dmabuf-feedback.js';
@@ -94,6 +95,8 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   readonly #surfaces: WindowSurfaces;
   readonly #buffers: WindowBuffers | null;
   readonly #copies: ShmCopies;
+  /** The window's size in device pixels, told to the guest (size.ts). */
+  readonly #deviceSize: DeviceSize;
   readonly #stats = new OutputStats();
   #fit: FitMode;
   readonly #handOver: boolean;
@@ -131,6 +134,11 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       configured: (w, h) => this.#configured(w, h),
       closeRequested: () => this.emit('close-requested'),
     }, opts.fullscreen);
+    this.#deviceSize = new DeviceSize(desktop.connection, this.#surfaces.parent, {
+      send: (w, h) => {
+        if (this.#source && isSized(this.#source)) this.#source.setUISize(w, h);
+      },
+    });
     // A new feedback may change the path of the frame on screen: decide it again.
     this.#guestFeedback = desktop.surfaceFeedback(this.#surfaces.guest, () => {
       this.#lastKey = '';
@@ -146,6 +154,14 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   }
   get refreshNs(): number {
     return this.#refreshNs;
+  }
+  /** The window's size in device pixels (its logical size times the scale of the outputs it is on): what the guest is asked to render at. */
+  get deviceSize(): { width: number; height: number } {
+    return this.#deviceSize.device;
+  }
+  /** wl_buffers of this window's connection not yet destroyed (guest imports, copies, solid colours): for leak checks. */
+  liveBuffers(): number {
+    return this.#desktop.connection.liveProxies('wl_buffer');
   }
 
   attach(source: GuestSource, fit?: FitMode): void {
@@ -169,7 +185,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       source.off('buffers-gone', gone);
       source.off('lost', lost);
     };
-    if (isSized(source)) source.setUISize(this.#size.width, this.#size.height);
+    this.#deviceSize.resend();
     this.#schedule();
   }
 
@@ -226,6 +242,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#source = null;
     this.#buffers?.close();
     this.#copies.close();
+    this.#deviceSize.close();
     if (!this.#desktop.connection.closed) this.#guestFeedback?.proxy.destroy();
     this.#surfaces.destroy();
     this.emit('closed');
@@ -240,7 +257,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     }
     const { width, height } = this.#size;
     this.#size = { width: width || DEFAULT_SIZE.width, height: height || DEFAULT_SIZE.height };
-    if (this.#source && isSized(this.#source)) this.#source.setUISize(this.#size.width, this.#size.height);
+    this.#deviceSize.logical(this.#size.width, this.#size.height);
     this.#surfaces.layoutBackground(this.#size.width, this.#size.height);
     this.#lastKey = ''; // the placement changed: show the current frame again
     this.#schedule();

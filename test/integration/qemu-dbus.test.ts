@@ -16,7 +16,7 @@ import { drawPattern, decodeFrameNumber } from '../../plugin/sources/pattern.js'
 import { cleanupAfterEach, openVkms, type Cleanup } from './helpers/cleanup.js';
 import { nextPresent, patternMismatches, waitFor } from './helpers/faults.js';
 import { createSmallMdev } from './helpers/mdev.js';
-import { mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpAddDbusClient, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
+import { mbochsEdidMode, mbochsInit, mbochsSetMode, mbochsSetYOffset, mdpyInit, mdpyShowPattern, qemuDbusMissing, qmpAddDbusClient, startQemu, startSessionBus, unexpectedQemuStderr, type QemuVm } from './helpers/qemu.js';
 import { qemuBuilds, type QemuBuild } from './helpers/qemu-builds.js';
 
 const cleanup = cleanupAfterEach();
@@ -123,10 +123,7 @@ for (const { qemu, missingMdpy, missingMbochs } of builds) describe(qemu.label, 
       // SetUIInfo: QEMU writes an EDID with that preferred mode into the device's GFX EDID
       // region, which the guest reads at BAR2 offset 0 (mbochs' bochs-display MMIO).
       await src.setUIInfo(720, 400);
-      const preferred = async () => {
-        const e = await vm.qtest.read(0xe8000000, 128);
-        return e[0] === 0 && e[1] === 0xff ? `${e[56]! | ((e[58]! & 0xf0) << 4)}x${e[59]! | ((e[61]! & 0xf0) << 4)}` : 'no EDID';
-      };
+      const preferred = () => mbochsEdidMode(vm.qtest);
       let edid = '';
       for (let i = 0; i < 50 && edid !== '720x400'; i++) {
         edid = await preferred();

@@ -152,6 +152,7 @@ const generatedModule: Record<string, string> = {
   'viewporter.xml': 'viewporter',
   'xdg-decoration-unstable-v1.xml': 'xdg_decoration_unstable_v1',
   'single-pixel-buffer-v1.xml': 'single_pixel_buffer_v1',
+  'fractional-scale-v1.xml': 'fractional_scale_v1',
 };
 type Tables = { interfaces: Record<string, WireInterface> };
 const importGenerated: Record<string, () => Promise<Tables>> = {
@@ -163,6 +164,7 @@ const importGenerated: Record<string, () => Promise<Tables>> = {
   viewporter: () => import('../../protocols/generated/viewporter.js'),
   xdg_decoration_unstable_v1: () => import('../../protocols/generated/xdg_decoration_unstable_v1.js'),
   single_pixel_buffer_v1: () => import('../../protocols/generated/single_pixel_buffer_v1.js'),
+  fractional_scale_v1: () => import('../../protocols/generated/fractional_scale_v1.js'),
 };
 
 describe('scanner vs wayland-scanner', () => {

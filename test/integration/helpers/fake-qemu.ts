@@ -23,7 +23,7 @@ import { DbusConnection, type DbusArg, type DbusValue, type IncomingCall } from 
 import { encodeMessage, MESSAGE_TYPE, FLAG_NO_REPLY_EXPECTED } from '../../../plugin/dbus/wire.js';
 import { CONSOLE_IFACE, KEYBOARD_IFACE, LISTENER_IFACE, LISTENER_PATH, MOUSE_IFACE, QEMU_NAME, VM_IFACE, VM_PATH } from '../../../plugin/sources/qemu-dbus-protocol.js';
 
-const CONSOLE_PATH = '/org/qemu/Display1/Console_0';
+const consolePath = (id: number) => `/org/qemu/Display1/Console_${id}`;
 /** pixman's x8r8g8b8, the format QEMU names in Scanout/Update. */
 export const PIXMAN_X8R8G8B8 = 0x20020888;
 const PROPS = 'org.freedesktop.DBus.Properties';
@@ -49,6 +49,8 @@ const variant = (a: DbusArg): DbusArg => ({ type: 'v', value: a });
 export class FakeQemu {
   readonly steps: AttachSteps = { vmGetAll: 'answer', register: 'answer' };
   readonly counts = { vmGetAll: 0, consoleGetAll: 0, register: 0, setUIInfo: 0 };
+  /** SetUIInfo calls as they arrived: the size in pixels the client asked the guest for. */
+  readonly uiInfo: { width: number; height: number }[] = [];
   /** Keyboard and mouse calls on the console as they arrived (the newest 10,000); `at`: performance.now(). */
   readonly input: { iface: string; member: string; args: readonly DbusValue[]; at: number }[] = [];
   readonly #bus: DbusConnection;
@@ -62,19 +64,21 @@ export class FakeQemu {
     bus: DbusConnection,
     readonly width: number,
     readonly height: number,
+    /** Graphic consoles 0..consoles-1 (ConsoleIDs); each takes its own listeners. */
+    readonly consoles = 1,
   ) {
     this.#bus = bus;
     bus.on('error', (e) => this.#note(e));
     bus.addObject(VM_PATH, (c) => this.#vm(c));
-    bus.addObject(CONSOLE_PATH, (c) => this.#console(c));
+    for (let id = 0; id < consoles; id++) bus.addObject(consolePath(id), (c) => this.#console(c, id));
   }
 
   /** Connects to the bus at `address` and owns org.qemu there. */
-  static async start(address: string, size = { width: 640, height: 480 }): Promise<FakeQemu> {
+  static async start(address: string, size = { width: 640, height: 480 }, consoles = 1): Promise<FakeQemu> {
     const bus = DbusConnection.connect(address, { busClient: true, name: 'fake QEMU bus' });
     try {
       await bus.ready();
-      const fake = new FakeQemu(bus, size.width, size.height);
+      const fake = new FakeQemu(bus, size.width, size.height, consoles);
       // DO_NOT_QUEUE: a second owner would be a test bug, not something to wait for.
       const [r] = await bus.call('org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 'RequestName', [{ type: 's', value: QEMU_NAME }, { type: 'u', value: 4 }], 5000);
       if (r !== 1) throw new Error(`fake QEMU: RequestName(${QEMU_NAME}) answered ${String(r)}, not 1 (primary owner)`);
@@ -103,13 +107,13 @@ export class FakeQemu {
         value: new Map<string, DbusArg>([
           ['Name', variant({ type: 's', value: 'fake' })],
           ['UUID', variant({ type: 's', value: '00000000-0000-0000-0000-0000000000fa' })],
-          ['ConsoleIDs', variant(uintArray([0]))],
+          ['ConsoleIDs', variant(uintArray(Array.from({ length: this.consoles }, (_, i) => i)))],
         ]),
       },
     ]);
   }
 
-  #console(c: IncomingCall): void {
+  #console(c: IncomingCall, id: number): void {
     if (c.interface === PROPS && c.member === 'GetAll') {
       this.counts.consoleGetAll++;
       return c.reply([
@@ -117,7 +121,7 @@ export class FakeQemu {
           type: 'a{sv}',
           value: new Map<string, DbusArg>([
             ['Label', variant({ type: 's', value: 'fake' })],
-            ['Head', variant({ type: 'u', value: 0 })],
+            ['Head', variant({ type: 'u', value: id })],
             ['Type', variant({ type: 's', value: 'Graphic' })],
             ['Width', variant({ type: 'u', value: this.width })],
             ['Height', variant({ type: 'u', value: this.height })],
@@ -133,15 +137,16 @@ export class FakeQemu {
       if (this.input.length > 10_000) this.input.shift();
       return c.reply();
     }
-    if (c.interface === CONSOLE_IFACE && c.member === 'RegisterListener') return void this.#register(c);
+    if (c.interface === CONSOLE_IFACE && c.member === 'RegisterListener') return void this.#register(c, id);
     if (c.interface === CONSOLE_IFACE && c.member === 'SetUIInfo') {
       this.counts.setUIInfo++;
+      this.uiInfo.push({ width: Number(c.args[4]), height: Number(c.args[5]) });
       return c.reply();
     }
     c.fail('org.freedesktop.DBus.Error.UnknownMethod', `fake QEMU: no ${c.interface}.${c.member} on the console`);
   }
 
-  async #register(c: IncomingCall): Promise<void> {
+  async #register(c: IncomingCall, console: number): Promise<void> {
     this.counts.register++;
     const fd = c.takeFd(c.args[0]);
     if (fd < 0) return c.fail('org.freedesktop.DBus.Error.InvalidArgs', 'fake QEMU: RegisterListener without an fd');
@@ -157,7 +162,7 @@ export class FakeQemu {
     }
     let l: FakeListener;
     try {
-      l = new FakeListener(fd);
+      l = new FakeListener(fd, console);
     } catch (e) {
       return c.fail('org.freedesktop.DBus.Error.Failed', (e as Error).message);
     }
@@ -214,13 +219,16 @@ export interface RawOut {
 /** QEMU's side of one listener connection. */
 export class FakeListener {
   readonly conn: DbusConnection;
+  /** The console it was registered on. */
+  readonly console: number;
   readonly #raw: number;
   #watch: FdWatch | null = null;
   #writable: (() => void)[] = [];
   #serial = 0x40000000;
   #closed = false;
 
-  constructor(fd: number) {
+  constructor(fd: number, console = 0) {
+    this.console = console;
     let raw = -1;
     try {
       raw = libc.fcntl(fd, libc.F_DUPFD_CLOEXEC, 3, 'fake QEMU raw listener socket');

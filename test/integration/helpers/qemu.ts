@@ -860,6 +860,16 @@ export interface MbochsMode {
   virtHeight?: number;
 }
 
+
+/**
+ * The preferred mode of the EDID QEMU wrote into an mbochs device's GFX EDID region (what
+ * the guest reads at BAR2 offset 0) after SetUIInfo, as WxH; 'no EDID' before any.
+ */
+export async function mbochsEdidMode(qt: Qtest): Promise<string> {
+  const e = await qt.read(BAR2_ADDR, 128);
+  return e[0] === 0 && e[1] === 0xff ? `${e[56]! | ((e[58]! & 0xf0) << 4)}x${e[59]! | ((e[61]! & 0xf0) << 4)}` : 'no EDID';
+}
+
 /**
  * Sets an XRGB8888 mode (bpp 32, stride width×4): disable, program, enable | LFB (0x41).
  * mbochs accepts anything and silently shows no framebuffer when the mode does not fit, so
