@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { Connection, type CloseReason } from '../../protocols/client-runtime.js';
 import { bindGlobals, roundtrip, type AdvertisedGlobal } from '../../protocols/client.js';
-import { WlCompositor, WlSubcompositor, WlShm } from '../../protocols/generated/client/wayland.js';
+import { WlCompositor, WlSubcompositor, WlShm, WlSeat } from '../../protocols/generated/client/wayland.js';
 import { XdgWmBase } from '../../protocols/generated/client/xdg_shell.js';
 import { ZwpLinuxDmabufV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { WpPresentation } from '../../protocols/generated/client/presentation_time.js';
@@ -40,6 +40,7 @@ const WANTS = {
   wp_viewporter: [WpViewporter, 1],
   wp_single_pixel_buffer_manager_v1: [WpSinglePixelBufferManagerV1, 1],
   zxdg_decoration_manager_v1: [ZxdgDecorationManagerV1, 1],
+  wl_seat: [WlSeat, 8],
 } as const;
 
 const OPTIONAL: Record<string, string> = {
@@ -49,6 +50,7 @@ const OPTIONAL: Record<string, string> = {
   wp_viewporter: 'no wp_viewporter: the guest is shown unscaled (no letterbox)',
   wp_single_pixel_buffer_manager_v1: 'no single-pixel buffers: the black background is a 1x1 wl_shm buffer',
   zxdg_decoration_manager_v1: 'no xdg-decoration: the compositor decides about decorations',
+  wl_seat: 'no wl_seat: no keyboard or pointer input reaches the guest',
 };
 
 export interface DesktopGlobals {
@@ -61,6 +63,8 @@ export interface DesktopGlobals {
   viewporter: WpViewporter | null;
   singlePixel: WpSinglePixelBufferManagerV1 | null;
   decoration: ZxdgDecorationManagerV1 | null;
+  /** The first seat (input: window/input.ts). */
+  seat: WlSeat | null;
 }
 
 export interface DesktopOptions {
@@ -84,6 +88,8 @@ export class Desktop extends EventEmitter<DesktopEvents> {
   readonly advertised: readonly AdvertisedGlobal[];
   /** presentation clock (wp_presentation.clock_id), CLOCK_MONOTONIC (1) until told. */
   clockId = 1;
+  /** wl_seat.capabilities as last sent (it comes during connect(), before window/input.ts listens). */
+  seatCapabilities = 0;
   readonly #dmabufFormats = new Set<string>();
   readonly #shmFormats = new Set<number>();
   readonly #log: (line: string) => void;
@@ -115,6 +121,7 @@ export class Desktop extends EventEmitter<DesktopEvents> {
         subcompositor: b.wl_subcompositor ?? null, dmabuf: b.zwp_linux_dmabuf_v1 ?? null,
         presentation: b.wp_presentation ?? null, viewporter: b.wp_viewporter ?? null,
         singlePixel: b.wp_single_pixel_buffer_manager_v1 ?? null, decoration: b.zxdg_decoration_manager_v1 ?? null,
+        seat: b.wl_seat ?? null,
       }, b.advertised, opts.log);
       d.#listen();
       await roundtrip(conn);
@@ -130,6 +137,7 @@ export class Desktop extends EventEmitter<DesktopEvents> {
     g.wmBase.on({ ping: (serial) => g.wmBase.pong(serial) });
     g.shm.on({ format: (f) => this.#shmFormats.add(f >>> 0) });
     g.presentation?.on({ clockId: (id) => (this.clockId = id) });
+    g.seat?.on({ capabilities: (caps) => (this.seatCapabilities = caps) });
     g.dmabuf?.on({
       format: (f) => this.#dmabufFormats.add(key(f, DRM_FORMAT_MOD_INVALID)), // v1/v2: implicit modifier only
       modifier: (f, hi, lo) => this.#dmabufFormats.add(key(f, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0))),

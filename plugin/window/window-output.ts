@@ -34,7 +34,7 @@ import type { Desktop } from './connection.js';
 import { WindowBuffers } from './buffers.js';
 import { WindowSurfaces } from './surfaces.js';
 import { ShmCopies } from './shm-copy.js';
-import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
+import type { WlBuffer, WlSurface } from '../../protocols/generated/client/wayland.js';
 import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { offers, type DmabufFeedback, type FeedbackReader } from './dmabuf-feedback.js';
 
@@ -146,6 +146,27 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   }
   get refreshNs(): number {
     return this.#refreshNs;
+  }
+
+  // What window/input.ts needs (WindowInputView): where the pointer may be and how the guest is placed.
+  get parent(): WlSurface {
+    return this.#surfaces.parent;
+  }
+  get guestSurface(): WlSurface {
+    return this.#surfaces.guest;
+  }
+  get letterbox(): boolean {
+    return this.#surfaces.letterbox;
+  }
+  get fit(): FitMode {
+    return this.#fit;
+  }
+  /** The attached guest's picture size (after its transform), null while it shows none. */
+  guestPicture(): { width: number; height: number } | null {
+    const q = this.#source?.query('primary');
+    if (q?.state !== 'ok') return null;
+    const pic = pictureSize(q.plane.transform ?? 0, q.plane.width, q.plane.height);
+    return { width: pic.w, height: pic.h };
   }
 
   attach(source: GuestSource, fit?: FitMode): void {

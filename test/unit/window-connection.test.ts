@@ -67,6 +67,7 @@ describe('window mode: the desktop compositor connection', () => {
         'guestplane window: no wp_viewporter: the guest is shown unscaled (no letterbox)',
         'guestplane window: no single-pixel buffers: the black background is a 1x1 wl_shm buffer',
         'guestplane window: no xdg-decoration: the compositor decides about decorations',
+        'guestplane window: no wl_seat: no keyboard or pointer input reaches the guest',
       ]);
       await roundtrip(d.connection); // the pong reached the server before the sync's answer
       expect(pongs).toEqual([77]);
