@@ -16,6 +16,7 @@
 import { Desktop } from '../window/connection.js';
 import { WindowOutput } from '../window/window-output.js';
 import { WindowInput } from '../window/input.js';
+import { RELEASE_CHORD } from '../window/capture.js';
 import type { FitMode } from '../geometry.js';
 import type { GuestSource } from '../sources/source.js';
 import { UdmabufSource } from '../sources/udmabuf.js';
@@ -141,7 +142,15 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
   }
   const { source, animation } = opened;
   // The desktop's keyboard and pointer go to a QEMU guest (the test guest takes no input).
-  const input = source instanceof QemuGuest ? new WindowInput(desktop, out, source, { cursorSource: source, log: opts.log }) : null;
+  const input =
+    source instanceof QemuGuest
+      ? new WindowInput(desktop, out, source, {
+          cursorSource: source,
+          isAbsolute: () => source.isAbsolute(),
+          onCapture: (on) => out.setTitle(on ? `${title} (pointer captured: ${RELEASE_CHORD} releases it)` : title),
+          log: opts.log,
+        })
+      : null;
   const stopStats = reportStats(out, opts);
   const stop = (reason: string, code = 0): Promise<number> => {
     stopping ??= (async () => {

@@ -25,6 +25,9 @@ import { WpPresentation } from '../../protocols/generated/client/presentation_ti
 import { WpViewporter } from '../../protocols/generated/client/viewporter.js';
 import { WpSinglePixelBufferManagerV1 } from '../../protocols/generated/client/single_pixel_buffer_v1.js';
 import { ZxdgDecorationManagerV1 } from '../../protocols/generated/client/xdg_decoration_unstable_v1.js';
+import { ZwpRelativePointerManagerV1 } from '../../protocols/generated/client/relative_pointer_unstable_v1.js';
+import { ZwpPointerConstraintsV1 } from '../../protocols/generated/client/pointer_constraints_unstable_v1.js';
+import { ZwpKeyboardShortcutsInhibitManagerV1 } from '../../protocols/generated/client/keyboard_shortcuts_inhibit_unstable_v1.js';
 import type { WlSurface } from '../../protocols/generated/client/wayland.js';
 import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { FeedbackReader, offers, type DmabufFeedback } from './dmabuf-feedback.js';
@@ -41,6 +44,9 @@ const WANTS = {
   wp_single_pixel_buffer_manager_v1: [WpSinglePixelBufferManagerV1, 1],
   zxdg_decoration_manager_v1: [ZxdgDecorationManagerV1, 1],
   wl_seat: [WlSeat, 8],
+  zwp_relative_pointer_manager_v1: [ZwpRelativePointerManagerV1, 1],
+  zwp_pointer_constraints_v1: [ZwpPointerConstraintsV1, 1],
+  zwp_keyboard_shortcuts_inhibit_manager_v1: [ZwpKeyboardShortcutsInhibitManagerV1, 1],
 } as const;
 
 const OPTIONAL: Record<string, string> = {
@@ -51,6 +57,9 @@ const OPTIONAL: Record<string, string> = {
   wp_single_pixel_buffer_manager_v1: 'no single-pixel buffers: the black background is a 1x1 wl_shm buffer',
   zxdg_decoration_manager_v1: 'no xdg-decoration: the compositor decides about decorations',
   wl_seat: 'no wl_seat: no keyboard or pointer input reaches the guest',
+  zwp_relative_pointer_manager_v1: 'no relative pointer: a guest whose mouse is not absolute gets the pointer\'s moves over the window, uncaptured',
+  zwp_pointer_constraints_v1: 'no pointer constraints: the pointer cannot be captured for a guest whose mouse is not absolute',
+  zwp_keyboard_shortcuts_inhibit_manager_v1: 'no keyboard shortcuts inhibit: the desktop keeps its shortcuts while the pointer is captured',
 };
 
 export interface DesktopGlobals {
@@ -65,6 +74,10 @@ export interface DesktopGlobals {
   decoration: ZxdgDecorationManagerV1 | null;
   /** The first seat (input: window/input.ts). */
   seat: WlSeat | null;
+  /** Pointer capture for guests whose mouse is relative (window/capture.ts). */
+  relativePointer: ZwpRelativePointerManagerV1 | null;
+  pointerConstraints: ZwpPointerConstraintsV1 | null;
+  shortcutsInhibit: ZwpKeyboardShortcutsInhibitManagerV1 | null;
 }
 
 export interface DesktopOptions {
@@ -122,6 +135,8 @@ export class Desktop extends EventEmitter<DesktopEvents> {
         presentation: b.wp_presentation ?? null, viewporter: b.wp_viewporter ?? null,
         singlePixel: b.wp_single_pixel_buffer_manager_v1 ?? null, decoration: b.zxdg_decoration_manager_v1 ?? null,
         seat: b.wl_seat ?? null,
+        relativePointer: b.zwp_relative_pointer_manager_v1 ?? null, pointerConstraints: b.zwp_pointer_constraints_v1 ?? null,
+        shortcutsInhibit: b.zwp_keyboard_shortcuts_inhibit_manager_v1 ?? null,
       }, b.advertised, opts.log);
       d.#listen();
       await roundtrip(conn);

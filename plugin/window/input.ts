@@ -14,7 +14,8 @@
 // whose coordinates are its viewport's destination) is mapped through the window's fit
 // into guest pixels (toGuestPoint, as the kiosk maps its screen) and sent; the source sends
 // it absolute where the guest's mouse is absolute (QEMU's Mouse.IsAbsolute), else the
-// difference from the last position (pointer lock for such guests: not done yet).
+// difference from the last position; for such a guest a click captures the pointer and its
+// unaccelerated motion goes to the guest (capture.ts; Ctrl+Alt+G releases it).
 // Buttons as the kiosk's (evdev codes); the vertical wheel in whole detents (value120,
 // else axis_discrete, else 10 axis units per detent, what libinput-based desktops send).
 // The guest's cursor image: cursor.ts.
@@ -32,6 +33,8 @@ import type { GuestSource } from '../sources/source.js';
 import type { Desktop } from './connection.js';
 import { DesktopKeymap, readKeymapFd } from './keymap.js';
 import { WindowCursor } from './cursor.js';
+import { PointerCapture } from './capture.js';
+import { Chords, passKey, type ChordHandlers } from '../input/chords.js';
 
 /** wl_pointer.axis units per wheel detent (libinput's 15° click is 10 units on GNOME, KDE, wlroots, Weston). */
 const AXIS_PER_DETENT = 10;
@@ -51,6 +54,10 @@ export interface WindowInputView {
 export interface WindowInputOptions {
   /** Where the guest's cursor image comes from (null: the desktop's own pointer stays). */
   cursorSource?: GuestSource | null;
+  /** Whether the guest's mouse is absolute (QEMU's Mouse.IsAbsolute); not given: taken as absolute, no capture. */
+  isAbsolute?: () => Promise<boolean>;
+  /** The pointer was captured (true) or released (capture.ts; the window's title says so). */
+  onCapture?: (captured: boolean) => void;
   log: (line: string) => void;
 }
 
@@ -72,6 +79,13 @@ export class WindowInput {
   #axis: { v120: number | null; units: number } = { v120: null, units: 0 };
   #closed = false;
   readonly #unlisten: () => void;
+  readonly #capture: PointerCapture;
+  readonly #chords = new Chords(false, true, ['grab']);
+  readonly #isAbsolute: (() => Promise<boolean>) | null;
+  /** The guest mouse's kind as last asked (null: not known yet). */
+  #absolute: boolean | null = null;
+  /** Where the guest's pointer is while captured (moved by relative motion, kept on the picture). */
+  #capturedAt: Point = { x: 0, y: 0 };
   /** Counts for stats and tests. */
   readonly counts = { keys: 0, motions: 0, buttons: 0, detents: 0 };
 
@@ -85,6 +99,14 @@ export class WindowInput {
     const changed = () => this.#updateCursor();
     this.#cursorSource?.on('changed', changed);
     this.#unlisten = () => this.#cursorSource?.off('changed', changed);
+    this.#isAbsolute = opts.isAbsolute ?? null;
+    this.#capture = new PointerCapture(desktop, {
+      captured: (on) => {
+        if (!on) this.#releaseButtons();
+        opts.onCapture?.(on);
+      },
+      motion: (dx, dy) => this.#relativeMotion(dx, dy),
+    });
     const seat = desktop.globals.seat;
     seat?.on({
       capabilities: (caps) => {
@@ -140,16 +162,20 @@ export class WindowInput {
     }
   }
 
+  readonly #chordHandlers: ChordHandlers = { grab: () => this.#toggleCapture(), quit: () => {}, vt: () => {} };
+
   #key(key: number, pressed: boolean): void {
     const code = this.#keymap ? this.#keymap.evdevCode(key) : key;
     if (code === null) return;
     if (pressed && !this.#focused) return;
+    if (!passKey(this.#chords, code, pressed, this.#chordHandlers)) return;
     this.counts.keys++;
     this.#held.key(pressed ? this.#port : null, code, pressed);
   }
 
   #focusLost(): void {
     this.#focused = false;
+    this.#chords.clear();
     this.#releaseAll();
   }
 
@@ -193,6 +219,7 @@ export class WindowInput {
   #enter(p: WlPointer, serial: number, surface: WlSurface | null, x: number, y: number): void {
     if (surface !== this.#view.parent && surface !== this.#view.guestSurface) return;
     this.#over = surface;
+    this.#askAbsolute();
     this.#cursor?.entered(p, serial);
     this.#updateCursor();
     this.#motion(x, y);
@@ -211,7 +238,7 @@ export class WindowInput {
 
   /** The pointer at (x, y) on the surface it is over, as a point on the window. */
   #motion(x: number, y: number): void {
-    if (!this.#over) return;
+    if (!this.#over || this.#capture.captured) return;
     const view = this.#view;
     const pic = view.guestPicture();
     if (!pic) return;
@@ -229,6 +256,8 @@ export class WindowInput {
   #button(code: number, pressed: boolean): void {
     const b = BUTTONS[code];
     if (!b || (pressed && !this.#over)) return;
+    // A relative guest: the click captures the pointer and is not the guest's (its release finds nothing held).
+    if (pressed && this.#absolute === false && !this.#capture.pending && this.#capture.possible) return this.#startCapture();
     this.counts.buttons++;
     this.#held.button(pressed ? this.#port : null, b, pressed);
   }
@@ -252,6 +281,43 @@ export class WindowInput {
     else p.destroyProxy();
   }
 
+  // --- capture (relative guests) ---
+
+  #askAbsolute(): void {
+    this.#isAbsolute?.()
+      .then((a) => {
+        if (this.#absolute === null && !a && this.#capture.possible) this.#log('guestplane window: the guest\'s mouse is relative: click in the window to capture the pointer, Ctrl+Alt+G releases it');
+        this.#absolute = a;
+      })
+      .catch(() => {});
+  }
+
+  #startCapture(): void {
+    if (!this.#pointer || !this.#over) return;
+    const pic = this.#view.guestPicture();
+    this.#capturedAt = this.#port.pointer ?? (pic ? { x: pic.width / 2, y: pic.height / 2 } : { x: 0, y: 0 });
+    this.#capture.capture(this.#pointer, this.#over, this.#view.parent, this.#desktop.globals.seat);
+  }
+
+  #toggleCapture(): void {
+    if (this.#capture.pending) return this.#capture.release();
+    if (this.#absolute === false && this.#capture.possible) this.#startCapture();
+  }
+
+  #relativeMotion(dx: number, dy: number): void {
+    const pic = this.#view.guestPicture();
+    if (!pic) return;
+    const at = this.#capturedAt;
+    this.#capturedAt = { x: Math.min(Math.max(at.x + dx, 0), pic.width - 1), y: Math.min(Math.max(at.y + dy, 0), pic.height - 1) };
+    this.counts.motions++;
+    this.#port.moveTo({ x: Math.round(this.#capturedAt.x), y: Math.round(this.#capturedAt.y) }, { dx, dy });
+  }
+
+  /** Whether the pointer is captured (a relative guest). */
+  get captured(): boolean {
+    return this.#capture.captured;
+  }
+
   // --- cursor ---
 
   #updateCursor(): void {
@@ -265,6 +331,7 @@ export class WindowInput {
   close(): void {
     if (this.#closed) return;
     this.#releaseAll();
+    this.#capture.release();
     this.#closed = true;
     this.#unlisten();
     const live = !this.#desktop.connection.closed;

@@ -161,6 +161,10 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   get fit(): FitMode {
     return this.#fit;
   }
+  /** The window's title (input says there when the pointer is captured). */
+  setTitle(title: string): void {
+    if (!this.#closed && !this.#desktop.connection.closed) this.#surfaces.setTitle(title);
+  }
   /** The attached guest's picture size (after its transform), null while it shows none. */
   guestPicture(): { width: number; height: number } | null {
     const q = this.#source?.query('primary');

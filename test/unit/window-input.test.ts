@@ -15,6 +15,7 @@ import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { createViewporterGlobal } from '../../plugin/wayland/viewporter.js';
 import { Seat } from '../../plugin/wayland/seat.js';
 import { SeatInput } from '../../plugin/wayland/seat-input.js';
+import { PointerConstraints } from '../../plugin/wayland/pointer-constraints.js';
 import { copyCursorPixels } from '../../plugin/wayland/cursor-image.js';
 import { Keymap } from '../../plugin/input/keymap.js';
 import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
@@ -46,6 +47,7 @@ function compositor(): { socket: string; input: SeatInput; seat: Seat } {
   let root: Surface | null = null;
   const seat = new Seat(d, { keymap: { layout: 'us' } });
   const input = new SeatInput(seat, { output: () => ({ w: 1024, h: 768 }), fit: () => 'fit', root: () => (root?.size && !root.resource.destroyed ? root : null) });
+  input.constraints = new PointerConstraints(d, seat);
   createXdgShellGlobal(d, {
     size: () => ({ width: 1024, height: 768 }),
     onToplevel: (t) => {
@@ -102,8 +104,8 @@ class Recorder implements InputTarget {
   async button(b: QemuButton, down: boolean): Promise<void> {
     this.calls.push(`button ${b} ${down ? 'down' : 'up'}`);
   }
-  async pointerTo(x: number, y: number): Promise<void> {
-    this.calls.push(`pointer ${x},${y}`);
+  async pointerTo(x: number, y: number, _from?: unknown, rel?: { dx: number; dy: number }): Promise<void> {
+    this.calls.push(`pointer ${x},${y}${rel ? ` rel ${rel.dx},${rel.dy}` : ''}`);
   }
 }
 
@@ -116,7 +118,7 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 /** The window on our compositor with input into `rec`; waits for the guest to be shown and the seat to have focused it. */
-async function window(opts: { keyboard?: boolean; pointer?: boolean } = {}) {
+async function window(opts: { keyboard?: boolean; pointer?: boolean; absolute?: boolean } = {}) {
   const { socket, input, seat } = compositor();
   input.deviceAdded({ sysname: 'event1', name: 'test kbd+ptr', capabilities: { keyboard: opts.keyboard ?? true, pointer: opts.pointer ?? true, touch: false } });
   const log: string[] = [];
@@ -124,7 +126,8 @@ async function window(opts: { keyboard?: boolean; pointer?: boolean } = {}) {
   const out = new WindowOutput(desktop, { title: 'gp input', fit: 'fit' });
   const guest = new Guest();
   const rec = new Recorder();
-  const win = new WindowInput(desktop, out, rec, { cursorSource: guest, log: (l) => log.push(l) });
+  const captures: boolean[] = [];
+  const win = new WindowInput(desktop, out, rec, { cursorSource: guest, log: (l) => log.push(l), onCapture: (on) => captures.push(on), ...(opts.absolute === false ? { isAbsolute: async () => false } : {}) });
   cleanups.push(async () => {
     win.close();
     await out.close();
@@ -133,7 +136,7 @@ async function window(opts: { keyboard?: boolean; pointer?: boolean } = {}) {
   out.attach(guest);
   await until('the guest shown', () => out.statsSnapshot().framesPresented > 0);
   input.refresh();
-  return { input, seat, out, win, rec, guest, log, desktop };
+  return { input, seat, out, win, rec, guest, log, desktop, captures };
 }
 
 describe('window input on our compositor', { timeout: 30_000 }, () => {
@@ -225,6 +228,41 @@ describe('window input on our compositor', { timeout: 30_000 }, () => {
     expect(w.rec.calls.slice(-2)).toEqual(['key 42 up', 'button middle up']);
     for (const k of cleanups.splice(0).reverse()) await k();
     expect(fds()).toBe(before);
+  });
+});
+
+describe('pointer capture for a relative guest (our compositor serves relative pointer, pointer constraints, shortcuts inhibit)', { timeout: 30_000 }, () => {
+  it('a click captures (the click is not the guest\'s), unaccelerated motion goes to the guest while the host pointer stays; Ctrl+Alt+G releases', async () => {
+    const w = await window({ absolute: false });
+    expect(w.log.filter((l) => /no (relative pointer|pointer constraints|keyboard shortcuts)/.test(l))).toEqual([]);
+    await until('keyboard focus', () => w.win.focused);
+    w.input.handle({ kind: 'absolute', x: 0.5, y: 0.5 });
+    await until('the guest mouse known relative', () => w.log.some((l) => /mouse is relative: click in the window/.test(l)));
+    w.input.handle({ kind: 'button', button: 0x110, pressed: true });
+    w.input.handle({ kind: 'button', button: 0x110, pressed: false });
+    await until('captured', () => w.win.captured);
+    expect(w.captures).toEqual([true]);
+    expect(w.input.constraints!.locked).toBe(true);
+    await until('shortcuts inhibited', () => w.input.constraints!.shortcutsInhibited);
+    const host = w.input.pointer;
+    const from = w.rec.calls.length;
+    w.input.handle({ kind: 'motion', dx: 7.5, dy: 7.5, dxRaw: 3, dyRaw: -2 });
+    w.input.handle({ kind: 'absolute', x: 0.1, y: 0.1 }); // an absolute device cannot move a locked pointer
+    w.input.handle({ kind: 'motion', dx: 2.5, dy: 0, dxRaw: 1, dyRaw: 0 });
+    await until('two moves', () => w.rec.calls.slice(from).filter((c) => c.startsWith('pointer')).length === 2);
+    expect(w.input.pointer).toEqual(host);
+    // From where the guest's pointer was (160, 100), by the raw counts.
+    expect(w.rec.calls.slice(from)).toEqual(['pointer 163,98 rel 3,-2', 'pointer 164,98 rel 1,0']);
+    expect(w.rec.calls.filter((c) => c.startsWith('button'))).toEqual([]); // the capturing click
+    // Ctrl+Alt+G: released; Ctrl and Alt are the guest's keys, G is not.
+    for (const [code, down] of [[29, true], [56, true], [34, true], [34, false], [56, false], [29, false]] as const) w.input.handle({ kind: 'key', code, pressed: down });
+    await until('released', () => !w.win.captured);
+    await until('the keys', () => w.rec.calls.filter((c) => c.startsWith('key')).length === 4);
+    expect(w.rec.calls.filter((c) => c.startsWith('key'))).toEqual(['key 29 down', 'key 56 down', 'key 56 up', 'key 29 up']);
+    expect(w.captures).toEqual([true, false]);
+    await until('the lock gone on the server', () => !w.input.constraints!.locked && !w.input.constraints!.shortcutsInhibited);
+    w.input.handle({ kind: 'motion', dx: 10, dy: 0, dxRaw: 4, dyRaw: 0 });
+    expect(w.input.pointer.x).toBe(host.x + 10);
   });
 });
 
