@@ -481,6 +481,8 @@ async function typeIntoWindow(desktop: Desktop, out: WindowOutput, src: QemuCons
     }
     pen.key(BTN_LEFT, true);
     pen.key(BTN_LEFT, false);
+    // libinput debounces a quick release (run 1: it came after the wheel): wait for it.
+    await saw(/button left, down 0/, 'the button');
     pen.wheel(1); // away from the user: up
     await saw(/button wheel-up, down 0/, 'the wheel');
     if (captured) {
@@ -508,15 +510,15 @@ function expectTyped(t: Typed): void {
     const abs = [...seen.matchAll(/input_event_abs .*axis x, value 0x([0-9a-f]+)/g)].map((m) => Math.round((parseInt(m[1]!, 16) * GW) / 0x7fff));
     expect(abs.slice(-2), seen).toEqual([100, 150]);
   } else {
-    // A relative guest (the nested guest's PS/2 mouse) gets the move between the two guest pixels.
-    expect(rel('x').at(-1), seen).toBe(50);
-    expect(rel('y').at(-1), seen).toBe(20);
+    // A relative guest (the nested guest's PS/2 mouse) gets the move between the two guest
+    // pixels, then (captured) the mouse's own 10 counts.
+    expect(rel('x').slice(-2), seen).toEqual([50, 10]);
+    expect(rel('y').slice(-2), seen).toEqual([20, 0]);
   }
   if (!t.absolute) {
     // Captured: the device's raw counts, after the capturing click (which the guest never saw).
     expect(t.captured).toBe(true);
     expect(t.titles).toEqual([true, false]);
-    expect(rel('x'), seen).toContain(10);
   }
   const lines = t.seen.filter((l) => /input_event_(btn|key)/.test(l));
   const want = [
