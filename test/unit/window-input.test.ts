@@ -24,6 +24,8 @@ import { WindowOutput } from '../../plugin/window/window-output.js';
 import { WindowInput } from '../../plugin/window/input.js';
 import { DesktopKeymap } from '../../plugin/window/keymap.js';
 import type { InputTarget } from '../../plugin/input/guest-port.js';
+import type { CloseReason } from '../../protocols/client-runtime.js';
+import { ZwpPointerConstraintsV1Lifetime } from '../../protocols/generated/client/pointer_constraints_unstable_v1.js';
 import type { QemuButton } from '../../plugin/sources/qemu-dbus.js';
 import type { CpuView, GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 
@@ -263,6 +265,21 @@ describe('pointer capture for a relative guest (our compositor serves relative p
     await until('the lock gone on the server', () => !w.input.constraints!.locked && !w.input.constraints!.shortcutsInhibited);
     w.input.handle({ kind: 'motion', dx: 10, dy: 0, dxRaw: 4, dyRaw: 0 });
     expect(w.input.pointer.x).toBe(host.x + 10);
+  });
+});
+
+describe('our compositor\'s pointer constraints and shortcuts inhibit (server side)', { timeout: 30_000 }, () => {
+  it('a second lock on the same surface is the protocol error already_constrained; a second inhibitor already_inhibited', async () => {
+    for (const which of ['lock', 'inhibit'] as const) {
+      const w = await window({ keyboard: false });
+      const g = w.desktop.globals;
+      const closed = new Promise<CloseReason>((r) => w.desktop.connection.once('closed', r));
+      const pointer = g.seat!.getPointer();
+      if (which === 'lock') for (let i = 0; i < 2; i++) g.pointerConstraints!.lockPointer(w.out.parent, pointer, null, ZwpPointerConstraintsV1Lifetime.ONESHOT);
+      else for (let i = 0; i < 2; i++) g.shortcutsInhibit!.inhibitShortcuts(w.out.parent, g.seat!);
+      expect(await closed).toMatchObject(which === 'lock' ? { kind: 'protocol-error', interface: 'zwp_pointer_constraints_v1', code: 1 } : { kind: 'protocol-error', interface: 'zwp_keyboard_shortcuts_inhibit_manager_v1', code: 0 });
+      for (const k of cleanups.splice(0).reverse()) await k();
+    }
   });
 });
 
