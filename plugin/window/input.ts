@@ -274,6 +274,7 @@ export class WindowInput {
   }
 
   #dropPointer(): void {
+    this.#capture.release(); // the lock and relative pointer hang off this wl_pointer
     this.#leave();
     const p = this.#pointer!;
     this.#pointer = null;
