@@ -42,6 +42,11 @@ interface Bindings {
   contextNew: Fn;
   contextUnref: Fn;
   keymapNewFromNames: Fn;
+  keymapNewFromString: Fn;
+  keymapKeyGetName: Fn;
+  keymapKeyByName: Fn;
+  keymapMinKeycode: Fn;
+  keymapMaxKeycode: Fn;
   keymapUnref: Fn;
   keymapGetAsString: Fn;
   keymapKeyRepeats: Fn;
@@ -68,6 +73,12 @@ export function xkb(): Bindings {
     contextNew: l.func('void *xkb_context_new(int flags)'),
     contextUnref: l.func('void xkb_context_unref(void *context)'),
     keymapNewFromNames: l.func('void *xkb_keymap_new_from_names(void *context, const xkb_rule_names *names, int flags)'),
+    keymapNewFromString: l.func('void *xkb_keymap_new_from_string(void *context, const char *string, int format, int flags)'),
+    // The name is the keymap's own string (not to be freed).
+    keymapKeyGetName: l.func('const char *xkb_keymap_key_get_name(void *keymap, uint32_t key)'),
+    keymapKeyByName: l.func('uint32_t xkb_keymap_key_by_name(void *keymap, const char *name)'),
+    keymapMinKeycode: l.func('uint32_t xkb_keymap_min_keycode(void *keymap)'),
+    keymapMaxKeycode: l.func('uint32_t xkb_keymap_max_keycode(void *keymap)'),
     keymapUnref: l.func('void xkb_keymap_unref(void *keymap)'),
     // Returns malloc'd memory the caller frees: kept as a pointer, decoded, then freed.
     keymapGetAsString: l.func('void *xkb_keymap_get_as_string(void *keymap, int format)'),

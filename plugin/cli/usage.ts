@@ -121,7 +121,8 @@ Show one guest in a window on your Wayland desktop: each guest buffer goes to th
 compositor as its own dma-buf (zero copies by us; a wl_shm copy where the desktop does not
 take it), each guest frame acknowledged when the desktop presented it (wp_presentation).
 Closing the window, SIGINT/SIGTERM or the desktop going away stop it (exit 0); the VM
-keeps running.
+keeps running. Keys and pointer go to a QEMU guest while the window has them; a guest
+whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
   --qemu-dbus ADDR a QEMU/libvirt VM started with -display dbus (see guestplane kiosk --help)
   --console N|all  the QEMU console to show (default 0); all: one window per graphic console
   --udmabuf WxH    the built-in test guest; --fps N its rate (default 60)

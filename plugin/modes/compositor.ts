@@ -35,6 +35,7 @@ import { createSinglePixelBufferGlobal } from '../wayland/single-pixel.js';
 import { DataDevices } from '../wayland/data-device.js';
 import { Seat } from '../wayland/seat.js';
 import { SeatInput } from '../wayland/seat-input.js';
+import { PointerConstraints } from '../wayland/pointer-constraints.js';
 import { PointerCursor } from '../wayland/cursor-image.js';
 import { outputToSurface } from '../wayland/input-map.js';
 import { outputInView, outputToView, windowView } from '../wayland/window-view.js';
@@ -161,6 +162,7 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
         press: (target) => this.popups.press(target, rootOf),
         drag: () => this.dataDevices.dragging,
       });
+      this.seatInput.constraints = new PointerConstraints(display, this.seat);
       this.cursor = new PointerCursor(() => this.#pointerPlace(), (m) => this.#log(m));
       this.seat.pointer.onCursor = (c) => this.cursor.set(c);
       this.dataDevices = new DataDevices(display, {
@@ -292,7 +294,8 @@ export class KioskCompositor extends EventEmitter<CompositorEvents> {
     });
     stack.on('input', (e) => {
       // On a seat the kernel no longer switches VTs on Ctrl+Alt+Fn: the compositor asks the seat.
-      if (e.kind === 'key' && session && !passKey(this.#chords, e.code, e.pressed, { vt: (vt) => this.#switchVt(session, vt), quit: () => {}, grab: () => {} })) return;
+      // A client that inhibits shortcuts (a VM viewer holding the pointer) gets these keys too.
+      if (e.kind === 'key' && session && !this.seatInput.constraints?.shortcutsInhibited && !passKey(this.#chords, e.code, e.pressed, { vt: (vt) => this.#switchVt(session, vt), quit: () => {}, grab: () => {} })) return;
       this.seatInput.handle(e);
       if (e.kind === 'motion' || e.kind === 'absolute' || e.kind === 'button') {
         this.cursor.update();

@@ -6,11 +6,17 @@
 // closed by the user, or when the desktop goes away — each with a message and a clean
 // release of everything.
 //
-// Ownership: the Desktop connection, the WindowOutput, the source and the test guest's
-// animation are all this mode's and are released in stop(), in that reverse order:
-// animation, output (its wl_buffers and surfaces), source, connection.
+// A QEMU guest also gets the desktop's keyboard and pointer, and its cursor image as the
+// desktop's pointer image (window/input.ts).
+//
+// Ownership: the Desktop connection, the WindowOutput, the input, the source and the test
+// guest's animation are all this mode's and are released in stop(), in that reverse order:
+// animation, input (the guest lets go of held keys first), output (its wl_buffers and
+// surfaces), source, connection.
 import { Desktop } from '../window/connection.js';
 import { WindowOutput } from '../window/window-output.js';
+import { WindowInput } from '../window/input.js';
+import { RELEASE_CHORD } from '../window/capture.js';
 import type { FitMode } from '../geometry.js';
 import type { GuestSource } from '../sources/source.js';
 import { UdmabufSource } from '../sources/udmabuf.js';
@@ -52,6 +58,8 @@ export interface WindowStatsLine {
 export interface RunningWindow {
   readonly output: WindowOutput;
   readonly source: GuestSource;
+  /** The desktop's input into the guest (QEMU guests only). */
+  readonly input: WindowInput | null;
   readonly done: Promise<number>;
   stop(reason: string): Promise<number>;
 }
@@ -133,11 +141,22 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
     throw e;
   }
   const { source, animation } = opened;
+  // The desktop's keyboard and pointer go to a QEMU guest (the test guest takes no input).
+  const input =
+    source instanceof QemuGuest
+      ? new WindowInput(desktop, out, source, {
+          cursorSource: source,
+          isAbsolute: () => source.isAbsolute(),
+          onCapture: (on) => out.setTitle(on ? `${title} (pointer captured: ${RELEASE_CHORD} releases it)` : title),
+          log: opts.log,
+        })
+      : null;
   const stopStats = reportStats(out, opts);
   const stop = (reason: string, code = 0): Promise<number> => {
     stopping ??= (async () => {
       stopStats();
       animation?.stop();
+      input?.close(); // the guest lets go of held keys before it is detached
       await out.close();
       source.close();
       desktop.close();
@@ -154,5 +173,5 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
     if (r.kind !== 'closed') void stop(`the desktop compositor connection ended: ${r.message}`, r.kind === 'gone' ? 0 : 1);
   });
   out.attach(source, opts.fit ?? 'fit');
-  return { output: out, source, done, stop: (reason) => stop(reason) };
+  return { output: out, source, input, done, stop: (reason) => stop(reason) };
 }

@@ -164,6 +164,10 @@ export class QemuGuest extends EventEmitter<GuestSourceEvents> implements GuestS
   touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
     return this.#inner?.touch(kind, slot, x, y) ?? Promise.resolve();
   }
+  /** QEMU's Mouse.IsAbsolute (true while QEMU is away: nothing to capture the pointer for). */
+  isAbsolute(): Promise<boolean> {
+    return this.#inner?.isAbsolute() ?? Promise.resolve(true);
+  }
 
   close(): void {
     if (this.#state === 'closed') return;

@@ -12,6 +12,7 @@ import type { Seat } from './seat.js';
 import type { Rect } from '../geometry.js';
 import { outputToView } from './window-view.js';
 import type { PointerTarget } from './pointer.js';
+import type { PointerConstraints } from './pointer-constraints.js';
 
 export interface SeatScene {
   /** The output's size in pixels. */
@@ -36,6 +37,9 @@ export class SeatInput {
   readonly #devices = new Map<string, DeviceCapabilities>();
   /** Each touch point's surface offset from the root at down (kept if the surface unmaps meanwhile). */
   readonly #touchOffset = new Map<number, Point>();
+
+  /** Relative pointers, pointer locks and shortcut inhibitors (pointer-constraints.ts), where served. */
+  constraints: PointerConstraints | null = null;
 
   constructor(
     readonly seat: Seat,
@@ -73,8 +77,11 @@ export class SeatInput {
       case 'key':
         return this.seat.keyboard?.key(e.code, e.pressed);
       case 'motion':
+        this.constraints?.motion(e.dx, e.dy, e.dxRaw, e.dyRaw);
+        if (this.constraints?.locked) return; // a locked pointer stays; the client has the relative events
         return this.#moveTo({ x: this.#pointer.x + e.dx, y: this.#pointer.y + e.dy });
       case 'absolute':
+        if (this.constraints?.locked) return;
         return this.#moveTo({ x: e.x * o.w, y: e.y * o.h });
       case 'button': {
         const drag = this.scene.drag?.();
@@ -159,6 +166,11 @@ export class SeatInput {
    * button is held the grabbing surface keeps the focus and follows the pointer off itself.
    */
   refresh(): void {
+    this.#refresh();
+    this.constraints?.update();
+  }
+
+  #refresh(): void {
     const root = this.scene.root();
     this.seat.keyboard?.setFocus((root && this.scene.focus?.()) ?? root);
     const drag = this.scene.drag?.();

@@ -18,13 +18,16 @@
 import { EventEmitter } from 'node:events';
 import { Connection, type CloseReason } from '../../protocols/client-runtime.js';
 import { bindGlobals, roundtrip, type AdvertisedGlobal } from '../../protocols/client.js';
-import { WlCompositor, WlSubcompositor, WlShm } from '../../protocols/generated/client/wayland.js';
+import { WlCompositor, WlSubcompositor, WlShm, WlSeat } from '../../protocols/generated/client/wayland.js';
 import { XdgWmBase } from '../../protocols/generated/client/xdg_shell.js';
 import { ZwpLinuxDmabufV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { WpPresentation } from '../../protocols/generated/client/presentation_time.js';
 import { WpViewporter } from '../../protocols/generated/client/viewporter.js';
 import { WpSinglePixelBufferManagerV1 } from '../../protocols/generated/client/single_pixel_buffer_v1.js';
 import { ZxdgDecorationManagerV1 } from '../../protocols/generated/client/xdg_decoration_unstable_v1.js';
+import { ZwpRelativePointerManagerV1 } from '../../protocols/generated/client/relative_pointer_unstable_v1.js';
+import { ZwpPointerConstraintsV1 } from '../../protocols/generated/client/pointer_constraints_unstable_v1.js';
+import { ZwpKeyboardShortcutsInhibitManagerV1 } from '../../protocols/generated/client/keyboard_shortcuts_inhibit_unstable_v1.js';
 import type { WlSurface } from '../../protocols/generated/client/wayland.js';
 import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { FeedbackReader, offers, type DmabufFeedback } from './dmabuf-feedback.js';
@@ -40,6 +43,10 @@ const WANTS = {
   wp_viewporter: [WpViewporter, 1],
   wp_single_pixel_buffer_manager_v1: [WpSinglePixelBufferManagerV1, 1],
   zxdg_decoration_manager_v1: [ZxdgDecorationManagerV1, 1],
+  wl_seat: [WlSeat, 8],
+  zwp_relative_pointer_manager_v1: [ZwpRelativePointerManagerV1, 1],
+  zwp_pointer_constraints_v1: [ZwpPointerConstraintsV1, 1],
+  zwp_keyboard_shortcuts_inhibit_manager_v1: [ZwpKeyboardShortcutsInhibitManagerV1, 1],
 } as const;
 
 const OPTIONAL: Record<string, string> = {
@@ -49,6 +56,10 @@ const OPTIONAL: Record<string, string> = {
   wp_viewporter: 'no wp_viewporter: the guest is shown unscaled (no letterbox)',
   wp_single_pixel_buffer_manager_v1: 'no single-pixel buffers: the black background is a 1x1 wl_shm buffer',
   zxdg_decoration_manager_v1: 'no xdg-decoration: the compositor decides about decorations',
+  wl_seat: 'no wl_seat: no keyboard or pointer input reaches the guest',
+  zwp_relative_pointer_manager_v1: 'no relative pointer: a guest whose mouse is not absolute gets the pointer\'s moves over the window, uncaptured',
+  zwp_pointer_constraints_v1: 'no pointer constraints: the pointer cannot be captured for a guest whose mouse is not absolute',
+  zwp_keyboard_shortcuts_inhibit_manager_v1: 'no keyboard shortcuts inhibit: the desktop keeps its shortcuts while the pointer is captured',
 };
 
 export interface DesktopGlobals {
@@ -61,6 +72,12 @@ export interface DesktopGlobals {
   viewporter: WpViewporter | null;
   singlePixel: WpSinglePixelBufferManagerV1 | null;
   decoration: ZxdgDecorationManagerV1 | null;
+  /** The first seat (input: window/input.ts). */
+  seat: WlSeat | null;
+  /** Pointer capture for guests whose mouse is relative (window/capture.ts). */
+  relativePointer: ZwpRelativePointerManagerV1 | null;
+  pointerConstraints: ZwpPointerConstraintsV1 | null;
+  shortcutsInhibit: ZwpKeyboardShortcutsInhibitManagerV1 | null;
 }
 
 export interface DesktopOptions {
@@ -84,6 +101,8 @@ export class Desktop extends EventEmitter<DesktopEvents> {
   readonly advertised: readonly AdvertisedGlobal[];
   /** presentation clock (wp_presentation.clock_id), CLOCK_MONOTONIC (1) until told. */
   clockId = 1;
+  /** wl_seat.capabilities as last sent (it comes during connect(), before window/input.ts listens). */
+  seatCapabilities = 0;
   readonly #dmabufFormats = new Set<string>();
   readonly #shmFormats = new Set<number>();
   readonly #log: (line: string) => void;
@@ -115,6 +134,9 @@ export class Desktop extends EventEmitter<DesktopEvents> {
         subcompositor: b.wl_subcompositor ?? null, dmabuf: b.zwp_linux_dmabuf_v1 ?? null,
         presentation: b.wp_presentation ?? null, viewporter: b.wp_viewporter ?? null,
         singlePixel: b.wp_single_pixel_buffer_manager_v1 ?? null, decoration: b.zxdg_decoration_manager_v1 ?? null,
+        seat: b.wl_seat ?? null,
+        relativePointer: b.zwp_relative_pointer_manager_v1 ?? null, pointerConstraints: b.zwp_pointer_constraints_v1 ?? null,
+        shortcutsInhibit: b.zwp_keyboard_shortcuts_inhibit_manager_v1 ?? null,
       }, b.advertised, opts.log);
       d.#listen();
       await roundtrip(conn);
@@ -130,6 +152,7 @@ export class Desktop extends EventEmitter<DesktopEvents> {
     g.wmBase.on({ ping: (serial) => g.wmBase.pong(serial) });
     g.shm.on({ format: (f) => this.#shmFormats.add(f >>> 0) });
     g.presentation?.on({ clockId: (id) => (this.clockId = id) });
+    g.seat?.on({ capabilities: (caps) => (this.seatCapabilities = caps) });
     g.dmabuf?.on({
       format: (f) => this.#dmabufFormats.add(key(f, DRM_FORMAT_MOD_INVALID)), // v1/v2: implicit modifier only
       modifier: (f, hi, lo) => this.#dmabufFormats.add(key(f, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0))),

@@ -105,6 +105,10 @@ export class WindowSurfaces {
     return this.#configured;
   }
 
+  setTitle(title: string): void {
+    this.#toplevel.setTitle(title);
+  }
+
   /** A buffer of one colour, made once per colour. */
   solid(pixel: number): WlBuffer {
     let b = this.#solids.get(pixel);

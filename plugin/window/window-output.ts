@@ -35,7 +35,7 @@ import { WindowBuffers } from './buffers.js';
 import { WindowSurfaces } from './surfaces.js';
 import { ShmCopies } from './shm-copy.js';
 import { DeviceSize } from './size.js';
-import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
+import type { WlBuffer, WlSurface } from '../../protocols/generated/client/wayland.js';
 import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import { offers, type DmabufFeedback, type FeedbackReader } from './dmabuf-feedback.js';
 
@@ -162,6 +162,31 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   /** wl_buffers of this window's connection not yet destroyed (guest imports, copies, solid colours): for leak checks. */
   liveBuffers(): number {
     return this.#desktop.connection.liveProxies('wl_buffer');
+  }
+
+  // What window/input.ts needs (WindowInputView): where the pointer may be and how the guest is placed.
+  get parent(): WlSurface {
+    return this.#surfaces.parent;
+  }
+  get guestSurface(): WlSurface {
+    return this.#surfaces.guest;
+  }
+  get letterbox(): boolean {
+    return this.#surfaces.letterbox;
+  }
+  get fit(): FitMode {
+    return this.#fit;
+  }
+  /** The window's title (input says there when the pointer is captured). */
+  setTitle(title: string): void {
+    if (!this.#closed && !this.#desktop.connection.closed) this.#surfaces.setTitle(title);
+  }
+  /** The attached guest's picture size (after its transform), null while it shows none. */
+  guestPicture(): { width: number; height: number } | null {
+    const q = this.#source?.query('primary');
+    if (q?.state !== 'ok') return null;
+    const pic = pictureSize(q.plane.transform ?? 0, q.plane.width, q.plane.height);
+    return { width: pic.w, height: pic.h };
   }
 
   attach(source: GuestSource, fit?: FitMode): void {

@@ -153,6 +153,9 @@ const generatedModule: Record<string, string> = {
   'xdg-decoration-unstable-v1.xml': 'xdg_decoration_unstable_v1',
   'single-pixel-buffer-v1.xml': 'single_pixel_buffer_v1',
   'fractional-scale-v1.xml': 'fractional_scale_v1',
+  'relative-pointer-unstable-v1.xml': 'relative_pointer_unstable_v1',
+  'pointer-constraints-unstable-v1.xml': 'pointer_constraints_unstable_v1',
+  'keyboard-shortcuts-inhibit-unstable-v1.xml': 'keyboard_shortcuts_inhibit_unstable_v1',
 };
 type Tables = { interfaces: Record<string, WireInterface> };
 const importGenerated: Record<string, () => Promise<Tables>> = {
@@ -165,6 +168,9 @@ const importGenerated: Record<string, () => Promise<Tables>> = {
   xdg_decoration_unstable_v1: () => import('../../protocols/generated/xdg_decoration_unstable_v1.js'),
   single_pixel_buffer_v1: () => import('../../protocols/generated/single_pixel_buffer_v1.js'),
   fractional_scale_v1: () => import('../../protocols/generated/fractional_scale_v1.js'),
+  relative_pointer_unstable_v1: () => import('../../protocols/generated/relative_pointer_unstable_v1.js'),
+  pointer_constraints_unstable_v1: () => import('../../protocols/generated/pointer_constraints_unstable_v1.js'),
+  keyboard_shortcuts_inhibit_unstable_v1: () => import('../../protocols/generated/keyboard_shortcuts_inhibit_unstable_v1.js'),
 };
 
 describe('scanner vs wayland-scanner', () => {

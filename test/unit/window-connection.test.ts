@@ -67,6 +67,10 @@ describe('window mode: the desktop compositor connection', () => {
         'guestplane window: no wp_viewporter: the guest is shown unscaled (no letterbox)',
         'guestplane window: no single-pixel buffers: the black background is a 1x1 wl_shm buffer',
         'guestplane window: no xdg-decoration: the compositor decides about decorations',
+        'guestplane window: no wl_seat: no keyboard or pointer input reaches the guest',
+        "guestplane window: no relative pointer: a guest whose mouse is not absolute gets the pointer's moves over the window, uncaptured",
+        'guestplane window: no pointer constraints: the pointer cannot be captured for a guest whose mouse is not absolute',
+        'guestplane window: no keyboard shortcuts inhibit: the desktop keeps its shortcuts while the pointer is captured',
       ]);
       await roundtrip(d.connection); // the pong reached the server before the sync's answer
       expect(pongs).toEqual([77]);
