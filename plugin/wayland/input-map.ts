@@ -26,7 +26,7 @@ export function outputToSurface(fit: FitMode, size: Size, out: Size, p: Point): 
   return { x: pl.src.x + ((p.x - pl.dst.x) * pl.src.width) / pl.dst.width, y: pl.src.y + ((p.y - pl.dst.y) * pl.src.height) / pl.dst.height };
 }
 
-/** Whether a surface-local point is on a surface of `size` (its input region: all of it). */
+/** Whether a surface-local point is on a surface of `size` (the default input region: all of it). */
 export function inside(p: Point, size: Size): boolean {
   return p.x >= 0 && p.y >= 0 && p.x < size.w && p.y < size.h;
 }
@@ -37,6 +37,8 @@ export interface Stacked<S> {
   x: number;
   y: number;
   size: Size;
+  /** Whether input at a point of the surface (its coordinates) finds it; default: inside its size. */
+  accepts?(p: Point): boolean;
 }
 
 /**
@@ -47,7 +49,7 @@ export function pick<S>(entries: readonly Stacked<S>[], p: Point): { surface: S;
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i]!;
     const local = { x: p.x - e.x, y: p.y - e.y };
-    if (inside(local, e.size)) return { surface: e.surface, ...local };
+    if (e.accepts ? e.accepts(local) : inside(local, e.size)) return { surface: e.surface, ...local };
   }
   return null;
 }

@@ -157,7 +157,9 @@ export class SeatInput {
     const root = this.scene.root();
     const local = this.#rootLocal(p);
     if (!root || !local) return null;
-    const entries = this.#tree(root).map((e) => ({ surface: e.surface, x: e.x, y: e.y, size: e.surface.size! }));
+    // Each surface's input region counts: Firefox's content sub-surface takes none, so the
+    // pointer must find the GTK window under it.
+    const entries = this.#tree(root).map((e) => ({ surface: e.surface, x: e.x, y: e.y, size: e.surface.size!, accepts: (q: Point) => e.surface.acceptsInput(q) }));
     return pick(entries, local);
   }
 

@@ -11,6 +11,7 @@ import { NORMAL, isTransform, pictureSize, type Transform } from '../transform.j
 import { WpViewportError, type WpViewport } from '../../protocols/generated/viewporter.js';
 import type { Rect } from '../geometry.js';
 import { bufferAttached, bufferOf, type ClientBuffer } from './buffer.js';
+import { Region, type RegionShape } from './region.js';
 
 export interface SurfaceCommit {
   /** Compositor-wide commit counter: the frame number the output reports back. */
@@ -62,6 +63,8 @@ interface PendingState {
   transform: Transform | undefined;
   scale: number | undefined;
   viewport: { owner: ViewportOwner; pending: Partial<ViewportState> } | null;
+  /** undefined: unchanged; null: the whole surface. */
+  input: RegionShape | null | undefined;
   frames: WlCallback[];
   feedbacks: WpPresentationFeedback[];
 }
@@ -74,6 +77,7 @@ function mergeState(earlier: PendingState, later: PendingState): PendingState {
     transform: later.transform ?? earlier.transform,
     scale: later.scale ?? earlier.scale,
     viewport: vp,
+    input: later.input !== undefined ? later.input : earlier.input,
     frames: [...earlier.frames, ...later.frames],
     feedbacks: [...earlier.feedbacks, ...later.feedbacks],
   };
@@ -121,6 +125,12 @@ export class Surface extends EventEmitter<SurfaceEvents> {
    */
   offset = { x: 0, y: 0 };
   #pendingOffset: { x: number; y: number } | null = null;
+  /**
+   * Where input finds the surface (wl_surface.set_input_region, double-buffered), in surface
+   * coordinates and always cut to the surface's size; null: all of it (the default).
+   */
+  inputRegion: RegionShape | null = null;
+  #pendingInput: RegionShape | null | undefined = undefined;
   /** The last applied commit (null before the first). */
   current: SurfaceCommit | null = null;
   /**
@@ -167,6 +177,18 @@ export class Surface extends EventEmitter<SurfaceEvents> {
 
   frame(cb: WlCallback): void {
     this.#frames.push(cb);
+  }
+
+  /** set_input_region: a copy of the region now (null: infinite), applied with the next commit. */
+  setInputRegion(region: RegionShape | null): void {
+    this.#pendingInput = region;
+  }
+
+  /** Whether input at a surface-local point finds this surface (its size and input region). */
+  acceptsInput(p: { x: number; y: number }): boolean {
+    const size = this.size;
+    if (!size || p.x < 0 || p.y < 0 || p.x >= size.w || p.y >= size.h) return false;
+    return this.inputRegion?.contains(p) ?? true;
   }
 
   setBufferTransform(t: Transform): void {
@@ -226,6 +248,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
       transform: this.#pendingTransform,
       scale: this.#pendingScale,
       viewport: v ? { owner: v, pending: v.pending } : null,
+      input: this.#pendingInput,
       frames: this.#frames,
       feedbacks: this.#feedbacks,
     };
@@ -234,6 +257,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     this.#pendingBufferRes = null;
     this.#pendingTransform = undefined;
     this.#pendingScale = undefined;
+    this.#pendingInput = undefined;
     this.#frames = [];
     this.#feedbacks = [];
     if (this.subsurface?.synchronized()) {
@@ -266,6 +290,7 @@ export class Surface extends EventEmitter<SurfaceEvents> {
     if (this.buffer?.resource.destroyed) this.buffer = null;
     if (st.transform !== undefined) this.transform = st.transform;
     if (st.scale !== undefined) this.scale = st.scale;
+    if (st.input !== undefined) this.inputRegion = st.input;
     const { crop, size } = this.#applyViewport(st.viewport);
     const c: SurfaceCommit = {
       seq: ++commitSeq,
@@ -328,7 +353,9 @@ export function createCompositorGlobal(display: Display, onSurface: (s: Surface)
             surface.frame(cb.create({}));
           },
           setOpaqueRegion() {},
-          setInputRegion() {},
+          setInputRegion(_res, region) {
+            surface.setInputRegion(region ? Region.of(region).snapshot() : null);
+          },
           commit() {
             surface.commit();
           },
@@ -351,7 +378,16 @@ export function createCompositorGlobal(display: Display, onSurface: (s: Surface)
         onSurface(surface);
       },
       createRegion(_res, rid) {
-        rid.create({ add() {}, subtract() {} });
+        const region = new Region(
+          rid.create({
+            add(_r, x, y, w, h) {
+              region.add(x, y, w, h);
+            },
+            subtract(_r, x, y, w, h) {
+              region.subtract(x, y, w, h);
+            },
+          }),
+        );
       },
     });
   });

@@ -12,6 +12,9 @@
 // another entry is dropped and finished (wl_data_device).
 // Qt 5 (qtwayland5, the `menus` example of qtbase5-examples): a menu bar menu with a
 // submenu from the keyboard, and the right-click context menu.
+// Firefox ESR (software rendering, a prepared profile): its local page drawn, and a right-click
+// on it opens the page's context menu. Firefox covers its window with a content sub-surface
+// whose input region is empty; the pointer must reach the GTK window under it.
 // Window geometry (item 2): a client drawing an uneven client-side "shadow" around its
 // window sets its window geometry; the geometry, not the buffer, fills the output. A
 // client larger than the output without geometry is shown from its top-left corner.
@@ -25,7 +28,7 @@ import { waitFor } from './helpers/faults.js';
 import { buildWaylandClient, nextToplevelShown, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 import { keyboard, startUdevd, tablet, udevSettle, uinputMissing, type VirtualDevice } from './helpers/uinput.js';
 import { clientTraceViolations } from './helpers/wayland-trace.js';
-import { commonColour, covered, popupOnOutput, rootToOutput, sleep, startTraced, type TracedApp } from './helpers/app-menus.js';
+import { commonColour, covered, firefoxProfile, nearColour, popupOnOutput, rootToOutput, sleep, startTraced, type TracedApp } from './helpers/app-menus.js';
 import type { CaptureResult as Capture } from '../../plugin/output/capture.js';
 import type { Toplevel } from '../../plugin/wayland/xdg-shell.js';
 import type { Rect } from '../../plugin/geometry.js';
@@ -37,7 +40,8 @@ const noUinput = uinputMissing();
 const missingGtk = noUinput ?? (existsSync('/usr/bin/gtk3-widget-factory') ? null : 'no gtk3-widget-factory');
 const QT_MENUS = '/usr/lib/x86_64-linux-gnu/qt5/examples/widgets/mainwindows/menus/menus';
 const missingQt = noUinput ?? (!existsSync(QT_MENUS) ? 'no Qt menus example (qtbase5-examples)' : !existsSync('/usr/lib/x86_64-linux-gnu/qt5/plugins/platforms/libqwayland-generic.so') ? 'no qtwayland5' : null);
-for (const m of [missingGtk, missingQt]) if (m) console.log(`wayland-popups: skipped: ${m}`);
+const missingFirefox = noUinput ?? (existsSync('/usr/bin/firefox-esr') ? null : 'no firefox-esr');
+for (const m of [missingGtk, missingQt, missingFirefox]) if (m) console.log(`wayland-popups: skipped: ${m}`);
 const runtimeDir = useRuntimeDir('gp-popups-');
 beforeAll(() => {
   if (!noUinput) startUdevd();
@@ -347,6 +351,62 @@ function colourIn(cap: Capture, colour: number, r: { x: number; y: number; w: nu
   }
   return { all, inside };
 }
+
+const PAGE_GREEN = 0x00c000;
+
+describe('Firefox on the kiosk compositor', () => {
+  // Not --kiosk: Firefox's kiosk mode shows no context menu by design (ContextMenuParent's
+  // #openContextMenu returns at once when BrowserHandler.kiosk); the compositor makes the
+  // window fullscreen either way.
+  it.skipIf(missingFirefox)('firefox-esr shows a local page, and a right-click on it (uinput) opens its context menu, drawn over the page; Escape closes it', async () => {
+    const { kiosk, kbd, pen, socket, log } = await kioskWithInput('firefox');
+    const dir = join(runtimeDir(), 'firefox');
+    const profile = firefoxProfile(join(dir, 'profile'));
+    const page = join(dir, 'page.html');
+    writeFileSync(page, `<!doctype html><html><body style="margin:0;background:#${PAGE_GREEN.toString(16).padStart(6, '0')}"></body></html>\n`);
+    const env = { MOZ_ENABLE_WAYLAND: '1', GDK_BACKEND: 'wayland', HOME: dir, XDG_CACHE_HOME: join(dir, 'cache'), MOZ_CRASHREPORTER_DISABLE: '1', MOZ_DISABLE_AUTO_SAFE_MODE: '1', LIBGL_ALWAYS_SOFTWARE: '1', NO_AT_BRIDGE: '1', GSETTINGS_BACKEND: 'memory' };
+    const { app, top, startMs } = await launch(kiosk, 'firefox-esr', ['--no-remote', '--new-instance', '--profile', profile, `file://${page}`], env, socket);
+    const t0 = performance.now();
+    // The page: most of the output its green (the window may keep a toolbar strip).
+    let before = await kiosk.output.captureNext();
+    let green = nearColour(before, PAGE_GREEN, W, H);
+    for (const end = Date.now() + 240_000; green <= (W * H) / 2; ) {
+      if (Date.now() > end) throw new Error(`the page was not drawn within 240 s (${green} page pixels): ${app.out().slice(-2000)}`);
+      await Promise.race([sleep(1000), app.early]);
+      before = await kiosk.output.captureNext();
+      green = nearColour(before, PAGE_GREEN, W, H);
+    }
+    const pageMs = startMs + performance.now() - t0;
+    savePng('firefox-page.png', before);
+    console.log(`wayland-popups: firefox-esr window on screen after ${(startMs / 1000).toFixed(1)} s, page drawn after ${(pageMs / 1000).toFixed(1)} s (${green} page pixels), ${JSON.stringify(top().surface.size)}, geometry ${JSON.stringify(top().geometry())}`);
+    const bg = commonColour(before, W, H);
+
+    // A right-click in the page's lower middle.
+    const mark = app.out().length;
+    const since = () => app.out().slice(mark);
+    const at = { x: W / 2 - 100, y: H / 2 };
+    pen.absTo(at.x, at.y);
+    await sleep(1000);
+    const t1 = performance.now();
+    click(pen, BTN_RIGHT);
+    await popupsAre(app, top, 1, 'the context menu mapped', 120_000);
+    const menuMs = performance.now() - t1;
+    expect(since()).toMatch(RIGHT_PRESS);
+    expect(since()).toMatch(/-> xdg_surface@\d+\.get_popup\(/);
+    expect(since()).toMatch(/xdg_popup@\d+\.configure\(-?\d+, -?\d+, \d+, \d+\)/);
+    const drawn = await menuDrawn(kiosk, before, bg, top().popups()[0]!, top());
+    savePng('firefox-menu-open.png', drawn.cap);
+    console.log(`wayland-popups: firefox context menu after ${(menuMs / 1000).toFixed(1)} s, ${drawn.rect.width}x${drawn.rect.height} at ${drawn.rect.x},${drawn.rect.y}; ${(drawn.frac * 100).toFixed(1)}% of the ${drawn.bg} page pixels under it covered`);
+    expect(drawn.rect.width * drawn.rect.height).toBeGreaterThan(5000);
+    expect(drawn.bg).toBeGreaterThan(5000);
+    expect(drawn.frac).toBeGreaterThan(0.9);
+    // Escape goes to Firefox, which closes its menu.
+    chord(kbd, [], KEY_ESC);
+    await popupsAre(app, top, 0, 'the context menu closed on Escape', 60_000);
+    expect(since()).not.toMatch(/protocol error|Lost connection/i);
+    expect(log.filter((l) => /MaxListeners|client request failed/.test(l))).toEqual([]);
+  }, 600_000);
+});
 
 describe('drag-and-drop on the kiosk compositor', () => {
   it.skipIf(noUinput)('a drag started with the uinput tablet: its 16x16 icon follows the pointer (at its attach offset), the drop moves the data, the icon goes', async () => {

@@ -2,6 +2,7 @@
 // surface coordinates for each fit mode, worked out by hand, and the topmost-surface pick.
 import { describe, it, expect } from 'vitest';
 import { clampToOutput, inside, outputToSurface, pick } from '../../plugin/wayland/input-map.js';
+import { RegionShape } from '../../plugin/wayland/region.js';
 import { keysArray, sameModifiers } from '../../plugin/wayland/keyboard.js';
 import { Keymap } from '../../plugin/input/keymap.js';
 
@@ -58,6 +59,32 @@ describe('the surface under a point', () => {
     expect(pick(entries, { x: 72, y: 46 })).toEqual({ surface: 'root', x: 72, y: 46 });
     expect(pick(entries, { x: 71.99, y: 45.99 })?.surface).toBe('video');
     expect(pick(entries, { x: 100, y: 50 })).toBeNull();
+  });
+});
+
+describe('input regions (wl_region add/subtract, in order)', () => {
+  it('a later rectangle overrides an earlier one where they overlap', () => {
+    const cut = new RegionShape([
+      { add: true, x: 0, y: 0, width: 100, height: 50 },
+      { add: false, x: 0, y: 0, width: 50, height: 50 },
+    ]);
+    expect(cut.contains({ x: 49.5, y: 10 })).toBe(false);
+    expect(cut.contains({ x: 50, y: 10 })).toBe(true);
+    expect(cut.contains({ x: 100, y: 10 })).toBe(false);
+    const back = new RegionShape([
+      { add: false, x: 0, y: 0, width: 50, height: 50 },
+      { add: true, x: 0, y: 0, width: 100, height: 50 },
+    ]);
+    expect(back.contains({ x: 10, y: 10 })).toBe(true);
+    // An empty region (Firefox's content sub-surface) holds no point.
+    expect(new RegionShape([]).contains({ x: 0, y: 0 })).toBe(false);
+  });
+  it('pick skips a surface whose input region does not hold the point', () => {
+    const entries = [
+      { surface: 'root', x: 0, y: 0, size: { w: 100, h: 100 } },
+      { surface: 'content', x: 0, y: 0, size: { w: 100, h: 100 }, accepts: () => false },
+    ];
+    expect(pick(entries, { x: 10, y: 10 })).toEqual({ surface: 'root', x: 10, y: 10 });
   });
 });
 

@@ -7,6 +7,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal, finishUnshown, type Surface } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
+import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { createXdgShellGlobal } from '../../plugin/wayland/xdg-shell.js';
 import { Seat } from '../../plugin/wayland/seat.js';
 import { SeatInput } from '../../plugin/wayland/seat-input.js';
@@ -24,6 +25,7 @@ function serve(): { socket: string; input: SeatInput } {
   d.addSocket(socket);
   createCompositorGlobal(d, () => {});
   createShmGlobal(d);
+  createSubcompositorGlobal(d, { onSubsurface: () => {} });
   let root: Surface | null = null;
   const seat = new Seat(d, { keymap: { layout: 'us' } });
   served.serving(d, seat);
@@ -160,5 +162,21 @@ describe('wl_seat by version', { timeout: 30_000 }, () => {
       'PTR_ENTER serial=S surface=toplevel x=150.00000000 y=36.00000000',
       'FRAME',
     ]);
+  });
+
+  it("a sub-surface's input region decides where it takes the pointer; elsewhere the surface under it does", async () => {
+    // The client's cover sub-surface hides all of its 512x256 toplevel (shown x2 from (0,128))
+    // but takes input on its right half only; Firefox's content sub-surface takes none.
+    const { socket, input } = serve();
+    input.deviceAdded(pointer);
+    const c = client(socket, { GP_INPUT_COVER: '1' });
+    // It enters the cover at the output's centre (surface x 256, the right half's first column).
+    expect(await linesUntil(c, 0, /^PTR_ENTER/)).toContain('PTR_ENTER serial=S surface=cover x=256.00000000 y=128.00000000');
+    let from = c.lines.length;
+    input.handle({ kind: 'absolute', x: 200 / 1024, y: 384 / 768 });
+    expect(await linesUntil(c, from, /^FRAME/)).toEqual(['PTR_LEAVE serial=S surface=cover', 'FRAME', 'PTR_ENTER serial=S surface=toplevel x=100.00000000 y=128.00000000', 'FRAME']);
+    from = c.lines.length;
+    input.handle({ kind: 'absolute', x: 800 / 1024, y: 384 / 768 });
+    expect(await linesUntil(c, from, /^PTR_ENTER/)).toEqual(['PTR_LEAVE serial=S surface=toplevel', 'FRAME', 'PTR_ENTER serial=S surface=cover x=400.00000000 y=128.00000000', 'FRAME']);
   });
 });

@@ -3,6 +3,8 @@
 // (by the kiosk's placement rule stated in the test, so a misplaced window or popup fails
 // the pixel check), and how much of a rectangle a capture shows changed against an earlier one.
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KioskCompositor } from '../../../plugin/modes/compositor.js';
 import type { CaptureResult as Capture } from '../../../plugin/output/capture.js';
 import type { Rect } from '../../../plugin/geometry.js';
@@ -95,3 +97,69 @@ export function covered(a: Capture, b: Capture, r: Rect, bg: number, width: numb
 
 /** Waits `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A Firefox profile that starts straight into `page` (a local file) with nothing else to
+ * do: no first-run or what's-new pages, no default-browser check, no telemetry, updates,
+ * safe-browsing lists, remote settings or captive-portal probes, no content-process
+ * prelaunch, and software WebRender without colour management (the page's colour reaches
+ * the screen as written). Returns the profile's directory.
+ */
+export function firefoxProfile(dir: string): string {
+  const prefs: Record<string, string | number | boolean> = {
+    'browser.shell.checkDefaultBrowser': false,
+    'browser.startup.homepage_override.mstone': 'ignore',
+    'startup.homepage_welcome_url': '',
+    'startup.homepage_welcome_url.additional': '',
+    'browser.aboutwelcome.enabled': false,
+    'browser.startup.firstrunSkipsHomepage': true,
+    'trailhead.firstrun.didSeeAboutWelcome': true,
+    'browser.newtabpage.enabled': false,
+    'browser.sessionstore.resume_from_crash': false,
+    'toolkit.startup.max_resumed_crashes': -1,
+    'datareporting.policy.dataSubmissionEnabled': false,
+    'datareporting.healthreport.uploadEnabled': false,
+    'toolkit.telemetry.enabled': false,
+    'toolkit.telemetry.reportingpolicy.firstRun': false,
+    'app.normandy.enabled': false,
+    'app.update.auto': false,
+    'app.update.enabled': false,
+    'extensions.update.enabled': false,
+    'extensions.getAddons.cache.enabled': false,
+    'extensions.systemAddon.update.enabled': false,
+    'extensions.pocket.enabled': false,
+    'browser.discovery.enabled': false,
+    'browser.safebrowsing.malware.enabled': false,
+    'browser.safebrowsing.phishing.enabled': false,
+    'browser.safebrowsing.downloads.enabled': false,
+    'browser.safebrowsing.update.enabled': false,
+    'browser.region.update.enabled': false,
+    'browser.search.update': false,
+    'services.settings.server': 'http://127.0.0.1:9/',
+    'network.captive-portal-service.enabled': false,
+    'network.connectivity-service.enabled': false,
+    'network.dns.disablePrefetch': true,
+    'network.prefetch-next': false,
+    'dom.ipc.processPrelaunch.enabled': false,
+    'gfx.webrender.software': true,
+    'gfx.color_management.mode': 0,
+    'ui.prefersReducedMotion': 1,
+    'toolkit.cosmeticAnimations.enabled': false,
+    'media.hardware-video-decoding.enabled': false,
+  };
+  mkdirSync(dir, { recursive: true });
+  const lines = Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`);
+  writeFileSync(join(dir, 'user.js'), lines.join('\n') + '\n');
+  return dir;
+}
+
+/** Pixels of a capture within `tol` of an RGB colour in every channel (software rendering may dither edges). */
+export function nearColour(c: Capture, rgb: number, width: number, height: number, tol = 8): number {
+  const px = pixels(c);
+  let n = 0;
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+    const v = px[(y * c.stride) / 4 + x]!;
+    if (Math.abs(((v >> 16) & 255) - ((rgb >> 16) & 255)) <= tol && Math.abs(((v >> 8) & 255) - ((rgb >> 8) & 255)) <= tol && Math.abs((v & 255) - (rgb & 255)) <= tol) n++;
+  }
+  return n;
+}

@@ -31,7 +31,10 @@
  *                                GP_SEAT_VERSION) and prints every wl_keyboard/wl_pointer/
  *                                wl_touch event (keysyms from the keymap it compiles with
  *                                xkbcommon) until "quit" on stdin ("sync": a roundtrip, SYNCED;
- *                                "unmap"/"map": a null buffer, then the buffer again)
+ *                                "unmap"/"map": a null buffer, then the buffer again;
+ *                                GP_INPUT_COVER=1: a sub-surface over all of it whose input
+ *                                region is its right half, as Firefox covers its window with a
+ *                                content sub-surface that takes no input)
  *   gp-wayland-client seat-request WHAT  get_keyboard|pointer|touch (or cursor-role: set_cursor
  *                                on a sub-surface) and the protocol error that follows, if any
  *   gp-wayland-client error CASE sends one kind of bad request and prints the protocol
@@ -1249,13 +1252,13 @@ static struct xkb_state *xkb_st;
 static struct wl_keyboard *kbd;
 static struct wl_pointer *ptr;
 static struct wl_touch *tch;
-static struct wl_surface *input_surface, *cursor_surface;
+static struct wl_surface *input_surface, *cursor_surface, *cover_surface;
 static bool set_cursor_on_enter, keep_devices;
 /* Events on a wl_pointer/wl_keyboard kept after its capability went (GP_KEEP_DEVICES=1) say so. */
 #define STALE(obj, cur) ((obj) != (cur) ? "STALE " : "")
 
 static const char *surface_name(struct wl_surface *s) {
-	return s == NULL ? "null" : s == input_surface ? "toplevel" : s == cursor_surface ? "cursor" : "other";
+	return s == NULL ? "null" : s == input_surface ? "toplevel" : s == cursor_surface ? "cursor" : s == cover_surface ? "cover" : "other";
 }
 
 static void kb_keymap(void *d, struct wl_keyboard *k, uint32_t format, int32_t fd, uint32_t size) {
@@ -1494,6 +1497,23 @@ static int run_input(int w, int h) {
 	make_shm_sized(&b, w, h);
 	fill_solid(&b, w, h, 0xff406080);
 	attach_buffer(input_surface, &b);
+	struct buffer cb_buf;
+	if (getenv("GP_INPUT_COVER") && !strcmp(getenv("GP_INPUT_COVER"), "1")) {
+		if (!subcompositor) die("no wl_subcompositor");
+		cover_surface = wl_compositor_create_surface(compositor);
+		struct wl_subsurface *sub = wl_subcompositor_get_subsurface(subcompositor, cover_surface, input_surface);
+		wl_subsurface_set_desync(sub);
+		/* Built as add-all, then subtract the left half: the order of the rectangles counts. */
+		struct wl_region *r = wl_compositor_create_region(compositor);
+		wl_region_add(r, 0, 0, w, h);
+		wl_region_subtract(r, 0, 0, w / 2, h);
+		wl_surface_set_input_region(cover_surface, r);
+		wl_region_destroy(r); /* the surface keeps a copy */
+		make_shm_sized(&cb_buf, w, h);
+		fill_solid(&cb_buf, w, h, 0xff804060);
+		attach_buffer(cover_surface, &cb_buf);
+		wl_surface_commit(cover_surface);
+	}
 	struct wl_callback *cb = wl_surface_frame(input_surface);
 	wl_callback_add_listener(cb, &frame_listener, NULL);
 	wl_surface_commit(input_surface);
