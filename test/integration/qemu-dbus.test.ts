@@ -22,6 +22,7 @@ import { dmabufScanoutMember, qemuBuildsWithNewest, type QemuBuild } from './hel
 
 const cleanup = cleanupAfterEach();
 const fdCount = () => readdirSync('/proc/self/fd').length;
+const DRM_FORMAT_XRGB8888 = 0x34325258;
 
 
 async function qemuWith(c: Cleanup, qemu: QemuBuild, parent: 'mdpy' | 'mbochs', gl: boolean): Promise<{ vm: QemuVm; busAddress: string }> {
@@ -117,7 +118,16 @@ for (const { qemu, missingMdpy, missingMbochs, dmabufOnly } of builds) describe(
       out.attach(src, 'native');
 
       await mbochsSetMode(vm.qtest, { width: 640, height: 480, virtHeight: 960 });
-      await waitFor(() => src.stats.scanouts >= 1, 'the first ScanoutDMABUF', 20_000);
+      // QEMU 11.1.3 with its Mesa 26 first hands over its 2D placeholder surface as a dma-buf
+      // (an ARGB8888 texture exported as a udmabuf; 7.2 and 10.0.2 on bookworm's Mesa could
+      // not): the mbochs plane is the first XRGB8888 scanout.
+      const isPlane = () => {
+        const p = src.query('primary');
+        return p.state === 'ok' && p.plane.format === DRM_FORMAT_XRGB8888;
+      };
+      await waitFor(isPlane, 'the first ScanoutDMABUF of the mbochs plane', 20_000);
+      const surfaces = src.stats.buffersKnown - 1;
+      console.log(`${qemu.label}: dma-bufs before the mbochs plane: ${surfaces}`);
       const q = src.query('primary');
       expect(q.state).toBe('ok');
       if (q.state !== 'ok') return;
@@ -166,11 +176,11 @@ for (const { qemu, missingMdpy, missingMbochs, dmabufOnly } of builds) describe(
       const ms = Date.now() - t0;
       const fdsAfter = fdCount();
       await mbochsSetYOffset(vm.qtest, 240);
-      await waitFor(() => src.stats.buffersKnown === 3, 'a third buffer', 10_000);
+      await waitFor(() => src.stats.buffersKnown === 3 + surfaces, 'a third buffer', 10_000);
       console.log(`mbochs via QEMU D-Bus: ${flips} Y-offset flips in ${ms} ms (${(ms / flips).toFixed(1)} ms each), reused ${src.stats.reusedBuffers}, known ${src.stats.buffersKnown}, fds ${fds0} → ${fdsAfter}`);
-      expect(src.stats.buffersKnown).toBe(3);
+      expect(src.stats.buffersKnown).toBe(3 + surfaces);
       expect(src.stats.reusedBuffers).toBeGreaterThanOrEqual(flips + 1);
-      expect(src.heldFds).toBe(3);
+      expect(src.heldFds).toBe(3 + surfaces);
       // Two buffers over all the flips: not one fd more (a new fd came with every flip).
       expect(fdsAfter).toBe(fds0);
       // vkms cannot scan out or map mbochs dma-bufs: the output says why, the source answers
