@@ -37,7 +37,7 @@ case "$series" in
 esac
 
 log() { printf '[qemu] %s\n' "$*" >&2; }
-die() { printf '[qemu] error: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf '[qemu] error: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 base=$cache/qemu
 link=$base/$series
