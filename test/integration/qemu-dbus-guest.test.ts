@@ -42,7 +42,7 @@ const W = 640;
 const H = 480;
 const FRAMES = Number(process.env.GUESTPLANE_NESTED_FRAMES ?? 30);
 const XR24 = 0x34325258;
-const AR24 = 0x34325241;
+const XB24 = 0x34324258; // XBGR8888: a GL texture's byte order (R first)
 // QEMU 9.0+ trace the display messages their listener filter drops (dbus_filter).
 const TRACE = (q: QemuBuild): string[] => (Number(q.version?.split('.')[0]) >= 9 ? ['-trace', 'enable=dbus_filter', '-trace', 'enable=dbus_gl_gfx_switch', '-trace', 'enable=dbus_scanout_texture'] : []);
 const traced = (stderr: string) => stderr.split('\n').filter((l) => /dbus_(filter|gl_gfx_switch|scanout_texture)/.test(l));
@@ -139,13 +139,13 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       // Both guest buffers came as udmabufs of guest memory, XRGB8888 as the guest draws them.
       // QEMU 11.1.3 with its Mesa 26 (llvmpipe on vgem) also hands over the console's 2D
       // surfaces before the guest's first flip (QEMU's placeholder, the guest kernel's console)
-      // as dma-bufs, ARGB8888 textures exported as udmabufs; 7.2 and 10.0.2 on bookworm's Mesa
+      // as dma-bufs, XBGR8888 textures exported as udmabufs; 7.2 and 10.0.2 on bookworm's Mesa
       // could not ("failed to get fd for texture"). Nothing else comes.
       const guestBuffers = [...buffers.values()].filter((b) => b.format === XR24);
       const surfaces = [...buffers.values()].filter((b) => b.format !== XR24);
       expect(guestBuffers.map((b) => b.exporter)).toEqual(['udmabuf', 'udmabuf']);
       expect(guestBuffers.every((b) => b.width === W && b.height === H && b.stride === W * 4)).toBe(true);
-      expect(surfaces.every((b) => b.format === AR24 && b.width === W && b.height === H && b.stride === W * 4), JSON.stringify(surfaces)).toBe(true);
+      expect(surfaces.every((b) => b.format === XB24 && b.width === W && b.height === H && b.stride === W * 4), JSON.stringify(surfaces)).toBe(true);
       expect(stats.imports, 'one FB import per guest buffer and per console surface').toBe(guestBuffers.length + surfaces.length);
       expect(stats.bytesCopied).toBe(0);
       const shown = presents.filter((p) => p.frame !== undefined);

@@ -119,7 +119,7 @@ for (const { qemu, missingMdpy, missingMbochs, dmabufOnly } of builds) describe(
 
       await mbochsSetMode(vm.qtest, { width: 640, height: 480, virtHeight: 960 });
       // QEMU 11.1.3 with its Mesa 26 first hands over its 2D placeholder surface as a dma-buf
-      // (an ARGB8888 texture exported as a udmabuf; 7.2 and 10.0.2 on bookworm's Mesa could
+      // (an XBGR8888 texture exported as a udmabuf; 7.2 and 10.0.2 on bookworm's Mesa could
       // not): the mbochs plane is the first XRGB8888 scanout.
       const isPlane = () => {
         const p = src.query('primary');
