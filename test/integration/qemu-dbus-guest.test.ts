@@ -1,5 +1,5 @@
-// Issue 13, zero-copy from a real guest OS: inside the rig, an unmodified QEMU (Debian's 7.2
-// and the rig's 10.0.x, each a test of its own; TCG inside TCG) boots the rig kernel as a guest with virtio-gpu (blob=true, guest RAM a shared
+// Issue 13, zero-copy from a real guest OS: inside the rig, an unmodified QEMU (Debian's 7.2,
+// the rig's 10.0.x and trixie-backports' 11.x, each a test of its own; TCG inside TCG) boots the rig kernel as a guest with virtio-gpu (blob=true, guest RAM a shared
 // memfd) and -display dbus,gl=on. The guest's PID 1 (helpers/gp-guest-flip.c) page-flips
 // numbered frames between two dumb buffers on its virtio-gpu card; the guest kernel makes
 // them blob resources, QEMU exports each as a udmabuf of guest memory and sends it with
@@ -17,6 +17,9 @@
 // in QEMU (most flips in the rig); the source tells it from a real Disable by the
 // UpdateDMABUF that follows and registers a new listener to learn the buffer. At the end
 // the guest turns its display off for real (a Disable alone): no signal.
+// QEMU 10.1+ (11.x here): our listener offers Unix.ScanoutDMABUF2 in its Interfaces, so every
+// scanout comes as ScanoutDMABUF2 (planes, the shown rectangle, the backing size) and
+// never as ScanoutDMABUF; 7.2 and 10.0 send only ScanoutDMABUF.
 // Timings (rig, 2 cores, other VMs on the host): QEMU spawn → guest init 26-28 s, 30 frames
 // at ~10/s, the whole test ~45 s.
 import { describe, it, expect } from 'vitest';
@@ -31,17 +34,19 @@ import { cleanupAfterEach, openVkms } from './helpers/cleanup.js';
 import { patternMismatches, waitFor } from './helpers/faults.js';
 import { startSessionBus, unexpectedQemuStderr } from './helpers/qemu.js';
 import { nestedGuestMissing, rigKernel, startNestedGuest, waitForDisplayOnBus } from './helpers/nested-guest.js';
-import { qemuBuilds, type QemuBuild } from './helpers/qemu-builds.js';
+import { dmabufScanoutMember, qemuBuildsWithNewest, type QemuBuild } from './helpers/qemu-builds.js';
 
 const cleanup = cleanupAfterEach();
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const W = 640;
 const H = 480;
 const FRAMES = Number(process.env.GUESTPLANE_NESTED_FRAMES ?? 30);
+const XR24 = 0x34325258;
+const XB24 = 0x34324258; // XBGR8888: a GL texture's byte order (R first)
 // QEMU 9.0+ trace the display messages their listener filter drops (dbus_filter).
 const TRACE = (q: QemuBuild): string[] => (Number(q.version?.split('.')[0]) >= 9 ? ['-trace', 'enable=dbus_filter', '-trace', 'enable=dbus_gl_gfx_switch', '-trace', 'enable=dbus_scanout_texture'] : []);
 const traced = (stderr: string) => stderr.split('\n').filter((l) => /dbus_(filter|gl_gfx_switch|scanout_texture)/.test(l));
-const builds = qemuBuilds().map((qemu) => ({ qemu, label: qemu.label, missing: nestedGuestMissing(qemu) }));
+const builds = qemuBuildsWithNewest().map((qemu) => ({ qemu, label: qemu.label, missing: nestedGuestMissing(qemu) }));
 for (const b of builds) if (b.missing) console.log(`qemu-dbus-guest on ${b.label}: skipped: ${b.missing}`);
 
 for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS on virtio-gpu (blob) through QEMU -display dbus`, () => {
@@ -70,16 +75,21 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       out.on('present', (p) => presents.push(p));
       out.enable();
       const src = await display.open(0);
-      // What this QEMU sends, in order (S<buffer> = a ScanoutDMABUF of that buffer).
+      // What this QEMU sends, in order (S<buffer> = a ScanoutDMABUF of that buffer, S2<buffer>
+      // a ScanoutDMABUF2), and how often each method came.
       const calls: string[] = [];
-      src.onListenerCall = (m) => calls.push(m === 'ScanoutDMABUF' ? 'S' : m === 'UpdateDMABUF' ? 'U' : m === 'Disable' ? 'D' : m);
+      const members = new Map<string, number>();
+      src.onListenerCall = (m) => {
+        members.set(m, (members.get(m) ?? 0) + 1);
+        calls.push(m === 'ScanoutDMABUF' ? 'S' : m === 'ScanoutDMABUF2' ? 'S2' : m === 'UpdateDMABUF' ? 'U' : m === 'Disable' ? 'D' : m);
+      };
       out.attach(src, 'native');
 
       // Every dma-buf QEMU hands over: who exported it, and whether QEMU said y0_top.
       const buffers = new Map<number, { exporter: string; y0Top: boolean; width: number; height: number; stride: number; format: number }>();
       src.on('changed', () => {
         const q = src.query('primary');
-        if (q.state === 'ok' && calls.at(-1) === 'S') calls[calls.length - 1] = `S${q.plane.bufferId}`;
+        if (q.state === 'ok' && (calls.at(-1) === 'S' || calls.at(-1) === 'S2')) calls[calls.length - 1] += String(q.plane.bufferId);
         if (q.state !== 'ok' || q.plane.transport !== 'dmabuf' || buffers.has(q.plane.bufferId)) return;
         const fd = src.exportDmabuf(q.plane);
         try {
@@ -118,7 +128,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
           `buffers: ${JSON.stringify([...buffers.values()])}`,
           `source: ${JSON.stringify(src.stats)}; output: imports ${stats.imports}, paths ${JSON.stringify(stats.paths)}, bytes copied ${stats.bytesCopied}; fds ${fds0} → ${fdsAfter}; capture decoded ${decoded}, mismatches ${mismatches}`,
           `presents: ${JSON.stringify(presents.map((p) => `${p.path}${p.zeroCopy ? '*' : ''}:${p.frame ?? '-'}`))}`,
-          `${qemu.label} listener calls: ${calls.join(' ')}`,
+          `${qemu.label} listener calls: ${JSON.stringify(Object.fromEntries(members))}: ${calls.join(' ')}`,
           `${qemu.label} trace: ${traced(guest.stderr).length} lines: ${traced(guest.stderr).slice(0, 60).join(' | ')}`,
           `errors: ${JSON.stringify(errors)}; warnings ${JSON.stringify(src.warnings)}; test ${Date.now() - t0} ms`,
         ].join('\n'),
@@ -126,16 +136,24 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
 
       expect(decoded, 'the held frame is on screen').toBe(FRAMES);
       expect(mismatches, 'the held frame is pixel-exact (and upright)').toBe(0);
-      // Both guest buffers came as udmabufs of guest memory, nothing else did.
-      expect([...buffers.values()].map((b) => b.exporter)).toEqual(['udmabuf', 'udmabuf']);
-      expect([...buffers.values()].every((b) => b.width === W && b.height === H && b.stride === W * 4 && b.format === 0x34325258)).toBe(true);
-      expect(stats.imports, 'one FB import per guest buffer').toBe(2);
+      // Both guest buffers came as udmabufs of guest memory, XRGB8888 as the guest draws them.
+      // QEMU 11.1.3 with its Mesa 26 (llvmpipe on vgem) also hands over the console's 2D
+      // surfaces before the guest's first flip (QEMU's placeholder, the guest kernel's console)
+      // as dma-bufs, XBGR8888 textures exported as udmabufs; 7.2 and 10.0.2 on bookworm's Mesa
+      // could not ("failed to get fd for texture"). Nothing else comes.
+      const guestBuffers = [...buffers.values()].filter((b) => b.format === XR24);
+      const surfaces = [...buffers.values()].filter((b) => b.format !== XR24);
+      expect(guestBuffers.map((b) => b.exporter)).toEqual(['udmabuf', 'udmabuf']);
+      expect(guestBuffers.every((b) => b.width === W && b.height === H && b.stride === W * 4)).toBe(true);
+      expect(surfaces.every((b) => b.format === XB24 && b.width === W && b.height === H && b.stride === W * 4), JSON.stringify(surfaces)).toBe(true);
+      expect(stats.imports, 'one FB import per guest buffer and per console surface').toBe(guestBuffers.length + surfaces.length);
       expect(stats.bytesCopied).toBe(0);
       const shown = presents.filter((p) => p.frame !== undefined);
       expect(shown.length).toBeGreaterThan(0);
       expect(shown.every((p) => p.path === 'scanout' && p.zeroCopy), JSON.stringify(shown.filter((p) => p.path !== 'scanout'))).toBe(true);
       expect(fdsAfter, 'fds (other than one per guest buffer) flat over the flips').toBe(fds0);
-      expect(src.heldFds, 'one fd per guest buffer').toBe(2);
+      expect(src.heldFds, 'one fd per known dma-buf').toBe(src.stats.buffersKnown);
+      if (surfaces.length === 0) expect(src.heldFds, 'one fd per guest buffer').toBe(2);
       // Each flip's Disable (QEMU releasing the old buffer) was taken as such, never as "off".
       // QEMU 9.2+ drop the flip's ScanoutDMABUF when its Disable is queued before the message
       // left (dbus_filter): then Disable + UpdateDMABUF come alone, and the source learns the
@@ -145,6 +163,11 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       expect(presents.some((p) => p.path === 'no-signal' && presents.indexOf(p) > presents.findIndex((q) => q.frame !== undefined))).toBe(false);
       expect(src.stats.answered.timeout, 'no UpdateDMABUF waited for the backstop').toBe(0);
       expect(errors).toEqual([]);
+      // The scanout method this QEMU uses with our listener (it read our Interfaces property).
+      const expected = dmabufScanoutMember(qemu);
+      const other = expected === 'ScanoutDMABUF2' ? 'ScanoutDMABUF' : 'ScanoutDMABUF2';
+      expect(members.get(expected ?? 'ScanoutDMABUF') ?? 0, `${expected} calls`).toBeGreaterThan(0);
+      expect(members.get(other) ?? 0, `${other} calls`).toBe(0);
 
       expect(unexpectedQemuStderr(guest.stderr).filter((l) => !traced(l).length), guest.stderr).toEqual([]);
       // What QEMU logs after this point is logged, not checked: QEMU 7.2 then timed out an

@@ -34,14 +34,22 @@ let fileResults: FileResult[] = [];
 let kernelVersion = 'unknown';
 let consoleTail = '';
 let duration = 0;
-/** The rig's second QEMU (the D-Bus tests run on 7.2 and on it): its version, or why there is none. */
+/** The rig's second and third QEMUs (the D-Bus tests run on 7.2 and on them): their versions, or why there is none. */
 let qemu10 = '';
+let qemu11 = '';
 try {
   const kernel = await buildKernel({ log: (l: string) => process.stderr.write(l + '\n') });
   kernelVersion = kernel.version;
-  const q = (await fetchQemu({ log: (l: string) => process.stderr.write(l + '\n') })) as { tree: string; version: string; ms: number } | { tree: null; missing: string };
+  type Fetched = { tree: string; version: string; ms: number } | { tree: null; missing: string };
+  const log = (l: string) => process.stderr.write(l + '\n');
+  const q = (await fetchQemu({ log })) as Fetched;
   qemu10 = q.tree === null ? `none: ${q.missing}` : `${q.version}, ${q.ms} ms`;
   process.stderr.write(`[rig] second QEMU: ${qemu10}\n`);
+  // The third (trixie-backports' 11.x with its own glibc) only adds tests: any failure to
+  // fetch it skips them with the reason, it never fails the run.
+  const q11 = (await fetchQemu({ log, series: '11', optional: true })) as Fetched;
+  qemu11 = q11.tree === null ? `none: ${q11.missing}` : `${q11.version}, ${q11.ms} ms`;
+  process.stderr.write(`[rig] third QEMU: ${qemu11}\n`);
   const inner = [
     // --configLoader runner: the default bundler writes next to the (read-only) config.
     'node node_modules/vitest/vitest.mjs run --configLoader runner --project rig',
@@ -51,8 +59,8 @@ try {
   process.stderr.write(`[rig] booting ${kernel.bzImage} (${kernelVersion}) and running the integration suite\n`);
   const res = await runInVm({
     bzImage: kernel.bzImage,
-    qemuTree: q.tree ?? undefined,
-    env: q.tree === null ? { GUESTPLANE_QEMU10_MISSING: q.missing } : {},
+    qemuTrees: { ...(q.tree === null ? {} : { GUESTPLANE_QEMU10_DIR: q.tree }), ...(q11.tree === null ? {} : { GUESTPLANE_QEMU11_DIR: q11.tree }) },
+    env: { ...(q.tree === null ? { GUESTPLANE_QEMU10_MISSING: q.missing } : {}), ...(q11.tree === null ? { GUESTPLANE_QEMU11_MISSING: q11.missing } : {}) },
     command: inner,
     timeoutMs: 45 * 60_000,
     onConsole: verbose ? (s: string) => process.stderr.write(s) : undefined,

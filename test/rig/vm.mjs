@@ -38,9 +38,9 @@ function need(cmd, pkg) {
  * Runs one of the rig's set-up scripts (beside this file): resolves its exit code, stdout
  * and stderr; stderr lines starting with `prefix` are passed to `log` as they come.
  */
-function runRigScript(script, prefix, log) {
+function runRigScript(script, prefix, log, env = {}) {
   return new Promise((resolvePromise) => {
-    const p = spawn('bash', [join(here, script)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('bash', [join(here, script)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => { out += d; });
@@ -68,20 +68,28 @@ export async function buildKernel({ log = (l) => process.stderr.write(l + '\n') 
 }
 
 /**
- * Fetches the rig's second QEMU (test/rig/fetch-qemu.sh: Debian bookworm-backports' 10.0.x,
- * unpacked once into the cache). Resolves `{ tree, version }`, or `{ tree: null, missing }`
- * when the archive cannot be reached and nothing is cached (the QEMU 10 tests then skip
- * with that reason); rejects on any other failure.
+ * Fetches a current QEMU for the rig (test/rig/fetch-qemu.sh, unpacked once into the cache):
+ * series '10.0' (default) is Debian bookworm-backports' 10.0.x, '11' trixie-backports' 11.x
+ * with its own glibc and libraries. Resolves `{ tree, version, ms }`, or `{ tree: null,
+ * missing }` when the archive cannot be reached (or offers no such QEMU) and nothing is
+ * cached: the tests on that QEMU then skip with that reason. Any other failure rejects,
+ * unless `optional` (the third QEMU: its tests skip with the failure as the reason).
  */
-export async function fetchQemu({ log = (l) => process.stderr.write(l + '\n') } = {}) {
+export async function fetchQemu({ log = (l) => process.stderr.write(l + '\n'), series = '10.0', optional = false } = {}) {
   const started = Date.now();
-  const { code, out, err } = await runRigScript('fetch-qemu.sh', '[qemu]', log);
+  const { code, out, err } = await runRigScript('fetch-qemu.sh', '[qemu]', log, { GUESTPLANE_QEMU_SERIES: series });
   const tail = err.split('\n').filter((l) => l.startsWith('[qemu]')).slice(-3).join('; ');
   if (code === 2) return { tree: null, missing: tail || 'fetch-qemu.sh could not reach the archive' };
-  if (code !== 0) throw new Error(`fetching QEMU for the rig failed (exit ${code}):\n${lastLines(err)}`);
+  if (code !== 0) {
+    if (optional) return { tree: null, missing: `fetch-qemu.sh (series ${series}) failed, exit ${code}: ${tail || lastLines(err)}` };
+    throw new Error(`fetching QEMU for the rig failed (exit ${code}):\n${lastLines(err)}`);
+  }
   const tree = out.trim().split('\n').pop();
   const stamp = tree ? join(tree, '.complete') : '';
-  if (!tree || !existsSync(stamp)) throw new Error('fetch-qemu.sh printed no QEMU tree');
+  if (!tree || !existsSync(stamp)) {
+    if (optional) return { tree: null, missing: `fetch-qemu.sh (series ${series}) printed no QEMU tree` };
+    throw new Error('fetch-qemu.sh printed no QEMU tree');
+  }
   return { tree, version: readFileSync(stamp, 'utf8').trim(), ms: Date.now() - started };
 }
 
@@ -90,9 +98,11 @@ export async function fetchQemu({ log = (l) => process.stderr.write(l + '\n') } 
  * project directory, seen at the same path inside). Resolves when the VM is gone.
  * @param {{ command: string, bzImage: string, cwd?: string, env?: Record<string,string>,
  *   timeoutMs?: number, kernelArgs?: string[], outDir?: string, memoryMb?: number,
- *   onConsole?: (chunk: string) => void, interactive?: boolean, qemuTree?: string }} opts
- * `qemuTree`: a QEMU tree from fetchQemu(), seen inside at the same path (shared read-only
- * when the cache is on a path the VM hides) and named in GUESTPLANE_QEMU10_DIR.
+ *   onConsole?: (chunk: string) => void, interactive?: boolean, qemuTree?: string,
+ *   qemuTrees?: Record<string, string> }} opts
+ * `qemuTrees`: QEMU trees from fetchQemu() by the variable that names each inside
+ * (GUESTPLANE_QEMU10_DIR, GUESTPLANE_QEMU11_DIR), each seen inside at the same path (shared
+ * read-only when the cache is on a path the VM hides). `qemuTree`: the QEMU 10 one alone.
  */
 export function runInVm(opts) {
   need('qemu-system-x86_64', 'qemu-system-x86');
@@ -102,17 +112,23 @@ export function runInVm(opts) {
   // The rig kernel is also the nested test guest's kernel (qemu-dbus-guest.test.ts); the
   // cache under /root is hidden by a tmpfs inside the VM, so it travels in the results share.
   copyFileSync(opts.bzImage, join(outDir, 'bzImage'));
-  const env = { GUESTPLANE_RIG_KERNEL: '/mnt/rig/bzImage', ...(opts.qemuTree ? { GUESTPLANE_QEMU10_DIR: opts.qemuTree } : {}), ...(opts.env ?? {}) };
+  const trees = { ...(opts.qemuTree ? { GUESTPLANE_QEMU10_DIR: opts.qemuTree } : {}), ...(opts.qemuTrees ?? {}) };
+  const env = { GUESTPLANE_RIG_KERNEL: '/mnt/rig/bzImage', ...trees, ...(opts.env ?? {}) };
   const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`).join('\n');
   // The VM mounts tmpfs over /tmp, /root, /run, /var/tmp and /mnt, hiding a clone there
   // (CI checkouts often live in one): the project also comes as its own share, mounted at
   // the same path when the host root does not show it.
   const dir = shellQuote(projectDir);
   const mountProject = `[ -e ${dir}/package.json ] || { /bin/busybox mkdir -p ${dir} && /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro project ${dir}; } || { echo "rig: cannot see the project at ${projectDir} inside the VM"; exit 99; }`;
-  // The QEMU tree lives in the cache under $HOME, which is a tmpfs inside (/root): mounted
-  // at the same path from its own share when the host root does not show it.
-  const q = opts.qemuTree ? shellQuote(opts.qemuTree) : '';
-  const mountQemu = q ? `[ -e ${q}/.complete ] || { /bin/busybox mkdir -p ${q} && /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro qemutree ${q}; } || { echo "rig: cannot see the QEMU tree ${opts.qemuTree} inside the VM"; exit 99; }` : '';
+  // The QEMU trees live in the cache under $HOME, which is a tmpfs inside (/root): each is
+  // mounted at the same path from its own share when the host root does not show it.
+  const shares = Object.values(trees).map((tree, i) => ({ tree, tag: `qemutree${i}` }));
+  const mountQemu = shares
+    .map(({ tree, tag }) => {
+      const q = shellQuote(tree);
+      return `[ -e ${q}/.complete ] || { /bin/busybox mkdir -p ${q} && /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro ${tag} ${q}; } || { echo "rig: cannot see the QEMU tree ${tree} inside the VM"; exit 99; }`;
+    })
+    .join('\n');
   writeFileSync(join(outDir, 'cmd.sh'), `${exports}\n${mountProject}\n${mountQemu}\ncd ${shellQuote(opts.cwd ?? projectDir)} || exit 99\n${opts.command}\n`);
   chmodSync(join(outDir, 'cmd.sh'), 0o755);
 
@@ -131,7 +147,7 @@ export function runInVm(opts) {
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${outDir},mount_tag=rigout,security_model=none,multidevs=remap`,
     '-virtfs', `local,path=${projectDir},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
-    ...(opts.qemuTree ? ['-virtfs', `local,path=${opts.qemuTree},mount_tag=qemutree,security_model=none,readonly=on,multidevs=remap`] : []),
+    ...shares.flatMap(({ tree, tag }) => ['-virtfs', `local,path=${tree},mount_tag=${tag},security_model=none,readonly=on,multidevs=remap`]),
   ];
   if (opts.interactive) args.push('-nographic');
   else args.push('-display', 'none', '-monitor', 'none', '-serial', 'stdio');

@@ -3,6 +3,9 @@
 // cache by test/rig/fetch-qemu.sh; the rig runner names it in GUESTPLANE_QEMU10_DIR). The
 // D-Bus display changed between them (QEMU 8.1 asks the listener for its interfaces, 9.0
 // drops queued messages behind a new scanout, …), so each test names the QEMU it ran on.
+// A third, the newest (trixie-backports' 11.x with its own glibc and libraries, run through
+// its tree's loader: GUESTPLANE_QEMU11_DIR), only where it adds something the other two
+// cannot show (ScanoutDMABUF2, 10.1+): qemuBuildsWithNewest().
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -72,6 +75,21 @@ export function fetchedQemu(tree = process.env.GUESTPLANE_QEMU10_DIR): QemuBuild
   return build(binary, moduleDir, firmwareDirs, { QEMU_MODULE_DIR: moduleDir }, 'QEMU 10', existsSync(binary) ? null : `no ${binary} (test/rig/fetch-qemu.sh unpacks it)`);
 }
 
+/**
+ * The newest QEMU: Debian trixie-backports' 11.x unpacked with every library it needs, glibc
+ * 2.41 included, by test/rig/fetch-qemu.sh (series 11). Its <tree>/qemu-system-x86_64 runs
+ * it through the tree's own dynamic loader and sets its module, Mesa and firmware paths.
+ */
+export function newestQemu(tree = process.env.GUESTPLANE_QEMU11_DIR): QemuBuild {
+  if (!tree) {
+    const why = process.env.GUESTPLANE_QEMU11_MISSING;
+    return build(null, '', [], {}, 'QEMU 11', why ? `QEMU 11 could not be fetched: ${why}` : 'GUESTPLANE_QEMU11_DIR is not set (the rig runner sets it from test/rig/fetch-qemu.sh, series 11)');
+  }
+  const binary = join(tree, 'qemu-system-x86_64');
+  const moduleDir = join(tree, 'usr/lib/x86_64-linux-gnu/qemu');
+  return build(binary, moduleDir, [], {}, 'QEMU 11', existsSync(binary) ? null : `no ${binary} (test/rig/fetch-qemu.sh writes it, series 11)`);
+}
+
 let cached: readonly QemuBuild[] | null = null;
 /** Both QEMUs, the system's first; for describe.each (a missing one is still listed: its tests skip with the reason). */
 export function qemuBuilds(): readonly QemuBuild[] {
@@ -79,9 +97,27 @@ export function qemuBuilds(): readonly QemuBuild[] {
   return cached;
 }
 
+let cachedAll: readonly QemuBuild[] | null = null;
+/** The two above and the newest (11.x), for the tests where it adds information (ScanoutDMABUF2). */
+export function qemuBuildsWithNewest(): readonly QemuBuild[] {
+  cachedAll ??= [...qemuBuilds(), newestQemu()];
+  return cachedAll;
+}
+
 /** The system QEMU: the default of every helper, for tests not parametrised over QEMUs. */
 export function defaultQemu(): QemuBuild {
   return qemuBuilds()[0]!;
+}
+
+/**
+ * The listener method `q` scans a dma-buf out with, given that our listener offers
+ * Unix.ScanoutDMABUF2 in its Interfaces property: QEMU 10.1 and later use it then, earlier
+ * ones know only ScanoutDMABUF. Null when the version is unknown.
+ */
+export function dmabufScanoutMember(q: QemuBuild): 'ScanoutDMABUF' | 'ScanoutDMABUF2' | null {
+  const m = /^(\d+)\.(\d+)\./.exec(q.version ?? '');
+  if (!m) return null;
+  return Number(m[1]) * 100 + Number(m[2]) >= 1001 ? 'ScanoutDMABUF2' : 'ScanoutDMABUF';
 }
 
 /** -L arguments and the spawn environment of `q`. */
