@@ -345,6 +345,10 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     const udev = libc.open('/dev/udmabuf', libc.O_RDWR | libc.O_CLOEXEC);
     let fake: FakeQemu | null = null;
     const wlog: string[] = [];
+    // Before the window exists: after it is gone the compositor must have dropped every FB of its
+    // 1,010 buffers (the FB cache keeps up to 8 per source while the client lives). A count
+    // read too early, while that cache is still being torn down, was the next test's baseline.
+    const idleFbs = fbCount();
     const w = await runWindow({ source: { kind: 'qemu-dbus', address: bus.address }, display: socket, fullscreen: true, fit: 'native', statsFormat: 'none', log: (l) => wlog.push(l) });
     try {
       fake = await FakeQemu.start(bus.address);
@@ -387,6 +391,9 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
       libc.close(udev);
       bus.close();
     }
+    let fbsGone = fbCount();
+    await waitFor(() => (fbsGone = fbCount()) === idleFbs, `FBs back to ${idleFbs}`, 15_000).catch(() => {});
+    expect(fbsGone, 'the kernel FBs of a window that is gone are released').toBe(idleFbs);
   }, 600_000);
 });
 
