@@ -15,6 +15,7 @@ import { runNodeFloor } from './node-floor.js';
 import { runIdle } from './idle.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { runShmRead } from './shm-read.js';
+import { QEMU_DISPLAY_BENCH, runQemuDisplays } from './qemu-display.js';
 import { QEMU_DBUS_BENCH, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
 import { runPeerChild } from './peer-rows.js';
 import { fetchedQemu } from '../integration/helpers/qemu-builds.js';
@@ -332,6 +333,12 @@ for (const [w, h] of MODES) {
   await attempt(QEMU_MAP_BENCH, 'peer Update (pixels in the message)', () => runPeerChild(spec, 'update'));
   await attempt(QEMU_MAP_BENCH, 'peer Unix.Map (UpdateMap)', () => runPeerChild(spec, 'map'));
   if (want(QEMU_DBUS_BENCH) || want(QEMU_MAP_BENCH)) sink.row('meta', '-', [['qemu_dbus_scenario_time', (Date.now() - t) / 1000, 's']]);
+}
+// QEMU's own displays against guestplane window, one real guest, on our compositor (issue 28 item 9).
+if (want(QEMU_DISPLAY_BENCH)) {
+  const t = Date.now();
+  await runQemuDisplays({ card, connector: 'Virtual-1', frames: quick ? 60 : 160, captures: quick ? 6 : 12, log }, (path, run) => attempt(QEMU_DISPLAY_BENCH, path, run));
+  sink.row('meta', '-', [['qemu_display_scenario_time', (Date.now() - t) / 1000, 's']]);
 }
 if (only !== undefined && !readFileSync(outFile, 'utf8').split('\n').some((l) => l && !l.includes('"bench":"meta"'))) {
   log(`--only ${only}: no scenario's bench name contains it`);

@@ -106,6 +106,11 @@ export interface NestedGuestOptions {
    * crash), printed on the console stream: for a QEMU that crashes in a test (7.2's SIGSEGV).
    */
   gdb?: boolean;
+  /**
+   * QEMU's -display (default 'dbus,gl=on'): the bench puts QEMU's own displays ('sdl,gl=off',
+   * 'gtk,gl=on', …) beside window mode, on the same guest.
+   */
+  display?: string;
 }
 
 /** The nested QEMU's command line (without the binary). */
@@ -141,7 +146,7 @@ export function nestedQemuArgs(opts: NestedGuestOptions, root: string): string[]
     ...(existsSync(QBOOT) ? ['-bios', QBOOT] : []),
     '-no-user-config', '-nodefaults', '-vga', 'none', '-nic', 'none', '-no-reboot',
     '-device', `virtio-gpu-pci,blob=true,xres=${opts.width},yres=${opts.height}${opts.heads === 2 ? ',max_outputs=2' : ''}`,
-    '-display', 'dbus,gl=on',
+    '-display', opts.display ?? 'dbus,gl=on',
     '-fsdev', `local,id=guestroot,path=${root},security_model=none,readonly=on`,
     '-device', 'virtio-9p-pci,fsdev=guestroot,mount_tag=guestroot',
     '-kernel', opts.kernel,
