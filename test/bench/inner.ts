@@ -337,7 +337,7 @@ for (const [w, h] of MODES) {
 // QEMU's own displays against guestplane window, one real guest, on our compositor (issue 28 item 9).
 if (want(QEMU_DISPLAY_BENCH)) {
   const t = Date.now();
-  await runQemuDisplays({ card, connector: 'Virtual-1', frames: quick ? 60 : 160, captures: quick ? 6 : 12, log }, (path, run) => attempt(QEMU_DISPLAY_BENCH, path, run));
+  await runQemuDisplays({ card, connector: 'Virtual-1', frames: quick ? 60 : 100, captures: quick ? 6 : 8, log }, (path, run) => attempt(QEMU_DISPLAY_BENCH, path, run));
   sink.row('meta', '-', [['qemu_display_scenario_time', (Date.now() - t) / 1000, 's']]);
 }
 if (only !== undefined && !readFileSync(outFile, 'utf8').split('\n').some((l) => l && !l.includes('"bench":"meta"'))) {
