@@ -1,6 +1,7 @@
 // dma-buf helpers: CPU-access bracketing and implicit-sync fences (linux/dma-buf.h),
 // dma-bufs made from memfd pages (linux/udmabuf.h) and dma-heap allocation
 // (linux/dma-heap.h). No policy; errors are SysErrors naming the ioctl and the fd.
+import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { offsetOf, type AbiManifest } from './abi.js';
 import { IOW, IOWR, ioctl, lseek, O_CLOEXEC, O_RDWR, SEEK_END, SEEK_SET } from './libc.js';
@@ -252,4 +253,19 @@ export function dmabufSize(fd: number, what = `dma-buf fd ${fd}`): number {
   const end = lseek(fd, 0, SEEK_END, what);
   lseek(fd, 0, SEEK_SET, what);
   return Number(end);
+}
+
+/**
+ * The exporter of a dma-buf (the `exp_name:` line of /proc/self/fdinfo/FD: "udmabuf",
+ * "i915", "vkms", …), or null when fdinfo says none (not a dma-buf, or unreadable).
+ */
+export function dmabufExporter(fd: number): string | null {
+  let info: string;
+  try {
+    info = readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1');
+  } catch {
+    return null;
+  }
+  const m = /^exp_name:\s*(\S+)/m.exec(info);
+  return m ? m[1]! : null;
 }

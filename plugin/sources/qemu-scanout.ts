@@ -17,6 +17,7 @@
 import type { DbusFd } from '../dbus/connection.js';
 import type { Rect } from '../geometry.js';
 import * as drm from '../../ffi/drm.js';
+import { dmabufExporter } from '../../ffi/dmabuf.js';
 import { NORMAL, withYInvert } from '../transform.js';
 import { MappedSurface } from './qemu-map.js';
 import { KnownDmabufs, dmabufInode, type KnownBuffer } from './qemu-dmabufs.js';
@@ -82,6 +83,11 @@ export class QemuScanout {
   }
 
   #setDmabuf(fd: number, d: DmabufLayout, member: string): { known: boolean } {
+    // QEMU 10.1+ sends its udmabufs (guest memory: virtio-gpu blob scanouts) with modifier
+    // DRM_FORMAT_MOD_INVALID, "no modifier said". A udmabuf has no layout but the bytes as
+    // they are: linear. Said so, a desktop compositor whose linux-dmabuf v4 lists only
+    // explicit modifiers (KMS-backed ones list LINEAR, not INVALID) takes it as it is.
+    if (d.modifier === drm.DRM_FORMAT_MOD_INVALID && dmabufExporter(fd) === 'udmabuf') d = { ...d, modifier: drm.DRM_FORMAT_MOD_LINEAR };
     const current = this.#scanout?.kind === 'dmabuf' ? this.#scanout.inode : null;
     const { buffer, inode, known } = this.#buffers.adopt(fd, d, current, () => ++this.ids.bufferId, member);
     this.#dropMap();

@@ -347,6 +347,10 @@ describe('QEMU 10.1+ ScanoutDMABUF2 (one plane and NV12) and MOD_INVALID udmabuf
     expect(errors).toEqual([]);
     expect(presents.at(-1)).toMatchObject({ path: 'scanout', zeroCopy: true });
     expect(out.statsSnapshot().imports).toBe(1);
+    // A udmabuf (its exporter, by fdinfo) is linear memory: the plane says LINEAR, which a
+    // desktop compositor listing only explicit modifiers takes (window mode on QEMU 11.1.3).
+    const q = peer.src.query('primary');
+    expect(q.state === 'ok' && q.plane.modifier).toBe(0n);
   });
 });
 

@@ -125,3 +125,13 @@ describe('dma-buf helpers', () => {
     expect(() => dmabuf.dmaHeapAlloc(fd, 4096)).toThrow(/ioctl DMA_HEAP_IOCTL_ALLOC.*ENOTTY/);
   });
 });
+
+describe('dmabufExporter', () => {
+  // The host has no dma-buf exporter (no /dev/udmabuf, no dma-heap): a udmabuf's "udmabuf"
+  // is read in the rig (qemu-dbus-peer.test.ts, the MOD_INVALID case).
+  it('is null for an fd that is no dma-buf (a memfd: fdinfo has no exp_name) and for a closed fd', () => {
+    const fd = memfd(4096);
+    expect(dmabuf.dmabufExporter(fd)).toBeNull();
+    expect(dmabuf.dmabufExporter(1 << 20)).toBeNull();
+  });
+});
