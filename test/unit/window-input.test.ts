@@ -21,12 +21,12 @@ import { Keymap } from '../../plugin/input/keymap.js';
 import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
 import { Desktop } from '../../plugin/window/connection.js';
 import { WindowOutput } from '../../plugin/window/window-output.js';
-import { WindowInput } from '../../plugin/window/input.js';
+import { WindowInput, type WindowInputOptions } from '../../plugin/window/input.js';
 import { DesktopKeymap } from '../../plugin/window/keymap.js';
 import type { InputTarget } from '../../plugin/input/guest-port.js';
 import type { CloseReason } from '../../protocols/client-runtime.js';
 import { ZwpPointerConstraintsV1Lifetime } from '../../protocols/generated/client/pointer_constraints_unstable_v1.js';
-import type { QemuButton } from '../../plugin/sources/qemu-dbus.js';
+import type { QemuButton, TouchKind } from '../../plugin/sources/qemu-dbus.js';
 import type { CpuView, GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 
 useRuntimeDir('gp-wininput-');
@@ -111,6 +111,17 @@ class Recorder implements InputTarget {
   }
 }
 
+/** …and QEMU's MultiTouch (8.1+), or its refusal (7.x has none). */
+class TouchRecorder extends Recorder {
+  constructor(private readonly refuse = false) {
+    super();
+  }
+  async touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
+    if (this.refuse) throw new Error('org.freedesktop.DBus.Error.UnknownInterface: No such interface “org.qemu.Display1.MultiTouch”');
+    this.calls.push(`touch ${kind} ${slot} ${x},${y}`);
+  }
+}
+
 async function until(what: string, ok: () => boolean): Promise<void> {
   const end = Date.now() + 10_000;
   while (!ok()) {
@@ -120,16 +131,18 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 /** The window on our compositor with input into `rec`; waits for the guest to be shown and the seat to have focused it. */
-async function window(opts: { keyboard?: boolean; pointer?: boolean; absolute?: boolean } = {}) {
+async function window(opts: { keyboard?: boolean; pointer?: boolean; absolute?: boolean; touch?: WindowInputOptions['touch']; rec?: Recorder; offersMultiTouch?: boolean } = {}) {
   const { socket, input, seat } = compositor();
   input.deviceAdded({ sysname: 'event1', name: 'test kbd+ptr', capabilities: { keyboard: opts.keyboard ?? true, pointer: opts.pointer ?? true, touch: false } });
+  if (opts.touch) input.deviceAdded({ sysname: 'event2', name: 'test touchscreen', capabilities: { keyboard: false, pointer: false, touch: true } });
   const log: string[] = [];
   const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
   const out = new WindowOutput(desktop, { title: 'gp input', fit: 'fit' });
   const guest = new Guest();
-  const rec = new Recorder();
+  const rec = opts.rec ?? new Recorder();
   const captures: boolean[] = [];
-  const win = new WindowInput(desktop, out, rec, { cursorSource: guest, log: (l) => log.push(l), onCapture: (on) => captures.push(on), ...(opts.absolute === false ? { isAbsolute: async () => false } : {}) });
+  const touch = opts.touch ? { touch: opts.touch, offersMultiTouch: () => opts.offersMultiTouch ?? false } : {};
+  const win = new WindowInput(desktop, out, rec, { cursorSource: guest, log: (l) => log.push(l), onCapture: (on) => captures.push(on), ...(opts.absolute === false ? { isAbsolute: async () => false } : {}), ...touch });
   cleanups.push(async () => {
     win.close();
     await out.close();
@@ -230,6 +243,95 @@ describe('window input on our compositor', { timeout: 30_000 }, () => {
     expect(w.rec.calls.slice(-2)).toEqual(['key 42 up', 'button middle up']);
     for (const k of cleanups.splice(0).reverse()) await k();
     expect(fds()).toBe(before);
+  });
+});
+
+// Touch on our compositor (SeatInput → wl_touch, as libinput's touchscreen would) into the
+// window: the 320x200 guest fit into 1024x768 (3.2x, 64 px bands top and bottom).
+describe('window touch on our compositor', { timeout: 30_000 }, () => {
+  const touch = (w: { input: SeatInput }, phase: 'down' | 'motion' | 'up' | 'cancel', slot: number, x = 0, y = 0) => w.input.handle({ kind: 'touch', phase, slot, x: x / 1024, y: y / 768 });
+  const frame = (w: { input: SeatInput }) => w.input.handle({ kind: 'touch-frame' });
+  const touches = (rec: Recorder) => rec.calls.filter((c) => c.startsWith('touch'));
+
+  it('--touch multitouch: two fingers are two MultiTouch slots at their guest pixels (begin, update, end); a finger in the letterbox is not the guest\'s; touch ids take free slots', async () => {
+    const rec = new TouchRecorder();
+    const w = await window({ keyboard: false, pointer: false, touch: 'multitouch', rec });
+    await until('the window has wl_touch', () => !!w.win.touch);
+    touch(w, 'down', 5, 512, 384); // the middle: guest (160, 100), on the guest sub-surface
+    touch(w, 'down', 9, 32, 64 + 32); // guest (10, 10)
+    frame(w);
+    touch(w, 'down', 2, 100, 10); // the top band (the black parent): nobody's in the guest
+    frame(w);
+    touch(w, 'motion', 5, 512 + 32, 384 + 16); // guest (170, 105)
+    touch(w, 'motion', 9, 1023, 767); // slid off into the band: kept on the picture's edge
+    frame(w);
+    touch(w, 'up', 5);
+    touch(w, 'up', 2);
+    frame(w);
+    touch(w, 'down', 7, 64, 128); // takes slot 0, free again: guest (20, 20)
+    touch(w, 'up', 9);
+    touch(w, 'up', 7);
+    frame(w);
+    await until('the touches', () => touches(rec).length === 8);
+    expect(touches(rec)).toEqual([
+      'touch begin 0 160,100', 'touch begin 1 10,10',
+      'touch update 0 170,105', 'touch update 1 319,199',
+      'touch end 0 170,105',
+      'touch begin 0 20,20', 'touch end 1 319,199', 'touch end 0 20,20',
+    ]);
+    expect(rec.calls.filter((c) => !c.startsWith('touch')), 'no pointer or button from a touch').toEqual([]);
+    expect(w.win.touch!.counts).toEqual({ downs: 3, motions: 2, ups: 3, cancels: 0 });
+  });
+
+  it('wl_touch.cancel, and the seat losing touch, end the fingers down in the guest (MultiTouch end: QEMU\'s cancel would leave them down)', async () => {
+    const rec = new TouchRecorder();
+    const w = await window({ keyboard: false, pointer: false, touch: 'multitouch', rec });
+    await until('the window has wl_touch', () => !!w.win.touch);
+    touch(w, 'down', 0, 512, 384);
+    touch(w, 'down', 1, 32, 96);
+    frame(w);
+    touch(w, 'cancel', -1); // libinput's cancel: our compositor sends wl_touch.cancel
+    await until('ended', () => touches(rec).length === 4);
+    expect(touches(rec).slice(2).sort()).toEqual(['touch end 0 160,100', 'touch end 1 10,10']);
+    touch(w, 'down', 3, 512, 384);
+    frame(w);
+    await until('down again', () => touches(rec).length === 5);
+    // The touchscreen unplugged: the seat's touch capability goes, the window lets go of its wl_touch.
+    w.input.deviceRemoved({ sysname: 'event2', name: 'test touchscreen' });
+    await until('ended with the capability', () => touches(rec).length === 6 && w.win.touch === null);
+    expect(touches(rec)).toEqual(['touch begin 0 160,100', 'touch begin 1 10,10', ...touches(rec).slice(2, 4), 'touch begin 0 160,100', 'touch end 0 160,100']);
+  });
+
+  it('by default a finger is the guest\'s pointer and left button (any guest takes it), said once where QEMU offers MultiTouch; where QEMU refuses MultiTouch, touch falls back to the pointer', async () => {
+    const rec = new TouchRecorder();
+    const w = await window({ keyboard: false, pointer: false, touch: 'pointer', rec, offersMultiTouch: true });
+    await until('the window has wl_touch', () => !!w.win.touch);
+    touch(w, 'down', 0, 512, 384);
+    touch(w, 'down', 1, 32, 96); // a second finger moves the pointer, no second press
+    touch(w, 'motion', 0, 544, 400);
+    touch(w, 'up', 0);
+    touch(w, 'up', 1);
+    frame(w);
+    await until('released', () => rec.calls.includes('button left up'));
+    expect(rec.calls).toEqual(['pointer 160,100', 'button left down', 'pointer 10,10', 'pointer 170,105', 'button left up']);
+    touch(w, 'down', 0, 512, 384);
+    touch(w, 'up', 0);
+    await until('twice', () => rec.calls.filter((c) => c === 'button left up').length === 2);
+    expect(w.log.filter((l) => l.includes('--touch multitouch'))).toHaveLength(1);
+
+    const refusing = new TouchRecorder(true);
+    const v = await window({ keyboard: false, pointer: false, touch: 'multitouch', rec: refusing });
+    await until('the window has wl_touch', () => !!v.win.touch);
+    touch(v, 'down', 0, 512, 384);
+    touch(v, 'up', 0);
+    frame(v);
+    await until('refused', () => v.win.touch?.multiTouch === false);
+    touch(v, 'down', 0, 32, 96);
+    touch(v, 'up', 0);
+    frame(v);
+    await until('as the pointer', () => refusing.calls.includes('button left up'));
+    expect(refusing.calls).toEqual(['pointer 10,10', 'button left down', 'button left up']);
+    expect(v.log.filter((l) => l.includes('MultiTouch refused'))).toEqual([expect.stringContaining('touch goes to the guest as its pointer from now on')]);
   });
 });
 
