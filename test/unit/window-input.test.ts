@@ -6,7 +6,7 @@
 // makes of them is the rig test's (a real QEMU's input side observed there).
 import { describe, it, expect, afterEach } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal, finishUnshown, type Surface } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
@@ -18,7 +18,8 @@ import { SeatInput } from '../../plugin/wayland/seat-input.js';
 import { PointerConstraints } from '../../plugin/wayland/pointer-constraints.js';
 import { copyCursorPixels } from '../../plugin/wayland/cursor-image.js';
 import { Keymap } from '../../plugin/input/keymap.js';
-import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { roundtrip } from '../../protocols/client.js';
 import { Desktop } from '../../plugin/window/connection.js';
 import { WindowOutput } from '../../plugin/window/window-output.js';
 import { WindowInput, type WindowInputOptions } from '../../plugin/window/input.js';
@@ -29,7 +30,7 @@ import { ZwpPointerConstraintsV1Lifetime } from '../../protocols/generated/clien
 import type { QemuButton, TouchKind } from '../../plugin/sources/qemu-dbus.js';
 import type { CpuView, GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 
-useRuntimeDir('gp-wininput-');
+const runtimeDir = useRuntimeDir('gp-wininput-');
 const fds = () => readdirSync('/proc/self/fd').length;
 let n = 0;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -38,7 +39,7 @@ afterEach(async () => {
 });
 
 /** Our compositor on a 1024x768 output, showing the newest toplevel with fit; its seat fed directly. */
-function compositor(): { socket: string; input: SeatInput; seat: Seat } {
+function compositor(): { socket: string; input: SeatInput; seat: Seat; root: () => Surface | null } {
   const d = Display.create();
   const socket = `gp-wininput-${process.pid}-${++n}`;
   d.addSocket(socket);
@@ -67,7 +68,7 @@ function compositor(): { socket: string; input: SeatInput; seat: Seat } {
     d.destroy();
     seat.close();
   });
-  return { socket, input, seat };
+  return { socket, input, seat, root: () => root };
 }
 
 /** A QEMU-like guest: a 320x200 picture the CPU reads, and a cursor image (CursorDefine) when given. */
@@ -382,6 +383,118 @@ describe('our compositor\'s pointer constraints and shortcuts inhibit (server si
       expect(await closed).toMatchObject(which === 'lock' ? { kind: 'protocol-error', interface: 'zwp_pointer_constraints_v1', code: 1 } : { kind: 'protocol-error', interface: 'zwp_keyboard_shortcuts_inhibit_manager_v1', code: 0 });
       for (const k of cleanups.splice(0).reverse()) await k();
     }
+  });
+});
+
+// zwp_pointer_constraints_v1.confine_pointer on our compositor: with our own client bindings
+// (regions, lifetimes, set_region), and Debian's weston-confine (a real client: a left click
+// toggles confinement to its drawing area).
+describe('our compositor confines the pointer (confine_pointer)', { timeout: 30_000 }, () => {
+  it('activates where the pointer enters the region, keeps every move in it (sliding along its edge), set_region on commit; oneshot is spent once unconfined, persistent comes back', async () => {
+    const w = await window({ keyboard: false });
+    const g = w.desktop.globals;
+    const pointer = g.seat!.getPointer();
+    // The guest sub-surface (1024x640 at y 64 of the 1024x768 output): a region 200x100 at (100, 100) of it.
+    const region = (x: number, y: number, width: number, height: number) => {
+      const r = g.compositor.createRegion();
+      r.add(x, y, width, height);
+      return r;
+    };
+    const events: string[] = [];
+    const abs = (x: number, y: number) => w.input.handle({ kind: 'absolute', x: x / 1024, y: y / 768 });
+    const rel = (dx: number, dy: number) => w.input.handle({ kind: 'motion', dx, dy, dxRaw: dx, dyRaw: dy });
+    abs(50, 150); // on the sub-surface, outside the region
+    const r1 = region(100, 100, 200, 100);
+    const oneshot = g.pointerConstraints!.confinePointer(w.out.guestSurface, pointer, r1, ZwpPointerConstraintsV1Lifetime.ONESHOT);
+    r1.destroy(); // the region is copied at the request
+    oneshot.on({ confined: () => events.push('confined'), unconfined: () => events.push('unconfined') });
+    await roundtrip(w.desktop.connection);
+    expect(w.input.constraints!.confinement).toBeNull();
+    rel(500, 0); // not confined yet: free
+    expect(w.input.pointer).toEqual({ x: 550, y: 150 });
+    abs(150, 214); // into the region (local 150, 150): confined
+    await until('confined', () => events.length === 1);
+    // The region is output (100, 164) to (300, 264).
+    rel(500, 0); // to the right edge: as far as stays inside
+    expect(w.input.pointer.x).toBeGreaterThan(299.9);
+    expect(w.input.pointer.x).toBeLessThan(300);
+    expect(w.input.pointer.y).toBe(214);
+    rel(10, 500); // diagonal into the corner: slides down the edge
+    expect(w.input.pointer.x).toBeGreaterThan(299.9);
+    expect(w.input.pointer.y).toBeGreaterThan(263.9);
+    expect(w.input.pointer.y).toBeLessThan(264);
+    abs(1000, 700); // an absolute device is kept in too
+    expect(w.input.pointer.x).toBeLessThan(300);
+    expect(w.input.pointer.y).toBeLessThan(264);
+    // set_region applies with the commit; the pointer now outside it: unconfined, and a oneshot is spent.
+    const r2 = region(0, 0, 50, 50);
+    oneshot.setRegion(r2);
+    r2.destroy();
+    await roundtrip(w.desktop.connection);
+    expect(w.input.constraints!.confinement, 'not before the commit').not.toBeNull();
+    w.out.guestSurface.commit();
+    w.out.parent.commit();
+    await until('unconfined', () => events.length === 2);
+    abs(20, 84); // into the new region: a spent oneshot stays inert
+    await roundtrip(w.desktop.connection);
+    expect(events).toEqual(['confined', 'unconfined']);
+    expect(w.input.constraints!.confinement).toBeNull();
+    oneshot.destroy();
+    // Persistent, no region (the whole sub-surface): confined at once; away and back with set_region.
+    const persistent = g.pointerConstraints!.confinePointer(w.out.guestSurface, pointer, null, ZwpPointerConstraintsV1Lifetime.PERSISTENT);
+    persistent.on({ confined: () => events.push('confined'), unconfined: () => events.push('unconfined') });
+    await until('confined again', () => events.length === 3);
+    rel(0, -500); // up to the sub-surface's top edge, not into the band above it (the parent)
+    expect(w.input.pointer.y).toBeGreaterThan(63.9);
+    expect(w.input.pointer.y).toBeLessThan(64.1);
+    const away = region(500, 500, 10, 10);
+    persistent.setRegion(away);
+    w.out.guestSurface.commit();
+    w.out.parent.commit();
+    await until('unconfined (persistent)', () => events.length === 4);
+    abs(505, 564 + 5); // into the new region: a persistent confinement comes back
+    await until('confined (persistent)', () => events.length === 5);
+    expect(events).toEqual(['confined', 'unconfined', 'confined', 'unconfined', 'confined']);
+    // One constraint per surface: a lock there too is already_constrained.
+    const closed = new Promise<CloseReason>((r) => w.desktop.connection.once('closed', r));
+    g.pointerConstraints!.lockPointer(w.out.guestSurface, pointer, null, ZwpPointerConstraintsV1Lifetime.ONESHOT);
+    expect(await closed).toMatchObject({ kind: 'protocol-error', interface: 'zwp_pointer_constraints_v1', code: 1 });
+  });
+
+  it.skipIf(!existsSync('/usr/bin/weston-confine'))('weston-confine --complex-confine-region: a click confines the pointer to its region (the move ends on its edge), a second click lets it go', async () => {
+    const c = compositor();
+    c.input.deviceAdded({ sysname: 'event1', name: 'test mouse', capabilities: { keyboard: false, pointer: true, touch: false } });
+    // Its complex region: rectangles from 5% to 95% of its drawing area's width, narrowing to a 2% neck in the middle.
+    const client = startClient('weston-confine', ['--complex-confine-region'], { runtimeDir: runtimeDir(), socket: c.socket });
+    cleanups.push(() => client.kill());
+    await until('weston-confine mapped', () => !!c.root()?.size).catch((e: Error) => {
+      throw new Error(`${e.message}; weston-confine: ${client.stderr()}`);
+    });
+    const click = () => {
+      c.input.handle({ kind: 'button', button: 0x110, pressed: true });
+      c.input.handle({ kind: 'button', button: 0x110, pressed: false });
+    };
+    c.input.handle({ kind: 'absolute', x: 0.25, y: 0.5 }); // in its region's left part
+    click();
+    await until('confined', () => c.input.constraints!.confinement !== null).catch((e: Error) => {
+      throw new Error(`${e.message}; weston-confine: ${client.stderr()}`);
+    });
+    const at = c.input.pointer;
+    c.input.handle({ kind: 'motion', dx: 5000, dy: 0, dxRaw: 5000, dyRaw: 0 });
+    const edge = c.input.pointer;
+    expect(edge.y).toBe(at.y);
+    expect(edge.x).toBeGreaterThan(at.x);
+    expect(edge.x, 'stopped at the region\'s edge, not the output\'s').toBeLessThan(1000);
+    // On the edge of its area: the focus is still weston-confine's surface, a step further would leave the area.
+    const f = c.seat.pointer.focus!;
+    const conf = c.input.constraints!.confinement!;
+    expect(f.surface).toBe(conf.surface);
+    expect(conf.contains({ x: f.x, y: f.y })).toBe(true);
+    expect(conf.contains({ x: f.x + 1, y: f.y })).toBe(false);
+    click(); // weston-confine destroys its confinement
+    await until('unconfined', () => c.input.constraints!.confinement === null);
+    c.input.handle({ kind: 'motion', dx: 5000, dy: 0, dxRaw: 5000, dyRaw: 0 });
+    expect(c.input.pointer.x).toBe(1023);
   });
 });
 
