@@ -5,7 +5,8 @@
 //  - multitouch: every touch point its own slot of QEMU's MultiTouch (8.1+), at its place
 //    in guest pixels; the guest needs a touch device (e.g. -device virtio-multitouch-pci),
 //    which QEMU does not tell (it offers MultiTouch on every console), so it is the user's
-//    choice. If QEMU refuses it (7.x has no MultiTouch), touch falls back to the pointer.
+//    choice. If QEMU refuses it (7.x has no MultiTouch: an error reply, MultiTouchRefused),
+//    touch falls back to the pointer; a call lost with the connection changes nothing.
 //
 // Touch point ids are the caller's (libinput's seat slots, a desktop's wl_touch ids: any
 // int32); each down takes the lowest free slot of QEMU's 10 (INPUT_EVENT_SLOTS_MAX) and a
@@ -16,7 +17,7 @@
 // device passes CANCEL on with the contact's tracking id still set, so the guest's finger
 // would stay down; QEMU's own GTK display ends cancelled touches the same way.
 import type { QemuButton } from '../sources/qemu-dbus.js';
-import { MAX_TOUCH_SLOTS, type TouchKind } from '../sources/qemu-dbus-protocol.js';
+import { MAX_TOUCH_SLOTS, MultiTouchRefused, type TouchKind } from '../sources/qemu-dbus-protocol.js';
 import type { Point } from './guest-port.js';
 
 /** Where a stream of touch points goes besides MultiTouch: the caller's pointer path and mapping. */
@@ -109,6 +110,8 @@ export class GuestTouch<P> {
 
   #send(kind: TouchKind, slot: number, g: Point): void {
     this.route.send!(kind, slot, g.x, g.y).catch((err: Error) => {
+      // Not QEMU's answer (the connection went): said as any input error, MultiTouch stays.
+      if (!(err instanceof MultiTouchRefused)) return this.route.error(err);
       if (!this.#multiTouch) return;
       this.#multiTouch = false;
       this.#slots.clear();

@@ -264,6 +264,18 @@ export const TOUCH_KINDS: Readonly<Record<TouchKind, number>> = { begin: 0, upda
 /** QEMU's INPUT_EVENT_SLOTS_MAX: a larger slot is refused (MaxSlots says it too). */
 export const MAX_TOUCH_SLOTS = 10;
 
+/**
+ * QEMU answered a MultiTouch call with an error (7.x: no such interface). Only this turns
+ * touch back into the pointer: a call that failed because the connection went (QEMU
+ * restarting, the window closing) says nothing of what QEMU takes.
+ */
+export class MultiTouchRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MultiTouchRefused';
+  }
+}
+
 export interface QemuConsoleInfo {
   id: number;
   path: string;

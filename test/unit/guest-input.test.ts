@@ -1,5 +1,6 @@
 // Host input mapped into a guest: pure logic (the real path, libinput and uinput into an
 // unmodified QEMU, is test/integration/qemu-dbus-input.test.ts). The target records calls.
+import { MultiTouchRefused } from '../../plugin/sources/qemu-dbus-protocol.js';
 import { describe, it, expect } from 'vitest';
 import { GuestInput, type InputTarget } from '../../plugin/input/guest-input.js';
 
@@ -133,7 +134,7 @@ describe('GuestInput', () => {
       key: async () => {},
       button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
       pointerTo: async (x, y) => void calls.push(`pointer ${x},${y}`),
-      touch: () => Promise.reject(new Error('org.freedesktop.DBus.Error.UnknownInterface')),
+      touch: () => Promise.reject(new MultiTouchRefused('org.freedesktop.DBus.Error.UnknownInterface')),
     };
     const gi = new GuestInput(target, { screen: { width: 640, height: 480 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
     gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
@@ -142,5 +143,29 @@ describe('GuestInput', () => {
     gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.25, y: 0.5 });
     gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
     expect(calls).toEqual(['error MultiTouch refused (org.freedesktop.DBus.Error.UnknownInterface); touch goes to the guest as its pointer from now on', 'pointer 160,240', 'button left down', 'button left up']);
+  });
+
+  it('a MultiTouch call lost with the connection (QEMU restarting, the kiosk stopping) is an error, not a refusal: touch stays MultiTouch', async () => {
+    const calls: string[] = [];
+    let lose = true;
+    const target: InputTarget = {
+      key: async () => {},
+      button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
+      pointerTo: async (x, y) => void calls.push(`pointer ${x},${y}`),
+      touch: async (k, slot) => {
+        if (lose) throw new Error('D-Bus connection closed before org.qemu.Display1.MultiTouch.SendEvent was answered');
+        calls.push(`${k} ${slot}`);
+      },
+    };
+    const gi = new GuestInput(target, { screen: { width: 640, height: 480 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    await new Promise((r) => setTimeout(r, 0));
+    lose = false;
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    await new Promise((r) => setTimeout(r, 0));
+    const lost = 'error D-Bus connection closed before org.qemu.Display1.MultiTouch.SendEvent was answered';
+    expect(calls).toEqual([lost, lost, 'begin 0', 'end 0']);
   });
 });

@@ -28,6 +28,7 @@ import type { InputTarget } from '../../plugin/input/guest-port.js';
 import type { CloseReason } from '../../protocols/client-runtime.js';
 import { ZwpPointerConstraintsV1Lifetime } from '../../protocols/generated/client/pointer_constraints_unstable_v1.js';
 import type { QemuButton, TouchKind } from '../../plugin/sources/qemu-dbus.js';
+import { MultiTouchRefused } from '../../plugin/sources/qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 
 const runtimeDir = useRuntimeDir('gp-wininput-');
@@ -118,7 +119,7 @@ class TouchRecorder extends Recorder {
     super();
   }
   async touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
-    if (this.refuse) throw new Error('org.freedesktop.DBus.Error.UnknownInterface: No such interface “org.qemu.Display1.MultiTouch”');
+    if (this.refuse) throw new MultiTouchRefused('org.freedesktop.DBus.Error.UnknownMethod: No such interface “org.qemu.Display1.MultiTouch”');
     this.calls.push(`touch ${kind} ${slot} ${x},${y}`);
   }
 }
