@@ -1,7 +1,8 @@
 // Host input mapped into a guest: pure logic (the real path, libinput and uinput into an
 // unmodified QEMU, is test/integration/qemu-dbus-input.test.ts). The target records calls.
-import { MultiTouchRefused } from '../../plugin/sources/qemu-dbus-protocol.js';
 import { describe, it, expect } from 'vitest';
+import { MultiTouchRefused, multiTouchRefusal } from '../../plugin/sources/qemu-dbus-protocol.js';
+import { DbusError } from '../../plugin/dbus/connection.js';
 import { GuestInput, type InputTarget } from '../../plugin/input/guest-input.js';
 
 function setup(fit: 'native' | 'fit' | 'fill', guest = { width: 640, height: 480 }) {
@@ -167,5 +168,20 @@ describe('GuestInput', () => {
     await new Promise((r) => setTimeout(r, 0));
     const lost = 'error D-Bus connection closed before org.qemu.Display1.MultiTouch.SendEvent was answered';
     expect(calls).toEqual([lost, lost, 'begin 0', 'end 0']);
+  });
+
+  it('only QEMU\'s error reply to a MultiTouch call is a refusal: not our own timeout or limit, not a closed connection', () => {
+    const as = (e: Error) => {
+      try {
+        multiTouchRefusal(e);
+      } catch (x) {
+        return x instanceof MultiTouchRefused ? 'refused' : (x as Error).message;
+      }
+      return 'returned';
+    };
+    expect(as(new DbusError('org.freedesktop.DBus.Error.UnknownMethod', 'No such interface “org.qemu.Display1.MultiTouch”'))).toBe('refused');
+    expect(as(new DbusError('org.freedesktop.DBus.Error.NoReply', 'no answer within 5000 ms'))).toBe('no answer within 5000 ms');
+    expect(as(new DbusError('org.freedesktop.DBus.Error.LimitsExceeded', 'calls waiting'))).toBe('calls waiting');
+    expect(as(new Error('D-Bus connection closed before it was answered'))).toBe('D-Bus connection closed before it was answered');
   });
 });
