@@ -54,7 +54,7 @@ export class WindowTouch {
         pointerTo: (g) => port.moveTo(g),
         press: (b, down) => held.button(down ? port : null, b, down),
         ...(target.touch ? { send: target.touch.bind(target) } : {}),
-        error: (e) => opts.log(`guestplane window: ${e.message}`),
+        error: (e) => opts.log(`guestplane window: touch: ${e.message}`),
       },
       opts.mode === 'multitouch',
     );
