@@ -121,8 +121,8 @@ Show one guest in a window on your Wayland desktop: each guest buffer goes to th
 compositor as its own dma-buf (zero copies by us; a wl_shm copy where the desktop does not
 take it), each guest frame acknowledged when the desktop presented it (wp_presentation).
 Closing the window, SIGINT/SIGTERM or the desktop going away stop it (exit 0); the VM
-keeps running. Keys and pointer go to a QEMU guest while the window has them; a guest
-whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
+keeps running. Keys, pointer and touch go to a QEMU guest while the window has them; a
+guest whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
   --qemu-dbus ADDR a QEMU/libvirt VM started with -display dbus (see guestplane kiosk --help)
   --console N|all  the QEMU console to show (default 0); all: one window per graphic console
   --udmabuf WxH    the built-in test guest; --fps N its rate (default 60)
@@ -130,6 +130,9 @@ whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
   --title T        the window title (default: the guest's name)
   --fullscreen     ask the desktop for a fullscreen window
   --copy           copy every frame into wl_shm buffers instead of handing over the dma-buf
+  --touch MODE     pointer (default: a finger is the guest's pointer, any guest takes it) |
+                   multitouch (every finger through QEMU 8.1+'s MultiTouch; the guest needs a
+                   touch device, e.g. -device virtio-multitouch-pci; QEMU 7.x: the pointer)
   --display NAME   the Wayland socket (default $WAYLAND_DISPLAY)
   --stats FORMAT   text | json | none (default text)
 `,

@@ -4,11 +4,8 @@
 // guest pixels, so the guest's pointer lands under the host's. The pieces (chords, the
 // mapping, what is held where) are shared with the multi-head router (heads-router.ts).
 //
-// Touch: one finger as the pointer (press, move, release: any guest pointer takes it), or,
-// with `multiTouch` (kiosk --touch multitouch), every finger as its own slot into QEMU's
-// MultiTouch (QEMU 8.1+ with a touch device in the guest, e.g. virtio-multitouch-pci). QEMU
-// offers MultiTouch on every console whether or not the guest has such a device, so it is
-// the user's choice; if QEMU refuses it (7.x has none), touch falls back to the pointer.
+// Touch (touch.ts, shared with the window): one finger as the pointer, or, with `multiTouch`
+// (kiosk --touch multitouch), every finger its own slot of QEMU's MultiTouch.
 //
 // Chords (documented in the README and the CLI help): Ctrl+Alt+G releases the keyboard
 // and pointer to the host and takes them back; Ctrl+Alt+Q quits the kiosk; Ctrl+Alt+F1…F12
@@ -19,7 +16,7 @@ import type { InputEvent } from './devices.js';
 import type { FitMode } from '../geometry.js';
 import { Chords, passKey, type ChordHandlers, type ChordName } from './chords.js';
 import { BUTTONS, GuestPort, Held, toGuestPoint, wheel, type InputTarget, type Point } from './guest-port.js';
-import type { TouchKind } from '../sources/qemu-dbus.js';
+import { GuestTouch } from './touch.js';
 
 export type { InputTarget } from './guest-port.js';
 
@@ -44,10 +41,8 @@ export class GuestInput {
   readonly #chords: Chords;
   #grabbed = true;
   #scroll = 0;
-  readonly #touches = new Set<number>();
-  /** MultiTouch slots down in the guest, and where each was last sent (guest pixels). */
-  readonly #slots = new Map<number, Point>();
-  #multiTouch: boolean;
+  /** Touch points (normalised screen positions): as the pointer, or MultiTouch slots (touch.ts). */
+  readonly #touch: GuestTouch<{ x: number; y: number }>;
 
   constructor(
     readonly target: InputTarget,
@@ -58,7 +53,20 @@ export class GuestInput {
     this.#pointer = { x: geo.screen.width / 2, y: geo.screen.height / 2 };
     this.#port = new GuestPort(target, (e) => actions.error(e));
     this.#chords = new Chords(!!actions.switchSession, true, opts.chords);
-    this.#multiTouch = !!opts.multiTouch && !!target.touch;
+    const onScreen = (p: Point): Point => ({ x: p.x * geo.screen.width, y: p.y * geo.screen.height });
+    this.#touch = new GuestTouch(
+      {
+        toGuest: (p) => this.toGuest(onScreen(p)),
+        pointerTo: (p) => {
+          const s = onScreen(p);
+          this.#moveTo(s.x, s.y);
+        },
+        press: (b, down) => this.#held.button(down && this.#grabbed ? this.#port : null, b, down),
+        ...(target.touch ? { send: target.touch.bind(target) } : {}),
+        error: (e) => actions.error(e),
+      },
+      !!opts.multiTouch,
+    );
   }
 
   get grabbed(): boolean {
@@ -87,49 +95,9 @@ export class GuestInput {
         if (e.axis === 'vertical' && this.#grabbed) this.#scroll = wheel(this.#port, this.#scroll + e.v120);
         return;
       case 'touch':
-        return this.#multiTouch ? this.#touchSlot(e) : this.#touch(e);
-    }
-  }
-
-  /** Each finger its own MultiTouch slot, at its place in guest pixels. */
-  #touchSlot(e: Extract<InputEvent, { kind: 'touch' }>): void {
-    if (e.phase === 'cancel') return this.#cancelSlots();
-    const at = this.#slots.get(e.slot);
-    if (e.phase === 'up') {
-      if (!at) return;
-      this.#slots.delete(e.slot);
-      return this.#sendTouch('end', e.slot, at);
-    }
-    if ((e.phase === 'down' && !this.#grabbed) || (e.phase === 'motion' && !at)) return;
-    const g = this.toGuest({ x: e.x * this.geo.screen.width, y: e.y * this.geo.screen.height });
-    if (!g) return;
-    this.#slots.set(e.slot, g);
-    this.#sendTouch(e.phase === 'down' ? 'begin' : 'update', e.slot, g);
-  }
-
-  #cancelSlots(): void {
-    for (const [slot, at] of this.#slots) this.#sendTouch('cancel', slot, at);
-    this.#slots.clear();
-  }
-
-  #sendTouch(kind: TouchKind, slot: number, g: Point): void {
-    this.target.touch!(kind, slot, g.x, g.y).catch((err: Error) => {
-      if (!this.#multiTouch) return;
-      this.#multiTouch = false;
-      this.#slots.clear();
-      this.actions.error(new Error(`MultiTouch refused (${err.message}); touch goes to the guest as its pointer from now on`));
-    });
-  }
-
-  /** One finger as the pointer: down = move there and press, up = release. */
-  #touch(e: Extract<InputEvent, { kind: 'touch' }>): void {
-    if (e.phase === 'down' || e.phase === 'motion') this.#moveTo(e.x * this.geo.screen.width, e.y * this.geo.screen.height);
-    if (e.phase === 'down' && this.#touches.size === 0 && this.#grabbed) this.#held.button(this.#port, 'left', true);
-    if (e.phase === 'down') this.#touches.add(e.slot);
-    if (e.phase === 'up' || e.phase === 'cancel') {
-      if (e.phase === 'up') this.#touches.delete(e.slot);
-      else this.#touches.clear();
-      if (this.#touches.size === 0) this.#held.button(null, 'left', false);
+        if (e.phase === 'down') return this.#touch.start(e.slot, e, this.#grabbed);
+        if (e.phase === 'motion') return this.#touch.move(e.slot, e);
+        return e.phase === 'up' ? this.#touch.end(e.slot) : this.#touch.cancel();
     }
   }
 
@@ -138,6 +106,7 @@ export class GuestInput {
     vt: (vt) => this.actions.switchSession?.(vt),
     grab: () => {
       this.#grabbed = !this.#grabbed;
+      if (!this.#grabbed) this.#touch.cancel();
       if (!this.#grabbed) this.#held.release();
       this.actions.grab?.(this.#grabbed);
     },
@@ -154,10 +123,9 @@ export class GuestInput {
    * never come: the devices are closed meanwhile).
    */
   releaseAll(): void {
-    this.#cancelSlots();
+    this.#touch.cancel();
     this.#held.release();
     this.#chords.clear();
-    this.#touches.clear();
   }
 
   #moveTo(x: number, y: number, rel?: { dx: number; dy: number }): void {

@@ -17,6 +17,7 @@ import type { FitMode } from '../geometry.js';
 import { Chords, passKey, type ChordHandlers, type ChordName } from './chords.js';
 import { BUTTONS, Held, toGuestPoint, wheel, type GuestPort, type Point, type Size } from './guest-port.js';
 import { clampTo, closestPoint, contains, type LayoutRect, type PlacedScreen } from './layout.js';
+import { GuestTouch } from './touch.js';
 
 export interface RoutedHead {
   /** The head's index in the config. */
@@ -46,11 +47,10 @@ export interface RouterActions {
 interface Route {
   held: Held;
   pointer: Point | null;
-  touches: Set<number>;
+  /** Touch points (normalised positions on the route's screen) as the pointer (touch.ts). */
+  touch: GuestTouch<Point>;
   scroll: number;
 }
-
-const newRoute = (): Route => ({ held: new Held(), pointer: null, touches: new Set(), scroll: 0 });
 
 export class HeadsRouter {
   #screens: PlacedScreen[] = [];
@@ -59,7 +59,7 @@ export class HeadsRouter {
   #focus: RoutedHead | null = null;
   #grabbed = true;
   readonly #chords: Chords;
-  readonly #shared = newRoute();
+  readonly #shared = this.#newRoute(null);
   readonly #bound = new Map<number, Route>();
 
   /** chords: the chords turned on (default all). */
@@ -134,17 +134,15 @@ export class HeadsRouter {
         if (e.axis === 'vertical' && this.#grabbed) route.scroll = wheel(this.#portAt(route, head), route.scroll + e.v120);
         return;
       case 'touch':
-        return this.#touch(route, head, e);
+        return this.#touch(route, e);
     }
   }
 
   /** The seat went away: every guest lets go of what the host held down in it. */
   releaseAll(): void {
-    this.#shared.held.release();
-    this.#shared.touches.clear();
-    for (const r of this.#bound.values()) {
+    for (const r of [this.#shared, ...this.#bound.values()]) {
+      r.touch.cancel();
       r.held.release();
-      r.touches.clear();
     }
     this.#chords.clear();
   }
@@ -165,15 +163,10 @@ export class HeadsRouter {
     route.held.key(port, code, pressed);
   }
 
-  #touch(route: Route, head: RoutedHead | null, e: Extract<InputEvent, { kind: 'touch' }>): void {
-    if (e.phase === 'down' || e.phase === 'motion') this.#move(route, head, () => this.#absolutePoint(head, e.x, e.y));
-    if (e.phase === 'down' && route.touches.size === 0 && this.#grabbed) route.held.button(this.#portAt(route, head), 'left', true);
-    if (e.phase === 'down') route.touches.add(e.slot);
-    if (e.phase === 'up' || e.phase === 'cancel') {
-      if (e.phase === 'up') route.touches.delete(e.slot);
-      else route.touches.clear();
-      if (route.touches.size === 0) route.held.button(null, 'left', false);
-    }
+  #touch(route: Route, e: Extract<InputEvent, { kind: 'touch' }>): void {
+    if (e.phase === 'down') return route.touch.start(e.slot, e);
+    if (e.phase === 'motion') return route.touch.move(e.slot, e);
+    return e.phase === 'up' ? route.touch.end(e.slot) : route.touch.cancel();
   }
 
   /** Moves a route's pointer to `to(where it is)`: over the layout (shared) or its head (bound). */
@@ -233,7 +226,27 @@ export class HeadsRouter {
 
   #route(index: number): Route {
     let r = this.#bound.get(index);
-    if (!r) this.#bound.set(index, (r = newRoute()));
+    if (!r) this.#bound.set(index, (r = this.#newRoute(index)));
     return r;
+  }
+
+  /** A stream of input: the shared devices' (null) or those bound to head `index`. */
+  #newRoute(index: number | null): Route {
+    const head = () => (index === null ? null : this.#head(index));
+    const route: Route = {
+      held: new Held(),
+      pointer: null,
+      scroll: 0,
+      touch: new GuestTouch<Point>(
+        {
+          toGuest: () => null, // heads take touch as the pointer only
+          pointerTo: (p) => this.#move(route, head(), () => this.#absolutePoint(head(), p.x, p.y)),
+          press: (b, down) => route.held.button(down && this.#grabbed ? this.#portAt(route, head()) : null, b, down),
+          error: () => {},
+        },
+        false,
+      ),
+    };
+    return route;
   }
 }

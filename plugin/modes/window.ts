@@ -6,8 +6,8 @@
 // closed by the user, or when the desktop goes away — each with a message and a clean
 // release of everything.
 //
-// A QEMU guest also gets the desktop's keyboard and pointer, and its cursor image as the
-// desktop's pointer image (window/input.ts).
+// A QEMU guest also gets the desktop's keyboard, pointer and touch, and its cursor image as
+// the desktop's pointer image (window/input.ts).
 //
 // Ownership: the Desktop connection, the WindowOutput, the input, the source and the test
 // guest's animation are all this mode's and are released in stop(), in that reverse order:
@@ -17,6 +17,8 @@ import { Desktop } from '../window/connection.js';
 import { WindowOutput } from '../window/window-output.js';
 import { WindowInput } from '../window/input.js';
 import { RELEASE_CHORD } from '../window/capture.js';
+import type { TouchMode } from '../window/touch.js';
+import { MULTITOUCH_IFACE } from '../sources/qemu-dbus-protocol.js';
 import type { FitMode } from '../geometry.js';
 import type { GuestSource } from '../sources/source.js';
 import { UdmabufSource } from '../sources/udmabuf.js';
@@ -37,6 +39,8 @@ export interface WindowModeOptions {
   fullscreen?: boolean;
   /** Copy every frame into wl_shm instead of handing the dma-buf over (a compositor whose import misbehaves; comparisons). */
   copy?: boolean;
+  /** A QEMU guest's touch: one finger as its pointer (default) or every finger through QEMU's MultiTouch (window/touch.ts). */
+  touch?: TouchMode;
   statsFormat: 'text' | 'json' | 'none';
   log: (line: string) => void;
 }
@@ -148,6 +152,8 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
           cursorSource: source,
           isAbsolute: () => source.isAbsolute(),
           onCapture: (on) => out.setTitle(on ? `${title} (pointer captured: ${RELEASE_CHORD} releases it)` : title),
+          touch: opts.touch,
+          offersMultiTouch: () => source.console?.info.interfaces.includes(MULTITOUCH_IFACE) ?? false,
           log: opts.log,
         })
       : null;

@@ -6,7 +6,7 @@
 // display's other names (bus name, object paths, interfaces), the console and VM
 // descriptions, and QEMU's input numbering (evdev keys → QEMU key numbers, buttons).
 import { DRM_FORMAT } from '../../ffi/drm.js';
-import { DbusFd, type DbusValue } from '../dbus/connection.js';
+import { DbusError, DbusFd, type DbusValue } from '../dbus/connection.js';
 
 export const LISTENER_PATH = '/org/qemu/Display1/Listener';
 export const LISTENER_IFACE = 'org.qemu.Display1.Listener';
@@ -263,6 +263,26 @@ export type TouchKind = 'begin' | 'update' | 'end' | 'cancel';
 export const TOUCH_KINDS: Readonly<Record<TouchKind, number>> = { begin: 0, update: 1, end: 2, cancel: 3 };
 /** QEMU's INPUT_EVENT_SLOTS_MAX: a larger slot is refused (MaxSlots says it too). */
 export const MAX_TOUCH_SLOTS = 10;
+
+/**
+ * QEMU answered a MultiTouch call with an error (7.x: no such interface). Only this turns
+ * touch back into the pointer: a call that failed because the connection went (QEMU
+ * restarting, the window closing) says nothing of what QEMU takes.
+ */
+export class MultiTouchRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MultiTouchRefused';
+  }
+}
+
+/** DbusErrors our connection makes itself (no answer in time, too many calls waiting): not QEMU's answer. */
+const NOT_QEMUS_ANSWER = new Set(['org.freedesktop.DBus.Error.NoReply', 'org.freedesktop.DBus.Error.LimitsExceeded']);
+
+/** A failed MultiTouch call, rethrown as MultiTouchRefused where it is QEMU's error reply. */
+export function multiTouchRefusal(e: Error): never {
+  throw e instanceof DbusError && !NOT_QEMUS_ANSWER.has(e.dbusName) ? new MultiTouchRefused(e.message) : e;
+}
 
 export interface QemuConsoleInfo {
   id: number;

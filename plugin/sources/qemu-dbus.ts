@@ -56,7 +56,7 @@ import { DRM_FORMAT } from '../../ffi/drm.js';
 import type { DbusArg, DbusConnection, IncomingCall } from '../dbus/connection.js';
 import { QemuScanout, type QemuIdSpace } from './qemu-scanout.js';
 import { QemuPeerVersion } from './qemu-version.js';
-import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MAX_TOUCH_SLOTS, MOUSE_IFACE, MULTITOUCH_IFACE, TOUCH_KINDS, type TouchKind, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
+import { BUTTONS, CONSOLE_IFACE, KEYBOARD_IFACE, MAX_TOUCH_SLOTS, MOUSE_IFACE, MULTITOUCH_IFACE, MultiTouchRefused, multiTouchRefusal, TOUCH_KINDS, type TouchKind, decodeListenerCall, evdevToQnum, premultiplied, LISTENER_IFACE, LISTENER_INTERFACES, LISTENER_METHODS, LISTENER_PATH, ListenerError, PROPERTIES_IFACE, type ListenerCall, type QemuButton, type QemuConsoleInfo } from './qemu-dbus-protocol.js';
 import { registerListener } from './qemu-listener.js';
 import type { CpuView, GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery } from './source.js';
 
@@ -535,19 +535,13 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
 
   /**
    * One touch point (slot) into QEMU's MultiTouch (QEMU 8.1+), at guest pixel (x, y). QEMU
-   * 7.x has no such interface: the call fails with its error (guest-input.ts then falls
-   * back to the pointer).
+   * 7.x has no such interface: its error reply rejects with MultiTouchRefused (input/touch.ts
+   * then falls back to the pointer); a connection that went rejects with its own error.
    */
   touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_TOUCH_SLOTS) return Promise.reject(new Error(`touch slot ${slot} is not within 0..${MAX_TOUCH_SLOTS - 1} (QEMU's slots)`));
-    return this.#input(() =>
-      this.#bus.call(this.#dest, this.info.path, MULTITOUCH_IFACE, 'SendEvent', [
-        { type: 'u', value: TOUCH_KINDS[kind] },
-        { type: 't', value: BigInt(slot) },
-        { type: 'd', value: Math.max(0, x) },
-        { type: 'd', value: Math.max(0, y) },
-      ]),
-    );
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_TOUCH_SLOTS) return Promise.reject(new MultiTouchRefused(`touch slot ${slot} is not within 0..${MAX_TOUCH_SLOTS - 1} (QEMU's slots)`));
+    const args: DbusArg[] = [{ type: 'u', value: TOUCH_KINDS[kind] }, { type: 't', value: BigInt(slot) }, { type: 'd', value: Math.max(0, x) }, { type: 'd', value: Math.max(0, y) }];
+    return this.#input(() => this.#bus.call(this.#dest, this.info.path, MULTITOUCH_IFACE, 'SendEvent', args).catch(multiTouchRefusal));
   }
 
   pointerBy(dx: number, dy: number): Promise<void> {

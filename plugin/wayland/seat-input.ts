@@ -12,7 +12,7 @@ import type { Seat } from './seat.js';
 import type { Rect } from '../geometry.js';
 import { outputToView } from './window-view.js';
 import type { PointerTarget } from './pointer.js';
-import type { PointerConstraints } from './pointer-constraints.js';
+import type { Confinement, PointerConstraints } from './pointer-constraints.js';
 
 export interface SeatScene {
   /** The output's size in pixels. */
@@ -135,8 +135,39 @@ export class SeatInput {
   }
 
   #moveTo(p: Point): void {
-    this.#pointer = clampToOutput(p, this.scene.output());
+    const next = clampToOutput(p, this.scene.output());
+    const c = this.constraints?.confinement;
+    this.#pointer = c ? this.#confine(this.#pointer, next, c) : next;
     this.refresh();
+  }
+
+  /**
+   * A move from `from` to `to` (output points) kept in a confinement's region: as far along
+   * its way as stays inside (halving the step, to 1/256 px), else sliding along the edge on
+   * one axis, whichever goes farther. `from` is inside (the confinement is active there).
+   */
+  #confine(from: Point, to: Point, c: Confinement): Point {
+    const root = this.scene.root();
+    const entry = root ? this.#tree(root).find((e) => e.surface === c.surface) : undefined;
+    if (!entry) return to; // not shown: the confinement ends with the focus (refresh)
+    const inside = (q: Point) => {
+      const local = this.#rootLocal(q);
+      return !!local && c.contains({ x: local.x - entry.x, y: local.y - entry.y });
+    };
+    if (inside(to)) return to;
+    const along = (target: Point): Point => {
+      let lo = 0;
+      let hi = 1;
+      for (let i = 0; i < 16; i++) {
+        const mid = (lo + hi) / 2;
+        if (inside({ x: from.x + (target.x - from.x) * mid, y: from.y + (target.y - from.y) * mid })) lo = mid;
+        else hi = mid;
+      }
+      return { x: from.x + (target.x - from.x) * lo, y: from.y + (target.y - from.y) * lo };
+    };
+    const tries = [along(to), along({ x: to.x, y: from.y }), along({ x: from.x, y: to.y })];
+    const dist = (q: Point) => Math.hypot(q.x - from.x, q.y - from.y);
+    return tries.reduce((best, q) => (dist(q) > dist(best) ? q : best));
   }
 
   /** The output point in the shown root's coordinates; null without a mapped toplevel. */

@@ -1,4 +1,4 @@
-// The desktop's keyboard and pointer into the guest shown in the window (issue 28 item 4),
+// The desktop's keyboard, pointer and touch into the guest shown in the window (issue 28 item 4),
 // through the same guest path the kiosk uses (input/guest-port.ts: GuestPort, Held, the
 // fit mapping; the target is the QemuGuest, whose console source speaks QEMU's Keyboard
 // and Mouse interfaces).
@@ -10,25 +10,28 @@
 // Held does for the kiosk. Keys already down when the focus comes are not pressed: their
 // presses went elsewhere.
 //
-// Pointer: a position over the window (on the black parent, or on the guest subsurface,
-// whose coordinates are its viewport's destination) is mapped through the window's fit
-// into guest pixels (toGuestPoint, as the kiosk maps its screen) and sent; the source sends
-// it absolute where the guest's mouse is absolute (QEMU's Mouse.IsAbsolute), else the
-// difference from the last position; for such a guest a click captures the pointer and its
-// unaccelerated motion goes to the guest (capture.ts; Ctrl+Alt+G releases it).
+// Pointer: a position over the window (on the black parent, or on the guest subsurface)
+// is mapped through the window's fit into guest pixels (guest-point.ts, the kiosk's
+// toGuestPoint) and sent; the source sends it absolute where the guest's mouse is absolute
+// (QEMU's Mouse.IsAbsolute), else the difference from the last position; for such a guest
+// a click captures the pointer and its unaccelerated motion goes to the guest (capture.ts;
+// Ctrl+Alt+G releases it).
 // Buttons as the kiosk's (evdev codes); the vertical wheel in whole detents (value120,
 // else axis_discrete, else 10 axis units per detent, what libinput-based desktops send).
-// The guest's cursor image: cursor.ts.
+// The guest's cursor image: cursor.ts. Touch (wl_touch while the seat has it): touch.ts,
+// through the same GuestPort and Held, so a finger as the pointer and the mouse are one.
 //
-// Ownership: the wl_keyboard and wl_pointer proxies (released with the seat's capability
-// going, or in close()), the DesktopKeymap and the WindowCursor are this object's. The
+// Ownership: the wl_keyboard and wl_pointer proxies and the WindowTouch (released with the
+// seat's capability going, or in close()), the DesktopKeymap and the WindowCursor are this object's. The
 // Desktop, its seat and the window stay the caller's. Every fd the desktop sends
 // (wl_keyboard.keymap) is closed in the handler that receives it.
 import type { WlKeyboard, WlPointer, WlSurface } from '../../protocols/generated/client/wayland.js';
 import { WlKeyboardKeymapFormat, WlKeyboardKeyState, WlPointerAxis, WlPointerButtonState, WlSeatCapability } from '../../protocols/generated/client/wayland.js';
 import * as libc from '../../ffi/libc.js';
-import { placement, type FitMode } from '../geometry.js';
-import { BUTTONS, GuestPort, Held, toGuestPoint, wheel, type InputTarget, type Point, type Size } from '../input/guest-port.js';
+import { placement } from '../geometry.js';
+import { BUTTONS, GuestPort, Held, wheel, type InputTarget, type Point } from '../input/guest-port.js';
+import { windowToGuest, type WindowGeometry } from './guest-point.js';
+import { WindowTouch, type TouchMode, type WindowTouchOptions } from './touch.js';
 import type { GuestSource } from '../sources/source.js';
 import type { Desktop } from './connection.js';
 import { DesktopKeymap, readKeymapFd } from './keymap.js';
@@ -40,16 +43,7 @@ import { Chords, passKey, type ChordHandlers } from '../input/chords.js';
 const AXIS_PER_DETENT = 10;
 
 /** What input needs of the window (WindowOutput): its surfaces, size, fit and the guest's picture. */
-export interface WindowInputView {
-  readonly parent: WlSurface;
-  readonly guestSurface: WlSurface;
-  readonly letterbox: boolean;
-  readonly width: number;
-  readonly height: number;
-  readonly fit: FitMode;
-  /** The guest picture's size as shown (after its transform), null while there is none. */
-  guestPicture(): Size | null;
-}
+export type WindowInputView = WindowGeometry;
 
 export interface WindowInputOptions {
   /** Where the guest's cursor image comes from (null: the desktop's own pointer stays). */
@@ -58,6 +52,10 @@ export interface WindowInputOptions {
   isAbsolute?: () => Promise<boolean>;
   /** The pointer was captured (true) or released (capture.ts; the window's title says so). */
   onCapture?: (captured: boolean) => void;
+  /** Touch: one finger as the guest's pointer (default), or every finger through QEMU's MultiTouch (touch.ts). */
+  touch?: TouchMode;
+  /** Whether QEMU offers MultiTouch on the console (a hint at the first touch when touch is the pointer). */
+  offersMultiTouch?: () => boolean;
   log: (line: string) => void;
 }
 
@@ -71,6 +69,9 @@ export class WindowInput {
   readonly #cursor: WindowCursor | null;
   #keyboard: WlKeyboard | null = null;
   #pointer: WlPointer | null = null;
+  #touch: WindowTouch | null = null;
+  readonly #target: InputTarget;
+  readonly #touchOpts: WindowTouchOptions;
   #keymap: DesktopKeymap | null = null;
   #focused = false;
   /** The surface the pointer is over (ours), null when it is elsewhere. */
@@ -93,6 +94,8 @@ export class WindowInput {
     this.#desktop = desktop;
     this.#view = view;
     this.#log = opts.log;
+    this.#target = target;
+    this.#touchOpts = { mode: opts.touch ?? 'pointer', offersMultiTouch: opts.offersMultiTouch, log: opts.log };
     this.#port = new GuestPort(target, (e) => this.#log(`guestplane window: input to the guest: ${e.message}`));
     this.#cursorSource = opts.cursorSource ?? null;
     this.#cursor = this.#cursorSource ? new WindowCursor(desktop) : null;
@@ -122,6 +125,11 @@ export class WindowInput {
     return this.#focused;
   }
 
+  /** The desktop's touch into the guest, while the seat has touch. */
+  get touch(): WindowTouch | null {
+    return this.#touch;
+  }
+
   /** The guest's cursor (tests). */
   get cursor(): WindowCursor | null {
     return this.#cursor;
@@ -136,6 +144,15 @@ export class WindowInput {
     if (!kb && this.#keyboard) this.#dropKeyboard();
     if (ptr && !this.#pointer) this.#listenPointer((this.#pointer = seat.getPointer()));
     if (!ptr && this.#pointer) this.#dropPointer();
+    const touch = (caps & WlSeatCapability.TOUCH) !== 0;
+    if (touch && !this.#touch) this.#touch = new WindowTouch(seat.getTouch(), this.#view, this.#target, this.#port, this.#held, this.#touchOpts);
+    if (!touch && this.#touch) this.#dropTouch(true);
+  }
+
+  /** The seat lost touch (the points down end in the guest), or this input closes. */
+  #dropTouch(live: boolean): void {
+    this.#touch!.close(live);
+    this.#touch = null;
   }
 
   // --- keyboard ---
@@ -239,18 +256,10 @@ export class WindowInput {
   /** The pointer at (x, y) on the surface it is over, as a point on the window. */
   #motion(x: number, y: number): void {
     if (!this.#over || this.#capture.captured) return;
-    const view = this.#view;
-    const pic = view.guestPicture();
-    if (!pic) return;
-    let p: Point = { x, y };
-    let area: Size = { width: view.width, height: view.height };
-    if (!view.letterbox) area = pic; // the guest's buffer is the window, unscaled
-    else if (this.#over === view.guestSurface) {
-      const { dst } = placement(view.fit, pic.width, pic.height, view.width, view.height);
-      p = { x: dst.x + x, y: dst.y + y };
-    }
+    const g = windowToGuest(this.#view, this.#over, x, y);
+    if (!g) return;
     this.counts.motions++;
-    this.#port.moveTo(toGuestPoint(p, area, pic, view.fit));
+    this.#port.moveTo(g.at);
   }
 
   #button(code: number, pressed: boolean): void {
@@ -338,6 +347,7 @@ export class WindowInput {
     const live = !this.#desktop.connection.closed;
     if (live && this.#keyboard) this.#dropKeyboard();
     if (live && this.#pointer) this.#dropPointer();
+    if (this.#touch) this.#dropTouch(live);
     this.#cursor?.destroy();
     this.#keymap?.close();
     this.#keymap = null;

@@ -45,7 +45,7 @@ import { waitFor } from './helpers/faults.js';
 import { useRuntimeDir } from './helpers/wayland-client.js';
 import { busNameHasOwner, startSessionBus } from './helpers/qemu.js';
 import { nestedGuestMissing, rigKernel, startNestedGuest } from './helpers/nested-guest.js';
-import { qemuBuilds } from './helpers/qemu-builds.js';
+import { qemuBuildsWithNewest } from './helpers/qemu-builds.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { runWindow } from '../../plugin/modes/window.js';
 import { udmabufCreate } from '../../ffi/dmabuf.js';
@@ -56,7 +56,8 @@ import type { QemuGuest } from '../../plugin/sources/qemu-guest.js';
 import type { QemuConsoleSource } from '../../plugin/sources/qemu-dbus.js';
 import { WindowInput } from '../../plugin/window/input.js';
 import { BTN_LEFT } from '../../ffi/uinput.js';
-import { keyboard, mouse, startUdevd, tablet, uinputMissing } from './helpers/uinput.js';
+import { keyboard, mouse, startUdevd, tablet, TouchScreen, uinputMissing } from './helpers/uinput.js';
+import { MULTITOUCH_IFACE } from '../../plugin/sources/qemu-dbus-protocol.js';
 
 const W = 1024;
 const H = 768;
@@ -88,6 +89,8 @@ const dmabufFds = () => readdirSync('/proc/self/fd').filter((f) => {
   }
 }).length;
 const fbCount = () => readFramebuffers(card).length;
+/** FBs made from a PRIME fd: the guests' buffers (the compositor's own output buffers are dumb buffers). */
+const importedFbCount = () => readFramebuffers(card).filter((f) => f.layers[0]?.imported === true).length;
 /** FBs of the test guest's 1024x768 buffers: made from a PRIME fd (the output's own are dumb buffers). */
 const guestFbCount = () => readFramebuffers(card).filter((f) => f.width === W && f.height === H && f.layers[0]?.imported === true).length;
 
@@ -425,14 +428,27 @@ function checkLetterboxed(c: CaptureResult, frame: number, at: { x: number; y: n
 const GW = 640;
 const GH = 480;
 const FRAMES = 30;
-const builds = qemuBuilds().map((qemu) => ({ qemu, missing: nestedGuestMissing(qemu) }));
+// 7.2 and 10.0.2, and 11.1.3 where the rig has it (its MultiTouch for the window's touch).
+const builds = qemuBuildsWithNewest().map((qemu) => ({ qemu, missing: nestedGuestMissing(qemu) }));
+/** QEMU 8.1 brought MultiTouch (and virtio-multitouch-pci came with 8.0). */
+const hasMultiTouch = (version: string | null) => {
+  const [major = 0, minor = 0] = (version ?? '').split('.').map(Number);
+  return major > 8 || (major === 8 && minor >= 1);
+};
 for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS through QEMU -display dbus, in guestplane window on guestplane compositor`, () => {
   it.skipIf(missing)(`its udmabufs reach an overlay plane zero-copy, pixel-exact; UpdateDMABUF answered after the compositor's flip; FBs flat after`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpwn-'));
     const bus = startSessionBus(dir);
-    const fbs0 = fbCount();
-    const { guest } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: GW, height: GH, qemu, extraArgs: ['-trace', 'enable=input_event_*'] });
+    // The guest's FBs (imported) only: the compositor makes its own output buffers lazily, so
+    // the total grows during the first case of a run whatever the window does (s9 run 2).
+    const fbs0 = importedFbCount();
+    const allFbs0 = fbCount();
+    // A touch device in the guest where QEMU has MultiTouch (the window's touch, issue 28 item 4).
+    const multiTouch = hasMultiTouch(qemu.version);
+    const touchArgs = multiTouch ? ['-device', 'virtio-multitouch-pci', '-trace', 'enable=dbus_touch_send_event'] : [];
+    const { guest } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: GW, height: GH, qemu, extraArgs: ['-trace', 'enable=input_event_*', ...touchArgs] });
     let typed: Typed | null = null;
+    let touched: Touched | null = null;
     const events: Happened[] = [];
     const onFlip = (ev: PresentEvent) => events.push({ kind: 'flip', ev });
     const presents: PresentEvent[] = [];
@@ -470,10 +486,11 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
           const l = subLayer(cap.content);
           result = { decoded, ...(decoded !== null ? checkLetterboxed(cap, decoded, at) : { inside: -1, outside: -1 }), how: l?.how, zeroCopy: l?.zeroCopy };
         }
-        fbsDuring = fbCount();
+        fbsDuring = importedFbCount();
         answered = { ...src.stats.answered };
         stats = out.statsSnapshot();
         if (!inputMissing) typed = await typeIntoWindow(desktop, out, src, guest);
+        if (!inputMissing) touched = await touchIntoWindow(desktop, out, src, guest, multiTouch);
       } finally {
         kiosk.off('present', onFlip);
         await out.close();
@@ -483,14 +500,14 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
       }
       const flips = events.filter((e): e is { kind: 'flip'; ev: PresentEvent } => e.kind === 'flip').map((e) => e.ev);
       const sub = flips.filter((f) => subLayer(f)?.frame !== undefined);
-      report = `window on guestplane compositor, nested guest on ${qemu.label}: guest ${guest.lines.find((l) => l.text.startsWith('done '))?.text}; window: ${stats!.framesPresented} presented, paths ${JSON.stringify(stats!.paths)}, imports ${stats!.imports}, latency QEMU update->presented p50 ${stats!.latencyMs.p50.toFixed(1)} ms p99 ${stats!.latencyMs.p99.toFixed(1)} ms (${stats!.latencyMs.samples}); desktop zero_copy ${presents.filter((p) => p.desktop?.zeroCopy).length} of ${presents.length}; UpdateDMABUF answers ${JSON.stringify(answered)}; compositor: ${sub.length} flips with the guest, reports ${JSON.stringify([...new Set(sub.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.zeroCopy}/${subLayer(f)!.reason?.code ?? ''}`))])}; capture ${JSON.stringify(result)}; FBs ${fbs0} before, ${fbsDuring} during; errors ${JSON.stringify(stats!.errors)} ${errors.join('; ')}`;
+      report = `window on guestplane compositor, nested guest on ${qemu.label}: guest ${guest.lines.find((l) => l.text.startsWith('done '))?.text}; window: ${stats!.framesPresented} presented, paths ${JSON.stringify(stats!.paths)}, imports ${stats!.imports}, latency QEMU update->presented p50 ${stats!.latencyMs.p50.toFixed(1)} ms p99 ${stats!.latencyMs.p99.toFixed(1)} ms (${stats!.latencyMs.samples}); desktop zero_copy ${presents.filter((p) => p.desktop?.zeroCopy).length} of ${presents.length}; UpdateDMABUF answers ${JSON.stringify(answered)}; compositor: ${sub.length} flips with the guest, reports ${JSON.stringify([...new Set(sub.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.zeroCopy}/${subLayer(f)!.reason?.code ?? ''}`))])}; capture ${JSON.stringify(result)}; imported FBs ${fbs0} before, ${fbsDuring} during (all FBs ${allFbs0} before); errors ${JSON.stringify(stats!.errors)} ${errors.join('; ')}`;
     } finally {
       await guest.close();
       bus.close();
     }
     let fbsAfter = 0;
-    await waitFor(() => (fbsAfter = fbCount()) === fbs0, `FBs back to ${fbs0}`, 15_000).catch(() => {});
-    console.log(`${report}; FBs after ${fbsAfter}; input: ${typed ? `guest mouse ${typed.absolute ? 'absolute' : 'relative'}, captured ${typed.captured}, QEMU saw ${typed.seen.join(' | ')}` : `skipped: ${inputMissing}`}`);
+    await waitFor(() => (fbsAfter = importedFbCount()) === fbs0, `imported FBs back to ${fbs0}`, 15_000).catch(() => {});
+    console.log(`${report}; imported FBs after ${fbsAfter} (all FBs ${fbCount()}); input: ${typed ? `guest mouse ${typed.absolute ? 'absolute' : 'relative'}, captured ${typed.captured}, QEMU saw ${typed.seen.join(' | ')}` : `skipped: ${inputMissing}`}; touch: ${touched ? `MultiTouch ${touched.multiTouch} (console offers it: ${touched.offered}), SendEvent ${JSON.stringify(touched.sent)}, QEMU saw ${touched.seen.join(' | ')}; window log ${touched.log.join(' | ')}` : `skipped: ${inputMissing}`}`);
     expect(errors).toEqual([]);
     expect(result.decoded, 'the held frame is on screen').toBe(FRAMES);
     expect(result.inside, 'the guest picture is pixel-exact').toBe(0);
@@ -505,8 +522,10 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
     expect(stats!.bytesCopied).toBe(0);
     expectPaced(events, presents);
     expect(answered.shown).toBeGreaterThan(0);
-    expect(fbsAfter, 'the kernel FBs back to where they were').toBe(fbs0);
+    expect(fbsDuring, 'the guest\'s buffers were scanned out from imported FBs').toBeGreaterThan(fbs0);
+    expect(fbsAfter, 'the imported (guest) FBs back to where they were').toBe(fbs0);
     if (typed) expectTyped(typed);
+    if (touched) expectTouched(touched, multiTouch);
   }, 600_000);
 });
 
@@ -671,4 +690,110 @@ function expectTyped(t: Typed): void {
   ];
   expect(lines.length, seen).toBe(want.length);
   want.forEach((re, i) => expect(lines[i], seen).toMatch(re));
+}
+
+// Issue 28 item 4, touch: a uinput touchscreen into our compositor (libinput → its wl_touch),
+// to the window (WindowInput with --touch multitouch), into the real QEMU: where QEMU has
+// MultiTouch (8.1+; the nested guest then has a virtio-multitouch-pci) two fingers are two
+// slots at their guest pixels (QEMU's dbus_touch_send_event trace: what it was sent) and
+// reach its input layer (input_event_mtt); a finger down as the touchscreen goes is ended.
+// QEMU 7.2 has no MultiTouch: the window says it was refused and a finger is the pointer.
+interface Touched {
+  multiTouch: boolean;
+  offered: boolean;
+  /** MultiTouch SendEvents per QEMU's trace: [kind, slot, x, y] (kind 0 begin, 1 update, 2 end, 3 cancel). */
+  sent: number[][];
+  seen: string[];
+  log: string[];
+}
+
+const touchSent = (stderr: string) => [...stderr.matchAll(/dbus_touch_send_event kind=(\d+), num_slot=(\d+), x=(-?\d+)[.\d]*, y=(-?\d+)/g)].map((m) => m.slice(1).map(Number));
+
+async function touchIntoWindow(desktop: Desktop, out: WindowOutput, src: QemuConsoleSource, guest: { stderr: string }, multiTouch: boolean): Promise<Touched> {
+  const ts = new TouchScreen(W, H, 'guestplane window touchscreen');
+  const wlog: string[] = [];
+  const win = new WindowInput(desktop, out, src, { touch: 'multitouch', offersMultiTouch: () => src.info.interfaces.includes(MULTITOUCH_IFACE), log: (l) => (wlog.push(l), log.push(l)) });
+  const trace = () => guest.stderr.split('\n').filter((l) => /input_event_(mtt|btn|rel|abs)|dbus_touch/.test(l));
+  const t0 = trace().length;
+  const s0 = touchSent(guest.stderr).length;
+  const sent = () => touchSent(guest.stderr).slice(s0);
+  const wait = (ok: () => boolean, what: string) =>
+    waitFor(ok, what, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}; QEMU saw: ${trace().slice(t0).join(' | ') || '(nothing)'}; window: ${wlog.join(' | ')}; log: ${log.slice(-20).join(' | ')}`);
+    });
+  // The guest picture (640x480) sits 1:1 at (192, 144) in the 1024x768 window.
+  const at = (x: number, y: number): [number, number] => [192 + x, 144 + y];
+  try {
+    await wait(() => log.some((l) => l.includes('(guestplane window touchscreen)')), 'libinput to add the touchscreen');
+    await wait(() => !!win.touch, 'the window to take wl_touch');
+    if (multiTouch) {
+      ts.down(0, ...at(100, 50));
+      ts.down(1, ...at(300, 200));
+      ts.sync();
+      ts.slide(0, ...at(120, 60));
+      ts.sync();
+      ts.up(0);
+      ts.sync();
+      ts.up(1);
+      ts.sync();
+      await wait(() => sent().length >= 5, 'five MultiTouch events');
+      // A finger down as the touchscreen is unplugged: the seat loses touch, the finger ends.
+      ts.down(0, ...at(200, 100));
+      ts.sync();
+      await wait(() => sent().length >= 6, 'the last finger down');
+      ts.close();
+      await wait(() => sent().length >= 7, 'the finger ended as the touchscreen went');
+    } else {
+      // No MultiTouch (7.2): the first touch finds it refused…
+      ts.down(0, ...at(10, 10));
+      ts.sync();
+      ts.up(0);
+      ts.sync();
+      await wait(() => win.touch?.multiTouch === false, 'MultiTouch refused');
+      // …and from then on a finger is the guest's pointer and left button.
+      ts.down(0, ...at(100, 50));
+      ts.sync();
+      ts.up(0);
+      ts.sync();
+      await wait(() => trace().slice(t0).some((l) => /button left, down 0/.test(l)), 'the finger as the left button');
+    }
+    return { multiTouch: win.touch?.multiTouch ?? multiTouch, offered: src.info.interfaces.includes(MULTITOUCH_IFACE), sent: sent(), seen: trace().slice(t0), log: wlog };
+  } finally {
+    win.close();
+    ts.close();
+  }
+}
+
+function expectTouched(t: Touched, multiTouch: boolean): void {
+  const seen = t.seen.join('\n');
+  if (!multiTouch) {
+    expect(t.offered).toBe(false);
+    expect(t.log.join('\n')).toMatch(/MultiTouch refused .*touch goes to the guest as its pointer/);
+    expect(t.sent).toEqual([]);
+    const buttons = t.seen.filter((l) => /input_event_btn/.test(l));
+    expect(buttons.length, seen).toBe(2);
+    expect(buttons[0], seen).toMatch(/button left, down 1/);
+    expect(buttons[1], seen).toMatch(/button left, down 0/);
+    return;
+  }
+  expect(t.offered).toBe(true);
+  expect(t.multiTouch).toBe(true);
+  // kind: 0 begin, 1 update, 2 end; (x, y) in guest pixels; the unplugged finger ended (2), not cancelled (3).
+  const want = [
+    [0, 0, 100, 50],
+    [0, 1, 300, 200],
+    [1, 0, 120, 60],
+    [2, 0, 120, 60],
+    [2, 1, 300, 200],
+    [0, 0, 200, 100],
+    [2, 0, 200, 100],
+  ];
+  expect(t.sent.length, JSON.stringify(t.sent)).toBe(want.length);
+  t.sent.forEach((g, i) => {
+    expect(g.slice(0, 2), JSON.stringify(t.sent)).toEqual(want[i]!.slice(0, 2));
+    expect(Math.abs(g[2]! - want[i]![2]!) + Math.abs(g[3]! - want[i]![3]!), JSON.stringify(t.sent)).toBeLessThanOrEqual(2);
+  });
+  // QEMU's input layer took them as multitouch events (to the guest's virtio-multitouch device).
+  expect(seen).toMatch(/input_event_mtt /);
+  expect(t.log.join('\n')).not.toMatch(/MultiTouch refused/);
 }

@@ -44,6 +44,8 @@ describe('guestplane command line', () => {
       [['compositor', 'foot'], "guestplane compositor: 'foot': the command to run goes after '--' (guestplane compositor [options] -- foot ARGS…)", 'compositor'],
       [['compositor', '--'], "guestplane compositor: nothing after '--': give the application to run, e.g. guestplane compositor -- foot", 'compositor'],
       [['heads'], 'guestplane heads: which heads? give --config FILE (a heads file: see the README)', 'heads'],
+      [['window', '--qemu-dbus', 'session', '--touch', 'fingers'], "guestplane window: --touch 'fingers' is not one of pointer, multitouch", 'window'],
+      [['window', '--udmabuf', '640x480', '--touch', 'multitouch'], 'guestplane window: --touch says where a QEMU guest takes touch; use it with --qemu-dbus (the test guest takes no input)', 'window'],
       [['info', '--bogus'], "guestplane info: Unknown option '--bogus'", 'info'],
       [['frob'], "guestplane: unknown command 'frob': the commands are info, kiosk, heads, compositor and window", ''],
       [[], 'guestplane: no command given: guestplane info|kiosk|heads|compositor|window', ''],
@@ -66,6 +68,7 @@ describe('guestplane command line', () => {
     }
     expect((await run(['compositor', '--help'])).out).toMatch(/-- CMD \[ARGS…\]/);
     expect((await run(['kiosk', '--help'])).out).toMatch(/--chords LIST/);
+    expect((await run(['window', '--help'])).out).toMatch(/--touch MODE +pointer \(default/);
     const top = await run(['--help']);
     expect(top.out).toMatch(/'guestplane <command> --help'/);
     expect(top.out).not.toMatch(/--capture-dir/);

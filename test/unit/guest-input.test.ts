@@ -1,6 +1,8 @@
 // Host input mapped into a guest: pure logic (the real path, libinput and uinput into an
 // unmodified QEMU, is test/integration/qemu-dbus-input.test.ts). The target records calls.
 import { describe, it, expect } from 'vitest';
+import { MultiTouchRefused, multiTouchRefusal } from '../../plugin/sources/qemu-dbus-protocol.js';
+import { DbusError } from '../../plugin/dbus/connection.js';
 import { GuestInput, type InputTarget } from '../../plugin/input/guest-input.js';
 
 function setup(fit: 'native' | 'fit' | 'fill', guest = { width: 640, height: 480 }) {
@@ -89,7 +91,7 @@ describe('GuestInput', () => {
     expect(calls).toEqual(['button left down', 'pointer 480,240 from 320,240', 'button left up']);
   });
 
-  it('multitouch: every finger its own slot at its guest pixel, begin/update/end; a second finger does not move the first; released grab and lost seat cancel what is down', () => {
+  it('multitouch: every finger its own slot at its guest pixel, begin/update/end; a second finger does not move the first; a lost seat ends what is down (QEMU\'s CANCEL would leave it down in the guest)', () => {
     const calls: string[] = [];
     const target: InputTarget = {
       key: async () => {},
@@ -105,7 +107,26 @@ describe('GuestInput', () => {
     gi.handle({ kind: 'touch', phase: 'motion', slot: 7, x: 0.1, y: 0.1 }); // never down: nothing
     gi.releaseAll(); // slot 0 still down
     gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 }); // already cancelled
-    expect(calls).toEqual(['begin 0 320,240', 'begin 1 160,120', 'update 1 320,120', 'end 1 320,120', 'cancel 0 320,240']);
+    expect(calls).toEqual(['begin 0 320,240', 'begin 1 160,120', 'update 1 320,120', 'end 1 320,120', 'end 0 320,240']);
+  });
+
+  it('multitouch: touch ids take the lowest free of QEMU\'s 10 slots, an 11th finger is not sent; releasing the grab ends the fingers down', () => {
+    const calls: string[] = [];
+    const target: InputTarget = {
+      key: async () => {},
+      button: async () => {},
+      pointerTo: async () => {},
+      touch: async (k, slot) => void calls.push(`${k} ${slot}`),
+    };
+    const gi = new GuestInput(target, { screen: { width: 640, height: 480 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
+    for (let id = 30; id < 41; id++) gi.handle({ kind: 'touch', phase: 'down', slot: id, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 33, x: 0, y: 0 });
+    gi.handle({ kind: 'touch', phase: 'down', slot: 99, x: 0.5, y: 0.5 }); // takes the slot 33 left
+    gi.handle({ kind: 'touch', phase: 'motion', slot: 40, x: 0.5, y: 0.5 }); // the 11th: never sent
+    const begun = calls.splice(0);
+    expect(begun).toEqual([...Array.from({ length: 10 }, (_, i) => `begin ${i}`), 'end 3', 'begin 3']);
+    for (const k of [29, 56, 34]) gi.handle({ kind: 'key', code: k, pressed: true }); // Ctrl+Alt+G: the grab released
+    expect(calls.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `end ${i}`).sort());
   });
 
   it('multitouch refused by QEMU (7.x has no MultiTouch): said once, then a finger is the pointer again', async () => {
@@ -114,7 +135,7 @@ describe('GuestInput', () => {
       key: async () => {},
       button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
       pointerTo: async (x, y) => void calls.push(`pointer ${x},${y}`),
-      touch: () => Promise.reject(new Error('org.freedesktop.DBus.Error.UnknownInterface')),
+      touch: () => Promise.reject(new MultiTouchRefused('org.freedesktop.DBus.Error.UnknownInterface')),
     };
     const gi = new GuestInput(target, { screen: { width: 640, height: 480 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
     gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
@@ -123,5 +144,44 @@ describe('GuestInput', () => {
     gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.25, y: 0.5 });
     gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
     expect(calls).toEqual(['error MultiTouch refused (org.freedesktop.DBus.Error.UnknownInterface); touch goes to the guest as its pointer from now on', 'pointer 160,240', 'button left down', 'button left up']);
+  });
+
+  it('a MultiTouch call lost with the connection (QEMU restarting, the kiosk stopping) is an error, not a refusal: touch stays MultiTouch', async () => {
+    const calls: string[] = [];
+    let lose = true;
+    const target: InputTarget = {
+      key: async () => {},
+      button: async (b, d) => void calls.push(`button ${b} ${d ? 'down' : 'up'}`),
+      pointerTo: async (x, y) => void calls.push(`pointer ${x},${y}`),
+      touch: async (k, slot) => {
+        if (lose) throw new Error('D-Bus connection closed before org.qemu.Display1.MultiTouch.SendEvent was answered');
+        calls.push(`${k} ${slot}`);
+      },
+    };
+    const gi = new GuestInput(target, { screen: { width: 640, height: 480 }, guest: () => ({ width: 640, height: 480 }), fit: 'fit' }, { quit: () => {}, error: (e) => calls.push(`error ${e.message}`) }, { multiTouch: true });
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    await new Promise((r) => setTimeout(r, 0));
+    lose = false;
+    gi.handle({ kind: 'touch', phase: 'down', slot: 0, x: 0.5, y: 0.5 });
+    gi.handle({ kind: 'touch', phase: 'up', slot: 0, x: 0, y: 0 });
+    await new Promise((r) => setTimeout(r, 0));
+    const lost = 'error D-Bus connection closed before org.qemu.Display1.MultiTouch.SendEvent was answered';
+    expect(calls).toEqual([lost, lost, 'begin 0', 'end 0']);
+  });
+
+  it('only QEMU\'s error reply to a MultiTouch call is a refusal: not our own timeout or limit, not a closed connection', () => {
+    const as = (e: Error) => {
+      try {
+        multiTouchRefusal(e);
+      } catch (x) {
+        return x instanceof MultiTouchRefused ? 'refused' : (x as Error).message;
+      }
+      return 'returned';
+    };
+    expect(as(new DbusError('org.freedesktop.DBus.Error.UnknownMethod', 'No such interface “org.qemu.Display1.MultiTouch”'))).toBe('refused');
+    expect(as(new DbusError('org.freedesktop.DBus.Error.NoReply', 'no answer within 5000 ms'))).toBe('no answer within 5000 ms');
+    expect(as(new DbusError('org.freedesktop.DBus.Error.LimitsExceeded', 'calls waiting'))).toBe('calls waiting');
+    expect(as(new Error('D-Bus connection closed before it was answered'))).toBe('D-Bus connection closed before it was answered');
   });
 });

@@ -6,7 +6,7 @@
 // makes of them is the rig test's (a real QEMU's input side observed there).
 import { describe, it, expect, afterEach } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { Display } from '../../protocols/runtime.js';
 import { createCompositorGlobal, finishUnshown, type Surface } from '../../plugin/wayland/surface.js';
 import { createShmGlobal } from '../../plugin/wayland/shm.js';
@@ -18,18 +18,20 @@ import { SeatInput } from '../../plugin/wayland/seat-input.js';
 import { PointerConstraints } from '../../plugin/wayland/pointer-constraints.js';
 import { copyCursorPixels } from '../../plugin/wayland/cursor-image.js';
 import { Keymap } from '../../plugin/input/keymap.js';
-import { useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { roundtrip } from '../../protocols/client.js';
 import { Desktop } from '../../plugin/window/connection.js';
 import { WindowOutput } from '../../plugin/window/window-output.js';
-import { WindowInput } from '../../plugin/window/input.js';
+import { WindowInput, type WindowInputOptions } from '../../plugin/window/input.js';
 import { DesktopKeymap } from '../../plugin/window/keymap.js';
 import type { InputTarget } from '../../plugin/input/guest-port.js';
 import type { CloseReason } from '../../protocols/client-runtime.js';
 import { ZwpPointerConstraintsV1Lifetime } from '../../protocols/generated/client/pointer_constraints_unstable_v1.js';
-import type { QemuButton } from '../../plugin/sources/qemu-dbus.js';
+import type { QemuButton, TouchKind } from '../../plugin/sources/qemu-dbus.js';
+import { MultiTouchRefused } from '../../plugin/sources/qemu-dbus-protocol.js';
 import type { CpuView, GuestPlaneInfo, GuestSource, GuestSourceEvents, PlaneQuery } from '../../plugin/sources/source.js';
 
-useRuntimeDir('gp-wininput-');
+const runtimeDir = useRuntimeDir('gp-wininput-');
 const fds = () => readdirSync('/proc/self/fd').length;
 let n = 0;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -38,7 +40,7 @@ afterEach(async () => {
 });
 
 /** Our compositor on a 1024x768 output, showing the newest toplevel with fit; its seat fed directly. */
-function compositor(): { socket: string; input: SeatInput; seat: Seat } {
+function compositor(): { socket: string; input: SeatInput; seat: Seat; root: () => Surface | null } {
   const d = Display.create();
   const socket = `gp-wininput-${process.pid}-${++n}`;
   d.addSocket(socket);
@@ -67,7 +69,7 @@ function compositor(): { socket: string; input: SeatInput; seat: Seat } {
     d.destroy();
     seat.close();
   });
-  return { socket, input, seat };
+  return { socket, input, seat, root: () => root };
 }
 
 /** A QEMU-like guest: a 320x200 picture the CPU reads, and a cursor image (CursorDefine) when given. */
@@ -111,6 +113,17 @@ class Recorder implements InputTarget {
   }
 }
 
+/** …and QEMU's MultiTouch (8.1+), or its refusal (7.x has none). */
+class TouchRecorder extends Recorder {
+  constructor(private readonly refuse = false) {
+    super();
+  }
+  async touch(kind: TouchKind, slot: number, x: number, y: number): Promise<void> {
+    if (this.refuse) throw new MultiTouchRefused('org.freedesktop.DBus.Error.UnknownMethod: No such interface “org.qemu.Display1.MultiTouch”');
+    this.calls.push(`touch ${kind} ${slot} ${x},${y}`);
+  }
+}
+
 async function until(what: string, ok: () => boolean): Promise<void> {
   const end = Date.now() + 10_000;
   while (!ok()) {
@@ -120,16 +133,18 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 /** The window on our compositor with input into `rec`; waits for the guest to be shown and the seat to have focused it. */
-async function window(opts: { keyboard?: boolean; pointer?: boolean; absolute?: boolean } = {}) {
+async function window(opts: { keyboard?: boolean; pointer?: boolean; absolute?: boolean; touch?: WindowInputOptions['touch']; rec?: Recorder; offersMultiTouch?: boolean } = {}) {
   const { socket, input, seat } = compositor();
   input.deviceAdded({ sysname: 'event1', name: 'test kbd+ptr', capabilities: { keyboard: opts.keyboard ?? true, pointer: opts.pointer ?? true, touch: false } });
+  if (opts.touch) input.deviceAdded({ sysname: 'event2', name: 'test touchscreen', capabilities: { keyboard: false, pointer: false, touch: true } });
   const log: string[] = [];
   const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
   const out = new WindowOutput(desktop, { title: 'gp input', fit: 'fit' });
   const guest = new Guest();
-  const rec = new Recorder();
+  const rec = opts.rec ?? new Recorder();
   const captures: boolean[] = [];
-  const win = new WindowInput(desktop, out, rec, { cursorSource: guest, log: (l) => log.push(l), onCapture: (on) => captures.push(on), ...(opts.absolute === false ? { isAbsolute: async () => false } : {}) });
+  const touch = opts.touch ? { touch: opts.touch, offersMultiTouch: () => opts.offersMultiTouch ?? false } : {};
+  const win = new WindowInput(desktop, out, rec, { cursorSource: guest, log: (l) => log.push(l), onCapture: (on) => captures.push(on), ...(opts.absolute === false ? { isAbsolute: async () => false } : {}), ...touch });
   cleanups.push(async () => {
     win.close();
     await out.close();
@@ -233,6 +248,95 @@ describe('window input on our compositor', { timeout: 30_000 }, () => {
   });
 });
 
+// Touch on our compositor (SeatInput → wl_touch, as libinput's touchscreen would) into the
+// window: the 320x200 guest fit into 1024x768 (3.2x, 64 px bands top and bottom).
+describe('window touch on our compositor', { timeout: 30_000 }, () => {
+  const touch = (w: { input: SeatInput }, phase: 'down' | 'motion' | 'up' | 'cancel', slot: number, x = 0, y = 0) => w.input.handle({ kind: 'touch', phase, slot, x: x / 1024, y: y / 768 });
+  const frame = (w: { input: SeatInput }) => w.input.handle({ kind: 'touch-frame' });
+  const touches = (rec: Recorder) => rec.calls.filter((c) => c.startsWith('touch'));
+
+  it('--touch multitouch: two fingers are two MultiTouch slots at their guest pixels (begin, update, end); a finger in the letterbox is not the guest\'s; touch ids take free slots', async () => {
+    const rec = new TouchRecorder();
+    const w = await window({ keyboard: false, pointer: false, touch: 'multitouch', rec });
+    await until('the window has wl_touch', () => !!w.win.touch);
+    touch(w, 'down', 5, 512, 384); // the middle: guest (160, 100), on the guest sub-surface
+    touch(w, 'down', 9, 32, 64 + 32); // guest (10, 10)
+    frame(w);
+    touch(w, 'down', 2, 100, 10); // the top band (the black parent): nobody's in the guest
+    frame(w);
+    touch(w, 'motion', 5, 512 + 32, 384 + 16); // guest (170, 105)
+    touch(w, 'motion', 9, 1023, 767); // slid off into the band: kept on the picture's edge
+    frame(w);
+    touch(w, 'up', 5);
+    touch(w, 'up', 2);
+    frame(w);
+    touch(w, 'down', 7, 64, 128); // takes slot 0, free again: guest (20, 20)
+    touch(w, 'up', 9);
+    touch(w, 'up', 7);
+    frame(w);
+    await until('the touches', () => touches(rec).length === 8);
+    expect(touches(rec)).toEqual([
+      'touch begin 0 160,100', 'touch begin 1 10,10',
+      'touch update 0 170,105', 'touch update 1 319,199',
+      'touch end 0 170,105',
+      'touch begin 0 20,20', 'touch end 1 319,199', 'touch end 0 20,20',
+    ]);
+    expect(rec.calls.filter((c) => !c.startsWith('touch')), 'no pointer or button from a touch').toEqual([]);
+    expect(w.win.touch!.counts).toEqual({ downs: 3, motions: 2, ups: 3, cancels: 0 });
+  });
+
+  it('wl_touch.cancel, and the seat losing touch, end the fingers down in the guest (MultiTouch end: QEMU\'s cancel would leave them down)', async () => {
+    const rec = new TouchRecorder();
+    const w = await window({ keyboard: false, pointer: false, touch: 'multitouch', rec });
+    await until('the window has wl_touch', () => !!w.win.touch);
+    touch(w, 'down', 0, 512, 384);
+    touch(w, 'down', 1, 32, 96);
+    frame(w);
+    touch(w, 'cancel', -1); // libinput's cancel: our compositor sends wl_touch.cancel
+    await until('ended', () => touches(rec).length === 4);
+    expect(touches(rec).slice(2).sort()).toEqual(['touch end 0 160,100', 'touch end 1 10,10']);
+    touch(w, 'down', 3, 512, 384);
+    frame(w);
+    await until('down again', () => touches(rec).length === 5);
+    // The touchscreen unplugged: the seat's touch capability goes, the window lets go of its wl_touch.
+    w.input.deviceRemoved({ sysname: 'event2', name: 'test touchscreen' });
+    await until('ended with the capability', () => touches(rec).length === 6 && w.win.touch === null);
+    expect(touches(rec)).toEqual(['touch begin 0 160,100', 'touch begin 1 10,10', ...touches(rec).slice(2, 4), 'touch begin 0 160,100', 'touch end 0 160,100']);
+  });
+
+  it('by default a finger is the guest\'s pointer and left button (any guest takes it), said once where QEMU offers MultiTouch; where QEMU refuses MultiTouch, touch falls back to the pointer', async () => {
+    const rec = new TouchRecorder();
+    const w = await window({ keyboard: false, pointer: false, touch: 'pointer', rec, offersMultiTouch: true });
+    await until('the window has wl_touch', () => !!w.win.touch);
+    touch(w, 'down', 0, 512, 384);
+    touch(w, 'down', 1, 32, 96); // a second finger moves the pointer, no second press
+    touch(w, 'motion', 0, 544, 400);
+    touch(w, 'up', 0);
+    touch(w, 'up', 1);
+    frame(w);
+    await until('released', () => rec.calls.includes('button left up'));
+    expect(rec.calls).toEqual(['pointer 160,100', 'button left down', 'pointer 10,10', 'pointer 170,105', 'button left up']);
+    touch(w, 'down', 0, 512, 384);
+    touch(w, 'up', 0);
+    await until('twice', () => rec.calls.filter((c) => c === 'button left up').length === 2);
+    expect(w.log.filter((l) => l.includes('--touch multitouch'))).toHaveLength(1);
+
+    const refusing = new TouchRecorder(true);
+    const v = await window({ keyboard: false, pointer: false, touch: 'multitouch', rec: refusing });
+    await until('the window has wl_touch', () => !!v.win.touch);
+    touch(v, 'down', 0, 512, 384);
+    touch(v, 'up', 0);
+    frame(v);
+    await until('refused', () => v.win.touch?.multiTouch === false);
+    touch(v, 'down', 0, 32, 96);
+    touch(v, 'up', 0);
+    frame(v);
+    await until('as the pointer', () => refusing.calls.includes('button left up'));
+    expect(refusing.calls).toEqual(['pointer 10,10', 'button left down', 'button left up']);
+    expect(v.log.filter((l) => l.includes('MultiTouch refused'))).toEqual([expect.stringContaining('touch goes to the guest as its pointer from now on')]);
+  });
+});
+
 describe('pointer capture for a relative guest (our compositor serves relative pointer, pointer constraints, shortcuts inhibit)', { timeout: 30_000 }, () => {
   it('a click captures (the click is not the guest\'s), unaccelerated motion goes to the guest while the host pointer stays; Ctrl+Alt+G releases', async () => {
     const w = await window({ absolute: false });
@@ -280,6 +384,118 @@ describe('our compositor\'s pointer constraints and shortcuts inhibit (server si
       expect(await closed).toMatchObject(which === 'lock' ? { kind: 'protocol-error', interface: 'zwp_pointer_constraints_v1', code: 1 } : { kind: 'protocol-error', interface: 'zwp_keyboard_shortcuts_inhibit_manager_v1', code: 0 });
       for (const k of cleanups.splice(0).reverse()) await k();
     }
+  });
+});
+
+// zwp_pointer_constraints_v1.confine_pointer on our compositor: with our own client bindings
+// (regions, lifetimes, set_region), and Debian's weston-confine (a real client: a left click
+// toggles confinement to its drawing area).
+describe('our compositor confines the pointer (confine_pointer)', { timeout: 30_000 }, () => {
+  it('activates where the pointer enters the region, keeps every move in it (sliding along its edge), set_region on commit; oneshot is spent once unconfined, persistent comes back', async () => {
+    const w = await window({ keyboard: false });
+    const g = w.desktop.globals;
+    const pointer = g.seat!.getPointer();
+    // The guest sub-surface (1024x640 at y 64 of the 1024x768 output): a region 200x100 at (100, 100) of it.
+    const region = (x: number, y: number, width: number, height: number) => {
+      const r = g.compositor.createRegion();
+      r.add(x, y, width, height);
+      return r;
+    };
+    const events: string[] = [];
+    const abs = (x: number, y: number) => w.input.handle({ kind: 'absolute', x: x / 1024, y: y / 768 });
+    const rel = (dx: number, dy: number) => w.input.handle({ kind: 'motion', dx, dy, dxRaw: dx, dyRaw: dy });
+    abs(50, 150); // on the sub-surface, outside the region
+    const r1 = region(100, 100, 200, 100);
+    const oneshot = g.pointerConstraints!.confinePointer(w.out.guestSurface, pointer, r1, ZwpPointerConstraintsV1Lifetime.ONESHOT);
+    r1.destroy(); // the region is copied at the request
+    oneshot.on({ confined: () => events.push('confined'), unconfined: () => events.push('unconfined') });
+    await roundtrip(w.desktop.connection);
+    expect(w.input.constraints!.confinement).toBeNull();
+    rel(500, 0); // not confined yet: free
+    expect(w.input.pointer).toEqual({ x: 550, y: 150 });
+    abs(150, 214); // into the region (local 150, 150): confined
+    await until('confined', () => events.length === 1);
+    // The region is output (100, 164) to (300, 264).
+    rel(500, 0); // to the right edge: as far as stays inside
+    expect(w.input.pointer.x).toBeGreaterThan(299.9);
+    expect(w.input.pointer.x).toBeLessThan(300);
+    expect(w.input.pointer.y).toBe(214);
+    rel(10, 500); // diagonal into the corner: slides down the edge
+    expect(w.input.pointer.x).toBeGreaterThan(299.9);
+    expect(w.input.pointer.y).toBeGreaterThan(263.9);
+    expect(w.input.pointer.y).toBeLessThan(264);
+    abs(1000, 700); // an absolute device is kept in too
+    expect(w.input.pointer.x).toBeLessThan(300);
+    expect(w.input.pointer.y).toBeLessThan(264);
+    // set_region applies with the commit; the pointer now outside it: unconfined, and a oneshot is spent.
+    const r2 = region(0, 0, 50, 50);
+    oneshot.setRegion(r2);
+    r2.destroy();
+    await roundtrip(w.desktop.connection);
+    expect(w.input.constraints!.confinement, 'not before the commit').not.toBeNull();
+    w.out.guestSurface.commit();
+    w.out.parent.commit();
+    await until('unconfined', () => events.length === 2);
+    abs(20, 84); // into the new region: a spent oneshot stays inert
+    await roundtrip(w.desktop.connection);
+    expect(events).toEqual(['confined', 'unconfined']);
+    expect(w.input.constraints!.confinement).toBeNull();
+    oneshot.destroy();
+    // Persistent, no region (the whole sub-surface): confined at once; away and back with set_region.
+    const persistent = g.pointerConstraints!.confinePointer(w.out.guestSurface, pointer, null, ZwpPointerConstraintsV1Lifetime.PERSISTENT);
+    persistent.on({ confined: () => events.push('confined'), unconfined: () => events.push('unconfined') });
+    await until('confined again', () => events.length === 3);
+    rel(0, -500); // up to the sub-surface's top edge, not into the band above it (the parent)
+    expect(w.input.pointer.y).toBeGreaterThan(63.9);
+    expect(w.input.pointer.y).toBeLessThan(64.1);
+    const away = region(500, 500, 10, 10);
+    persistent.setRegion(away);
+    w.out.guestSurface.commit();
+    w.out.parent.commit();
+    await until('unconfined (persistent)', () => events.length === 4);
+    abs(505, 564 + 5); // into the new region: a persistent confinement comes back
+    await until('confined (persistent)', () => events.length === 5);
+    expect(events).toEqual(['confined', 'unconfined', 'confined', 'unconfined', 'confined']);
+    // One constraint per surface: a lock there too is already_constrained.
+    const closed = new Promise<CloseReason>((r) => w.desktop.connection.once('closed', r));
+    g.pointerConstraints!.lockPointer(w.out.guestSurface, pointer, null, ZwpPointerConstraintsV1Lifetime.ONESHOT);
+    expect(await closed).toMatchObject({ kind: 'protocol-error', interface: 'zwp_pointer_constraints_v1', code: 1 });
+  });
+
+  it.skipIf(!existsSync('/usr/bin/weston-confine'))('weston-confine --complex-confine-region: a click confines the pointer to its region (the move ends on its edge), a second click lets it go', async () => {
+    const c = compositor();
+    c.input.deviceAdded({ sysname: 'event1', name: 'test mouse', capabilities: { keyboard: false, pointer: true, touch: false } });
+    // Its complex region: rectangles from 5% to 95% of its drawing area's width, narrowing to a 2% neck in the middle.
+    const client = startClient('weston-confine', ['--complex-confine-region'], { runtimeDir: runtimeDir(), socket: c.socket });
+    cleanups.push(() => client.kill());
+    await until('weston-confine mapped', () => !!c.root()?.size).catch((e: Error) => {
+      throw new Error(`${e.message}; weston-confine: ${client.stderr()}`);
+    });
+    const click = () => {
+      c.input.handle({ kind: 'button', button: 0x110, pressed: true });
+      c.input.handle({ kind: 'button', button: 0x110, pressed: false });
+    };
+    c.input.handle({ kind: 'absolute', x: 0.25, y: 0.5 }); // in its region's left part
+    click();
+    await until('confined', () => c.input.constraints!.confinement !== null).catch((e: Error) => {
+      throw new Error(`${e.message}; weston-confine: ${client.stderr()}`);
+    });
+    const at = c.input.pointer;
+    c.input.handle({ kind: 'motion', dx: 5000, dy: 0, dxRaw: 5000, dyRaw: 0 });
+    const edge = c.input.pointer;
+    expect(edge.y).toBe(at.y);
+    expect(edge.x).toBeGreaterThan(at.x);
+    expect(edge.x, 'stopped at the region\'s edge, not the output\'s').toBeLessThan(1000);
+    // On the edge of its area: the focus is still weston-confine's surface, a step further would leave the area.
+    const f = c.seat.pointer.focus!;
+    const conf = c.input.constraints!.confinement!;
+    expect(f.surface).toBe(conf.surface);
+    expect(conf.contains({ x: f.x, y: f.y })).toBe(true);
+    expect(conf.contains({ x: f.x + 1, y: f.y })).toBe(false);
+    click(); // weston-confine destroys its confinement
+    await until('unconfined', () => c.input.constraints!.confinement === null);
+    c.input.handle({ kind: 'motion', dx: 5000, dy: 0, dxRaw: 5000, dyRaw: 0 });
+    expect(c.input.pointer.x).toBe(1023);
   });
 });
 
