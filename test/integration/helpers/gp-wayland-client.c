@@ -698,6 +698,51 @@ static int run_subsurface(int n) {
 	return 0;
 }
 
+/* A fullscreen wl_shm toplevel with N desynchronized dma-buf (udmabuf) sub-surfaces of
+ * 96x64 in rows of 8, two buffers each, every one committed in F rounds (a new buffer per
+ * round once the compositor released it); prints SUBSURFACES when all rounds were seen,
+ * then waits for a line on stdin (the test counts the compositor's fds meanwhile). */
+static int run_subsurfaces(int n, int rounds) {
+	if (!compositor || !shm || !wm_base || !subcompositor || !dmabuf) die("missing globals");
+	if (n < 1 || n > 256 || rounds < 1) die("subsurfaces: want 1..256 sub-surfaces and 1+ rounds");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	struct buffer rb;
+	make_shm_sized(&rb, width, height);
+	fill_solid(&rb, width, height, 0xff336699);
+	const int vw = 96, vh = 64;
+	struct wl_surface **subs = calloc(n, sizeof *subs);
+	struct buffer *bufs = calloc((size_t)n * 2, sizeof *bufs);
+	if (!subs || !bufs) die("calloc");
+	for (int i = 0; i < n; i++) {
+		subs[i] = wl_compositor_create_surface(compositor);
+		struct wl_subsurface *ss = wl_subcompositor_get_subsurface(subcompositor, subs[i], root);
+		wl_subsurface_set_position(ss, 8 + (i % 8) * (vw + 8), 8 + (i / 8) * (vh + 8));
+		wl_subsurface_set_desync(ss);
+		for (int k = 0; k < 2; k++) make_dmabuf_sized(&bufs[i * 2 + k], k, vw, vh);
+	}
+	attach_buffer(root, &rb);
+	wl_surface_commit(root);
+	for (int f = 0; f < rounds; f++) {
+		for (int i = 0; i < n; i++) {
+			struct buffer *bf = &bufs[i * 2 + (f & 1)];
+			while (bf->busy)
+				if (wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
+			for (int y = 0; y < vh; y++)
+				for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)(i * 4) << 16) | ((uint32_t)(x + y) << 8) | (uint32_t)(f * 60);
+			attach_buffer(subs[i], bf);
+			wl_surface_damage(subs[i], 0, 0, vw, vh);
+			wl_surface_commit(subs[i]);
+		}
+		wl_display_roundtrip(display);
+	}
+	printf("SUBSURFACES %d of %dx%d dmabuf, %d rounds, over %dx%d\n", n, vw, vh, rounds, width, height);
+	fflush(stdout);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
 /* ---- clipboard (wl_data_device) */
 static const char *clip_text;
 static bool clip_cancelled;
@@ -1615,6 +1660,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "clip-set") && argc > 2) return run_clip(true, argv[2]);
 	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "subsurfaces")) return run_subsurfaces(argc > 2 ? atoi(argv[2]) : 64, argc > 3 ? atoi(argv[3]) : 3);
 	if (!strcmp(argv[1], "geometry")) return run_geometry();
 	if (!strcmp(argv[1], "oversize")) return run_oversize();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
