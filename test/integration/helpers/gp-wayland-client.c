@@ -110,8 +110,11 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		compositor = wl_registry_bind(r, name, &wl_compositor_interface, version < 4 ? version : 4);
 	else if (!strcmp(iface, "wl_shm"))
 		shm = wl_registry_bind(r, name, &wl_shm_interface, 1);
-	else if (!strcmp(iface, "xdg_wm_base"))
-		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, version < 3 ? version : 3);
+	else if (!strcmp(iface, "xdg_wm_base")) {
+		/* GP_XDG_VERSION=n: bind xdg_wm_base at n (at most the advertised version; default 3). */
+		uint32_t want = getenv("GP_XDG_VERSION") ? (uint32_t)atoi(getenv("GP_XDG_VERSION")) : 3;
+		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, version < want ? version : want);
+	}
 	else if (!strcmp(iface, "zwp_linux_dmabuf_v1")) {
 		const char *want = getenv("GP_DMABUF_VERSION");
 		dmabuf_version = want ? (uint32_t)atoi(want) : (version < 4 ? version : 4);
@@ -152,7 +155,11 @@ static void toplevel_configure(void *data, struct xdg_toplevel *t, int32_t w, in
 	printf("CONFIGURE %d %d\n", w, h);
 }
 static void toplevel_close(void *data, struct xdg_toplevel *t) {}
-static const struct xdg_toplevel_listener toplevel_listener = { toplevel_configure, toplevel_close };
+static void toplevel_bounds(void *data, struct xdg_toplevel *t, int32_t w, int32_t h) { printf("BOUNDS %d %d\n", w, h); }
+static void toplevel_capabilities(void *data, struct xdg_toplevel *t, struct wl_array *caps) {
+	printf("WM_CAPABILITIES %zu\n", caps->size / sizeof(uint32_t));
+}
+static const struct xdg_toplevel_listener toplevel_listener = { toplevel_configure, toplevel_close, toplevel_bounds, toplevel_capabilities };
 
 /* ---- dma-buf feedback: printed as it arrives */
 static struct { uint32_t format, pad; uint64_t modifier; } *table;
