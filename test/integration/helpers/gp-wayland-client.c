@@ -559,9 +559,40 @@ static struct wl_surface *make_toplevel(void) {
 	return surface;
 }
 
+/* A wl_shm buffer for `s` showing a pw x ph surface (surface coordinates): green inside the
+ * rectangle gx,gy gw x gh, red outside it. GP_TRANSFORM stores it with that buffer
+ * transform; GP_PICTURE_SCALE=k (k > 1) draws it at k buffer pixels per surface pixel with a
+ * blue border of 16 buffer pixels around it, and a wp_viewport whose source crops the border
+ * off and whose destination is pw x ph: the surface is the same in every case. */
+static void make_picture(struct wl_surface *s, struct buffer *b, int pw, int ph, int gx, int gy, int gw, int gh) {
+	int k = getenv("GP_PICTURE_SCALE") ? atoi(getenv("GP_PICTURE_SCALE")) : 1;
+	if (k < 1) k = 1;
+	const int border = k > 1 ? 16 : 0;
+	const int W = pw * k + 2 * border, H = ph * k + 2 * border;
+	if (buf_transform & 1) make_shm_sized(b, H, W);
+	else make_shm_sized(b, W, H);
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++) {
+			int sx = (x - border) / k, sy = (y - border) / k;
+			bool edge = x < border || y < border || x >= W - border || y >= H - border;
+			bool in = sx >= gx && sx < gx + gw && sy >= gy && sy < gy + gh;
+			int bx, by;
+			to_buffer(buf_transform, W, H, x, y, &bx, &by);
+			b->pixels[(size_t)by * (b->stride / 4) + bx] = edge ? 0xff0000ffu : in ? 0xff00ff00u : 0xffff0000u;
+		}
+	if (buf_transform) wl_surface_set_buffer_transform(s, buf_transform);
+	if (k > 1) {
+		if (!viewporter) die("no wp_viewporter");
+		struct wp_viewport *v = wp_viewporter_get_viewport(viewporter, s);
+		wp_viewport_set_source(v, wl_fixed_from_int(border), wl_fixed_from_int(border), wl_fixed_from_int(pw * k), wl_fixed_from_int(ph * k));
+		wp_viewport_set_destination(v, pw, ph);
+	}
+}
+
 /* A window with a client-side "shadow" of uneven width (red; 8 left, 40 top, 56 right, 16
  * bottom: a centred crop of the buffer would show some), its window geometry the green
- * part at the configured size; waits for a line on stdin. */
+ * part at the configured size (any transform or viewport: make_picture); waits for a line
+ * on stdin. */
 static int run_geometry(void) {
 	if (!compositor || !shm || !wm_base) die("missing globals");
 	struct wl_surface *root = make_toplevel();
@@ -569,12 +600,7 @@ static int run_geometry(void) {
 	const int ml = 8, mt = 40, mr = 56, mb = 16;
 	int bw = width + ml + mr, bh = height + mt + mb;
 	struct buffer b;
-	make_shm_sized(&b, bw, bh);
-	for (int y = 0; y < bh; y++)
-		for (int x = 0; x < bw; x++) {
-			bool in = x >= ml && x < ml + width && y >= mt && y < mt + height;
-			b.pixels[(size_t)y * (b.stride / 4) + x] = in ? 0xff00ff00u : 0xffff0000u;
-		}
+	make_picture(root, &b, bw, bh, ml, mt, width, height);
 	xdg_surface_set_window_geometry(top_xs, ml, mt, width, height);
 	attach_buffer(root, &b);
 	wl_surface_commit(root);
@@ -597,9 +623,7 @@ static int run_oversize(void) {
 	if (width <= 0 || height <= 0) width = 640, height = 480;
 	int bw = width + 64, bh = height + 56;
 	struct buffer b;
-	make_shm_sized(&b, bw, bh);
-	for (int y = 0; y < bh; y++)
-		for (int x = 0; x < bw; x++) b.pixels[(size_t)y * (b.stride / 4) + x] = x < width && y < height ? 0xff00ff00u : 0xffff0000u;
+	make_picture(root, &b, bw, bh, 0, 0, width, height);
 	attach_buffer(root, &b);
 	wl_surface_commit(root);
 	wl_display_roundtrip(display);
