@@ -19,7 +19,8 @@ import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
 import { WlShmError, type WlOutput } from '../../protocols/generated/wayland.js';
-import { NORMAL, withYInvert } from '../transform.js';
+import { pictureSize, withYInvert } from '../transform.js';
+import { cropOf } from '../output/picture.js';
 import type { Rect } from '../geometry.js';
 import { ZwpLinuxBufferParamsV1Flags } from '../../protocols/generated/linux_dmabuf_unstable_v1.js';
 import { beginBufferUse, endBufferUse, releaseOwed, type ClientBuffer } from './buffer.js';
@@ -60,8 +61,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   #cursor: { plane: GuestPlaneInfo; bytes: Uint8Array } | null = null;
   /**
    * The window rectangle shown of the surface (window geometry, surface coordinates), or
-   * null for all of it: the primary plane is cropped to it (buffers in normal transform
-   * without a viewport crop; otherwise the whole surface is shown).
+   * null for all of it: the primary plane is cropped to it, in surface coordinates after
+   * the buffer's transform, scale and viewport.
    */
   view: (() => Rect | null) | null = null;
   /** wl_output resources of the output, for wp_presentation_feedback.sync_output. */
@@ -272,17 +273,19 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     return { state: 'ok', plane: { ...base, transport: 'region', modifier: 0n, stride: b.stride, offset: b.offset, size: b.pool.size } };
   }
 
-  /** The commit's crop and display size: its viewport's, or the window rectangle's. */
+  /**
+   * The commit's crop (picture pixels) and display size (surface coordinates): the window
+   * rectangle's, cut out of what the surface shows after its buffer transform, scale and
+   * viewport; or the viewport's alone.
+   */
   #cropOf(c: SurfaceCommit): { crop?: Rect; displaySize?: { width: number; height: number } } {
     const b = c.buffer!;
     const v = this.view?.() ?? null;
-    const size = c.size ?? { w: b.width, h: b.height };
-    if (v && !c.crop && c.transform === NORMAL && (v.x !== 0 || v.y !== 0 || v.width !== size.w || v.height !== size.h)) {
-      // Surface coordinates to buffer pixels (the buffer scale, or a viewport destination).
-      const rx = b.width / size.w;
-      const ry = b.height / size.h;
-      const crop = { x: Math.round(v.x * rx), y: Math.round(v.y * ry), width: Math.max(1, Math.round(v.width * rx)), height: Math.max(1, Math.round(v.height * ry)) };
-      return { crop, displaySize: { width: v.width, height: v.height } };
+    const pic = pictureSize(c.transform, b.width, b.height);
+    const size = c.size ?? pic;
+    if (v && (v.x !== 0 || v.y !== 0 || v.width !== size.w || v.height !== size.h)) {
+      const shown = { crop: c.crop ?? { x: 0, y: 0, width: pic.w, height: pic.h }, shown: { width: size.w, height: size.h } };
+      return { crop: cropOf(v, shown), displaySize: { width: v.width, height: v.height } };
     }
     return { ...(c.crop ? { crop: c.crop } : {}), ...(c.size ? { displaySize: { width: c.size.w, height: c.size.h } } : {}) };
   }

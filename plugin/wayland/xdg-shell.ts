@@ -22,6 +22,7 @@ import type { Rect } from '../geometry.js';
 import { Surface } from './surface.js';
 import { emptyRules, type PositionerRules } from './positioner.js';
 import { Popups, type Popup, type PopupPlace, type XdgNode } from './xdg-popup.js';
+import { xdgToplevelEventVersion } from './client-quirks.js';
 
 export interface Toplevel {
   readonly surface: Surface;
@@ -135,6 +136,7 @@ class KioskXdgSurface implements XdgNode {
   popup: Popup | null = null;
   readonly children: Popup[] = [];
   private initialCommitSeen = false;
+  private capabilitiesSent = false;
   private readonly xdg: XdgSurface;
   #geometry: Rect | null = null;
   #pendingGeometry: Rect | null = null;
@@ -242,14 +244,23 @@ class KioskXdgSurface implements XdgNode {
     opts.onToplevel(tl);
   }
 
-  /** Fullscreen and activated at the output's size; the serial is remembered for the ack. */
+  /**
+   * Fullscreen and activated at the output's size; the serial is remembered for the ack.
+   * Before it, as the protocol orders: wm_capabilities (v5, once, before the first
+   * configure: none, a kiosk has no window menu, maximize, minimize or fullscreen toggle)
+   * and configure_bounds (v4: the output's usable size, all of it in a kiosk), unless the
+   * client cannot take them (client-quirks.ts).
+   */
   private configure(): void {
     const roleObject = this.roleObject;
     if (!roleObject || !('sendConfigure' in roleObject) || roleObject.destroyed || this.xdg.destroyed) return;
     const { width, height } = this.opts.size();
-    // No configure_bounds (v4): Debian's weston-presentation-shm binds v4+ with a listener
-    // that lacks it, and libwayland aborts the client ("listener function for opcode 2 of
-    // xdg_toplevel is NULL"); the fullscreen size already bounds the window.
+    const version = xdgToplevelEventVersion(roleObject.client, roleObject.version);
+    if (version >= 5 && !this.capabilitiesSent) {
+      roleObject.sendWmCapabilities(new Uint8Array(0));
+      this.capabilitiesSent = true;
+    }
+    if (version >= 4) roleObject.sendConfigureBounds(width, height);
     roleObject.sendConfigure(width, height, states(XdgToplevelState.FULLSCREEN, XdgToplevelState.ACTIVATED));
     this.sendConfigure();
   }

@@ -498,4 +498,39 @@ describe('window geometry on the kiosk compositor', () => {
     expect(big.green).toBe(W * H);
     await o.kill();
   }, 120_000);
+
+  it('the same with a buffer transform and a viewport: the geometry (or the top-left corner) is cut in surface coordinates, not the centre', async () => {
+    const client = buildWaylandClient();
+    const card = findCardByDriver('vkms');
+    if (!card) throw new Error('no vkms card in the rig');
+    const socket = `gp-geometry-t-${process.hrtime.bigint()}`;
+    const kiosk = KioskCompositor.start({ device: card, connector: 'Virtual-1', socket, mode: { width: W, height: H }, input: false, log: () => {} });
+    cleanup.push(() => kiosk.close());
+    // Transform 90, and 2 buffer pixels per surface pixel through a viewport whose source
+    // crops a blue border off: the buffer is 1680x2208; the surface is 1088x824 as before.
+    let shown = nextToplevelShown(kiosk);
+    const c = startClient(client, ['geometry'], { runtimeDir: runtimeDir(), socket, extra: { GP_TRANSFORM: '1', GP_PICTURE_SCALE: '2' } });
+    cleanup.push(() => c.kill());
+    await c.waitFor(/^GEOMETRY 1024x768 at 8,40 in 1088x824$/, 60_000);
+    await shown;
+    const geo = await allGreen(kiosk);
+    console.log(`wayland-popups: window geometry, transform 90 and a 2:1 viewport: ${geo.green} green, ${geo.red} red, ${W * H - geo.green - geo.red} other pixels of ${W * H}`);
+    // Scaling 2:1 may blend the window's outermost pixels with what lies past the crop
+    // (filtering): at most the output's one-pixel edge is not pure green; none is red.
+    expect(geo.red).toBe(0);
+    expect(geo.green).toBeGreaterThanOrEqual(W * H - 2 * (W + H));
+    await c.kill();
+
+    // Transform 270 at 1:1, no geometry: the picture's top-left corner, exactly.
+    shown = nextToplevelShown(kiosk);
+    const o = startClient(client, ['oversize'], { runtimeDir: runtimeDir(), socket, extra: { GP_TRANSFORM: '3' } });
+    cleanup.push(() => o.kill());
+    await o.waitFor(/^OVERSIZE 1088x824 configured 1024x768$/, 60_000);
+    await shown;
+    const big = await allGreen(kiosk);
+    console.log(`wayland-popups: oversized window, transform 270: ${big.green} green and ${big.red} red pixels of ${W * H}`);
+    expect(big.red).toBe(0);
+    expect(big.green).toBe(W * H);
+    await o.kill();
+  }, 180_000);
 });

@@ -11,7 +11,10 @@ import { createSubcompositorGlobal } from '../../plugin/wayland/subsurface.js';
 import { createDecorationGlobal } from '../../plugin/wayland/decoration.js';
 import { Popups } from '../../plugin/wayland/xdg-popup.js';
 import { Seat } from '../../plugin/wayland/seat.js';
-import { buildWaylandClient, runClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
+import { mkdtempSync, symlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildWaylandClient, runClient, startClient, useRuntimeDir } from '../integration/helpers/wayland-client.js';
 
 let display: Display | null = null;
 let seat: Seat | null = null;
@@ -137,3 +140,67 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     expect(toplevels).toHaveLength(1);
   }, 30_000);
 });
+
+describe('xdg_toplevel.configure_bounds (v4) and wm_capabilities (v5), real clients', () => {
+  /** The toplevel events a client bound at `version` gets before its first buffer. */
+  async function toplevelEvents(version: number): Promise<string[]> {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const c = startClient(client, ['geometry'], { runtimeDir: runtimeDir(), socket, extra: { GP_XDG_VERSION: String(version) } });
+    try {
+      await c.waitFor(/^GEOMETRY /, 20_000);
+      return c.lines.filter((l) => /^(BOUNDS|WM_CAPABILITIES|CONFIGURE) /.test(l));
+    } finally {
+      await c.kill();
+    }
+  }
+
+  it('v5: wm_capabilities (none: a kiosk has no window menu, maximize, minimize or fullscreen toggle) once, then bounds (the output) before each configure', async () => {
+    expect(await toplevelEvents(5)).toEqual(['WM_CAPABILITIES 0', 'BOUNDS 640 480', 'CONFIGURE 640 480']);
+  }, 30_000);
+  it('v4: bounds before the configure, no capabilities; v3: neither', async () => {
+    expect(await toplevelEvents(4)).toEqual(['BOUNDS 640 480', 'CONFIGURE 640 480']);
+    expect(await toplevelEvents(3)).toEqual(['CONFIGURE 640 480']);
+  }, 30_000);
+
+  // Debian's weston-presentation-shm binds xdg_wm_base at the advertised version (5 here)
+  // with a listener of version 1 (configure, close): a v4/v5 event aborts it in libwayland.
+  // By its own name it gets version 3's events (client-quirks.ts); the same binary under
+  // another name shows what the events do to it.
+  const presentationShm = '/usr/bin/weston-presentation-shm';
+  it.skipIf(!existsSyncSafe(presentationShm))('weston-presentation-shm binds v5 and keeps drawing (no v4/v5 events); under another name the first one aborts it', async () => {
+    const socket = serve();
+    const extra = { WAYLAND_DEBUG: 'client' };
+    const named = startClient(presentationShm, ['-f'], { runtimeDir: runtimeDir(), socket, extra });
+    try {
+      // Its frames: the first configure was taken, and it draws on.
+      for (const end = Date.now() + 20_000; (named.stderr().match(/wl_surface@\d+\.commit\(\)/g) ?? []).length < 5; ) {
+        if (Date.now() > end || named.child.exitCode !== null) throw new Error(`weston-presentation-shm stopped: ${named.stderr().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(named.stderr()).toMatch(/wl_registry@2\.bind\(\d+, "xdg_wm_base", 5, /);
+      expect(named.stderr()).not.toMatch(/configure_bounds|wm_capabilities/);
+    } finally {
+      await named.kill();
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'gp-renamed-'));
+    try {
+      const renamed = join(dir, 'presentation-shm-renamed');
+      symlinkSync(presentationShm, renamed);
+      const r = await runClient(renamed, ['-f'], { runtimeDir: runtimeDir(), socket, extra }, 20_000);
+      expect(r.stderr).toMatch(/xdg_toplevel@\d+\.wm_capabilities\(array\[0\]\)/);
+      expect(r.stderr).toContain('listener function for opcode 3 of xdg_toplevel is NULL');
+      expect(r.code).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+function existsSyncSafe(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

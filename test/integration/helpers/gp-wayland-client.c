@@ -110,8 +110,11 @@ static void registry_global(void *data, struct wl_registry *r, uint32_t name, co
 		compositor = wl_registry_bind(r, name, &wl_compositor_interface, version < 4 ? version : 4);
 	else if (!strcmp(iface, "wl_shm"))
 		shm = wl_registry_bind(r, name, &wl_shm_interface, 1);
-	else if (!strcmp(iface, "xdg_wm_base"))
-		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, version < 3 ? version : 3);
+	else if (!strcmp(iface, "xdg_wm_base")) {
+		/* GP_XDG_VERSION=n: bind xdg_wm_base at n (at most the advertised version; default 3). */
+		uint32_t want = getenv("GP_XDG_VERSION") ? (uint32_t)atoi(getenv("GP_XDG_VERSION")) : 3;
+		wm_base = wl_registry_bind(r, name, &xdg_wm_base_interface, version < want ? version : want);
+	}
 	else if (!strcmp(iface, "zwp_linux_dmabuf_v1")) {
 		const char *want = getenv("GP_DMABUF_VERSION");
 		dmabuf_version = want ? (uint32_t)atoi(want) : (version < 4 ? version : 4);
@@ -152,7 +155,11 @@ static void toplevel_configure(void *data, struct xdg_toplevel *t, int32_t w, in
 	printf("CONFIGURE %d %d\n", w, h);
 }
 static void toplevel_close(void *data, struct xdg_toplevel *t) {}
-static const struct xdg_toplevel_listener toplevel_listener = { toplevel_configure, toplevel_close };
+static void toplevel_bounds(void *data, struct xdg_toplevel *t, int32_t w, int32_t h) { printf("BOUNDS %d %d\n", w, h); }
+static void toplevel_capabilities(void *data, struct xdg_toplevel *t, struct wl_array *caps) {
+	printf("WM_CAPABILITIES %zu\n", caps->size / sizeof(uint32_t));
+}
+static const struct xdg_toplevel_listener toplevel_listener = { toplevel_configure, toplevel_close, toplevel_bounds, toplevel_capabilities };
 
 /* ---- dma-buf feedback: printed as it arrives */
 static struct { uint32_t format, pad; uint64_t modifier; } *table;
@@ -552,9 +559,40 @@ static struct wl_surface *make_toplevel(void) {
 	return surface;
 }
 
+/* A wl_shm buffer for `s` showing a pw x ph surface (surface coordinates): green inside the
+ * rectangle gx,gy gw x gh, red outside it. GP_TRANSFORM stores it with that buffer
+ * transform; GP_PICTURE_SCALE=k (k > 1) draws it at k buffer pixels per surface pixel with a
+ * blue border of 16 buffer pixels around it, and a wp_viewport whose source crops the border
+ * off and whose destination is pw x ph: the surface is the same in every case. */
+static void make_picture(struct wl_surface *s, struct buffer *b, int pw, int ph, int gx, int gy, int gw, int gh) {
+	int k = getenv("GP_PICTURE_SCALE") ? atoi(getenv("GP_PICTURE_SCALE")) : 1;
+	if (k < 1) k = 1;
+	const int border = k > 1 ? 16 : 0;
+	const int W = pw * k + 2 * border, H = ph * k + 2 * border;
+	if (buf_transform & 1) make_shm_sized(b, H, W);
+	else make_shm_sized(b, W, H);
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++) {
+			int sx = (x - border) / k, sy = (y - border) / k;
+			bool edge = x < border || y < border || x >= W - border || y >= H - border;
+			bool in = sx >= gx && sx < gx + gw && sy >= gy && sy < gy + gh;
+			int bx, by;
+			to_buffer(buf_transform, W, H, x, y, &bx, &by);
+			b->pixels[(size_t)by * (b->stride / 4) + bx] = edge ? 0xff0000ffu : in ? 0xff00ff00u : 0xffff0000u;
+		}
+	if (buf_transform) wl_surface_set_buffer_transform(s, buf_transform);
+	if (k > 1) {
+		if (!viewporter) die("no wp_viewporter");
+		struct wp_viewport *v = wp_viewporter_get_viewport(viewporter, s);
+		wp_viewport_set_source(v, wl_fixed_from_int(border), wl_fixed_from_int(border), wl_fixed_from_int(pw * k), wl_fixed_from_int(ph * k));
+		wp_viewport_set_destination(v, pw, ph);
+	}
+}
+
 /* A window with a client-side "shadow" of uneven width (red; 8 left, 40 top, 56 right, 16
  * bottom: a centred crop of the buffer would show some), its window geometry the green
- * part at the configured size; waits for a line on stdin. */
+ * part at the configured size (any transform or viewport: make_picture); waits for a line
+ * on stdin. */
 static int run_geometry(void) {
 	if (!compositor || !shm || !wm_base) die("missing globals");
 	struct wl_surface *root = make_toplevel();
@@ -562,12 +600,7 @@ static int run_geometry(void) {
 	const int ml = 8, mt = 40, mr = 56, mb = 16;
 	int bw = width + ml + mr, bh = height + mt + mb;
 	struct buffer b;
-	make_shm_sized(&b, bw, bh);
-	for (int y = 0; y < bh; y++)
-		for (int x = 0; x < bw; x++) {
-			bool in = x >= ml && x < ml + width && y >= mt && y < mt + height;
-			b.pixels[(size_t)y * (b.stride / 4) + x] = in ? 0xff00ff00u : 0xffff0000u;
-		}
+	make_picture(root, &b, bw, bh, ml, mt, width, height);
 	xdg_surface_set_window_geometry(top_xs, ml, mt, width, height);
 	attach_buffer(root, &b);
 	wl_surface_commit(root);
@@ -590,9 +623,7 @@ static int run_oversize(void) {
 	if (width <= 0 || height <= 0) width = 640, height = 480;
 	int bw = width + 64, bh = height + 56;
 	struct buffer b;
-	make_shm_sized(&b, bw, bh);
-	for (int y = 0; y < bh; y++)
-		for (int x = 0; x < bw; x++) b.pixels[(size_t)y * (b.stride / 4) + x] = x < width && y < height ? 0xff00ff00u : 0xffff0000u;
+	make_picture(root, &b, bw, bh, 0, 0, width, height);
 	attach_buffer(root, &b);
 	wl_surface_commit(root);
 	wl_display_roundtrip(display);
@@ -693,6 +724,51 @@ static int run_subsurface(int n) {
 	wait_feedback(n);
 	print_summary(n);
 	/* stay until told: the test captures the screen meanwhile */
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
+/* A fullscreen wl_shm toplevel with N desynchronized dma-buf (udmabuf) sub-surfaces of
+ * 96x64 in rows of 8, two buffers each, every one committed in F rounds (a new buffer per
+ * round once the compositor released it); prints SUBSURFACES when all rounds were seen,
+ * then waits for a line on stdin (the test counts the compositor's fds meanwhile). */
+static int run_subsurfaces(int n, int rounds) {
+	if (!compositor || !shm || !wm_base || !subcompositor || !dmabuf) die("missing globals");
+	if (n < 1 || n > 256 || rounds < 1) die("subsurfaces: want 1..256 sub-surfaces and 1+ rounds");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	struct buffer rb;
+	make_shm_sized(&rb, width, height);
+	fill_solid(&rb, width, height, 0xff336699);
+	const int vw = 96, vh = 64;
+	struct wl_surface **subs = calloc(n, sizeof *subs);
+	struct buffer *bufs = calloc((size_t)n * 2, sizeof *bufs);
+	if (!subs || !bufs) die("calloc");
+	for (int i = 0; i < n; i++) {
+		subs[i] = wl_compositor_create_surface(compositor);
+		struct wl_subsurface *ss = wl_subcompositor_get_subsurface(subcompositor, subs[i], root);
+		wl_subsurface_set_position(ss, 8 + (i % 8) * (vw + 8), 8 + (i / 8) * (vh + 8));
+		wl_subsurface_set_desync(ss);
+		for (int k = 0; k < 2; k++) make_dmabuf_sized(&bufs[i * 2 + k], k, vw, vh);
+	}
+	attach_buffer(root, &rb);
+	wl_surface_commit(root);
+	for (int f = 0; f < rounds; f++) {
+		for (int i = 0; i < n; i++) {
+			struct buffer *bf = &bufs[i * 2 + (f & 1)];
+			while (bf->busy)
+				if (wl_display_dispatch(display) < 0) die("display error waiting for a free buffer");
+			for (int y = 0; y < vh; y++)
+				for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)(i * 4) << 16) | ((uint32_t)(x + y) << 8) | (uint32_t)(f * 60);
+			attach_buffer(subs[i], bf);
+			wl_surface_damage(subs[i], 0, 0, vw, vh);
+			wl_surface_commit(subs[i]);
+		}
+		wl_display_roundtrip(display);
+	}
+	printf("SUBSURFACES %d of %dx%d dmabuf, %d rounds, over %dx%d\n", n, vw, vh, rounds, width, height);
+	fflush(stdout);
 	char line[16];
 	if (fgets(line, sizeof line, stdin)) {}
 	return 0;
@@ -1615,6 +1691,7 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "clip-set") && argc > 2) return run_clip(true, argv[2]);
 	if (!strcmp(argv[1], "clip-get")) return run_clip(false, NULL);
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "subsurfaces")) return run_subsurfaces(argc > 2 ? atoi(argv[2]) : 64, argc > 3 ? atoi(argv[3]) : 3);
 	if (!strcmp(argv[1], "geometry")) return run_geometry();
 	if (!strcmp(argv[1], "oversize")) return run_oversize();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
