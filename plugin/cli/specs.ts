@@ -48,4 +48,5 @@ export const WINDOW_OPTIONS: OptionSpec = {
   stats: { type: 'string' },
   fullscreen: { type: 'boolean' },
   copy: { type: 'boolean' },
+  gles: { type: 'boolean' },
 };

@@ -119,7 +119,7 @@ ${SEAT}
 
 Show one guest in a window on your Wayland desktop: each guest buffer goes to the desktop
 compositor as its own dma-buf (zero copies by us; a wl_shm copy where the desktop does not
-take it), each guest frame acknowledged when the desktop presented it (wp_presentation).
+take it: a GPU blit into a buffer it takes, else a wl_shm copy), each guest frame acknowledged when the desktop presented it (wp_presentation).
 Closing the window, SIGINT/SIGTERM or the desktop going away stop it (exit 0); the VM
 keeps running. Keys and pointer go to a QEMU guest while the window has them; a guest
 whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
@@ -130,6 +130,7 @@ whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
   --title T        the window title (default: the guest's name)
   --fullscreen     ask the desktop for a fullscreen window
   --copy           copy every frame into wl_shm buffers instead of handing over the dma-buf
+  --gles           blit every frame on the GPU into a buffer the desktop takes (no copy behind it)
   --display NAME   the Wayland socket (default $WAYLAND_DISPLAY)
   --stats FORMAT   text | json | none (default text)
 `,
