@@ -121,12 +121,14 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
     throw new GlesImportError('invalid', `dma-buf ${name}: stride ${d.stride}, offset ${offset} do not describe a buffer`);
   }
   const formats = c.info.dmabufFormats;
+  const modifier = d.modifier === undefined ? MOD_INVALID : BigInt.asUintN(64, d.modifier);
   if (formats && !formats.has(fmt)) {
-    throw new GlesImportError(
-      'unsupported-format',
+    const why =
       `EGL on ${c.info.driver ?? c.info.glRenderer} cannot import ${drm.fourccName(fmt)} (0x${fmt.toString(16).padStart(8, '0')}) dma-bufs: ` +
-        `eglQueryDmaBufFormatsEXT lists ${formats.size} formats (${fourccList(formats.keys())})`,
-    );
+      `eglQueryDmaBufFormatsEXT lists ${formats.size} formats (${fourccList(formats.keys())})`;
+    // A format GL can still take as pixels (XR30 on a driver without 10-bit imports): upload it.
+    if (c.allowUpload && uploadable(c, fmt, modifier)) return importByUpload(c, d, fmt, offset, modifier, name, why);
+    throw new GlesImportError('unsupported-format', why);
   }
   const pick = eglModifierFor(d.modifier, formats?.get(fmt));
   if ('error' in pick) throw new GlesImportError(pick.reason, `dma-buf ${name}: ${pick.error}`);
@@ -136,7 +138,6 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
       `dma-buf ${name}: the driver samples this format/modifier only as GL_TEXTURE_EXTERNAL_OES, which guestplane's compositor does not use yet`,
     );
   }
-  const modifier = d.modifier === undefined ? MOD_INVALID : BigInt.asUintN(64, d.modifier);
 
   let image: egl.EGLImage;
   try {
@@ -182,6 +183,12 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
   const why = `${c.info.driver ?? 'the software driver'} cannot read dma-bufs exported by another device (it maps textures with MODE_MAP_DUMB, which the kernel refuses for imported buffers)`;
   if (!c.allowUpload) throw new GlesImportError('unreadable', `dma-buf ${name}: ${why}`);
   return importByUpload(c, d, fmt, offset, modifier, name, why);
+}
+
+/** Whether importByUpload can take this format/modifier on this context. */
+function uploadable(c: ImportContext, fmt: number, modifier: bigint): boolean {
+  const up = uploadFormat(fmt);
+  return !!up && !(up.needsBgra && !c.canBgra) && !(up.needsGles3 && !c.gles3) && (modifier === MOD_INVALID || modifier === MOD_LINEAR);
 }
 
 function texDefaults(): void {

@@ -13,8 +13,10 @@
 //    after SIGTERM the compositor's fds and the kernel's FBs are back to idle;
 //  - the CLI with --copy: the compositor reports the sub-surface's frames as not zero-copy
 //    (the wl_shm copy path), the capture still pixel-exact;
-//  - a guest format no tranche of the compositor's linux-dmabuf v4 feedback lists is not
-//    handed over (decided from the feedback; no import tried), and the window says why;
+//  - a guest format no tranche of the compositor's linux-dmabuf v4 feedback lists (XR30) is
+//    not handed over (decided from the feedback; no import tried): the window blits it with
+//    GLES (window/gles-blit.ts) into a pair the compositor takes, the capture shows the
+//    picture, and the window says gles and why, per frame;
 //  - a real guest OS (nested QEMU 7.2 and 10.0, virtio-gpu blob, -display dbus,gl=on): its
 //    udmabufs through QemuConsoleSource and WindowOutput onto the compositor's overlay plane,
 //    its held frame pixel-exact 1:1 on black, each UpdateDMABUF answered after the flip;
@@ -312,28 +314,63 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     expect(stats.reduce((n, x) => n + x.desktop.zeroCopy, 0)).toBe(0);
   }, 200_000);
 
-  it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over; the window says why', async () => {
+  it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over: GLES blits it into a pair the compositor takes, the frame is shown (writeback within 1/255 per channel), and the window says gles and why', async () => {
+    const idleFds = fds();
     const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
     const out = new WindowOutput(desktop, { title: 'gp window XR30', fullscreen: true });
-    const guest = new UdmabufSource({ width: 256, height: 256, buffers: 1, format: fourcc('XR30') });
+    const guest = new UdmabufSource({ width: W, height: H, buffers: 1, format: fourcc('XR30') });
     const errors: string[] = [];
+    const presents: PresentEvent[] = [];
     out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+    out.on('present', (e) => presents.push(e));
+    const flips: PresentEvent[] = [];
+    const onFlip = (ev: PresentEvent) => flips.push(ev);
+    kiosk.on('present', onFlip);
+    let frame = 1;
+    let ticker: NodeJS.Timeout | null = null;
+    let cap: { mismatches: number; first: string; how?: string; zeroCopy?: boolean; path?: string | null } | null = null;
     try {
       const offered = desktop.defaultFeedback?.tranches.flatMap((t) => [...t.pairs]) ?? [];
       expect(offered.length).toBeGreaterThan(0);
-      guest.flip(0, 1);
+      drawTenBit(guest.pixels(0));
+      guest.flip(0, frame);
       out.attach(guest, 'fit');
-      await waitFor(() => errors.length > 0, 'the window refusing the XR30 frame', 30_000);
-      console.log(`XR30 guest: ${errors.join('; ')}; the compositor's feedback offers ${offered.length} pairs`);
-      // Decided from the feedback, before any import was tried: the compositor never saw the buffer.
-      expect(errors[0]).toMatch(/lists in no tranche of its dma-buf feedback XR30 with modifier 0x0/);
-      expect(out.statsSnapshot().imports).toBe(0);
+      // A new frame number each 100 ms (same pixels): each is one more blit and commit, so the compositor flips again for the capture.
+      ticker = setInterval(() => guest.flip(0, ++frame), 100);
+      await waitFor(() => presents.filter((p) => p.frame !== undefined).length >= 10 || errors.some((e) => !e.startsWith('gles-unavailable')), `10 XR30 frames presented (errors: ${errors.join('; ')})`, 120_000);
+      const c = await kiosk.output.captureNext();
+      const l = subLayer(c.content);
+      cap = { ...checkTenBit(c), how: l?.how, zeroCopy: l?.zeroCopy, path: l?.path };
     } finally {
-      await out.close();
-      guest.close();
-      desktop.close();
+      if (ticker) clearInterval(ticker);
+      kiosk.off('present', onFlip);
     }
-  }, 60_000);
+    const shown = presents.filter((p) => p.frame !== undefined);
+    const gles = shown.filter((p) => p.path === 'gles');
+    const ms = gles.map((p) => p.gles?.composeMs ?? NaN);
+    const stats = out.statsSnapshot();
+    console.log(
+      `XR30 guest ${W}x${H}: window paths ${JSON.stringify(stats.paths)} on ${out.glesDevice}; ${gles.length} blits, ${ms.length ? (ms.reduce((a, b) => a + b, 0) / ms.length).toFixed(1) : '-'} ms/blit (min ${Math.min(...ms).toFixed(1)}, max ${Math.max(...ms).toFixed(1)}), ` +
+        `image path ${gles[0]?.gles?.imagePath} (${gles[0]?.gles?.uploadReason ?? ''}), ${gles[0]?.gles?.uploadedBytes ?? 0} bytes uploaded per blit; desktop ${JSON.stringify(gles[0]?.desktop)}; why: ${out.pathReasons.gles ?? out.pathReasons.copy}; ` +
+        `errors: ${errors.join('; ') || 'none'}; compositor's layer ${JSON.stringify({ how: cap?.how, path: cap?.path, zeroCopy: cap?.zeroCopy })}; capture ${cap?.mismatches} mismatches ${cap?.first ?? ''}`,
+    );
+    expect(errors).toEqual([]);
+    expect(shown.map((p) => p.path).filter((p) => p !== 'gles')).toEqual([]);
+    // Decided from the feedback: the compositor never saw the guest's buffer, only our blit target.
+    expect(gles[0]!.reason).toMatch(/lists in no tranche of its dma-buf feedback XR30 with modifier 0x0/);
+    expect(out.pathReasons.gles).toMatch(/XR30/);
+    expect(stats.imports).toBe(0);
+    expect(stats.paths.gles).toBeGreaterThan(0);
+    expect(cap!.mismatches, cap!.first).toBe(0);
+    await out.close();
+    guest.close();
+    desktop.close();
+    // The GLES device fd, targets' dma-bufs, guest dma-buf dups and the connection are all gone.
+    let now = 0;
+    await waitFor(() => (now = fds()) === idleFds, `fds back to ${idleFds}`, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}: now ${now} (${readdirSync('/proc/self/fd').map((f) => { try { return readlinkSync(`/proc/self/fd/${f}`); } catch { return '?'; } }).join(' ')})`);
+    });
+  }, 180_000);
 
   // Issue 28 item 7: a peer plays QEMU (helpers/fake-qemu.ts on a real dbus-daemon: no real
   // QEMU changes mode 1,000 times on cue) and sends each mode as ScanoutDMABUF of a new
@@ -396,6 +433,44 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     expect(fbsGone, 'the kernel FBs of a window that is gone are released').toBe(idleFbs);
   }, 600_000);
 });
+
+/** 8-bit channel values of the XR30 test picture at (x, y): red across, green down, blue in 16-pixel checks. */
+const tenBitRgb = (x: number, y: number): [number, number, number] => [Math.floor((x * 255) / (W - 1)), Math.floor((y * 255) / (H - 1)), (((x >> 4) + (y >> 4)) * 37) & 0xff];
+/** 8 → 10 bits by bit replication: the 10-bit value whose 8-bit conversion is the original again. */
+const to10 = (v: number) => (v << 2) | (v >> 6);
+
+/** Draws the XR30 test picture (little-endian words: 2 padding bits, then 10 bits each of red, green, blue). */
+function drawTenBit(px: Uint8Array): void {
+  const v = new DataView(px.buffer, px.byteOffset, px.byteLength);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const [r, g, b] = tenBitRgb(x, y);
+      v.setUint32((y * W + x) * 4, ((3 << 30) | (to10(r) << 20) | (to10(g) << 10) | to10(b)) >>> 0, true);
+    }
+  }
+}
+
+/**
+ * A capture against the XR30 picture, per channel within 1: the GPU converts 10 to 8 bits
+ * by its own rounding (GL gives it as a float to the nearest representable, not bit-exact
+ * by spec).
+ */
+function checkTenBit(c: CaptureResult): { mismatches: number; first: string } {
+  const px = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
+  let mismatches = 0;
+  let first = '';
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const got = px[(y * c.stride) / 4 + x]!;
+      const want = tenBitRgb(x, y);
+      const have = [(got >> 16) & 0xff, (got >> 8) & 0xff, got & 0xff];
+      if (have.every((h, i) => Math.abs(h - want[i]!) <= 1)) continue;
+      if (!first) first = `(${x},${y}) 0x${(got & 0xffffff).toString(16)} want ${want.map((w) => w.toString(16)).join(',')}`;
+      mismatches++;
+    }
+  }
+  return { mismatches, first };
+}
 
 /** A capture against a guest picture of `frame` at `at` (its own size) on black: mismatched pixels inside and outside. */
 function checkLetterboxed(c: CaptureResult, frame: number, at: { x: number; y: number; w: number; h: number }): { inside: number; outside: number } {
