@@ -382,7 +382,10 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       if (b.kind === 'busy') return this.#retryOnRelease();
       this.#sayOnce('gles-unavailable', `${source.name}: no GLES blit, frames are copied instead: ${b.reason}`);
       why = `${why}; no GLES blit: ${b.reason}`;
-    } else if (this.#paths.has('gles') && p.transport === 'dmabuf') why = `${why}; no GLES blit: the desktop compositor offers no linux-dmabuf`;
+    } else if (this.#paths.has('gles')) {
+      const no = p.transport !== 'dmabuf' ? 'the guest plane is no dma-buf' : 'the desktop compositor offers no linux-dmabuf';
+      if (!why.includes(no)) why = `${why}; no GLES blit: ${no}`;
+    }
     if (!this.#paths.has('copy')) {
       this.#refuse(source, p, 'no-path', `${source.name}: frame not shown: ${why}, and the copy path is not among the paths asked for`);
       return null;
