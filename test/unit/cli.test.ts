@@ -45,6 +45,7 @@ describe('guestplane command line', () => {
       [['compositor', '--'], "guestplane compositor: nothing after '--': give the application to run, e.g. guestplane compositor -- foot", 'compositor'],
       [['heads'], 'guestplane heads: which heads? give --config FILE (a heads file: see the README)', 'heads'],
       [['info', '--bogus'], "guestplane info: Unknown option '--bogus'", 'info'],
+      [['window', '--udmabuf', '640x480', '--copy', '--gles'], 'guestplane window: --copy and --gles each force one path; give one of them', 'window'],
       [['frob'], "guestplane: unknown command 'frob': the commands are info, kiosk, heads, compositor and window", ''],
       [[], 'guestplane: no command given: guestplane info|kiosk|heads|compositor|window', ''],
     ] as [string[], string, string][]) {
