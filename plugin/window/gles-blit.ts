@@ -173,7 +173,6 @@ export class GlesBlits {
     const pair = pickBlitPair(feedback, (f, m) => this.#desktop.modifierFor(f, m, null) === m, alpha);
     if (!pair) return { kind: 'failed', reason: 'the desktop compositor takes none of XR24, XB24, AR24, AB24 (linear or implicit) for a blit target' };
     const ring = this.#ringFor(gles, p.width, p.height, pair);
-    if (typeof ring === 'string') return { kind: 'failed', reason: ring };
     if (ring.failed) return { kind: 'failed', reason: ring.failed };
     if (ring.slots.some((s) => s.state === 'pending')) return { kind: 'pending' };
     const slot = ring.slots.find((s) => s.state === 'ready' && !s.busy);
@@ -206,20 +205,26 @@ export class GlesBlits {
     return this.#unavailable;
   }
 
-  #ringFor(gles: GlesCompositor, width: number, height: number, pair: BlitPair): Ring | string {
+  #ringFor(gles: GlesCompositor, width: number, height: number, pair: BlitPair): Ring {
     const key = `${width}x${height}/${pair.format}/${pair.modifier}`;
     if (this.#ring?.key === key) return this.#ring;
     this.#dropRing();
     const name = `${width}x${height} ${drm.fourccName(pair.format)}`;
-    let targets: GlesTarget[];
+    let targets: GlesTarget[] = [];
+    let failed: string | null = null;
     try {
       targets = gles.createRing(width, height, { count: RING, format: pair.format }).targets.slice();
     } catch (e) {
-      return `no ${name} blit target on ${gles.info.devicePath}: ${(e as Error).message}`;
+      // Remembered with the ring's key: not tried again every frame.
+      failed = `no ${name} blit target on ${gles.info.devicePath}: ${(e as Error).message}`;
     }
-    const ring: Ring = { key, pair, slots: targets.map((target) => ({ target, buffer: null, state: 'pending', busy: false })), failed: null };
+    const ring: Ring = { key, pair, slots: targets.map((target) => ({ target, buffer: null, state: 'pending', busy: false })), failed };
     this.#ring = ring;
-    for (const slot of ring.slots) this.#share(ring, slot, name);
+    try {
+      for (const slot of ring.slots) this.#share(ring, slot, name);
+    } catch (e) {
+      ring.failed = `the ${name} blit target could not be shared with the desktop compositor: ${(e as Error).message}`;
+    }
     return ring;
   }
 

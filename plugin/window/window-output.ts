@@ -380,7 +380,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       }
       if (b.kind === 'pending') return null;
       if (b.kind === 'busy') return this.#retryOnRelease();
-      this.#sayOnce('gles-unavailable', `${source.name}: no GLES blit, frames are copied instead: ${b.reason}`);
+      this.#sayOnce('gles-unavailable', `${source.name}: no GLES blit, ${this.#paths.has('copy') ? 'frames are copied instead' : 'frames are not shown'}: ${b.reason}`);
       why = `${why}; no GLES blit: ${b.reason}`;
     } else if (this.#paths.has('gles')) {
       const no = p.transport !== 'dmabuf' ? 'the guest plane is no dma-buf' : 'the desktop compositor offers no linux-dmabuf';

@@ -13,6 +13,8 @@
 //    after SIGTERM the compositor's fds and the kernel's FBs are back to idle;
 //  - the CLI with --copy: the compositor reports the sub-surface's frames as not zero-copy
 //    (the wl_shm copy path), the capture still pixel-exact;
+//  - the CLI with --gles: every frame blitted on the GPU into the window's own targets; the
+//    capture pixel-exact, the stats line says gles, why, and ms per blit;
 //  - a guest format no tranche of the compositor's linux-dmabuf v4 feedback lists (XR30) is
 //    not handed over (decided from the feedback; no import tried): the window blits it with
 //    GLES (window/gles-blit.ts) into a pair the compositor takes, the capture shows the
@@ -312,6 +314,39 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     console.log(`window CLI --copy stats: ${stats.map((x) => `${JSON.stringify(x.paths)} desktop zero-copy ${x.desktop.zeroCopy}`).join(' | ')}`);
     expect(stats.reduce((n, x) => n + (x.paths['copy'] ?? 0), 0)).toBeGreaterThan(0);
     expect(stats.reduce((n, x) => n + x.desktop.zeroCopy, 0)).toBe(0);
+  }, 200_000);
+
+  it('the CLI with --gles: every frame blitted by GLES into the window\'s own target, the capture pixel-exact, the stats line says gles, why and ms per blit', async () => {
+    const flips: PresentEvent[] = [];
+    const onFlip = (ev: PresentEvent) => flips.push(ev);
+    kiosk.on('present', onFlip);
+    const a = runCli(['--udmabuf', `${W}x${H}`, '--fps', '30', '--fullscreen', '--gles', '--stats', 'json']);
+    let cap: (ReturnType<typeof checkCapture> & { how?: string; zeroCopy?: boolean; path?: string | null }) | null = null;
+    let waitErr: Error | null = null;
+    try {
+      await waitFor(() => flips.filter((f) => subLayer(f)?.frame !== undefined).length >= 10, `10 compositor flips with the window's guest (stderr: ${a.lines.join(' | ')})`, 90_000);
+      const c = await kiosk.output.captureNext();
+      const l = subLayer(c.content);
+      cap = { ...checkCapture(c), how: l?.how, zeroCopy: l?.zeroCopy, path: l?.path };
+      await waitFor(() => a.lines.some((x) => x.startsWith('{"stats"') && x.includes('"gles"')), 'a stats line with blitted frames', 30_000);
+    } catch (e) {
+      waitErr = e as Error;
+    } finally {
+      a.child.kill('SIGTERM');
+      kiosk.off('present', onFlip);
+    }
+    const code = await a.exited;
+    type GlesStats = { paths: Record<string, number>; why?: Record<string, string>; gles?: { msPerBlit: number; bytesUploaded: number }; fps: number };
+    const stats = a.lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: GlesStats }).stats);
+    console.log(`window CLI --gles on guestplane compositor: capture ${JSON.stringify(cap)}; stats ${stats.map((x) => `${x.fps.toFixed(1)} fps ${JSON.stringify(x.paths)} ${x.gles ? `${x.gles.msPerBlit.toFixed(1)} ms/blit ${x.gles.bytesUploaded} B uploaded` : ''} why ${JSON.stringify(x.why)}`).join(' | ')}; other lines: ${a.lines.filter((l) => !l.startsWith('{"stats"')).join(' | ')}`);
+    if (waitErr) throw waitErr;
+    expect(code).toBe(0);
+    expect(cap!.mismatches, cap!.first).toBe(0);
+    const blitted = stats.filter((x) => x.paths['gles']);
+    expect(blitted.length).toBeGreaterThan(0);
+    for (const x of stats) expect(Object.keys(x.paths).filter((k) => k !== 'gles')).toEqual([]);
+    expect(blitted[0]!.why?.['gles']).toBe('the gles path was asked for (paths option)');
+    expect(blitted[0]!.gles!.msPerBlit).toBeGreaterThan(0);
   }, 200_000);
 
   it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over: GLES blits it into a pair the compositor takes, the frame is shown (writeback within 1/255 per channel), and the window says gles and why', async () => {
