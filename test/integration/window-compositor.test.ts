@@ -317,6 +317,7 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
   }, 200_000);
 
   it('the CLI with --gles: every frame blitted by GLES into the window\'s own target, the capture pixel-exact, the stats line says gles, why and ms per blit', async () => {
+    const idle = { fds: fds(), fbs: fbCount() };
     const flips: PresentEvent[] = [];
     const onFlip = (ev: PresentEvent) => flips.push(ev);
     kiosk.on('present', onFlip);
@@ -347,10 +348,16 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     for (const x of stats) expect(Object.keys(x.paths).filter((k) => k !== 'gles')).toEqual([]);
     expect(blitted[0]!.why?.['gles']).toBe('the gles path was asked for (paths option)');
     expect(blitted[0]!.gles!.msPerBlit).toBeGreaterThan(0);
+    // The compositor let go of the window's targets (FBs) and fds once it was gone: the next case starts from idle.
+    let now = { fds: 0, fbs: 0 };
+    await waitFor(() => ((now = { fds: fds(), fbs: fbCount() }), now.fds === idle.fds && now.fbs === idle.fbs), `back to idle ${JSON.stringify(idle)}`, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}: now ${JSON.stringify(now)}`);
+    });
   }, 200_000);
 
   it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over: GLES blits it into a pair the compositor takes, the frame is shown (writeback within 1/255 per channel), and the window says gles and why', async () => {
     const idleFds = fds();
+    const idleFbs = fbCount();
     const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
     const out = new WindowOutput(desktop, { title: 'gp window XR30', fullscreen: true });
     const guest = new UdmabufSource({ width: W, height: H, buffers: 1, format: fourcc('XR30') });
@@ -387,6 +394,8 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
       await out.close();
       guest.close();
       desktop.close();
+      // Whatever happened above, the compositor drops the window's FBs before the next case reads its baseline.
+      await waitFor(() => fbCount() === idleFbs, `FBs back to ${idleFbs}`, 15_000).catch(() => {});
     }
     const shown = presents.filter((p) => p.frame !== undefined);
     const gles = shown.filter((p) => p.path === 'gles');
@@ -406,7 +415,9 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     expect(stats.imports).toBe(0);
     expect(stats.paths.gles).toBeGreaterThan(0);
     expect(cap!.mismatches, cap!.first).toBe(0);
-    // The GLES device fd, the targets' and the guest's dma-bufs and the connection are all gone.
+    // The GLES device fd, the targets' and the guest's dma-bufs and the connection are all
+    // gone, and the compositor dropped the targets' FBs (the next case reads its baseline).
+    expect(fbCount(), 'the window\'s targets\' FBs are gone').toBe(idleFbs);
     let now = 0;
     await waitFor(() => (now = fds()) === idleFds, `fds back to ${idleFds}`, 15_000).catch((e: Error) => {
       throw new Error(`${e.message}: now ${now} (${readdirSync('/proc/self/fd').map((f) => { try { return readlinkSync(`/proc/self/fd/${f}`); } catch { return '?'; } }).join(' ')})`);
