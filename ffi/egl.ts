@@ -149,6 +149,14 @@ export const GL_TEXTURE_MAG_FILTER = 0x2800;
 export const GL_TEXTURE_MIN_FILTER = 0x2801;
 export const GL_TEXTURE_WRAP_S = 0x2802;
 export const GL_TEXTURE_WRAP_T = 0x2803;
+/** GLES 3: texture swizzles (a 10-bit XR30/AR30 upload has red and blue swapped). */
+export const GL_TEXTURE_SWIZZLE_R = 0x8e42;
+export const GL_TEXTURE_SWIZZLE_B = 0x8e44;
+export const GL_RED = 0x1903;
+export const GL_BLUE = 0x1905;
+/** GLES 3: 10-bit-per-channel textures (internal format) and their packed pixel type. */
+export const GL_RGB10_A2 = 0x8059;
+export const GL_UNSIGNED_INT_2_10_10_10_REV = 0x8368;
 export const GL_NEAREST = 0x2600;
 export const GL_LINEAR = 0x2601;
 export const GL_CLAMP_TO_EDGE = 0x812f;

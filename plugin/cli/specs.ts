@@ -49,4 +49,5 @@ export const WINDOW_OPTIONS: OptionSpec = {
   fullscreen: { type: 'boolean' },
   copy: { type: 'boolean' },
   touch: { type: 'string' },
+  gles: { type: 'boolean' },
 };

@@ -119,7 +119,7 @@ ${SEAT}
 
 Show one guest in a window on your Wayland desktop: each guest buffer goes to the desktop
 compositor as its own dma-buf (zero copies by us; a wl_shm copy where the desktop does not
-take it), each guest frame acknowledged when the desktop presented it (wp_presentation).
+take it: a GPU blit into a buffer it takes, else a wl_shm copy), each guest frame acknowledged when the desktop presented it (wp_presentation).
 Closing the window, SIGINT/SIGTERM or the desktop going away stop it (exit 0); the VM
 keeps running. Keys, pointer and touch go to a QEMU guest while the window has them; a
 guest whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releases it.
@@ -133,6 +133,7 @@ guest whose mouse is relative captures the pointer on a click, Ctrl+Alt+G releas
   --touch MODE     pointer (default: a finger is the guest's pointer, any guest takes it) |
                    multitouch (every finger through QEMU 8.1+'s MultiTouch; the guest needs a
                    touch device, e.g. -device virtio-multitouch-pci; QEMU 7.x: the pointer)
+  --gles           blit every frame on the GPU into a buffer the desktop takes (no copy behind it)
   --display NAME   the Wayland socket (default $WAYLAND_DISPLAY)
   --stats FORMAT   text | json | none (default text)
 `,

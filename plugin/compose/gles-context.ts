@@ -1,4 +1,5 @@
-// The GLES compositor's context: a private fd on the KMS node, a GBM device on it, an EGL
+// The GLES compositor's context: a private fd on the device node (the KMS device's, or a
+// node of its own for window mode's blits), a GBM device on it, an EGL
 // display on that (EGL_PLATFORM_GBM), a GLES 3 (else 2) context, made current without a
 // surface where EGL allows (else on a 16x16 GBM window surface), and the composition
 // program. openGles() answers `{ unavailable }` instead of throwing when the machine
@@ -8,7 +9,16 @@ import * as libc from '../../ffi/libc.js';
 import * as drm from '../../ffi/drm.js';
 import * as gbm from '../../ffi/gbm.js';
 import * as egl from '../../ffi/egl.js';
-import type { KmsDevice } from '../kms/device.js';
+
+/**
+ * The device GLES runs on: a KmsDevice (its fd is never used for GBM: a private fd on its
+ * node is opened, see gles.ts), or only a node path (fd -1: window mode, no KMS).
+ */
+export interface GlesDevice {
+  readonly fd: number;
+  readonly path: string;
+  readonly isClosed: boolean;
+}
 import { errMessage, type GlesCreateOptions, type GlesInfo } from './gles-types.js';
 import { buildProgram } from './gles-draw.js';
 
@@ -30,9 +40,9 @@ export function makeCurrent(core: Core): void {
   if (!egl.isCurrentContext(core.ctx!)) egl.makeCurrent(core.dpy!, core.surface, core.surface, core.ctx!);
 }
 
-/** A private fd on the KMS device's node (else the KMS fd itself); returns the node's path. */
-function openPrivateFd(dev: KmsDevice, core: Core): string {
-  const nodePath = drm.getDeviceNameFromFd2(dev.fd) ?? dev.path;
+/** A private fd on the device's node (else the KMS fd itself); returns the node's path. Throws when a node-only device cannot be opened. */
+function openPrivateFd(dev: GlesDevice, core: Core): string {
+  const nodePath = (dev.fd >= 0 ? drm.getDeviceNameFromFd2(dev.fd) : null) ?? dev.path;
   try {
     core.fd = libc.open(nodePath, libc.O_RDWR);
     core.ownsFd = true;
@@ -46,7 +56,8 @@ function openPrivateFd(dev: KmsDevice, core: Core): string {
         /* not master after all */
       }
     }
-  } catch {
+  } catch (e) {
+    if (dev.fd < 0) throw new Error(`cannot open ${nodePath}: ${errMessage(e)}`);
     core.fd = dev.fd;
     core.ownsFd = false;
   }
@@ -154,7 +165,7 @@ function pickConfig(dpy: egl.EGLDisplay, window: boolean): egl.EGLConfig {
  * throwing when the machine cannot do GPU composition (no libEGL/libgbm, no GBM
  * platform, no dma-buf import, no GL_OES_EGL_image…).
  */
-export function openGles(dev: KmsDevice, opts: GlesCreateOptions): { core: Core; info: GlesInfo } | { unavailable: string } {
+export function openGles(dev: GlesDevice, opts: GlesCreateOptions): { core: Core; info: GlesInfo } | { unavailable: string } {
   if (dev.isClosed) return { unavailable: `${dev.path} is closed` };
   const missingLib = gbm.gbmLoadError() ?? egl.eglLoadError();
   if (missingLib) return { unavailable: missingLib };

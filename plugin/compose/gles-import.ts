@@ -48,17 +48,47 @@ export function eglModifierFor(
   return { modifier: m, externalOnly: hit.externalOnly };
 }
 
-/** The GL upload format for a 32-bit RGB fourcc, and whether its 4th byte is padding. */
-export function uploadFormat(format: number): { glFormat: number; opaque: boolean; needsBgra: boolean } | null {
+/**
+ * How a 32-bit RGB fourcc is uploaded: GL format, type and internal format, whether its
+ * 4th channel is padding, whether it needs GL_EXT_texture_format_BGRA8888 (8-bit BGRA
+ * orders) or a GLES 3 context (10-bit: GL_RGB10_A2), and whether red and blue must be
+ * swapped by a texture swizzle (GL's 2_10_10_10_REV puts red in the low bits, as XB30
+ * does; XR30 has blue there).
+ */
+export interface UploadFormat {
+  glFormat: number;
+  glType: number;
+  internalFormat: number;
+  opaque: boolean;
+  needsBgra: boolean;
+  needsGles3: boolean;
+  swapRedBlue: boolean;
+}
+
+export function uploadFormat(format: number): UploadFormat | null {
+  const eight = (glFormat: number, opaque: boolean): UploadFormat => ({
+    glFormat, glType: egl.GL_UNSIGNED_BYTE, internalFormat: glFormat, opaque, needsBgra: glFormat === egl.GL_BGRA_EXT, needsGles3: false, swapRedBlue: false,
+  });
+  const ten = (opaque: boolean, swapRedBlue: boolean): UploadFormat => ({
+    glFormat: egl.GL_RGBA, glType: egl.GL_UNSIGNED_INT_2_10_10_10_REV, internalFormat: egl.GL_RGB10_A2, opaque, needsBgra: false, needsGles3: true, swapRedBlue,
+  });
   switch (format >>> 0) {
     case drm.fourcc('XR24'):
-      return { glFormat: egl.GL_BGRA_EXT, opaque: true, needsBgra: true };
+      return eight(egl.GL_BGRA_EXT, true);
     case drm.fourcc('AR24'):
-      return { glFormat: egl.GL_BGRA_EXT, opaque: false, needsBgra: true };
+      return eight(egl.GL_BGRA_EXT, false);
     case drm.fourcc('XB24'):
-      return { glFormat: egl.GL_RGBA, opaque: true, needsBgra: false };
+      return eight(egl.GL_RGBA, true);
     case drm.fourcc('AB24'):
-      return { glFormat: egl.GL_RGBA, opaque: false, needsBgra: false };
+      return eight(egl.GL_RGBA, false);
+    case drm.fourcc('XR30'):
+      return ten(true, true);
+    case drm.fourcc('AR30'):
+      return ten(false, true);
+    case drm.fourcc('XB30'):
+      return ten(true, false);
+    case drm.fourcc('AB30'):
+      return ten(false, false);
     default:
       return null;
   }
@@ -72,6 +102,8 @@ export interface ImportContext {
   allowUpload: boolean;
   /** GL_EXT_texture_format_BGRA8888 (XR24/AR24 uploads). */
   canBgra: boolean;
+  /** A GLES 3 context (10-bit uploads, texture swizzles). */
+  gles3: boolean;
   owner: { _releaseImage(img: GlesImage): void };
 }
 
@@ -89,12 +121,14 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
     throw new GlesImportError('invalid', `dma-buf ${name}: stride ${d.stride}, offset ${offset} do not describe a buffer`);
   }
   const formats = c.info.dmabufFormats;
+  const modifier = d.modifier === undefined ? MOD_INVALID : BigInt.asUintN(64, d.modifier);
   if (formats && !formats.has(fmt)) {
-    throw new GlesImportError(
-      'unsupported-format',
+    const why =
       `EGL on ${c.info.driver ?? c.info.glRenderer} cannot import ${drm.fourccName(fmt)} (0x${fmt.toString(16).padStart(8, '0')}) dma-bufs: ` +
-        `eglQueryDmaBufFormatsEXT lists ${formats.size} formats (${fourccList(formats.keys())})`,
-    );
+      `eglQueryDmaBufFormatsEXT lists ${formats.size} formats (${fourccList(formats.keys())})`;
+    // A format GL can still take as pixels (XR30 on a driver without 10-bit imports): upload it.
+    if (c.allowUpload && uploadable(c, fmt, modifier)) return importByUpload(c, d, fmt, offset, modifier, name, why);
+    throw new GlesImportError('unsupported-format', why);
   }
   const pick = eglModifierFor(d.modifier, formats?.get(fmt));
   if ('error' in pick) throw new GlesImportError(pick.reason, `dma-buf ${name}: ${pick.error}`);
@@ -104,7 +138,6 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
       `dma-buf ${name}: the driver samples this format/modifier only as GL_TEXTURE_EXTERNAL_OES, which guestplane's compositor does not use yet`,
     );
   }
-  const modifier = d.modifier === undefined ? MOD_INVALID : BigInt.asUintN(64, d.modifier);
 
   let image: egl.EGLImage;
   try {
@@ -137,6 +170,7 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
       stride: d.stride,
       offset,
       glFormat: 0,
+      glType: 0,
       opaque: false,
       filter: egl.GL_LINEAR,
     });
@@ -149,6 +183,12 @@ export function importDmabuf(c: ImportContext, d: DmabufImport): GlesImage {
   const why = `${c.info.driver ?? 'the software driver'} cannot read dma-bufs exported by another device (it maps textures with MODE_MAP_DUMB, which the kernel refuses for imported buffers)`;
   if (!c.allowUpload) throw new GlesImportError('unreadable', `dma-buf ${name}: ${why}`);
   return importByUpload(c, d, fmt, offset, modifier, name, why);
+}
+
+/** Whether importByUpload can take this format/modifier on this context. */
+function uploadable(c: ImportContext, fmt: number, modifier: bigint): boolean {
+  const up = uploadFormat(fmt);
+  return !!up && !(up.needsBgra && !c.canBgra) && !(up.needsGles3 && !c.gles3) && (modifier === MOD_INVALID || modifier === MOD_LINEAR);
 }
 
 function texDefaults(): void {
@@ -179,7 +219,7 @@ function readable(texture: number): boolean {
 
 function importByUpload(c: ImportContext, d: DmabufImport, fmt: number, offset: number, modifier: bigint, name: string, why: string): GlesImage {
   const up = uploadFormat(fmt);
-  if (!up || (up.needsBgra && !c.canBgra)) {
+  if (!up || (up.needsBgra && !c.canBgra) || (up.needsGles3 && !c.gles3)) {
     throw new GlesImportError('unreadable', `dma-buf ${name}: ${why}, and ${drm.fourccName(fmt)} cannot be uploaded instead`);
   }
   if (modifier !== MOD_INVALID && modifier !== MOD_LINEAR) {
@@ -200,7 +240,12 @@ function importByUpload(c: ImportContext, d: DmabufImport, fmt: number, offset: 
     texture = egl.glGenTexture();
     egl.glBindTexture(egl.GL_TEXTURE_2D, texture);
     texDefaults();
-    egl.glTexImage2D(egl.GL_TEXTURE_2D, 0, up.glFormat, d.width, d.height, up.glFormat, egl.GL_UNSIGNED_BYTE, null);
+    egl.glTexImage2D(egl.GL_TEXTURE_2D, 0, up.internalFormat, d.width, d.height, up.glFormat, up.glType, null);
+    if (up.swapRedBlue) {
+      egl.glTexParameteri(egl.GL_TEXTURE_2D, egl.GL_TEXTURE_SWIZZLE_R, egl.GL_BLUE);
+      egl.glTexParameteri(egl.GL_TEXTURE_2D, egl.GL_TEXTURE_SWIZZLE_B, egl.GL_RED);
+    }
+    egl.checkGl('glTexImage2D', `upload texture for ${name}`);
   } catch (e) {
     if (texture) egl.glDeleteTexture(texture);
     map?.unmap();
@@ -216,6 +261,7 @@ function importByUpload(c: ImportContext, d: DmabufImport, fmt: number, offset: 
     stride: d.stride,
     offset,
     glFormat: up.glFormat,
+    glType: up.glType,
     opaque: up.opaque,
     filter: egl.GL_LINEAR,
   });
@@ -234,12 +280,12 @@ export function uploadImage(img: GlesImage, s: ImageState, canRowLength: boolean
     if (s.stride === rowBytes || canRowLength) {
       if (s.stride !== rowBytes) egl.glPixelStorei(egl.GL_UNPACK_ROW_LENGTH_EXT, s.stride / 4);
       const span = s.stride * (img.height - 1) + rowBytes;
-      egl.glTexSubImage2D(egl.GL_TEXTURE_2D, 0, 0, 0, img.width, img.height, s.glFormat, egl.GL_UNSIGNED_BYTE, bytes.subarray(s.offset, s.offset + span));
+      egl.glTexSubImage2D(egl.GL_TEXTURE_2D, 0, 0, 0, img.width, img.height, s.glFormat, s.glType, bytes.subarray(s.offset, s.offset + span));
       if (s.stride !== rowBytes) egl.glPixelStorei(egl.GL_UNPACK_ROW_LENGTH_EXT, 0);
     } else {
       for (let y = 0; y < img.height; y++) {
         const o = s.offset + y * s.stride;
-        egl.glTexSubImage2D(egl.GL_TEXTURE_2D, 0, 0, y, img.width, 1, s.glFormat, egl.GL_UNSIGNED_BYTE, bytes.subarray(o, o + rowBytes));
+        egl.glTexSubImage2D(egl.GL_TEXTURE_2D, 0, 0, y, img.width, 1, s.glFormat, s.glType, bytes.subarray(o, o + rowBytes));
       }
     }
     egl.checkGl('glTexSubImage2D', `upload of ${img.width}x${img.height} ${drm.fourccName(img.format)}`);

@@ -1,7 +1,9 @@
 // Scanout targets: a linear GBM buffer (SCANOUT|RENDERING) that GL renders into through
 // an EGLImage-backed renderbuffer and FBO, added as a KMS framebuffer on the KMS fd (by a
 // PRIME import whose temporary GEM handle is closed right after AddFB2: the FB holds its
-// own reference). Freed FB first: it is what a plane may be scanning out.
+// own reference). Freed FB first: it is what a plane may be scanning out. A compositor
+// without a KMS device (window mode: the target goes to the desktop as a dma-buf) makes
+// no FB (fbId 0).
 import * as libc from '../../ffi/libc.js';
 import * as drm from '../../ffi/drm.js';
 import * as gbm from '../../ffi/gbm.js';
@@ -12,7 +14,8 @@ import { MOD_INVALID, MOD_LINEAR, eglModifierFor } from './gles-import.js';
 
 /** What making a target needs of its compositor. */
 export interface TargetContext {
-  kms: KmsDevice;
+  /** null: no KMS device, no framebuffers. */
+  kms: KmsDevice | null;
   gbmDev: gbm.GbmDevice;
   dpy: egl.EGLDisplay;
   info: GlesInfo;
@@ -34,9 +37,9 @@ function linearBo(c: TargetContext, width: number, height: number, fmt: number):
 }
 
 /** The KMS framebuffer of a bo, on the KMS fd. */
-function addTargetFb(c: TargetContext, bo: gbm.GbmBo, fd: number, width: number, height: number, fmt: number, boMod: bigint, stride: number, offset: number): number {
-  const kfd = c.kms.fd;
-  const modifiers = boMod !== MOD_INVALID && c.kms.caps.addFb2Modifiers ? [boMod] : null;
+function addTargetFb(kms: KmsDevice, c: TargetContext, bo: gbm.GbmBo, fd: number, width: number, height: number, fmt: number, boMod: bigint, stride: number, offset: number): number {
+  const kfd = kms.fd;
+  const modifiers = boMod !== MOD_INVALID && kms.caps.addFb2Modifiers ? [boMod] : null;
   if (!c.info.privateFd) {
     // Same fd as GBM: the bo's own handle (which the bo keeps and frees).
     return drm.addFB2WithModifiers(kfd, width, height, fmt, [gbm.boGetHandle(bo)], [stride], [offset], modifiers);
@@ -85,7 +88,7 @@ export function createTarget(c: TargetContext, width: number, height: number, fo
     const status = egl.glCheckFramebufferStatus(egl.GL_FRAMEBUFFER);
     if (status !== egl.GL_FRAMEBUFFER_COMPLETE) throw new egl.GlError('glCheckFramebufferStatus', `target ${name}`, 0, egl.framebufferStatusName(status));
     egl.glBindFramebuffer(egl.GL_FRAMEBUFFER, 0);
-    fbId = addTargetFb(c, bo, fd, width, height, fmt, boMod, stride, offset);
+    if (c.kms) fbId = addTargetFb(c.kms, c, bo, fd, width, height, fmt, boMod, stride, offset);
   } catch (e) {
     if (fbo) egl.glDeleteFramebuffer(fbo);
     if (rb) egl.glDeleteRenderbuffer(rb);
@@ -103,9 +106,9 @@ export function createTarget(c: TargetContext, width: number, height: number, fo
  * Removes a target's FB (CLOSEFB with `keepOnScreen`, so a plane still showing it stays
  * lit) and returns the error to throw once the rest is freed, if it failed.
  */
-export function removeTargetFb(kms: KmsDevice, fbId: number, keepOnScreen: boolean): unknown {
-  // A closed KMS fd took its FBs with it.
-  if (kms.isClosed) return null;
+export function removeTargetFb(kms: KmsDevice | null, fbId: number, keepOnScreen: boolean): unknown {
+  // A closed KMS fd took its FBs with it; no KMS device, no FB.
+  if (!kms || kms.isClosed || fbId === 0) return null;
   try {
     if (keepOnScreen) {
       try {

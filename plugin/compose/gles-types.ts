@@ -192,6 +192,8 @@ export interface ImageState {
   stride: number;
   offset: number;
   glFormat: number;
+  /** Upload path: the GL pixel type (GL_UNSIGNED_BYTE, or 2_10_10_10_REV for 10-bit formats). */
+  glType: number;
   /** Ignore the texture's alpha (X of XR24/XB24 on the upload path). */
   opaque: boolean;
   /** GL filter the texture is set to now. */

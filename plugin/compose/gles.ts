@@ -1,7 +1,9 @@
 // GPU composition: the fallback between zero-copy planes and the CPU copy path. Guest
 // dma-bufs become GL textures (EGLImages), are drawn as textured quads into a scanout
 // buffer allocated with GBM on the KMS device, and that buffer is shown as one KMS
-// framebuffer on one plane.
+// framebuffer on one plane. Window mode uses the same compositor without a KMS device
+// (GlesCompositor.onNode: a render or card node of its own, targets without FBs) to blit
+// a guest buffer the desktop compositor cannot take into one it can (window/gles-blit.ts).
 //
 // Ownership, and why it is arranged this way:
 //  - The compositor opens its *own* file descriptor on the KMS device node for GBM/EGL.
@@ -42,7 +44,7 @@
 // gles-types.ts (the objects and types). This file is the compositor that tracks them.
 import * as drm from '../../ffi/drm.js';
 import type { KmsDevice } from '../kms/device.js';
-import { makeCurrent, openGles, teardownCore, type Core } from './gles-context.js';
+import { makeCurrent, openGles, teardownCore, type Core, type GlesDevice } from './gles-context.js';
 import { freeImage, importDmabuf, uploadImage, type ImportContext } from './gles-import.js';
 import { createTarget, freeTarget, removeTargetFb, type TargetContext } from './gles-target.js';
 import { drawLayers, readPixels, uniforms, checkLayerRects } from './gles-draw.js';
@@ -63,7 +65,7 @@ export class GlesCompositor {
   private readonly targetCtx: TargetContext;
 
   private constructor(
-    private readonly kms: KmsDevice,
+    private readonly kms: KmsDevice | null,
     private readonly core: Core,
     info: GlesInfo,
     opts: GlesCreateOptions,
@@ -71,7 +73,7 @@ export class GlesCompositor {
     this.info = info;
     const gext = new Set(info.glExtensions);
     this.canRowLength = info.contextVersion >= 3 || gext.has('GL_EXT_unpack_subimage');
-    this.imports = { dpy: core.dpy!, info, allowUpload: opts.allowUpload !== false, canBgra: gext.has('GL_EXT_texture_format_BGRA8888'), owner: this };
+    this.imports = { dpy: core.dpy!, info, allowUpload: opts.allowUpload !== false, canBgra: gext.has('GL_EXT_texture_format_BGRA8888'), gles3: info.contextVersion >= 3, owner: this };
     this.targetCtx = { kms, gbmDev: core.gbmDev!, dpy: core.dpy!, info, owner: this };
     this.uLoc = uniforms(core);
   }
@@ -86,6 +88,17 @@ export class GlesCompositor {
     const r = openGles(dev, opts);
     if ('unavailable' in r) return r;
     return new GlesCompositor(dev, r.core, r.info, opts);
+  }
+
+  /**
+   * The same on a device node without KMS (`/dev/dri/renderD128`, or a card node we are
+   * not master of): targets get no KMS framebuffer (fbId 0), they are for exportDmabuf().
+   */
+  static onNode(path: string, opts: GlesCreateOptions = {}): GlesCompositor | { unavailable: string } {
+    const dev: GlesDevice = { fd: -1, path, isClosed: false };
+    const r = openGles(dev, opts);
+    if ('unavailable' in r) return r;
+    return new GlesCompositor(null, r.core, r.info, opts);
   }
 
   private current(): void {
@@ -123,7 +136,7 @@ export class GlesCompositor {
 
   /**
    * A linear scanout buffer (GBM, SCANOUT|RENDERING) that GL renders into through an
-   * EGLImage-backed renderbuffer, added as a KMS framebuffer on the KMS device.
+   * EGLImage-backed renderbuffer, added as a KMS framebuffer on the KMS device (if any).
    */
   createTarget(width: number, height: number, format: number = drm.fourcc('XR24')): GlesTarget {
     this.current();

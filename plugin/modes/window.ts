@@ -41,6 +41,8 @@ export interface WindowModeOptions {
   copy?: boolean;
   /** A QEMU guest's touch: one finger as its pointer (default) or every finger through QEMU's MultiTouch (window/touch.ts). */
   touch?: TouchMode;
+  /** Blit every frame on the GPU (window/gles-blit.ts) instead of handing the dma-buf over; no copy behind it (tests, comparisons). */
+  gles?: boolean;
   statsFormat: 'text' | 'json' | 'none';
   log: (line: string) => void;
 }
@@ -49,6 +51,10 @@ export interface WindowStatsLine {
   t: number;
   fps: number;
   paths: Record<string, number>;
+  /** Why this interval's frames took the paths other than scanout: the newest frame's reason per path (absent when all were handed over). */
+  why?: Record<string, string>;
+  /** This interval's GPU blits (path gles): ms per blit (compose incl. any upload and glFinish), bytes uploaded into textures. */
+  gles?: { msPerBlit: number; bytesUploaded: number };
   latencyMs: { p50: number; p99: number };
   /** Guest buffers imported as wl_buffers so far (one per guest buffer when the cache works). */
   imports: number;
@@ -81,15 +87,28 @@ function openSource(spec: WindowSourceSpec, out: WindowOutput, log: (l: string) 
   }
 }
 
-type DesktopCounts = WindowStatsLine['desktop'];
+/** What a stats line needs of the window besides its snapshot. */
+interface WindowCounts {
+  desktop: WindowStatsLine['desktop'];
+  why: Record<string, string>;
+  gles: { blits: number; ms: number };
+}
+const windowCounts = (out: WindowOutput): WindowCounts => ({ desktop: { ...out.desktopCounts }, why: { ...out.pathReasons }, gles: out.glesCounts });
 
-function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, desk: DesktopCounts, lastDesk: DesktopCounts, t: number, dt: number, stallMs: number): WindowStatsLine {
+function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, w: WindowCounts, lastW: WindowCounts, t: number, dt: number, stallMs: number): WindowStatsLine {
   const paths: Record<string, number> = {};
   for (const k of Object.keys(s.paths) as (keyof typeof s.paths)[]) if (s.paths[k] - last.paths[k] > 0) paths[k] = s.paths[k] - last.paths[k];
+  const why: Record<string, string> = {};
+  for (const [k, r] of Object.entries(w.why)) if (paths[k]) why[k] = r;
+  const blits = w.gles.blits - lastW.gles.blits;
+  const desk = w.desktop;
+  const lastDesk = lastW.desktop;
   return {
     t,
     fps: (s.framesPresented - last.framesPresented) / dt,
     paths,
+    ...(Object.keys(why).length > 0 ? { why } : {}),
+    ...(blits > 0 ? { gles: { msPerBlit: (w.gles.ms - lastW.gles.ms) / blits, bytesUploaded: s.bytesUploaded - last.bytesUploaded } } : {}),
     latencyMs: { p50: s.latencyMs.p50, p99: s.latencyMs.p99 },
     imports: s.imports,
     errors: s.errors,
@@ -101,7 +120,9 @@ function statsLine(s: OutputStatsSnapshot, last: OutputStatsSnapshot, desk: Desk
 export function formatWindowStats(l: WindowStatsLine): string {
   const paths = Object.entries(l.paths).map(([p, n]) => `${p} ${n}`).join(', ');
   const errs = Object.entries(l.errors).map(([c, n]) => `${c}×${n}`).join(' ');
-  return `${l.fps.toFixed(1)} fps [${paths || 'no frames'}]  desktop zero-copy ${l.desktop.zeroCopy}  latency p50 ${l.latencyMs.p50.toFixed(1)} ms p99 ${l.latencyMs.p99.toFixed(1)} ms  imports ${l.imports}  stall ${l.stallMs.toFixed(0)} ms${errs ? `  ${errs}` : ''}`;
+  const why = Object.entries(l.why ?? {}).map(([p, r]) => `  ${p}: ${r}`).join('');
+  const gles = l.gles ? `  ${l.gles.msPerBlit.toFixed(1)} ms/blit` : '';
+  return `${l.fps.toFixed(1)} fps [${paths || 'no frames'}]${gles}  desktop zero-copy ${l.desktop.zeroCopy}  latency p50 ${l.latencyMs.p50.toFixed(1)} ms p99 ${l.latencyMs.p99.toFixed(1)} ms  imports ${l.imports}  stall ${l.stallMs.toFixed(0)} ms${errs ? `  ${errs}` : ''}${why}`;
 }
 
 function reportStats(out: WindowOutput, opts: WindowModeOptions): () => void {
@@ -109,14 +130,14 @@ function reportStats(out: WindowOutput, opts: WindowModeOptions): () => void {
   const stalls = new LoopStallMeter();
   const started = Date.now();
   let last = out.statsSnapshot();
-  let lastDesk = { ...out.desktopCounts };
+  let lastW = windowCounts(out);
   let lastT = started;
   const timer = setInterval(() => {
     const s = out.statsSnapshot();
-    const desk = { ...out.desktopCounts };
+    const w = windowCounts(out);
     const now = Date.now();
-    const line = statsLine(s, last, desk, lastDesk, (now - started) / 1000, (now - lastT) / 1000, stalls.take());
-    lastDesk = desk;
+    const line = statsLine(s, last, w, lastW, (now - started) / 1000, (now - lastT) / 1000, stalls.take());
+    lastW = w;
     opts.log(opts.statsFormat === 'json' ? JSON.stringify({ stats: line }) : `guestplane window: ${formatWindowStats(line)}`);
     last = s;
     lastT = now;
@@ -132,7 +153,7 @@ export async function runWindow(opts: WindowModeOptions): Promise<RunningWindow>
   const desktop = await Desktop.connect({ display: opts.display ?? null, log: opts.log });
   const spec = opts.source;
   const title = opts.title ?? (spec.kind === 'udmabuf' ? `guestplane: test guest ${spec.width}x${spec.height}` : `guestplane: ${spec.address}`);
-  const out = new WindowOutput(desktop, { title, fit: opts.fit ?? 'fit', fullscreen: opts.fullscreen, ...(opts.copy ? { paths: ['copy'] as const } : {}) });
+  const out = new WindowOutput(desktop, { title, fit: opts.fit ?? 'fit', fullscreen: opts.fullscreen, ...(opts.copy ? { paths: ['copy'] as const } : opts.gles ? { paths: ['gles'] as const } : {}) });
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let stopping: Promise<number> | null = null;

@@ -10,16 +10,21 @@
 // Paths in `present` events: 'scanout' means the guest's own dma-buf was handed to the
 // compositor (zeroCopy true: nothing copied by us; whether the compositor then scans it
 // out or composites it is reported by the compositor, not here); 'no-signal' the
-// "no signal" colour; 'copy' a CPU copy into a wl_shm buffer (shm-copy.ts) because the
-// compositor cannot take the dma-buf, with why in the event's `reason`, per frame. A frame
-// that neither way can show is refused (source.refused and one `error` event per cause).
+// "no signal" colour; 'gles' a GPU blit into a buffer of a format/modifier the compositor
+// does take (gles-blit.ts) because it cannot take the guest's dma-buf, with why in the
+// event's `reason`, per frame; 'copy' a CPU copy into a wl_shm buffer (shm-copy.ts) when
+// GLES cannot do it either (no device, no EGL, import failed: said once as an `error`
+// event of cause 'gles-unavailable', and in each copied frame's reason). The order is the
+// KMS output's: scanout, gles, copy. A frame that no way can show is refused
+// (source.refused and one `error` event per cause).
 // Whether the compositor takes it: linux-dmabuf v4 feedback where it sends one (the guest
 // surface's own, else the default: the pair in any tranche; dmabuf-feedback.ts), else its
 // v3 format list. Each event's `desktop` says what the compositor said of the frame: the
 // pair in a scanout tranche, and the zero_copy flag of its presentation feedback.
 //
-// Ownership: the surfaces (surfaces.ts), the wl_buffer cache (buffers.ts) and the copy
-// buffers (shm-copy.ts) are this output's and go in close(); the Desktop and the source
+// Ownership: the surfaces (surfaces.ts), the wl_buffer cache (buffers.ts), the GLES blits
+// (gles-blit.ts: its device, targets and their wl_buffers) and the copy buffers
+// (shm-copy.ts) are this output's and go in close(); the Desktop and the source
 // stay the caller's. A frame whose feedback never comes (a hidden window may get none) is
 // let go after FEEDBACK_TIMEOUT_MS.
 import { EventEmitter } from 'node:events';
@@ -34,6 +39,7 @@ import type { Desktop } from './connection.js';
 import { WindowBuffers } from './buffers.js';
 import { WindowSurfaces } from './surfaces.js';
 import { ShmCopies } from './shm-copy.js';
+import { GlesBlits } from './gles-blit.js';
 import { DeviceSize } from './size.js';
 import type { WlBuffer, WlSurface } from '../../protocols/generated/client/wayland.js';
 import type { ZwpLinuxDmabufFeedbackV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
@@ -51,9 +57,10 @@ interface InFlight {
   frame?: number;
   bufferId?: number;
   flipTimeNs?: bigint;
-  path: 'scanout' | 'copy' | 'no-signal';
-  /** Why the frame was copied (path 'copy'). */
+  path: 'scanout' | 'gles' | 'copy' | 'no-signal';
+  /** Why the frame was not handed over (paths 'gles' and 'copy'). */
   copyReason?: string;
+  gles?: PresentEvent['gles'];
   /** The buffer's pair is in a scanout tranche of the dma-buf feedback (null: no v4 feedback, or copied). */
   scanoutTranche: boolean | null;
   timer: NodeJS.Timeout;
@@ -61,19 +68,28 @@ interface InFlight {
 
 interface Shown {
   buffer: WlBuffer;
-  path: 'scanout' | 'copy';
+  path: 'scanout' | 'gles' | 'copy';
   bytes: number;
   reason?: string;
   scanoutTranche: boolean | null;
+  gles?: PresentEvent['gles'];
 }
+
+type WindowPath = 'scanout' | 'gles' | 'copy';
 
 export interface WindowOutputOptions {
   title: string;
   fit?: FitMode;
   /** Ask for a fullscreen window (xdg_toplevel.set_fullscreen on the compositor's choice of output). */
   fullscreen?: boolean;
-  /** Paths frames may take (default both), as OutputOptions.paths: ['copy'] forces the copy path, for tests and benchmarks. */
-  paths?: readonly ('scanout' | 'copy')[];
+  /**
+   * Paths frames may take, in the order scanout → gles → copy (default all), as
+   * OutputOptions.paths: ['copy'] forces the copy path, ['gles'] the GPU blit (with no
+   * copy behind it: a frame GLES cannot show is refused), for tests and benchmarks.
+   */
+  paths?: readonly WindowPath[];
+  /** Device nodes the GLES blit may open (default: the desktop's main device, then /dev/dri's render and card nodes). */
+  glesNodes?: (mainDevice: bigint | null) => string[];
   /** How long a frame waits for its presentation feedback before it is let go (default 1000 ms). */
   feedbackTimeoutMs?: number;
 }
@@ -95,11 +111,12 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   readonly #surfaces: WindowSurfaces;
   readonly #buffers: WindowBuffers | null;
   readonly #copies: ShmCopies;
+  readonly #blits: GlesBlits | null;
   /** The window's size in device pixels, told to the guest (size.ts). */
   readonly #deviceSize: DeviceSize;
   readonly #stats = new OutputStats();
   #fit: FitMode;
-  readonly #handOver: boolean;
+  readonly #paths: ReadonlySet<WindowPath>;
   readonly #feedbackTimeoutMs: number;
   #size = { ...DEFAULT_SIZE };
   #refreshNs = 16_666_667;
@@ -119,17 +136,20 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   readonly #guestFeedback: { proxy: ZwpLinuxDmabufFeedbackV1; reader: FeedbackReader } | null;
   /** Frames the desktop presented with its zero_copy flag, and handed over in a scanout tranche's pair. */
   readonly desktopCounts = { zeroCopy: 0, scanoutTranche: 0 };
+  /** The newest presented frame's reason per path that has one (gles, copy: why the dma-buf was not handed over). */
+  readonly pathReasons: Partial<Record<'gles' | 'copy', string>> = {};
 
   constructor(desktop: Desktop, opts: WindowOutputOptions) {
     super();
     this.name = opts.title;
     this.#desktop = desktop;
     this.#fit = opts.fit ?? 'fit';
-    this.#handOver = opts.paths?.includes('scanout') ?? true;
+    this.#paths = new Set(opts.paths ?? ['scanout', 'gles', 'copy']);
     this.#feedbackTimeoutMs = opts.feedbackTimeoutMs ?? FEEDBACK_TIMEOUT_MS;
     const dmabuf = desktop.globals.dmabuf;
     this.#buffers = dmabuf ? new WindowBuffers(dmabuf, () => this.#schedule()) : null;
     this.#copies = new ShmCopies(desktop);
+    this.#blits = dmabuf ? new GlesBlits(desktop, () => this.#schedule(), opts.glesNodes ? { nodes: opts.glesNodes } : {}) : null;
     this.#surfaces = new WindowSurfaces(desktop, opts.title, {
       configured: (w, h) => this.#configured(w, h),
       closeRequested: () => this.emit('close-requested'),
@@ -199,6 +219,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     const changed = () => this.#schedule();
     const gone = () => {
       this.#buffers?.invalidate(sid);
+      this.#blits?.invalidate(sid);
       this.#copies.invalidate(sid);
     };
     const lost = (e: Error) => this.emit('source-lost', e);
@@ -219,6 +240,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#unlisten?.();
     this.#unlisten = null;
     this.#buffers?.invalidate(this.#sourceId);
+    this.#blits?.invalidate(this.#sourceId);
     this.#copies.invalidate(this.#sourceId);
     this.#source = null;
     this.#lastKey = '';
@@ -248,7 +270,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       cacheHits: this.#buffers?.hits ?? 0,
       cacheMisses: this.#buffers?.imports ?? 0,
       bytesCopied: s.bytesCopied,
-      bytesUploaded: 0,
+      bytesUploaded: s.bytesUploaded,
       commits: this.#commits,
       testOnlyCommits: 0,
       failedCommits: 0,
@@ -266,6 +288,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#unlisten?.();
     this.#source = null;
     this.#buffers?.close();
+    this.#blits?.close();
     this.#copies.close();
     this.#deviceSize.close();
     if (!this.#desktop.connection.closed) this.#guestFeedback?.proxy.destroy();
@@ -325,40 +348,79 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     }
   }
 
+  /** GPU blits so far and their total ms (compose, uploads and glFinish). */
+  get glesCounts(): { blits: number; ms: number } {
+    return { blits: this.#blits?.blits ?? 0, ms: this.#blits?.blitMs ?? 0 };
+  }
+
+  /** The GLES blit's device (node and driver), once it was set up; for messages and tests. */
+  get glesDevice(): string | null {
+    return this.#blits?.device ?? null;
+  }
+
   /**
-   * The guest's wl_buffer: its own dma-buf (path 'scanout'), else a wl_shm copy (path
-   * 'copy', with why), or null (import on its way: retried when it lands; copies all held
+   * The guest's wl_buffer: its own dma-buf (path 'scanout'), else a GPU blit into a buffer
+   * the compositor takes (path 'gles', with why), else a wl_shm copy (path 'copy', with
+   * why), or null (import or target on its way: retried when it lands; buffers all held
    * by the compositor: retried on release; refused: said once).
    */
   #bufferFor(source: GuestSource, p: GuestPlaneInfo): Shown | null {
-    let why: string;
     // The guest surface's own feedback where the compositor sent one, else its default.
     const feedback: DmabufFeedback | null = this.#guestFeedback?.reader.current ?? this.#desktop.defaultFeedback;
-    const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier, feedback) : null;
-    if (!this.#handOver) why = 'the copy path was asked for (paths option)';
-    else if (p.transport !== 'dmabuf') why = 'the guest plane is no dma-buf';
-    else if (!this.#buffers) why = 'the desktop compositor offers no linux-dmabuf';
-    else if (modifier === null) why = `the desktop compositor ${feedback ? "lists in no tranche of its dma-buf feedback" : 'does not import'} ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
-    else {
-      const got = this.#buffers.get(source, this.#sourceId, p, modifier);
-      const scanoutTranche = feedback ? offers(feedback, p.format, modifier).scanout : null;
-      if (got.kind === 'ready') return { buffer: got.buffer, path: 'scanout', bytes: 0, scanoutTranche };
-      if (got.kind === 'pending') return null;
-      why = `the desktop compositor failed to import buffer ${p.bufferId}: ${got.reason}`;
+    const handed = this.#handOverOrWhy(source, p, feedback);
+    if (typeof handed !== 'string') return 'kind' in handed ? null : handed;
+    let why = handed;
+    if (this.#paths.has('gles') && this.#blits && p.transport === 'dmabuf') {
+      const b = this.#blits.blit(source, this.#sourceId, p, feedback);
+      if (b.kind === 'ok') {
+        return {
+          buffer: b.buffer, path: 'gles', bytes: 0, reason: why, scanoutTranche: feedback ? b.pair.scanout : null,
+          gles: { uploadedBytes: b.uploadedBytes, composeMs: b.ms, imagePath: b.imagePath, uploadReason: b.uploadReason },
+        };
+      }
+      if (b.kind === 'pending') return null;
+      if (b.kind === 'busy') return this.#retryOnRelease();
+      this.#sayOnce('gles-unavailable', `${source.name}: no GLES blit, ${this.#paths.has('copy') ? 'frames are copied instead' : 'frames are not shown'}: ${b.reason}`);
+      why = `${why}; no GLES blit: ${b.reason}`;
+    } else if (this.#paths.has('gles')) {
+      const no = p.transport !== 'dmabuf' ? 'the guest plane is no dma-buf' : 'the desktop compositor offers no linux-dmabuf';
+      if (!why.includes(no)) why = `${why}; no GLES blit: ${no}`;
+    }
+    if (!this.#paths.has('copy')) {
+      this.#refuse(source, p, 'no-path', `${source.name}: frame not shown: ${why}, and the copy path is not among the paths asked for`);
+      return null;
     }
     const c = this.#copies.copy(source, this.#sourceId, p);
     if (c.kind === 'ok') return { buffer: c.buffer, path: 'copy', bytes: c.bytes, reason: why, scanoutTranche: null };
-    if (c.kind === 'busy') {
-      this.#retryOnRelease();
-      return null;
-    }
+    if (c.kind === 'busy') return this.#retryOnRelease();
     this.#refuse(source, p, c.cause, `${c.message} (${why})`);
     return null;
   }
 
+  /** The guest's own dma-buf as a wl_buffer ('pending' while the import is on its way), else why it is not handed over. */
+  #handOverOrWhy(source: GuestSource, p: GuestPlaneInfo, feedback: DmabufFeedback | null): Shown | { kind: 'pending' } | string {
+    const modifier = p.transport === 'dmabuf' && this.#buffers ? this.#desktop.modifierFor(p.format, p.modifier, feedback) : null;
+    if (!this.#paths.has('scanout')) return `the ${[...this.#paths].join('/')} path was asked for (paths option)`;
+    if (p.transport !== 'dmabuf') return 'the guest plane is no dma-buf';
+    if (!this.#buffers) return 'the desktop compositor offers no linux-dmabuf';
+    if (modifier === null) return `the desktop compositor ${feedback ? 'lists in no tranche of its dma-buf feedback' : 'does not import'} ${fourccName(p.format)} with modifier 0x${p.modifier.toString(16)}`;
+    const got = this.#buffers.get(source, this.#sourceId, p, modifier);
+    const scanoutTranche = feedback ? offers(feedback, p.format, modifier).scanout : null;
+    if (got.kind === 'ready') return { buffer: got.buffer, path: 'scanout', bytes: 0, scanoutTranche };
+    if (got.kind === 'pending') return { kind: 'pending' };
+    return `the desktop compositor failed to import buffer ${p.bufferId}: ${got.reason}`;
+  }
+
+  #sayOnce(cause: string, message: string): void {
+    if (this.#reported.has(cause)) return;
+    this.#reported.add(cause);
+    this.emit('error', { cause, message } as OutputErrorEvent);
+  }
+
   /** All copy buffers are held by the compositor: look again shortly (a release comes with its next repaint). */
-  #retryOnRelease(): void {
+  #retryOnRelease(): null {
     setTimeout(() => this.#schedule(), 4).unref();
+    return null;
   }
 
   #refuse(source: GuestSource, p: GuestPlaneInfo, cause: string, message: string): void {
@@ -383,7 +445,8 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     s.placeGuest(src, dst);
     if (shown.path === 'scanout') this.#buffers!.attached(buffer);
     this.#stats.bytesCopied += shown.bytes;
-    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: shown.path, scanoutTranche: shown.scanoutTranche, ...(shown.reason ? { copyReason: shown.reason } : {}) });
+    this.#stats.bytesUploaded += shown.gles?.uploadedBytes ?? 0;
+    this.#commit({ frame: p.frame, bufferId: p.bufferId, flipTimeNs: p.flipTimeNs, path: shown.path, scanoutTranche: shown.scanoutTranche, ...(shown.reason ? { copyReason: shown.reason } : {}), ...(shown.gles ? { gles: shown.gles } : {}) });
   }
 
   #noSignal(): void {
@@ -436,6 +499,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       if (latencyNs !== undefined) st.latencyMs.add(latencyNs / 1e6);
       if (desktopZeroCopy) this.desktopCounts.zeroCopy++;
       if (f.scanoutTranche) this.desktopCounts.scanoutTranche++;
+      if ((f.path === 'gles' || f.path === 'copy') && f.copyReason) this.pathReasons[f.path] = f.copyReason;
     } else st.error(reason?.startsWith('discarded') ? 'discarded' : 'feedback-timeout');
     const e: PresentEvent = {
       sequence: this.#sequence,
@@ -448,6 +512,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
       ...(latencyNs !== undefined ? { latencyNs } : {}),
       ...(reason || f.copyReason ? { reason: reason ?? f.copyReason } : {}),
       desktop: { scanoutTranche: f.scanoutTranche, zeroCopy: desktopZeroCopy },
+      ...(f.gles ? { gles: f.gles } : {}),
     };
     // Presented or discarded, the guest may go on: QEMU's UpdateDMABUF is answered here.
     if (f.path !== 'no-signal') this.#source?.frameShown?.(f.frame);

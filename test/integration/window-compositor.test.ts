@@ -13,8 +13,12 @@
 //    after SIGTERM the compositor's fds and the kernel's FBs are back to idle;
 //  - the CLI with --copy: the compositor reports the sub-surface's frames as not zero-copy
 //    (the wl_shm copy path), the capture still pixel-exact;
-//  - a guest format no tranche of the compositor's linux-dmabuf v4 feedback lists is not
-//    handed over (decided from the feedback; no import tried), and the window says why;
+//  - the CLI with --gles: every frame blitted on the GPU into the window's own targets; the
+//    capture pixel-exact, the stats line says gles, why, and ms per blit;
+//  - a guest format no tranche of the compositor's linux-dmabuf v4 feedback lists (XR30) is
+//    not handed over (decided from the feedback; no import tried): the window blits it with
+//    GLES (window/gles-blit.ts) into a pair the compositor takes, the capture shows the
+//    picture, and the window says gles and why, per frame;
 //  - a real guest OS (nested QEMU 7.2 and 10.0, virtio-gpu blob, -display dbus,gl=on): its
 //    udmabufs through QemuConsoleSource and WindowOutput onto the compositor's overlay plane,
 //    its held frame pixel-exact 1:1 on black, each UpdateDMABUF answered after the flip;
@@ -315,28 +319,113 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     expect(stats.reduce((n, x) => n + x.desktop.zeroCopy, 0)).toBe(0);
   }, 200_000);
 
-  it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over; the window says why', async () => {
+  it('the CLI with --gles: every frame blitted by GLES into the window\'s own target, the capture pixel-exact, the stats line says gles, why and ms per blit', async () => {
+    const idle = { fds: fds(), fbs: fbCount() };
+    const flips: PresentEvent[] = [];
+    const onFlip = (ev: PresentEvent) => flips.push(ev);
+    kiosk.on('present', onFlip);
+    const a = runCli(['--udmabuf', `${W}x${H}`, '--fps', '30', '--fullscreen', '--gles', '--stats', 'json']);
+    let cap: (ReturnType<typeof checkCapture> & { how?: string; zeroCopy?: boolean; path?: string | null }) | null = null;
+    let waitErr: Error | null = null;
+    try {
+      await waitFor(() => flips.filter((f) => subLayer(f)?.frame !== undefined).length >= 10, `10 compositor flips with the window's guest (stderr: ${a.lines.join(' | ')})`, 90_000);
+      const c = await kiosk.output.captureNext();
+      const l = subLayer(c.content);
+      cap = { ...checkCapture(c), how: l?.how, zeroCopy: l?.zeroCopy, path: l?.path };
+      await waitFor(() => a.lines.some((x) => x.startsWith('{"stats"') && x.includes('"gles"')), 'a stats line with blitted frames', 30_000);
+    } catch (e) {
+      waitErr = e as Error;
+    } finally {
+      a.child.kill('SIGTERM');
+      kiosk.off('present', onFlip);
+    }
+    const code = await a.exited;
+    type GlesStats = { paths: Record<string, number>; why?: Record<string, string>; gles?: { msPerBlit: number; bytesUploaded: number }; fps: number };
+    const stats = a.lines.filter((l) => l.startsWith('{"stats"')).map((l) => (JSON.parse(l) as { stats: GlesStats }).stats);
+    console.log(`window CLI --gles on guestplane compositor: capture ${JSON.stringify(cap)}; stats ${stats.map((x) => `${x.fps.toFixed(1)} fps ${JSON.stringify(x.paths)} ${x.gles ? `${x.gles.msPerBlit.toFixed(1)} ms/blit ${x.gles.bytesUploaded} B uploaded` : ''} why ${JSON.stringify(x.why)}`).join(' | ')}; other lines: ${a.lines.filter((l) => !l.startsWith('{"stats"')).join(' | ')}`);
+    if (waitErr) throw waitErr;
+    expect(code).toBe(0);
+    expect(cap!.mismatches, cap!.first).toBe(0);
+    const blitted = stats.filter((x) => x.paths['gles']);
+    expect(blitted.length).toBeGreaterThan(0);
+    for (const x of stats) expect(Object.keys(x.paths).filter((k) => k !== 'gles')).toEqual([]);
+    expect(blitted[0]!.why?.['gles']).toBe('the gles path was asked for (paths option)');
+    expect(blitted[0]!.gles!.msPerBlit).toBeGreaterThan(0);
+    // The compositor let go of the window's targets (FBs) and fds once it was gone: the next case starts from idle.
+    let now = { fds: 0, fbs: 0 };
+    await waitFor(() => ((now = { fds: fds(), fbs: fbCount() }), now.fds === idle.fds && now.fbs === idle.fbs), `back to idle ${JSON.stringify(idle)}`, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}: now ${JSON.stringify(now)}`);
+    });
+  }, 200_000);
+
+  it('a guest format in no tranche of the compositor\'s dma-buf feedback (XR30: no vkms plane has it) is not handed over: GLES blits it into a pair the compositor takes, the frame is shown (writeback within 1/255 per channel), and the window says gles and why', async () => {
+    const idleFds = fds();
+    const idleFbs = fbCount();
     const desktop = await Desktop.connect({ display: socket, log: (l) => log.push(l) });
     const out = new WindowOutput(desktop, { title: 'gp window XR30', fullscreen: true });
-    const guest = new UdmabufSource({ width: 256, height: 256, buffers: 1, format: fourcc('XR30') });
+    const guest = new UdmabufSource({ width: W, height: H, buffers: 1, format: fourcc('XR30') });
     const errors: string[] = [];
+    const presents: PresentEvent[] = [];
     out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+    out.on('present', (e) => presents.push(e));
+    let frame = 1;
+    let ticker: NodeJS.Timeout | null = null;
+    let cap: { mismatches: number; first: string; how?: string; zeroCopy?: boolean; path?: string | null } | null = null;
+    let waitErr: Error | null = null;
+    let offered: string[] = [];
+    let device: string | null = null;
+    let stats: ReturnType<WindowOutput['statsSnapshot']>;
+    let why: string | undefined;
     try {
-      const offered = desktop.defaultFeedback?.tranches.flatMap((t) => [...t.pairs]) ?? [];
-      expect(offered.length).toBeGreaterThan(0);
-      guest.flip(0, 1);
+      offered = desktop.defaultFeedback?.tranches.flatMap((t) => [...t.pairs]) ?? [];
+      drawTenBit(guest.pixels(0));
+      guest.flip(0, frame);
       out.attach(guest, 'fit');
-      await waitFor(() => errors.length > 0, 'the window refusing the XR30 frame', 30_000);
-      console.log(`XR30 guest: ${errors.join('; ')}; the compositor's feedback offers ${offered.length} pairs`);
-      // Decided from the feedback, before any import was tried: the compositor never saw the buffer.
-      expect(errors[0]).toMatch(/lists in no tranche of its dma-buf feedback XR30 with modifier 0x0/);
-      expect(out.statsSnapshot().imports).toBe(0);
+      // A new frame number each 100 ms (same pixels): each is one more blit and commit, so the compositor flips again for the capture.
+      ticker = setInterval(() => guest.flip(0, ++frame), 100);
+      await waitFor(() => presents.filter((p) => p.frame !== undefined).length >= 10 || errors.some((e) => !e.startsWith('gles-unavailable')), `10 XR30 frames presented (errors: ${errors.join('; ')})`, 120_000);
+      const c = await kiosk.output.captureNext();
+      const l = subLayer(c.content);
+      cap = { ...checkTenBit(c), how: l?.how, zeroCopy: l?.zeroCopy, path: l?.path };
+    } catch (e) {
+      waitErr = e as Error;
     } finally {
+      if (ticker) clearInterval(ticker);
+      stats = out.statsSnapshot();
+      device = out.glesDevice;
+      why = out.pathReasons.gles ?? out.pathReasons.copy;
       await out.close();
       guest.close();
       desktop.close();
+      // Whatever happened above, the compositor drops the window's FBs before the next case reads its baseline.
+      await waitFor(() => fbCount() === idleFbs, `FBs back to ${idleFbs}`, 15_000).catch(() => {});
     }
-  }, 60_000);
+    const shown = presents.filter((p) => p.frame !== undefined);
+    const gles = shown.filter((p) => p.path === 'gles');
+    const ms = gles.map((p) => p.gles?.composeMs ?? NaN);
+    console.log(
+      `XR30 guest ${W}x${H}: window paths ${JSON.stringify(stats.paths)} on ${device}; ${gles.length} blits, ${ms.length ? (ms.reduce((a, b) => a + b, 0) / ms.length).toFixed(1) : '-'} ms/blit (min ${Math.min(...ms).toFixed(1)}, max ${Math.max(...ms).toFixed(1)}), ` +
+        `image path ${gles[0]?.gles?.imagePath} (${gles[0]?.gles?.uploadReason ?? ''}), ${gles[0]?.gles?.uploadedBytes ?? 0} bytes uploaded per blit; desktop ${JSON.stringify(gles[0]?.desktop)}; why: ${why}; ` +
+        `errors: ${errors.join('; ') || 'none'}; compositor's layer ${JSON.stringify({ how: cap?.how, path: cap?.path, zeroCopy: cap?.zeroCopy })}; capture ${cap?.mismatches} mismatches ${cap?.first ?? ''}; the compositor offers ${offered.length} pairs`,
+    );
+    if (waitErr) throw waitErr;
+    expect(offered.length).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    expect(shown.map((p) => p.path).filter((p) => p !== 'gles')).toEqual([]);
+    // Decided from the feedback: the compositor never saw the guest's buffer, only our blit target.
+    expect(gles[0]!.reason).toMatch(/lists in no tranche of its dma-buf feedback XR30 with modifier 0x0/);
+    expect(why).toMatch(/XR30/);
+    expect(stats.imports).toBe(0);
+    expect(stats.paths.gles).toBeGreaterThan(0);
+    expect(cap!.mismatches, cap!.first).toBe(0);
+    // The GLES device fd, the targets' and the guest's dma-bufs and the connection are all
+    // gone, and the compositor dropped the targets' FBs (the next case reads its baseline).
+    expect(fbCount(), 'the window\'s targets\' FBs are gone').toBe(idleFbs);
+    let now = 0;
+    await waitFor(() => (now = fds()) === idleFds, `fds back to ${idleFds}`, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}: now ${now} (${readdirSync('/proc/self/fd').map((f) => { try { return readlinkSync(`/proc/self/fd/${f}`); } catch { return '?'; } }).join(' ')})`);
+    });
+  }, 180_000);
 
   // Issue 28 item 7: a peer plays QEMU (helpers/fake-qemu.ts on a real dbus-daemon: no real
   // QEMU changes mode 1,000 times on cue) and sends each mode as ScanoutDMABUF of a new
@@ -399,6 +488,44 @@ describe('guestplane window on guestplane compositor (vkms)', () => {
     expect(fbsGone, 'the kernel FBs of a window that is gone are released').toBe(idleFbs);
   }, 600_000);
 });
+
+/** 8-bit channel values of the XR30 test picture at (x, y): red across, green down, blue in 16-pixel checks. */
+const tenBitRgb = (x: number, y: number): [number, number, number] => [Math.floor((x * 255) / (W - 1)), Math.floor((y * 255) / (H - 1)), (((x >> 4) + (y >> 4)) * 37) & 0xff];
+/** 8 → 10 bits by bit replication: the 10-bit value whose 8-bit conversion is the original again. */
+const to10 = (v: number) => (v << 2) | (v >> 6);
+
+/** Draws the XR30 test picture (little-endian words: 2 padding bits, then 10 bits each of red, green, blue). */
+function drawTenBit(px: Uint8Array): void {
+  const v = new DataView(px.buffer, px.byteOffset, px.byteLength);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const [r, g, b] = tenBitRgb(x, y);
+      v.setUint32((y * W + x) * 4, ((3 << 30) | (to10(r) << 20) | (to10(g) << 10) | to10(b)) >>> 0, true);
+    }
+  }
+}
+
+/**
+ * A capture against the XR30 picture, per channel within 1: the GPU converts 10 to 8 bits
+ * by its own rounding (GL gives it as a float to the nearest representable, not bit-exact
+ * by spec).
+ */
+function checkTenBit(c: CaptureResult): { mismatches: number; first: string } {
+  const px = new Uint32Array(c.pixels.buffer, c.pixels.byteOffset, c.pixels.byteLength / 4);
+  let mismatches = 0;
+  let first = '';
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const got = px[(y * c.stride) / 4 + x]!;
+      const want = tenBitRgb(x, y);
+      const have = [(got >> 16) & 0xff, (got >> 8) & 0xff, got & 0xff];
+      if (have.every((h, i) => Math.abs(h - want[i]!) <= 1)) continue;
+      if (!first) first = `(${x},${y}) 0x${(got & 0xffffff).toString(16)} want ${want.map((w) => w.toString(16)).join(',')}`;
+      mismatches++;
+    }
+  }
+  return { mismatches, first };
+}
 
 /** A capture against a guest picture of `frame` at `at` (its own size) on black: mismatched pixels inside and outside. */
 function checkLetterboxed(c: CaptureResult, frame: number, at: { x: number; y: number; w: number; h: number }): { inside: number; outside: number } {

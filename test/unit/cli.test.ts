@@ -47,6 +47,7 @@ describe('guestplane command line', () => {
       [['window', '--qemu-dbus', 'session', '--touch', 'fingers'], "guestplane window: --touch 'fingers' is not one of pointer, multitouch", 'window'],
       [['window', '--udmabuf', '640x480', '--touch', 'multitouch'], 'guestplane window: --touch says where a QEMU guest takes touch; use it with --qemu-dbus (the test guest takes no input)', 'window'],
       [['info', '--bogus'], "guestplane info: Unknown option '--bogus'", 'info'],
+      [['window', '--udmabuf', '640x480', '--copy', '--gles'], 'guestplane window: --copy and --gles each force one path; give one of them', 'window'],
       [['frob'], "guestplane: unknown command 'frob': the commands are info, kiosk, heads, compositor and window", ''],
       [[], 'guestplane: no command given: guestplane info|kiosk|heads|compositor|window', ''],
     ] as [string[], string, string][]) {

@@ -165,10 +165,18 @@ describe('modifier policy for imports', () => {
 
 describe('upload formats', () => {
   it('32-bit RGB formats map to GL formats; X formats are opaque', () => {
-    expect(uploadFormat(fourcc('XR24'))).toEqual({ glFormat: egl.GL_BGRA_EXT, opaque: true, needsBgra: true });
-    expect(uploadFormat(fourcc('AR24'))).toEqual({ glFormat: egl.GL_BGRA_EXT, opaque: false, needsBgra: true });
-    expect(uploadFormat(fourcc('AB24'))).toEqual({ glFormat: egl.GL_RGBA, opaque: false, needsBgra: false });
+    const byte = { glType: egl.GL_UNSIGNED_BYTE, needsGles3: false, swapRedBlue: false };
+    expect(uploadFormat(fourcc('XR24'))).toEqual({ glFormat: egl.GL_BGRA_EXT, internalFormat: egl.GL_BGRA_EXT, opaque: true, needsBgra: true, ...byte });
+    expect(uploadFormat(fourcc('AR24'))).toEqual({ glFormat: egl.GL_BGRA_EXT, internalFormat: egl.GL_BGRA_EXT, opaque: false, needsBgra: true, ...byte });
+    expect(uploadFormat(fourcc('AB24'))).toEqual({ glFormat: egl.GL_RGBA, internalFormat: egl.GL_RGBA, opaque: false, needsBgra: false, ...byte });
     expect(uploadFormat(NV12)).toBeNull();
+  });
+  it('10-bit formats upload as GLES 3 RGB10_A2; XR30/AR30 (blue in the low bits) swap red and blue by swizzle, XB30 does not', () => {
+    const ten = { glFormat: egl.GL_RGBA, glType: egl.GL_UNSIGNED_INT_2_10_10_10_REV, internalFormat: egl.GL_RGB10_A2, needsBgra: false, needsGles3: true };
+    expect(uploadFormat(fourcc('XR30'))).toEqual({ ...ten, opaque: true, swapRedBlue: true });
+    expect(uploadFormat(fourcc('AR30'))).toEqual({ ...ten, opaque: false, swapRedBlue: true });
+    expect(uploadFormat(fourcc('XB30'))).toEqual({ ...ten, opaque: true, swapRedBlue: false });
+    expect(uploadFormat(fourcc('AB30'))).toEqual({ ...ten, opaque: false, swapRedBlue: false });
   });
 });
 

@@ -106,4 +106,24 @@ describe.skipIf(!haveWeston)('WindowOutput on Weston (headless, pixman: no linux
     desktop.close();
     expect(desktop.connection.closed).toBe(true);
   }, 15_000);
+
+  it('paths [\'gles\'] (the CLI\'s --gles) where no blit is possible: the frame is refused, once, saying why; nothing is copied behind it', async () => {
+    const desktop = await Desktop.connect({ display: socket, log: () => {} });
+    const out = new WindowOutput(desktop, { title: 'gp unit gles', fit: 'fit', paths: ['gles'] });
+    const guest = new RegionGuest(64, 48);
+    const errors: string[] = [];
+    const presents: PresentEvent[] = [];
+    out.on('error', (e) => errors.push(`${e.cause}: ${e.message}`));
+    out.on('present', (e) => presents.push(e));
+    out.attach(guest);
+    guest.flip();
+    await new Promise((r) => setTimeout(r, 300));
+    guest.flip();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(errors).toEqual(['no-path: region test guest: frame not shown: the gles path was asked for (paths option); no GLES blit: the guest plane is no dma-buf, and the copy path is not among the paths asked for']);
+    expect(presents.filter((p) => p.frame !== undefined)).toEqual([]);
+    expect(out.statsSnapshot().bytesCopied).toBe(0);
+    await out.close();
+    desktop.close();
+  }, 15_000);
 });
