@@ -17,10 +17,11 @@
 // One nested boot per QEMU (30-140 s under nested TCG); the test waits for the guest, never
 // for a fixed time.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as libc from '../../ffi/libc.js';
+import { dmabufExporter } from '../../ffi/dmabuf.js';
 import type { Output, PresentEvent } from '../../plugin/output/output.js';
 import { loadHeadsConfig } from '../../plugin/modes/heads-config.js';
 import { runHeads } from '../../plugin/modes/heads.js';
@@ -126,7 +127,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: two heads of on
           if (q.state !== 'ok' || q.plane.transport !== 'dmabuf' || exporters[i]!.has(q.plane.bufferId)) return;
           const fd = src.exportDmabuf(q.plane);
           try {
-            exporters[i]!.set(q.plane.bufferId, /exp_name:\s*(\S+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '?');
+            exporters[i]!.set(q.plane.bufferId, dmabufExporter(fd) ?? '?');
           } finally {
             libc.close(fd);
           }

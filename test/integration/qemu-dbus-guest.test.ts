@@ -23,10 +23,11 @@
 // Timings (rig, 2 cores, other VMs on the host): QEMU spawn → guest init 26-28 s, 30 frames
 // at ~10/s, the whole test ~45 s.
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as libc from '../../ffi/libc.js';
+import { dmabufExporter } from '../../ffi/dmabuf.js';
 import { Output, type PresentEvent } from '../../plugin/output/output.js';
 import { QemuDisplay } from '../../plugin/sources/qemu-display.js';
 import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js';
@@ -93,7 +94,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
         if (q.state !== 'ok' || q.plane.transport !== 'dmabuf' || buffers.has(q.plane.bufferId)) return;
         const fd = src.exportDmabuf(q.plane);
         try {
-          const exporter = /exp_name:\s*(\S+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '?';
+          const exporter = dmabufExporter(fd) ?? '?';
           buffers.set(q.plane.bufferId, { exporter, y0Top: q.plane.transform !== undefined, width: q.plane.width, height: q.plane.height, stride: q.plane.stride, format: q.plane.format });
         } finally {
           libc.close(fd);
