@@ -48,14 +48,20 @@ export function sampleProcess(): ProcessSample {
   return { fds: fdCount(), rssMiB: rssMiB(), threads: readdirSync('/proc/self/task').length };
 }
 
-/** CPU time per thread so far, ms (utime + stime of /proc/self/task/N/stat), by "tid name". */
-export function threadCpuMs(): Map<string, number> {
+/** CPU time per thread so far, ms (utime + stime of /proc/PID/task/N/stat), by "tid name"; of this process by default, empty for a process that is gone. */
+export function threadCpuMs(pid: number | 'self' = 'self'): Map<string, number> {
   const hz = 100; // USER_HZ: 100 on every Linux this runs on
   const out = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
     let stat: string;
     try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
     } catch {
       continue; // the thread ended meanwhile
     }

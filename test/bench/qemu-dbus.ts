@@ -107,7 +107,7 @@ export async function withTeardown(body: (t: Teardown) => Promise<Row>): Promise
 
 let clkTck = 0;
 /** user+sys CPU of another process (QEMU), µs; null when /proc says nothing. */
-function processCpuMicros(pid: number): number | null {
+export function processCpuMicros(pid: number): number | null {
   if (!clkTck) {
     const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
     clkTck = Number(r.stdout?.trim()) || 100;

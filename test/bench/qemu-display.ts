@@ -28,7 +28,7 @@
 //
 // Each row builds its own world (bus, QEMU, window) and tears it down; a failure is the row's note.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KioskCompositor } from '../../plugin/modes/compositor.js';
@@ -38,8 +38,8 @@ import { decodeFrameNumber } from '../../plugin/sources/pattern.js';
 import { busNameHasOwner, startSessionBus } from '../integration/helpers/qemu.js';
 import { nestedGuestMissing, rigKernel, startNestedGuest, type NestedGuest } from '../integration/helpers/nested-guest.js';
 import { systemQemu } from '../integration/helpers/qemu-builds.js';
-import { cpuMicros, percentile, sleep } from './measure.js';
-import { withTeardown, type Row, type Teardown } from './qemu-dbus.js';
+import { cpuMicros, percentile, sleep, threadCpuMs } from './measure.js';
+import { processCpuMicros, withTeardown, type Row, type Teardown } from './qemu-dbus.js';
 
 export const QEMU_DISPLAY_BENCH = 'qemu-display-640x480';
 const GW = 640;
@@ -79,38 +79,6 @@ export function qemuDisplayMissing(): string | null {
     }
   }
   return null;
-}
-
-/** CPU so far of each thread of `pid`, ms, by thread name (debug-threads=on names the vCPU "CPU 0/TCG"). */
-function threadCpuMs(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      out.set(`${tid} ${comm}`, (Number(f[11]) + Number(f[12])) * 10); // USER_HZ 100
-    } catch {
-      /* the thread ended meanwhile */
-    }
-  }
-  return out;
-}
-
-function processCpuMs(pid: number): number {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return NaN;
-  }
 }
 
 /** QEMU's CPU split into its vCPU threads and everything else (display, main loop, GL), ms, between two samples. */
@@ -220,7 +188,7 @@ async function runRow(spec: QemuDisplaySpec, comp: KioskCompositor, socket: stri
     t.push('present listener', () => comp.off('present', onPresent));
     await guest.waitForLine(new RegExp(`^frame ${WARM} `), 240_000);
     const q0 = threadCpuMs(guest.child.pid!);
-    const w0 = win ? processCpuMs(win.child.pid!) : 0;
+    const w0 = win ? (processCpuMicros(win.child.pid!) ?? NaN) / 1000 : 0;
     const c0 = cpuMicros();
     const p0 = presents.length;
     const t0 = performance.now();
@@ -228,7 +196,7 @@ async function runRow(spec: QemuDisplaySpec, comp: KioskCompositor, socket: stri
     await guest.waitForLine(new RegExp(`^frame ${WARM + spec.frames} `), 60_000 + spec.frames * 2000);
     const ms = performance.now() - t0;
     const q = qemuSplit(q0, threadCpuMs(guest.child.pid!));
-    const winMs = win ? processCpuMs(win.child.pid!) - w0 : 0;
+    const winMs = win ? (processCpuMicros(win.child.pid!) ?? NaN) / 1000 - w0 : 0;
     const compMs = (cpuMicros() - c0) / 1000;
     const flips = presents.slice(p0);
     const winStats = win?.stats.slice(s0) ?? [];
