@@ -573,7 +573,7 @@ for (const { qemu, missing } of builds) describe(`${qemu.label}: a real guest OS
     // A touch device in the guest where QEMU has MultiTouch (the window's touch, issue 28 item 4).
     const multiTouch = hasMultiTouch(qemu.version);
     const touchArgs = multiTouch ? ['-device', 'virtio-multitouch-pci', '-trace', 'enable=dbus_touch_send_event'] : [];
-    const { guest } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: GW, height: GH, qemu, extraArgs: ['-trace', 'enable=input_event_*', ...touchArgs] });
+    const { guest } = startNestedGuest({ dir, busAddress: bus.address, kernel: rigKernel()!, frames: FRAMES, width: GW, height: GH, qemu, extraArgs: ['-trace', 'enable=input_event_*', '-trace', 'enable=dbus_mouse_*', '-trace', 'enable=dbus_kbd_*', ...touchArgs] });
     let typed: Typed | null = null;
     let touched: Touched | null = null;
     const events: Happened[] = [];
@@ -741,9 +741,29 @@ async function typeIntoWindow(desktop: Desktop, out: WindowOutput, src: QemuCons
   const win = new WindowInput(desktop, out, src, { cursorSource: src, isAbsolute: () => src.isAbsolute(), onCapture: (on) => titles.push(on), log: (l) => log.push(l) });
   const trace = () => guest.stderr.split('\n').filter((l) => l.includes('input_event_') && !l.includes('input_event_sync'));
   const t0 = trace().length;
+  // For a failure's message only (CI at 12a1f0f once timed out here with nothing in QEMU's
+  // input trace): which pointer moves the window made and how each settled, and what QEMU's
+  // D-Bus console was called with (its dbus_mouse_*/dbus_kbd_* trace), to tell a move never
+  // made from a call never answered from one QEMU took but did not pass on.
+  const started = Date.now();
+  const moves: string[] = [];
+  const pointerTo = src.pointerTo.bind(src);
+  Object.assign(src, {
+    pointerTo: (...a: Parameters<QemuConsoleSource['pointerTo']>) => {
+      const i = moves.push(`${JSON.stringify(a)} at ${Date.now() - started} ms: pending`) - 1;
+      const p = pointerTo(...a);
+      p.then(
+        () => (moves[i] = moves[i]!.replace('pending', `answered at ${Date.now() - started} ms`)),
+        (e: Error) => (moves[i] = moves[i]!.replace('pending', `failed at ${Date.now() - started} ms: ${e.message}`)),
+      );
+      return p;
+    },
+  });
+  const calls = () => guest.stderr.split('\n').filter((l) => /dbus_(mouse|kbd)_/.test(l));
+  const c0 = calls().length;
   const saw = (re: RegExp, what: string) =>
     waitFor(() => trace().slice(t0).some((l) => re.test(l)), what, 15_000).catch((e: Error) => {
-      throw new Error(`${e.message}; QEMU saw: ${trace().slice(t0).join(' | ') || '(nothing)'}; log: ${log.slice(-20).join(' | ')}`);
+      throw new Error(`${e.message}; QEMU saw: ${trace().slice(t0).join(' | ') || '(nothing)'}; QEMU was called: ${calls().slice(c0).join(' | ') || '(nothing)'}; window counts ${JSON.stringify(win.counts)}, pointer moves ${moves.join(' | ') || '(none)'}; log: ${log.slice(-20).join(' | ')}`);
     });
   const keys = (list: readonly (readonly [number, boolean])[]) => list.forEach(([c, d]) => kbd.key(c, d));
   try {
@@ -782,6 +802,7 @@ async function typeIntoWindow(desktop: Desktop, out: WindowOutput, src: QemuCons
     await saw(/qcode shift, down 0/, 'the held key released');
     return { absolute, captured, titles, seen: trace().slice(t0) };
   } finally {
+    Object.assign(src, { pointerTo });
     win.close();
     kbd.close();
     pen.close();
