@@ -6,7 +6,7 @@
 //
 // Ownership: the dma-buf fd from source.exportDmabuf() is closed right after the `add`
 // request is marshalled (libwayland sends its own duplicate); the params object is
-// destroyed once `created` or `failed` arrived. Each wl_buffer is the cache's until it is
+// dmabuf-import.ts's, destroyed once `created` or `failed` arrived. Each wl_buffer is the cache's until it is
 // evicted (bounded: `limit` entries, the least recently attached idle one goes first),
 // replaced (a plane of a newer generation of its source came: QEMU re-created its buffers
 // on a mode change, the old ones will never be shown again), its source emits
@@ -18,6 +18,7 @@ import * as libc from '../../ffi/libc.js';
 import type { ZwpLinuxDmabufV1 } from '../../protocols/generated/client/linux_dmabuf_unstable_v1.js';
 import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
 import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
+import { importDmabuf } from './dmabuf-import.js';
 
 interface Entry {
   key: string;
@@ -79,35 +80,30 @@ export class WindowBuffers {
     const entry: Entry = { key, sourceId, bufferId: plane.bufferId, buffer: null, state: 'pending', busy: false, lastUsed: ++this.#clock };
     this.#entries.set(key, entry);
     const fd = source.exportDmabuf(plane);
-    const params = this.#dmabuf.createParams();
     try {
       // A multi-plane format's planes are all in this one dma-buf: the same fd for each.
+      // The picture's orientation (GuestPlaneInfo.transform) goes to wl_surface.set_buffer_transform, not here.
       const planes = [{ offset: plane.offset, stride: plane.stride }, ...(plane.planes ?? [])];
-      for (const [i, q] of planes.entries()) params.add(fd, i, q.offset, q.stride, Number(mod >> 32n) >>> 0, Number(mod & 0xffffffffn) >>> 0);
+      importDmabuf(this.#dmabuf, fd, { width: plane.width, height: plane.height, format: plane.format, modifier: mod, planes }, {
+        created: (buffer) => {
+          this.imports++;
+          if (this.#entries.get(key) !== entry) {
+            buffer.destroy(); // invalidated while the import was on its way
+            return;
+          }
+          entry.buffer = buffer;
+          entry.state = 'ready';
+          buffer.on({ release: () => (entry.busy = false) });
+          this.#onReady();
+        },
+        failed: () => {
+          entry.state = 'failed';
+          this.#onReady();
+        },
+      });
     } finally {
       libc.close(fd, `${source.name} buffer ${plane.bufferId} dma-buf`);
     }
-    params.on({
-      created: (buffer) => {
-        params.destroy();
-        this.imports++;
-        if (this.#entries.get(key) !== entry) {
-          buffer.destroy(); // invalidated while the import was on its way
-          return;
-        }
-        entry.buffer = buffer;
-        entry.state = 'ready';
-        buffer.on({ release: () => (entry.busy = false) });
-        this.#onReady();
-      },
-      failed: () => {
-        params.destroy();
-        entry.state = 'failed';
-        this.#onReady();
-      },
-    });
-    // The picture's orientation (GuestPlaneInfo.transform) goes to wl_surface.set_buffer_transform, not here.
-    params.create(plane.width, plane.height, plane.format, 0);
     return { kind: 'pending' };
   }
 

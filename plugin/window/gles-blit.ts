@@ -30,6 +30,7 @@ import type { WlBuffer } from '../../protocols/generated/client/wayland.js';
 import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
 import type { Desktop } from './connection.js';
 import { offers, type DmabufFeedback } from './dmabuf-feedback.js';
+import { importDmabuf } from './dmabuf-import.js';
 
 const RING = 3;
 const IMAGE_LIMIT = 8;
@@ -231,34 +232,30 @@ export class GlesBlits {
   /** Makes the target's dma-buf a wl_buffer of the desktop (asynchronous create: a refusal is an event, not a protocol error). */
   #share(ring: Ring, slot: Slot, name: string): void {
     const { target } = slot;
-    const params = this.#desktop.globals.dmabuf!.createParams();
     const fd = target.exportDmabuf();
     try {
-      params.add(fd, 0, target.offset, target.stride, Number(ring.pair.modifier >> 32n) >>> 0, Number(ring.pair.modifier & 0xffffffffn) >>> 0);
+      const layout = { width: target.width, height: target.height, format: ring.pair.format, modifier: ring.pair.modifier, planes: [{ offset: target.offset, stride: target.stride }] };
+      importDmabuf(this.#desktop.globals.dmabuf!, fd, layout, {
+        created: (buffer) => {
+          if (this.#ring !== ring) {
+            buffer.destroy(); // replaced while the import was on its way
+            return;
+          }
+          slot.buffer = buffer;
+          slot.state = 'ready';
+          buffer.on({ release: () => (slot.busy = false) });
+          this.#onReady();
+        },
+        failed: () => {
+          slot.state = 'failed';
+          if (this.#ring !== ring) return;
+          ring.failed = `the desktop compositor refused our ${name} blit target (modifier 0x${ring.pair.modifier.toString(16)}) from ${this.#gles?.info.devicePath ?? '?'}`;
+          this.#onReady();
+        },
+      });
     } finally {
       libc.close(fd, `blit target ${name} dma-buf`);
     }
-    params.on({
-      created: (buffer) => {
-        params.destroy();
-        if (this.#ring !== ring) {
-          buffer.destroy(); // replaced while the import was on its way
-          return;
-        }
-        slot.buffer = buffer;
-        slot.state = 'ready';
-        buffer.on({ release: () => (slot.busy = false) });
-        this.#onReady();
-      },
-      failed: () => {
-        params.destroy();
-        slot.state = 'failed';
-        if (this.#ring !== ring) return;
-        ring.failed = `the desktop compositor refused our ${name} blit target (modifier 0x${ring.pair.modifier.toString(16)}) from ${this.#gles?.info.devicePath ?? '?'}`;
-        this.#onReady();
-      },
-    });
-    params.create(target.width, target.height, ring.pair.format, 0);
   }
 
   #imageFor(gles: GlesCompositor, source: GuestSource, sourceId: number, p: GuestPlaneInfo): GlesImage | string {
