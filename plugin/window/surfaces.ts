@@ -62,6 +62,12 @@ export class WindowSurfaces {
   #pending = { width: 0, height: 0 };
   #position = { x: -1, y: -1 };
   #configured = false;
+  /**
+   * The guest surface's double-buffered state as last requested. It persists across commits,
+   * so a guest flip that changes none of it sends only attach, damage and commit (and the
+   * desktop recomputes nothing else).
+   */
+  #guestSent = { transform: -1, opaque: '', viewport: '' };
 
   constructor(desktop: Desktop, title: string, events: SurfaceEvents, fullscreen = false) {
     this.#desktop = desktop;
@@ -135,8 +141,12 @@ export class WindowSurfaces {
    */
   placeGuest(src: Rect, dst: Rect): void {
     if (!this.letterbox) return;
-    this.#guestViewport!.setSource(src.x, src.y, src.width, src.height);
-    this.#guestViewport!.setDestination(dst.width, dst.height);
+    const viewport = `${src.x},${src.y},${src.width}x${src.height}>${dst.width}x${dst.height}`;
+    if (viewport !== this.#guestSent.viewport) {
+      this.#guestSent.viewport = viewport;
+      this.#guestViewport!.setSource(src.x, src.y, src.width, src.height);
+      this.#guestViewport!.setDestination(dst.width, dst.height);
+    }
     if (dst.x !== this.#position.x || dst.y !== this.#position.y) {
       this.#position = { x: dst.x, y: dst.y };
       this.#sub!.setPosition(dst.x, dst.y);
@@ -144,8 +154,18 @@ export class WindowSurfaces {
     }
   }
 
+  /** The guest buffer's orientation (wl_output transform), sent when it changes. */
+  setGuestTransform(transform: number): void {
+    if (transform === this.#guestSent.transform) return;
+    this.#guestSent.transform = transform;
+    this.guest.setBufferTransform(transform);
+  }
+
   /** The guest surface is opaque over `w`×`h` (surface coordinates): lets the compositor use a plane. */
   setGuestOpaque(opaque: boolean, w: number, h: number): void {
+    const key = opaque ? `${w}x${h}` : 'none';
+    if (key === this.#guestSent.opaque) return;
+    this.#guestSent.opaque = key;
     if (opaque) this.#opaque(this.guest, w, h);
     else this.guest.setOpaqueRegion(null);
   }

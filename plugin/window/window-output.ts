@@ -439,7 +439,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     const pic = pictureSize(t, p.width, p.height);
     const { src, dst } = placement(this.#fit, pic.w, pic.h, this.#size.width, this.#size.height);
     s.guest.attach(buffer, 0, 0);
-    s.guest.setBufferTransform(t);
+    s.setGuestTransform(t);
     s.guest.damageBuffer(0, 0, p.width, p.height);
     s.setGuestOpaque(OPAQUE_FORMATS.has(fourccName(p.format)), s.letterbox ? dst.width : pic.w, s.letterbox ? dst.height : pic.h);
     s.placeGuest(src, dst);
@@ -454,7 +454,7 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
     this.#lastKey = 'no-signal';
     const s = this.#surfaces;
     s.guest.attach(s.solid(NO_SIGNAL_PIXEL & 0xffffff), 0, 0);
-    s.guest.setBufferTransform(0);
+    s.setGuestTransform(0);
     s.guest.damageBuffer(0, 0, 1, 1);
     s.placeGuest({ x: 0, y: 0, width: 1, height: 1 }, { x: 0, y: 0, width: this.#size.width, height: this.#size.height });
     this.#commit({ path: 'no-signal', scanoutTranche: null });

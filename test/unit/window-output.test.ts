@@ -107,6 +107,58 @@ describe.skipIf(!haveWeston)('WindowOutput on Weston (headless, pixman: no linux
     expect(desktop.connection.closed).toBe(true);
   }, 15_000);
 
+  it('a guest flip that changes no surface state sends only attach, damage and commit: transform, opaque region and viewport go again only when they change', async () => {
+    const desktop = await Desktop.connect({ display: socket, log: () => {} });
+    // Counts what reaches the desktop: the guest surface's and its viewport's requests (our proxies, spied on as made).
+    const sent: string[] = [];
+    const g = desktop.globals;
+    const createSurface = g.compositor.createSurface.bind(g.compositor);
+    const surfaces: ReturnType<typeof createSurface>[] = [];
+    g.compositor.createSurface = () => {
+      const sf = createSurface();
+      surfaces.push(sf);
+      const n = surfaces.length;
+      const opaque = sf.setOpaqueRegion.bind(sf);
+      const transform = sf.setBufferTransform.bind(sf);
+      sf.setOpaqueRegion = (r) => (sent.push(`surface${n}.set_opaque_region`), opaque(r));
+      sf.setBufferTransform = (t) => (sent.push(`surface${n}.set_buffer_transform ${t}`), transform(t));
+      return sf;
+    };
+    const getViewport = g.viewporter!.getViewport.bind(g.viewporter!);
+    g.viewporter!.getViewport = (sf) => {
+      const v = getViewport(sf);
+      const n = surfaces.indexOf(sf) + 1;
+      const source = v.setSource.bind(v);
+      v.setSource = (x, y, w, h) => (sent.push(`surface${n}.viewport.set_source ${w}x${h}`), source(x, y, w, h));
+      return v;
+    };
+    const out = new WindowOutput(desktop, { title: 'gp unit state', fit: 'fit' });
+    const presents: PresentEvent[] = [];
+    out.on('present', (e) => presents.push(e));
+    const flips = async (guest: RegionGuest, n: number) => {
+      for (let i = 0; i < n; i++) {
+        const before = presents.length;
+        guest.flip();
+        for (let t = 0; t < 100 && presents.length === before; t++) await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const wide = new RegionGuest(320, 240);
+    out.attach(wide);
+    await flips(wide, 4);
+    const guestSurface = 'surface2'; // the parent is made first, then the guest's subsurface
+    const ofGuest = () => sent.filter((l) => l.startsWith(`${guestSurface}.`));
+    expect(ofGuest()).toEqual([`${guestSurface}.set_buffer_transform 0`, `${guestSurface}.set_opaque_region`, `${guestSurface}.viewport.set_source 320x240`]);
+    // A guest of another shape (a mode change): the new state goes once, and is right on screen.
+    const flat = new RegionGuest(320, 100);
+    out.attach(flat);
+    await flips(flat, 4);
+    expect(ofGuest().slice(3)).toEqual([`${guestSurface}.set_opaque_region`, `${guestSurface}.viewport.set_source 320x100`]);
+    expect(presents.filter((p) => p.path === 'copy').length).toBeGreaterThanOrEqual(8);
+    expect(presents.at(-1)!.frame).toBe(4);
+    await out.close();
+    desktop.close();
+  }, 15_000);
+
   it('paths [\'gles\'] (the CLI\'s --gles) where no blit is possible: the frame is refused, once, saying why; nothing is copied behind it', async () => {
     const desktop = await Desktop.connect({ display: socket, log: () => {} });
     const out = new WindowOutput(desktop, { title: 'gp unit gles', fit: 'fit', paths: ['gles'] });
