@@ -3,7 +3,7 @@
 // the rows of a table are comparable with each other; the absolute numbers are those of
 // QEMU TCG (a slow emulated CPU) and mean little on their own.
 //
-//   node --expose-gc dist/test/bench/inner.js --out FILE --floor BINARY [--quick] [--only SUBSTRING]
+//   node --expose-gc dist/test/bench/inner.js --out FILE --floor BINARY [--quick] [--only SUBSTRING] [--cpu-prof DIR]
 //
 // --only: runs only the scenarios whose bench name (the table's title) contains SUBSTRING.
 import { readFileSync } from 'node:fs';
@@ -35,6 +35,8 @@ if (!outFile || !floorBin) {
 }
 const quick = process.argv.includes('--quick');
 const only = arg('--only');
+/** Where qemu-display's window process writes its V8 CPU profile (--cpu-prof DIR), if asked. */
+const cpuProfDir = arg('--cpu-prof');
 /** Whether the scenario of this bench name runs (--only). */
 const want = (bench: string) => only === undefined || bench.includes(only);
 const warmupMs = quick ? 600 : 1500;
@@ -337,7 +339,7 @@ for (const [w, h] of MODES) {
 // QEMU's own displays against guestplane window, one real guest, on our compositor (issue 28 item 9).
 if (want(QEMU_DISPLAY_BENCH)) {
   const t = Date.now();
-  await runQemuDisplays({ card, connector: 'Virtual-1', frames: quick ? 60 : 100, captures: quick ? 6 : 8, log }, (path, run) => attempt(QEMU_DISPLAY_BENCH, path, run));
+  await runQemuDisplays({ card, connector: 'Virtual-1', frames: quick ? 60 : 100, captures: quick ? 6 : 8, log, ...(cpuProfDir ? { cpuProfDir } : {}) }, (path, run) => attempt(QEMU_DISPLAY_BENCH, path, run));
   sink.row('meta', '-', [['qemu_display_scenario_time', (Date.now() - t) / 1000, 's']]);
 }
 if (only !== undefined && !readFileSync(outFile, 'utf8').split('\n').some((l) => l && !l.includes('"bench":"meta"'))) {

@@ -55,6 +55,8 @@ export interface QemuDisplaySpec {
   /** Writeback captures for the screen lag. */
   captures: number;
   log: (s: string) => void;
+  /** The window process writes a V8 CPU profile here (bench --cpu-prof). */
+  cpuProfDir?: string;
 }
 
 export const QEMU_DISPLAYS = [
@@ -116,9 +118,10 @@ function findGuest(c: CaptureResult, flipped: (n: number) => boolean): { x: numb
 }
 
 /** `guestplane window` on the compositor's socket, its JSON stats lines. */
-function startWindow(t: Teardown, address: string, socket: string, runtimeDir: string): { child: ChildProcess; stats: Array<Record<string, unknown>>; lines: string[] } {
+function startWindow(t: Teardown, address: string, socket: string, runtimeDir: string, cpuProfDir?: string): { child: ChildProcess; stats: Array<Record<string, unknown>>; lines: string[] } {
   const cli = join(process.cwd(), 'dist/plugin/cli.js');
-  const child = spawn(process.execPath, [cli, 'window', '--qemu-dbus', address, '--fullscreen', '--fit', 'native', '--stats', 'json', '--display', socket], {
+  const prof = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, '--cpu-prof-name=window.cpuprofile'] : [];
+  const child = spawn(process.execPath, [...prof, cli, 'window', '--qemu-dbus', address, '--fullscreen', '--fit', 'native', '--stats', 'json', '--display', socket], {
     env: { ...process.env, XDG_RUNTIME_DIR: runtimeDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -180,7 +183,7 @@ async function runRow(spec: QemuDisplaySpec, comp: KioskCompositor, socket: stri
         if (Date.now() - guest.spawnedAt > 90_000) throw new Error('org.qemu not on the bus after 90 s');
         await sleep(200);
       }
-      return startWindow(t, bus.address, socket, runtimeDir);
+      return startWindow(t, bus.address, socket, runtimeDir, spec.cpuProfDir);
     })() : null;
     const presents: PresentEvent[] = [];
     const onPresent = (e: PresentEvent) => presents.push(e);

@@ -8,6 +8,10 @@
 //   npm run bench -- --quick        shorter windows (a smoke run, ~10 min, most of it the five
 //                                   nested guests of qemu-display; numbers are noisier)
 //   npm run bench -- --from FILE    re-render a results.jsonl of an earlier run (no VM)
+//   npm run bench -- --cpu-prof     also V8 CPU profiles (.cpuprofile, for Chrome DevTools or
+//                                   speedscope) of the bench process (which runs our
+//                                   compositor) and of qemu-display's `guestplane window`
+//                                   process, into the run's directory (prof/)
 //   npm run bench -- --only TEXT    only the scenarios whose bench name contains TEXT
 //                                   (e.g. --only qemu-dbus, --only stream-1024x768)
 //
@@ -26,6 +30,7 @@ const args = process.argv.slice(2);
 const json = args.includes('--json');
 const markdown = args.includes('--markdown');
 const quick = args.includes('--quick');
+const cpuProf = args.includes('--cpu-prof');
 const fromIdx = args.indexOf('--from');
 const onlyIdx = args.indexOf('--only');
 const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
@@ -132,7 +137,12 @@ const wantsQemu = !only || 'qemu-dbus-640x480'.includes(only) || only.includes('
 const qemu10 = wantsQemu ? await fetchQemu({ log }) : { tree: null, missing: 'not needed' };
 if (!qemu10.tree) log(`QEMU 10: ${qemu10.missing}`);
 log(`booting the rig (${kernel.version}); the bench takes ${only ? 'at most ' : ''}${quick ? '~9' : '~15'} min inside (the nested guests of qemu-display take most of it)`);
-const inner = ['node --expose-gc dist/test/bench/inner.js --out /mnt/rig/results.jsonl --floor /mnt/rig/floor', quick ? '--quick' : '', only ? `--only ${only}` : ''].join(' ');
+const inner = [
+  `node --expose-gc ${cpuProf ? '--cpu-prof --cpu-prof-dir=/mnt/rig/prof ' : ''}dist/test/bench/inner.js --out /mnt/rig/results.jsonl --floor /mnt/rig/floor`,
+  quick ? '--quick' : '',
+  only ? `--only ${only}` : '',
+  cpuProf ? '--cpu-prof /mnt/rig/prof' : '',
+].join(' ');
 let pending = '';
 const res = await runInVm({
   bzImage: kernel.bzImage,
@@ -157,4 +167,5 @@ const allFile = join(outDir, 'bench.jsonl');
 writeFileSync(allFile, metrics.map((m) => JSON.stringify(m)).join('\n') + '\n');
 print(metrics);
 log(`results in ${allFile} (re-render: npm run bench -- --from ${allFile}); VM exit code ${res.exitCode}`);
+if (cpuProf) log(`CPU profiles (.cpuprofile: Chrome DevTools, speedscope) in ${join(outDir, 'prof')}`);
 if (res.exitCode !== 0) process.exit(1);
