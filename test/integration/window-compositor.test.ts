@@ -93,6 +93,14 @@ const dmabufFds = () => readdirSync('/proc/self/fd').filter((f) => {
     return false;
   }
 }).length;
+/** What each fd of this process is (readlink of /proc/self/fd/N). */
+const fdTargets = () => readdirSync('/proc/self/fd').flatMap((f) => {
+  try {
+    return [readlinkSync(`/proc/self/fd/${f}`)];
+  } catch {
+    return [];
+  }
+});
 const fbCount = () => readFramebuffers(card).length;
 /** FBs made from a PRIME fd: the guests' buffers (the compositor's own output buffers are dumb buffers). */
 const importedFbCount = () => readFramebuffers(card).filter((f) => f.layers[0]?.imported === true).length;
@@ -947,6 +955,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
     const dir = mkdtempSync(join(tmpdir(), 'gpw2-'));
     const bus = startSessionBus(dir);
     const idle = { fds: fds(), fbs: fbCount(), imported: importedFbCount() };
+    const idleFds = fdTargets();
     // What each window asked of its console (the SetUIInfo QemuGuest sends), recorded on the way through.
     const uiSizes: string[] = [];
     const setUISize = QemuGuest.prototype.setUISize;
@@ -984,7 +993,8 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
     let titles: string[] = [];
     let answered: string[] = [];
     let afterClose = { toplevels: -1, window0: '', window1Code: -1 as number | null, imported: -1 };
-    let afterQuit = { state: '', last: '', exited: false, imported: -1 };
+    let afterQuit = { state: '', last: '', exited: false, wlBuffers: -1 };
+    let importedAfterQuit = -1;
     let code: number | null = null;
     try {
       await waitFor(() => all.windows.length === 2 || guest.exitStatus !== null, 'two windows', 120_000);
@@ -1025,9 +1035,10 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
       let exited = false;
       void all.done.then(() => (exited = true));
       await waitFor(() => (all.windows[0]!.source as QemuGuest).state === 'waiting' && presents[0]!.at(-1)?.path === 'no-signal', 'no signal after QEMU quit', 30_000).catch(() => {});
-      let imported = importedFbCount();
-      await waitFor(() => (imported = importedFbCount()) === idle.imported, 'the guest FBs gone with QEMU', 15_000).catch(() => {});
-      afterQuit = { state: (all.windows[0]!.source as QemuGuest).state, last: presents[0]!.at(-1)?.path ?? '', exited, imported };
+      // The window lets go of the dead QEMU's buffers (its wl_buffers destroyed on buffers-gone).
+      await waitFor(() => importedFbCount() === idle.imported, 'the guest FBs gone with QEMU', 5_000).catch(() => {});
+      importedAfterQuit = importedFbCount();
+      afterQuit = { state: (all.windows[0]!.source as QemuGuest).state, last: presents[0]!.at(-1)?.path ?? '', exited, wlBuffers: all.windows[0]!.output.liveBuffers() };
     } finally {
       code = await all.stop('test end');
       mark('stopped');
@@ -1038,9 +1049,16 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
       bus.close();
     }
     // The compositor's own output buffers (letterbox composition, writeback) are made on first
-    // use and kept: all FBs are logged, the guests' (imported) FBs and the fds must be back.
-    let now = { fds: 0, fbs: 0, imported: 0 };
-    await waitFor(() => ((now = { fds: fds(), fbs: fbCount(), imported: importedFbCount() }), now.fds === idle.fds && now.imported === idle.imported), 'back to idle', 15_000).catch(() => {});
+    // use and kept, and so are some of Node's own fds (the first case of a run ended with one
+    // more fd than it started with, the second with none: rig run 15:04 UTC): all FBs and fds
+    // are logged; the guests' (imported) FBs, the dma-buf fds and the sockets (the windows'
+    // Wayland and D-Bus connections) must be back.
+    const kinds = (t: string[]) => ({ dmabufs: t.filter((x) => x.startsWith('/dmabuf:')).length, sockets: t.filter((x) => x.startsWith('socket:')).length });
+    let now = { fds: 0, fbs: 0, imported: 0, dmabufs: 0, sockets: 0 };
+    const idleKinds = { imported: idle.imported, ...kinds(idleFds) };
+    await waitFor(() => ((now = { fds: fds(), fbs: fbCount(), imported: importedFbCount(), ...kinds(fdTargets()) }), now.imported === idleKinds.imported && now.dmabufs === idleKinds.dmabufs && now.sockets === idleKinds.sockets), 'back to idle', 15_000).catch(() => {});
+    const nowFds = fdTargets();
+    const fdDiff = { gained: nowFds.filter((t) => !idleFds.includes(t)), lost: idleFds.filter((t) => !nowFds.includes(t)) };
     const sub = flips.filter((f) => subLayer(f)?.frame !== undefined);
     const shown = presents.map((ps) => ps.filter((p) => p.frame !== undefined));
     console.log(
@@ -1051,7 +1069,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
         ...[0, 1].map((i) => `window ${i}: ${shown[i]!.length} frames, paths ${JSON.stringify(shown[i]!.reduce<Record<string, number>>((m, p) => ((m[`${p.path}${p.reason?.startsWith('discarded') ? ' (discarded)' : ''}`] = (m[`${p.path}${p.reason?.startsWith('discarded') ? ' (discarded)' : ''}`] ?? 0) + 1), m), {}))}, desktop zero_copy ${shown[i]!.filter((p) => p.desktop?.zeroCopy).length}, in a scanout tranche ${shown[i]!.filter((p) => p.desktop?.scanoutTranche).length}; stats ${JSON.stringify({ ...all.windows[i]?.output.statsSnapshot(), refreshes: undefined })}; capture ${JSON.stringify(shots[1 - i])}`),
         `UpdateDMABUF answers while both ran: ${answered.join('; ')}`,
         `compositor: ${sub.length} flips with a guest sub-surface, reports ${JSON.stringify([...new Set(sub.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.zeroCopy}/${subLayer(f)!.reason?.code ?? ''}`))])}`,
-        `console 1's window closed (exit ${afterClose.window1Code}): ${afterClose.toplevels} toplevel left, console 0 ${afterClose.window0}, imported FBs ${afterClose.imported}; QEMU quit: console 0 ${afterQuit.state}, last present ${afterQuit.last}, mode ended ${afterQuit.exited}, imported FBs ${afterQuit.imported}; stopped: exit ${code}, idle ${JSON.stringify(idle)} now ${JSON.stringify(now)}`,
+        `console 1's window closed (exit ${afterClose.window1Code}): ${afterClose.toplevels} toplevel left, console 0 ${afterClose.window0}, imported FBs ${afterClose.imported}; QEMU quit: console 0 ${afterQuit.state}, last present ${afterQuit.last}, mode ended ${afterQuit.exited}, window's guest wl_buffers ${afterQuit.wlBuffers}, imported FBs in the compositor ${importedAfterQuit}; stopped: exit ${code}, idle ${JSON.stringify({ ...idle, ...kinds(idleFds) })} now ${JSON.stringify(now)}, fds gained ${JSON.stringify(fdDiff.gained)} lost ${JSON.stringify(fdDiff.lost)}`,
         `errors ${JSON.stringify(errors)}; window log: ${wlog.filter((l) => !/no (single-pixel|xdg-decoration|keyboard shortcuts)/.test(l)).join(' | ')}`,
       ].join('\n'),
     );
@@ -1084,10 +1102,14 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
     expect(afterClose.window1Code).toBe(0);
     expect(afterClose.toplevels).toBe(1);
     expect(afterClose.window0).toBe('attached');
-    expect(afterQuit).toEqual({ state: 'waiting', last: 'no-signal', exited: false, imported: idle.imported });
+    expect(afterQuit).toEqual({ state: 'waiting', last: 'no-signal', exited: false, wlBuffers: 0 });
+    // Not asserted: the compositor keeps the FB it last scanned the guest out from after the
+    // window destroyed that wl_buffer (its FB cache drops a source's FBs on buffers-gone, at
+    // eviction or after 600 idle refreshes; a still "no signal" makes no refreshes): 1 in both
+    // cases of the 15:04 UTC run, 0 once the window was gone. See the report of session 11.
     // Stopped: exit 0, no toplevel, the compositor's fds and FBs where they were.
     expect(code).toBe(0);
     expect(kiosk.toplevels.length).toBe(0);
-    expect({ fds: now.fds, imported: now.imported }).toEqual({ fds: idle.fds, imported: idle.imported });
+    expect({ imported: now.imported, dmabufs: now.dmabufs, sockets: now.sockets }).toEqual(idleKinds);
   }, 900_000);
 });
