@@ -1036,7 +1036,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
       void all.done.then(() => (exited = true));
       await waitFor(() => (all.windows[0]!.source as QemuGuest).state === 'waiting' && presents[0]!.at(-1)?.path === 'no-signal', 'no signal after QEMU quit', 30_000).catch(() => {});
       // The window lets go of the dead QEMU's buffers (its wl_buffers destroyed on buffers-gone).
-      await waitFor(() => importedFbCount() === idle.imported, 'the guest FBs gone with QEMU', 5_000).catch(() => {});
+      await waitFor(() => importedFbCount() === idle.imported, 'the guest FBs gone with QEMU', 2_000).catch(() => {});
       importedAfterQuit = importedFbCount();
       afterQuit = { state: (all.windows[0]!.source as QemuGuest).state, last: presents[0]!.at(-1)?.path ?? '', exited, wlBuffers: all.windows[0]!.output.liveBuffers() };
     } finally {
