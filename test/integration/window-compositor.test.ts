@@ -993,7 +993,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
     let titles: string[] = [];
     let answered: string[] = [];
     let afterClose = { toplevels: -1, window0: '', window1Code: -1 as number | null, imported: -1 };
-    let afterQuit = { state: '', last: '', exited: false, wlBuffers: -1 };
+    let afterQuit = { state: '', last: '', exited: false, guestBuffers: -1 };
     let importedAfterQuit = -1;
     let code: number | null = null;
     try {
@@ -1038,7 +1038,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
       // The window lets go of the dead QEMU's buffers (its wl_buffers destroyed on buffers-gone).
       await waitFor(() => importedFbCount() === idle.imported, 'the guest FBs gone with QEMU', 2_000).catch(() => {});
       importedAfterQuit = importedFbCount();
-      afterQuit = { state: (all.windows[0]!.source as QemuGuest).state, last: presents[0]!.at(-1)?.path ?? '', exited, wlBuffers: all.windows[0]!.output.liveBuffers() };
+      afterQuit = { state: (all.windows[0]!.source as QemuGuest).state, last: presents[0]!.at(-1)?.path ?? '', exited, guestBuffers: all.windows[0]!.output.guestBuffers() };
     } finally {
       code = await all.stop('test end');
       mark('stopped');
@@ -1049,8 +1049,8 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
       bus.close();
     }
     // The compositor's own output buffers (letterbox composition, writeback) are made on first
-    // use and kept, and so are some of Node's own fds (the first case of a run ended with one
-    // more fd than it started with, the second with none: rig run 15:04 UTC): all FBs and fds
+    // use and kept, and so is the memfd of its linux-dmabuf format table (the first case of a
+    // run ended with it as one fd more, the second with none: rig run 15:22 UTC): all FBs and fds
     // are logged; the guests' (imported) FBs, the dma-buf fds and the sockets (the windows'
     // Wayland and D-Bus connections) must be back.
     const kinds = (t: string[]) => ({ dmabufs: t.filter((x) => x.startsWith('/dmabuf:')).length, sockets: t.filter((x) => x.startsWith('socket:')).length });
@@ -1069,7 +1069,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
         ...[0, 1].map((i) => `window ${i}: ${shown[i]!.length} frames, paths ${JSON.stringify(shown[i]!.reduce<Record<string, number>>((m, p) => ((m[`${p.path}${p.reason?.startsWith('discarded') ? ' (discarded)' : ''}`] = (m[`${p.path}${p.reason?.startsWith('discarded') ? ' (discarded)' : ''}`] ?? 0) + 1), m), {}))}, desktop zero_copy ${shown[i]!.filter((p) => p.desktop?.zeroCopy).length}, in a scanout tranche ${shown[i]!.filter((p) => p.desktop?.scanoutTranche).length}; stats ${JSON.stringify({ ...all.windows[i]?.output.statsSnapshot(), refreshes: undefined })}; capture ${JSON.stringify(shots[1 - i])}`),
         `UpdateDMABUF answers while both ran: ${answered.join('; ')}`,
         `compositor: ${sub.length} flips with a guest sub-surface, reports ${JSON.stringify([...new Set(sub.map((f) => `${subLayer(f)!.how}/${subLayer(f)!.path}/${subLayer(f)!.zeroCopy}/${subLayer(f)!.reason?.code ?? ''}`))])}`,
-        `console 1's window closed (exit ${afterClose.window1Code}): ${afterClose.toplevels} toplevel left, console 0 ${afterClose.window0}, imported FBs ${afterClose.imported}; QEMU quit: console 0 ${afterQuit.state}, last present ${afterQuit.last}, mode ended ${afterQuit.exited}, window's guest wl_buffers ${afterQuit.wlBuffers}, imported FBs in the compositor ${importedAfterQuit}; stopped: exit ${code}, idle ${JSON.stringify({ ...idle, ...kinds(idleFds) })} now ${JSON.stringify(now)}, fds gained ${JSON.stringify(fdDiff.gained)} lost ${JSON.stringify(fdDiff.lost)}`,
+        `console 1's window closed (exit ${afterClose.window1Code}): ${afterClose.toplevels} toplevel left, console 0 ${afterClose.window0}, imported FBs ${afterClose.imported}; QEMU quit: console 0 ${afterQuit.state}, last present ${afterQuit.last}, mode ended ${afterQuit.exited}, window's guest wl_buffers ${afterQuit.guestBuffers}, imported FBs in the compositor ${importedAfterQuit}; stopped: exit ${code}, idle ${JSON.stringify({ ...idle, ...kinds(idleFds) })} now ${JSON.stringify(now)}, fds gained ${JSON.stringify(fdDiff.gained)} lost ${JSON.stringify(fdDiff.lost)}`,
         `errors ${JSON.stringify(errors)}; window log: ${wlog.filter((l) => !/no (single-pixel|xdg-decoration|keyboard shortcuts)/.test(l)).join(' | ')}`,
       ].join('\n'),
     );
@@ -1102,7 +1102,7 @@ for (const { qemu, missing } of twoHeadBuilds) describe(`${qemu.label}: a two-he
     expect(afterClose.window1Code).toBe(0);
     expect(afterClose.toplevels).toBe(1);
     expect(afterClose.window0).toBe('attached');
-    expect(afterQuit).toEqual({ state: 'waiting', last: 'no-signal', exited: false, wlBuffers: 0 });
+    expect(afterQuit).toEqual({ state: 'waiting', last: 'no-signal', exited: false, guestBuffers: 0 });
     // Not asserted: the compositor keeps the FB it last scanned the guest out from after the
     // window destroyed that wl_buffer (its FB cache drops a source's FBs on buffers-gone, at
     // eviction or after 600 idle refreshes; a still "no signal" makes no refreshes): 1 in both
