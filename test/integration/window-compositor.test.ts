@@ -26,7 +26,11 @@
 //    QEMU's input layer through the window (WindowInput): the pointer at the right guest
 //    pixels, a button, a wheel detent, keys, and a held key released when the keyboard goes;
 //    for a relative guest mouse also the capture: a click locks the pointer on our compositor
-//    (pointer-constraints), a uinput mouse's own counts reach QEMU, Ctrl+Alt+G releases.
+//    (pointer-constraints), a uinput mouse's own counts reach QEMU, Ctrl+Alt+G releases;
+//  - a real guest of two heads (virtio-gpu max_outputs=2) in `guestplane window --console
+//    all` (issue 28 item 6): a toplevel per console, SetUIInfo per window (what lights the
+//    guest's second output), each head pixel-exact on a plane zero-copy, one window closed,
+//    QEMU gone, nothing left after stop.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { fstatSync, mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
