@@ -183,6 +183,10 @@ export class WindowOutput extends EventEmitter<WindowOutputEvents> implements Gu
   liveBuffers(): number {
     return this.#desktop.connection.liveProxies('wl_buffer');
   }
+  /** Guest dma-bufs imported as wl_buffers and not yet destroyed (the import cache; 0 once the guest went away): for leak checks. */
+  guestBuffers(): number {
+    return this.#buffers?.size ?? 0;
+  }
 
   // What window/input.ts needs (WindowInputView): where the pointer may be and how the guest is placed.
   get parent(): WlSurface {

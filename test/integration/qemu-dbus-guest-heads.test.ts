@@ -30,7 +30,7 @@ import { decodeFrameNumber, drawPattern } from '../../plugin/sources/pattern.js'
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { patternMismatches } from './helpers/faults.js';
 import { startSessionBus, unexpectedQemuStderr } from './helpers/qemu.js';
-import { nestedGuestMissing, rigKernel, startNestedGuest, waitForDisplayOnBus } from './helpers/nested-guest.js';
+import { QEMU72_TWO_HEADS_CRASH as QEMU72_CRASH, nestedGuestMissing, rigKernel, startNestedGuest, waitForDisplayOnBus } from './helpers/nested-guest.js';
 import { qemuBuilds, type QemuBuild } from './helpers/qemu-builds.js';
 import { createVkmsDevice, removeVkmsDevicesWithPrefix, vkmsConfigfsAvailable } from './helpers/vkms-configfs.js';
 
@@ -51,8 +51,7 @@ const TRACE = (q: QemuBuild): string[] => (major(q) >= 9 ? ['-trace', 'enable=db
 // QEMU's main thread, not the D-Bus listener), at the guest's 8th and 4th frame pair in the
 // two rig runs that had it (the second under gdb: set CRASH_TRACE_72 below to true to run it so
 // again). The one-head guest (qemu-dbus-guest.test.ts) passes on 7.2. Skipped with that reason
-// until it is understood; QEMU 10.0.2 passes.
-const QEMU72_CRASH = 'QEMU 7.2 crashes (SIGSEGV in its virtio-gpu command processing, pixman_image_get_data) when the guest flips blob scanouts on two outputs: 2 of 2 rig runs; see the comment above';
+// (helpers/nested-guest.ts QEMU72_TWO_HEADS_CRASH) until it is understood; QEMU 10.0.2 passes.
 const CRASH_TRACE_72 = false;
 const builds = [...qemuBuilds()].reverse().map((qemu) => ({ qemu, missing: nestedGuestMissing(qemu) ?? (vkmsConfigfsAvailable() ? null : 'no vkms ConfigFS') ?? (major(qemu) < 8 && !CRASH_TRACE_72 ? QEMU72_CRASH : null) }));
 for (const b of builds) if (b.missing) console.log(`qemu-dbus-guest-heads on ${b.qemu.label}: skipped: ${b.missing}`);
