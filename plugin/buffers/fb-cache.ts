@@ -103,6 +103,8 @@ export class FramebufferCache {
   private nextSourceId = 1;
   private clock = 0;
   private closeFbWorks: boolean | null = null;
+  /** FBs of buffers gone for good that were on screen without CLOSEFB: released by tick() once off it. */
+  private readonly doomed = new Set<FbEntry>();
   readonly stats: FbCacheStats = { imports: 0, hits: 0, misses: 0, importFailures: 0, released: 0, live: 0 };
 
   constructor(
@@ -132,6 +134,7 @@ export class FramebufferCache {
       if (this.clock - e.lastUsed > this.idleRefreshes && !onScreen.has(e.fbId)) this.release(e);
     }
     for (const e of this.images.values()) if (this.clock - e.lastUsed > this.idleRefreshes) this.releaseImage(e);
+    for (const e of this.doomed) if (!onScreen.has(e.fbId)) this.release(e);
   }
 
   /**
@@ -299,6 +302,8 @@ export class FramebufferCache {
    * the caller must only release FBs that are not on screen (tick/evict check that).
    */
   private release(e: FbEntry): void {
+    this.doomed.delete(e);
+    if (this.entries.get(e.key) !== e) return; // released before (a doomed entry replaced or invalidated)
     this.entries.delete(e.key);
     this.stats.live = this.entries.size;
     this.stats.released++;
@@ -319,6 +324,30 @@ export class FramebufferCache {
     for (const e of [...this.images.values()]) if (e.sourceId === sid) this.releaseImage(e);
     // FB keys are plane/source/buffer, image keys kind/source/buffer: the source is field 1 in both.
     for (const k of [...this.failed.keys()]) if (k.split('/')[1] === String(sid)) this.failed.delete(k);
+  }
+
+  /**
+   * Buffer `bufferId` of `source` is gone for good (GuestSourceEvents 'buffer-gone'): its FBs,
+   * images and remembered failures go now. An FB on screen goes too where CLOSEFB keeps it
+   * lit until replaced; with RMFB only (before Linux 6.8) it waits for tick() to see it off
+   * screen, as RMFB would switch the plane off.
+   */
+  forgetBuffer(source: GuestSource, bufferId: number, onScreen: ReadonlySet<number>): void {
+    const sid = this.sourceIds.get(source);
+    if (sid === undefined) return;
+    if (this.closeFbWorks === null) this.closeFbWorks = drm.probeCloseFB(this.fd);
+    for (const e of [...this.entries.values()]) {
+      if (e.sourceId !== sid || e.bufferId !== bufferId) continue;
+      if (this.closeFbWorks || !onScreen.has(e.fbId)) this.release(e);
+      else this.doomed.add(e);
+    }
+    // Image and failure keys are kind/source/buffer (failures of FBs: plane/source/buffer).
+    const ofBuffer = (k: string) => {
+      const [, s, b] = k.split('/');
+      return s === String(sid) && b === String(bufferId);
+    };
+    for (const e of [...this.images.values()]) if (ofBuffer(e.key)) this.releaseImage(e);
+    for (const k of [...this.failed.keys()]) if (ofBuffer(k)) this.failed.delete(k);
   }
 
   /** FB ids alive in the cache (for leak checks). */

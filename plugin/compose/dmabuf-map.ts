@@ -85,6 +85,16 @@ export class DmabufMaps {
     libc.close(m.fd, 'mapped dma-buf');
   }
 
+  /** Drops the mappings of one buffer gone for good (its keys are source/kind/buffer). */
+  forgetBuffer(sourceId: number, bufferId: number): void {
+    const ofBuffer = (k: string) => {
+      const [s, , b] = k.split('/');
+      return s === String(sourceId) && b === String(bufferId);
+    };
+    for (const k of [...this.maps.keys()]) if (ofBuffer(k)) this.drop(k);
+    for (const k of [...this.unmappable]) if (ofBuffer(k)) this.unmappable.delete(k);
+  }
+
   invalidateSource(sourceId: number): void {
     for (const k of [...this.maps.keys()]) if (k.startsWith(`${sourceId}/`)) this.drop(k);
     for (const k of [...this.unmappable]) if (k.startsWith(`${sourceId}/`)) this.unmappable.delete(k);

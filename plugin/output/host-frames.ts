@@ -19,6 +19,8 @@ export interface HostFramesDeps {
   /** Listener for 'changed' of the guest sources shown as layers. */
   onChanged: () => void;
   release: (r: HostBufferRelease) => void;
+  /** FBs the kernel may be showing (Committer.fbsOnScreen). */
+  fbsOnScreen: () => ReadonlySet<number>;
 }
 
 export class HostFrames {
@@ -29,8 +31,11 @@ export class HostFrames {
   private readonly sources = new Map<string, HostLayerSource>();
   /** Guest sources shown as host layers, listened to for 'changed'. */
   readonly layerSources = new Set<GuestSource>();
-  /** Their 'buffers-gone' listeners: the imports of a producer that went away are dropped at once. */
-  private readonly goneListeners = new Map<GuestSource, () => void>();
+  /**
+   * Their 'buffers-gone' and 'buffer-gone' listeners: the imports of a producer that went
+   * away, or of one buffer it destroyed, are dropped at once.
+   */
+  private readonly goneListeners = new Map<GuestSource, { all: () => void; one: (bufferId: number) => void }>();
   /** Host buffer ids the output holds (on screen, in flight, or in the newest frame). */
   private held = new Set<number>();
   /**
@@ -86,12 +91,19 @@ export class HostFrames {
     for (const s of want) {
       if (this.layerSources.has(s)) continue;
       s.on('changed', this.deps.onChanged);
-      const gone = () => {
-        this.deps.maps.invalidateSource(this.deps.cache.sourceId(s));
-        this.deps.cache.invalidateSource(s);
+      const gone = {
+        all: () => {
+          this.deps.maps.invalidateSource(this.deps.cache.sourceId(s));
+          this.deps.cache.invalidateSource(s);
+        },
+        one: (bufferId: number) => {
+          this.deps.maps.forgetBuffer(this.deps.cache.sourceId(s), bufferId);
+          this.deps.cache.forgetBuffer(s, bufferId, this.deps.fbsOnScreen());
+        },
       };
       this.goneListeners.set(s, gone);
-      s.on('buffers-gone', gone);
+      s.on('buffers-gone', gone.all);
+      s.on('buffer-gone', gone.one);
     }
     this.layerSources.clear();
     for (const s of want) this.layerSources.add(s);
@@ -100,7 +112,10 @@ export class HostFrames {
   private unwatch(s: GuestSource): void {
     s.off('changed', this.deps.onChanged);
     const gone = this.goneListeners.get(s);
-    if (gone) s.off('buffers-gone', gone);
+    if (gone) {
+      s.off('buffers-gone', gone.all);
+      s.off('buffer-gone', gone.one);
+    }
     this.goneListeners.delete(s);
   }
 

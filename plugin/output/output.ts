@@ -124,7 +124,7 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
       { crtcIndex: crtc.index, width: this.width, height: this.height, cursorWidth: dev.caps.cursorWidth, cursorHeight: dev.caps.cursorHeight, budgetMs: opts.allocatorBudgetMs },
     );
     this.captures = new Captures(dev, crtc, this.width, this.height, () => this.scheduleRefresh());
-    this.hostFrames = new HostFrames({ cache: this.cache, maps: this.maps, onChanged: this.onChanged, release: (r) => this.emit('release', r) });
+    this.hostFrames = new HostFrames({ cache: this.cache, maps: this.maps, onChanged: this.onChanged, release: (r) => this.emit('release', r), fbsOnScreen: () => this.committer.fbsOnScreen() });
     this.latch = opts.lateLatch === false ? null : new LateLatch(this.refreshNs, () => this.refresh());
     this.committer = this.makeCommitter();
     this.planner = this.makePlanner();
@@ -210,8 +210,16 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
     source.on('changed', this.onChanged);
     source.on('lost', this.onLost);
     source.on('buffers-gone', this.onBuffersGone);
+    source.on('buffer-gone', this.onBufferGone);
     this.scheduleRefresh();
   }
+
+  /** One buffer of the attached source is gone for good: its imports go now (see FramebufferCache.forgetBuffer). */
+  private readonly onBufferGone = (bufferId: number) => {
+    if (!this.source) return;
+    this.maps.forgetBuffer(this.cache.sourceId(this.source), bufferId);
+    this.cache.forgetBuffer(this.source, bufferId, this.committer.fbsOnScreen());
+  };
 
   /**
    * The attached source's producer went away with all its buffers: let go of them as on
@@ -245,6 +253,7 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
     s.off('changed', this.onChanged);
     s.off('lost', this.onLost);
     s.off('buffers-gone', this.onBuffersGone);
+    s.off('buffer-gone', this.onBufferGone);
     this.source = null;
     this.forgetBuffers(s);
     this.composer.dropGpu();

@@ -74,6 +74,12 @@ export interface GuestSourceEvents {
    * away outlives it in our process (FBs still on screen stay lit until replaced).
    */
   'buffers-gone': [];
+  /**
+   * One buffer is gone for good (a client destroyed its wl_buffer): it will never be shown
+   * again, so whoever imported or mapped it lets go now (an FB still on screen stays lit
+   * until replaced), rather than keeping the producer's memory pinned until eviction.
+   */
+  'buffer-gone': [bufferId: number];
 }
 
 /** CPU-readable pixels of a plane, valid until the next query of that plane. */

@@ -14,7 +14,9 @@
 // Commits superseded before they reached the screen are discarded at that flip.
 //
 // Ownership: client buffers are the client's (held = a use, buffer.ts); exportDmabuf's dups
-// are the caller's; close() ends every use and says 'buffers-gone' so importers drop theirs.
+// are the caller's; close() ends every use and says 'buffers-gone' so importers drop theirs;
+// a dma-buf wl_buffer the client destroys says 'buffer-gone', so its FB (which pins the
+// client's memory) goes then, not at eviction (wlroots ties an FB to its buffer the same way).
 import { EventEmitter } from 'node:events';
 import * as libc from '../../ffi/libc.js';
 import type { GuestPlaneInfo, GuestPlaneKind, GuestSource, GuestSourceEvents, PlaneQuery, CpuView } from '../sources/source.js';
@@ -47,6 +49,8 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
   #pending: SurfaceCommit[] = [];
   readonly #committedAt = new WeakMap<SurfaceCommit, bigint>();
   readonly #held = new Map<number, ClientBuffer>();
+  /** Ids of the dma-buf wl_buffers committed here and not yet destroyed (each watched once). */
+  readonly #watched = new Set<number>();
   #onScreen: ClientBuffer | null = null;
   #stallTimer: NodeJS.Timeout | null = null;
   #closed = false;
@@ -84,6 +88,7 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
       return;
     }
     this.#current = c;
+    this.#watch(c.buffer);
     this.#commitTimeNs = process.hrtime.bigint();
     this.#committedAt.set(c, this.#commitTimeNs);
     // A damage-only commit of a buffer already released shows what we took from it (our
@@ -156,6 +161,15 @@ export class SurfaceSource extends EventEmitter<GuestSourceEvents> implements Gu
     if (onScreen) keep.add(onScreen.id);
     if (this.#current?.buffer) keep.add(this.#current.buffer.id);
     for (const [id, b] of this.#held) if (!keep.has(id)) this.#letGo(b);
+  }
+
+  #watch(b: ClientBuffer): void {
+    if (b.kind !== 'dmabuf' || this.#watched.has(b.id)) return;
+    this.#watched.add(b.id);
+    b.resource.onDestroy(() => {
+      this.#watched.delete(b.id);
+      if (!this.#closed) this.emit('buffer-gone', b.id);
+    });
   }
 
   #hold(b: ClientBuffer): void {
