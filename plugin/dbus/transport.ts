@@ -288,8 +288,8 @@ export class DbusTransport {
     this.#watchEvents = ev;
   }
 
-  /** Reads and handles until the socket is empty or the slice is used up. */
-  #readSlice(): void {
+  /** Reads and handles until the socket is empty or the slice is used up; `resumed`: from the check phase. */
+  #readSlice(resumed = false): void {
     const t0 = performance.now();
     this.#reading = true;
     this.#socketEmpty = false;
@@ -305,23 +305,24 @@ export class DbusTransport {
     } finally {
       this.#reading = false;
     }
-    const ms = performance.now() - t0;
     this.stats.slices++;
-    if (ms > this.stats.longestSliceMs) this.stats.longestSliceMs = ms;
+    this.stats.longestSliceMs = Math.max(this.stats.longestSliceMs, performance.now() - t0);
     if (this.#out.length && this.#state === 'running') {
       if (!this.#holdOut) this.#flush();
       else if (this.#holdTimer) this.#holdTimer.refresh();
       else this.#holdTimer = setTimeout(() => this.#flush(), HOLD_OUTPUT_MS);
     }
     this.#holdOut = false;
-    // Messages read ahead and not yet handled get a turn of their own only if the socket is
-    // empty (no poll event would come): else the poll gives the next slice, one per turn of
-    // the loop like every peer's (a second per turn gave a flooding QEMU twice its share).
+    // Messages read ahead, not yet handled: the poll gives the next slice if the socket holds
+    // more, else the next turn's check phase (never this turn's after a poll slice): one slice
+    // a turn, as every peer gets (two gave a flooding QEMU twice its share; a poll slice cancels).
     if (this.#state === 'running' && !this.#cur && this.#hasWhole() && (this.#socketEmpty || this.#unread() === 0)) {
       this.#resume = true;
-      setImmediate(() => this.#resume && this.#readSlice());
+      setImmediate(resumed ? this.#resumeSlice : () => this.#resume && setImmediate(this.#resumeSlice));
     }
   }
+
+  readonly #resumeSlice = (): void => void (this.#resume && this.#readSlice(true));
 
   /** Bytes waiting in the socket (FIONREAD); 0 if that cannot be told. */
   #unread(): number {
@@ -351,10 +352,7 @@ export class DbusTransport {
     const buf = Buffer.alloc(1);
     const fds: number[] = [];
     const n = this.#recv(buf, fds);
-    for (const f of fds) {
-      libc.close(f);
-      this.stats.fdsClosedOnArrival++;
-    }
+    this.#closeArrived(fds);
     if (n <= 0) return false;
     const c = buf[0]!;
     if (this.#state === 'nul') {

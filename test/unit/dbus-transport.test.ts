@@ -331,6 +331,32 @@ describe('D-Bus transport reading many messages per recvmsg', () => {
   });
 });
 
+describe('D-Bus transport sharing the loop', () => {
+  it('messages read ahead wait for the next turn of the loop: a peer gets one slice per turn', async () => {
+    const p = new RawPeer({ sliceMs: 20 });
+    await p.handshake();
+    const log: string[] = [];
+    p.conn.addObject('/o', (c) => {
+      log.push(c.member);
+      if (c.member === 'Slow') {
+        // Past sliceMs: the slice (the poll's, which read all six) ends with five read ahead.
+        const t0 = performance.now();
+        while (performance.now() - t0 < 25);
+        setImmediate(() => {
+          log.push('check phase of this turn');
+          setImmediate(() => log.push('check phase of the next turn'));
+        });
+      }
+      c.reply();
+    });
+    p.writeAll(Buffer.concat([p.call('Slow', []).bytes, ...Array.from({ length: 5 }, () => p.call('Plain', []).bytes)]));
+    await until(() => log.filter((m) => m === 'Plain').length === 5 && log.length === 8);
+    // Before: the five were handled in this turn's check phase, a second slice in one turn.
+    expect(log.slice(0, 4)).toEqual(['Slow', 'check phase of this turn', 'check phase of the next turn', 'Plain']);
+    expect(p.conn.stats.slices).toBeGreaterThanOrEqual(2);
+  });
+});
+
 describe('D-Bus answers held for the next (holdOutput)', () => {
   it('an answer of the read that also brought a held call leaves with that call’s answer; one read alone is not held', async () => {
     const p = new RawPeer();
