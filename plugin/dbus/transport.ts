@@ -79,15 +79,6 @@ interface FdGroup {
   to: number;
 }
 
-/** The fds a message's header declares (0 if it is unreadable: it is refused anyway). */
-function declaredFds(bytes: Buffer): number {
-  try {
-    return decodeHeader(bytes).unixFds;
-  } catch {
-    return 0;
-  }
-}
-
 /** ioctl: bytes queued on a socket for reading (asm-generic/ioctls.h, as SIOCINQ). */
 const FIONREAD = 0x541b;
 
@@ -132,6 +123,7 @@ export class DbusTransport {
   #curTooManyFds = 0;
   /** Fds that arrived with a read in which messages start: theirs is decided by #fdsFor. */
   #group: FdGroup | null = null;
+  #decoded: { bytes: Buffer; header: MessageHeader } | null = null; // by #declaredFds: a header is decoded once
   // writing
   readonly #authOut: Buffer[] = [];
   readonly #out: Outgoing[] = [];
@@ -509,7 +501,7 @@ export class DbusTransport {
     if (!g || g.from >= end) return { fds, tooMany };
     const startsIn = start >= g.from && start < g.to;
     const last = end >= g.to;
-    if (startsIn ? last || declaredFds(bytes) > 0 : last) {
+    if (startsIn ? last || this.#declaredFds(bytes) > 0 : last) {
       this.#group = null;
       fds = g.fds.concat(fds);
       tooMany += g.tooMany;
@@ -520,6 +512,15 @@ export class DbusTransport {
       }
     }
     return { fds, tooMany };
+  }
+
+  /** The fds a message's header declares (0 if unreadable: it is refused anyway), its header kept for #complete. */
+  #declaredFds(bytes: Buffer): number {
+    try {
+      return (this.#decoded = { bytes, header: decodeHeader(bytes) }).header.unixFds;
+    } catch {
+      return 0;
+    }
   }
 
   /** Fds past the per-message bound are closed as they arrive. */
@@ -546,10 +547,11 @@ export class DbusTransport {
     let header: MessageHeader | null = null;
     let reason: string | null = null;
     try {
-      header = decodeHeader(bytes);
+      header = this.#decoded?.bytes === bytes ? this.#decoded.header : decodeHeader(bytes);
     } catch (e) {
       reason = e instanceof DbusWireError ? `malformed header: ${e.message}` : String(e);
     }
+    this.#decoded = null;
     const arrived = fds.length + tooMany;
     if (!reason && header && arrived !== header.unixFds) {
       reason = `${arrived} fds came with the message but its header declares ${header.unixFds}`;
