@@ -313,6 +313,16 @@ export class DbusConnection extends EventEmitter<Events> {
     });
   }
 
+  /**
+   * A method call that asks for no answer (NO_REPLY_EXPECTED): what GDBus sends for a call
+   * made without a callback, as QEMU's ScanoutDMABUF, Disable and MouseSet are. The tests
+   * and the bench play QEMU with it.
+   */
+  callNoReply(dest: string | null, path: string, iface: string, member: string, args: DbusArg[] = []): void {
+    if (this.#closed) throw new Error(`D-Bus connection ${this.name} is closed`);
+    this.#send({ type: MESSAGE_TYPE.call, flags: FLAG_NO_REPLY_EXPECTED, serial: this.#nextSerial(), path, interface: iface, member, destination: dest ?? undefined, args });
+  }
+
   #nextSerial(): number {
     this.#serial = this.#serial >= 0xffffffff ? 1 : this.#serial + 1;
     return this.#serial;

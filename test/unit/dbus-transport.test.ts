@@ -8,7 +8,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { fstatSync, readdirSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DbusConnection, type IncomingCall } from '../../plugin/dbus/connection.js';
-import { MESSAGE_TYPE, encodeMessage, type DbusArg } from '../../plugin/dbus/wire.js';
+import { FLAG_NO_REPLY_EXPECTED, MESSAGE_TYPE, encodeMessage, type DbusArg } from '../../plugin/dbus/wire.js';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -328,6 +328,27 @@ describe('D-Bus transport reading many messages per recvmsg', () => {
     expect(got).toEqual([['M0', 1], ['M1', big.length], ['M2', 2]]);
     expect(p.conn.stats.refused).toBe(0);
     libc.close(fd);
+  });
+});
+
+describe('D-Bus calls that ask for no answer', () => {
+  it('callNoReply sends the call with NO_REPLY_EXPECTED, and an answer to such a call is never sent', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    p.conn.callNoReply(null, '/o', 't.T', 'Scanout', [{ type: 'u', value: 7 }]);
+    await until(() => p.drain().length >= 16);
+    const m = p.drain();
+    expect(m[1]).toBe(MESSAGE_TYPE.call);
+    expect(m[2]! & FLAG_NO_REPLY_EXPECTED).toBe(FLAG_NO_REPLY_EXPECTED);
+    // The other way: our side holds such a call and replies; nothing goes out.
+    let answered = false;
+    p.conn.addObject('/o', (c) => (c.reply(), (answered = true)));
+    const out0 = p.conn.stats.bytesOut;
+    const call = encodeMessage({ type: MESSAGE_TYPE.call, flags: FLAG_NO_REPLY_EXPECTED, serial: 9, path: '/o', interface: 't.T', member: 'Scanout', args: [] });
+    p.writeAll(call.bytes);
+    await until(() => answered);
+    await sleep(5);
+    expect(p.conn.stats.bytesOut).toBe(out0);
   });
 });
 
