@@ -39,6 +39,11 @@ export interface IncomingCall {
   takeFd(v: DbusValue | undefined): number;
   reply(args?: DbusArg[]): void;
   fail(name: string, message: string): void;
+  /**
+   * The handler holds this call and answers it soon: answers given in the same read slice
+   * may wait (bounded) to leave in one write with its answer (DbusTransport.holdOutput).
+   */
+  answerSoon(): void;
   readonly answered: boolean;
 }
 
@@ -78,6 +83,67 @@ interface Pending {
   reject(e: Error): void;
   timer: NodeJS.Timeout;
   what: string;
+}
+
+interface CallAnswers {
+  reply(call: IncomingCall, h: MessageHeader, args: DbusArg[]): void;
+  fail(call: IncomingCall, h: MessageHeader, name: string, message: string): void;
+  soon(): void;
+}
+
+/** An incoming method call (a class: a message a frame makes no closures). */
+class Call implements IncomingCall {
+  #answered = false;
+  readonly #to: CallAnswers;
+  readonly #h: MessageHeader;
+  readonly interface: string;
+  readonly args: DbusValue[];
+
+  constructor(to: CallAnswers, h: MessageHeader, iface: string, args: DbusValue[]) {
+    this.#to = to;
+    this.#h = h;
+    this.interface = iface;
+    this.args = args;
+  }
+
+  get path(): string {
+    return this.#h.path!;
+  }
+
+  get member(): string {
+    return this.#h.member!;
+  }
+
+  get signature(): string {
+    return this.#h.signature;
+  }
+
+  get answered(): boolean {
+    return this.#answered;
+  }
+
+  takeFd(v: DbusValue | undefined): number {
+    if (!(v instanceof DbusFd) || v.fd < 0) return -1;
+    const fd = v.fd;
+    v.fd = -1;
+    return fd;
+  }
+
+  reply(args: DbusArg[] = []): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    this.#to.reply(this, this.#h, args);
+  }
+
+  fail(name: string, message: string): void {
+    if (this.#answered) return;
+    this.#answered = true;
+    this.#to.fail(this, this.#h, name, message);
+  }
+
+  answerSoon(): void {
+    if (!this.#answered) this.#to.soon();
+  }
 }
 
 interface ObjectEntry {
@@ -247,6 +313,16 @@ export class DbusConnection extends EventEmitter<Events> {
     });
   }
 
+  /**
+   * A method call that asks for no answer (NO_REPLY_EXPECTED): what GDBus sends for a call
+   * made without a callback, as QEMU's ScanoutDMABUF, Disable and MouseSet are. The tests
+   * and the bench play QEMU with it.
+   */
+  callNoReply(dest: string | null, path: string, iface: string, member: string, args: DbusArg[] = []): void {
+    if (this.#closed) throw new Error(`D-Bus connection ${this.name} is closed`);
+    this.#send({ type: MESSAGE_TYPE.call, flags: FLAG_NO_REPLY_EXPECTED, serial: this.#nextSerial(), path, interface: iface, member, destination: dest ?? undefined, args });
+  }
+
   #nextSerial(): number {
     this.#serial = this.#serial >= 0xffffffff ? 1 : this.#serial + 1;
     return this.#serial;
@@ -354,43 +430,26 @@ export class DbusConnection extends EventEmitter<Events> {
   }
 
   #incoming(h: MessageHeader, iface: string, args: DbusValue[]): IncomingCall {
-    let answered = false;
-    const { serial, flags, sender } = h;
-    const conn = this;
-    const call: IncomingCall = {
-      path: h.path!,
-      interface: iface,
-      member: h.member!,
-      signature: h.signature,
-      args,
-      takeFd: (v) => {
-        if (!(v instanceof DbusFd) || v.fd < 0) return -1;
-        const fd = v.fd;
-        v.fd = -1;
-        return fd;
-      },
-      reply(replyArgs = []) {
-        if (answered) return;
-        answered = true;
-        conn.#held.delete(call);
-        if (flags & FLAG_NO_REPLY_EXPECTED || conn.#closed) return;
-        // The common answer (every listener call QEMU makes) skips the general encoder.
-        if (replyArgs.length === 0 && sender === undefined) return conn.#t.send(encodeEmptyReturn(conn.#nextSerial(), serial));
-        conn.#send({ type: MESSAGE_TYPE.return, serial: conn.#nextSerial(), replySerial: serial, destination: sender, args: replyArgs });
-      },
-      fail(name, message) {
-        if (answered) return;
-        answered = true;
-        conn.#held.delete(call);
-        if (!conn.#closed) conn.#error(h, name, message);
-      },
-      get answered() {
-        return answered;
-      },
-    };
+    const call = new Call(this.#answers, h, iface, args);
     this.#held.add(call);
     return call;
   }
+
+  /** What a Call asks of its connection: one object per connection, not closures per call. */
+  readonly #answers: CallAnswers = {
+    reply: (call, h, args) => {
+      this.#held.delete(call);
+      if (h.flags & FLAG_NO_REPLY_EXPECTED || this.#closed) return;
+      // The common answer (every listener call QEMU makes) skips the general encoder.
+      if (args.length === 0 && h.sender === undefined) return this.#t.send(encodeEmptyReturn(this.#nextSerial(), h.serial));
+      this.#send({ type: MESSAGE_TYPE.return, serial: this.#nextSerial(), replySerial: h.serial, destination: h.sender, args });
+    },
+    fail: (call, h, name, message) => {
+      this.#held.delete(call);
+      if (!this.#closed) this.#error(h, name, message);
+    },
+    soon: () => this.#t.holdOutput(),
+  };
 
   #onClosed(e: Error | null): void {
     if (this.#closed) return;

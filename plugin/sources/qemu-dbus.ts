@@ -385,6 +385,8 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
   }
 
   #hold(call: IncomingCall): void {
+    // The ScanoutDMABUF answer of this read (QEMU sends it just before) leaves with this one.
+    call.answerSoon();
     this.#held.push({ frame: this.#ids.frame, call, at: performance.now() });
     this.#holdTimer ??= setTimeout(() => this.#holdBackstop(), HOLD_MS);
   }

@@ -7,8 +7,8 @@
 //
 // MODE:
 //   dmabuf   two udmabufs of guest memory drawn once; per frame ScanoutDMABUF of the other
-//            one + UpdateDMABUF, the next frame when the UpdateDMABUF is answered (QEMU's
-//            virtio-gpu waits so: graphic_hw_gl_block)
+//            one (no answer asked, as QEMU's) + UpdateDMABUF, the next frame when the
+//            UpdateDMABUF is answered (QEMU's virtio-gpu waits so: graphic_hw_gl_block)
 //   update   QEMU without Unix.Map (gl=off): Scanout once, then per frame the surface's
 //            damaged rectangle as pixels in an Update message
 //   map      QEMU 9.2+ with Unix.Map: ScanoutMap (the surface's memfd) once, then per frame
@@ -72,7 +72,13 @@ async function dmabufLoop(): Promise<void> {
   const scanout = (n: number): DbusArg[] => [{ type: 'h', value: bufs[n]! }, u(w), u(h), u(STRIDE), u(XRGB8888), { type: 't', value: 0n }, { type: 'b', value: false }];
   const update = [i(0), i(0), i(w), i(h)];
   for (let n = 0; running; n++) {
-    await timed(() => Promise.all([call(LISTENER_IFACE, 'ScanoutDMABUF', scanout(n % 2)), call(LISTENER_IFACE, 'UpdateDMABUF', update)]));
+    // As QEMU sends them: ScanoutDMABUF without a callback, which GDBus marks NO_REPLY_EXPECTED
+    // (seen with GLib 2.74's g_dbus_proxy_call_with_unix_fd_list), so it is never answered;
+    // UpdateDMABUF with one (dbus_update_gl_cb unblocks the console).
+    await timed(() => {
+      conn.callNoReply(null, LISTENER_PATH, LISTENER_IFACE, 'ScanoutDMABUF', scanout(n % 2));
+      return call(LISTENER_IFACE, 'UpdateDMABUF', update);
+    });
   }
 }
 

@@ -2,7 +2,7 @@
 // own: our CPU (this process: the listener, the source, the output) and the peer's CPU
 // (encoding its calls, reading our answers, writing its guest memory) are measured apart.
 //
-//   dmabuf   udmabufs scanned out zero-copy, one ScanoutDMABUF + UpdateDMABUF per frame,
+//   dmabuf   udmabufs scanned out zero-copy, one ScanoutDMABUF (unanswered, as QEMU's) + UpdateDMABUF per frame,
 //            paced by our answer (compare with 'udmabuf direct', the same buffers without D-Bus)
 //   update   the copy path as QEMU without Unix.Map sends it: every frame's pixels in an
 //            Update message ("before Unix.Map")
@@ -29,7 +29,7 @@ interface Mark {
 }
 
 const NOTES: Record<PeerMode, string> = {
-  dmabuf: 'the peer playing QEMU runs in a process of its own (its CPU is the peer row below, not ours); per frame ScanoutDMABUF (the other of two udmabufs) + UpdateDMABUF, the next sent when the UpdateDMABUF is answered (after its flip)',
+  dmabuf: 'the peer playing QEMU runs in a process of its own (its CPU is the peer row below, not ours); per frame ScanoutDMABUF (the other of two udmabufs; NO_REPLY_EXPECTED, as QEMU sends it) + UpdateDMABUF, the next sent when the UpdateDMABUF is answered (after its flip)',
   update: 'before Unix.Map: the peer (own process) sends the whole 640x480 surface as pixels in an Update message 59.75 times a second (full-frame damage), the next after the answer; copy path',
   map: 'with Unix.Map (QEMU 9.2+): ScanoutMap hands the surface memfd once, then UpdateMap names the damaged rectangle (the whole frame) 59.75 times a second; we pread it from the memfd; copy path',
 };

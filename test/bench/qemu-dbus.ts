@@ -281,7 +281,8 @@ export async function waitFor(cond: () => boolean, what: string, ms: number): Pr
  * peer's row costs beyond it is the D-Bus protocol (both of its ends).
  */
 export async function runUdmabufDirect(spec: QemuDbusSpec): Promise<Row> {
-  const r = await runStream({ card: spec.card, connector: spec.connector, width: W, height: H, warmupMs: spec.warmupMs, ms: spec.ms });
+  // With the peer rows' loop monitor (measureWindow): both paths carry its ~100 wake-ups a second.
+  const r = await runStream({ card: spec.card, connector: spec.connector, width: W, height: H, warmupMs: spec.warmupMs, ms: spec.ms, loopMonitor: true });
   const w: Window = {
     windowMs: r.windowMs,
     cpuUs: r.cpuUs,
@@ -295,12 +296,12 @@ export async function runUdmabufDirect(spec: QemuDbusSpec): Promise<Row> {
     testOnly: r.testOnly,
     failedCommits: r.failedCommits,
     refreshMs: r.refreshMs,
-    stallMs: null,
+    stallMs: r.stallMs ?? null,
     dbus: null,
   };
   return rows(w, r.guestFrames, new Set(r.errors), [
     ['guest_frames', r.guestFrames, 'count'],
-    ['note', 'no D-Bus: the stream bench\'s udmabuf guest (its own 59.75 Hz timer, in this process) attached directly; latency from its flip', ''],
+    ['note', 'no D-Bus: the stream bench\'s udmabuf guest (its own 59.75 Hz timer, in this process) attached directly; latency from its flip; the peer rows\' event-loop delay monitor (a 10 ms timer) runs in its window too', ''],
   ]);
 }
 

@@ -10,6 +10,7 @@ import { KmsDevice } from '../../plugin/kms/device.js';
 import { Output, type FramePath, type PresentEvent } from '../../plugin/output/output.js';
 import type { GuestSource } from '../../plugin/sources/source.js';
 import { BenchGuest, GUEST_FPS, PolledSource, SilentSource } from './guest.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cpuMicros, sampleProcess, sleep, type ProcessSample } from './measure.js';
 
 export interface StreamSpec {
@@ -29,6 +30,11 @@ export interface StreamSpec {
   drmEvents?: DrmEventPath;
   warmupMs: number;
   ms: number;
+  /**
+   * Run the event-loop delay monitor the D-Bus rows run (measureWindow: a 10 ms timer, so
+   * ~100 wake-ups a second): a row compared with theirs carries the same wake-ups.
+   */
+  loopMonitor?: boolean;
 }
 
 export interface StreamResult {
@@ -61,6 +67,8 @@ export interface StreamResult {
   unavailable?: string;
   /** Late-latched polls whose commit made / missed the vblank it aimed at (the whole run). */
   latch?: { hits: number; misses: number };
+  /** With loopMonitor: the longest event-loop delay in the warm-up and in the window, ms. */
+  stallMs?: { warmup: number; window: number };
 }
 
 const FIRST_FRAME_TIMEOUT_MS = 60_000;
@@ -109,7 +117,11 @@ export async function runStream(spec: StreamSpec): Promise<StreamResult> {
       o.on('present', on);
     });
     await Promise.race([firstFrame, sleep(FIRST_FRAME_TIMEOUT_MS)]);
+    const loop = spec.loopMonitor ? monitorEventLoopDelay({ resolution: 10 }) : null;
+    loop?.enable();
     await sleep(spec.warmupMs);
+    const warmupStallMs = loop ? loop.max / 1e6 : 0;
+    loop?.reset();
     const s0 = o.statsSnapshot();
     first = guest.frames;
     const t0 = process.hrtime.bigint();
@@ -117,6 +129,7 @@ export async function runStream(spec: StreamSpec): Promise<StreamResult> {
     await sleep(spec.ms);
     const c1 = cpuMicros();
     const t1 = process.hrtime.bigint();
+    loop?.disable();
     guest.stop();
     last = guest.frames;
     const s1 = o.statsSnapshot();
@@ -142,6 +155,7 @@ export async function runStream(spec: StreamSpec): Promise<StreamResult> {
       end: start,
       errors: [...errors],
       ...(spec.silent && o.latch ? { latch: { hits: o.latch.hits, misses: o.latch.misses } } : {}),
+      ...(loop ? { stallMs: { warmup: warmupStallMs, window: loop.max / 1e6 } } : {}),
     };
     if (spec.path && presented > 0 && (paths[spec.path] ?? 0) !== presented) {
       const seen = Object.entries(paths).map(([k, v]) => `${k} ${v}`).join(', ');

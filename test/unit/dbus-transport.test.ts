@@ -5,10 +5,10 @@
 // unmodified QEMU sends. The kiosk against such a peer over the real kernel is the rig's
 // qemu-dbus-hostile test.
 import { describe, it, expect, afterEach } from 'vitest';
-import { readdirSync } from 'node:fs';
+import { fstatSync, readdirSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { DbusConnection, type IncomingCall } from '../../plugin/dbus/connection.js';
-import { MESSAGE_TYPE, encodeMessage, type DbusArg } from '../../plugin/dbus/wire.js';
+import { FLAG_NO_REPLY_EXPECTED, MESSAGE_TYPE, encodeMessage, type DbusArg } from '../../plugin/dbus/wire.js';
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -243,4 +243,172 @@ describe('D-Bus transport against a lying peer', () => {
     expect(p.conn.stats.slices).toBeGreaterThan(10);
     expect(ticks).toBeGreaterThan(10);
   }, 60_000);
+});
+
+describe('D-Bus transport reading many messages per recvmsg', () => {
+  const inode = (fd: number) => fstatSync(fd).ino;
+
+  it('reads 50 small calls written at once with a few recvmsg, and gives each fd to the message that declares it', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    const seen: string[] = [];
+    const took: number[] = [];
+    p.conn.addObject('/o', (c) => {
+      if (c.member === 'Take') {
+        const fd = c.takeFd(c.args[0]);
+        took.push(inode(fd));
+        libc.close(fd);
+      }
+      seen.push(c.member);
+      c.reply();
+    });
+    const base = fdCount();
+    const reads0 = p.conn.stats.reads;
+    const [x, y] = [someFd(), someFd()];
+    // Fd-less bytes queued ahead of a write with an fd (one recvmsg spans both); a write
+    // carrying a declaring message and one after it; a declaring message alone; then 50.
+    p.writeAll(p.call('Plain', []).bytes);
+    p.writeAll(Buffer.concat([p.call('Take', [{ type: 'h', value: x }]).bytes, p.call('Plain', []).bytes]), [x]);
+    p.writeAll(p.call('Take', [{ type: 'h', value: y }]).bytes, [y]);
+    p.writeAll(Buffer.concat(Array.from({ length: 50 }, () => p.call('Plain', []).bytes)));
+    await until(() => seen.length === 54);
+    expect(seen.slice(0, 4)).toEqual(['Plain', 'Take', 'Plain', 'Take']);
+    expect(took).toEqual([inode(x), inode(y)]);
+    expect(p.conn.stats.refused).toBe(0);
+    // Two recvmsg per message before (fixed header, then the rest): 108 here.
+    expect(p.conn.stats.reads - reads0).toBeLessThan(10);
+    libc.close(x);
+    libc.close(y);
+    expect(fdCount()).toBe(base);
+  });
+
+  it('an fd no message of its write declares is closed, and one message of that write is refused', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    const seen: string[] = [];
+    p.conn.addObject('/o', (c) => (seen.push(c.member), c.reply()));
+    const base = fdCount();
+    const fd = someFd();
+    p.writeAll(Buffer.concat([p.call('One', []).bytes, p.call('Two', []).bytes]), [fd]);
+    libc.close(fd);
+    p.writeAll(p.call('Three', []).bytes);
+    await until(() => p.conn.stats.refused === 1 && seen.includes('Three'));
+    expect(seen.length).toBe(2);
+    expect(p.conn.stats.fdsClosedOnArrival).toBe(1);
+    expect(fdCount()).toBe(base);
+    expect(p.drain().toString('latin1')).toMatch(/1 fds came with the message but its header declares 0/);
+  });
+
+  it('a message larger than the read-ahead buffer, between small ones, arrives whole with its fd', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    const got: Array<[string, number]> = [];
+    p.conn.addObject('/o', (c) => {
+      const v = c.args[1];
+      got.push([c.member, v instanceof Uint8Array ? v.length : -1]);
+      libc.close(c.takeFd(c.args[0]));
+      c.reply();
+    });
+    const fd = someFd();
+    const big = Buffer.alloc(300 * 1024, 7);
+    const msgs = [1, big.length, 2].map((n, i) => p.call(`M${i}`, [{ type: 'h', value: fd }, { type: 'ay', value: n === big.length ? big : Buffer.alloc(n) }]));
+    const sent = (async () => {
+      for (const m of msgs) {
+        let off = 0;
+        let first = true;
+        while (off < m.bytes.length) {
+          const k = libc.sendmsg(p.fd, [m.bytes.subarray(off)], first ? [fd] : []);
+          if (k > 0) (off += k), (first = false);
+          else await sleep(1);
+        }
+      }
+    })();
+    await sent;
+    await until(() => got.length === 3);
+    expect(got).toEqual([['M0', 1], ['M1', big.length], ['M2', 2]]);
+    expect(p.conn.stats.refused).toBe(0);
+    libc.close(fd);
+  });
+});
+
+describe('D-Bus calls that ask for no answer', () => {
+  it('callNoReply sends the call with NO_REPLY_EXPECTED, and an answer to such a call is never sent', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    p.conn.callNoReply(null, '/o', 't.T', 'Scanout', [{ type: 'u', value: 7 }]);
+    await until(() => p.drain().length >= 16);
+    const m = p.drain();
+    expect(m[1]).toBe(MESSAGE_TYPE.call);
+    expect(m[2]! & FLAG_NO_REPLY_EXPECTED).toBe(FLAG_NO_REPLY_EXPECTED);
+    // The other way: our side holds such a call and replies; nothing goes out.
+    let answered = false;
+    p.conn.addObject('/o', (c) => (c.reply(), (answered = true)));
+    const out0 = p.conn.stats.bytesOut;
+    const call = encodeMessage({ type: MESSAGE_TYPE.call, flags: FLAG_NO_REPLY_EXPECTED, serial: 9, path: '/o', interface: 't.T', member: 'Scanout', args: [] });
+    p.writeAll(call.bytes);
+    await until(() => answered);
+    await sleep(5);
+    expect(p.conn.stats.bytesOut).toBe(out0);
+  });
+});
+
+describe('D-Bus transport sharing the loop', () => {
+  it('messages read ahead wait for the next turn of the loop: a peer gets one slice per turn', async () => {
+    const p = new RawPeer({ sliceMs: 20 });
+    await p.handshake();
+    const log: string[] = [];
+    p.conn.addObject('/o', (c) => {
+      log.push(c.member);
+      if (c.member === 'Slow') {
+        // Past sliceMs: the slice (the poll's, which read all six) ends with five read ahead.
+        const t0 = performance.now();
+        while (performance.now() - t0 < 25);
+        setImmediate(() => {
+          log.push('check phase of this turn');
+          setImmediate(() => log.push('check phase of the next turn'));
+        });
+      }
+      c.reply();
+    });
+    p.writeAll(Buffer.concat([p.call('Slow', []).bytes, ...Array.from({ length: 5 }, () => p.call('Plain', []).bytes)]));
+    await until(() => log.filter((m) => m === 'Plain').length === 5 && log.length === 8);
+    // Before: the five were handled in this turn's check phase, a second slice in one turn.
+    expect(log.slice(0, 4)).toEqual(['Slow', 'check phase of this turn', 'check phase of the next turn', 'Plain']);
+    expect(p.conn.stats.slices).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('D-Bus answers held for the next (holdOutput)', () => {
+  it('an answer of the read that also brought a held call leaves with that call’s answer; one read alone is not held', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    const held: IncomingCall[] = [];
+    p.conn.addObject('/o', (c) => {
+      if (c.member !== 'Update') return c.reply();
+      c.answerSoon();
+      held.push(c);
+    });
+    const writes0 = p.conn.stats.bytesOut;
+    // Scanout alone: its answer goes at once (the peer may be waiting for it).
+    p.writeAll(p.call('Scanout', []).bytes);
+    await until(() => p.drain().length > 0);
+    // Scanout + Update in one read: the Scanout answer waits for the Update's.
+    p.received = Buffer.alloc(0);
+    p.writeAll(Buffer.concat([p.call('Scanout', []).bytes, p.call('Update', []).bytes]));
+    await until(() => held.length === 1);
+    await sleep(1);
+    const before = p.drain().length;
+    held[0]!.reply();
+    await until(() => p.drain().length >= 48);
+    expect(before).toBe(0);
+    expect(p.conn.stats.bytesOut - writes0).toBe(72);
+  });
+
+  it('a held answer leaves on its own bound when the call it waits for is never answered', async () => {
+    const p = new RawPeer();
+    await p.handshake();
+    p.conn.addObject('/o', (c) => (c.member === 'Update' ? c.answerSoon() : c.reply()));
+    p.writeAll(Buffer.concat([p.call('Scanout', []).bytes, p.call('Update', []).bytes]));
+    await until(() => p.drain().length === 24);
+  });
 });
