@@ -141,6 +141,25 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
   }, 30_000);
 });
 
+describe('xdg_toplevel window-state requests, real client', () => {
+  // A kiosk answers every maximize/fullscreen request (set or unset) with a configure at the
+  // output's size, fullscreen and activated: the protocol wants a configure after each, and
+  // the window fills the output whatever the client asked for. Minimize has no answer.
+  it('set/unset_maximized and set/unset_fullscreen each get a configure at the output size (fullscreen, activated); set_minimized none', async () => {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const r = await runClient(client, ['window-states'], { runtimeDir: runtimeDir(), socket, extra: { GP_XDG_VERSION: '4' } }, 20_000);
+    expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+    const answer = 'BOUNDS 640 480\nCONFIGURE 640 480\nSTATES fullscreen activated\n';
+    const after = (what: string, next: string) => r.stdout.slice(r.stdout.indexOf(`REQUEST ${what}\n`) + `REQUEST ${what}\n`.length, r.stdout.indexOf(next));
+    expect(after('set_maximized', 'REQUEST unset_maximized'), r.stdout).toBe(answer);
+    expect(after('unset_maximized', 'REQUEST set_fullscreen'), r.stdout).toBe(answer);
+    expect(after('set_fullscreen', 'REQUEST unset_fullscreen'), r.stdout).toBe(answer);
+    expect(after('unset_fullscreen', 'REQUEST set_minimized'), r.stdout).toBe(answer);
+    expect(after('set_minimized', 'DONE'), r.stdout).toBe('');
+  }, 30_000);
+});
+
 describe('xdg_toplevel.configure_bounds (v4) and wm_capabilities (v5), real clients', () => {
   /** The toplevel events a client bound at `version` gets before its first buffer. */
   async function toplevelEvents(version: number): Promise<string[]> {
