@@ -10,8 +10,15 @@
 // the pointer; a click opens a combo box's list; resting the pointer on the link button
 // shows its tooltip (a popup without a grab); the entry's selected text dragged onto
 // another entry is dropped and finished (wl_data_device).
+// GTK 3's menu bar (gtk3-demo's Menus demo: the widget factory's menu bar is on a page only
+// its header bar reaches, hidden when fullscreen): F10 opens the first menu, Down its first
+// item's submenu (a popup of the popup); a click outside dismisses the chain with popup_done,
+// the submenu first; F10 then Escape; a click on a menu bar item.
 // Qt 5 (qtwayland5, the `menus` example of qtbase5-examples): a menu bar menu with a
-// submenu from the keyboard, and the right-click context menu.
+// submenu from the keyboard, closed by Escape, then dismissed by a click outside (the
+// submenu's popup_done first), and the right-click context menu.
+// For the chains, the client trace shows each popup configured, with a grab, its parent the
+// popup below it, and frame callbacks on its surface answered (tracedPopups).
 // Firefox ESR (software rendering, a prepared profile): its local page drawn, and a right-click
 // on it opens the page's context menu. Firefox covers its window with a content sub-surface
 // whose input region is empty; the pointer must reach the GTK window under it.
