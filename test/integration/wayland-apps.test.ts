@@ -2,6 +2,8 @@
 //  - our client: a dma-buf sub-surface over a wl_shm toplevel: the sub-surface is on an
 //    overlay plane (read back from debugfs), its own feedback says zero_copy, and the
 //    captured screen is pixel-exact (the toplevel composed on the primary, the video above);
+//  - a dma-buf popup (xdg_popup, no grab) is a plane candidate as a sub-surface is: the same
+//    checks, on an overlay plane at the place its positioner gives (issue 29 item 1);
 //  - weston-subsurfaces (Debian weston: cairo main surface, two desynchronized sub-surfaces,
 //    one drawn by Mesa's software EGL) keeps presenting frames of both sub-surfaces;
 //  - foot (Debian) starts (it refuses compositors without wl_subcompositor,
@@ -66,40 +68,61 @@ function runApp(cmd: string, args: string[], ms: number, extraEnv: NodeJS.Proces
 }
 
 describe('real applications on the kiosk compositor (vkms)', () => {
-  it('a dma-buf sub-surface over a wl_shm toplevel is scanned out on an overlay plane, zero-copy, pixel-exact', async () => {
-    const c = startClient(client, ['subsurface', '40'], env());
+  /**
+   * Our client in `mode` shows a 256x256 dma-buf surface over its wl_shm toplevel at
+   * (100,50), 40 frames: its feedback says zero-copy for every presented frame; the layer is
+   * on an overlay plane (the kernel's plane state agrees); the capture is pixel-exact (the
+   * last frame there, the toplevel's colour around it). Returns the client's output lines.
+   */
+  async function onOverlayPlane(mode: string, ready: RegExp): Promise<string[]> {
+    const c = startClient(client, [mode, '40'], env());
     try {
-      await c.waitFor(/^SUBSURFACE 256x256 at 100,50 over 1024x768$/, 60_000);
+      await c.waitFor(ready, 60_000);
       const summary = await c.waitFor(/^SUMMARY /, 120_000);
       const m = /SUMMARY frames=40 callbacks=40 presented=(\d+) discarded=(\d+) zero_copy=(\d+)/.exec(summary);
       expect(m, summary).not.toBeNull();
       expect(+m![1]! + +m![2]!).toBe(40);
-      // The sub-surface's own feedback: on its plane with its own buffer.
+      // The surface's own feedback: on its plane with its own buffer.
       expect(+m![3]!).toBeGreaterThan(0);
       expect(+m![3]!).toBe(+m![1]!);
       const cap = await kiosk.output.captureNext();
-      const video = cap.content?.layers?.find((l) => l.id.startsWith('sub'));
-      expect(video).toMatchObject({ how: 'plane', planeType: 'overlay', zeroCopy: true, path: 'scanout' });
+      const layer = cap.content?.layers?.find((l) => l.id.startsWith('sub'));
+      console.log(`wayland-apps: ${mode}: layer ${JSON.stringify(layer)}; ${summary}`);
+      expect(layer).toMatchObject({ how: 'plane', planeType: 'overlay', zeroCopy: true, path: 'scanout' });
       // The kernel's view: an overlay plane showing 256x256 at (100,50), the primary the composition.
       const st = readState(card);
-      const overlay = st.planes.find((p) => p.id === video!.planeId);
+      const overlay = st.planes.find((p) => p.id === layer!.planeId);
       expect(overlay?.fields['crtc-pos']).toBe('256x256+100+50');
       expect(overlay?.fb).toBeGreaterThan(0);
-      // Pixels: the last frame (40) in the video rectangle, the toplevel's colour around it.
+      // Pixels: the last frame (40) in the 256x256 rectangle, the toplevel's colour around it.
       const px = new Uint32Array(cap.pixels.buffer, cap.pixels.byteOffset, cap.pixels.byteLength / 4);
       let wrong = 0;
       for (let y = 0; y < 768; y++) {
         for (let x = 0; x < 1024; x++) {
-          const inVideo = x >= 100 && x < 356 && y >= 50 && y < 306;
-          const want = inVideo ? (((x - 100) & 255) << 16) | (((y - 50) & 255) << 8) | 40 : 0x336699;
+          const inside = x >= 100 && x < 356 && y >= 50 && y < 306;
+          const want = inside ? (((x - 100) & 255) << 16) | (((y - 50) & 255) << 8) | 40 : 0x336699;
           if ((px[(y * cap.stride) / 4 + x]! & 0xffffff) !== want) wrong++;
         }
       }
       expect(wrong).toBe(0);
+      return c.lines;
     } finally {
       c.child.stdin?.write('\n');
       await c.kill();
     }
+  }
+
+  it('a dma-buf sub-surface over a wl_shm toplevel is scanned out on an overlay plane, zero-copy, pixel-exact', async () => {
+    await onOverlayPlane('subsurface', /^SUBSURFACE 256x256 at 100,50 over 1024x768$/);
+  }, 240_000);
+
+  // Issue 29 item 1: popups are plane candidates like sub-surfaces. A popup (no grab, as a
+  // tooltip: a grab needs an input serial) whose buffers are udmabuf dma-bufs, placed by its
+  // positioner at (100,50), goes to an overlay plane zero-copy over the composed toplevel.
+  it('a dma-buf popup over a wl_shm toplevel is scanned out on an overlay plane, zero-copy, pixel-exact', async () => {
+    const lines = await onOverlayPlane('popup', /^POPUP 256x256 dmabuf over 1024x768$/);
+    expect(lines).toContain('POPUP_CONFIGURE 100 50 256 256');
+    expect(lines).not.toContain('POPUP_DONE');
   }, 240_000);
 
   it('weston-subsurfaces runs: frames of both its sub-surfaces keep being presented', async () => {

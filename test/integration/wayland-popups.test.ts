@@ -10,8 +10,15 @@
 // the pointer; a click opens a combo box's list; resting the pointer on the link button
 // shows its tooltip (a popup without a grab); the entry's selected text dragged onto
 // another entry is dropped and finished (wl_data_device).
+// GTK 3's menu bar (gtk3-demo's Menus demo: the widget factory's menu bar is on a page only
+// its header bar reaches, hidden when fullscreen): F10 opens the first menu, Down its first
+// item's submenu (a popup of the popup); a click outside dismisses the chain with popup_done,
+// the submenu first; F10 then Escape; a click on a menu bar item.
 // Qt 5 (qtwayland5, the `menus` example of qtbase5-examples): a menu bar menu with a
-// submenu from the keyboard, and the right-click context menu.
+// submenu from the keyboard, closed by Escape, then dismissed by a click outside (the
+// submenu's popup_done first), and the right-click context menu.
+// For the chains, the client trace shows each popup configured, with a grab, its parent the
+// popup below it, and frame callbacks on its surface answered (tracedPopups).
 // Firefox ESR (software rendering, a prepared profile): its local page drawn, and a right-click
 // on it opens the page's context menu. Firefox covers its window with a content sub-surface
 // whose input region is empty; the pointer must reach the GTK window under it.
@@ -28,7 +35,7 @@ import { waitFor } from './helpers/faults.js';
 import { buildWaylandClient, nextToplevelShown, startClient, useRuntimeDir } from './helpers/wayland-client.js';
 import { keyboard, startUdevd, tablet, udevSettle, uinputMissing, type VirtualDevice } from './helpers/uinput.js';
 import { clientTraceViolations } from './helpers/wayland-trace.js';
-import { commonColour, covered, firefoxProfile, nearColour, popupOnOutput, rootToOutput, sleep, startTraced, type TracedApp } from './helpers/app-menus.js';
+import { commonColour, covered, firefoxProfile, nearColour, popupOnOutput, rootToOutput, sleep, startTraced, tracedPopups, type TracedApp, type TracedPopup } from './helpers/app-menus.js';
 import type { CaptureResult as Capture } from '../../plugin/output/capture.js';
 import type { Toplevel } from '../../plugin/wayland/xdg-shell.js';
 import type { Rect } from '../../plugin/geometry.js';
@@ -40,8 +47,9 @@ const noUinput = uinputMissing();
 const missingGtk = noUinput ?? (existsSync('/usr/bin/gtk3-widget-factory') ? null : 'no gtk3-widget-factory');
 const QT_MENUS = '/usr/lib/x86_64-linux-gnu/qt5/examples/widgets/mainwindows/menus/menus';
 const missingQt = noUinput ?? (!existsSync(QT_MENUS) ? 'no Qt menus example (qtbase5-examples)' : !existsSync('/usr/lib/x86_64-linux-gnu/qt5/plugins/platforms/libqwayland-generic.so') ? 'no qtwayland5' : null);
+const missingGtkDemo = noUinput ?? (existsSync('/usr/bin/gtk3-demo') ? null : 'no gtk3-demo');
 const missingFirefox = noUinput ?? (existsSync('/usr/bin/firefox-esr') ? null : 'no firefox-esr');
-for (const m of [missingGtk, missingQt, missingFirefox]) if (m) console.log(`wayland-popups: skipped: ${m}`);
+for (const m of [missingGtk, missingGtkDemo, missingQt, missingFirefox]) if (m) console.log(`wayland-popups: skipped: ${m}`);
 const runtimeDir = useRuntimeDir('gp-popups-');
 beforeAll(() => {
   if (!noUinput) startUdevd();
@@ -53,6 +61,7 @@ const KEY_F = 33;
 const KEY_LEFTSHIFT = 42;
 const KEY_LEFTALT = 56;
 const KEY_F10 = 68;
+const KEY_DOWN = 108;
 const W = 1024;
 const H = 768;
 /** Widgets of Debian 12's gtk3-widget-factory (1415x768, shown from its top-left corner) on the output. */
@@ -127,6 +136,33 @@ async function menuDrawn(kiosk: KioskCompositor, before: Capture, bg: number, p:
 
 function savePng(name: string, c: Capture): void {
   writePng(join(resultsDir('wayland-popups'), name), { width: W, height: H, stride: c.stride, pixels: c.pixels });
+}
+
+/**
+ * The open chain's popups in the trace (the last `n` made, bottom first): each configured
+ * with a grab, each submenu's parent the popup below it, and each drawn: a frame callback
+ * on its wl_surface answered (done). `first`: the bottom one's index among the trace's popups.
+ */
+function chainInTrace(trace: string, n: number): { chain: TracedPopup[]; first: number } {
+  const all = tracedPopups(trace);
+  const chain = all.slice(-n);
+  expect(chain).toHaveLength(n);
+  for (const [i, p] of chain.entries()) {
+    expect(p, JSON.stringify(chain)).toMatchObject({ configured: true, grab: true, destroyed: false, doneOrder: -1 });
+    expect(p.framesDone, `popup ${i} frame callbacks: ${JSON.stringify(p)}`).toBeGreaterThan(0);
+    if (i > 0) expect(p.parent).toBe(chain[i - 1]!.xdgSurface);
+  }
+  return { chain, first: all.length - n };
+}
+
+/** After a click outside: popup_done for each popup of the chain, the topmost first. */
+function dismissedFromTheTop(trace: string, open: { chain: TracedPopup[]; first: number }): void {
+  const after = tracedPopups(trace).slice(open.first, open.first + open.chain.length);
+  expect(after.map((p) => p.popup)).toEqual(open.chain.map((p) => p.popup));
+  const order = after.map((p) => p.doneOrder);
+  expect(order.every((o) => o >= 0), JSON.stringify(after)).toBe(true);
+  // Bottom first in `after`: the order of their popup_done events must fall.
+  expect(order, JSON.stringify(after)).toEqual([...order].sort((a, b) => b - a));
 }
 
 const POPUP_DONE = /xdg_popup@\d+\.popup_done\(\)/;
@@ -277,7 +313,81 @@ describe('menus of real applications on the kiosk compositor', () => {
     expect(log.filter((l) => /MaxListeners|client request failed/.test(l))).toEqual([]);
   }, 400_000);
 
-  it.skipIf(missingQt)('Qt 5 (qtwayland5, the menus example): Alt+E opens the Edit menu, F its Format submenu, Escape closes them; a right-click opens the context menu, a click outside dismisses it', async () => {
+  it.skipIf(missingGtkDemo)('GTK 3 menu bar (gtk3-demo Menus): F10 opens the first menu, Down its submenu (a popup of the popup); a click outside dismisses both, the submenu first; F10 and Escape; a click on a menu bar item', async () => {
+    const { kiosk, kbd, pen, socket, log } = await kioskWithInput('gtkdemo');
+    const { app, top, startMs } = await launch(kiosk, 'gtk3-demo', ['--run=menus'], { GDK_BACKEND: 'wayland', GSETTINGS_BACKEND: 'memory', NO_AT_BRIDGE: '1' }, socket);
+    // gtk3-demo maps its main window, then the demo's: the kiosk shows the newest.
+    await Promise.race([waitFor(() => top().title === 'Menus' && kiosk.seat.keyboard?.focus === top().surface, 'the Menus window with the keyboard', 30_000), app.early]);
+    // The pointer rests on the window's empty lower part, where the clicks outside go.
+    const outside = { x: 700, y: 600 };
+    pen.absTo(outside.x, outside.y);
+    await sleep(1500);
+    const before = await kiosk.output.captureNext();
+    savePng('gtkdemo-before-menu.png', before);
+    const bg = commonColour(before, W, H);
+    console.log(`wayland-popups: gtk3-demo Menus on screen after ${(startMs / 1000).toFixed(1)} s, ${JSON.stringify(top().surface.size)}, geometry ${JSON.stringify(top().geometry())}, background #${bg.toString(16)}`);
+
+    // 1. F10: the menu bar's first menu.
+    let mark = app.out().length;
+    const since = () => app.out().slice(mark);
+    chord(kbd, [], KEY_F10);
+    await popupsAre(app, top, 1, 'the first menu of the menu bar mapped');
+    const menu = await menuDrawn(kiosk, before, bg, top().popups()[0]!, top());
+    console.log(`wayland-popups: GTK menu bar menu ${menu.rect.width}x${menu.rect.height} at ${menu.rect.x},${menu.rect.y}; ${(menu.frac * 100).toFixed(1)}% of ${menu.bg} covered`);
+    expect(menu.bg).toBeGreaterThan(1000);
+    expect(menu.frac).toBeGreaterThan(0.9);
+    // 2. Down: its first item, whose submenu opens: a popup whose parent is the menu.
+    chord(kbd, [], KEY_DOWN);
+    await popupsAre(app, top, 2, 'the submenu mapped', 30_000);
+    expect(kiosk.seat.keyboard?.focus).toBe(top().popups()[1]!.surface);
+    const sub = await menuDrawn(kiosk, before, bg, top().popups()[1]!, top());
+    savePng('gtkdemo-submenu-open.png', sub.cap);
+    console.log(`wayland-popups: GTK submenu ${sub.rect.width}x${sub.rect.height} at ${sub.rect.x},${sub.rect.y}; ${(sub.frac * 100).toFixed(1)}% of ${sub.bg} covered`);
+    expect(sub.bg).toBeGreaterThan(1000);
+    expect(sub.frac).toBeGreaterThan(0.9);
+    // Both stay open while the user does nothing; the trace shows them configured and drawn.
+    await sleep(2000);
+    expect(top().popups()).toHaveLength(2);
+    const open = chainInTrace(app.out(), 2);
+    console.log(`wayland-popups: GTK chain in the trace: ${JSON.stringify(open.chain)}`);
+    // 3. A click outside: popup_done for the submenu, then the menu; the press is not delivered.
+    click(pen, BTN_LEFT);
+    await popupsAre(app, top, 0, 'the chain dismissed by the click outside', 30_000);
+    await waitFor(() => countDone(since()) >= 2, 'two popup_done in the trace', 10_000);
+    dismissedFromTheTop(app.out(), open);
+    expect(countDone(since())).toBe(2);
+    expect(since()).not.toMatch(/wl_pointer@\d+\.button\(\d+, \d+, 272, 1\)/);
+
+    // 4. F10 again, then Escape: the client closes its menu (no popup_done).
+    await waitFor(() => kiosk.seat.keyboard?.focus === top().surface, 'the keyboard back on the window', 15_000);
+    mark = app.out().length;
+    chord(kbd, [], KEY_F10);
+    await popupsAre(app, top, 1, 'the menu mapped again', 30_000);
+    chord(kbd, [], KEY_ESC);
+    await popupsAre(app, top, 0, 'the menu closed on Escape', 30_000);
+    expect(since()).toMatch(/-> xdg_popup@\d+\.destroy\(\)/);
+    expect(since()).not.toMatch(POPUP_DONE);
+
+    // 5. A click on the menu bar's "foo" item opens its menu (a grab quoting the button's
+    // serial); a click outside dismisses it.
+    mark = app.out().length;
+    pen.absTo(70, 22);
+    await sleep(500);
+    click(pen, BTN_LEFT);
+    await popupsAre(app, top, 1, 'the foo menu mapped on the click', 30_000);
+    expect(since()).toMatch(/-> xdg_popup@\d+\.grab\(wl_seat@\d+, \d+\)/);
+    pen.absTo(outside.x, outside.y);
+    await sleep(500);
+    click(pen, BTN_LEFT);
+    await popupsAre(app, top, 0, 'the foo menu dismissed by the click outside', 30_000);
+    await waitFor(() => POPUP_DONE.test(since()), 'popup_done in the trace', 10_000);
+
+    expect(app.out()).not.toMatch(/protocol error|Lost connection|Error .* dispatching/i);
+    expect(clientTraceViolations(app.out())).toEqual([]);
+    expect(log.filter((l) => /MaxListeners|client request failed/.test(l))).toEqual([]);
+  }, 300_000);
+
+  it.skipIf(missingQt)('Qt 5 (qtwayland5, the menus example): Alt+E opens the Edit menu, F its Format submenu, Escape closes them; opened again, a click outside dismisses both, the submenu first; a right-click opens the context menu, a click outside dismisses it', async () => {
     const { kiosk, kbd, pen, socket, log } = await kioskWithInput('qt');
     const { app, top, startMs } = await launch(kiosk, QT_MENUS, [], { QT_QPA_PLATFORM: 'wayland', QT_WAYLAND_DISABLE_WINDOWDECORATION: '1', XDG_SESSION_TYPE: 'wayland' }, socket);
     await sleep(2000);
@@ -310,6 +420,29 @@ describe('menus of real applications on the kiosk compositor', () => {
     chord(kbd, [], KEY_ESC);
     await popupsAre(app, top, 0, 'the menu closed on Escape', 30_000);
     expect(since()).not.toMatch(POPUP_DONE);
+
+    // 3b. The menu and its submenu again, the pointer resting outside them (Qt closes its
+    // menus by itself when the pointer moves over the window while they are open); a click
+    // there dismisses the chain: popup_done for the submenu, then the menu.
+    const outside = { x: 20, y: H - 20 };
+    pen.absTo(outside.x, outside.y);
+    await sleep(500);
+    await waitFor(() => kiosk.seat.keyboard?.focus === top().surface, 'the keyboard back on the window', 15_000);
+    mark = app.out().length;
+    chord(kbd, [KEY_LEFTALT], KEY_E);
+    await popupsAre(app, top, 1, 'the Edit menu mapped again', 30_000);
+    chord(kbd, [], KEY_F);
+    await popupsAre(app, top, 2, 'the Format submenu mapped again', 30_000);
+    await sleep(1000);
+    expect(top().popups()).toHaveLength(2);
+    const open = chainInTrace(app.out(), 2);
+    console.log(`wayland-popups: Qt chain in the trace: ${JSON.stringify(open.chain)}`);
+    click(pen, BTN_LEFT);
+    await popupsAre(app, top, 0, 'the chain dismissed by the click outside', 30_000);
+    await waitFor(() => countDone(since()) >= 2, 'two popup_done in the trace', 10_000);
+    dismissedFromTheTop(app.out(), open);
+    expect(countDone(since())).toBe(2);
+    expect(since()).not.toMatch(/wl_pointer@\d+\.button\(\d+, \d+, 272, 1\)/);
 
     // 4. A right-click in the window's middle: the context menu; a click outside dismisses it.
     mark = app.out().length;

@@ -30,15 +30,15 @@ afterEach(async () => {
   display = null;
 });
 
-function serve(toplevels: Toplevel[] = []): string {
+function serve(toplevels: Toplevel[] = [], withKeyboard = false): string {
   display = Display.create();
   const socket = `gp-shell-${process.pid}-${++n}`;
   display.addSocket(socket);
   createCompositorGlobal(display, () => {});
   createShmGlobal(display);
-  const s = new Seat(display, { keymap: false });
+  const s = new Seat(display, { keymap: withKeyboard ? {} : false });
   seat = s;
-  s.setCapabilities({ keyboard: false, pointer: true, touch: false });
+  s.setCapabilities({ keyboard: withKeyboard, pointer: true, touch: false });
   // Popups are kept on a 640x480 output; the toplevel's surface is at its origin.
   const popups = new Popups({ area: () => ({ x: 0, y: 0, width: 640, height: 480 }), validSerial: (c, serial) => s.inputSerial(c, serial), changed: () => {} });
   createXdgShellGlobal(display, { size: () => ({ width: 640, height: 480 }), onToplevel: (t) => toplevels.push(t), onToplevelDestroyed: () => {}, popups });
@@ -139,6 +139,55 @@ describe('wl_shm, xdg_wm_base and wp_viewporter protocol errors, real client', (
     expect(r.stdout).toContain('BUFFERS 3 x 640x480 shm\n');
     expect(toplevels).toHaveLength(1);
   }, 30_000);
+});
+
+describe('xdg_toplevel window-state requests, real client', () => {
+  // A kiosk answers every maximize/fullscreen request (set or unset) with a configure at the
+  // output's size, fullscreen and activated: the protocol wants a configure after each, and
+  // the window fills the output whatever the client asked for. Minimize has no answer.
+  it('set/unset_maximized and set/unset_fullscreen each get a configure at the output size (fullscreen, activated); set_minimized none', async () => {
+    const client = buildWaylandClient();
+    const socket = serve();
+    const r = await runClient(client, ['window-states'], { runtimeDir: runtimeDir(), socket, extra: { GP_XDG_VERSION: '4' } }, 20_000);
+    expect(r.stdout, r.stderr).toContain('NO_ERROR err=0');
+    const answer = 'BOUNDS 640 480\nCONFIGURE 640 480\nSTATES fullscreen activated\n';
+    const after = (what: string, next: string) => r.stdout.slice(r.stdout.indexOf(`REQUEST ${what}\n`) + `REQUEST ${what}\n`.length, r.stdout.indexOf(next));
+    expect(after('set_maximized', 'REQUEST unset_maximized'), r.stdout).toBe(answer);
+    expect(after('unset_maximized', 'REQUEST set_fullscreen'), r.stdout).toBe(answer);
+    expect(after('set_fullscreen', 'REQUEST unset_fullscreen'), r.stdout).toBe(answer);
+    expect(after('unset_fullscreen', 'REQUEST set_minimized'), r.stdout).toBe(answer);
+    expect(after('set_minimized', 'DONE'), r.stdout).toBe('');
+  }, 30_000);
+
+  // A real application's request: weston-terminal's F11 toggles fullscreen. Told it is
+  // fullscreen, it asks to leave it, and is answered at the output's size again (the trace
+  // shows states as a byte count: 8 = two, fullscreen and activated).
+  const westonTerminal = '/usr/bin/weston-terminal';
+  it.skipIf(!existsSyncSafe(westonTerminal))('weston-terminal: F11 sends unset_fullscreen, answered with a configure at the output size', async () => {
+    const toplevels: Toplevel[] = [];
+    const socket = serve(toplevels, true);
+    const t = startClient(westonTerminal, [], { runtimeDir: runtimeDir(), socket, extra: { WAYLAND_DEBUG: 'client' } });
+    try {
+      for (const end = Date.now() + 20_000; !toplevels[0]?.surface.size; ) {
+        if (Date.now() > end || t.child.exitCode !== null) throw new Error(`weston-terminal did not map: ${t.stderr().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      seat!.keyboard!.setFocus(toplevels[0]!.surface);
+      await new Promise((r) => setTimeout(r, 300));
+      const mark = t.stderr().length;
+      const KEY_F11 = 87;
+      seat!.keyboard!.key(KEY_F11, true);
+      seat!.keyboard!.key(KEY_F11, false);
+      const answer = /-> xdg_toplevel@(\d+)\.unset_fullscreen\(\)[^]*xdg_toplevel@\1\.configure\(640, 480, array\[8\]\)/;
+      for (const end = Date.now() + 10_000; !answer.test(t.stderr().slice(mark)); ) {
+        if (Date.now() > end || t.child.exitCode !== null) throw new Error(`no unset_fullscreen and configure after F11: ${t.stderr().slice(mark).slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(t.stderr().slice(mark)).not.toMatch(/protocol error/);
+    } finally {
+      await t.kill();
+    }
+  }, 40_000);
 });
 
 describe('xdg_toplevel.configure_bounds (v4) and wm_capabilities (v5), real clients', () => {

@@ -163,3 +163,68 @@ export function nearColour(c: Capture, rgb: number, width: number, height: numbe
   }
   return n;
 }
+
+/** A popup as a client's WAYLAND_DEBUG trace shows it. */
+export interface TracedPopup {
+  /** Object ids: its xdg_popup, its xdg_surface, its parent's xdg_surface ('nil': none), its wl_surface. */
+  popup: number;
+  xdgSurface: number;
+  parent: number | 'nil';
+  surface: number;
+  grab: boolean;
+  configured: boolean;
+  /** Frame callbacks the client asked for on its wl_surface, and how many the compositor answered (done). */
+  frames: number;
+  framesDone: number;
+  /** The order of its popup_done among all popup_done events of the trace (-1: none). */
+  doneOrder: number;
+  destroyed: boolean;
+}
+
+/**
+ * The popups of a client trace, in creation order, read line by line so that reused object
+ * ids (libwayland hands out freed ids again) belong to the object live at that point.
+ */
+export function tracedPopups(trace: string): TracedPopup[] {
+  const out: TracedPopup[] = [];
+  const surfaceOf = new Map<number, number>();
+  const byPopup = new Map<number, TracedPopup>();
+  const bySurface = new Map<number, TracedPopup>();
+  const callbacks = new Map<number, TracedPopup>();
+  let dones = 0;
+  for (const line of trace.split('\n')) {
+    const request = line.includes(' -> ');
+    let m: RegExpExecArray | null;
+    if (request && (m = /xdg_wm_base@\d+\.get_xdg_surface\(new id xdg_surface@(\d+), wl_surface@(\d+)\)/.exec(line))) {
+      surfaceOf.set(+m[1]!, +m[2]!);
+    } else if (request && (m = /xdg_surface@(\d+)\.get_popup\(new id xdg_popup@(\d+), (?:xdg_surface@(\d+)|nil)/.exec(line))) {
+      const surface = surfaceOf.get(+m[1]!) ?? -1;
+      const p: TracedPopup = { popup: +m[2]!, xdgSurface: +m[1]!, parent: m[3] ? +m[3] : 'nil', surface, grab: false, configured: false, frames: 0, framesDone: 0, doneOrder: -1, destroyed: false };
+      out.push(p);
+      byPopup.set(p.popup, p);
+      bySurface.set(surface, p);
+    } else if (request && (m = /xdg_popup@(\d+)\.grab\(/.exec(line))) {
+      const p = byPopup.get(+m[1]!);
+      if (p) p.grab = true;
+    } else if (request && (m = /wl_surface@(\d+)\.frame\(new id wl_callback@(\d+)\)/.exec(line))) {
+      const p = bySurface.get(+m[1]!);
+      if (p) (p.frames++, callbacks.set(+m[2]!, p));
+    } else if (request && (m = /xdg_popup@(\d+)\.destroy\(\)/.exec(line))) {
+      const p = byPopup.get(+m[1]!);
+      if (p) (p.destroyed = true, byPopup.delete(p.popup));
+    } else if (request && (m = /wl_surface@(\d+)\.destroy\(\)/.exec(line))) {
+      bySurface.delete(+m[1]!);
+    } else if (!request && (m = /wl_callback@(\d+)\.done\(/.exec(line))) {
+      const p = callbacks.get(+m[1]!);
+      if (p) (p.framesDone++, callbacks.delete(+m[1]!));
+    } else if (!request && (m = /xdg_popup@(\d+)\.configure\(/.exec(line))) {
+      const p = byPopup.get(+m[1]!);
+      if (p) p.configured = true;
+    } else if (!request && (m = /xdg_popup@(\d+)\.popup_done\(\)/.exec(line))) {
+      const p = byPopup.get(+m[1]!);
+      if (p) p.doneOrder = dones;
+      dones++;
+    }
+  }
+  return out;
+}

@@ -13,6 +13,11 @@
  *                                for a line on stdin) for the test to check the tree
  *   gp-wayland-client subsurface N a fullscreen wl_shm toplevel with a 256x256 dma-buf
  *                                sub-surface at (100, 50) drawing N frames (feedback of its own)
+ *   gp-wayland-client popup N    a fullscreen wl_shm toplevel with a 256x256 dma-buf popup (no
+ *                                grab) placed at (100, 50), drawing N frames (feedback of its own)
+ *   gp-wayland-client window-states  a mapped toplevel sends set_maximized, unset_maximized,
+ *                                set_fullscreen, unset_fullscreen and set_minimized (REQUEST
+ *                                name, then a round trip): prints every configure with its states
  *   gp-wayland-client clip-set TEXT  sets the selection (text/plain) and serves it until cancelled
  *   gp-wayland-client clip-get   prints the selection's text (CLIP ...), then tries a DnD
  *                                source as the selection (a protocol error)
@@ -91,6 +96,7 @@ static struct wp_presentation *presentation;
 static struct wp_drm_lease_device_v1 *lease_device;
 static int32_t width, height;
 static bool configured;
+static bool print_states; /* window-states: a STATES line after each toplevel configure */
 static struct xdg_surface *top_xs; /* the xdg_surface of make_toplevel()'s window */
 
 static void die(const char *msg) {
@@ -153,6 +159,12 @@ static void toplevel_configure(void *data, struct xdg_toplevel *t, int32_t w, in
 		height = h;
 	}
 	printf("CONFIGURE %d %d\n", w, h);
+	if (!print_states) return;
+	static const char *names[] = { "?", "maximized", "fullscreen", "resizing", "activated", "tiled_left", "tiled_right", "tiled_top", "tiled_bottom", "suspended" };
+	printf("STATES");
+	uint32_t *st;
+	wl_array_for_each(st, states) printf(" %s", *st < sizeof names / sizeof *names ? names[*st] : "?");
+	printf("\n");
 }
 static void toplevel_close(void *data, struct xdg_toplevel *t) {}
 static void toplevel_bounds(void *data, struct xdg_toplevel *t, int32_t w, int32_t h) { printf("BOUNDS %d %d\n", w, h); }
@@ -1111,6 +1123,87 @@ static void run_popup_error(const char *what, struct wl_surface *surface) {
 		die("unknown popup case");
 }
 
+
+/* ---- a dma-buf popup and the window-state requests */
+/* A fullscreen wl_shm toplevel (one colour) with a 256x256 popup (no grab, as a tooltip)
+ * whose positioner puts it at (100, 50), drawing N frames into udmabuf dma-bufs with frame
+ * callbacks and feedback of its own; waits for a line on stdin. */
+static int run_popup(int n) {
+	if (!compositor || !shm || !wm_base || !dmabuf) die("missing globals");
+	struct wl_surface *root = make_toplevel();
+	if (width <= 0 || height <= 0) width = 640, height = 480;
+	struct buffer rb;
+	make_shm_sized(&rb, width, height);
+	fill_solid(&rb, width, height, 0xff336699);
+	attach_buffer(root, &rb);
+	wl_surface_commit(root);
+	const int vw = 256, vh = 256;
+	struct xdg_positioner *pos = xdg_wm_base_create_positioner(wm_base);
+	xdg_positioner_set_size(pos, vw, vh);
+	xdg_positioner_set_anchor_rect(pos, 100, 50, 1, 1);
+	xdg_positioner_set_anchor(pos, XDG_POSITIONER_ANCHOR_TOP_LEFT);
+	xdg_positioner_set_gravity(pos, XDG_POSITIONER_GRAVITY_BOTTOM_RIGHT);
+	struct wl_surface *ps = wl_compositor_create_surface(compositor);
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, ps);
+	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
+	struct xdg_popup *pp = xdg_surface_get_popup(xs, top_xs, pos);
+	xdg_popup_add_listener(pp, &popup_listener, NULL);
+	xdg_positioner_destroy(pos);
+	configured = false;
+	wl_surface_commit(ps);
+	while (!configured)
+		if (wl_display_dispatch(display) < 0) die("display error before the popup's configure");
+	for (int i = 0; i < NBUF; i++) make_dmabuf_sized(&buffers[i], i, vw, vh);
+	printf("POPUP %dx%d dmabuf over %dx%d\n", vw, vh, width, height);
+	for (int f = 1; f <= n; f++) {
+		struct buffer *bf = next_free_buffer();
+		for (int y = 0; y < vh; y++)
+			for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)x << 16) | ((uint32_t)y << 8) | (f & 255);
+		commit_frame(ps, bf, vw, vh, f);
+	}
+	wait_feedback(n);
+	print_summary(n);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
+
+/* A mapped toplevel asks for each window state in turn; the compositor's answers (configure
+ * events, with their states) are printed after each REQUEST line. */
+static int run_window_states(void) {
+	if (!compositor || !shm || !wm_base) die("missing globals");
+	print_states = true;
+	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
+	struct wl_surface *surface = wl_compositor_create_surface(compositor);
+	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
+	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
+	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
+	wl_surface_commit(surface);
+	while (!configured)
+		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	struct buffer b;
+	make_shm_sized(&b, width > 0 ? width : 64, height > 0 ? height : 64);
+	attach_buffer(surface, &b);
+	wl_surface_commit(surface);
+	wl_display_roundtrip(display);
+	static const char *names[] = { "set_maximized", "unset_maximized", "set_fullscreen", "unset_fullscreen", "set_minimized" };
+	for (int i = 0; i < 5; i++) {
+		printf("REQUEST %s\n", names[i]);
+		switch (i) {
+		case 0: xdg_toplevel_set_maximized(tl); break;
+		case 1: xdg_toplevel_unset_maximized(tl); break;
+		case 2: xdg_toplevel_set_fullscreen(tl, NULL); break;
+		case 3: xdg_toplevel_unset_fullscreen(tl); break;
+		default: xdg_toplevel_set_minimized(tl); break;
+		}
+		wl_display_roundtrip(display);
+	}
+	printf("DONE\n");
+	print_error();
+	return 0;
+}
+
 /* ---- protocol errors of wl_shm and xdg_wm_base */
 static int run_shell_error(const char *what) {
 	if (!compositor || !shm || !wm_base) die("missing wl_compositor, wl_shm or xdg_wm_base");
@@ -1693,6 +1786,8 @@ int main(int argc, char **argv) {
 	if (!strcmp(argv[1], "subsurface")) return run_subsurface(argc > 2 ? atoi(argv[2]) : 60);
 	if (!strcmp(argv[1], "subsurfaces")) return run_subsurfaces(argc > 2 ? atoi(argv[2]) : 64, argc > 3 ? atoi(argv[3]) : 3);
 	if (!strcmp(argv[1], "geometry")) return run_geometry();
+	if (!strcmp(argv[1], "popup")) return run_popup(argc > 2 ? atoi(argv[2]) : 60);
+	if (!strcmp(argv[1], "window-states")) return run_window_states();
 	if (!strcmp(argv[1], "oversize")) return run_oversize();
 	if (!strcmp(argv[1], "shm-shrink")) return run_shm_shrink(argc > 2 ? atoi(argv[2]) : 5);
 	if (!strcmp(argv[1], "lease")) return run_lease();
