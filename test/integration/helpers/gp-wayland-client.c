@@ -708,6 +708,22 @@ static int run_subtree(void) {
 	return 0;
 }
 
+/* N frames of a gradient whose blue channel is the frame number, committed on `s` (vw x vh,
+ * dma-buf buffers from the pool), each waited for through presentation feedback; then the
+ * summary, and the client stays until a line on stdin (the test captures the screen meanwhile). */
+static int gradient_frames(struct wl_surface *s, int vw, int vh, int n) {
+	for (int f = 1; f <= n; f++) {
+		struct buffer *bf = next_free_buffer();
+		for (int y = 0; y < vh; y++)
+			for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)x << 16) | ((uint32_t)y << 8) | (f & 255);
+		commit_frame(s, bf, vw, vh, f);
+	}
+	wait_feedback(n);
+	print_summary(n);
+	char line[16];
+	if (fgets(line, sizeof line, stdin)) {}
+	return 0;
+}
 /* A fullscreen wl_shm toplevel (one colour) with a 256x256 dma-buf sub-surface at
  * (100, 50), desynchronized, drawing N frames with callbacks and feedback of its own. */
 static int run_subsurface(int n) {
@@ -727,18 +743,7 @@ static int run_subsurface(int n) {
 	wl_subsurface_set_desync(sv);
 	printf("SUBSURFACE %dx%d at 100,50 over %dx%d\n", vw, vh, width, height);
 	fflush(stdout);
-	for (int f = 1; f <= n; f++) {
-		struct buffer *bf = next_free_buffer();
-		for (int y = 0; y < vh; y++)
-			for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)x << 16) | ((uint32_t)y << 8) | (f & 255);
-		commit_frame(video, bf, vw, vh, f);
-	}
-	wait_feedback(n);
-	print_summary(n);
-	/* stay until told: the test captures the screen meanwhile */
-	char line[16];
-	if (fgets(line, sizeof line, stdin)) {}
-	return 0;
+	return gradient_frames(video, vw, vh, n);
 }
 
 /* A fullscreen wl_shm toplevel with N desynchronized dma-buf (udmabuf) sub-surfaces of
@@ -1155,17 +1160,7 @@ static int run_popup(int n) {
 		if (wl_display_dispatch(display) < 0) die("display error before the popup's configure");
 	for (int i = 0; i < NBUF; i++) make_dmabuf_sized(&buffers[i], i, vw, vh);
 	printf("POPUP %dx%d dmabuf over %dx%d\n", vw, vh, width, height);
-	for (int f = 1; f <= n; f++) {
-		struct buffer *bf = next_free_buffer();
-		for (int y = 0; y < vh; y++)
-			for (int x = 0; x < vw; x++) bf->pixels[(size_t)y * (bf->stride / 4) + x] = 0xff000000u | ((uint32_t)x << 16) | ((uint32_t)y << 8) | (f & 255);
-		commit_frame(ps, bf, vw, vh, f);
-	}
-	wait_feedback(n);
-	print_summary(n);
-	char line[16];
-	if (fgets(line, sizeof line, stdin)) {}
-	return 0;
+	return gradient_frames(ps, vw, vh, n);
 }
 
 /* A mapped toplevel asks for each window state in turn; the compositor's answers (configure
