@@ -761,22 +761,26 @@ async function typeIntoWindow(desktop: Desktop, out: WindowOutput, src: QemuCons
   const started = Date.now();
   const moves: string[] = [];
   const pointerTo = src.pointerTo.bind(src);
-  Object.assign(src, {
-    pointerTo: (...a: Parameters<QemuConsoleSource['pointerTo']>) => {
-      const i = moves.push(`${JSON.stringify(a)} at ${Date.now() - started} ms: pending`) - 1;
-      const p = pointerTo(...a);
-      p.then(
-        () => (moves[i] = moves[i]!.replace('pending', `answered at ${Date.now() - started} ms`)),
-        (e: Error) => (moves[i] = moves[i]!.replace('pending', `failed at ${Date.now() - started} ms: ${e.message}`)),
-      );
-      return p;
-    },
-  });
+  const button = src.button.bind(src);
+  const record = <A extends unknown[]>(name: string, f: (...a: A) => Promise<void>) => (...a: A) => {
+    const i = moves.push(`${name} ${JSON.stringify(a)} at ${Date.now() - started} ms: pending`) - 1;
+    const p = f(...a);
+    p.then(
+      () => (moves[i] = moves[i]!.replace('pending', `answered at ${Date.now() - started} ms`)),
+      (e: Error) => (moves[i] = moves[i]!.replace('pending', `failed at ${Date.now() - started} ms: ${e.message}`)),
+    );
+    return p;
+  };
+  Object.assign(src, { pointerTo: record('pointerTo', pointerTo), button: record('button', button) });
   const calls = () => guest.stderr.split('\n').filter((l) => /dbus_(mouse|kbd)_/.test(l));
+  const focusOf = () => {
+    const f = kiosk.seat.pointer.focus;
+    return f ? `${f.surface === kiosk.toplevels.at(-1)?.surface ? 'the window' : 'a sub-surface or other'} at ${f.x.toFixed(0)},${f.y.toFixed(0)}` : 'none';
+  };
   const c0 = calls().length;
   const saw = (re: RegExp, what: string) =>
     waitFor(() => trace().slice(t0).some((l) => re.test(l)), what, 15_000).catch((e: Error) => {
-      throw new Error(`${e.message}; QEMU saw: ${trace().slice(t0).join(' | ') || '(nothing)'}; QEMU was called: ${calls().slice(c0).join(' | ') || '(nothing)'}; window counts ${JSON.stringify(win.counts)}, pointer moves ${moves.join(' | ') || '(none)'}; log: ${log.slice(-20).join(' | ')}`);
+      throw new Error(`${e.message}; QEMU saw: ${trace().slice(t0).join(' | ') || '(nothing)'}; QEMU was called: ${calls().slice(c0).join(' | ') || '(nothing)'}; window counts ${JSON.stringify(win.counts)}, captured ${win.captured} (titles ${JSON.stringify(titles)}), compositor lock ${kiosk.seatInput.constraints?.locked}, buttons the seat holds ${kiosk.seat.pointer.buttonsHeld}, pointer focus ${focusOf()}; calls from the window ${moves.join(' | ') || '(none)'}; log: ${log.slice(-20).join(' | ')}`);
     });
   const keys = (list: readonly (readonly [number, boolean])[]) => list.forEach(([c, d]) => kbd.key(c, d));
   try {
@@ -815,7 +819,7 @@ async function typeIntoWindow(desktop: Desktop, out: WindowOutput, src: QemuCons
     await saw(/qcode shift, down 0/, 'the held key released');
     return { absolute, captured, titles, seen: trace().slice(t0) };
   } finally {
-    Object.assign(src, { pointerTo });
+    Object.assign(src, { pointerTo, button });
     win.close();
     kbd.close();
     pen.close();
