@@ -98,6 +98,7 @@ static int32_t width, height;
 static bool configured;
 static bool print_states; /* window-states: a STATES line after each toplevel configure */
 static struct xdg_surface *top_xs; /* the xdg_surface of make_toplevel()'s window */
+static struct xdg_toplevel *top_tl; /* and its xdg_toplevel */
 
 static void die(const char *msg) {
 	fprintf(stderr, "gp-wayland-client: %s\n", msg);
@@ -564,6 +565,7 @@ static struct wl_surface *make_toplevel(void) {
 	top_xs = xs;
 	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
 	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
+	top_tl = tl;
 	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
 	wl_surface_commit(surface);
 	while (!configured)
@@ -1168,15 +1170,8 @@ static int run_popup(int n) {
 static int run_window_states(void) {
 	if (!compositor || !shm || !wm_base) die("missing globals");
 	print_states = true;
-	xdg_wm_base_add_listener(wm_base, &wm_listener, NULL);
-	struct wl_surface *surface = wl_compositor_create_surface(compositor);
-	struct xdg_surface *xs = xdg_wm_base_get_xdg_surface(wm_base, surface);
-	xdg_surface_add_listener(xs, &xdg_surface_listener, NULL);
-	struct xdg_toplevel *tl = xdg_surface_get_toplevel(xs);
-	xdg_toplevel_add_listener(tl, &toplevel_listener, NULL);
-	wl_surface_commit(surface);
-	while (!configured)
-		if (wl_display_dispatch(display) < 0) die("display error before configure");
+	struct wl_surface *surface = make_toplevel();
+	struct xdg_toplevel *tl = top_tl;
 	struct buffer b;
 	make_shm_sized(&b, width > 0 ? width : 64, height > 0 ? height : 64);
 	attach_buffer(surface, &b);
