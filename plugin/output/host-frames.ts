@@ -5,6 +5,7 @@
 import type { FramebufferCache } from '../buffers/fb-cache.js';
 import type { DmabufMaps } from '../compose/dmabuf-map.js';
 import type { GuestSource } from '../sources/source.js';
+import { forgetBuffer, forgetSource } from './imports.js';
 import { checkHostLayers, isHostBuffer, HostLayerSource, type CheckedLayer, type HostBufferRelease, type HostLayer } from '../planes/host-layers.js';
 import type { FramePlan } from './types.js';
 
@@ -92,14 +93,8 @@ export class HostFrames {
       if (this.layerSources.has(s)) continue;
       s.on('changed', this.deps.onChanged);
       const gone = {
-        all: () => {
-          this.deps.maps.invalidateSource(this.deps.cache.sourceId(s));
-          this.deps.cache.invalidateSource(s);
-        },
-        one: (bufferId: number) => {
-          this.deps.maps.forgetBuffer(this.deps.cache.sourceId(s), bufferId);
-          this.deps.cache.forgetBuffer(s, bufferId, this.deps.fbsOnScreen());
-        },
+        all: () => forgetSource(this.deps, s),
+        one: (bufferId: number) => forgetBuffer(this.deps, s, bufferId, this.deps.fbsOnScreen()),
       };
       this.goneListeners.set(s, gone);
       s.on('buffers-gone', gone.all);
@@ -134,8 +129,7 @@ export class HostFrames {
     for (const [id, src] of this.sources) {
       if (liveLayers.has(id)) continue;
       this.sources.delete(id);
-      this.deps.maps.invalidateSource(this.deps.cache.sourceId(src));
-      this.deps.cache.invalidateSource(src);
+      forgetSource(this.deps, src);
       src.close();
     }
     for (const b of gone) {

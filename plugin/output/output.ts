@@ -34,6 +34,7 @@ import { OutputStats, type OutputStatsSnapshot } from '../stats.js';
 import { PlaneAllocator } from '../planes/allocator.js';
 import { CursorBuffers } from '../planes/cursor.js';
 import type { GuestPlaneInfo, GuestSource } from '../sources/source.js';
+import { forgetBuffer, forgetSource, type Imports } from './imports.js';
 import type { HostLayer } from '../planes/host-layers.js';
 import { checkPaths, claimPipe, holdPipe, pickMode, releasePipe, usablePlanes } from './claims.js';
 import { HostFrames } from './host-frames.js';
@@ -217,8 +218,7 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
   /** One buffer of the attached source is gone for good: its imports go now (see FramebufferCache.forgetBuffer). */
   private readonly onBufferGone = (bufferId: number) => {
     if (!this.source) return;
-    this.maps.forgetBuffer(this.cache.sourceId(this.source), bufferId);
-    this.cache.forgetBuffer(this.source, bufferId, this.committer.fbsOnScreen());
+    forgetBuffer(this.imports, this.source, bufferId, this.committer.fbsOnScreen());
   };
 
   /**
@@ -228,14 +228,13 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
    */
   private readonly onBuffersGone = () => {
     if (!this.source) return;
-    this.forgetBuffers(this.source);
+    forgetSource(this.imports, this.source);
     this.composer.dropGpu();
   };
 
-  private forgetBuffers(s: GuestSource): void {
-    this.maps.invalidateSource(this.cache.sourceId(s));
-    // FBs of this source may be on screen: CLOSEFB keeps them lit until replaced.
-    this.cache.invalidateSource(s);
+  /** The attached source's imports (FB cache and CPU mappings), for output/imports.ts. */
+  private get imports(): Imports {
+    return { cache: this.cache, maps: this.maps };
   }
 
   private lostFrom: GuestSource | null = null;
@@ -255,7 +254,7 @@ export class Output extends EventEmitter<OutputEvents> implements GuestOutput {
     s.off('buffers-gone', this.onBuffersGone);
     s.off('buffer-gone', this.onBufferGone);
     this.source = null;
-    this.forgetBuffers(s);
+    forgetSource(this.imports, s);
     this.composer.dropGpu();
   }
 
