@@ -366,6 +366,12 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
         throw new Error(`${e.message}; ${seen()}; kiosk: ${k.lines.join(' | ')}`);
       });
 
+    // A head takes the pointer once it shows a picture (guest pixels need its size): a
+    // QEMU slow to its first frame would otherwise get none of the crossing moves.
+    const guestFrames = (l: string) => (JSON.parse(l) as { heads: { paths: Record<string, number> }[] }).heads.map((h) => Object.entries(h.paths).reduce((n, [p, c]) => n + (p === 'no-signal' ? 0 : c), 0));
+    await waitFor(() => k.lines.some((l) => l.startsWith('{"heads"') && guestFrames(l).every((n) => n > 0)), 'both heads to show their guest', 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}; kiosk: ${k.lines.join(' | ')}`);
+    });
     kbd.key(30, true); // KEY_A into guest a
     kbd.key(30, false);
     await keys(qa, 2);
@@ -374,7 +380,9 @@ describe('multi-head input (two QEMUs on two connectors, uinput, udevd, libinput
       await sleep(30);
     }
     await k.waitLine((l) => l.includes(`keyboard focus: heads[1] (b) on ${c1}`));
-    await waitFor(() => motionsOf(qb).length > 0, 'motion in QEMU b', 10_000);
+    await waitFor(() => motionsOf(qb).length > 0, 'motion in QEMU b', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; ${seen()}; stats ${rows().join(', ')}; kiosk: ${k.lines.join(' | ')}`);
+    });
     kbd.key(31, true); // KEY_S into guest b
     kbd.key(31, false);
     await keys(qb, 2);
