@@ -41,7 +41,7 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   maxFds: 16,
   maxQueuedOutBytes: 64 * 1024 * 1024,
   authTimeoutMs: 10_000,
-  sliceMs: 4,
+  sliceMs: 2,
 };
 
 /** A complete message: its fds are the receiver's (close those not taken). */

@@ -283,7 +283,9 @@ describe.skipIf(missing)('multi-head kiosk with two QEMUs, one hostile (issue 25
     for (const [i, w] of windows.entries()) {
       // A flooding A against a busy well-behaved A (both compose A's frames on the CPU), a
       // hanging A against an idle one. Measured in the rig (TCG, alone): B shown at 0.70 (Update
-      // flood), 0.79 (unknown methods) and 1.09 (hang) of the comparison; longest gap between
+      // flood), 0.79 (unknown methods) and 1.09 (hang) of the comparison (with 4 ms read slices
+      // and the read-ahead, the Update flood fell to 0.55-0.58, and 0.48 once in CI; with 2 ms
+      // slices 0.67-0.69 in three runs, unknown methods 0.87-1.12); longest gap between
       // shown B frames 79-177 ms, longest key 37-89 ms, longest stall 29-53 ms (one run with the
       // floods encoded while measured: gap 524 ms, key 436 ms, stall 107 ms). A loop held by A
       // would show seconds (36-108 s before the D-Bus rewrite, issue 25).
