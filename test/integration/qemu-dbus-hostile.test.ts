@@ -50,7 +50,8 @@ const framesIn = (s: readonly KioskStats[], path: string) => s.reduce((n, x) => 
 
 /**
  * Longest event-loop stall allowed while QEMU lies, floods or hangs. D-Bus work comes in
- * 4 ms slices; the loop also runs copy-path frames, commits and GC. Measured in the rig
+ * 2 ms slices (4 ms when these were measured); the loop also runs copy-path frames, commits
+ * and GC. Measured in the rig
  * (TCG, 2 CPUs shared with another rig): 160-950 ms (lying fds 174-295, oversized 177-242,
  * floods 185-950, hangs 160-553). Before the D-Bus rewrite (4efbffa) the issue measured
  * 36-108 s for these. Twice the worst measured.
@@ -64,8 +65,9 @@ const STALL_BOUND_MS = 2000;
 const OWN_BUFFERS = 3;
 /**
  * Under TCG the kiosk works off about 120 Update calls a second while it presents 15 copy
- * frames a second (each costs ~60 ms there; D-Bus gets a 4 ms slice per loop turn): 20,000
- * took 171 s in the rig. 4,000 keep this file to a few minutes and still flood for ~30 s.
+ * frames a second (each costs ~60 ms there; D-Bus got a 4 ms slice per loop turn then, 2 ms
+ * now): 20,000 took 171 s in the rig. 4,000 keep this file to a few minutes and still flood
+ * for several seconds (4.9 s with 2 ms slices and the read-ahead).
  */
 const FLOOD_UPDATES = 4_000;
 const FLOOD_UNKNOWN = 5_000;
