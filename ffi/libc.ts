@@ -154,6 +154,53 @@ export const msghdr = koffi.struct('msghdr', {
   msg_controllen: 'size_t',
   msg_flags: 'int',
 });
+/**
+ * struct statx (linux/stat.h; the same on every architecture, unlike struct stat): the
+ * members an fd's identity needs, the rest as padding. statx() fills it in place, with no
+ * fs.Stats (and its four Date objects) made per call.
+ */
+export const statxStruct = koffi.struct('statx', {
+  stx_mask: 'uint32_t',
+  stx_blksize: 'uint32_t',
+  stx_attributes: 'uint64_t',
+  stx_nlink: 'uint32_t',
+  stx_uid: 'uint32_t',
+  stx_gid: 'uint32_t',
+  stx_mode: 'uint16_t',
+  __spare0: 'uint16_t',
+  stx_ino: 'uint64_t',
+  stx_size: 'uint64_t',
+  __rest: koffi.array('uint8_t', 88),
+  stx_dev_major: 'uint32_t',
+  stx_dev_minor: 'uint32_t',
+  __tail: koffi.array('uint8_t', 112),
+});
+export const AT_EMPTY_PATH = 0x1000;
+export const STATX_INO = 0x100;
+export const STATX_SIZE = 0x200;
+const c_statx = libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)');
+const STATX_SIZE_BYTES = koffi.sizeof(statxStruct);
+const OFF_STX_INO = koffi.offsetof(statxStruct, 'stx_ino');
+const OFF_STX_SIZE = koffi.offsetof(statxStruct, 'stx_size');
+const OFF_STX_DEV = koffi.offsetof(statxStruct, 'stx_dev_major');
+const statxOut = Buffer.alloc(STATX_SIZE_BYTES);
+
+/**
+ * The file behind `fd` as "major:minor:inode" (two fds of one file give the same key) and
+ * its size in bytes: one statx(2), nothing allocated but the key.
+ */
+export function fileIdentity(fd: number, what = `fd ${fd}`): { key: string; size: number } {
+  for (;;) {
+    if ((c_statx(fd, '', AT_EMPTY_PATH, STATX_INO | STATX_SIZE, statxOut) as number) === 0) break;
+    const e = koffi.errno();
+    if (e !== errno.EINTR) throw new SysError('statx', what, e);
+  }
+  const ino = statxOut.readUInt32LE(OFF_STX_INO) + statxOut.readUInt32LE(OFF_STX_INO + 4) * 2 ** 32;
+  const inoKey = Number.isSafeInteger(ino) ? String(ino) : String(statxOut.readBigUInt64LE(OFF_STX_INO));
+  const size = statxOut.readUInt32LE(OFF_STX_SIZE) + statxOut.readUInt32LE(OFF_STX_SIZE + 4) * 2 ** 32;
+  return { key: `${statxOut.readUInt32LE(OFF_STX_DEV)}:${statxOut.readUInt32LE(OFF_STX_DEV + 4)}:${inoKey}`, size };
+}
+
 /** struct cmsghdr's fixed part: cmsg_len (size_t), cmsg_level, cmsg_type; the data follows. */
 export const cmsghdr = koffi.struct('cmsghdr', { cmsg_len: 'size_t', cmsg_level: 'int', cmsg_type: 'int' });
 export const CMSG_HEADER = koffi.sizeof(cmsghdr);
@@ -548,9 +595,18 @@ export const IOWR = (type: number, nr: number, size: number): number => ioc(IOC_
 
 /** The libc constants above, checked against the C headers by test/unit/abi.test.ts. */
 export const ABI: AbiManifest = {
-  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h', 'sys/socket.h', 'linux/netlink.h'],
-  structs: { 'struct sockaddr_nl': { type: sockaddr_nl }, 'struct iovec': { type: iovec }, 'struct msghdr': { type: msghdr }, 'struct cmsghdr': { type: cmsghdr } },
+  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h', 'sys/socket.h', 'sys/stat.h', 'linux/netlink.h'],
+  structs: {
+    'struct sockaddr_nl': { type: sockaddr_nl },
+    'struct iovec': { type: iovec },
+    'struct msghdr': { type: msghdr },
+    'struct cmsghdr': { type: cmsghdr },
+    'struct statx': { type: statxStruct, members: ['stx_mask', 'stx_blksize', 'stx_attributes', 'stx_nlink', 'stx_uid', 'stx_gid', 'stx_mode', 'stx_ino', 'stx_size', 'stx_dev_major', 'stx_dev_minor'] },
+  },
   constants: {
+    AT_EMPTY_PATH,
+    STATX_INO,
+    STATX_SIZE,
     O_RDONLY,
     AF_UNIX,
     SOCK_STREAM,

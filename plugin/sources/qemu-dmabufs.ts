@@ -4,7 +4,7 @@
 // imports each guest buffer once and fds stay flat over any number of scanouts.
 //
 // Ownership: one fd per known inode, at most MAX_BUFFERS, until evicted or close().
-import { fstatSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import * as libc from '../../ffi/libc.js';
 import { ListenerError } from './qemu-dbus-protocol.js';
 
@@ -18,14 +18,12 @@ export interface KnownBuffer {
 }
 
 /**
- * The file behind `fd` by device and inode, and its size. Plain numbers where they are
- * exact (a BigInt stat costs several times more, once per frame); BigInts past 2^53.
+ * The file behind `fd` by device and inode, and its size: one statx per frame (Node's
+ * fstatSync made an fs.Stats with four Dates for it, a measurable part of the frame under TCG).
  */
 function identify(fd: number): { inode: string; size: number } {
-  const st = fstatSync(fd);
-  if (Number.isSafeInteger(st.ino) && Number.isSafeInteger(st.dev)) return { inode: `${st.dev}:${st.ino}`, size: st.size };
-  const big = fstatSync(fd, { bigint: true });
-  return { inode: `${big.dev}:${big.ino}`, size: Number(big.size) };
+  const { key, size } = libc.fileIdentity(fd, 'a ScanoutDMABUF fd');
+  return { inode: key, size };
 }
 
 /** The file behind a passed fd (device:inode), to tell whether two fds are one buffer. */

@@ -92,7 +92,7 @@ export class QemuScanout {
     const { buffer, inode, known } = this.#buffers.adopt(fd, d, current, () => ++this.ids.bufferId, member);
     this.#dropMap();
     const s = this.#scanout;
-    const same = s?.kind === 'dmabuf' && s.width === d.width && s.height === d.height && s.stride === d.stride && s.offset === d.offset && s.fourcc === d.fourcc && s.modifier === d.modifier && JSON.stringify(s.planes) === JSON.stringify(d.planes);
+    const same = s?.kind === 'dmabuf' && s.width === d.width && s.height === d.height && s.stride === d.stride && s.offset === d.offset && s.fourcc === d.fourcc && s.modifier === d.modifier && samePlanes(s.planes, d.planes);
     this.#scanout = { kind: 'dmabuf', buffer, inode, ...d, generation: same ? s.generation : ++this.ids.generation };
     return { known };
   }
@@ -159,20 +159,32 @@ export class QemuScanout {
     this.#map = null;
   }
 
-  /** The primary plane as the output takes it, or null with nothing to show. */
+  /** The primary plane as the output takes it, or null with nothing to show. One object literal per kind: asked once a frame. */
   primary(frame: number, flipTimeNs: bigint): GuestPlaneInfo | null {
     const s = this.#scanout;
     if (!s) return null;
-    const base = { kind: 'primary' as const, x: -1, y: -1, hotX: -1, hotY: -1, frame, flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc };
-    if (s.kind === 'surface') return { ...base, bufferId: s.bufferId, transport: 'region', offset: 0, modifier: 0n, size: s.pixels.length };
+    if (s.kind === 'surface') {
+      return { kind: 'primary', x: -1, y: -1, hotX: -1, hotY: -1, frame, flipTimeNs, generation: s.generation, width: s.width, height: s.height, stride: s.stride, format: s.fourcc, bufferId: s.bufferId, transport: 'region', offset: 0, modifier: 0n, size: s.pixels.length };
+    }
     return {
-      ...base,
+      kind: 'primary',
+      x: -1,
+      y: -1,
+      hotX: -1,
+      hotY: -1,
+      frame,
+      flipTimeNs,
+      generation: s.generation,
+      width: s.width,
+      height: s.height,
+      stride: s.stride,
+      format: s.fourcc,
       bufferId: s.buffer.bufferId,
       transport: 'dmabuf',
       offset: s.offset,
       modifier: s.modifier,
       size: s.buffer.size,
-      transform: s.y0Top ? withYInvert(NORMAL, true) : undefined,
+      transform: s.y0Top ? Y_INVERTED : undefined,
       crop: s.crop ? { ...s.crop } : undefined,
       planes: s.planes.length ? s.planes.map((q) => ({ ...q })) : undefined,
     };
@@ -192,6 +204,13 @@ export class QemuScanout {
     this.#dropMap();
     this.#scanout = null;
   }
+}
+
+/** The transform of a buffer QEMU marks y0_top: composed once (compose() probes all eight), not per frame. */
+const Y_INVERTED = withYInvert(NORMAL, true);
+
+function samePlanes(a: DmabufLayout['planes'], b: DmabufLayout['planes']): boolean {
+  return a.length === b.length && a.every((p, i) => p.offset === b[i]!.offset && p.stride === b[i]!.stride);
 }
 
 /**
