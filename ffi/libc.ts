@@ -187,7 +187,7 @@ const statxOut = Buffer.alloc(STATX_SIZE_BYTES);
 
 /**
  * The file behind `fd` as "major:minor:inode" (two fds of one file give the same key) and
- * its size in bytes: one statx(2), nothing allocated but the key.
+ * its size in bytes: one statx(2) into a buffer kept for it.
  */
 export function fileIdentity(fd: number, what = `fd ${fd}`): { key: string; size: number } {
   for (;;) {

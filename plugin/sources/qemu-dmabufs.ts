@@ -17,18 +17,9 @@ export interface KnownBuffer {
   size: number;
 }
 
-/**
- * The file behind `fd` by device and inode, and its size: one statx per frame (Node's
- * fstatSync made an fs.Stats with four Dates for it, a measurable part of the frame under TCG).
- */
-function identify(fd: number): { inode: string; size: number } {
-  const { key, size } = libc.fileIdentity(fd, 'a ScanoutDMABUF fd');
-  return { inode: key, size };
-}
-
 /** The file behind a passed fd (device:inode), to tell whether two fds are one buffer. */
 export function dmabufInode(fd: number): string {
-  return identify(fd).inode;
+  return libc.fileIdentity(fd, 'a dma-buf fd from QEMU').key;
 }
 
 export class KnownDmabufs {
@@ -47,7 +38,9 @@ export class KnownDmabufs {
   adopt(fd: number, layout: { offset: number; stride: number; height: number }, current: string | null, nextId: () => number, member = 'ScanoutDMABUF'): { buffer: KnownBuffer; inode: string; known: boolean } {
     let keep = false;
     try {
-      const { inode, size } = identify(fd);
+      // One statx a frame (Node's fstatSync built an fs.Stats with four Dates for it, a
+      // measurable part of the frame under TCG).
+      const { key: inode, size } = libc.fileIdentity(fd, 'a dma-buf fd from QEMU');
       const known = this.#byInode.get(inode);
       // A known inode was seen to be a dma-buf when it came first (the same file, whatever
       // the fd): only a new one is asked what it is (a readlink more per frame otherwise).
