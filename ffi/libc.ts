@@ -179,11 +179,10 @@ export const AT_EMPTY_PATH = 0x1000;
 export const STATX_INO = 0x100;
 export const STATX_SIZE = 0x200;
 const c_statx = libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)');
-const STATX_SIZE_BYTES = koffi.sizeof(statxStruct);
 const OFF_STX_INO = koffi.offsetof(statxStruct, 'stx_ino');
 const OFF_STX_SIZE = koffi.offsetof(statxStruct, 'stx_size');
 const OFF_STX_DEV = koffi.offsetof(statxStruct, 'stx_dev_major');
-const statxOut = Buffer.alloc(STATX_SIZE_BYTES);
+const statxOut = Buffer.alloc(koffi.sizeof(statxStruct));
 
 /**
  * The file behind `fd` as "major:minor:inode" (two fds of one file give the same key) and

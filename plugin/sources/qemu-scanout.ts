@@ -159,7 +159,12 @@ export class QemuScanout {
     this.#map = null;
   }
 
-  /** The primary plane as the output takes it, or null with nothing to show. One object literal per kind: asked once a frame. */
+  /**
+   * The primary plane as the output takes it, or null with nothing to show. Asked once a
+   * frame: each kind is written out as one literal. With a shared part spread into each,
+   * this had the largest self time of the source's code in the rig's V8 profile (112-136 ms
+   * in 8 s of frames, JIT-cold).
+   */
   primary(frame: number, flipTimeNs: bigint): GuestPlaneInfo | null {
     const s = this.#scanout;
     if (!s) return null;
