@@ -574,6 +574,11 @@ export class QemuConsoleSource extends EventEmitter<GuestSourceEvents> implement
     this.emit('changed');
   }
 
+  /** A new listener is being registered (#relisten): two listener sockets are open meanwhile. */
+  get relistening(): boolean {
+    return this.#relistening;
+  }
+
   /** Open dma-buf fds the source holds (tests: flat over many scanouts). */
   get heldFds(): number {
     return this.#scanout.heldFds;
