@@ -126,6 +126,50 @@ console.log(JSON.stringify({ afterReady, afterClose }));
     }
   });
 
+  // The drain at the end of each callback runs Node's own tick queue (runNextTicks): a tick
+  // that throws must reach uncaughtException, as from any Node callback, and the ticks
+  // queued behind it must still run.
+  it('a throwing nextTick from ready() reaches uncaughtException and the later ticks still run (a child process)', () => {
+    const dir = mkdtempSync(join(repo, 'node_modules/.fd-watch-'));
+    try {
+      const js = ts.transpileModule(readFileSync(join(repo, 'ffi/uv.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+      writeFileSync(join(dir, 'uv.mjs'), js);
+      writeFileSync(
+        join(dir, 'child.mjs'),
+        `import koffi from 'koffi';
+import { FdWatch, UV_READABLE } from './uv.mjs';
+const c = koffi.load('libc.so.6');
+const eventfd = c.func('int eventfd(unsigned int initval, int flags)');
+const write = c.func('long write(int fd, const void *buf, size_t n)');
+const read = c.func('long read(int fd, _Out_ void *buf, size_t n)');
+const fd = eventfd(0, 0x800);
+const seen = [];
+process.on('uncaughtException', (e) => seen.push('uncaught ' + e.message));
+const w = new FdWatch(fd, UV_READABLE, {
+  ready: () => {
+    read(fd, Buffer.alloc(8), 8);
+    process.nextTick(() => { throw new Error('tick failed'); });
+    process.nextTick(() => seen.push('second tick'));
+    Promise.resolve().then(() => seen.push('microtask'));
+  },
+  error: (e) => { throw e; },
+});
+const one = Buffer.alloc(8); one.writeBigUInt64LE(1n);
+write(fd, one, 8);
+setTimeout(async () => { await w.close(); console.log(JSON.stringify(seen)); }, 300);
+`,
+      );
+      const r = spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const seen = JSON.parse(r.stdout) as string[];
+      expect(seen).toContain('uncaught tick failed');
+      expect(seen).toContain('second tick');
+      expect(seen).toContain('microtask');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a bad fd is refused with libuv’s reason', () => {
     expect(() => new FdWatch(100_000, UV_READABLE, { ready() {}, error() {} })).toThrow(/uv_poll_init\(fd 100000\): bad file descriptor/);
     expect(openWatches()).toBe(0);
