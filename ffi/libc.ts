@@ -36,7 +36,6 @@ export class SysError extends Error {
 
 export const errno = {
   EPERM: osConstants.errno.EPERM,
-  ESRCH: osConstants.errno.ESRCH,
   ENOENT: osConstants.errno.ENOENT,
   EINTR: osConstants.errno.EINTR,
   EIO: osConstants.errno.EIO,
@@ -143,7 +142,6 @@ const c_socketpair = libc.func('int socketpair(int domain, int type, int protoco
 const c_connect = libc.func('int connect(int fd, const void *addr, uint32_t len)');
 const c_getsockopt = libc.func('int getsockopt(int fd, int level, int name, _Out_ int *val, _Inout_ uint32_t *len)');
 const c_geteuid = libc.func('uint32_t geteuid(void)');
-const c_sched_setaffinity = libc.func('int sched_setaffinity(int pid, size_t size, const uint8_t *mask)');
 
 /** struct iovec and struct msghdr (sys/socket.h): sendmsg/recvmsg with unix fds (SCM_RIGHTS). */
 export const iovec = koffi.struct('iovec', { iov_base: 'void *', iov_len: 'size_t' });
@@ -437,23 +435,6 @@ export function recv(fd: number, buf: Buffer, flags: number, what = `fd ${fd}`):
   }
 }
 
-/** CPUs a cpu_set_t can name (sched.h): the mask is CPU_SETSIZE bits. */
-export const CPU_SETSIZE = 1024;
-
-/**
- * Binds the thread `tid` (0: the calling thread) to `cpus` (sched_setaffinity(2)). A
- * thread only: a process's other threads keep their own masks (threads made later take
- * their creator's).
- */
-export function setAffinity(tid: number, cpus: readonly number[], what = `thread ${tid}`): void {
-  const mask = Buffer.alloc(CPU_SETSIZE / 8);
-  for (const c of cpus) {
-    if (!Number.isInteger(c) || c < 0 || c >= CPU_SETSIZE) throw new RangeError(`${what}: CPU ${c} is not one of 0..${CPU_SETSIZE - 1}`);
-    mask[c >> 3]! |= 1 << (c & 7);
-  }
-  check(c_sched_setaffinity(tid, mask.length, mask), 'sched_setaffinity', what);
-}
-
 export function geteuid(): number {
   return c_geteuid() as number;
 }
@@ -613,7 +594,7 @@ export const IOWR = (type: number, nr: number, size: number): number => ioc(IOC_
 
 /** The libc constants above, checked against the C headers by test/unit/abi.test.ts. */
 export const ABI: AbiManifest = {
-  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h', 'sys/socket.h', 'sys/stat.h', 'sched.h', 'linux/netlink.h'],
+  headers: ['fcntl.h', 'unistd.h', 'sys/mman.h', 'poll.h', 'sys/eventfd.h', 'sys/socket.h', 'sys/stat.h', 'linux/netlink.h'],
   structs: {
     'struct sockaddr_nl': { type: sockaddr_nl },
     'struct iovec': { type: iovec },
@@ -622,7 +603,6 @@ export const ABI: AbiManifest = {
     'struct statx': { type: statxStruct, members: ['stx_mask', 'stx_blksize', 'stx_attributes', 'stx_nlink', 'stx_uid', 'stx_gid', 'stx_mode', 'stx_ino', 'stx_size', 'stx_dev_major', 'stx_dev_minor'] },
   },
   constants: {
-    CPU_SETSIZE,
     AT_EMPTY_PATH,
     STATX_INO,
     STATX_SIZE,

@@ -18,7 +18,6 @@ import { runShmRead } from './shm-read.js';
 import { QEMU_DISPLAY_BENCH, runQemuDisplays } from './qemu-display.js';
 import { QEMU_DBUS_BENCH, runQemuMbochs, runQemuMdpy, runUdmabufDirect, runVfioDirect } from './qemu-dbus.js';
 import { runPeerChild } from './peer-rows.js';
-import { onCpus, onlineCpus } from './affinity.js';
 import { fetchedQemu } from '../integration/helpers/qemu-builds.js';
 
 const QEMU_MAP_BENCH = 'qemu-dbus-map-640x480';
@@ -330,34 +329,22 @@ for (const [w, h] of MODES) {
   // calls, and under TCG at 60 frames a second the per-frame code ran in its baseline tier
   // for the whole of a 1.5 s warm-up and 5 s window (perf in the rig: JS:^ frames and
   // generic IC builtins). A display runs for hours; the steady state is what it costs.
-  // Each steady round twice: both processes where the scheduler puts them (the target's row,
-  // as before), and this process and the peer on CPUs of their own (the direct path on ours
-  // alone), to see what the two sharing a vCPU costs us in the rig (affinity.ts).
   const steady = { ...spec, warmupMs: STEADY_WARMUP_MS };
-  const cpus = onlineCpus();
-  const apart = cpus.length >= 2 ? { ours: [cpus[0]!], peer: [cpus[1]!] } : null;
-  const pairs = { cold: { peer: [] as Row[], direct: [] as Row[] }, apart: { peer: [] as Row[], direct: [] as Row[] }, shared: { peer: [] as Row[], direct: [] as Row[] } };
+  const peer: Row[] = [];
+  const direct: Row[] = [];
+  const coldPeer: Row[] = [];
+  const coldDirect: Row[] = [];
   if (want(QEMU_DBUS_BENCH)) {
-    await attempt(QEMU_DBUS_BENCH, 'peer udmabuf (own process), cold', async () => pushed(pairs.cold.peer, await runPeerChild(spec, 'dmabuf')));
-    await attempt(QEMU_DBUS_BENCH, 'udmabuf direct (no D-Bus), cold', async () => pushed(pairs.cold.direct, await runUdmabufDirect(spec)));
+    await attempt(QEMU_DBUS_BENCH, 'peer udmabuf (own process), cold', async () => pushed(coldPeer, await runPeerChild(spec, 'dmabuf')));
+    await attempt(QEMU_DBUS_BENCH, 'udmabuf direct (no D-Bus), cold', async () => pushed(coldDirect, await runUdmabufDirect(spec)));
   }
   for (let r = 0; r < rounds && want(QEMU_DBUS_BENCH); r++) {
-    const n = rounds > 1 ? ` #${r + 1}` : '';
-    if (apart) {
-      const on = `ours on CPU ${apart.ours.join(',')}`;
-      await attempt(QEMU_DBUS_BENCH, `peer udmabuf (own process, CPU ${apart.peer.join(',')}; ${on})${n}`, () => onCpus(apart.ours, async () => pushed(pairs.apart.peer, await runPeerChild(steady, 'dmabuf', apart.peer))));
-      await attempt(QEMU_DBUS_BENCH, `udmabuf direct (no D-Bus; ${on})${n}`, () => onCpus(apart.ours, async () => pushed(pairs.apart.direct, await runUdmabufDirect(steady))));
-    }
-    await attempt(QEMU_DBUS_BENCH, `peer udmabuf (own process; CPUs shared)${n}`, async () => pushed(pairs.shared.peer, await runPeerChild(steady, 'dmabuf')));
-    await attempt(QEMU_DBUS_BENCH, `udmabuf direct (no D-Bus; CPUs shared)${n}`, async () => pushed(pairs.shared.direct, await runUdmabufDirect(steady)));
+    await attempt(QEMU_DBUS_BENCH, `peer udmabuf (own process)${rounds > 1 ? ` #${r + 1}` : ''}`, async () => pushed(peer, await runPeerChild(steady, 'dmabuf')));
+    await attempt(QEMU_DBUS_BENCH, `udmabuf direct (no D-Bus)${rounds > 1 ? ` #${r + 1}` : ''}`, async () => pushed(direct, await runUdmabufDirect(steady)));
   }
   if (want(QEMU_DBUS_BENCH)) {
-    const steadyWhen = `steady: each window after ${STEADY_WARMUP_MS / 1000} s of frames`;
-    sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct, cold', ratioRows(pairs.cold.peer, pairs.cold.direct, `the first pair, JIT-cold (${warmupMs} ms after the first frame), CPUs shared`));
-    if (apart) sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct, CPUs apart', ratioRows(pairs.apart.peer, pairs.apart.direct, `${steadyWhen}; ours on CPU ${apart.ours.join(',')}, the peer on CPU ${apart.peer.join(',')}`));
-    else sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct, CPUs apart', [['note', `not measured: one CPU online (${cpus.join(',')}), none to give the peer apart`, '']]);
-    // The target's row, measured as before: both processes where the scheduler puts them.
-    sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct', ratioRows(pairs.shared.peer, pairs.shared.direct, `${steadyWhen}; CPUs where the scheduler puts them`));
+    sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct, cold', ratioRows(coldPeer, coldDirect, `the first pair, JIT-cold (${warmupMs} ms after the first frame)`));
+    sink.row(QEMU_DBUS_BENCH, 'D-Bus vs direct', ratioRows(peer, direct, `steady: each window after ${STEADY_WARMUP_MS / 1000} s of frames`));
   }
   await attempt(QEMU_DBUS_BENCH, `qemu mbochs gl=on (refused on vkms)`, () => runQemuMbochs(spec));
   await attempt(QEMU_DBUS_BENCH, `qemu mdpy gl=off (copy)`, () => runQemuMdpy(spec));

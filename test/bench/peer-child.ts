@@ -3,9 +3,7 @@
 // A process of its own so that what the peer spends (encoding its calls, reading our answers,
 // writing its surface) is measured apart from what guestplane spends on the same frames.
 //
-//   node peer-child.js MODE WIDTH HEIGHT [CPUS]
-//
-// CPUS: a comma list; the peer binds all its threads to them (see affinity.ts).
+//   node peer-child.js MODE WIDTH HEIGHT
 //
 // MODE:
 //   dmabuf   two udmabufs of guest memory drawn once; per frame ScanoutDMABUF of the other
@@ -27,14 +25,12 @@ import { udmabufCreate } from '../../ffi/dmabuf.js';
 import { DbusConnection, type DbusArg } from '../../plugin/dbus/connection.js';
 import { drawPattern } from '../../plugin/sources/pattern.js';
 import { LISTENER_IFACE, LISTENER_PATH, MAP_IFACE } from '../../plugin/sources/qemu-dbus-protocol.js';
-import { pinProcess } from './affinity.js';
 
 const [mode, w, h] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
 if ((mode !== 'dmabuf' && mode !== 'update' && mode !== 'map') || !(w > 0) || !(h > 0)) {
-  process.stderr.write('usage: peer-child.js dmabuf|update|map WIDTH HEIGHT [CPUS]\n');
+  process.stderr.write('usage: peer-child.js dmabuf|update|map WIDTH HEIGHT\n');
   process.exit(2);
 }
-if (process.argv[5]) pinProcess(process.argv[5].split(',').map(Number));
 const STRIDE = w * 4;
 const SIZE = STRIDE * h;
 const XRGB8888 = 0x34325258;

@@ -34,8 +34,7 @@ const NOTES: Record<PeerMode, string> = {
   map: 'with Unix.Map (QEMU 9.2+): ScanoutMap hands the surface memfd once, then UpdateMap names the damaged rectangle (the whole frame) 59.75 times a second; we pread it from the memfd; copy path',
 };
 
-/** `peerCpus`: the CPUs the peer process binds itself to (affinity.ts); by default the scheduler's choice. */
-export function runPeerChild(spec: QemuDbusSpec, mode: PeerMode, peerCpus?: readonly number[]): Promise<Row> {
+export function runPeerChild(spec: QemuDbusSpec, mode: PeerMode): Promise<Row> {
   return withTeardown(async (t) => {
     const [ours, theirs] = libc.socketpair(libc.AF_UNIX, libc.SOCK_STREAM, 'bench peer');
     const listener = DbusConnection.fromSocket(ours, 'listener');
@@ -43,7 +42,7 @@ export function runPeerChild(spec: QemuDbusSpec, mode: PeerMode, peerCpus?: read
     const script = fileURLToPath(new URL('./peer-child.js', import.meta.url));
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [script, mode, String(W), String(H), ...(peerCpus ? [peerCpus.join(',')] : [])], { stdio: ['pipe', 'pipe', 'inherit', theirs] });
+      child = spawn(process.execPath, [script, mode, String(W), String(H)], { stdio: ['pipe', 'pipe', 'inherit', theirs] });
     } finally {
       // The child has its own copy (fd 3); ours would keep the connection open past it.
       libc.close(theirs);
