@@ -4,7 +4,7 @@
 // lets go of every handle.
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -17,6 +17,35 @@ const one = Buffer.alloc(8);
 one.writeBigUInt64LE(1n);
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const threads = () => readdirSync('/proc/self/task').length;
+
+/** The child's start: an eventfd `fd`, `read`, `write` and an 8-byte `one`. */
+const CHILD_PREAMBLE = `import koffi from 'koffi';
+import { FdWatch, UV_READABLE } from './uv.mjs';
+const c = koffi.load('libc.so.6');
+const eventfd = c.func('int eventfd(unsigned int initval, int flags)');
+const write = c.func('long write(int fd, const void *buf, size_t n)');
+const read = c.func('long read(int fd, _Out_ void *buf, size_t n)');
+const fd = eventfd(0, 0x800);
+const one = Buffer.alloc(8); one.writeBigUInt64LE(1n);
+`;
+
+/**
+ * Runs `body` in a child Node with an idle loop (Vitest's worker has timers of its own that
+ * would hide a missing drain), with ffi/uv.ts transpiled as it is (it imports only koffi)
+ * and CHILD_PREAMBLE's names in scope. A watchdog that is not a timer of the child's
+ * loop: the parent's spawn timeout.
+ */
+function inChild(body: string): SpawnSyncReturns<string> {
+  const dir = mkdtempSync(join(repo, 'node_modules/.fd-watch-'));
+  try {
+    const js = ts.transpileModule(readFileSync(join(repo, 'ffi/uv.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+    writeFileSync(join(dir, 'uv.mjs'), js);
+    writeFileSync(join(dir, 'child.mjs'), CHILD_PREAMBLE + body);
+    return spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe('FdWatch (uv_poll on the main loop)', () => {
   it('64 fds at once (libuv has 4 pool threads), each ready on the main thread, no thread added, all closed', async () => {
@@ -78,29 +107,13 @@ describe('FdWatch (uv_poll on the main loop)', () => {
   });
 
   // koffi calls the poll and close callbacks outside Node's callback scope: without the
-  // watch keeping the loop turn awake, a watch closed in a continuation of ready() was
-  // closed only when something else woke the loop (8 s here, 5.4 s for Backend.close() in
-  // the rig). Vitest's worker has timers of its own that hide this, so it runs in a child
-  // Node with an idle loop: ffi/uv.ts transpiled as it is (it imports only koffi).
+  // drain, a watch closed in a continuation of ready() was closed only when something else
+  // woke the loop (8 s here, 5.4 s for Backend.close() in the rig).
   it('promises settled in ready() and by close() continue in the same loop turn (a child process with an idle loop)', () => {
-    const dir = mkdtempSync(join(repo, 'node_modules/.fd-watch-'));
-    try {
-      const js = ts.transpileModule(readFileSync(join(repo, 'ffi/uv.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-      writeFileSync(join(dir, 'uv.mjs'), js);
-      writeFileSync(
-        join(dir, 'child.mjs'),
-        `import koffi from 'koffi';
-import { FdWatch, UV_READABLE } from './uv.mjs';
-const c = koffi.load('libc.so.6');
-const eventfd = c.func('int eventfd(unsigned int initval, int flags)');
-const write = c.func('long write(int fd, const void *buf, size_t n)');
-const read = c.func('long read(int fd, _Out_ void *buf, size_t n)');
-const fd = eventfd(0, 0x800);
-let readyAt = 0;
+    const r = inChild(`let readyAt = 0;
 let settle;
 const settled = new Promise((r) => (settle = r));
 const w = new FdWatch(fd, UV_READABLE, { ready: () => { read(fd, Buffer.alloc(8), 8); readyAt = performance.now(); settle(); }, error: (e) => { throw e; } });
-const one = Buffer.alloc(8); one.writeBigUInt64LE(1n);
 write(fd, one, 8);
 const fd2 = eventfd(0, 0x800);
 const w2 = new FdWatch(fd2, UV_READABLE, { ready: () => {}, error: (e) => { throw e; } });
@@ -112,38 +125,19 @@ await w2.close();
 const afterClose = performance.now() - closing;
 await w.close();
 console.log(JSON.stringify({ afterReady, afterClose }));
-`,
-      );
-      // A watchdog that is not a timer of the child's loop: the parent's spawn timeout.
-      const r = spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
-      expect(r.status, r.stderr).toBe(0);
-      const t = JSON.parse(r.stdout) as { afterReady: number; afterClose: number };
-      // Without the drain the child never exits on its own (nothing else would wake its loop).
-      expect(t.afterReady).toBeLessThan(1000);
-      expect(t.afterClose).toBeLessThan(1000);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+`);
+    expect(r.status, r.stderr).toBe(0);
+    const t = JSON.parse(r.stdout) as { afterReady: number; afterClose: number };
+    // Without the drain the child never exits on its own (nothing else would wake its loop).
+    expect(t.afterReady).toBeLessThan(1000);
+    expect(t.afterClose).toBeLessThan(1000);
   });
 
   // The drain at the end of each callback runs Node's own tick queue (runNextTicks): a tick
   // that throws must reach uncaughtException, as from any Node callback, and the ticks
   // queued behind it must still run.
   it('a throwing nextTick from ready() reaches uncaughtException and the later ticks still run (a child process)', () => {
-    const dir = mkdtempSync(join(repo, 'node_modules/.fd-watch-'));
-    try {
-      const js = ts.transpileModule(readFileSync(join(repo, 'ffi/uv.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-      writeFileSync(join(dir, 'uv.mjs'), js);
-      writeFileSync(
-        join(dir, 'child.mjs'),
-        `import koffi from 'koffi';
-import { FdWatch, UV_READABLE } from './uv.mjs';
-const c = koffi.load('libc.so.6');
-const eventfd = c.func('int eventfd(unsigned int initval, int flags)');
-const write = c.func('long write(int fd, const void *buf, size_t n)');
-const read = c.func('long read(int fd, _Out_ void *buf, size_t n)');
-const fd = eventfd(0, 0x800);
-const seen = [];
+    const r = inChild(`const seen = [];
 process.on('uncaughtException', (e) => seen.push('uncaught ' + e.message));
 const w = new FdWatch(fd, UV_READABLE, {
   ready: () => {
@@ -154,20 +148,14 @@ const w = new FdWatch(fd, UV_READABLE, {
   },
   error: (e) => { throw e; },
 });
-const one = Buffer.alloc(8); one.writeBigUInt64LE(1n);
 write(fd, one, 8);
 setTimeout(async () => { await w.close(); console.log(JSON.stringify(seen)); }, 300);
-`,
-      );
-      const r = spawnSync(process.execPath, [join(dir, 'child.mjs')], { encoding: 'utf8', timeout: 20_000 });
-      expect(r.status, r.stderr).toBe(0);
-      const seen = JSON.parse(r.stdout) as string[];
-      expect(seen).toContain('uncaught tick failed');
-      expect(seen).toContain('second tick');
-      expect(seen).toContain('microtask');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+`);
+    expect(r.status, r.stderr).toBe(0);
+    const seen = JSON.parse(r.stdout) as string[];
+    expect(seen).toContain('uncaught tick failed');
+    expect(seen).toContain('second tick');
+    expect(seen).toContain('microtask');
   });
 
   it('a bad fd is refused with libuv’s reason', () => {
