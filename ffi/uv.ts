@@ -38,8 +38,8 @@ const POLL_SIZE = Number(uv_handle_size(UV_POLL));
  * something else woke the loop: measured 5.4 s for Backend.close() in the rig and 8 s in
  * test/unit/fd-watch.test.ts, on an otherwise idle loop. So each callback ends as Node's own
  * callback scope ends: the nextTick and microtask queues drained at once, with Node's
- * runNextTicks (process._tickCallback, undocumented but present since Node 0.x and what
- * callback scopes run). A pending immediate did the same a phase later, at the cost of an
+ * runNextTicks (process._tickCallback: undocumented; it drains the same queues a callback
+ * scope drains when it closes). A pending immediate did the same a phase later, at the cost of an
  * immediate and another JS entry per wake-up: in the rig 38 µs of CPU a wake-up against 23
  * with runNextTicks. The immediate stays where a Node lacks _tickCallback, and carries a
  * tick's exception to Node's uncaughtException, as a callback scope would.
